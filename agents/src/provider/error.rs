@@ -1,0 +1,60 @@
+//! What can go wrong talking to a model provider.
+
+/// A failed model call. `Display` is written for the person who will read it
+/// in their chat: it says what happened and what to do.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    /// The endpoint could not be reached at all (refused, DNS, TLS).
+    #[error(
+        "cannot reach the model provider `{provider}` at {url}: {reason}. \
+         Check that it is running and that its base_url is right."
+    )]
+    Unreachable {
+        /// The provider's config name.
+        provider: String,
+        /// The base URL tried.
+        url: String,
+        /// Why the connection failed.
+        reason: String,
+    },
+    /// The endpoint answered with an HTTP error.
+    #[error("the model provider `{provider}` answered {status}: {message}")]
+    Http {
+        /// The provider's config name.
+        provider: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The provider's error message, or the start of its body.
+        message: String,
+        /// Seconds the provider asked us to wait (`Retry-After`), if any.
+        retry_after: Option<u64>,
+    },
+    /// No data arrived within the timeout.
+    #[error("the model provider `{provider}` sent nothing for {seconds} s and was given up on")]
+    Timeout {
+        /// The provider's config name.
+        provider: String,
+        /// The timeout that passed.
+        seconds: u64,
+    },
+    /// The answer could not be understood.
+    #[error("the model provider `{provider}` sent something unreadable: {detail}")]
+    Protocol {
+        /// The provider's config name.
+        provider: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl ProviderError {
+    /// Whether the same request may succeed later (unreachable, 429, 5xx,
+    /// timeouts).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ProviderError::Unreachable { .. } | ProviderError::Timeout { .. } => true,
+            ProviderError::Http { status, .. } => *status == 429 || *status >= 500,
+            ProviderError::Protocol { .. } => false,
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The `Channel` contract of Switchboard.
+//!
+//! A channel adapter (Telegram, Discord, Slack, the built-in web chat) turns
+//! platform events into [`Inbound`] messages, hands them to the gateway through
+//! the bounded sender in its [`ChannelContext`], and renders a reply stream of
+//! [`ReplyEvent`]s the platform's way through a [`ReplySink`].
+//!
+//! This crate must not know about agents, sessions or storage: it is the
+//! vocabulary adapters and the gateway share, nothing more.
+
+mod channel;
+mod message;
+mod reply;
+
+pub use channel::{Channel, ChannelContext, ChannelError};
+pub use message::{Attachment, ChatKind, Inbound, Sender};
+pub use reply::{ReplyEvent, ReplySink, ReplyTarget, TokenUsage};

@@ -1,0 +1,74 @@
+//! The registry of channel accounts the gateway runs: the one place where
+//! channels are registered.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use switchboard_channel::{Channel, ChannelError, ReplyEvent, ReplySink, ReplyTarget};
+
+/// Every channel account, by (channel, account).
+#[derive(Default, Clone)]
+pub struct ChannelSet {
+    accounts: HashMap<(String, String), Arc<dyn Channel>>,
+}
+
+impl std::fmt::Debug for ChannelSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.accounts.keys()).finish()
+    }
+}
+
+impl ChannelSet {
+    /// Register one channel account.
+    pub fn add(&mut self, channel: Arc<dyn Channel>) {
+        self.accounts.insert((channel.name().to_string(), channel.account().to_string()), channel);
+    }
+
+    /// The account a message came through.
+    pub fn get(&self, channel: &str, account: &str) -> Option<&Arc<dyn Channel>> {
+        self.accounts.get(&(channel.to_string(), account.to_string()))
+    }
+
+    /// All accounts.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Channel>> {
+        self.accounts.values()
+    }
+
+    /// Open a reply to `target`; a channel that is gone or fails to open
+    /// gives a sink that drops events (the turn is still stored).
+    pub async fn open_reply(&self, target: &ReplyTarget) -> Box<dyn ReplySink> {
+        match self.get(&target.channel, &target.account) {
+            Some(ch) => match ch.open_reply(target).await {
+                Ok(sink) => sink,
+                Err(e) => {
+                    tracing::warn!(channel = %target.channel, account = %target.account, error = %e, "cannot open a reply");
+                    Box::new(NullSink)
+                }
+            },
+            None => {
+                tracing::warn!(channel = %target.channel, account = %target.account, "no such channel account; reply dropped");
+                Box::new(NullSink)
+            }
+        }
+    }
+
+    /// Send one standalone notice to `target`.
+    pub async fn notify(&self, target: &ReplyTarget, text: String) {
+        let mut sink = self.open_reply(target).await;
+        if let Err(e) = sink.send(ReplyEvent::Notice { text }).await {
+            tracing::warn!(channel = %target.channel, error = %e, "notice not delivered");
+        }
+    }
+}
+
+/// A sink that drops everything.
+#[derive(Debug)]
+pub struct NullSink;
+
+#[async_trait]
+impl ReplySink for NullSink {
+    async fn send(&mut self, _event: ReplyEvent) -> Result<(), ChannelError> {
+        Ok(())
+    }
+}

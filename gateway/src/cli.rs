@@ -1,0 +1,422 @@
+//! The `switchboard` command line. `serve` runs the gateway; the other
+//! commands ask the running gateway over its control API (or, for `config
+//! check`, only read the config).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+use crate::config::{self, LoadedConfig};
+
+/// Switchboard: a self-hosted multi-channel messaging gateway for your AI assistant.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The config file (TOML). Without it, the defaults are used.
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Where the database and the control token live.
+    #[arg(long, global = true, env = "SWITCHBOARD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The running gateway's address, for commands that ask it
+    /// (default: from gateway.bind).
+    #[arg(long, global = true, env = "SWITCHBOARD_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway until Ctrl-C or SIGTERM.
+    Serve {
+        /// The HTTP address, e.g. 127.0.0.1:7788.
+        #[arg(long, env = "SWITCHBOARD_BIND", value_name = "ADDR")]
+        bind: Option<String>,
+    },
+    /// Ask the running gateway how it is.
+    Status,
+    /// List, show and reset sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+    /// List, approve and deny pairing requests of unknown senders.
+    Pairing {
+        #[command(subcommand)]
+        command: PairingCommand,
+    },
+    /// Check a config file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+/// `switchboard sessions …`
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Sessions, most recently active first.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One session and its transcript.
+    Show {
+        /// The session key, e.g. agent:main:webchat:dm:alice.
+        key: String,
+        /// At most this many transcript entries (the latest).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Start the session afresh (its history is kept but no longer used).
+    Reset {
+        /// The session key.
+        key: String,
+    },
+}
+
+/// `switchboard pairing …`
+#[derive(Debug, Subcommand)]
+pub enum PairingCommand {
+    /// Pending requests.
+    List {
+        /// Only this channel.
+        channel: Option<String>,
+    },
+    /// Let the sender in: they join the allowlist and are told.
+    Approve {
+        /// The channel, e.g. telegram.
+        channel: String,
+        /// The code the sender was given.
+        code: String,
+    },
+    /// Refuse the request.
+    Deny {
+        /// The channel.
+        channel: String,
+        /// The code.
+        code: String,
+    },
+}
+
+/// `switchboard config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file (with the SWITCHBOARD_… environment applied).
+    Check {
+        /// The file; default: --config or SWITCHBOARD_CONFIG.
+        path: Option<PathBuf>,
+    },
+}
+
+/// Run the command line; the exit code says whether it worked.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = std::env::var("SWITCHBOARD_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// The `SWITCHBOARD_…` environment, plus command-line overrides last.
+fn environment(cli: &Cli, bind: Option<&str>) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("SWITCHBOARD_")).collect();
+    env.sort();
+    if let Some(d) = &cli.data_dir {
+        env.push(("SWITCHBOARD_GATEWAY__DATA_DIR".into(), d.display().to_string()));
+    }
+    if let Some(b) = bind {
+        env.push(("SWITCHBOARD_GATEWAY__BIND".into(), b.to_string()));
+    }
+    env
+}
+
+fn load(cli: &Cli, path: Option<&Path>, bind: Option<&str>) -> anyhow::Result<LoadedConfig> {
+    config::load(path, &environment(cli, bind)).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Serve { bind } => {
+            let loaded = load(&cli, cli.config.as_deref(), bind.as_deref())?;
+            crate::serve::serve(loaded).await
+        }
+        Command::Config { command: ConfigCommand::Check { path } } => {
+            let path = path.as_deref().or(cli.config.as_deref());
+            let loaded = load(&cli, path, None)?;
+            print_config_ok(path, &loaded);
+            Ok(())
+        }
+        Command::Status => {
+            let client = Client::new(&cli)?;
+            let v = client.get("/api/status").await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_status(&client.base, &v);
+            }
+            Ok(())
+        }
+        Command::Sessions { command } => {
+            let client = Client::new(&cli)?;
+            let v = match command {
+                SessionsCommand::List { limit } => client.get(&format!("/api/sessions?limit={limit}")).await?,
+                SessionsCommand::Show { key, limit } => {
+                    client.get(&format!("/api/sessions/{}?limit={limit}", encode(key))).await?
+                }
+                SessionsCommand::Reset { key } => client.post(&format!("/api/sessions/{}/reset", encode(key))).await?,
+            };
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            match command {
+                SessionsCommand::List { .. } => print_sessions(&v),
+                SessionsCommand::Show { .. } => print_session(&v),
+                SessionsCommand::Reset { key } => println!("Session {key} starts afresh with its next message."),
+            }
+            Ok(())
+        }
+        Command::Pairing { command } => {
+            let client = Client::new(&cli)?;
+            let v = match command {
+                PairingCommand::List { channel } => match channel {
+                    Some(c) => client.get(&format!("/api/pairing?channel={}", encode(c))).await?,
+                    None => client.get("/api/pairing").await?,
+                },
+                PairingCommand::Approve { channel, code } => {
+                    client.post(&format!("/api/pairing/{}/{}/approve", encode(channel), encode(code))).await?
+                }
+                PairingCommand::Deny { channel, code } => {
+                    client.post(&format!("/api/pairing/{}/{}/deny", encode(channel), encode(code))).await?
+                }
+            };
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            match command {
+                PairingCommand::List { .. } => print_pairing(&v),
+                PairingCommand::Approve { .. } | PairingCommand::Deny { .. } => {
+                    let r = &v["request"];
+                    let who = r["sender_name"].as_str().unwrap_or_else(|| r["sender_id"].as_str().unwrap_or("?"));
+                    let verb = if v["approved"].as_bool() == Some(true) { "Approved" } else { "Denied" };
+                    println!(
+                        "{verb} {who} (id {}) on {}/{}.",
+                        r["sender_id"].as_str().unwrap_or("?"),
+                        r["channel"].as_str().unwrap_or("?"),
+                        r["account"].as_str().unwrap_or("?")
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn print_config_ok(path: Option<&Path>, loaded: &LoadedConfig) {
+    let c = &loaded.config;
+    match path {
+        Some(p) => println!("{} is valid.", p.display()),
+        None => println!("No config file given: the defaults (with the SWITCHBOARD_… environment) are valid."),
+    }
+    println!("  HTTP: {}", c.gateway.bind);
+    for (name, a) in &c.agents {
+        let p = &c.providers[&a.provider];
+        let default = if *name == loaded.default_agent { " (default)" } else { "" };
+        let model = a.model.as_deref().unwrap_or(&p.model);
+        println!("  agent {name}{default}: provider {} ({model} at {})", a.provider, p.base_url);
+    }
+    println!("  web chat: {}", if c.channels.webchat.enabled { "on" } else { "off" });
+}
+
+fn ms_to_local(ms: Option<i64>) -> String {
+    use chrono::TimeZone;
+    ms.and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
+        .map_or_else(|| "-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+fn print_status(base: &str, v: &Value) {
+    println!("Switchboard {} at {base}", v["version"].as_str().unwrap_or("?"));
+    println!("  ready:    {}", if v["ready"].as_bool() == Some(true) { "yes" } else { "no" });
+    println!("  uptime:   {} s", v["uptime_secs"]);
+    println!("  agents:   {} (default {})", join(&v["agents"]), v["default_agent"].as_str().unwrap_or("?"));
+    println!(
+        "  sessions: {} in memory, {} running; {} turns done, {} failed",
+        v["sessions_in_memory"], v["runs_in_flight"], v["turns_done"], v["turns_failed"]
+    );
+    if let Some(components) = v["components"].as_object() {
+        println!("  components:");
+        for (name, c) in components {
+            let detail = c["detail"].as_str().map(|d| format!(" — {d}")).unwrap_or_default();
+            println!("    {name:<28} {}{detail}", c["state"].as_str().unwrap_or("?"));
+        }
+    }
+}
+
+fn join(v: &Value) -> String {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+fn print_sessions(v: &Value) {
+    let list = v["sessions"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("No sessions yet.");
+        return;
+    }
+    println!("{:<50} {:>6}  {}", "KEY", "TURNS", "LAST ACTIVE");
+    for s in list {
+        println!(
+            "{:<50} {:>6}  {}",
+            s["key"].as_str().unwrap_or("?"),
+            s["turns"],
+            ms_to_local(s["last_active_at"].as_i64())
+        );
+    }
+}
+
+fn print_session(v: &Value) {
+    let s = &v["session"];
+    println!("Session {}", s["key"].as_str().unwrap_or("?"));
+    println!("  agent: {}   turns: {}   id: {}", s["agent"].as_str().unwrap_or("?"), s["turns"], s["session_id"].as_str().unwrap_or("?"));
+    println!("  started: {}   last active: {}", ms_to_local(s["updated_at"].as_i64()), ms_to_local(s["last_active_at"].as_i64()));
+    let entries = v["transcript"].as_array().cloned().unwrap_or_default();
+    if entries.is_empty() {
+        println!("  (no messages in this session yet)");
+    }
+    for e in entries {
+        println!("\n[{}] {}:", ms_to_local(e["created_at"].as_i64()), e["role"].as_str().unwrap_or("?"));
+        println!("{}", e["content"].as_str().unwrap_or(""));
+    }
+}
+
+fn print_pairing(v: &Value) {
+    let list = v["pending"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("No pending pairing requests.");
+        return;
+    }
+    println!("{:<10} {:<12} {:<24} {:<10} {}", "CHANNEL", "ACCOUNT", "SENDER", "CODE", "EXPIRES");
+    for r in list {
+        let who = match r["sender_name"].as_str() {
+            Some(n) => format!("{n} ({})", r["sender_id"].as_str().unwrap_or("?")),
+            None => r["sender_id"].as_str().unwrap_or("?").to_string(),
+        };
+        println!(
+            "{:<10} {:<12} {:<24} {:<10} {}",
+            r["channel"].as_str().unwrap_or("?"),
+            r["account"].as_str().unwrap_or("?"),
+            who,
+            r["code"].as_str().unwrap_or("?"),
+            ms_to_local(r["expires_at"].as_i64())
+        );
+    }
+    println!("\nApprove with: switchboard pairing approve <channel> <code>");
+}
+
+/// A client of the running gateway's control API.
+struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(cli: &Cli) -> anyhow::Result<Self> {
+        let loaded = load(cli, cli.config.as_deref(), None)?;
+        let c = &loaded.config;
+        let base = match &cli.url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => {
+                let addr: std::net::SocketAddr = c.gateway.bind.parse()?;
+                let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+                let host = if host.contains(':') { format!("[{host}]") } else { host };
+                format!("http://{host}:{}", addr.port())
+            }
+        };
+        let token = match c.gateway.auth.token.clone() {
+            Some(t) => t,
+            None => {
+                let dir = crate::serve::data_dir(c)?;
+                crate::auth::read_stored(&dir)?.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no control token: set SWITCHBOARD_TOKEN, or run this as the user whose data directory ({}) holds control-token",
+                        dir.display()
+                    )
+                })?
+            }
+        };
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+        Ok(Self { base, token, http })
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    async fn post(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.post(format!("{}{path}", self.base))).await
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let resp = req.bearer_auth(&self.token).send().await.map_err(|e| {
+            if e.is_connect() {
+                anyhow::anyhow!("the gateway is not running at {} (cannot connect): start it with `switchboard serve`", self.base)
+            } else {
+                anyhow::anyhow!("cannot reach the gateway at {}: {e}", self.base)
+            }
+        })?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        let message = body["error"]["message"].as_str().unwrap_or("no details").to_string();
+        anyhow::bail!("the gateway answered {status}: {message}")
+    }
+}

@@ -1,0 +1,324 @@
+//! Reading a config: file, environment overrides, defaults, validation.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use toml::{Table, Value};
+
+use super::{AgentConfig, Config, ProviderConfig, validate};
+
+/// One problem with the configuration: the key it concerns, what is wrong,
+/// and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The dotted key, e.g. `providers.local.base_url` (empty for the file
+    /// as a whole).
+    pub key: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found in one configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors {
+    /// Where the config came from (a path, or "the defaults").
+    pub source_name: String,
+    /// The problems, in the order found.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        writeln!(
+            f,
+            "{} has {n} problem{}:",
+            self.source_name,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.errors {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A loaded, normalized and validated configuration.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The configuration with defaults filled in.
+    pub config: Config,
+    /// The file it came from, if any.
+    pub path: Option<PathBuf>,
+    /// The agent used when no binding matches.
+    pub default_agent: String,
+}
+
+/// Load the file at `path` (or only defaults when `None`), apply the
+/// environment `env` (pairs of name and value), normalize and validate.
+pub fn load(
+    path: Option<&Path>,
+    env: &[(String, String)],
+) -> Result<LoadedConfig, ConfigErrors> {
+    let source_name = path.map_or_else(|| "the default config".to_string(), |p| p.display().to_string());
+    let text = match path {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| ConfigErrors {
+            source_name: source_name.clone(),
+            errors: vec![ConfigError::new(
+                "",
+                format!("cannot read it: {e}. Check the path given with --config or SWITCHBOARD_CONFIG."),
+            )],
+        })?,
+        None => String::new(),
+    };
+    let mut loaded = load_str(&text, &source_name, env)?;
+    loaded.path = path.map(Path::to_path_buf);
+    Ok(loaded)
+}
+
+/// [`load`] for config text already in memory.
+pub fn load_str(
+    text: &str,
+    source_name: &str,
+    env: &[(String, String)],
+) -> Result<LoadedConfig, ConfigErrors> {
+    let fail = |errors| ConfigErrors { source_name: source_name.to_string(), errors };
+    let mut table: Table = text.parse().map_err(|e: toml::de::Error| {
+        fail(vec![ConfigError::new("", format!("is not valid TOML: {}", e.to_string().trim()))])
+    })?;
+    apply_env(&mut table, env).map_err(|e| fail(vec![e]))?;
+    let mut config: Config = serde_path_to_error::deserialize(Value::Table(table))
+        .map_err(|e| fail(vec![deserialize_error(&e)]))?;
+    fill_defaults(&mut config);
+    let default_agent = validate::validate(&config).map_err(fail)?;
+    Ok(LoadedConfig { config, path: None, default_agent })
+}
+
+fn deserialize_error(e: &serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
+    let inner = e.inner().to_string();
+    let inner = inner.trim().trim_start_matches("TOML parse error").trim().to_string();
+    let path = e.path().to_string();
+    let key = if path == "." { String::new() } else { path };
+    let hint = if inner.starts_with("unknown field") {
+        "remove it or correct its spelling"
+    } else if inner.starts_with("missing field") {
+        "add it"
+    } else if inner.starts_with("unknown variant") {
+        "use one of the values listed"
+    } else {
+        "correct the value's type"
+    };
+    ConfigError::new(key, format!("{inner}: {hint}"))
+}
+
+/// A fresh install has no providers or agents: give it Ollama and `main`.
+fn fill_defaults(config: &mut Config) {
+    if config.providers.is_empty() {
+        config.providers.insert("local".into(), ProviderConfig::ollama());
+    }
+    if config.agents.is_empty() && config.providers.len() == 1 {
+        let provider = config.providers.keys().next().cloned().unwrap_or_default();
+        config.agents.insert("main".into(), AgentConfig::on(&provider));
+    }
+}
+
+/// Apply `SWITCHBOARD_…` variables: `SWITCHBOARD_TOKEN` sets
+/// `gateway.auth.token`, and `SWITCHBOARD_<A>__<B>__<C>` sets the key
+/// `a.b.c` (e.g. `SWITCHBOARD_PROVIDERS__LOCAL__API_KEY`).
+fn apply_env(table: &mut Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    // In the order given: a later pair overrides an earlier one.
+    for (name, value) in env {
+        let path: Vec<String> = if name == "SWITCHBOARD_TOKEN" {
+            vec!["gateway".into(), "auth".into(), "token".into()]
+        } else if let Some(rest) = name.strip_prefix("SWITCHBOARD_").filter(|r| r.contains("__")) {
+            rest.split("__").map(str::to_ascii_lowercase).collect()
+        } else {
+            continue;
+        };
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError::new(
+                "",
+                format!("environment variable {name} has an empty key part: write keys as SWITCHBOARD_SECTION__KEY"),
+            ));
+        }
+        let key = path.join(".");
+        let value = typed_env_value(&path, value).map_err(|m| {
+            ConfigError::new(key.clone(), format!("from environment variable {name}: {m}"))
+        })?;
+        set_path(table, &path, value)
+            .map_err(|m| ConfigError::new(key.clone(), format!("from environment variable {name}: {m}")))?;
+    }
+    Ok(())
+}
+
+/// Give an environment value the type the key has in the defaults, so that
+/// `SWITCHBOARD_GATEWAY__MAX_CONCURRENT_RUNS=4` is a number and a numeric
+/// token stays a string.
+fn typed_env_value(path: &[String], raw: &str) -> Result<Value, String> {
+    let template = template_value(path);
+    match template {
+        Some(Value::Integer(_)) => raw
+            .trim()
+            .parse::<i64>()
+            .map(Value::Integer)
+            .map_err(|_| format!("`{raw}` is not a whole number")),
+        Some(Value::Float(_)) => raw
+            .trim()
+            .parse::<f64>()
+            .map(Value::Float)
+            .map_err(|_| format!("`{raw}` is not a number")),
+        Some(Value::Boolean(_)) => match raw.trim() {
+            "true" | "1" | "yes" => Ok(Value::Boolean(true)),
+            "false" | "0" | "no" => Ok(Value::Boolean(false)),
+            _ => Err(format!("`{raw}` is not true or false")),
+        },
+        Some(Value::Array(_)) => {
+            let literal = format!("v = {raw}");
+            match literal.parse::<Table>() {
+                Ok(mut t) if t.get("v").is_some_and(Value::is_array) => Ok(t.remove("v").unwrap_or(Value::Array(vec![]))),
+                _ => Ok(Value::Array(
+                    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect(),
+                )),
+            }
+        }
+        _ => Ok(Value::String(raw.to_string())),
+    }
+}
+
+/// The value a key has in a config made of defaults, if the key is known.
+fn template_value(path: &[String]) -> Option<Value> {
+    let mut root = Value::try_from(Config::default()).ok()?;
+    if let Value::Table(t) = &mut root {
+        let provider = Value::try_from(ProviderConfig::ollama()).ok()?;
+        let agent = Value::try_from(AgentConfig::on("local")).ok()?;
+        // Map entries have user-chosen names: look them up in a template.
+        if let (Some(first), Some(_name)) = (path.first(), path.get(1)) {
+            let entry = match first.as_str() {
+                "providers" => Some(provider),
+                "agents" => Some(agent),
+                _ => None,
+            };
+            if let Some(mut entry) = entry {
+                if let Value::Table(e) = &mut entry {
+                    e.entry("temperature").or_insert(Value::Float(0.0));
+                    e.entry("max_tokens").or_insert(Value::Integer(0));
+                }
+                let mut v = &entry;
+                for part in &path[2..] {
+                    v = v.get(part)?;
+                }
+                return Some(v.clone());
+            }
+        }
+        let mut v: &Value = &Value::Table(t.clone());
+        for part in path {
+            v = v.get(part)?;
+        }
+        return Some(v.clone());
+    }
+    None
+}
+
+fn set_path(table: &mut Table, path: &[String], value: Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut cur = table;
+    for part in parents {
+        let next = cur.entry(part.clone()).or_insert_with(|| Value::Table(Table::new()));
+        cur = match next {
+            Value::Table(t) => t,
+            _ => return Err(format!("`{part}` is not a table in the config file")),
+        };
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn no_file_gives_ollama_and_main() {
+        let c = load_str("", "x", &[]).unwrap();
+        assert_eq!(c.default_agent, "main");
+        assert_eq!(c.config.gateway.bind, "127.0.0.1:7788");
+        let p = &c.config.providers["local"];
+        assert_eq!(p.base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(c.config.agents["main"].provider, "local");
+        assert!(c.config.channels.webchat.enabled);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_path() {
+        let err = load_str("[gateway]\nbnd = \"127.0.0.1:1\"\n", "cfg.toml", &[]).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.errors[0].key, "gateway.bnd", "{text}");
+        assert!(text.contains("unknown field `bnd`"), "{text}");
+        assert!(text.contains("remove it or correct its spelling"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_and_missing_field_are_named() {
+        let err = load_str("[gateway]\nmax_concurrent_runs = \"many\"\n", "c", &[]).unwrap_err();
+        assert_eq!(err.errors[0].key, "gateway.max_concurrent_runs");
+        let err = load_str("[providers.x]\nkind = \"openai\"\nmodel = \"m\"\n", "c", &[]).unwrap_err();
+        assert_eq!(err.errors[0].key, "providers.x");
+        assert!(err.to_string().contains("missing field `base_url`"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file_with_typed_values() {
+        let text = "[providers.local]\nkind = \"openai\"\nbase_url = \"http://a/v1\"\nmodel = \"m\"\n";
+        let c = load_str(
+            text,
+            "c",
+            &env(&[
+                ("SWITCHBOARD_TOKEN", "1234567890123456"),
+                ("SWITCHBOARD_PROVIDERS__LOCAL__API_KEY", "987"),
+                ("SWITCHBOARD_GATEWAY__MAX_CONCURRENT_RUNS", "3"),
+                ("SWITCHBOARD_CHANNELS__WEBCHAT__ENABLED", "false"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.config.gateway.auth.token.as_deref(), Some("1234567890123456"));
+        assert_eq!(c.config.providers["local"].api_key.as_deref(), Some("987"));
+        assert_eq!(c.config.gateway.max_concurrent_runs, 3);
+        assert!(!c.config.channels.webchat.enabled);
+        let err = load_str("", "c", &env(&[("SWITCHBOARD_GATEWAY__MAX_CONCURRENT_RUNS", "x")])).unwrap_err();
+        assert!(err.to_string().contains("SWITCHBOARD_GATEWAY__MAX_CONCURRENT_RUNS"), "{err}");
+    }
+
+    #[test]
+    fn bad_toml_says_where() {
+        let err = load_str("[gateway\n", "c", &[]).unwrap_err();
+        assert!(err.to_string().contains("is not valid TOML"), "{err}");
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = load_str("[gateway.auth]\ntoken = \"supersecret-token-value\"\n", "c", &[]).unwrap();
+        assert!(!format!("{:?}", c.config).contains("supersecret"));
+    }
+}

@@ -1,0 +1,397 @@
+//! The gateway's configuration: one documented struct per section.
+//!
+//! A config file is TOML; every section denies unknown keys and every field
+//! states its default. [`load`] reads a file (or nothing), applies
+//! `SWITCHBOARD_…` environment overrides, fills the defaults a fresh machine
+//! needs (a `local` Ollama provider and a `main` agent) and validates; each
+//! error names the key and says what to do.
+
+mod load;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigError, ConfigErrors, LoadedConfig, load, load_str};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[gateway]`: listening address, data directory, auth, limits.
+    pub gateway: GatewayConfig,
+    /// `[providers.<name>]`: model endpoints. Default: one named `local`, an
+    /// OpenAI-compatible endpoint at Ollama's address, when none is given.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// `[agents.<name>]`: agents. Default: one named `main` on the only
+    /// provider, when none is given.
+    pub agents: BTreeMap<String, AgentConfig>,
+    /// `[channels.*]`: messaging channels and their accounts.
+    pub channels: ChannelsConfig,
+    /// `[[bindings]]`: which agent answers which channel, account or peer.
+    /// The most specific match wins; default: the default agent.
+    pub bindings: Vec<BindingConfig>,
+    /// `[sessions]`: session keys, queueing and resets.
+    pub sessions: SessionsConfig,
+}
+
+/// `[gateway]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address of the one HTTP port (control API, web chat, health).
+    /// Default `127.0.0.1:7788`. A non-loopback address needs
+    /// `gateway.auth.token`. Env: `SWITCHBOARD_BIND`.
+    pub bind: String,
+    /// Where the database and the generated token live. Default: the
+    /// platform's data directory (`~/.local/share/switchboard` on Linux).
+    /// Env: `SWITCHBOARD_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `[gateway.auth]`: control API authentication.
+    pub auth: AuthConfig,
+    /// The agent used when no binding matches. Default: `main` if it exists,
+    /// else the only agent.
+    pub default_agent: Option<String>,
+    /// How many agent runs may be in flight at once, across all sessions.
+    /// Default 16.
+    pub max_concurrent_runs: usize,
+    /// Seconds that shutdown waits for in-flight turns before cancelling
+    /// them (they are picked up again at the next start). Default 10.
+    pub shutdown_grace_secs: u64,
+    /// Capacity of the queue between channel listeners and the pipeline.
+    /// Default 1024.
+    pub inbound_queue: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:7788".into(),
+            data_dir: None,
+            auth: AuthConfig::default(),
+            default_agent: None,
+            max_concurrent_runs: 16,
+            shutdown_grace_secs: 10,
+            inbound_queue: 1024,
+        }
+    }
+}
+
+/// `[gateway.auth]`
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The bearer token of the control API. Default: `SWITCHBOARD_TOKEN`, or
+    /// one generated at first start and kept in `<data_dir>/control-token`.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The kind of a model provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible Chat Completions endpoint.
+    Openai,
+}
+
+/// `[providers.<name>]`
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// `openai`: any OpenAI-compatible endpoint. Required.
+    pub kind: ProviderKind,
+    /// The API base, ending before `/chat/completions`. Required, e.g.
+    /// `http://127.0.0.1:11434/v1` (Ollama) or `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// The model to ask. Required.
+    pub model: String,
+    /// The API key. Default: none, or the variable `api_key_env` names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// An environment variable holding the API key (e.g. `OPENAI_API_KEY`),
+    /// so the key need not be written here. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// Seconds to wait for the connection and for each piece of a streamed
+    /// answer. Default 120.
+    #[serde(default = "default_provider_timeout")]
+    pub timeout_secs: u64,
+    /// Sampling temperature. Default: the provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Cap on answer tokens. Default: the provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+}
+
+fn default_provider_timeout() -> u64 {
+    120
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_key_env", &self.api_key_env)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProviderConfig {
+    /// The default provider of a fresh install: Ollama on this machine.
+    pub fn ollama() -> Self {
+        Self {
+            kind: ProviderKind::Openai,
+            base_url: "http://127.0.0.1:11434/v1".into(),
+            model: "llama3.2".into(),
+            api_key: None,
+            api_key_env: None,
+            timeout_secs: default_provider_timeout(),
+            temperature: None,
+            max_tokens: None,
+        }
+    }
+}
+
+/// `[agents.<name>]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The provider's name (a `[providers.<name>]` table). Required.
+    pub provider: String,
+    /// A model overriding the provider's. Default: the provider's model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The system prompt. Default "You are a helpful assistant."
+    #[serde(default = "default_system_prompt")]
+    pub system_prompt: String,
+    /// How many transcript entries are sent to the model with each message.
+    /// Default 40.
+    #[serde(default = "default_history_limit")]
+    pub history_limit: u32,
+}
+
+fn default_system_prompt() -> String {
+    "You are a helpful assistant.".into()
+}
+
+fn default_history_limit() -> u32 {
+    40
+}
+
+impl AgentConfig {
+    /// An agent on `provider` with the defaults.
+    pub fn on(provider: &str) -> Self {
+        Self {
+            provider: provider.into(),
+            model: None,
+            system_prompt: default_system_prompt(),
+            history_limit: default_history_limit(),
+        }
+    }
+}
+
+/// `[channels]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    /// `[channels.webchat]`: the built-in web chat and OpenAI-compatible API.
+    pub webchat: WebchatConfig,
+}
+
+/// Who may talk to the assistant in direct messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DmPolicy {
+    /// Unknown senders get a pairing code an operator must approve.
+    #[default]
+    Pairing,
+    /// Only senders on the allowlist (config `allow_from` or approved).
+    Allowlist,
+    /// Anyone.
+    Open,
+    /// Nobody.
+    Disabled,
+}
+
+/// Which groups the assistant answers in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupPolicy {
+    /// Only the groups listed in `groups`.
+    #[default]
+    Allowlist,
+    /// Any group.
+    Open,
+    /// No group.
+    Disabled,
+}
+
+/// A per-sender inbound rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Messages per minute one sender may send. Default 20; 0 turns the
+    /// limit off.
+    pub per_minute: u32,
+    /// How many messages may come at once before the rate applies.
+    /// Default 5.
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { per_minute: 20, burst: 5 }
+    }
+}
+
+/// The access rules of one channel account, as the pipeline applies them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRules {
+    /// DM policy.
+    pub dm_policy: DmPolicy,
+    /// Senders always allowed in DMs.
+    pub allow_from: Vec<String>,
+    /// Group policy.
+    pub group_policy: GroupPolicy,
+    /// Groups allowed under the `allowlist` group policy.
+    pub groups: Vec<String>,
+    /// Whether group messages must mention the bot.
+    pub require_mention: bool,
+    /// The per-sender rate limit.
+    pub rate_limit: RateLimitConfig,
+}
+
+/// `[channels.webchat]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebchatConfig {
+    /// Whether the web chat (`/v1/chat/completions`, `/api/ws` chat) is on.
+    /// Default true.
+    pub enabled: bool,
+    /// DM policy. Default `open`: web chat users already hold the control
+    /// token.
+    pub dm_policy: DmPolicy,
+    /// Web chat users always allowed. Default: none.
+    pub allow_from: Vec<String>,
+    /// Per-user rate limit. Default 20 per minute, burst 5.
+    pub rate_limit: RateLimitConfig,
+}
+
+impl Default for WebchatConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dm_policy: DmPolicy::Open,
+            allow_from: Vec::new(),
+            rate_limit: RateLimitConfig::default(),
+        }
+    }
+}
+
+impl WebchatConfig {
+    /// The access rules of the web chat account.
+    pub fn access(&self) -> AccessRules {
+        AccessRules {
+            dm_policy: self.dm_policy,
+            allow_from: self.allow_from.clone(),
+            group_policy: GroupPolicy::Disabled,
+            groups: Vec::new(),
+            require_mention: true,
+            rate_limit: self.rate_limit,
+        }
+    }
+}
+
+/// `[[bindings]]`: route matching messages to an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingConfig {
+    /// The agent to use. Required.
+    pub agent: String,
+    /// Match this channel only. Default: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Match this channel account only. Default: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Match this peer (sender id in DMs, chat id in groups) only.
+    /// Default: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+}
+
+/// How DM conversations map to sessions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DmScope {
+    /// One session for every DM on every channel.
+    Main,
+    /// One session per peer id, across channels.
+    PerPeer,
+    /// One session per channel and peer (the default).
+    #[default]
+    PerChannelPeer,
+    /// One session per account, channel and peer.
+    PerAccountChannelPeer,
+}
+
+/// What happens to messages that arrive while a session's agent is running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueMode {
+    /// Each is answered in its own turn, in order (the default).
+    #[default]
+    Followup,
+    /// All that arrived are answered together in one turn.
+    Collect,
+    /// The running turn is cancelled and the newest message answered.
+    Interrupt,
+}
+
+/// `[sessions]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// How DMs map to sessions. Default `per-channel-peer`.
+    pub dm_scope: DmScope,
+    /// Messages arriving during a run. Default `followup`.
+    pub queue_mode: QueueMode,
+    /// Messages one session may hold waiting; more are refused with a
+    /// notice. Default 32.
+    pub mailbox: usize,
+    /// Start a fresh session after this many minutes without a message.
+    /// Default: off.
+    pub idle_reset_minutes: Option<u64>,
+    /// Start a fresh session at this local hour (0–23) every day.
+    /// Default: off.
+    pub daily_reset_hour: Option<u8>,
+    /// Seconds a session actor stays in memory without work. Default 300.
+    pub actor_idle_secs: u64,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            dm_scope: DmScope::default(),
+            queue_mode: QueueMode::default(),
+            mailbox: 32,
+            idle_reset_minutes: None,
+            daily_reset_hour: None,
+            actor_idle_secs: 300,
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Checks that need more than the types: references, addresses, ranges.
+
+use std::net::SocketAddr;
+
+use super::{Config, ConfigError};
+
+/// Validate a deserialized config; returns the default agent's name.
+pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let g = &config.gateway;
+    match g.bind.parse::<SocketAddr>() {
+        Ok(addr) if !addr.ip().is_loopback() && g.auth.token.as_deref().is_none_or(str::is_empty) => {
+            errors.push(ConfigError::new(
+                "gateway.bind",
+                format!(
+                    "{} is reachable from other machines, so the control API needs a token: \
+                     set gateway.auth.token or SWITCHBOARD_TOKEN, or bind 127.0.0.1",
+                    g.bind
+                ),
+            ));
+        }
+        Ok(_) => {}
+        Err(_) => errors.push(ConfigError::new(
+            "gateway.bind",
+            format!("`{}` is not an address: write it as IP:port, e.g. 127.0.0.1:7788", g.bind),
+        )),
+    }
+    if g.auth.token.as_deref().is_some_and(|t| t.trim().len() < 16) {
+        errors.push(ConfigError::new(
+            "gateway.auth.token",
+            "is shorter than 16 characters: use a long random value (e.g. `openssl rand -hex 24`)",
+        ));
+    }
+    if g.max_concurrent_runs == 0 {
+        errors.push(ConfigError::new("gateway.max_concurrent_runs", "must be at least 1"));
+    }
+    if g.inbound_queue == 0 {
+        errors.push(ConfigError::new("gateway.inbound_queue", "must be at least 1"));
+    }
+    for (name, p) in &config.providers {
+        let key = |k: &str| format!("providers.{name}.{k}");
+        match reqwest::Url::parse(&p.base_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ => errors.push(ConfigError::new(
+                key("base_url"),
+                format!("`{}` is not an http(s) URL: write it like http://127.0.0.1:11434/v1", p.base_url),
+            )),
+        }
+        if p.model.trim().is_empty() {
+            errors.push(ConfigError::new(key("model"), "is empty: name the model to ask, e.g. llama3.2"));
+        }
+        if let Some(var) = &p.api_key_env {
+            if p.api_key.is_none() && std::env::var_os(var).is_none() {
+                errors.push(ConfigError::new(
+                    key("api_key_env"),
+                    format!("names the environment variable {var}, which is not set: export it, or set {}", key("api_key")),
+                ));
+            }
+        }
+        if p.timeout_secs == 0 {
+            errors.push(ConfigError::new(key("timeout_secs"), "must be at least 1"));
+        }
+    }
+    let provider_names = || config.providers.keys().cloned().collect::<Vec<_>>().join(", ");
+    for (name, a) in &config.agents {
+        if !config.providers.contains_key(&a.provider) {
+            errors.push(ConfigError::new(
+                format!("agents.{name}.provider"),
+                format!(
+                    "there is no provider named `{}`: add [providers.{}] or use one of: {}",
+                    a.provider,
+                    a.provider,
+                    provider_names()
+                ),
+            ));
+        }
+        if a.history_limit == 0 {
+            errors.push(ConfigError::new(format!("agents.{name}.history_limit"), "must be at least 1"));
+        }
+    }
+    let agent_names = || config.agents.keys().cloned().collect::<Vec<_>>().join(", ");
+    let default_agent = match &g.default_agent {
+        Some(a) if config.agents.contains_key(a) => Some(a.clone()),
+        Some(a) => {
+            errors.push(ConfigError::new(
+                "gateway.default_agent",
+                format!("there is no agent named `{a}`: use one of: {}", agent_names()),
+            ));
+            None
+        }
+        None if config.agents.contains_key("main") => Some("main".to_string()),
+        None if config.agents.len() == 1 => config.agents.keys().next().cloned(),
+        None if config.agents.is_empty() => {
+            errors.push(ConfigError::new(
+                "agents",
+                "no agent is defined and there are several providers: add [agents.main] with provider = \"<name>\"",
+            ));
+            None
+        }
+        None => {
+            errors.push(ConfigError::new(
+                "gateway.default_agent",
+                format!("several agents and none is named `main`: set it to one of: {}", agent_names()),
+            ));
+            None
+        }
+    };
+    for (i, b) in config.bindings.iter().enumerate() {
+        if !config.agents.contains_key(&b.agent) {
+            errors.push(ConfigError::new(
+                format!("bindings[{i}].agent"),
+                format!("there is no agent named `{}`: use one of: {}", b.agent, agent_names()),
+            ));
+        }
+        if b.account.is_some() && b.channel.is_none() {
+            errors.push(ConfigError::new(
+                format!("bindings[{i}].account"),
+                "an account belongs to a channel: set bindings.channel too",
+            ));
+        }
+    }
+    let s = &config.sessions;
+    if s.mailbox == 0 {
+        errors.push(ConfigError::new("sessions.mailbox", "must be at least 1"));
+    }
+    if s.daily_reset_hour.is_some_and(|h| h > 23) {
+        errors.push(ConfigError::new("sessions.daily_reset_hour", "must be an hour from 0 to 23"));
+    }
+    if s.idle_reset_minutes == Some(0) {
+        errors.push(ConfigError::new(
+            "sessions.idle_reset_minutes",
+            "must be at least 1; leave it out to turn idle resets off",
+        ));
+    }
+    match (errors.is_empty(), default_agent) {
+        (true, Some(agent)) => Ok(agent),
+        _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load_str;
+
+    fn problems(text: &str) -> String {
+        load_str(text, "c", &[]).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn references_and_addresses_are_checked() {
+        let p = problems("[agents.main]\nprovider = \"nope\"\n");
+        assert!(p.contains("agents.main.provider: there is no provider named `nope`"), "{p}");
+        let p = problems("[gateway]\nbind = \"localhost\"\n");
+        assert!(p.contains("gateway.bind: `localhost` is not an address"), "{p}");
+        let p = problems("[[bindings]]\nagent = \"ghost\"\n");
+        assert!(p.contains("bindings[0].agent"), "{p}");
+        let p = problems("[providers.local]\nkind = \"openai\"\nbase_url = \"ftp://x\"\nmodel = \"m\"\n");
+        assert!(p.contains("providers.local.base_url"), "{p}");
+    }
+
+    #[test]
+    fn public_bind_needs_a_token() {
+        let p = problems("[gateway]\nbind = \"0.0.0.0:7788\"\n");
+        assert!(p.contains("needs a token"), "{p}");
+        let ok = load_str(
+            "[gateway]\nbind = \"0.0.0.0:7788\"\n[gateway.auth]\ntoken = \"0123456789abcdef0123\"\n",
+            "c",
+            &[],
+        );
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn several_problems_are_all_reported() {
+        let err = load_str("[sessions]\nmailbox = 0\ndaily_reset_hour = 24\n", "c", &[]).unwrap_err();
+        assert_eq!(err.errors.len(), 2, "{err}");
+    }
+}

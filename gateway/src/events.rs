@@ -1,0 +1,84 @@
+//! The event bus: every turn's events, for control UI subscribers.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use switchboard_agents::Usage;
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", content = "data")]
+pub enum EventKind {
+    /// A turn started working on the message.
+    #[serde(rename = "chat.started")]
+    Started,
+    /// More answer text.
+    #[serde(rename = "chat.delta")]
+    Delta {
+        /// The new text.
+        text: String,
+    },
+    /// The answer is complete.
+    #[serde(rename = "chat.done")]
+    Done {
+        /// The whole answer.
+        text: String,
+        /// Tokens used.
+        usage: Usage,
+    },
+    /// The turn failed.
+    #[serde(rename = "chat.error")]
+    Error {
+        /// What went wrong, for the user.
+        message: String,
+    },
+    /// A standalone gateway message (command answer, notice).
+    #[serde(rename = "chat.notice")]
+    Notice {
+        /// The text.
+        text: String,
+    },
+}
+
+/// One event on the bus.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GatewayEvent {
+    /// The session it belongs to.
+    pub session_key: String,
+    /// The channel of the message.
+    pub channel: String,
+    /// The platform message id it answers.
+    pub message_id: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// A bounded broadcast of [`GatewayEvent`]s; slow subscribers miss events
+/// rather than hold the gateway up.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<GatewayEvent>,
+}
+
+impl EventBus {
+    /// A bus keeping up to `capacity` events per subscriber.
+    pub fn new(capacity: usize) -> Self {
+        Self { tx: broadcast::channel(capacity).0 }
+    }
+
+    /// Publish (no subscribers is fine).
+    pub fn publish(&self, event: GatewayEvent) {
+        let _ = self.tx.send(event);
+    }
+
+    /// Whether anyone listens (to skip building events nobody reads).
+    pub fn has_subscribers(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    /// Subscribe from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<GatewayEvent> {
+        self.tx.subscribe()
+    }
+}

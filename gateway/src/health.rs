@@ -1,0 +1,100 @@
+//! What `/readyz`, `/api/status` and `switchboard status` report.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::clock::now_ms;
+
+/// The state of one component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Starting up.
+    Starting,
+    /// Working.
+    Running,
+    /// Failed; being restarted with backoff.
+    Restarting,
+    /// Reachable but not well (e.g. a provider answering errors).
+    Degraded,
+    /// Not working.
+    Failed,
+    /// Stopped on purpose.
+    Stopped,
+}
+
+/// One component's health.
+#[derive(Debug, Clone, Serialize)]
+pub struct Component {
+    /// Its state.
+    pub state: State,
+    /// A readable detail (the last error, an address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// When the state last changed, ms since the epoch.
+    pub since_ms: i64,
+    /// When it last received something, ms since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_event_ms: Option<i64>,
+    /// How often it was restarted.
+    pub restarts: u32,
+}
+
+/// The health of every component, by name (`http`, `store`,
+/// `channel:webchat/default`, `provider:local`, ...).
+#[derive(Debug, Default)]
+pub struct Health {
+    components: Mutex<BTreeMap<String, Component>>,
+}
+
+impl Health {
+    /// Empty health.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Set a component's state and detail.
+    pub fn set(&self, name: &str, state: State, detail: Option<String>) {
+        let mut map = self.components.lock().unwrap_or_else(|e| e.into_inner());
+        let now = now_ms();
+        let entry = map.entry(name.to_string()).or_insert(Component {
+            state,
+            detail: None,
+            since_ms: now,
+            last_event_ms: None,
+            restarts: 0,
+        });
+        if entry.state != state {
+            entry.since_ms = now;
+            if state == State::Restarting {
+                entry.restarts += 1;
+            }
+        }
+        entry.state = state;
+        entry.detail = detail;
+    }
+
+    /// Record that a component received something now.
+    pub fn touch(&self, name: &str) {
+        if let Some(c) = self.components.lock().unwrap_or_else(|e| e.into_inner()).get_mut(name) {
+            c.last_event_ms = Some(now_ms());
+        }
+    }
+
+    /// A copy of every component.
+    pub fn snapshot(&self) -> BTreeMap<String, Component> {
+        self.components.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Why the gateway is not ready, if it is not: every channel must be
+    /// running.
+    pub fn not_ready(&self) -> Vec<String> {
+        self.snapshot()
+            .into_iter()
+            .filter(|(name, c)| name.starts_with("channel:") && c.state != State::Running)
+            .map(|(name, c)| format!("{name} is {:?}", c.state).to_lowercase())
+            .collect()
+    }
+}

@@ -1,0 +1,144 @@
+//! The control API: status, sessions and pairing, as REST for the CLI and
+//! as functions the WebSocket shares.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::clock::now_ms;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/status", get(|State(s): State<Arc<AppState>>| async move { axum::Json(status(&s)) }))
+        .route("/api/sessions", get(list_sessions))
+        .route("/api/sessions/{key}", get(show_session))
+        .route("/api/sessions/{key}/reset", post(reset_session))
+        .route("/api/pairing", get(list_pairing))
+        .route("/api/pairing/{channel}/{code}/approve", post(approve))
+        .route("/api/pairing/{channel}/{code}/deny", post(deny))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct LimitQuery {
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ChannelQuery {
+    pub channel: Option<String>,
+}
+
+/// The gateway's health and counters.
+pub(super) fn status(state: &AppState) -> Value {
+    let sessions = state.pipeline.sessions();
+    let ctx = sessions.context();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": (now_ms() - state.started_ms) / 1000,
+        "ready": state.ready.load(std::sync::atomic::Ordering::Acquire),
+        "default_agent": state.agents.first(),
+        "agents": state.agents,
+        "sessions_in_memory": sessions.active(),
+        "runs_in_flight": sessions.running(),
+        "turns_done": ctx.turns_done.load(std::sync::atomic::Ordering::Relaxed),
+        "turns_failed": ctx.turns_failed.load(std::sync::atomic::Ordering::Relaxed),
+        "components": state.health.snapshot(),
+    })
+}
+
+pub(super) async fn sessions_list(state: &AppState, limit: Option<u32>) -> Result<Value, ApiError> {
+    let list = state.store.sessions_list(limit.unwrap_or(100).min(10_000)).await.map_err(ApiError::internal)?;
+    Ok(json!({ "sessions": list }))
+}
+
+pub(super) async fn session_show(state: &AppState, key: &str, limit: Option<u32>) -> Result<Value, ApiError> {
+    let Some(session) = state.store.session_get(key).await.map_err(ApiError::internal)? else {
+        return Err(no_session(key));
+    };
+    let transcript = state
+        .store
+        .transcript(&session.session_id, limit.unwrap_or(200).min(10_000))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json!({ "session": session, "transcript": transcript }))
+}
+
+pub(super) async fn session_reset(state: &AppState, key: &str) -> Result<Value, ApiError> {
+    let Some(session) = state.store.session_get(key).await.map_err(ApiError::internal)? else {
+        return Err(no_session(key));
+    };
+    let fresh = state.store.session_reset(key, &session.agent, now_ms()).await.map_err(ApiError::internal)?;
+    Ok(json!({ "session": fresh, "previous_session_id": session.session_id }))
+}
+
+fn no_session(key: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_such_session",
+        format!("there is no session `{key}`: list them with `switchboard sessions list`"),
+    )
+}
+
+pub(super) async fn pairing_list(state: &AppState, channel: Option<&str>) -> Result<Value, ApiError> {
+    let list = state.store.pairing_list(channel, now_ms()).await.map_err(ApiError::internal)?;
+    Ok(json!({ "pending": list }))
+}
+
+pub(super) async fn pairing_decide(
+    state: &AppState,
+    channel: &str,
+    code: &str,
+    approve: bool,
+    by: &str,
+) -> Result<Value, ApiError> {
+    let found = if approve {
+        state.pipeline.approve_pairing(channel, code, by).await
+    } else {
+        state.pipeline.deny_pairing(channel, code).await
+    }
+    .map_err(ApiError::internal)?;
+    match found {
+        Some(r) => Ok(json!({ "approved": approve, "request": r })),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_code",
+            format!(
+                "no pending pairing code `{code}` on channel `{channel}` (codes expire after 1 hour): list them with `switchboard pairing list`"
+            ),
+        )),
+    }
+}
+
+async fn list_sessions(State(s): State<Arc<AppState>>, Query(q): Query<LimitQuery>) -> Result<axum::Json<Value>, ApiError> {
+    sessions_list(&s, q.limit).await.map(axum::Json)
+}
+
+async fn show_session(
+    State(s): State<Arc<AppState>>,
+    Path(key): Path<String>,
+    Query(q): Query<LimitQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    session_show(&s, &key, q.limit).await.map(axum::Json)
+}
+
+async fn reset_session(State(s): State<Arc<AppState>>, Path(key): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+    session_reset(&s, &key).await.map(axum::Json)
+}
+
+async fn list_pairing(State(s): State<Arc<AppState>>, Query(q): Query<ChannelQuery>) -> Result<axum::Json<Value>, ApiError> {
+    pairing_list(&s, q.channel.as_deref()).await.map(axum::Json)
+}
+
+async fn approve(State(s): State<Arc<AppState>>, Path((channel, code)): Path<(String, String)>) -> Result<axum::Json<Value>, ApiError> {
+    pairing_decide(&s, &channel, &code, true, "api").await.map(axum::Json)
+}
+
+async fn deny(State(s): State<Arc<AppState>>, Path((channel, code)): Path<(String, String)>) -> Result<axum::Json<Value>, ApiError> {
+    pairing_decide(&s, &channel, &code, false, "api").await.map(axum::Json)
+}

@@ -1,0 +1,258 @@
+//! The one HTTP port: health (open), and behind the bearer token the
+//! OpenAI-compatible web chat API, the control API and the WebSocket.
+
+mod control;
+mod openai;
+mod ws;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use switchboard_channel::{ChatKind, Inbound, Sender};
+use switchboard_memory::Store;
+
+use crate::auth::token_matches;
+use crate::clock::now_ms;
+use crate::events::EventBus;
+use crate::health::Health;
+use crate::pipeline::{Admission, Pipeline};
+use crate::webchat::{self, ReplyWaiter, WebChat};
+
+/// What every handler shares.
+pub struct AppState {
+    /// The inbound pipeline.
+    pub pipeline: Arc<Pipeline>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Component health.
+    pub health: Arc<Health>,
+    /// The event bus.
+    pub events: EventBus,
+    /// The web chat channel, when enabled.
+    pub webchat: Option<Arc<WebChat>>,
+    /// The control token.
+    pub token: String,
+    /// Agents, by name, with the default first.
+    pub agents: Vec<String>,
+    /// Set once the store is open and channels started.
+    pub ready: AtomicBool,
+    /// When the gateway started, ms since the epoch.
+    pub started_ms: i64,
+}
+
+/// The router of the whole HTTP port.
+pub fn router(state: Arc<AppState>) -> Router {
+    let protected = Router::new()
+        .merge(openai::routes())
+        .merge(control::routes())
+        .merge(ws::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(protected)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let mut reasons = Vec::new();
+    if !state.ready.load(Ordering::Acquire) {
+        reasons.push("starting".to_string());
+    }
+    if let Err(e) = state.store.ping().await {
+        reasons.push(format!("store: {e}"));
+    }
+    reasons.extend(state.health.not_ready());
+    if reasons.is_empty() {
+        (StatusCode::OK, axum::Json(json!({ "ready": true }))).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "ready": false, "reasons": reasons })))
+            .into_response()
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see docs/protocol.md")
+}
+
+/// Bearer token check. The WebSocket may carry it as `?token=` because
+/// browsers cannot set headers on a WebSocket.
+async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let presented = bearer(req.headers()).or_else(|| {
+        (req.uri().path() == "/api/ws")
+            .then(|| {
+                req.uri().query().and_then(|q| {
+                    q.split('&').find_map(|kv| kv.strip_prefix("token=")).map(str::to_string)
+                })
+            })
+            .flatten()
+    });
+    match presented {
+        Some(t) if token_matches(&t, &state.token) => next.run(req).await,
+        Some(_) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the bearer token is wrong: use the token from gateway.auth.token, SWITCHBOARD_TOKEN, or the control-token file in the data directory",
+        )
+        .into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+            "this endpoint needs `Authorization: Bearer <token>`: use the token from gateway.auth.token, SWITCHBOARD_TOKEN, or the control-token file in the data directory",
+        )
+        .into_response(),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+/// An error answer in OpenAI's shape: `{"error": {"message", "type", "code"}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a status, a machine code and a readable message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+
+    fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", format!("the gateway failed: {e}"))
+    }
+
+    fn body(&self) -> serde_json::Value {
+        let kind = match self.status.as_u16() {
+            400 | 404 | 409 | 422 => "invalid_request_error",
+            401 | 403 => "authentication_error",
+            429 => "rate_limit_error",
+            _ => "server_error",
+        };
+        json!({ "error": { "message": self.message, "type": kind, "code": self.code } })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, axum::Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = secs.to_string().parse() {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+/// A web chat message from `user`.
+pub(crate) fn webchat_inbound(user: &str, text: String, message_id: String) -> Inbound {
+    Inbound {
+        channel: webchat::NAME.into(),
+        account: webchat::ACCOUNT.into(),
+        chat_kind: ChatKind::Dm,
+        chat_id: user.to_string(),
+        thread_id: None,
+        sender: Sender { id: user.to_string(), name: Some(user.to_string()), is_bot: false },
+        text,
+        attachments: Vec::new(),
+        mentioned: true,
+        message_id,
+        received_at_ms: now_ms(),
+    }
+}
+
+/// A message accepted into a session, with the wait for its reply.
+pub(crate) struct Submitted {
+    pub waiter: ReplyWaiter,
+    pub session_key: String,
+    pub agent: String,
+    pub ingress_id: i64,
+}
+
+/// Admit a web chat message and wait for its reply, or say why it was not
+/// taken.
+pub(crate) async fn submit(
+    state: &AppState,
+    inbound: Inbound,
+    agent: Option<String>,
+) -> Result<Submitted, ApiError> {
+    let Some(webchat) = &state.webchat else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "webchat_disabled",
+            "the web chat is disabled: set channels.webchat.enabled = true",
+        ));
+    };
+    let mut waiter = webchat.wait_for(&inbound.message_id);
+    let message_id = inbound.message_id.clone();
+    let admission = state.pipeline.admit(inbound, agent).await.map_err(ApiError::internal)?;
+    state.health.touch(&format!("channel:{}/{}", webchat::NAME, webchat::ACCOUNT));
+    let mut notice = || match waiter.events.try_recv() {
+        Ok(switchboard_channel::ReplyEvent::Notice { text }) => Some(text),
+        _ => None,
+    };
+    match admission {
+        Admission::Queued { ingress_id, session_key, agent } => {
+            Ok(Submitted { waiter, session_key, agent, ingress_id })
+        }
+        Admission::Duplicate { ingress_id, status } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "duplicate_message",
+            format!(
+                "message `{message_id}` was already received (ingress row {ingress_id}, {}); it is not answered twice. Use a new message id for a new message.",
+                status.as_str()
+            ),
+        )),
+        Admission::Ignored { reason } => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_allowed",
+            format!("the message was not taken: {reason}. Check channels.webchat in the config."),
+        )),
+        Admission::Pairing => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "pairing_required",
+            notice().unwrap_or_else(|| "this user is waiting for pairing approval".into()),
+        )),
+        Admission::RateLimited => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                crate::pipeline::ratelimit::NOTICE,
+            );
+            e.retry_after = Some(60);
+            Err(e)
+        }
+        Admission::Busy => {
+            let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "session_busy", crate::sessions::BUSY_NOTICE);
+            e.retry_after = Some(5);
+            Err(e)
+        }
+        Admission::Deferred => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the gateway is shutting down; your message was stored and will be answered after it restarts",
+        )),
+    }
+}

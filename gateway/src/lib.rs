@@ -1,0 +1,31 @@
+//! Switchboard: a self-hosted, multi-channel messaging gateway for a personal
+//! AI assistant.
+//!
+//! This crate is the binary's library and the only one that wires the parts
+//! together (see `shared/ARCHITECTURE.md`):
+//!
+//! - [`config`]: the TOML config, environment overrides and validation;
+//! - [`pipeline`]: admit (durable, deduplicated ingress), access policy,
+//!   rate limit, routing to an agent and a session key;
+//! - [`sessions`]: one actor per session, queue modes, resets, the global
+//!   cap on concurrent runs;
+//! - [`http`]: health, the OpenAI-compatible web chat API, the control API
+//!   and the WebSocket;
+//! - [`webchat`]: the built-in web chat channel;
+//! - [`supervisor`] and [`health`]: long-running tasks and their state;
+//! - [`serve`]: start-up, the signal, and the drain;
+//! - [`cli`]: the `switchboard` command line.
+
+pub mod auth;
+pub mod channels;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod events;
+pub mod health;
+pub mod http;
+pub mod pipeline;
+pub mod serve;
+pub mod sessions;
+pub mod supervisor;
+pub mod webchat;

@@ -1,0 +1,303 @@
+//! The inbound pipeline: admit (durable, deduplicated ingress), apply the
+//! access policy and rate limit, route to an agent and session, and hand the
+//! message to its session actor.
+
+pub mod access;
+pub mod pairing;
+pub mod ratelimit;
+pub mod routing;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use switchboard_channel::{ChatKind, Inbound, ReplyTarget};
+use switchboard_memory::{IngressAccept, IngressStatus, PairingRequest, Store, StoreError};
+
+use crate::channels::ChannelSet;
+use crate::clock::now_ms;
+use crate::config::AccessRules;
+use crate::sessions::{DispatchError, Job, SessionRegistry};
+use access::{Access, Precheck, precheck};
+use pairing::PairingDecision;
+use ratelimit::{RateGate, RateVerdict};
+use routing::Router;
+
+/// Attempts after which a pending message is given up on at restart.
+pub const MAX_ATTEMPTS: i64 = 3;
+
+/// What became of an offered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Queued for its session.
+    Queued {
+        /// The ingress row.
+        ingress_id: i64,
+        /// The session.
+        session_key: String,
+        /// The agent.
+        agent: String,
+    },
+    /// Seen before; not answered again.
+    Duplicate {
+        /// The earlier row.
+        ingress_id: i64,
+        /// Its status.
+        status: IngressStatus,
+    },
+    /// Not for the assistant.
+    Ignored {
+        /// Why.
+        reason: &'static str,
+    },
+    /// An unknown sender was sent a pairing code (or already holds one).
+    Pairing,
+    /// The sender is over the rate limit.
+    RateLimited,
+    /// The session's queue is full; the sender was told.
+    Busy,
+    /// The gateway is shutting down; the message stays pending and is
+    /// answered after the restart.
+    Deferred,
+}
+
+/// What the ingress queue stores of a message.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct IngressPayload {
+    inbound: Inbound,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    agent: Option<String>,
+}
+
+/// One channel account's access rules and rate limiter.
+#[derive(Debug)]
+struct AccountAccess {
+    rules: AccessRules,
+    gate: RateGate,
+}
+
+/// The pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    store: Arc<dyn Store>,
+    channels: ChannelSet,
+    sessions: SessionRegistry,
+    router: Router,
+    access: HashMap<(String, String), AccountAccess>,
+    rng: Mutex<StdRng>,
+}
+
+impl Pipeline {
+    /// A pipeline over the given parts; `access` lists the rules of every
+    /// channel account.
+    pub fn new(
+        store: Arc<dyn Store>,
+        channels: ChannelSet,
+        sessions: SessionRegistry,
+        router: Router,
+        access: Vec<((String, String), AccessRules)>,
+    ) -> Self {
+        let access = access
+            .into_iter()
+            .map(|(k, rules)| {
+                let gate = RateGate::new(rules.rate_limit);
+                (k, AccountAccess { rules, gate })
+            })
+            .collect();
+        Self { store, channels, sessions, router, access, rng: Mutex::new(StdRng::from_os_rng()) }
+    }
+
+    /// The router.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// The session actors.
+    pub fn sessions(&self) -> &SessionRegistry {
+        &self.sessions
+    }
+
+    /// Offer a message: store it durably (a redelivery is reported as a
+    /// duplicate and not answered again), then process it. `agent` asks for
+    /// a specific agent (the web chat's `model`); it is ignored when no such
+    /// agent exists.
+    pub async fn admit(&self, inbound: Inbound, agent: Option<String>) -> Result<Admission, StoreError> {
+        let payload = IngressPayload { inbound, agent };
+        let json = serde_json::to_string(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let IngressPayload { inbound, agent } = payload;
+        let payload = json;
+        let accepted = self
+            .store
+            .ingress_accept(&inbound.channel, &inbound.account, &inbound.message_id, &payload, now_ms())
+            .await?;
+        match accepted {
+            IngressAccept::Duplicate { id, status } => {
+                tracing::info!(channel = %inbound.channel, message_id = %inbound.message_id, "duplicate delivery ignored");
+                Ok(Admission::Duplicate { ingress_id: id, status })
+            }
+            IngressAccept::Accepted(id) => self.process(id, inbound, agent).await,
+        }
+    }
+
+    /// Process an accepted message: access, rate limit, routing, dispatch.
+    pub async fn process(
+        &self,
+        ingress_id: i64,
+        inbound: Inbound,
+        agent: Option<String>,
+    ) -> Result<Admission, StoreError> {
+        let key = (inbound.channel.clone(), inbound.account.clone());
+        let Some(account) = self.access.get(&key) else {
+            return self.ignore(ingress_id, "unknown channel account").await;
+        };
+        let verdict = match precheck(&account.rules, &inbound) {
+            Precheck::Decided(v) => v,
+            Precheck::IfAllowlisted { on_miss } => {
+                if self.store.allow_contains(&inbound.channel, &inbound.account, &inbound.sender.id).await? {
+                    Access::Allow
+                } else {
+                    on_miss
+                }
+            }
+        };
+        match verdict {
+            Access::Ignore(reason) => return self.ignore(ingress_id, reason).await,
+            Access::Pair => return self.pair(ingress_id, &inbound).await,
+            Access::Allow => {}
+        }
+        match account.gate.check(&inbound.sender.id) {
+            RateVerdict::Pass => {}
+            verdict => {
+                if verdict == RateVerdict::LimitedNotify {
+                    self.channels.notify(&inbound.reply_target(), ratelimit::NOTICE.into()).await;
+                }
+                self.store.ingress_finish(ingress_id, IngressStatus::Ignored, Some("rate limited"), now_ms()).await?;
+                return Ok(Admission::RateLimited);
+            }
+        }
+        let route = self.router.route_with(&inbound, agent.as_deref());
+        let job = Job { ingress_id, inbound, agent: route.agent.clone(), session_key: route.session_key.clone() };
+        match self.sessions.dispatch(job) {
+            Ok(()) => Ok(Admission::Queued { ingress_id, session_key: route.session_key, agent: route.agent }),
+            Err(DispatchError::Busy(job)) => {
+                self.channels.notify(&job.inbound.reply_target(), crate::sessions::BUSY_NOTICE.into()).await;
+                self.store.ingress_finish(ingress_id, IngressStatus::Failed, Some("session queue full"), now_ms()).await?;
+                Ok(Admission::Busy)
+            }
+            Err(DispatchError::Closed(_)) => Ok(Admission::Deferred),
+        }
+    }
+
+    async fn ignore(&self, ingress_id: i64, reason: &'static str) -> Result<Admission, StoreError> {
+        tracing::debug!(ingress_id, reason, "message ignored");
+        self.store.ingress_finish(ingress_id, IngressStatus::Ignored, Some(reason), now_ms()).await?;
+        Ok(Admission::Ignored { reason })
+    }
+
+    async fn pair(&self, ingress_id: i64, m: &Inbound) -> Result<Admission, StoreError> {
+        let now = now_ms();
+        let pending: Vec<PairingRequest> = self
+            .store
+            .pairing_list(Some(&m.channel), now)
+            .await?
+            .into_iter()
+            .filter(|r| r.account == m.account)
+            .collect();
+        let decision = {
+            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+            pairing::decide(&pending, &m.sender.id, now, &mut *rng)
+        };
+        match decision {
+            PairingDecision::Issue { code, expires_at } => {
+                self.store
+                    .pairing_insert(PairingRequest {
+                        channel: m.channel.clone(),
+                        account: m.account.clone(),
+                        sender_id: m.sender.id.clone(),
+                        sender_name: m.sender.name.clone(),
+                        chat_id: m.chat_id.clone(),
+                        code: code.clone(),
+                        created_at: now,
+                        expires_at,
+                    })
+                    .await?;
+                tracing::info!(channel = %m.channel, account = %m.account, sender = %m.sender.id, "pairing code issued");
+                self.channels.notify(&m.reply_target(), pairing::code_message(&m.channel, &code)).await;
+            }
+            PairingDecision::AlreadyPending => {}
+            PairingDecision::QueueFull => {
+                tracing::warn!(channel = %m.channel, account = %m.account, "pairing queue full; unknown sender ignored");
+            }
+        }
+        self.store.ingress_finish(ingress_id, IngressStatus::Ignored, Some("awaiting pairing"), now_ms()).await?;
+        Ok(Admission::Pairing)
+    }
+
+    /// Approve a pairing code: the sender joins the allowlist and is told.
+    pub async fn approve_pairing(&self, channel: &str, code: &str, by: &str) -> Result<Option<PairingRequest>, StoreError> {
+        let code = pairing::normalize_code(code);
+        let approved = self.store.pairing_approve(channel, &code, by, now_ms()).await?;
+        if let Some(r) = &approved {
+            tracing::info!(channel, account = %r.account, sender = %r.sender_id, by, "pairing approved");
+            let target = ReplyTarget {
+                channel: r.channel.clone(),
+                account: r.account.clone(),
+                chat_kind: ChatKind::Dm,
+                chat_id: r.chat_id.clone(),
+                thread_id: None,
+                reply_to: None,
+            };
+            self.channels.notify(&target, "You're approved. Send your message again and I'll answer.".into()).await;
+        }
+        Ok(approved)
+    }
+
+    /// Deny a pairing code.
+    pub async fn deny_pairing(&self, channel: &str, code: &str) -> Result<Option<PairingRequest>, StoreError> {
+        let code = pairing::normalize_code(code);
+        self.store.pairing_deny(channel, &code, now_ms()).await
+    }
+
+    /// Pick up messages accepted before a stop and not answered. Returns how
+    /// many were handed on.
+    pub async fn replay_pending(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for row in self.store.ingress_pending().await? {
+            if row.attempts >= MAX_ATTEMPTS {
+                tracing::warn!(ingress_id = row.id, attempts = row.attempts, "giving up on a message that failed repeatedly");
+                self.store
+                    .ingress_finish(row.id, IngressStatus::Failed, Some("gave up after repeated attempts"), now_ms())
+                    .await?;
+                continue;
+            }
+            let payload: IngressPayload = match serde_json::from_str(&row.payload) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(ingress_id = row.id, error = %e, "unreadable ingress row");
+                    self.store.ingress_finish(row.id, IngressStatus::Failed, Some("unreadable payload"), now_ms()).await?;
+                    continue;
+                }
+            };
+            self.process(row.id, payload.inbound, payload.agent).await?;
+            n += 1;
+        }
+        if n > 0 {
+            tracing::info!(count = n, "picked up messages left unanswered at the last stop");
+        }
+        Ok(n)
+    }
+
+    /// Periodic upkeep: forget quiet senders, purge expired pairing codes,
+    /// prune old finished ingress rows.
+    pub async fn upkeep(&self, ingress_retention_ms: i64) -> Result<(), StoreError> {
+        for a in self.access.values() {
+            a.gate.forget_idle();
+        }
+        let now = now_ms();
+        self.store.pairing_purge_expired(now).await?;
+        self.store.ingress_prune(now - ingress_retention_ms).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,291 @@
+//! `switchboard serve`: wire the parts together, run until a signal, drain.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use switchboard_agents::{Agent, OpenAiProvider, Provider, ProviderSettings};
+use switchboard_channel::{Channel, ChannelContext, Inbound};
+use switchboard_memory::{SqliteStore, Store};
+
+use crate::auth::{self, TokenSource};
+use crate::channels::ChannelSet;
+use crate::clock::now_ms;
+use crate::config::{Config, LoadedConfig, ProviderConfig};
+use crate::events::EventBus;
+use crate::health::{Health, State};
+use crate::http::{self, AppState};
+use crate::pipeline::Pipeline;
+use crate::pipeline::routing::Router;
+use crate::sessions::reset::ResetPolicy;
+use crate::sessions::{AgentSlot, SessionRegistry, TurnContext};
+use crate::supervisor::Supervisor;
+use crate::webchat::{self, WebChat};
+
+/// How long finished ingress rows are kept for deduplication.
+const INGRESS_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// The data directory: configured, or the platform's.
+pub fn data_dir(config: &Config) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &config.gateway.data_dir {
+        return Ok(d.clone());
+    }
+    dirs::data_dir()
+        .map(|d| d.join("switchboard"))
+        .context("cannot find a data directory for this user (is HOME set?): pass --data-dir or set SWITCHBOARD_DATA_DIR")
+}
+
+fn api_key(name: &str, p: &ProviderConfig) -> Option<String> {
+    p.api_key.clone().or_else(|| {
+        let var = p.api_key_env.as_deref()?;
+        let v = std::env::var(var).ok();
+        if v.is_none() {
+            tracing::warn!(provider = name, variable = var, "the API key variable is not set");
+        }
+        v
+    })
+}
+
+fn provider_for(name: &str, p: &ProviderConfig, model: &str) -> OpenAiProvider {
+    OpenAiProvider::new(ProviderSettings {
+        name: name.to_string(),
+        base_url: p.base_url.clone(),
+        api_key: api_key(name, p),
+        model: model.to_string(),
+        idle_timeout: Duration::from_secs(p.timeout_secs),
+        temperature: p.temperature,
+        max_tokens: p.max_tokens,
+    })
+}
+
+/// Run the gateway until Ctrl-C or SIGTERM, then drain and return.
+pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
+    let config = loaded.config;
+    let dir = data_dir(&config)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let bind: SocketAddr = config.gateway.bind.parse().context("gateway.bind is not an address")?;
+
+    let db_path = dir.join("switchboard.db");
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&db_path).await.with_context(|| format!("cannot open the store at {}", db_path.display()))?,
+    );
+    let health = Arc::new(Health::new());
+    health.set("store", State::Running, Some(db_path.display().to_string()));
+
+    let (token, source) = auth::resolve(config.gateway.auth.token.as_deref(), &dir)
+        .with_context(|| format!("cannot read or write the control token in {}", dir.display()))?;
+    if source == TokenSource::Generated {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!(
+                "\nA control token was generated and saved to {} (mode 0600).\nIt is shown only this once; the CLI reads it from that file:\n\n    {token}\n",
+                auth::token_path(&dir).display()
+            );
+        }
+    }
+
+    // Providers and agents.
+    let mut agents = HashMap::new();
+    let mut probes: Vec<(String, OpenAiProvider)> = Vec::new();
+    for (name, p) in &config.providers {
+        probes.push((name.clone(), provider_for(name, p, &p.model)));
+    }
+    for (name, a) in &config.agents {
+        let p = &config.providers[&a.provider];
+        let model = a.model.clone().unwrap_or_else(|| p.model.clone());
+        let provider: Arc<dyn Provider> = Arc::new(provider_for(&a.provider, p, &model));
+        agents.insert(
+            name.clone(),
+            AgentSlot { agent: Agent::new(name, &a.system_prompt, provider), history_limit: a.history_limit, model },
+        );
+    }
+    for (name, provider) in probes {
+        let health = health.clone();
+        tokio::spawn(probe_provider(name, provider, health));
+    }
+
+    // Channels: the one place they are registered.
+    let mut channels = ChannelSet::default();
+    let mut access = Vec::new();
+    let webchat_channel = config.channels.webchat.enabled.then(|| Arc::new(WebChat::new()));
+    if let Some(w) = &webchat_channel {
+        channels.add(w.clone() as Arc<dyn Channel>);
+        access.push(((webchat::NAME.to_string(), webchat::ACCOUNT.to_string()), config.channels.webchat.access()));
+    }
+
+    let shutdown = CancellationToken::new();
+    let events = EventBus::new(1024);
+    let runs = config.gateway.max_concurrent_runs;
+    let ctx = Arc::new(TurnContext {
+        store: store.clone(),
+        channels: channels.clone(),
+        events: events.clone(),
+        agents,
+        runs: Arc::new(Semaphore::new(runs)),
+        max_runs: runs,
+        reset: ResetPolicy {
+            idle_minutes: config.sessions.idle_reset_minutes,
+            daily_hour: config.sessions.daily_reset_hour,
+        },
+        queue_mode: config.sessions.queue_mode,
+        mailbox: config.sessions.mailbox,
+        actor_idle: Duration::from_secs(config.sessions.actor_idle_secs.max(1)),
+        draining: CancellationToken::new(),
+        hard_stop: CancellationToken::new(),
+        turns_done: AtomicU64::new(0),
+        turns_failed: AtomicU64::new(0),
+    });
+    let sessions = SessionRegistry::new(ctx);
+    let router = Router::new(config.bindings.clone(), loaded.default_agent.clone(), config.sessions.dm_scope)
+        .with_agents(config.agents.keys().cloned());
+    let pipeline = Arc::new(Pipeline::new(store.clone(), channels.clone(), sessions.clone(), router, access));
+
+    let mut agent_names: Vec<String> = vec![loaded.default_agent.clone()];
+    agent_names.extend(config.agents.keys().filter(|a| **a != loaded.default_agent).cloned());
+    let state = Arc::new(AppState {
+        pipeline: pipeline.clone(),
+        store: store.clone(),
+        health: health.clone(),
+        events,
+        webchat: webchat_channel,
+        token,
+        agents: agent_names,
+        ready: false.into(),
+        started_ms: now_ms(),
+    });
+
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
+        format!("cannot listen on {bind}: is another switchboard running? Choose another address with --bind or gateway.bind")
+    })?;
+    let http_stop = CancellationToken::new();
+    let app = http::router(state.clone());
+    let http_task = {
+        let stop = http_stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+        })
+    };
+    health.set("http", State::Running, Some(format!("http://{bind}")));
+
+    // Long-running tasks.
+    let mut supervisor = Supervisor::new(shutdown.clone(), health.clone());
+    let (inbound_tx, inbound_rx) = mpsc::channel::<Inbound>(config.gateway.inbound_queue);
+    for channel in channels.all() {
+        let channel = channel.clone();
+        let name = format!("channel:{}/{}", channel.name(), channel.account());
+        let inbound = inbound_tx.clone();
+        supervisor.spawn(&name, move |stop| {
+            let channel = channel.clone();
+            let ctx = ChannelContext { inbound: inbound.clone(), shutdown: stop };
+            async move { channel.run(ctx).await.map_err(|e| e.to_string()) }
+        });
+    }
+    drop(inbound_tx);
+    let dispatcher = tokio::spawn(dispatch_inbound(pipeline.clone(), inbound_rx));
+    {
+        let pipeline = pipeline.clone();
+        supervisor.spawn("upkeep", move |stop| {
+            let pipeline = pipeline.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    }
+                    pipeline.upkeep(INGRESS_RETENTION_MS).await.map_err(|e| e.to_string())?;
+                }
+            }
+        });
+    }
+
+    let replayed = pipeline.replay_pending().await.context("cannot read the ingress queue")?;
+    state.ready.store(true, Ordering::Release);
+    tracing::info!(
+        address = %format!("http://{bind}"),
+        data_dir = %dir.display(),
+        default_agent = %loaded.default_agent,
+        replayed,
+        "switchboard is ready"
+    );
+
+    wait_for_signal().await;
+    let grace = Duration::from_secs(config.gateway.shutdown_grace_secs);
+    tracing::info!(grace = ?grace, running = sessions.running(), "shutting down: finishing in-flight turns");
+    state.ready.store(false, Ordering::Release);
+    let in_time = sessions.drain(grace).await;
+    if !in_time {
+        tracing::warn!("some turns did not finish in time; they will be answered after the next start");
+    }
+    shutdown.cancel();
+    supervisor.wait().await;
+    let _ = dispatcher.await;
+    http_stop.cancel();
+    // Open WebSockets do not end by themselves: give requests a moment.
+    match tokio::time::timeout(Duration::from_secs(2), http_task).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server error at shutdown"),
+        Err(_) => tracing::info!("closing remaining connections"),
+        _ => {}
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Hand messages from channel listeners to the pipeline.
+async fn dispatch_inbound(pipeline: Arc<Pipeline>, mut rx: mpsc::Receiver<Inbound>) {
+    while let Some(inbound) = rx.recv().await {
+        if let Err(e) = pipeline.admit(inbound, None).await {
+            tracing::error!(error = %e, "cannot admit a message");
+        }
+    }
+}
+
+async fn probe_provider(name: String, provider: OpenAiProvider, health: Arc<Health>) {
+    let component = format!("provider:{name}");
+    let url = provider.settings().base_url.clone();
+    match provider.probe().await {
+        Ok(()) => {
+            tracing::info!(provider = %name, url = %url, "model provider answers");
+            health.set(&component, State::Running, Some(url));
+        }
+        Err(e) => {
+            let hint = if url.contains(":11434") {
+                " Start Ollama (`ollama serve`) or point base_url at your endpoint."
+            } else {
+                ""
+            };
+            tracing::warn!("{e}{hint} Until then, messages are answered with this error.");
+            health.set(&component, State::Failed, Some(format!("{e}{hint}")));
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

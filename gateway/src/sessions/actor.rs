@@ -1,0 +1,325 @@
+//! One session's actor: takes jobs from its mailbox, runs one turn at a time,
+//! and writes each finished turn to the store.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::{Local, Offset};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use switchboard_agents::{AgentEvent, ChatMessage, Usage};
+use switchboard_channel::{ReplyEvent, ReplySink, TokenUsage};
+use switchboard_memory::{IngressStatus, Role, StoreError, TurnCommit, TurnEntry};
+
+use super::queue::{Offer, TurnQueue};
+use super::reset::ChatCommand;
+use super::{Job, SessionRegistry, TurnContext};
+use crate::clock::now_ms;
+use crate::events::{EventKind, GatewayEvent};
+
+/// The notice for a message refused because its session's queue is full.
+pub(crate) const BUSY_NOTICE: &str = "I'm still working through your earlier messages and can't take this one now. Please send it again in a moment.";
+
+pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Receiver<Job>) {
+    let ctx = registry.context().clone();
+    let mut queue = TurnQueue::new(ctx.queue_mode, ctx.mailbox);
+    let span = tracing::info_span!("session", session_key = %key);
+    async move {
+        loop {
+            if queue.is_empty() {
+                tokio::select! {
+                    job = rx.recv() => match job {
+                        Some(job) => { offer(&ctx, &mut queue, job, false).await; }
+                        None => break,
+                    },
+                    () = tokio::time::sleep(ctx.actor_idle) => match registry.retire(&key, &mut rx) {
+                        Some(job) => { offer(&ctx, &mut queue, job, false).await; }
+                        None => break,
+                    },
+                    () = ctx.draining.cancelled() => break,
+                }
+                continue;
+            }
+            if ctx.draining.is_cancelled() {
+                break; // what waits stays pending in the ingress queue
+            }
+            let batch = queue.next_batch();
+            let permit = tokio::select! {
+                p = ctx.runs.clone().acquire_owned() => p,
+                () = ctx.draining.cancelled() => break,
+            };
+            let Ok(_permit) = permit else { break };
+            let interrupt = ctx.hard_stop.child_token();
+            let turn = run_batch(&ctx, &key, batch, interrupt.clone());
+            tokio::pin!(turn);
+            let mut mailbox_open = true;
+            loop {
+                tokio::select! {
+                    () = &mut turn => break,
+                    job = rx.recv(), if mailbox_open => match job {
+                        Some(job) => {
+                            if offer(&ctx, &mut queue, job, true).await {
+                                interrupt.cancel();
+                            }
+                        }
+                        None => mailbox_open = false,
+                    },
+                }
+            }
+        }
+        tracing::debug!("session actor leaves memory");
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Queue a job; returns whether the running turn must be interrupted.
+async fn offer(ctx: &TurnContext, queue: &mut TurnQueue<Job>, job: Job, running: bool) -> bool {
+    match queue.offer(job, running) {
+        Offer::Queued => false,
+        Offer::Interrupt => true,
+        Offer::Full(job) => {
+            refuse(ctx, &job).await;
+            false
+        }
+    }
+}
+
+async fn refuse(ctx: &TurnContext, job: &Job) {
+    tracing::warn!(message_id = %job.inbound.message_id, "session queue full; message refused");
+    ctx.channels.notify(&job.inbound.reply_target(), BUSY_NOTICE.into()).await;
+    if let Err(e) = ctx.store.ingress_finish(job.ingress_id, IngressStatus::Failed, Some("session queue full"), now_ms()).await {
+        tracing::error!(error = %e, "cannot record a refused message");
+    }
+}
+
+/// The sinks a batch replies through: the last message's, or every
+/// message's on channels that answer each request.
+struct Replies {
+    sinks: Vec<Box<dyn ReplySink>>,
+}
+
+impl Replies {
+    async fn open(ctx: &TurnContext, batch: &[Job]) -> Self {
+        let mut sinks = Vec::new();
+        let per_message = batch.first().is_some_and(|j| {
+            ctx.channels
+                .get(&j.inbound.channel, &j.inbound.account)
+                .is_some_and(|c| c.reply_per_message())
+        });
+        let targets: Vec<&Job> = if per_message { batch.iter().collect() } else { batch.last().into_iter().collect() };
+        for job in targets {
+            sinks.push(ctx.channels.open_reply(&job.inbound.reply_target()).await);
+        }
+        Self { sinks }
+    }
+
+    async fn send(&mut self, event: ReplyEvent) -> bool {
+        let mut all = true;
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.send(event.clone()).await {
+                tracing::warn!(error = %e, "reply not delivered");
+                all = false;
+            }
+        }
+        all
+    }
+}
+
+fn publish(ctx: &TurnContext, key: &str, batch: &[Job], kind: EventKind) {
+    if !ctx.events.has_subscribers() {
+        return;
+    }
+    for job in batch {
+        ctx.events.publish(GatewayEvent {
+            session_key: key.to_string(),
+            channel: job.inbound.channel.clone(),
+            message_id: job.inbound.message_id.clone(),
+            kind: kind.clone(),
+        });
+    }
+}
+
+async fn run_batch(ctx: &Arc<TurnContext>, key: &str, batch: Vec<Job>, cancel: CancellationToken) {
+    let Some(first) = batch.first() else { return };
+    if let Some(command) = first.command() {
+        if let Err(e) = run_command(ctx, key, first, command).await {
+            tracing::error!(error = %e, "command failed");
+        }
+        return;
+    }
+    if let Err(e) = run_turn(ctx, key, &batch, cancel).await {
+        // Rows stay pending and are answered again after a restart.
+        tracing::error!(error = %e, "turn could not be stored");
+    }
+}
+
+async fn run_command(ctx: &TurnContext, key: &str, job: &Job, command: ChatCommand) -> Result<(), StoreError> {
+    let now = now_ms();
+    ctx.store.ingress_started(job.ingress_id, now).await?;
+    let text = match command {
+        ChatCommand::Reset => {
+            ctx.store.session_reset(key, &job.agent, now).await?;
+            "Started a new session. Earlier messages are no longer part of the conversation.".to_string()
+        }
+        ChatCommand::Status => {
+            let s = ctx.store.session_open(key, &job.agent, now).await?;
+            let model = ctx.agents.get(&job.agent).map_or("?", |a| a.model.as_str());
+            format!(
+                "Session {key}\nAgent: {} (model {model})\nTurns in this session: {}",
+                job.agent, s.turns
+            )
+        }
+    };
+    let mut replies = Replies::open(ctx, std::slice::from_ref(job)).await;
+    replies.send(ReplyEvent::Notice { text: text.clone() }).await;
+    publish(ctx, key, std::slice::from_ref(job), EventKind::Notice { text });
+    ctx.store.ingress_finish(job.ingress_id, IngressStatus::Done, None, now_ms()).await
+}
+
+fn user_text(job: &Job) -> String {
+    let mut text = job.inbound.text.clone();
+    for a in &job.inbound.attachments {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&format!("[attachment: {}", a.name));
+        if let Some(m) = &a.mime {
+            text.push_str(&format!(", {m}"));
+        }
+        if let Some(p) = &a.local_path {
+            text.push_str(&format!(", saved at {p}"));
+        }
+        text.push(']');
+    }
+    text
+}
+
+async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: CancellationToken) -> Result<(), StoreError> {
+    let primary = batch.last().map(|j| j.agent.clone()).unwrap_or_default();
+    let now = now_ms();
+    let mut replies = Replies::open(ctx, batch).await;
+    let Some(slot) = ctx.agents.get(&primary) else {
+        let message = format!("The agent `{primary}` is not configured any more; ask the operator to check the bindings.");
+        replies.send(ReplyEvent::Failed { message: message.clone() }).await;
+        return commit(ctx, key, batch, None, IngressStatus::Failed, Some(message), None).await;
+    };
+    let mut session = ctx.store.session_open(key, &primary, now).await?;
+    let offset = Local::now().offset().fix();
+    if session.turns > 0 && ctx.reset.is_stale(session.last_active_at, now, offset) {
+        session = ctx.store.session_reset(key, &primary, now).await?;
+    }
+    for job in batch {
+        ctx.store.ingress_started(job.ingress_id, now).await?;
+    }
+    let mut history: Vec<ChatMessage> = ctx
+        .store
+        .transcript(&session.session_id, slot.history_limit)
+        .await?
+        .into_iter()
+        .map(|e| match e.role {
+            Role::User => ChatMessage::user(e.content),
+            Role::Assistant => ChatMessage::assistant(e.content),
+            Role::System => ChatMessage::system(e.content),
+        })
+        .collect();
+    history.extend(batch.iter().map(|j| ChatMessage::user(user_text(j))));
+
+    replies.send(ReplyEvent::Working).await;
+    publish(ctx, key, batch, EventKind::Started);
+    let mut stream = slot.agent.turn(history, cancel);
+    let mut usage = Usage::default();
+    while let Some(event) = stream.next().await {
+        match event {
+            AgentEvent::TextDelta(text) => {
+                publish(ctx, key, batch, EventKind::Delta { text: text.clone() });
+                replies.send(ReplyEvent::Delta { text }).await;
+            }
+            AgentEvent::Usage(u) => usage = u,
+            AgentEvent::Done(outcome) => {
+                let text = if outcome.text.trim().is_empty() {
+                    "(the model returned an empty answer)".to_string()
+                } else {
+                    outcome.text
+                };
+                let u = outcome.usage;
+                let usage = TokenUsage { input_tokens: u.input_tokens, output_tokens: u.output_tokens, cached_tokens: u.cached_tokens };
+                let delivered = replies.send(ReplyEvent::Done { text: text.clone(), usage: Some(usage) }).await;
+                publish(ctx, key, batch, EventKind::Done { text: text.clone(), usage: outcome.usage });
+                ctx.turns_done.fetch_add(1, Ordering::Relaxed);
+                let (status, error) = if delivered {
+                    (IngressStatus::Done, None)
+                } else {
+                    (IngressStatus::Failed, Some("reply not delivered".to_string()))
+                };
+                return commit(ctx, key, batch, Some(&session.session_id), status, error, Some(text)).await;
+            }
+            AgentEvent::Error { message, partial, .. } => {
+                tracing::warn!(error = %message, "turn failed");
+                let shown = format!("Sorry, I couldn't answer: {message}");
+                replies.send(ReplyEvent::Failed { message: shown.clone() }).await;
+                publish(ctx, key, batch, EventKind::Error { message: shown });
+                ctx.turns_failed.fetch_add(1, Ordering::Relaxed);
+                let partial = (!partial.is_empty()).then_some(partial);
+                return commit(ctx, key, batch, Some(&session.session_id), IngressStatus::Failed, Some(message), partial).await;
+            }
+            AgentEvent::Cancelled { partial } => {
+                if ctx.hard_stop.is_cancelled() {
+                    // Shutdown: store nothing; the rows stay pending and are
+                    // answered after the restart.
+                    tracing::info!("turn cancelled by shutdown; it will be answered after restart");
+                    return Ok(());
+                }
+                let text = if partial.is_empty() {
+                    "(stopped: a newer message arrived)".to_string()
+                } else {
+                    format!("{partial}\n\n(stopped: a newer message arrived)")
+                };
+                replies.send(ReplyEvent::Done { text: text.clone(), usage: None }).await;
+                publish(ctx, key, batch, EventKind::Done { text: text.clone(), usage });
+                return commit(ctx, key, batch, Some(&session.session_id), IngressStatus::Done, None, Some(text)).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn commit(
+    ctx: &TurnContext,
+    key: &str,
+    batch: &[Job],
+    session_id: Option<&str>,
+    status: IngressStatus,
+    error: Option<String>,
+    answer: Option<String>,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    let session_id = match session_id {
+        Some(id) => id.to_string(),
+        None => {
+            let agent = batch.last().map_or("", |j| j.agent.as_str());
+            ctx.store.session_open(key, agent, now).await?.session_id
+        }
+    };
+    let mut entries: Vec<TurnEntry> = batch
+        .iter()
+        .map(|j| TurnEntry { role: Role::User, content: user_text(j), ingress_id: Some(j.ingress_id) })
+        .collect();
+    if let Some(answer) = answer {
+        let ingress_id = batch.last().map(|j| j.ingress_id);
+        entries.push(TurnEntry { role: Role::Assistant, content: answer, ingress_id });
+    }
+    ctx.store
+        .commit_turn(TurnCommit {
+            session_id,
+            entries,
+            ingress_ids: batch.iter().map(|j| j.ingress_id).collect(),
+            status,
+            error,
+            now,
+        })
+        .await
+}

@@ -1,0 +1,214 @@
+//! Sessions: one actor per session key.
+//!
+//! An actor runs at most one agent turn at a time, holds a bounded queue of
+//! waiting messages (answered per the queue mode), and leaves memory after an
+//! idle time. A semaphore caps concurrent runs across all sessions. On
+//! shutdown, actors finish their running turn within the grace period and take
+//! no more work; what they did not answer stays pending in the ingress queue.
+
+mod actor;
+pub(crate) use actor::BUSY_NOTICE;
+pub mod queue;
+pub mod reset;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use switchboard_agents::Agent;
+use switchboard_channel::Inbound;
+use switchboard_memory::Store;
+
+use crate::channels::ChannelSet;
+use crate::config::QueueMode;
+use crate::events::EventBus;
+use reset::{ChatCommand, ResetPolicy, parse_command};
+
+/// One admitted message on its way to a session.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Its ingress row.
+    pub ingress_id: i64,
+    /// The message.
+    pub inbound: Inbound,
+    /// The agent that answers.
+    pub agent: String,
+    /// The session it belongs to.
+    pub session_key: String,
+}
+
+impl Job {
+    fn command(&self) -> Option<ChatCommand> {
+        parse_command(&self.inbound.text)
+    }
+}
+
+impl queue::Batchable for Job {
+    fn is_command(&self) -> bool {
+        self.command().is_some()
+    }
+}
+
+/// An agent and how much history it gets.
+#[derive(Debug, Clone)]
+pub struct AgentSlot {
+    /// The agent.
+    pub agent: Agent,
+    /// Transcript entries sent with each message.
+    pub history_limit: u32,
+    /// The model name, for `/status`.
+    pub model: String,
+}
+
+/// Everything a turn needs, shared by all actors.
+#[derive(Debug)]
+pub struct TurnContext {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Where replies go.
+    pub channels: ChannelSet,
+    /// Where events go.
+    pub events: EventBus,
+    /// Agents by name.
+    pub agents: HashMap<String, AgentSlot>,
+    /// Caps concurrent runs.
+    pub runs: Arc<Semaphore>,
+    /// The cap `runs` was made with.
+    pub max_runs: usize,
+    /// Automatic resets.
+    pub reset: ResetPolicy,
+    /// Queue mode.
+    pub queue_mode: QueueMode,
+    /// Messages one session may hold waiting.
+    pub mailbox: usize,
+    /// How long an idle actor stays.
+    pub actor_idle: Duration,
+    /// Cancelled when shutdown begins: take no new work.
+    pub draining: CancellationToken,
+    /// Cancelled when the grace period is over: stop running turns.
+    pub hard_stop: CancellationToken,
+    /// Turns completed (for health).
+    pub turns_done: AtomicU64,
+    /// Turns that failed (for health).
+    pub turns_failed: AtomicU64,
+}
+
+/// Why a message could not be handed to its session.
+#[derive(Debug)]
+pub enum DispatchError {
+    /// The session already holds as many waiting messages as it may.
+    Busy(Job),
+    /// The gateway is shutting down.
+    Closed(Job),
+}
+
+struct Inner {
+    ctx: Arc<TurnContext>,
+    actors: Mutex<HashMap<String, mpsc::Sender<Job>>>,
+    tracker: TaskTracker,
+}
+
+/// The live session actors.
+#[derive(Clone)]
+pub struct SessionRegistry {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SessionRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRegistry").field("active", &self.active()).finish()
+    }
+}
+
+impl SessionRegistry {
+    /// A registry over `ctx`.
+    pub fn new(ctx: Arc<TurnContext>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                ctx,
+                actors: Mutex::new(HashMap::new()),
+                tracker: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// The shared turn context.
+    pub fn context(&self) -> &Arc<TurnContext> {
+        &self.inner.ctx
+    }
+
+    /// Hand a job to its session's actor, starting one if needed.
+    pub fn dispatch(&self, job: Job) -> Result<(), DispatchError> {
+        if self.inner.ctx.draining.is_cancelled() {
+            return Err(DispatchError::Closed(job));
+        }
+        let mut actors = self.inner.actors.lock().unwrap_or_else(|e| e.into_inner());
+        let mut job = job;
+        if let Some(tx) = actors.get(&job.session_key) {
+            match tx.try_send(job) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(j)) => return Err(DispatchError::Busy(j)),
+                Err(mpsc::error::TrySendError::Closed(j)) => {
+                    actors.remove(&j.session_key);
+                    job = j;
+                }
+            }
+        }
+        let (tx, rx) = mpsc::channel(self.inner.ctx.mailbox);
+        let key = job.session_key.clone();
+        // A fresh channel has room for one.
+        if let Err(e) = tx.try_send(job) {
+            let (mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j)) = e;
+            return Err(DispatchError::Closed(j));
+        }
+        actors.insert(key.clone(), tx);
+        self.inner.tracker.spawn(actor::run(self.clone(), key, rx));
+        Ok(())
+    }
+
+    /// Called by an idle actor: leave unless a job arrived meanwhile, which
+    /// is then returned. Holding the lock makes this race-free with
+    /// [`dispatch`](Self::dispatch).
+    fn retire(&self, key: &str, rx: &mut mpsc::Receiver<Job>) -> Option<Job> {
+        let mut actors = self.inner.actors.lock().unwrap_or_else(|e| e.into_inner());
+        match rx.try_recv() {
+            Ok(job) => Some(job),
+            Err(_) => {
+                actors.remove(key);
+                rx.close();
+                None
+            }
+        }
+    }
+
+    /// Session actors in memory.
+    pub fn active(&self) -> usize {
+        self.inner.actors.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Turns running right now.
+    pub fn running(&self) -> usize {
+        let ctx = &self.inner.ctx;
+        ctx.max_runs.saturating_sub(ctx.runs.available_permits())
+    }
+
+    /// Stop taking work and wait for actors to finish their running turns;
+    /// after `grace`, cancel what still runs. Returns whether all finished in
+    /// time.
+    pub async fn drain(&self, grace: Duration) -> bool {
+        let ctx = &self.inner.ctx;
+        ctx.draining.cancel();
+        self.inner.tracker.close();
+        let in_time = tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_ok();
+        if !in_time {
+            ctx.hard_stop.cancel();
+            self.inner.tracker.wait().await;
+        }
+        in_time
+    }
+}

@@ -1,0 +1,42 @@
+//! The error type of the store.
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or migrated; `path` names it.
+    #[error("cannot open the database at {path}: {source}")]
+    Open {
+        /// The database location.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A schema migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed (locked database, full disk, ...).
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    /// A stored value could not be read back (a corrupt or foreign row).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+    /// The record the call names does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+impl StoreError {
+    /// Whether retrying the same call later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Query(e) => matches!(
+                e,
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+            ) || e
+                .as_database_error()
+                .is_some_and(|d| d.message().contains("locked") || d.message().contains("busy")),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Plain records the store reads and writes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// A session: the stable key a conversation maps to, and its current
+/// generation (`session_id`), which changes on `/new` and resets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct SessionRecord {
+    /// The session key, e.g. `agent:main:telegram:dm:42`.
+    pub key: String,
+    /// The current generation's id; transcript entries hang off it.
+    pub session_id: String,
+    /// The agent that serves this session.
+    pub agent: String,
+    /// When the key was first seen, ms since the epoch.
+    pub created_at: i64,
+    /// When the current generation started, ms since the epoch.
+    pub updated_at: i64,
+    /// When the last turn completed, ms since the epoch.
+    pub last_active_at: i64,
+    /// Turns completed in the current generation.
+    pub turns: i64,
+}
+
+/// Who said a transcript entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The person talking to the assistant.
+    User,
+    /// The assistant.
+    Assistant,
+    /// A note from the gateway (e.g. a summary).
+    System,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::System => "system",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "user" => Ok(Role::User),
+            "assistant" => Ok(Role::Assistant),
+            "system" => Ok(Role::System),
+            other => Err(StoreError::Corrupt(format!("unknown transcript role `{other}`"))),
+        }
+    }
+}
+
+/// One stored transcript entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptEntry {
+    /// Order of entries across the whole store.
+    pub seq: i64,
+    /// The session generation it belongs to.
+    pub session_id: String,
+    /// Who said it.
+    pub role: Role,
+    /// What was said.
+    pub content: String,
+    /// The ingress row that caused it, for user entries and their answers.
+    pub ingress_id: Option<i64>,
+    /// When it was stored, ms since the epoch.
+    pub created_at: i64,
+}
+
+/// An entry to append as part of a turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnEntry {
+    /// Who said it.
+    pub role: Role,
+    /// What was said.
+    pub content: String,
+    /// The ingress row it came from or answers.
+    pub ingress_id: Option<i64>,
+}
+
+/// Everything one finished turn writes, in one transaction: its transcript
+/// entries, the session's activity, and the ingress rows it answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnCommit {
+    /// The session generation the entries belong to.
+    pub session_id: String,
+    /// Entries in order.
+    pub entries: Vec<TurnEntry>,
+    /// Ingress rows to mark with `status`.
+    pub ingress_ids: Vec<i64>,
+    /// The status those rows end in (`Done` or `Failed`).
+    pub status: IngressStatus,
+    /// An error to record with a failed turn.
+    pub error: Option<String>,
+    /// Now, ms since the epoch.
+    pub now: i64,
+}
+
+/// Where an ingress row is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IngressStatus {
+    /// Accepted, not yet answered. Picked up again after a restart.
+    Pending,
+    /// Answered and delivered.
+    Done,
+    /// Answered with an error the user was told about.
+    Failed,
+    /// Not for the assistant (policy, mention gating, rate limit).
+    Ignored,
+}
+
+impl IngressStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngressStatus::Pending => "pending",
+            IngressStatus::Done => "done",
+            IngressStatus::Failed => "failed",
+            IngressStatus::Ignored => "ignored",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "pending" => Ok(IngressStatus::Pending),
+            "done" => Ok(IngressStatus::Done),
+            "failed" => Ok(IngressStatus::Failed),
+            "ignored" => Ok(IngressStatus::Ignored),
+            other => Err(StoreError::Corrupt(format!("unknown ingress status `{other}`"))),
+        }
+    }
+}
+
+/// One row of the ingress queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressRecord {
+    /// The row id.
+    pub id: i64,
+    /// Channel name.
+    pub channel: String,
+    /// Channel account.
+    pub account: String,
+    /// The platform's message id.
+    pub message_id: String,
+    /// The message as the gateway serialized it (JSON).
+    pub payload: String,
+    /// Where it is in its life.
+    pub status: IngressStatus,
+    /// How often processing started.
+    pub attempts: i64,
+    /// The last error, for failed rows.
+    pub error: Option<String>,
+    /// When it was accepted, ms since the epoch.
+    pub received_at: i64,
+    /// When its status last changed, ms since the epoch.
+    pub updated_at: i64,
+}
+
+/// The outcome of offering a message to the ingress queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngressAccept {
+    /// A new row was written with this id.
+    Accepted(i64),
+    /// The same (channel, account, message id) was seen before.
+    Duplicate {
+        /// The existing row's id.
+        id: i64,
+        /// The existing row's status.
+        status: IngressStatus,
+    },
+}
+
+/// A pending pairing request of an unknown DM sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct PairingRequest {
+    /// Channel name.
+    pub channel: String,
+    /// Channel account.
+    pub account: String,
+    /// The sender's platform id.
+    pub sender_id: String,
+    /// The sender's display name, if known.
+    pub sender_name: Option<String>,
+    /// The DM chat to tell the sender in once approved.
+    pub chat_id: String,
+    /// The code the sender was given.
+    pub code: String,
+    /// When it was created, ms since the epoch.
+    pub created_at: i64,
+    /// When it stops being valid, ms since the epoch.
+    pub expires_at: i64,
+}
+
+/// A pairing request to store.
+pub type NewPairing = PairingRequest;
+
+/// A sender allowed to talk to the assistant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct AllowEntry {
+    /// Channel name.
+    pub channel: String,
+    /// Channel account.
+    pub account: String,
+    /// The sender's platform id.
+    pub sender_id: String,
+    /// When it was added, ms since the epoch.
+    pub added_at: i64,
+    /// Who added it (`cli`, `api`, `config`, ...).
+    pub added_by: String,
+}

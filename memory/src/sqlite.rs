@@ -1,0 +1,444 @@
+//! The embedded SQLite backend (WAL mode, migrations applied at open).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::{
+    AllowEntry, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest, Role,
+    SessionRecord, Store, StoreError, TranscriptEntry, TurnCommit,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A store in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file at `path` and apply
+    /// migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode survives a process crash; only a power loss
+            // can take back the last transactions.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        Self::connect(options, &path.display().to_string()).await
+    }
+
+    /// A private in-memory database, for tests.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:").map_err(|source| {
+            StoreError::Open { path: ":memory:".into(), source }
+        })?;
+        Self::connect(options, ":memory:").await
+    }
+
+    async fn connect(options: SqliteConnectOptions, path: &str) -> Result<Self, StoreError> {
+        let in_memory = path == ":memory:";
+        let pool = SqlitePoolOptions::new()
+            // An in-memory database lives in one connection.
+            .max_connections(if in_memory { 1 } else { 4 })
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open { path: path.to_string(), source })?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The journal mode SQLite reports (`wal` for file databases).
+    pub async fn journal_mode(&self) -> Result<String, StoreError> {
+        let row = sqlx::query("PRAGMA journal_mode").fetch_one(&self.pool).await?;
+        Ok(row.try_get::<String, _>(0)?)
+    }
+
+}
+
+fn transcript_row(row: &sqlx::sqlite::SqliteRow) -> Result<TranscriptEntry, StoreError> {
+    Ok(TranscriptEntry {
+        seq: row.try_get("seq")?,
+        session_id: row.try_get("session_id")?,
+        role: Role::parse(&row.try_get::<String, _>("role")?)?,
+        content: row.try_get("content")?,
+        ingress_id: row.try_get("ingress_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn ingress_row(row: &sqlx::sqlite::SqliteRow) -> Result<IngressRecord, StoreError> {
+    Ok(IngressRecord {
+        id: row.try_get("id")?,
+        channel: row.try_get("channel")?,
+        account: row.try_get("account")?,
+        message_id: row.try_get("message_id")?,
+        payload: row.try_get("payload")?,
+        status: IngressStatus::parse(&row.try_get::<String, _>("status")?)?,
+        attempts: row.try_get("attempts")?,
+        error: row.try_get("error")?,
+        received_at: row.try_get("received_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn session_get(&self, key: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(sqlx::query_as::<_, SessionRecord>("SELECT * FROM sessions WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn session_open(
+        &self,
+        key: &str,
+        agent: &str,
+        now: i64,
+    ) -> Result<SessionRecord, StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at) \
+             VALUES (?1, 's_' || lower(hex(randomblob(12))), ?2, ?3, ?3, ?3) \
+             ON CONFLICT (key) DO NOTHING",
+        ).bind(key).bind(agent).bind(now).execute(&self.pool).await?;
+        self.session_get(key)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("session {key}")))
+    }
+
+    async fn session_reset(
+        &self,
+        key: &str,
+        agent: &str,
+        now: i64,
+    ) -> Result<SessionRecord, StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at) \
+             VALUES (?1, 's_' || lower(hex(randomblob(12))), ?2, ?3, ?3, ?3) \
+             ON CONFLICT (key) DO UPDATE SET session_id = 's_' || lower(hex(randomblob(12))), \
+             agent = ?2, updated_at = ?3, last_active_at = ?3, turns = 0",
+        ).bind(key).bind(agent).bind(now).execute(&self.pool).await?;
+        self.session_get(key)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("session {key}")))
+    }
+
+    async fn sessions_list(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError> {
+        Ok(sqlx::query_as::<_, SessionRecord>(
+            "SELECT * FROM sessions ORDER BY last_active_at DESC, key LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn transcript(
+        &self,
+        session_id: &str,
+        limit: u32,
+    ) -> Result<Vec<TranscriptEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT * FROM transcript WHERE session_id = ? ORDER BY seq DESC LIMIT ?) \
+             ORDER BY seq ASC",
+        )
+        .bind(session_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(transcript_row).collect()
+    }
+
+    async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for entry in &commit.entries {
+            sqlx::query(
+                "INSERT INTO transcript (session_id, role, content, ingress_id, created_at) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&commit.session_id)
+            .bind(entry.role.as_str())
+            .bind(&entry.content)
+            .bind(entry.ingress_id)
+            .bind(commit.now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE sessions SET last_active_at = ?, turns = turns + 1 WHERE session_id = ?",
+        )
+        .bind(commit.now)
+        .bind(&commit.session_id)
+        .execute(&mut *tx)
+        .await?;
+        for id in &commit.ingress_ids {
+            sqlx::query("UPDATE ingress SET status = ?, error = ?, updated_at = ? WHERE id = ?")
+                .bind(commit.status.as_str())
+                .bind(commit.error.as_deref())
+                .bind(commit.now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ingress_accept(
+        &self,
+        channel: &str,
+        account: &str,
+        message_id: &str,
+        payload: &str,
+        now: i64,
+    ) -> Result<IngressAccept, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO ingress (channel, account, message_id, payload, status, received_at, updated_at) \
+             VALUES (?, ?, ?, ?, 'pending', ?, ?) \
+             ON CONFLICT (channel, account, message_id) DO NOTHING RETURNING id",
+        )
+        .bind(channel)
+        .bind(account)
+        .bind(message_id)
+        .bind(payload)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = inserted {
+            return Ok(IngressAccept::Accepted(row.try_get(0)?));
+        }
+        let row = sqlx::query(
+            "SELECT id, status FROM ingress WHERE channel = ? AND account = ? AND message_id = ?",
+        )
+        .bind(channel)
+        .bind(account)
+        .bind(message_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(IngressAccept::Duplicate {
+            id: row.try_get(0)?,
+            status: IngressStatus::parse(&row.try_get::<String, _>(1)?)?,
+        })
+    }
+
+    async fn ingress_started(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE ingress SET attempts = attempts + 1, updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ingress_finish(
+        &self,
+        id: i64,
+        status: IngressStatus,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE ingress SET status = ?, error = ?, updated_at = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(error)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ingress_get(&self, id: i64) -> Result<Option<IngressRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM ingress WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(ingress_row).transpose()
+    }
+
+    async fn ingress_pending(&self) -> Result<Vec<IngressRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM ingress WHERE status = 'pending' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(ingress_row).collect()
+    }
+
+    async fn ingress_prune(&self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM ingress WHERE status != 'pending' AND updated_at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn pairing_insert(&self, request: NewPairing) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO pairing (channel, account, sender_id, sender_name, chat_id, code, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?8, ?5, ?6, ?7) \
+             ON CONFLICT (channel, account, sender_id) DO UPDATE SET sender_name = ?4, chat_id = ?8, \
+             code = ?5, created_at = ?6, expires_at = ?7 WHERE pairing.expires_at <= ?6",
+        )
+        .bind(&request.channel)
+        .bind(&request.account)
+        .bind(&request.sender_id)
+        .bind(&request.sender_name)
+        .bind(&request.code)
+        .bind(request.created_at)
+        .bind(request.expires_at)
+        .bind(&request.chat_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn pairing_list(
+        &self,
+        channel: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<PairingRequest>, StoreError> {
+        Ok(sqlx::query_as::<_, PairingRequest>(
+            "SELECT * FROM pairing WHERE expires_at > ?1 AND (?2 IS NULL OR channel = ?2) \
+             ORDER BY created_at, channel, account, sender_id",
+        )
+        .bind(now)
+        .bind(channel)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn pairing_approve(
+        &self,
+        channel: &str,
+        code: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<Option<PairingRequest>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query_as::<_, PairingRequest>(
+            "DELETE FROM pairing WHERE channel = ? AND code = ? AND expires_at > ? RETURNING *",
+        )
+        .bind(channel)
+        .bind(code)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(request) = &found {
+            sqlx::query(
+                "INSERT INTO allowlist (channel, account, sender_id, added_at, added_by) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(&request.channel)
+            .bind(&request.account)
+            .bind(&request.sender_id)
+            .bind(now)
+            .bind(by)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    async fn pairing_deny(
+        &self,
+        channel: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<Option<PairingRequest>, StoreError> {
+        Ok(sqlx::query_as::<_, PairingRequest>(
+            "DELETE FROM pairing WHERE channel = ? AND code = ? AND expires_at > ? RETURNING *",
+        )
+        .bind(channel)
+        .bind(code)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn pairing_purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM pairing WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn allow_add(&self, entry: AllowEntry) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO allowlist (channel, account, sender_id, added_at, added_by) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&entry.channel)
+        .bind(&entry.account)
+        .bind(&entry.sender_id)
+        .bind(entry.added_at)
+        .bind(&entry.added_by)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn allow_contains(
+        &self,
+        channel: &str,
+        account: &str,
+        sender_id: &str,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 FROM allowlist WHERE channel = ? AND account = ? AND sender_id = ?",
+        )
+        .bind(channel)
+        .bind(account)
+        .bind(sender_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn allow_list(&self, channel: Option<&str>) -> Result<Vec<AllowEntry>, StoreError> {
+        Ok(sqlx::query_as::<_, AllowEntry>(
+            "SELECT * FROM allowlist WHERE (?1 IS NULL OR channel = ?1) \
+             ORDER BY channel, account, sender_id",
+        )
+        .bind(channel)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn allow_remove(
+        &self,
+        channel: &str,
+        account: &str,
+        sender_id: &str,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM allowlist WHERE channel = ? AND account = ? AND sender_id = ?")
+                .bind(channel)
+                .bind(account)
+                .bind(sender_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,138 @@
+//! The store interface every backend implements.
+
+use async_trait::async_trait;
+
+use crate::{
+    AllowEntry, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest,
+    SessionRecord, StoreError, TranscriptEntry, TurnCommit,
+};
+
+/// Everything the gateway persists. Times are milliseconds since the Unix
+/// epoch and are passed in, so callers (and tests) own the clock.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    // ---- sessions and transcripts ----
+
+    /// The session stored under `key`, if any.
+    async fn session_get(&self, key: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// The session under `key`, created for `agent` if it does not exist yet.
+    async fn session_open(&self, key: &str, agent: &str, now: i64)
+    -> Result<SessionRecord, StoreError>;
+
+    /// Start a fresh generation of the session under `key` (a new
+    /// `session_id`, no history). Creates the session if needed.
+    async fn session_reset(&self, key: &str, agent: &str, now: i64)
+    -> Result<SessionRecord, StoreError>;
+
+    /// Sessions, most recently active first, at most `limit`.
+    async fn sessions_list(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// The last `limit` entries of a session generation, oldest first.
+    async fn transcript(
+        &self,
+        session_id: &str,
+        limit: u32,
+    ) -> Result<Vec<TranscriptEntry>, StoreError>;
+
+    /// Write a finished turn in one transaction: append its entries, bump the
+    /// session's activity, and move its ingress rows to `commit.status`.
+    async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError>;
+
+    // ---- ingress queue ----
+
+    /// Offer a message to the ingress queue. A message already seen with the
+    /// same (channel, account, message id) is reported as a duplicate and
+    /// nothing is written.
+    async fn ingress_accept(
+        &self,
+        channel: &str,
+        account: &str,
+        message_id: &str,
+        payload: &str,
+        now: i64,
+    ) -> Result<IngressAccept, StoreError>;
+
+    /// Record that processing of a row started (counts attempts).
+    async fn ingress_started(&self, id: i64, now: i64) -> Result<(), StoreError>;
+
+    /// Move one row to `status`, with an optional error text.
+    async fn ingress_finish(
+        &self,
+        id: i64,
+        status: IngressStatus,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// One row by id.
+    async fn ingress_get(&self, id: i64) -> Result<Option<IngressRecord>, StoreError>;
+
+    /// Rows still pending, oldest first: what a restart must pick up again.
+    async fn ingress_pending(&self) -> Result<Vec<IngressRecord>, StoreError>;
+
+    /// Delete finished rows last changed before `before`. Returns how many.
+    async fn ingress_prune(&self, before: i64) -> Result<u64, StoreError>;
+
+    // ---- pairing and allowlists ----
+
+    /// Store a pairing request, replacing an expired one of the same sender.
+    async fn pairing_insert(&self, request: NewPairing) -> Result<(), StoreError>;
+
+    /// Unexpired pairing requests, of one channel or of all, oldest first.
+    async fn pairing_list(
+        &self,
+        channel: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<PairingRequest>, StoreError>;
+
+    /// Approve the unexpired request with `code` on `channel`: delete it and
+    /// add its sender to the allowlist, in one transaction. `None` when no
+    /// such request is pending.
+    async fn pairing_approve(
+        &self,
+        channel: &str,
+        code: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<Option<PairingRequest>, StoreError>;
+
+    /// Deny (delete) the unexpired request with `code` on `channel`.
+    async fn pairing_deny(
+        &self,
+        channel: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<Option<PairingRequest>, StoreError>;
+
+    /// Delete expired requests. Returns how many.
+    async fn pairing_purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Allow a sender. Adding one twice is not an error.
+    async fn allow_add(&self, entry: AllowEntry) -> Result<(), StoreError>;
+
+    /// Whether a sender is allowed.
+    async fn allow_contains(
+        &self,
+        channel: &str,
+        account: &str,
+        sender_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Allowed senders, of one channel or of all.
+    async fn allow_list(&self, channel: Option<&str>) -> Result<Vec<AllowEntry>, StoreError>;
+
+    /// Remove a sender; returns whether one was there.
+    async fn allow_remove(
+        &self,
+        channel: &str,
+        account: &str,
+        sender_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// A cheap query proving the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Finish pending writes and release the database.
+    async fn close(&self);
+}

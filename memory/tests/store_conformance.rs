@@ -1,0 +1,263 @@
+//! One store conformance suite, run against every backend.
+//!
+//! `store_suite!(name, constructor)` expands the suite into a module of tests
+//! for one backend. A PostgreSQL backend adds one more invocation.
+
+use switchboard_memory::{
+    AllowEntry, IngressAccept, IngressStatus, PairingRequest, Role, SqliteStore, Store, TurnCommit,
+    TurnEntry,
+};
+
+const HOUR: i64 = 3_600_000;
+
+fn pairing(channel: &str, sender: &str, code: &str, now: i64) -> PairingRequest {
+    PairingRequest {
+        channel: channel.into(),
+        account: "default".into(),
+        sender_id: sender.into(),
+        sender_name: Some(format!("{sender} name")),
+        chat_id: sender.into(),
+        code: code.into(),
+        created_at: now,
+        expires_at: now + HOUR,
+    }
+}
+
+fn turn(session_id: &str, ingress: i64, user: &str, answer: &str, now: i64) -> TurnCommit {
+    TurnCommit {
+        session_id: session_id.into(),
+        entries: vec![
+            TurnEntry { role: Role::User, content: user.into(), ingress_id: Some(ingress) },
+            TurnEntry { role: Role::Assistant, content: answer.into(), ingress_id: Some(ingress) },
+        ],
+        ingress_ids: vec![ingress],
+        status: IngressStatus::Done,
+        error: None,
+        now,
+    }
+}
+
+pub async fn sessions_open_is_idempotent(store: &dyn Store) {
+    let a = store.session_open("agent:main:webchat:dm:ann", "main", 10).await.unwrap();
+    let b = store.session_open("agent:main:webchat:dm:ann", "main", 20).await.unwrap();
+    assert_eq!(a.session_id, b.session_id, "opening twice must not start a new generation");
+    assert_eq!(b.created_at, 10);
+    let other = store.session_open("agent:main:webchat:dm:bob", "main", 30).await.unwrap();
+    assert_ne!(a.session_id, other.session_id);
+    let listed = store.sessions_list(10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].key, "agent:main:webchat:dm:bob", "most recent first");
+}
+
+pub async fn reset_starts_an_empty_generation(store: &dyn Store) {
+    let s = store.session_open("k", "main", 1).await.unwrap();
+    let IngressAccept::Accepted(id) = store.ingress_accept("webchat", "default", "m1", "{}", 1).await.unwrap() else {
+        panic!("first offer must be accepted")
+    };
+    store.commit_turn(turn(&s.session_id, id, "hi", "hello", 2)).await.unwrap();
+    assert_eq!(store.transcript(&s.session_id, 100).await.unwrap().len(), 2);
+    let fresh = store.session_reset("k", "main", 3).await.unwrap();
+    assert_ne!(fresh.session_id, s.session_id);
+    assert_eq!(fresh.turns, 0);
+    assert!(store.transcript(&fresh.session_id, 100).await.unwrap().is_empty());
+    // The old generation is kept, not destroyed.
+    assert_eq!(store.transcript(&s.session_id, 100).await.unwrap().len(), 2);
+}
+
+pub async fn transcript_keeps_order_and_limits_to_latest(store: &dyn Store) {
+    let s = store.session_open("k", "main", 1).await.unwrap();
+    for i in 0..5 {
+        let IngressAccept::Accepted(id) = store
+            .ingress_accept("webchat", "default", &format!("m{i}"), "{}", i)
+            .await
+            .unwrap()
+        else {
+            panic!("accepted")
+        };
+        store
+            .commit_turn(turn(&s.session_id, id, &format!("q{i}"), &format!("a{i}"), 10 + i))
+            .await
+            .unwrap();
+    }
+    let all = store.transcript(&s.session_id, 100).await.unwrap();
+    let texts: Vec<_> = all.iter().map(|e| e.content.as_str()).collect();
+    assert_eq!(texts, ["q0", "a0", "q1", "a1", "q2", "a2", "q3", "a3", "q4", "a4"]);
+    assert_eq!(all[0].role, Role::User);
+    assert_eq!(all[1].role, Role::Assistant);
+    let last = store.transcript(&s.session_id, 3).await.unwrap();
+    let texts: Vec<_> = last.iter().map(|e| e.content.as_str()).collect();
+    assert_eq!(texts, ["a3", "q4", "a4"], "the latest entries, oldest first");
+    assert_eq!(store.session_get("k").await.unwrap().unwrap().turns, 5);
+}
+
+pub async fn ingress_deduplicates(store: &dyn Store) {
+    let first = store.ingress_accept("telegram", "bot", "77", "{\"a\":1}", 1).await.unwrap();
+    let IngressAccept::Accepted(id) = first else { panic!("first offer must be accepted") };
+    let again = store.ingress_accept("telegram", "bot", "77", "{\"a\":2}", 2).await.unwrap();
+    assert_eq!(again, IngressAccept::Duplicate { id, status: IngressStatus::Pending });
+    // The same message id on another account or channel is another message.
+    assert!(matches!(
+        store.ingress_accept("telegram", "other", "77", "{}", 3).await.unwrap(),
+        IngressAccept::Accepted(_)
+    ));
+    assert!(matches!(
+        store.ingress_accept("discord", "bot", "77", "{}", 3).await.unwrap(),
+        IngressAccept::Accepted(_)
+    ));
+    store.ingress_finish(id, IngressStatus::Done, None, 4).await.unwrap();
+    let later = store.ingress_accept("telegram", "bot", "77", "{}", 5).await.unwrap();
+    assert_eq!(later, IngressAccept::Duplicate { id, status: IngressStatus::Done });
+    let row = store.ingress_get(id).await.unwrap().unwrap();
+    assert_eq!(row.payload, "{\"a\":1}", "a duplicate must not overwrite the accepted message");
+}
+
+pub async fn ingress_pending_is_what_is_unfinished(store: &dyn Store) {
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let IngressAccept::Accepted(id) =
+            store.ingress_accept("webchat", "default", &format!("m{i}"), "{}", i).await.unwrap()
+        else {
+            panic!("accepted")
+        };
+        ids.push(id);
+    }
+    store.ingress_started(ids[0], 5).await.unwrap();
+    store.ingress_finish(ids[1], IngressStatus::Done, None, 5).await.unwrap();
+    store.ingress_finish(ids[2], IngressStatus::Ignored, Some("policy"), 5).await.unwrap();
+    let pending = store.ingress_pending().await.unwrap();
+    let got: Vec<_> = pending.iter().map(|r| r.id).collect();
+    assert_eq!(got, [ids[0], ids[3]], "oldest first, finished rows excluded");
+    assert_eq!(pending[0].attempts, 1);
+    assert_eq!(store.ingress_prune(6).await.unwrap(), 2, "only finished rows are pruned");
+    assert_eq!(store.ingress_pending().await.unwrap().len(), 2);
+}
+
+pub async fn commit_turn_marks_ingress(store: &dyn Store) {
+    let s = store.session_open("k", "main", 1).await.unwrap();
+    let IngressAccept::Accepted(id) = store.ingress_accept("webchat", "default", "x", "{}", 1).await.unwrap() else {
+        panic!("accepted")
+    };
+    let mut failed = turn(&s.session_id, id, "q", "a", 2);
+    failed.entries.truncate(1);
+    failed.status = IngressStatus::Failed;
+    failed.error = Some("provider down".into());
+    store.commit_turn(failed).await.unwrap();
+    let row = store.ingress_get(id).await.unwrap().unwrap();
+    assert_eq!(row.status, IngressStatus::Failed);
+    assert_eq!(row.error.as_deref(), Some("provider down"));
+    assert!(store.ingress_pending().await.unwrap().is_empty());
+    let entries = store.transcript(&s.session_id, 10).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].ingress_id, Some(id));
+}
+
+pub async fn pairing_approve_allows_sender(store: &dyn Store) {
+    store.pairing_insert(pairing("telegram", "42", "ABCDEFGH", 0)).await.unwrap();
+    store.pairing_insert(pairing("telegram", "43", "JKLMNPQR", 1)).await.unwrap();
+    let listed = store.pairing_list(Some("telegram"), 10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(store.pairing_list(Some("discord"), 10).await.unwrap().is_empty());
+    assert!(!store.allow_contains("telegram", "default", "42").await.unwrap());
+    // The code is valid on its own channel only.
+    assert!(store.pairing_approve("discord", "ABCDEFGH", "cli", 10).await.unwrap().is_none());
+    let approved = store.pairing_approve("telegram", "ABCDEFGH", "cli", 10).await.unwrap().unwrap();
+    assert_eq!(approved.sender_id, "42");
+    assert!(store.allow_contains("telegram", "default", "42").await.unwrap());
+    assert!(store.pairing_approve("telegram", "ABCDEFGH", "cli", 11).await.unwrap().is_none(), "a code works once");
+    let allowed = store.allow_list(None).await.unwrap();
+    assert_eq!(allowed.len(), 1);
+    assert_eq!(allowed[0].added_by, "cli");
+    let denied = store.pairing_deny("telegram", "JKLMNPQR", 12).await.unwrap().unwrap();
+    assert_eq!(denied.sender_id, "43");
+    assert!(!store.allow_contains("telegram", "default", "43").await.unwrap());
+    assert!(store.pairing_list(None, 12).await.unwrap().is_empty());
+}
+
+pub async fn pairing_expires(store: &dyn Store) {
+    store.pairing_insert(pairing("telegram", "42", "ABCDEFGH", 0)).await.unwrap();
+    assert_eq!(store.pairing_list(None, HOUR - 1).await.unwrap().len(), 1);
+    assert!(store.pairing_list(None, HOUR).await.unwrap().is_empty(), "valid for one hour");
+    assert!(store.pairing_approve("telegram", "ABCDEFGH", "cli", HOUR).await.unwrap().is_none());
+    // A fresh request may replace an expired one; it must not replace a live one.
+    store.pairing_insert(pairing("telegram", "42", "STUVWXYZ", HOUR + 1)).await.unwrap();
+    store.pairing_insert(pairing("telegram", "42", "22223333", HOUR + 2)).await.unwrap();
+    let listed = store.pairing_list(None, HOUR + 3).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].code, "STUVWXYZ");
+    assert_eq!(store.pairing_purge_expired(3 * HOUR).await.unwrap(), 1);
+}
+
+pub async fn allowlist_add_remove(store: &dyn Store) {
+    let entry = AllowEntry {
+        channel: "slack".into(),
+        account: "team".into(),
+        sender_id: "U1".into(),
+        added_at: 1,
+        added_by: "api".into(),
+    };
+    store.allow_add(entry.clone()).await.unwrap();
+    store.allow_add(entry).await.unwrap();
+    assert_eq!(store.allow_list(Some("slack")).await.unwrap().len(), 1);
+    assert!(!store.allow_contains("slack", "other", "U1").await.unwrap(), "allowlists are per account");
+    assert!(store.allow_remove("slack", "team", "U1").await.unwrap());
+    assert!(!store.allow_remove("slack", "team", "U1").await.unwrap());
+    assert!(!store.allow_contains("slack", "team", "U1").await.unwrap());
+    store.ping().await.unwrap();
+}
+
+macro_rules! store_suite {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+            store_suite!(@tests $make;
+                sessions_open_is_idempotent,
+                reset_starts_an_empty_generation,
+                transcript_keeps_order_and_limits_to_latest,
+                ingress_deduplicates,
+                ingress_pending_is_what_is_unfinished,
+                commit_turn_marks_ingress,
+                pairing_approve_allows_sender,
+                pairing_expires,
+                allowlist_add_remove,
+            );
+        }
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (store, _guard) = $make.await;
+                super::$name(&store).await;
+            }
+        )*
+    };
+}
+
+async fn sqlite_file() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("switchboard.db")).await.unwrap();
+    (store, dir)
+}
+
+async fn sqlite_memory() -> (SqliteStore, ()) {
+    (SqliteStore::in_memory().await.unwrap(), ())
+}
+
+store_suite!(sqlite, sqlite_file());
+store_suite!(sqlite_in_memory, sqlite_memory());
+
+#[tokio::test]
+async fn sqlite_uses_wal_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchboard.db");
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.journal_mode().await.unwrap(), "wal");
+        store.session_open("k", "main", 1).await.unwrap();
+        store.ingress_accept("webchat", "default", "m", "{}", 1).await.unwrap();
+        store.close().await;
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert!(store.session_get("k").await.unwrap().is_some());
+    assert_eq!(store.ingress_pending().await.unwrap().len(), 1);
+}
