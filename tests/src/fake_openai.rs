@@ -1,0 +1,219 @@
+//! A fake OpenAI-compatible server: `POST /v1/chat/completions` (streaming
+//! SSE or one JSON body) and `GET /v1/models`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+/// How the fake answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Behavior {
+    /// Answer `echo: <last user message>`, streamed a few characters a chunk.
+    Echo,
+    /// Answer with this HTTP status and OpenAI error message.
+    Fail(u16, String),
+    /// Start streaming, then wait until [`FakeOpenAi::release`] before the
+    /// rest of the answer.
+    Hold,
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// The JSON body.
+    pub body: Value,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+}
+
+impl Seen {
+    /// The `messages` as (role, content) pairs.
+    pub fn messages(&self) -> Vec<(String, String)> {
+        self.body["messages"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| {
+                        (
+                            m["role"].as_str().unwrap_or("").to_string(),
+                            m["content"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+struct Shared {
+    behavior: Mutex<Behavior>,
+    seen: Mutex<Vec<Seen>>,
+    arrivals: mpsc::UnboundedSender<Seen>,
+    released: watch::Sender<bool>,
+}
+
+/// A running fake.
+pub struct FakeOpenAi {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    arrivals: tokio::sync::Mutex<mpsc::UnboundedReceiver<Seen>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeOpenAi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The answer the fake gives to `text` in [`Behavior::Echo`].
+pub fn echo_answer(text: &str) -> String {
+    format!("echo: {text}")
+}
+
+impl FakeOpenAi {
+    /// Start on a free loopback port.
+    pub async fn start() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            behavior: Mutex::new(Behavior::Echo),
+            seen: Mutex::new(Vec::new()),
+            arrivals: tx,
+            released: watch::Sender::new(false),
+        });
+        let app = Router::new()
+            .route("/v1/chat/completions", post(completions))
+            .route("/v1/models", get(models))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, shared, arrivals: tokio::sync::Mutex::new(rx), task }
+    }
+
+    /// The base URL to configure (`http://127.0.0.1:<port>/v1`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Change how it answers from now on.
+    pub fn set(&self, behavior: Behavior) {
+        if behavior == Behavior::Hold {
+            self.shared.released.send_replace(false);
+        }
+        *self.shared.behavior.lock().unwrap() = behavior;
+    }
+
+    /// Let held answers (and later ones) finish.
+    pub fn release(&self) {
+        self.shared.released.send_replace(true);
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.seen.lock().unwrap().clone()
+    }
+
+    /// Wait for the next request to arrive (at most 30 s).
+    pub async fn next_request(&self) -> Seen {
+        let mut rx = self.arrivals.lock().await;
+        tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("the model was not called within 30 s")
+            .expect("fake closed")
+    }
+}
+
+async fn models() -> impl IntoResponse {
+    axum::Json(json!({ "object": "list", "data": [{ "id": "fake-model", "object": "model", "created": 0, "owned_by": "fake" }] }))
+}
+
+fn last_user(body: &Value) -> String {
+    body["messages"]
+        .as_array()
+        .and_then(|a| a.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: axum::Json<Value>) -> Response {
+    let body = body.0;
+    let seen = Seen {
+        body: body.clone(),
+        authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string),
+    };
+    shared.seen.lock().unwrap().push(seen.clone());
+    let behavior = shared.behavior.lock().unwrap().clone();
+    let released = shared.clone();
+    let _ = shared.arrivals.send(seen);
+    let answer = echo_answer(&last_user(&body));
+    let prompt_tokens = body["messages"].as_array().map_or(0, Vec::len) as u64 * 10;
+    let completion_tokens = answer.split_whitespace().count() as u64;
+    let usage = json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens });
+    let model = body["model"].as_str().unwrap_or("fake-model").to_string();
+    match behavior {
+        Behavior::Fail(status, message) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, axum::Json(json!({ "error": { "message": message, "type": "server_error", "code": null } }))).into_response()
+        }
+        _ if body["stream"] != json!(true) => axum::Json(json!({
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": answer }, "finish_reason": "stop" }],
+            "usage": usage,
+        }))
+        .into_response(),
+        behavior => {
+            let hold = behavior == Behavior::Hold;
+            let include_usage = body["stream_options"]["include_usage"] == json!(true);
+            let chunk = move |delta: Value, finish: Value| {
+                format!(
+                    "data: {}\n\n",
+                    json!({ "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] })
+                )
+            };
+            let mut parts: Vec<String> = vec![chunk(json!({ "role": "assistant", "content": "" }), Value::Null)];
+            let chars: Vec<char> = answer.chars().collect();
+            for piece in chars.chunks(3) {
+                parts.push(chunk(json!({ "content": piece.iter().collect::<String>() }), Value::Null));
+            }
+            parts.push(chunk(json!({}), json!("stop")));
+            if include_usage {
+                parts.push(format!(
+                    "data: {}\n\n",
+                    json!({ "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake", "choices": [], "usage": usage })
+                ));
+            }
+            parts.push("data: [DONE]\n\n".to_string());
+            let stream = futures::stream::iter(parts.into_iter().enumerate()).then(move |(i, part)| {
+                let released = released.clone();
+                async move {
+                    if hold && i == 2 {
+                        let mut rx = released.released.subscribe();
+                        let _ = rx.wait_for(|r| *r).await;
+                    }
+                    Ok::<_, std::convert::Infallible>(part)
+                }
+            });
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .header("cache-control", "no-cache")
+                .body(axum::body::Body::from_stream(stream))
+                .unwrap()
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Start the real `switchboard` binary and talk to it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The control token every test gateway uses.
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// Where the `switchboard` binary is: `SWITCHBOARD_BIN`, or next to the
+/// test executable's `deps` folder (`target/<profile>/switchboard`).
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("SWITCHBOARD_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let bin = profile_dir.join("switchboard");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it first with `cargo build -p switchboard` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The config of a test gateway on `port` whose `main` agent asks
+/// `model_base_url`; `extra` is appended verbatim.
+pub fn config(port: u16, model_base_url: &str, extra: &str) -> String {
+    format!(
+        r#"[gateway]
+bind = "127.0.0.1:{port}"
+shutdown_grace_secs = 20
+
+[gateway.auth]
+token = "{TOKEN}"
+
+[providers.fake]
+kind = "openai"
+base_url = "{model_base_url}"
+model = "fake-model"
+api_key = "sk-test-key"
+timeout_secs = 30
+
+[agents.main]
+provider = "fake"
+system_prompt = "You are the test assistant."
+
+{extra}
+"#
+    )
+}
+
+/// A running gateway process.
+pub struct Gateway {
+    child: Option<Child>,
+    /// Its base URL.
+    pub url: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// Its config file.
+    pub config_path: PathBuf,
+    log_path: PathBuf,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Gateway {
+    /// Write `config` into `dir` and start the gateway with it; returns when
+    /// `/readyz` answers 200.
+    pub async fn start(dir: &Path, config: &str) -> Self {
+        let config_path = dir.join("switchboard.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let data_dir = dir.join("data");
+        let port = config
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("bind = \"127.0.0.1:"))
+            .and_then(|rest| rest.trim_end_matches('"').parse::<u16>().ok())
+            .expect("config has a loopback bind");
+        let mut gw = Self {
+            child: None,
+            url: format!("http://127.0.0.1:{port}"),
+            data_dir,
+            config_path,
+            log_path: dir.join("gateway.log"),
+            http: reqwest::Client::new(),
+        };
+        gw.spawn().await;
+        gw
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
+        let child = Command::new(binary())
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("serve")
+            .env_remove("SWITCHBOARD_TOKEN")
+            .env("SWITCHBOARD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start switchboard");
+        self.child = Some(child);
+        self.wait_ready().await;
+    }
+
+    /// Start again after [`kill`](Self::kill) or [`terminate`](Self::terminate).
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop it first");
+        self.spawn().await;
+    }
+
+    /// Poll `/readyz` until 200 (at most 30 s), failing early if the
+    /// process exits.
+    pub async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("switchboard exited with {status} before it was ready:\n{}", self.log());
+            }
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "switchboard was not ready within 30 s:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// What the gateway logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Kill it without warning (a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Send SIGTERM and wait (at most 60 s) for it to exit.
+    pub async fn terminate(&mut self) -> ExitStatus {
+        self.signal_term();
+        self.wait_exit().await
+    }
+
+    /// Send SIGTERM.
+    pub fn signal_term(&self) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Wait (at most 60 s) for the process to exit.
+    pub async fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "switchboard did not exit within 60 s of SIGTERM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `GET path` with the token; returns status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(TOKEN).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST path` with the token and a JSON body; returns status, headers
+    /// and text.
+    pub async fn post_json(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut req = self.http.post(format!("{}{path}", self.url)).bearer_auth(TOKEN).json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (status, headers, r.text().await.unwrap())
+    }
+
+    /// Ask the assistant through `/v1/chat/completions` as `user` without
+    /// streaming; returns status and body.
+    pub async fn chat(&self, user: &str, text: &str) -> (u16, Value) {
+        let body = serde_json::json!({
+            "model": "main",
+            "user": user,
+            "messages": [{ "role": "user", "content": text }],
+        });
+        let (status, _, text) = self.post_json("/v1/chat/completions", &body, &[]).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The transcript of a session (`None` when it does not exist).
+    pub async fn transcript(&self, key: &str) -> Option<Vec<(String, String)>> {
+        let (status, v) = self.get(&format!("/api/sessions/{}", urlencode(key))).await;
+        if status == 404 {
+            return None;
+        }
+        assert_eq!(status, 200, "{v}");
+        Some(
+            v["transcript"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| (e["role"].as_str().unwrap().to_string(), e["content"].as_str().unwrap().to_string()))
+                .collect(),
+        )
+    }
+
+    /// Run a CLI command against this gateway; returns exit status, stdout
+    /// and stderr.
+    pub fn cli(&self, args: &[&str]) -> (ExitStatus, String, String) {
+        let out = Command::new(binary())
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args)
+            .env_remove("SWITCHBOARD_TOKEN")
+            .output()
+            .unwrap();
+        (out.status, String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    }
+}
+
+/// Percent-encode a path segment.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

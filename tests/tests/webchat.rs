@@ -1,0 +1,258 @@
+//! End to end through the web chat: the real binary, the OpenAI-compatible
+//! API, and a fake model server speaking real SSE.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchboard_tests::fake_openai::{Behavior, FakeOpenAi, echo_answer};
+use switchboard_tests::gateway::{Gateway, TOKEN, config, free_port};
+use switchboard_tests::sse;
+
+async fn setup(extra: &str) -> (FakeOpenAi, Gateway, tempfile::TempDir) {
+    let fake = FakeOpenAi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(dir.path(), &config(free_port(), &fake.base_url(), extra)).await;
+    (fake, gw, dir)
+}
+
+#[tokio::test]
+async fn streamed_answer_in_openai_format() {
+    let (fake, gw, _dir) = setup("").await;
+    let body = json!({
+        "model": "main",
+        "user": "alice",
+        "stream": true,
+        "stream_options": { "include_usage": true },
+        "messages": [{ "role": "user", "content": "hello there" }],
+    });
+    let (status, headers, text) = gw.post_json("/v1/chat/completions", &body, &[]).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let events = sse::events(&text);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{text}");
+    let (answer, chunks) = sse::completion_text(&text);
+    assert_eq!(answer, echo_answer("hello there"));
+    assert!(chunks.len() > 3, "the answer arrives in several chunks: {text}");
+    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"));
+    let usage = chunks.iter().find(|c| c["usage"].is_object()).expect("a usage chunk");
+    assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    // The model got the agent's system prompt and the message, with the key.
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].messages(),
+        vec![
+            ("system".into(), "You are the test assistant.".into()),
+            ("user".into(), "hello there".into())
+        ]
+    );
+    assert_eq!(seen[0].authorization.as_deref(), Some("Bearer sk-test-key"));
+    assert_eq!(seen[0].body["stream"], true);
+}
+
+#[tokio::test]
+async fn whole_answer_and_models_list() {
+    let (_fake, gw, _dir) = setup("").await;
+    let (status, v) = gw.chat("alice", "what is up").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(v["choices"][0]["message"]["content"], echo_answer("what is up"));
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert!(v["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    let (status, models) = gw.get("/v1/models").await;
+    assert_eq!(status, 200);
+    assert_eq!(models["object"], "list");
+    assert_eq!(models["data"][0]["id"], "main");
+}
+
+#[tokio::test]
+async fn history_is_kept_across_turns_of_one_user() {
+    let (fake, gw, _dir) = setup("").await;
+    assert_eq!(gw.chat("bob", "my name is Bob").await.0, 200);
+    let (status, v) = gw.chat("bob", "what is my name?").await;
+    assert_eq!(status, 200, "{v}");
+    let second = &fake.seen()[1];
+    assert_eq!(
+        second.messages(),
+        vec![
+            ("system".into(), "You are the test assistant.".into()),
+            ("user".into(), "my name is Bob".into()),
+            ("assistant".into(), echo_answer("my name is Bob")),
+            ("user".into(), "what is my name?".into()),
+        ],
+        "the gateway supplies the history; the client sent only the new message"
+    );
+    let transcript = gw.transcript("agent:main:webchat:dm:bob").await.unwrap();
+    assert_eq!(transcript.len(), 4);
+}
+
+#[tokio::test]
+async fn separate_users_have_separate_sessions() {
+    let (fake, gw, _dir) = setup("").await;
+    assert_eq!(gw.chat("alice", "alice's secret").await.0, 200);
+    assert_eq!(gw.chat("carol", "hi from carol").await.0, 200);
+    let carol = &fake.seen()[1];
+    assert!(
+        !carol.messages().iter().any(|(_, c)| c.contains("alice")),
+        "carol's conversation must not contain alice's: {:?}",
+        carol.messages()
+    );
+    let (_, v) = gw.get("/api/sessions").await;
+    let mut keys: Vec<&str> = v["sessions"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
+    keys.sort();
+    assert_eq!(keys, ["agent:main:webchat:dm:alice", "agent:main:webchat:dm:carol"]);
+}
+
+#[tokio::test]
+async fn a_message_delivered_twice_is_answered_once() {
+    let (fake, gw, _dir) = setup("").await;
+    let body = json!({ "model": "main", "user": "dave", "messages": [{ "role": "user", "content": "once only" }] });
+    let key = [("Idempotency-Key", "msg-42")];
+    let (s1, _, t1) = gw.post_json("/v1/chat/completions", &body, &key).await;
+    assert_eq!(s1, 200, "{t1}");
+    let (s2, _, t2) = gw.post_json("/v1/chat/completions", &body, &key).await;
+    assert_eq!(s2, 409, "{t2}");
+    assert!(t2.contains("already received"), "{t2}");
+    assert_eq!(fake.seen().len(), 1, "the model was asked once");
+    let transcript = gw.transcript("agent:main:webchat:dm:dave").await.unwrap();
+    assert_eq!(transcript.iter().filter(|(r, _)| r == "user").count(), 1);
+}
+
+#[tokio::test]
+async fn a_message_accepted_before_a_crash_is_answered_after_restart() {
+    let (fake, mut gw, _dir) = setup("").await;
+    fake.set(Behavior::Hold);
+    let url = gw.url.clone();
+    let pending = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("{url}/v1/chat/completions"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "model": "main", "user": "erin", "messages": [{ "role": "user", "content": "survive this" }] }))
+            .send()
+            .await
+    });
+    // The message reached the model: it was accepted. Now crash.
+    let first = fake.next_request().await;
+    assert_eq!(first.messages().last().unwrap().1, "survive this");
+    gw.kill();
+    assert!(pending.await.unwrap().is_err(), "the client saw the crash");
+
+    fake.set(Behavior::Echo);
+    gw.restart().await;
+    let again = fake.next_request().await;
+    assert_eq!(again.messages().last().unwrap().1, "survive this", "picked up after restart");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let transcript = loop {
+        if let Some(t) = gw.transcript("agent:main:webchat:dm:erin").await {
+            if t.iter().any(|(r, _)| r == "assistant") {
+                break t;
+            }
+        }
+        assert!(Instant::now() < deadline, "not answered after restart:\n{}", gw.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        transcript,
+        vec![("user".into(), "survive this".into()), ("assistant".into(), echo_answer("survive this"))],
+        "answered exactly once"
+    );
+    assert_eq!(fake.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn a_failing_provider_gives_a_clear_error_and_the_session_goes_on() {
+    let (fake, gw, _dir) = setup("").await;
+    fake.set(Behavior::Fail(500, "the fake model melted".into()));
+    let (status, v) = gw.chat("frank", "hello?").await;
+    assert_eq!(status, 502, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the fake model melted"), "{message}");
+    assert!(message.contains("`fake`") && message.contains("500"), "names the provider and status: {message}");
+
+    // Streaming: an error event in OpenAI's shape, then the stream ends.
+    let body = json!({ "model": "main", "user": "frank", "stream": true, "messages": [{ "role": "user", "content": "again?" }] });
+    let (status, _, text) = gw.post_json("/v1/chat/completions", &body, &[]).await;
+    assert_eq!(status, 200);
+    let errors: Vec<Value> = sse::events(&text)
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter(|v| v.get("error").is_some())
+        .collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    assert!(errors[0]["error"]["message"].as_str().unwrap().contains("melted"));
+
+    // Not wedged: once the provider is back, the same session answers.
+    fake.set(Behavior::Echo);
+    let (status, v) = gw.chat("frank", "better now?").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["choices"][0]["message"]["content"], echo_answer("better now?"));
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_reported_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = free_port();
+    let gw = Gateway::start(dir.path(), &config(free_port(), &format!("http://127.0.0.1:{closed}/v1"), "")).await;
+    let (status, v) = gw.chat("gina", "anyone there?").await;
+    assert_eq!(status, 502, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("cannot reach the model provider `fake`"), "{message}");
+    assert!(message.contains(&format!("127.0.0.1:{closed}")), "{message}");
+    let (_, status) = gw.get("/api/status").await;
+    assert_eq!(status["components"]["provider:fake"]["state"], "failed", "{status}");
+}
+
+#[tokio::test]
+async fn control_api_needs_the_token_and_health_does_not() {
+    let (_fake, gw, _dir) = setup("").await;
+    let c = reqwest::Client::new();
+    assert_eq!(c.get(format!("{}/healthz", gw.url)).send().await.unwrap().status(), 200);
+    let ready: Value = c.get(format!("{}/readyz", gw.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["ready"], true);
+    let r = c.get(format!("{}/api/sessions", gw.url)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("Authorization: Bearer"));
+    let r = c.post(format!("{}/v1/chat/completions", gw.url)).bearer_auth("wrong-token-000000000").json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let (status, _) = gw.get("/api/status").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn sigterm_finishes_the_running_turn_then_exits_zero() {
+    let (fake, mut gw, _dir) = setup("").await;
+    fake.set(Behavior::Hold);
+    let url = gw.url.clone();
+    let pending = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("{url}/v1/chat/completions"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "model": "main", "user": "hank", "messages": [{ "role": "user", "content": "finish me" }] }))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    fake.next_request().await;
+    gw.signal_term();
+    // Draining: no longer ready, but the running turn may finish.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = reqwest::get(format!("{}/readyz", gw.url)).await.unwrap();
+        if r.status() == 503 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "readyz never reported the drain");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fake.release();
+    let pid_exit = gw.wait_exit().await;
+    assert!(pid_exit.success(), "exit status {pid_exit:?}:\n{}", gw.log());
+    let answer = pending.await.unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], echo_answer("finish me"));
+}
