@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,7 +70,12 @@ fn provider_for(name: &str, p: &ProviderConfig, model: &str) -> OpenAiProvider {
 pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     let config = loaded.config;
     let dir = data_dir(&config)?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    // Transcripts and the token live here: only this user may read it.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     let bind: SocketAddr = config.gateway.bind.parse().context("gateway.bind is not an address")?;
 
     let db_path = dir.join("switchboard.db");

@@ -102,6 +102,15 @@ pub fn load_str(
     let mut table: Table = text.parse().map_err(|e: toml::de::Error| {
         fail(vec![ConfigError::new("", format!("is not valid TOML: {}", e.to_string().trim()))])
     })?;
+    // A file without providers gets the default one before the environment
+    // applies, so `SWITCHBOARD_PROVIDERS__LOCAL__BASE_URL` can adjust it.
+    if !table.contains_key("providers") {
+        if let Ok(Value::Table(p)) = Value::try_from(ProviderConfig::ollama()) {
+            let mut providers = Table::new();
+            providers.insert("local".into(), Value::Table(p));
+            table.insert("providers".into(), Value::Table(providers));
+        }
+    }
     apply_env(&mut table, env).map_err(|e| fail(vec![e]))?;
     let mut config: Config = serde_path_to_error::deserialize(Value::Table(table))
         .map_err(|e| fail(vec![deserialize_error(&e)]))?;
@@ -112,7 +121,8 @@ pub fn load_str(
 
 fn deserialize_error(e: &serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
     let inner = e.inner().to_string();
-    let inner = inner.trim().trim_start_matches("TOML parse error").trim().to_string();
+    // toml appends "in `key`" on a second line; the key is named already.
+    let inner = inner.trim().lines().next().unwrap_or("").trim().to_string();
     let path = e.path().to_string();
     let key = if path == "." { String::new() } else { path };
     let hint = if inner.starts_with("unknown field") {
@@ -307,6 +317,18 @@ mod tests {
         assert!(!c.config.channels.webchat.enabled);
         let err = load_str("", "c", &env(&[("SWITCHBOARD_GATEWAY__MAX_CONCURRENT_RUNS", "x")])).unwrap_err();
         assert!(err.to_string().contains("SWITCHBOARD_GATEWAY__MAX_CONCURRENT_RUNS"), "{err}");
+    }
+
+    #[test]
+    fn env_adjusts_the_default_provider_without_a_file() {
+        let c = load_str("", "c", &env(&[("SWITCHBOARD_PROVIDERS__LOCAL__BASE_URL", "http://10.0.0.5:8000/v1")])).unwrap();
+        assert_eq!(c.config.providers["local"].base_url, "http://10.0.0.5:8000/v1");
+        assert_eq!(c.config.providers["local"].model, "llama3.2");
+        assert_eq!(c.config.agents["main"].provider, "local");
+        // A file with its own providers does not get the default one.
+        let c = load_str("[providers.x]\nkind = \"openai\"\nbase_url = \"http://a/v1\"\nmodel = \"m\"\n", "c", &[]).unwrap();
+        assert!(!c.config.providers.contains_key("local"));
+        assert_eq!(c.config.agents["main"].provider, "x");
     }
 
     #[test]
