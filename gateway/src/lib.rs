@@ -29,3 +29,6 @@ pub mod serve;
 pub mod sessions;
 pub mod supervisor;
 pub mod webchat;
+
+#[cfg(test)]
+mod testing;

@@ -6,6 +6,8 @@ pub mod access;
 pub mod pairing;
 pub mod ratelimit;
 pub mod routing;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

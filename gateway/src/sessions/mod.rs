@@ -10,6 +10,8 @@ mod actor;
 pub(crate) use actor::BUSY_NOTICE;
 pub mod queue;
 pub mod reset;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
