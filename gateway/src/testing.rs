@@ -1,14 +1,25 @@
 //! Test doubles shared by the gateway's unit tests: an in-process provider
 //! whose answers the test releases, and a channel that records replies.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
-use switchboard_agents::{ChatMessage, Provider, ProviderError, ProviderEvent};
+use switchboard_agents::{Agent, ChatMessage, Provider, ProviderError, ProviderEvent};
+use switchboard_memory::{SqliteStore, Store};
+
+use crate::channels::ChannelSet;
+use crate::config::QueueMode;
+use crate::events::EventBus;
+use crate::sessions::reset::ResetPolicy;
+use crate::sessions::{AgentSlot, TurnContext};
 use switchboard_channel::{Channel, ChannelContext, ChannelError, ReplyEvent, ReplySink, ReplyTarget};
 
 /// Answers `re: <last user text>` once the test adds a permit.
@@ -73,3 +84,48 @@ impl Channel for RecordingChannel {
     }
 }
 
+
+/// A turn context over an in-memory store, one `main` agent on a
+/// [`GatedProvider`] and one [`RecordingChannel`] (`test`/`a`).
+pub(crate) struct Rig {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) ctx: Arc<TurnContext>,
+    pub(crate) calls: mpsc::UnboundedReceiver<Vec<ChatMessage>>,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) replies: mpsc::UnboundedReceiver<(String, ReplyEvent)>,
+}
+
+/// Build a [`Rig`]; the provider starts with `permits` answers allowed.
+pub(crate) async fn rig(mode: QueueMode, max_runs: usize, mailbox: usize, actor_idle: Duration, permits: usize) -> Rig {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+    let (calls_tx, calls) = mpsc::unbounded_channel();
+    let permits = Arc::new(Semaphore::new(permits));
+    let provider = Arc::new(GatedProvider { calls: calls_tx, permits: permits.clone() });
+    let (reply_tx, replies) = mpsc::unbounded_channel();
+    let channel = Arc::new(RecordingChannel::default());
+    *channel.tx.lock().unwrap() = Some(reply_tx);
+    let mut channels = ChannelSet::default();
+    channels.add(channel);
+    let mut agents = HashMap::new();
+    agents.insert(
+        "main".to_string(),
+        AgentSlot { agent: Agent::new("main", "", provider), history_limit: 50, model: "gated-model".into() },
+    );
+    let ctx = Arc::new(TurnContext {
+        store: store.clone(),
+        channels,
+        events: EventBus::new(64),
+        agents,
+        runs: Arc::new(Semaphore::new(max_runs)),
+        max_runs,
+        reset: ResetPolicy::default(),
+        queue_mode: mode,
+        mailbox,
+        actor_idle,
+        draining: CancellationToken::new(),
+        hard_stop: CancellationToken::new(),
+        turns_done: AtomicU64::new(0),
+        turns_failed: AtomicU64::new(0),
+    });
+    Rig { store, ctx, calls, permits, replies }
+}

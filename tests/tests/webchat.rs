@@ -15,6 +15,15 @@ async fn setup(extra: &str) -> (FakeOpenAi, Gateway, tempfile::TempDir) {
     (fake, gw, dir)
 }
 
+/// Ask without waiting: the request runs in the background.
+fn spawn_chat(gw: &Gateway, user: &str, text: &str) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let request = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "model": "main", "user": user, "messages": [{ "role": "user", "content": text }] }));
+    tokio::spawn(request.send())
+}
+
 #[tokio::test]
 async fn streamed_answer_in_openai_format() {
     let (fake, gw, _dir) = setup("").await;
@@ -124,15 +133,7 @@ async fn a_message_delivered_twice_is_answered_once() {
 async fn a_message_accepted_before_a_crash_is_answered_after_restart() {
     let (fake, mut gw, _dir) = setup("").await;
     fake.set(Behavior::Hold);
-    let url = gw.url.clone();
-    let pending = tokio::spawn(async move {
-        reqwest::Client::new()
-            .post(format!("{url}/v1/chat/completions"))
-            .bearer_auth(TOKEN)
-            .json(&json!({ "model": "main", "user": "erin", "messages": [{ "role": "user", "content": "survive this" }] }))
-            .send()
-            .await
-    });
+    let pending = spawn_chat(&gw, "erin", "survive this");
     // The message reached the model: it was accepted. Now crash.
     let first = fake.next_request().await;
     assert_eq!(first.messages().last().unwrap().1, "survive this");
@@ -225,19 +226,7 @@ async fn control_api_needs_the_token_and_health_does_not() {
 async fn sigterm_finishes_the_running_turn_then_exits_zero() {
     let (fake, mut gw, _dir) = setup("").await;
     fake.set(Behavior::Hold);
-    let url = gw.url.clone();
-    let pending = tokio::spawn(async move {
-        reqwest::Client::new()
-            .post(format!("{url}/v1/chat/completions"))
-            .bearer_auth(TOKEN)
-            .json(&json!({ "model": "main", "user": "hank", "messages": [{ "role": "user", "content": "finish me" }] }))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    });
+    let pending = spawn_chat(&gw, "hank", "finish me");
     fake.next_request().await;
     gw.signal_term();
     // Draining: no longer ready, but the running turn may finish.
@@ -253,6 +242,6 @@ async fn sigterm_finishes_the_running_turn_then_exits_zero() {
     fake.release();
     let pid_exit = gw.wait_exit().await;
     assert!(pid_exit.success(), "exit status {pid_exit:?}:\n{}", gw.log());
-    let answer = pending.await.unwrap();
+    let answer: Value = pending.await.unwrap().unwrap().json().await.unwrap();
     assert_eq!(answer["choices"][0]["message"]["content"], echo_answer("finish me"));
 }

@@ -1,26 +1,20 @@
 //! The pipeline with an in-memory store, a recording channel and a gated
 //! in-process provider.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
-use tokio_util::sync::CancellationToken;
 
-use switchboard_agents::{Agent, ChatMessage, MessageRole};
+use switchboard_agents::{ChatMessage, MessageRole};
 use switchboard_channel::{ChatKind, Inbound, ReplyEvent, Sender};
-use switchboard_memory::{IngressStatus, SqliteStore, Store};
+use switchboard_memory::{IngressStatus, Store};
 
 use super::routing::Router;
 use super::{Admission, Pipeline};
-use crate::channels::ChannelSet;
 use crate::config::{AccessRules, DmPolicy, DmScope, GroupPolicy, QueueMode, RateLimitConfig};
-use crate::events::EventBus;
-use crate::sessions::reset::ResetPolicy;
-use crate::sessions::{AgentSlot, SessionRegistry, TurnContext};
-use crate::testing::{GatedProvider, RecordingChannel};
+use crate::sessions::SessionRegistry;
+use crate::testing::rig;
 
 struct Harness {
     pipeline: Pipeline,
@@ -42,37 +36,12 @@ fn rules() -> AccessRules {
 }
 
 async fn harness(rules: AccessRules) -> Harness {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
-    let (calls_tx, calls) = mpsc::unbounded_channel();
-    let permits = Arc::new(Semaphore::new(100));
-    let provider = Arc::new(GatedProvider { calls: calls_tx, permits: permits.clone() });
-    let (reply_tx, replies) = mpsc::unbounded_channel();
-    let channel = Arc::new(RecordingChannel::default());
-    *channel.tx.lock().unwrap() = Some(reply_tx);
-    let mut channels = ChannelSet::default();
-    channels.add(channel);
-    let mut agents = HashMap::new();
-    agents.insert("main".to_string(), AgentSlot { agent: Agent::new("main", "", provider), history_limit: 50, model: "m".into() });
-    let ctx = Arc::new(TurnContext {
-        store: store.clone(),
-        channels: channels.clone(),
-        events: EventBus::new(64),
-        agents,
-        runs: Arc::new(Semaphore::new(4)),
-        max_runs: 4,
-        reset: ResetPolicy::default(),
-        queue_mode: QueueMode::Followup,
-        mailbox: 8,
-        actor_idle: Duration::from_secs(60),
-        draining: CancellationToken::new(),
-        hard_stop: CancellationToken::new(),
-        turns_done: AtomicU64::new(0),
-        turns_failed: AtomicU64::new(0),
-    });
-    let sessions = SessionRegistry::new(ctx);
+    let rig = rig(QueueMode::Followup, 4, 8, Duration::from_secs(60), 100).await;
+    let channels = rig.ctx.channels.clone();
+    let sessions = SessionRegistry::new(rig.ctx);
     let router = Router::new(vec![], "main".into(), DmScope::PerChannelPeer);
-    let pipeline = Pipeline::new(store.clone(), channels, sessions, router, vec![(("test".into(), "a".into()), rules)]);
-    Harness { pipeline, store, calls, permits, replies }
+    let pipeline = Pipeline::new(rig.store.clone(), channels, sessions, router, vec![(("test".into(), "a".into()), rules)]);
+    Harness { pipeline, store: rig.store, calls: rig.calls, permits: rig.permits, replies: rig.replies }
 }
 
 fn dm(sender: &str, id: &str, text: &str) -> Inbound {

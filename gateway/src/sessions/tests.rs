@@ -1,24 +1,18 @@
 //! Session actors with an in-memory store, an in-process provider whose
 //! answers the test releases, and a channel that records replies.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
-use tokio_util::sync::CancellationToken;
 
-use switchboard_agents::{Agent, ChatMessage};
+use switchboard_agents::ChatMessage;
 use switchboard_channel::{ChatKind, Inbound, ReplyEvent, Sender};
-use switchboard_memory::{IngressAccept, SqliteStore, Store};
+use switchboard_memory::{IngressAccept, Store};
 
-use super::reset::ResetPolicy;
-use crate::testing::{GatedProvider, RecordingChannel};
-use super::{AgentSlot, Job, SessionRegistry, TurnContext};
-use crate::channels::ChannelSet;
+use crate::testing::rig;
+use super::{Job, SessionRegistry};
 use crate::config::QueueMode;
-use crate::events::EventBus;
 
 struct Harness {
     store: Arc<dyn Store>,
@@ -33,60 +27,43 @@ async fn harness(mode: QueueMode, max_runs: usize, mailbox: usize) -> Harness {
 }
 
 async fn harness_with_idle(mode: QueueMode, max_runs: usize, mailbox: usize, actor_idle: Duration) -> Harness {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
-    let (calls_tx, calls) = mpsc::unbounded_channel();
-    let permits = Arc::new(Semaphore::new(0));
-    let provider = Arc::new(GatedProvider { calls: calls_tx, permits: permits.clone() });
-    let (reply_tx, replies) = mpsc::unbounded_channel();
-    let channel = Arc::new(RecordingChannel::default());
-    *channel.tx.lock().unwrap() = Some(reply_tx);
-    let mut channels = ChannelSet::default();
-    channels.add(channel);
-    let mut agents = HashMap::new();
-    agents.insert(
-        "main".to_string(),
-        AgentSlot { agent: Agent::new("main", "", provider), history_limit: 50, model: "gated-model".into() },
-    );
-    let ctx = Arc::new(TurnContext {
-        store: store.clone(),
-        channels,
-        events: EventBus::new(64),
-        agents,
-        runs: Arc::new(Semaphore::new(max_runs)),
-        max_runs,
-        reset: ResetPolicy::default(),
-        queue_mode: mode,
-        mailbox,
-        actor_idle,
-        draining: CancellationToken::new(),
-        hard_stop: CancellationToken::new(),
-        turns_done: AtomicU64::new(0),
-        turns_failed: AtomicU64::new(0),
-    });
-    Harness { store, sessions: SessionRegistry::new(ctx), calls, permits, replies }
+    let rig = rig(mode, max_runs, mailbox, actor_idle, 0).await;
+    Harness {
+        store: rig.store,
+        sessions: SessionRegistry::new(rig.ctx),
+        calls: rig.calls,
+        permits: rig.permits,
+        replies: rig.replies,
+    }
+}
+
+fn job(ingress_id: i64, session: &str, id: &str, text: &str) -> Job {
+    let inbound = Inbound {
+        channel: "test".into(),
+        account: "a".into(),
+        chat_kind: ChatKind::Dm,
+        chat_id: session.into(),
+        thread_id: None,
+        sender: Sender { id: session.into(), name: None, is_bot: false },
+        text: text.into(),
+        attachments: vec![],
+        mentioned: false,
+        message_id: id.into(),
+        received_at_ms: 0,
+    };
+    Job { ingress_id, inbound, agent: "main".into(), session_key: format!("s:{session}") }
 }
 
 impl Harness {
+    async fn accept(&self, id: &str) -> i64 {
+        match self.store.ingress_accept("test", "a", id, "{}", 0).await.unwrap() {
+            IngressAccept::Accepted(ingress_id) => ingress_id,
+            IngressAccept::Duplicate { .. } => panic!("message {id} is not new"),
+        }
+    }
+
     async fn send(&self, session: &str, id: &str, text: &str) {
-        let inbound = Inbound {
-            channel: "test".into(),
-            account: "a".into(),
-            chat_kind: ChatKind::Dm,
-            chat_id: session.into(),
-            thread_id: None,
-            sender: Sender { id: session.into(), name: None, is_bot: false },
-            text: text.into(),
-            attachments: vec![],
-            mentioned: false,
-            message_id: id.into(),
-            received_at_ms: 0,
-        };
-        let IngressAccept::Accepted(ingress_id) =
-            self.store.ingress_accept("test", "a", id, "{}", 0).await.unwrap()
-        else {
-            panic!("new message")
-        };
-        let job = Job { ingress_id, inbound, agent: "main".into(), session_key: format!("s:{session}") };
+        let job = job(self.accept(id).await, session, id, text);
         self.sessions.dispatch(job).map_err(|e| format!("{e:?}")).unwrap();
     }
 
@@ -211,23 +188,7 @@ async fn a_full_session_queue_refuses_with_a_notice() {
 
 impl Harness {
     async fn send_or_busy(&self, session: &str, id: &str, text: &str) {
-        let inbound = Inbound {
-            channel: "test".into(),
-            account: "a".into(),
-            chat_kind: ChatKind::Dm,
-            chat_id: session.into(),
-            thread_id: None,
-            sender: Sender { id: session.into(), name: None, is_bot: false },
-            text: text.into(),
-            attachments: vec![],
-            mentioned: false,
-            message_id: id.into(),
-            received_at_ms: 0,
-        };
-        let IngressAccept::Accepted(ingress_id) = self.store.ingress_accept("test", "a", id, "{}", 0).await.unwrap() else {
-            panic!("new")
-        };
-        let job = Job { ingress_id, inbound, agent: "main".into(), session_key: format!("s:{session}") };
+        let job = job(self.accept(id).await, session, id, text);
         if let Err(super::DispatchError::Busy(job)) = self.sessions.dispatch(job) {
             // What the pipeline does with a full mailbox.
             self.sessions.context().channels.notify(&job.inbound.reply_target(), super::BUSY_NOTICE.into()).await;
