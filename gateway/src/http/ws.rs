@@ -23,7 +23,9 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| connection(state, socket))
+    // Requests are small; a megabyte is plenty and bounds what one client
+    // can make the gateway hold.
+    ws.max_message_size(1 << 20).on_upgrade(move |socket| connection(state, socket))
 }
 
 #[derive(Debug, Deserialize)]
