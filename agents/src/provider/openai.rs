@@ -249,6 +249,15 @@ fn parse_usage(usage: &Value) -> Usage {
     }
 }
 
+/// Aborts the request task when the answer stream is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The innermost cause of a transport error, which is the readable one
 /// ("Connection refused (os error 111)").
 fn root_cause(e: &reqwest::Error) -> String {
@@ -273,8 +282,12 @@ impl Provider for OpenAiProvider {
         messages: Vec<ChatMessage>,
     ) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(self.clone().run(messages, tx));
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
-            .boxed()
+        // Dropping the stream (a cancelled turn) stops the request at once
+        // instead of leaving it to the idle timeout.
+        let task = AbortOnDrop(tokio::spawn(self.clone().run(messages, tx)));
+        futures::stream::unfold((rx, task), |(mut rx, task)| async move {
+            rx.recv().await.map(|e| (e, (rx, task)))
+        })
+        .boxed()
     }
 }
