@@ -101,7 +101,7 @@ impl Agent {
             messages.push(ChatMessage::system(self.system_prompt.clone()));
         }
         messages.extend(history);
-        let upstream = self.provider.stream(messages);
+        let upstream = self.provider.stream(messages.into());
         let state = TurnState { upstream: Some(upstream), text: String::new(), usage: Usage::default(), cancel };
         futures::stream::unfold(state, TurnState::next).boxed()
     }
@@ -130,6 +130,13 @@ impl TurnState {
             Some(Ok(ProviderEvent::TextDelta(delta))) => {
                 self.text.push_str(&delta);
                 AgentEvent::TextDelta(delta)
+            }
+            Some(Ok(ProviderEvent::ToolCall(call))) => {
+                // Tools arrive with the agent runtime's tool loop; until then
+                // a call is reported as text so nothing is silently lost.
+                let note = format!("\n[the model asked for tool `{}`, which is not available]", call.name);
+                self.text.push_str(&note);
+                AgentEvent::TextDelta(note)
             }
             Some(Ok(ProviderEvent::Usage(usage))) => {
                 self.usage.add(usage);

@@ -13,5 +13,5 @@ mod message;
 pub mod provider;
 
 pub use agent::{Agent, AgentEvent, TurnOutcome};
-pub use message::{ChatMessage, MessageRole, Usage};
-pub use provider::{OpenAiProvider, Provider, ProviderError, ProviderEvent, ProviderSettings};
+pub use message::{ChatMessage, MessageRole, ToolCall, ToolSpec, Usage};
+pub use provider::{ModelRequest, OpenAiProvider, Provider, ProviderError, ProviderEvent, ProviderSettings};

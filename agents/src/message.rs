@@ -1,6 +1,7 @@
 //! The conversation vocabulary providers speak.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Who said a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,6 +13,30 @@ pub enum MessageRole {
     User,
     /// The model.
     Assistant,
+    /// The result of a tool call.
+    Tool,
+}
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The provider's id of the call, echoed with its result.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments as JSON text (as the model wrote them).
+    pub arguments: String,
+}
+
+/// A tool offered to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    /// The tool's name.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// A JSON schema of its parameters.
+    pub parameters: Value,
 }
 
 /// One message of a conversation.
@@ -19,22 +44,40 @@ pub enum MessageRole {
 pub struct ChatMessage {
     /// Who said it.
     pub role: MessageRole,
-    /// What was said.
+    /// What was said (the text part, possibly empty for tool calls).
     pub content: String,
+    /// Tool calls of an assistant message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For a tool message: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
+    fn plain(role: MessageRole, content: impl Into<String>) -> Self {
+        Self { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
+    }
+
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
-        Self { role: MessageRole::System, content: content.into() }
+        Self::plain(MessageRole::System, content)
     }
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        Self { role: MessageRole::User, content: content.into() }
+        Self::plain(MessageRole::User, content)
     }
     /// An assistant message.
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self { role: MessageRole::Assistant, content: content.into() }
+        Self::plain(MessageRole::Assistant, content)
+    }
+    /// An assistant message that calls tools.
+    pub fn assistant_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Self { tool_calls: calls, ..Self::plain(MessageRole::Assistant, content) }
+    }
+    /// The result of the tool call `id`.
+    pub fn tool_result(id: impl Into<String>, content: impl Into<String>) -> Self {
+        Self { tool_call_id: Some(id.into()), ..Self::plain(MessageRole::Tool, content) }
     }
 }
 

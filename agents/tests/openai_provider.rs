@@ -29,7 +29,7 @@ fn provider(base_url: String) -> OpenAiProvider {
 }
 
 async fn collect(p: &OpenAiProvider) -> Vec<Result<ProviderEvent, ProviderError>> {
-    p.stream(vec![ChatMessage::user("hi")]).collect().await
+    p.stream(vec![ChatMessage::user("hi")].into()).collect().await
 }
 
 #[tokio::test]
@@ -126,4 +126,55 @@ async fn a_stalled_stream_times_out() {
     let events = collect(&p).await;
     assert_eq!(events[0].as_ref().unwrap(), &ProviderEvent::TextDelta("a".into()));
     assert!(matches!(events[1], Err(ProviderError::Timeout { .. })), "{events:?}");
+}
+
+#[tokio::test]
+async fn tool_calls_split_across_chunks_are_reassembled_in_order() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(serde_json::Value::Null));
+    let record = seen.clone();
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move |body: axum::Json<serde_json::Value>| {
+            *record.lock().unwrap() = body.0;
+            async {
+                let chunks = [
+                    r#"{"choices":[{"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"current_time","arguments":""}}]}}]}"#,
+                    r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"tz\":"}}]}}]}"#,
+                    r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"web_fetch","arguments":"{\"url\":\"http"}}]}}]}"#,
+                    r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"UTC\"}"}}]}}]}"#,
+                    r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"function":{"arguments":"s://example.org\"}"}}]}}]}"#,
+                    r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+                ];
+                let body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).chain(["data: [DONE]\n\n".to_string()]).collect();
+                ([("content-type", "text/event-stream")], body)
+            }
+        }),
+    );
+    let p = provider(serve(app).await);
+    let request = switchboard_agents::ModelRequest {
+        messages: vec![
+            ChatMessage::user("what time is it?"),
+            ChatMessage::assistant_calls("", vec![switchboard_agents::ToolCall { id: "c0".into(), name: "current_time".into(), arguments: "{}".into() }]),
+            ChatMessage::tool_result("c0", "12:00"),
+        ],
+        tools: vec![switchboard_agents::ToolSpec {
+            name: "current_time".into(),
+            description: "The time".into(),
+            parameters: serde_json::json!({ "type": "object", "properties": {} }),
+        }],
+    };
+    let events: Vec<_> = p.stream(request).map(Result::unwrap).collect().await;
+    assert_eq!(
+        events,
+        vec![
+            ProviderEvent::ToolCall(switchboard_agents::ToolCall { id: "call_a".into(), name: "current_time".into(), arguments: r#"{"tz":"UTC"}"#.into() }),
+            ProviderEvent::ToolCall(switchboard_agents::ToolCall { id: "call_b".into(), name: "web_fetch".into(), arguments: r#"{"url":"https://example.org"}"#.into() }),
+        ]
+    );
+    let body = seen.lock().unwrap().clone();
+    assert_eq!(body["tools"][0]["type"], "function");
+    assert_eq!(body["tools"][0]["function"]["name"], "current_time");
+    assert_eq!(body["messages"][1]["tool_calls"][0]["function"]["name"], "current_time");
+    assert_eq!(body["messages"][1]["content"], serde_json::Value::Null);
+    assert_eq!(body["messages"][2], serde_json::json!({ "role": "tool", "tool_call_id": "c0", "content": "12:00" }));
 }

@@ -12,7 +12,7 @@ use futures::stream::BoxStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use switchboard_agents::{Agent, ChatMessage, Provider, ProviderError, ProviderEvent};
+use switchboard_agents::{Agent, ChatMessage, ModelRequest, Provider, ProviderError, ProviderEvent};
 use switchboard_memory::{SqliteStore, Store};
 
 use crate::channels::ChannelSet;
@@ -35,7 +35,8 @@ impl Provider for GatedProvider {
     fn model(&self) -> &str {
         "gated-model"
     }
-    fn stream(&self, messages: Vec<ChatMessage>) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
+    fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
+        let messages = request.messages;
         let last = messages.iter().rev().find(|m| m.role == switchboard_agents::MessageRole::User).map(|m| m.content.clone()).unwrap_or_default();
         let _ = self.calls.send(messages);
         let permits = self.permits.clone();

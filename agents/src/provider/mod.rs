@@ -10,13 +10,30 @@ pub use error::ProviderError;
 pub use openai::{OpenAiProvider, ProviderSettings};
 pub use sse::SseParser;
 
-use crate::{ChatMessage, Usage};
+use crate::{ChatMessage, ToolCall, ToolSpec, Usage};
+
+/// What one model call is asked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelRequest {
+    /// The conversation, system messages included.
+    pub messages: Vec<ChatMessage>,
+    /// The tools the model may call.
+    pub tools: Vec<ToolSpec>,
+}
+
+impl From<Vec<ChatMessage>> for ModelRequest {
+    fn from(messages: Vec<ChatMessage>) -> Self {
+        Self { messages, tools: Vec::new() }
+    }
+}
 
 /// One piece of a streamed model answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderEvent {
     /// More answer text.
     TextDelta(String),
+    /// A complete tool call (its argument pieces already joined).
+    ToolCall(ToolCall),
     /// Token usage of the call (usually at the end).
     Usage(Usage),
 }
@@ -27,9 +44,6 @@ pub trait Provider: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// The model it asks.
     fn model(&self) -> &str;
-    /// Stream the answer to `messages`.
-    fn stream(
-        &self,
-        messages: Vec<ChatMessage>,
-    ) -> BoxStream<'static, Result<ProviderEvent, ProviderError>>;
+    /// Stream the answer to `request`.
+    fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ProviderEvent, ProviderError>>;
 }

@@ -8,8 +8,8 @@ use futures::stream::BoxStream;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::{Provider, ProviderError, ProviderEvent, SseParser};
-use crate::{ChatMessage, Usage};
+use super::{ModelRequest, Provider, ProviderError, ProviderEvent, SseParser};
+use crate::{ChatMessage, MessageRole, ToolCall, Usage};
 
 /// How to reach one OpenAI-compatible endpoint.
 #[derive(Debug, Clone)]
@@ -107,13 +107,20 @@ impl OpenAiProvider {
         ProviderError::Http { provider: self.settings.name.clone(), status, message, retry_after }
     }
 
-    fn request_body(&self, messages: &[ChatMessage]) -> Value {
+    fn request_body(&self, request: &ModelRequest) -> Value {
         let mut body = json!({
             "model": self.settings.model,
-            "messages": messages,
+            "messages": request.messages.iter().map(message_json).collect::<Vec<_>>(),
             "stream": true,
             "stream_options": { "include_usage": true },
         });
+        if !request.tools.is_empty() {
+            body["tools"] = request
+                .tools
+                .iter()
+                .map(|t| json!({ "type": "function", "function": { "name": t.name, "description": t.description, "parameters": t.parameters } }))
+                .collect();
+        }
         if let Some(t) = self.settings.temperature {
             body["temperature"] = json!(t);
         }
@@ -125,24 +132,24 @@ impl OpenAiProvider {
 
     async fn run(
         self,
-        messages: Vec<ChatMessage>,
+        request: ModelRequest,
         tx: mpsc::Sender<Result<ProviderEvent, ProviderError>>,
     ) {
-        if let Err(e) = self.run_inner(messages, &tx).await {
+        if let Err(e) = self.run_inner(request, &tx).await {
             let _ = tx.send(Err(e)).await;
         }
     }
 
     async fn run_inner(
         &self,
-        messages: Vec<ChatMessage>,
+        request: ModelRequest,
         tx: &mpsc::Sender<Result<ProviderEvent, ProviderError>>,
     ) -> Result<(), ProviderError> {
         let mut req = self
             .client
             .post(self.url("chat/completions"))
             .header(reqwest::header::ACCEPT, "text/event-stream")
-            .json(&self.request_body(&messages));
+            .json(&self.request_body(&request));
         if let Some(key) = &self.settings.api_key {
             req = req.bearer_auth(key);
         }
@@ -173,6 +180,7 @@ impl OpenAiProvider {
         }
         let mut body = resp.bytes_stream();
         let mut parser = SseParser::new();
+        let mut calls = ToolCallParts::default();
         loop {
             let piece = tokio::time::timeout(idle, body.next()).await.map_err(|_| timeout())?;
             let ended = piece.is_none();
@@ -183,7 +191,7 @@ impl OpenAiProvider {
             };
             for data in datas {
                 if data.trim() == "[DONE]" {
-                    return Ok(());
+                    return calls.flush(tx).await;
                 }
                 let chunk: Value = serde_json::from_str(&data)
                     .map_err(|e| self.protocol(format!("a stream chunk is not JSON: {e}")))?;
@@ -209,12 +217,20 @@ impl OpenAiProvider {
                         return Ok(()); // the consumer went away
                     }
                 }
+                if let Some(parts) = chunk.pointer("/choices/0/delta/tool_calls").and_then(Value::as_array) {
+                    for part in parts {
+                        calls.add(part);
+                    }
+                }
+                if chunk.pointer("/choices/0/finish_reason").is_some_and(|f| !f.is_null()) {
+                    calls.flush(tx).await?;
+                }
                 if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
                     let _ = tx.send(Ok(ProviderEvent::Usage(parse_usage(usage)))).await;
                 }
             }
             if ended {
-                return Ok(());
+                return calls.flush(tx).await;
             }
         }
     }
@@ -224,11 +240,19 @@ impl OpenAiProvider {
         body: &Value,
         tx: &mpsc::Sender<Result<ProviderEvent, ProviderError>>,
     ) -> Result<(), ProviderError> {
-        let text = body
-            .pointer("/choices/0/message/content")
-            .and_then(Value::as_str)
-            .ok_or_else(|| self.protocol("the answer has no choices[0].message.content".into()))?;
-        let _ = tx.send(Ok(ProviderEvent::TextDelta(text.to_string()))).await;
+        let message = body
+            .pointer("/choices/0/message")
+            .ok_or_else(|| self.protocol("the answer has no choices[0].message".into()))?;
+        if let Some(text) = message.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            let _ = tx.send(Ok(ProviderEvent::TextDelta(text.to_string()))).await;
+        }
+        let mut calls = ToolCallParts::default();
+        for (index, call) in message.get("tool_calls").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let mut part = call.clone();
+            part["index"] = json!(index);
+            calls.add(&part);
+        }
+        calls.flush(tx).await?;
         if let Some(usage) = body.get("usage").filter(|u| !u.is_null()) {
             let _ = tx.send(Ok(ProviderEvent::Usage(parse_usage(usage)))).await;
         }
@@ -237,6 +261,70 @@ impl OpenAiProvider {
 
     fn protocol(&self, detail: String) -> ProviderError {
         ProviderError::Protocol { provider: self.settings.name.clone(), detail }
+    }
+}
+
+/// An OpenAI message in the Chat Completions wire shape.
+fn message_json(m: &ChatMessage) -> Value {
+    match m.role {
+        MessageRole::Tool => json!({
+            "role": "tool",
+            "tool_call_id": m.tool_call_id.clone().unwrap_or_default(),
+            "content": m.content,
+        }),
+        MessageRole::Assistant if !m.tool_calls.is_empty() => json!({
+            "role": "assistant",
+            "content": if m.content.is_empty() { Value::Null } else { json!(m.content) },
+            "tool_calls": m.tool_calls.iter().map(|c| json!({
+                "id": c.id,
+                "type": "function",
+                "function": { "name": c.name, "arguments": c.arguments },
+            })).collect::<Vec<_>>(),
+        }),
+        role => json!({ "role": role, "content": m.content }),
+    }
+}
+
+/// Tool calls arriving in pieces, keyed by their `index`.
+#[derive(Debug, Default)]
+struct ToolCallParts {
+    parts: std::collections::BTreeMap<u64, ToolCall>,
+}
+
+impl ToolCallParts {
+    fn add(&mut self, part: &Value) {
+        let index = part.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let call = self.parts.entry(index).or_insert_with(|| ToolCall {
+            id: String::new(),
+            name: String::new(),
+            arguments: String::new(),
+        });
+        if let Some(id) = part.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            call.id = id.to_string();
+        }
+        if let Some(name) = part.pointer("/function/name").and_then(Value::as_str) {
+            call.name.push_str(name);
+        }
+        if let Some(args) = part.pointer("/function/arguments").and_then(Value::as_str) {
+            call.arguments.push_str(args);
+        }
+    }
+
+    /// Send the complete calls, in index order.
+    async fn flush(
+        &mut self,
+        tx: &mpsc::Sender<Result<ProviderEvent, ProviderError>>,
+    ) -> Result<(), ProviderError> {
+        for (index, mut call) in std::mem::take(&mut self.parts) {
+            if call.id.is_empty() {
+                call.id = format!("call_{index}");
+            }
+            if call.arguments.trim().is_empty() {
+                call.arguments = "{}".into();
+            }
+            let _ = tx.send(Ok(ProviderEvent::ToolCall(call))).await;
+        }
+        Ok(())
     }
 }
 
@@ -277,14 +365,11 @@ impl Provider for OpenAiProvider {
         &self.settings.model
     }
 
-    fn stream(
-        &self,
-        messages: Vec<ChatMessage>,
-    ) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
+    fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
         let (tx, rx) = mpsc::channel(64);
         // Dropping the stream (a cancelled turn) stops the request at once
         // instead of leaving it to the idle timeout.
-        let task = AbortOnDrop(tokio::spawn(self.clone().run(messages, tx)));
+        let task = AbortOnDrop(tokio::spawn(self.clone().run(request, tx)));
         futures::stream::unfold((rx, task), |(mut rx, task)| async move {
             rx.recv().await.map(|e| (e, (rx, task)))
         })
