@@ -161,6 +161,18 @@ impl Store for SqliteStore {
         rows.iter().map(transcript_row).collect()
     }
 
+    async fn answer_for_ingress(&self, ingress_id: i64) -> Result<Option<TranscriptEntry>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.* FROM transcript u JOIN transcript a \
+             ON a.session_id = u.session_id AND a.seq > u.seq AND a.role = 'assistant' \
+             WHERE u.ingress_id = ? AND u.role = 'user' ORDER BY a.seq LIMIT 1",
+        )
+        .bind(ingress_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(transcript_row).transpose()
+    }
+
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for entry in &commit.entries {

@@ -35,6 +35,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
     ) -> Result<Vec<TranscriptEntry>, StoreError>;
 
+    /// The stored answer to the message of ingress row `ingress_id`: the
+    /// first assistant entry after its user entry in the same session. A
+    /// restart uses it to re-deliver instead of asking the model again.
+    async fn answer_for_ingress(&self, ingress_id: i64) -> Result<Option<TranscriptEntry>, StoreError>;
+
     /// Write a finished turn in one transaction: append its entries, bump the
     /// session's activity, and move its ingress rows to `commit.status`.
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError>;

@@ -151,6 +151,38 @@ pub async fn commit_turn_marks_ingress(store: &dyn Store) {
     assert_eq!(entries[0].ingress_id, Some(id));
 }
 
+pub async fn answer_for_ingress_finds_the_reply_of_a_collected_message(store: &dyn Store) {
+    let s = store.session_open("k", "main", 1).await.unwrap();
+    let mut ids = Vec::new();
+    for m in ["m1", "m2", "m3"] {
+        let IngressAccept::Accepted(id) = store.ingress_accept("webchat", "default", m, "{}", 1).await.unwrap() else {
+            panic!("accepted")
+        };
+        ids.push(id);
+    }
+    assert_eq!(store.answer_for_ingress(ids[0]).await.unwrap(), None);
+    // m1 and m2 answered together; the answer hangs off the last one.
+    store
+        .commit_turn(TurnCommit {
+            session_id: s.session_id.clone(),
+            entries: vec![
+                TurnEntry { role: Role::User, content: "one".into(), ingress_id: Some(ids[0]) },
+                TurnEntry { role: Role::User, content: "two".into(), ingress_id: Some(ids[1]) },
+                TurnEntry { role: Role::Assistant, content: "both".into(), ingress_id: Some(ids[1]) },
+            ],
+            ingress_ids: vec![ids[0], ids[1]],
+            status: IngressStatus::Pending,
+            error: None,
+            now: 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.answer_for_ingress(ids[0]).await.unwrap().unwrap().content, "both");
+    assert_eq!(store.answer_for_ingress(ids[1]).await.unwrap().unwrap().content, "both");
+    assert_eq!(store.answer_for_ingress(ids[2]).await.unwrap(), None);
+    assert_eq!(store.ingress_pending().await.unwrap().len(), 3, "pending until delivered");
+}
+
 pub async fn pairing_approve_allows_sender(store: &dyn Store) {
     store.pairing_insert(pairing("telegram", "42", "ABCDEFGH", 0)).await.unwrap();
     store.pairing_insert(pairing("telegram", "43", "JKLMNPQR", 1)).await.unwrap();
@@ -216,6 +248,7 @@ macro_rules! store_suite {
                 ingress_deduplicates,
                 ingress_pending_is_what_is_unfinished,
                 commit_turn_marks_ingress,
+                answer_for_ingress_finds_the_reply_of_a_collected_message,
                 pairing_approve_allows_sender,
                 pairing_expires,
                 allowlist_add_remove,

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use switchboard_channel::{ChatKind, Inbound, ReplyTarget};
+use switchboard_channel::{ChatKind, Inbound, ReplyEvent, ReplyTarget};
 use switchboard_memory::{IngressAccept, IngressStatus, PairingRequest, Store, StoreError};
 
 use crate::channels::ChannelSet;
@@ -282,6 +282,17 @@ impl Pipeline {
                     continue;
                 }
             };
+            if let Some(answer) = self.store.answer_for_ingress(row.id).await? {
+                // Answered and stored, but the reply was not confirmed
+                // delivered before the stop: deliver the stored answer.
+                let mut sink = self.channels.open_reply(&payload.inbound.reply_target()).await;
+                let status = match sink.send(ReplyEvent::Done { text: answer.content, usage: None }).await {
+                    Ok(()) => IngressStatus::Done,
+                    Err(_) => IngressStatus::Failed,
+                };
+                self.store.ingress_finish(row.id, status, None, now_ms()).await?;
+                continue;
+            }
             self.process(row.id, payload.inbound, payload.agent).await?;
             n += 1;
         }

@@ -189,3 +189,33 @@ async fn pending_rows_are_replayed_and_given_up_after_three_attempts() {
     let row = h.store.ingress_get(cursed).await.unwrap().unwrap();
     assert_eq!(row.status, IngressStatus::Failed);
 }
+
+#[tokio::test]
+async fn a_stored_but_undelivered_answer_is_delivered_again_without_the_model() {
+    let mut r = rules();
+    r.dm_policy = DmPolicy::Open;
+    let mut h = harness(r).await;
+    let payload = serde_json::json!({ "inbound": dm("u", "p1", "question") }).to_string();
+    let switchboard_memory::IngressAccept::Accepted(id) = h.store.ingress_accept("test", "a", "p1", &payload, 0).await.unwrap() else {
+        panic!()
+    };
+    let s = h.store.session_open("agent:main:test:dm:u", "main", 0).await.unwrap();
+    h.store
+        .commit_turn(switchboard_memory::TurnCommit {
+            session_id: s.session_id,
+            entries: vec![
+                switchboard_memory::TurnEntry { role: switchboard_memory::Role::User, content: "question".into(), ingress_id: Some(id) },
+                switchboard_memory::TurnEntry { role: switchboard_memory::Role::Assistant, content: "stored answer".into(), ingress_id: Some(id) },
+            ],
+            ingress_ids: vec![id],
+            status: IngressStatus::Pending,
+            error: None,
+            now: 1,
+        })
+        .await
+        .unwrap();
+    h.pipeline.replay_pending().await.unwrap();
+    assert_eq!(h.answered().await, "stored answer");
+    assert!(h.calls.try_recv().is_err(), "the model was not asked again");
+    assert_eq!(h.store.ingress_get(id).await.unwrap().unwrap().status, IngressStatus::Done);
+}

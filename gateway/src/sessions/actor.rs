@@ -247,24 +247,34 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
                 };
                 let u = outcome.usage;
                 let usage = TokenUsage { input_tokens: u.input_tokens, output_tokens: u.output_tokens, cached_tokens: u.cached_tokens };
-                let delivered = replies.send(ReplyEvent::Done { text: text.clone(), usage: Some(usage) }).await;
-                publish(ctx, key, batch, EventKind::Done { text: text.clone(), usage: outcome.usage });
+                // Store the turn first, so whoever reads the session after
+                // the reply sees it; the rows stay pending until the reply
+                // is delivered, and a restart in between re-delivers the
+                // stored answer instead of asking the model again.
+                commit(ctx, key, batch, Some(&session.session_id), IngressStatus::Pending, None, Some(text.clone())).await?;
                 ctx.turns_done.fetch_add(1, Ordering::Relaxed);
+                publish(ctx, key, batch, EventKind::Done { text: text.clone(), usage: outcome.usage });
+                let delivered = replies.send(ReplyEvent::Done { text, usage: Some(usage) }).await;
                 let (status, error) = if delivered {
                     (IngressStatus::Done, None)
                 } else {
-                    (IngressStatus::Failed, Some("reply not delivered".to_string()))
+                    (IngressStatus::Failed, Some("reply not delivered"))
                 };
-                return commit(ctx, key, batch, Some(&session.session_id), status, error, Some(text)).await;
+                let now = now_ms();
+                for job in batch {
+                    ctx.store.ingress_finish(job.ingress_id, status, error, now).await?;
+                }
+                return Ok(());
             }
             AgentEvent::Error { message, partial, .. } => {
                 tracing::warn!(error = %message, "turn failed");
                 let shown = format!("Sorry, I couldn't answer: {message}");
-                replies.send(ReplyEvent::Failed { message: shown.clone() }).await;
-                publish(ctx, key, batch, EventKind::Error { message: shown });
                 ctx.turns_failed.fetch_add(1, Ordering::Relaxed);
                 let partial = (!partial.is_empty()).then_some(partial);
-                return commit(ctx, key, batch, Some(&session.session_id), IngressStatus::Failed, Some(message), partial).await;
+                commit(ctx, key, batch, Some(&session.session_id), IngressStatus::Failed, Some(message), partial).await?;
+                publish(ctx, key, batch, EventKind::Error { message: shown.clone() });
+                replies.send(ReplyEvent::Failed { message: shown }).await;
+                return Ok(());
             }
             AgentEvent::Cancelled { partial } => {
                 if ctx.hard_stop.is_cancelled() {
@@ -278,9 +288,10 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
                 } else {
                     format!("{partial}\n\n(stopped: a newer message arrived)")
                 };
-                replies.send(ReplyEvent::Done { text: text.clone(), usage: None }).await;
+                commit(ctx, key, batch, Some(&session.session_id), IngressStatus::Done, None, Some(text.clone())).await?;
                 publish(ctx, key, batch, EventKind::Done { text: text.clone(), usage });
-                return commit(ctx, key, batch, Some(&session.session_id), IngressStatus::Done, None, Some(text)).await;
+                replies.send(ReplyEvent::Done { text, usage: None }).await;
+                return Ok(());
             }
         }
     }
