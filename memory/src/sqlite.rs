@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 
 use crate::{
     AllowEntry, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest, Role,
@@ -47,6 +47,16 @@ impl SqliteStore {
 
     async fn connect(options: SqliteConnectOptions, path: &str) -> Result<Self, StoreError> {
         let in_memory = path == ":memory:";
+        let open_error = |source| StoreError::Open { path: path.to_string(), source };
+        if !in_memory {
+            // Create the file, switch it to WAL and migrate it on one
+            // connection first: switching the journal mode needs the
+            // database to itself, which pooled connections opening at
+            // once would not give it.
+            let mut first = options.connect().await.map_err(open_error)?;
+            MIGRATOR.run(&mut first).await?;
+            first.close().await.map_err(open_error)?;
+        }
         let pool = SqlitePoolOptions::new()
             // An in-memory database lives in one connection.
             .max_connections(if in_memory { 1 } else { 4 })
@@ -55,8 +65,10 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open { path: path.to_string(), source })?;
-        MIGRATOR.run(&pool).await?;
+            .map_err(open_error)?;
+        if in_memory {
+            MIGRATOR.run(&pool).await?;
+        }
         Ok(Self { pool })
     }
 
