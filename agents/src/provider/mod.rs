@@ -1,13 +1,15 @@
 //! Model providers: the [`Provider`] contract and its implementations.
 
 mod error;
+mod http;
 mod openai;
 mod sse;
 
 use futures::stream::BoxStream;
 
 pub use error::ProviderError;
-pub use openai::{OpenAiProvider, ProviderSettings};
+pub use http::ProviderSettings;
+pub use openai::OpenAiProvider;
 pub use sse::SseParser;
 
 use crate::{ChatMessage, ToolCall, ToolSpec, Usage};
