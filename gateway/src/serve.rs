@@ -12,14 +12,14 @@ use anyhow::Context;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use switchboard_agents::{Agent, OpenAiProvider, Provider, ProviderSettings};
+use switchboard_agents::{Agent, AnthropicProvider, OpenAiProvider, Provider, ProviderSettings};
 use switchboard_channel::{Channel, ChannelContext, Inbound};
 use switchboard_memory::{SqliteStore, Store};
 
 use crate::auth::{self, TokenSource};
 use crate::channels::ChannelSet;
 use crate::clock::now_ms;
-use crate::config::{Config, LoadedConfig, ProviderConfig};
+use crate::config::{Config, LoadedConfig, ProviderConfig, ProviderKind};
 use crate::events::EventBus;
 use crate::health::{Health, State};
 use crate::http::{self, AppState};
@@ -54,8 +54,10 @@ fn api_key(name: &str, p: &ProviderConfig) -> Option<String> {
     })
 }
 
-fn provider_for(name: &str, p: &ProviderConfig, model: &str) -> OpenAiProvider {
-    OpenAiProvider::new(ProviderSettings {
+/// The client for provider `name` asking `model`: the one place provider
+/// kinds are registered.
+fn provider_for(name: &str, p: &ProviderConfig, model: &str) -> Arc<dyn Provider> {
+    let settings = ProviderSettings {
         name: name.to_string(),
         base_url: p.base_url.clone(),
         api_key: api_key(name, p),
@@ -63,7 +65,11 @@ fn provider_for(name: &str, p: &ProviderConfig, model: &str) -> OpenAiProvider {
         idle_timeout: Duration::from_secs(p.timeout_secs),
         temperature: p.temperature,
         max_tokens: p.max_tokens,
-    })
+    };
+    match p.kind {
+        ProviderKind::Openai => Arc::new(OpenAiProvider::new(settings)),
+        ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(settings)),
+    }
 }
 
 /// Run the gateway until Ctrl-C or SIGTERM, then drain and return.
@@ -99,22 +105,22 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
 
     // Providers and agents.
     let mut agents = HashMap::new();
-    let mut probes: Vec<(String, OpenAiProvider)> = Vec::new();
+    let mut probes: Vec<(String, String, Arc<dyn Provider>)> = Vec::new();
     for (name, p) in &config.providers {
-        probes.push((name.clone(), provider_for(name, p, &p.model)));
+        probes.push((name.clone(), p.base_url.clone(), provider_for(name, p, &p.model)));
     }
     for (name, a) in &config.agents {
         let p = &config.providers[&a.provider];
         let model = a.model.clone().unwrap_or_else(|| p.model.clone());
-        let provider: Arc<dyn Provider> = Arc::new(provider_for(&a.provider, p, &model));
+        let provider = provider_for(&a.provider, p, &model);
         agents.insert(
             name.clone(),
             AgentSlot { agent: Agent::new(name, &a.system_prompt, provider), history_limit: a.history_limit, model },
         );
     }
-    for (name, provider) in probes {
+    for (name, url, provider) in probes {
         let health = health.clone();
-        tokio::spawn(probe_provider(name, provider, health));
+        tokio::spawn(probe_provider(name, url, provider, health));
     }
 
     // Channels: the one place they are registered.
@@ -253,9 +259,8 @@ async fn dispatch_inbound(pipeline: Arc<Pipeline>, mut rx: mpsc::Receiver<Inboun
     }
 }
 
-async fn probe_provider(name: String, provider: OpenAiProvider, health: Arc<Health>) {
+async fn probe_provider(name: String, url: String, provider: Arc<dyn Provider>, health: Arc<Health>) {
     let component = format!("provider:{name}");
-    let url = provider.settings().base_url.clone();
     match provider.probe().await {
         Ok(()) => {
             tracing::info!(provider = %name, url = %url, "model provider answers");

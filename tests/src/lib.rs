@@ -3,12 +3,15 @@
 //! - [`fake_openai`]: a fake OpenAI-compatible Chat Completions server that
 //!   speaks the real SSE wire format, records what it was asked, and can be
 //!   told to fail, hang or hold its answer;
+//! - [`fake_anthropic`]: a fake Anthropic Messages API streaming its real
+//!   SSE event sequence;
 //! - [`gateway`]: starts the real `switchboard` binary on a free port with a
 //!   config pointing at the fakes, and drives it over HTTP;
 //! - [`sse`]: reads an SSE body the way an OpenAI client does.
 //!
 //! The tests themselves live in `tests/tests/`.
 
+pub mod fake_anthropic;
 pub mod fake_openai;
 pub mod gateway;
 pub mod sse;

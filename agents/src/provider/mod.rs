@@ -1,12 +1,15 @@
 //! Model providers: the [`Provider`] contract and its implementations.
 
+mod anthropic;
 mod error;
 mod http;
 mod openai;
 mod sse;
 
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
+pub use anthropic::AnthropicProvider;
 pub use error::ProviderError;
 pub use http::ProviderSettings;
 pub use openai::OpenAiProvider;
@@ -46,6 +49,10 @@ pub trait Provider: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// The model it asks.
     fn model(&self) -> &str;
+    /// A cheap check that the endpoint answers (and the key is accepted).
+    fn probe(&self) -> BoxFuture<'static, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Stream the answer to `request`.
     fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ProviderEvent, ProviderError>>;
 }

@@ -236,6 +236,11 @@ impl Provider for OpenAiProvider {
         &self.http.settings.model
     }
 
+    fn probe(&self) -> futures::future::BoxFuture<'static, Result<(), ProviderError>> {
+        let this = self.clone();
+        Box::pin(async move { OpenAiProvider::probe(&this).await })
+    }
+
     fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
         let this = self.clone();
         spawn_events(move |tx| this.run(request, tx))

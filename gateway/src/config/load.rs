@@ -138,7 +138,13 @@ fn deserialize_error(e: &serde_path_to_error::Error<toml::de::Error>) -> ConfigE
 }
 
 /// A fresh install has no providers or agents: give it Ollama and `main`.
+/// An Anthropic provider without `base_url` gets Anthropic's.
 fn fill_defaults(config: &mut Config) {
+    for p in config.providers.values_mut() {
+        if p.base_url.trim().is_empty() && p.kind == super::ProviderKind::Anthropic {
+            p.base_url = super::ANTHROPIC_BASE_URL.into();
+        }
+    }
     if config.providers.is_empty() {
         config.providers.insert("local".into(), ProviderConfig::ollama());
     }
@@ -291,9 +297,14 @@ mod tests {
     fn wrong_type_and_missing_field_are_named() {
         let err = load_str("[gateway]\nmax_concurrent_runs = \"many\"\n", "c", &[]).unwrap_err();
         assert_eq!(err.errors[0].key, "gateway.max_concurrent_runs");
-        let err = load_str("[providers.x]\nkind = \"openai\"\nmodel = \"m\"\n", "c", &[]).unwrap_err();
+        let err = load_str("[providers.x]\nkind = \"openai\"\n", "c", &[]).unwrap_err();
         assert_eq!(err.errors[0].key, "providers.x");
-        assert!(err.to_string().contains("missing field `base_url`"), "{err}");
+        assert!(err.to_string().contains("missing field `model`"), "{err}");
+        let err = load_str("[providers.x]\nkind = \"openai\"\nmodel = \"m\"\n", "c", &[]).unwrap_err();
+        assert_eq!(err.errors[0].key, "providers.x.base_url");
+        assert!(err.to_string().contains("is required"), "{err}");
+        let ok = load_str("[providers.x]\nkind = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\n", "c", &[]).unwrap();
+        assert_eq!(ok.config.providers["x"].base_url, "https://api.anthropic.com");
     }
 
     #[test]

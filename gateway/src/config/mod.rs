@@ -102,16 +102,24 @@ impl std::fmt::Debug for AuthConfig {
 pub enum ProviderKind {
     /// Any OpenAI-compatible Chat Completions endpoint.
     Openai,
+    /// The Anthropic Messages API.
+    Anthropic,
 }
+
+/// Anthropic's API root, the default `base_url` of `kind = "anthropic"`.
+pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
 
 /// `[providers.<name>]`
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
-    /// `openai`: any OpenAI-compatible endpoint. Required.
+    /// `openai` (any OpenAI-compatible endpoint) or `anthropic`. Required.
     pub kind: ProviderKind,
-    /// The API base, ending before `/chat/completions`. Required, e.g.
-    /// `http://127.0.0.1:11434/v1` (Ollama) or `https://api.openai.com/v1`.
+    /// The API base. For `openai` it ends before `/chat/completions` and is
+    /// required, e.g. `http://127.0.0.1:11434/v1` (Ollama) or
+    /// `https://api.openai.com/v1`; for `anthropic` the default is
+    /// `https://api.anthropic.com`.
+    #[serde(default)]
     pub base_url: String,
     /// The model to ask. Required.
     pub model: String,

@@ -41,6 +41,10 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
         let key = |k: &str| format!("providers.{name}.{k}");
         match reqwest::Url::parse(&p.base_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            _ if p.base_url.trim().is_empty() => errors.push(ConfigError::new(
+                key("base_url"),
+                "is required for kind = \"openai\": the API base, e.g. http://127.0.0.1:11434/v1 or https://api.openai.com/v1",
+            )),
             _ => errors.push(ConfigError::new(
                 key("base_url"),
                 format!("`{}` is not an http(s) URL: write it like http://127.0.0.1:11434/v1", p.base_url),
