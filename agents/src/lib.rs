@@ -14,4 +14,4 @@ pub mod provider;
 
 pub use agent::{Agent, AgentEvent, TurnOutcome};
 pub use message::{ChatMessage, MessageRole, ToolCall, ToolSpec, Usage};
-pub use provider::{AnthropicProvider, ModelRequest, OpenAiProvider, Provider, ProviderError, ProviderEvent, ProviderSettings};
+pub use provider::{AnthropicProvider, FallbackChain, ModelRequest, OpenAiProvider, RetryPolicy, Provider, ProviderError, ProviderEvent, ProviderSettings};

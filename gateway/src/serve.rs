@@ -12,7 +12,9 @@ use anyhow::Context;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use switchboard_agents::{Agent, AnthropicProvider, OpenAiProvider, Provider, ProviderSettings};
+use switchboard_agents::{
+    Agent, AnthropicProvider, FallbackChain, OpenAiProvider, Provider, ProviderSettings, RetryPolicy,
+};
 use switchboard_channel::{Channel, ChannelContext, Inbound};
 use switchboard_memory::{SqliteStore, Store};
 
@@ -112,7 +114,16 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     for (name, a) in &config.agents {
         let p = &config.providers[&a.provider];
         let model = a.model.clone().unwrap_or_else(|| p.model.clone());
-        let provider = provider_for(&a.provider, p, &model);
+        let fallbacks = a
+            .fallback_pairs()
+            .into_iter()
+            .map(|(name, m)| {
+                let fp = &config.providers[name];
+                provider_for(name, fp, m.unwrap_or(&fp.model))
+            })
+            .collect();
+        let policy = RetryPolicy { max_retries: p.max_retries, ..RetryPolicy::default() };
+        let provider: Arc<dyn Provider> = Arc::new(FallbackChain::new(provider_for(&a.provider, p, &model), fallbacks, policy));
         agents.insert(
             name.clone(),
             AgentSlot { agent: Agent::new(name, &a.system_prompt, provider), history_limit: a.history_limit, model },

@@ -245,3 +245,29 @@ async fn sigterm_finishes_the_running_turn_then_exits_zero() {
     let answer: Value = pending.await.unwrap().unwrap().json().await.unwrap();
     assert_eq!(answer["choices"][0]["message"]["content"], echo_answer("finish me"));
 }
+
+#[tokio::test]
+async fn a_failing_provider_falls_back_to_the_next_for_that_turn() {
+    let fake = FakeOpenAi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let closed = free_port();
+    let extra = format!(
+        r#"[providers.down]
+kind = "openai"
+base_url = "http://127.0.0.1:{closed}/v1"
+model = "nothing"
+max_retries = 0
+
+[agents.backed]
+provider = "down"
+fallbacks = ["fake/fake-model-2"]
+"#
+    );
+    let gw = Gateway::start(dir.path(), &config(free_port(), &fake.base_url(), &extra)).await;
+    let body = json!({ "model": "backed", "user": "olga", "messages": [{ "role": "user", "content": "anyone?" }] });
+    let (status, _, text) = gw.post_json("/v1/chat/completions", &body, &[]).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], echo_answer("anyone?"));
+    assert_eq!(fake.seen()[0].body["model"], "fake-model-2", "the fallback's own model was asked");
+}

@@ -4,6 +4,7 @@ mod anthropic;
 mod error;
 mod http;
 mod openai;
+mod resilient;
 mod sse;
 
 use futures::future::BoxFuture;
@@ -13,6 +14,7 @@ pub use anthropic::AnthropicProvider;
 pub use error::ProviderError;
 pub use http::ProviderSettings;
 pub use openai::OpenAiProvider;
+pub use resilient::{FallbackChain, RetryPolicy};
 pub use sse::SseParser;
 
 use crate::{ChatMessage, ToolCall, ToolSpec, Usage};

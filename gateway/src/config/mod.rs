@@ -137,13 +137,22 @@ pub struct ProviderConfig {
     /// Sampling temperature. Default: the provider's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
-    /// Cap on answer tokens. Default: the provider's.
+    /// Cap on answer tokens. Default: the provider's (4096 for
+    /// `anthropic`, which requires one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// Retries of a call that failed before answering with a 429, a 5xx, a
+    /// timeout or no connection, honouring `Retry-After`. Default 2.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
 }
 
 fn default_provider_timeout() -> u64 {
     120
+}
+
+fn default_max_retries() -> u32 {
+    2
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -170,6 +179,7 @@ impl ProviderConfig {
             timeout_secs: default_provider_timeout(),
             temperature: None,
             max_tokens: None,
+            max_retries: default_max_retries(),
         }
     }
 }
@@ -190,6 +200,24 @@ pub struct AgentConfig {
     /// Default 40.
     #[serde(default = "default_history_limit")]
     pub history_limit: u32,
+    /// Providers tried in order when the provider fails before answering,
+    /// for that turn only: `"name"` (its model) or `"name/model"`.
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
+}
+
+impl AgentConfig {
+    /// The fallbacks as (provider, model override) pairs.
+    pub fn fallback_pairs(&self) -> Vec<(&str, Option<&str>)> {
+        self.fallbacks
+            .iter()
+            .map(|f| match f.split_once('/') {
+                Some((p, m)) => (p, Some(m)),
+                None => (f.as_str(), None),
+            })
+            .collect()
+    }
 }
 
 fn default_system_prompt() -> String {
@@ -208,6 +236,7 @@ impl AgentConfig {
             model: None,
             system_prompt: default_system_prompt(),
             history_limit: default_history_limit(),
+            fallbacks: Vec::new(),
         }
     }
 }

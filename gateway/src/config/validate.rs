@@ -78,6 +78,17 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
                 ),
             ));
         }
+        for (i, (provider, _)) in a.fallback_pairs().into_iter().enumerate() {
+            if !config.providers.contains_key(provider) {
+                errors.push(ConfigError::new(
+                    format!("agents.{name}.fallbacks[{i}]"),
+                    format!(
+                        "there is no provider named `{provider}`: write \"name\" or \"name/model\" with one of: {}",
+                        provider_names()
+                    ),
+                ));
+            }
+        }
         if a.history_limit == 0 {
             errors.push(ConfigError::new(format!("agents.{name}.history_limit"), "must be at least 1"));
         }
