@@ -1,19 +1,36 @@
-//! The agent loop: system prompt + history + new message → streamed answer.
+//! The agent loop: system prompt + history + new message → model; tool
+//! calls of a step run concurrently and their results go back to the model,
+//! up to a step limit; text streams out as it comes.
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::{ChatMessage, Provider, ProviderEvent, Usage};
+use crate::tools::{Tool, ToolContext, ToolOutput, run_call};
+use crate::{ChatMessage, ModelRequest, Provider, ProviderEvent, ToolCall, Usage};
 
-/// What a turn yields, in order: deltas and usage, then exactly one of
-/// `Done`, `Error` or `Cancelled`.
+/// What a turn yields, in order: deltas, tool calls and results, usage,
+/// then exactly one of `Done`, `Error` or `Cancelled`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentEvent {
     /// More answer text.
     TextDelta(String),
+    /// The model asked for a tool call (about to run).
+    ToolCall(ToolCall),
+    /// A tool call finished.
+    ToolResult {
+        /// The call's id.
+        id: String,
+        /// The tool's name.
+        name: String,
+        /// What it returned.
+        output: String,
+        /// Whether it failed.
+        is_error: bool,
+    },
     /// Tokens used so far by the turn's model calls.
     Usage(Usage),
     /// The answer is complete.
@@ -48,7 +65,23 @@ pub struct TurnOutcome {
     pub text: String,
     /// Tokens used.
     pub usage: Usage,
+    /// Model calls made (one plus one per tool step).
+    pub steps: u32,
 }
+
+/// What one turn works with.
+#[derive(Clone, Default)]
+pub struct TurnRequest {
+    /// The conversation so far, ending with the new user message(s).
+    pub history: Vec<ChatMessage>,
+    /// The tools this conversation may use (already filtered by policy).
+    pub tools: Vec<Arc<dyn Tool>>,
+    /// What tools know of the conversation.
+    pub context: ToolContext,
+}
+
+/// The default limit on tool steps per turn.
+pub const DEFAULT_MAX_STEPS: u32 = 8;
 
 /// One configured agent.
 #[derive(Clone)]
@@ -56,6 +89,7 @@ pub struct Agent {
     name: String,
     system_prompt: String,
     provider: Arc<dyn Provider>,
+    max_steps: u32,
 }
 
 impl std::fmt::Debug for Agent {
@@ -64,18 +98,21 @@ impl std::fmt::Debug for Agent {
             .field("name", &self.name)
             .field("provider", &self.provider.name())
             .field("model", &self.provider.model())
+            .field("max_steps", &self.max_steps)
             .finish()
     }
 }
 
 impl Agent {
     /// An agent answering with `provider` under `system_prompt`.
-    pub fn new(
-        name: impl Into<String>,
-        system_prompt: impl Into<String>,
-        provider: Arc<dyn Provider>,
-    ) -> Self {
-        Self { name: name.into(), system_prompt: system_prompt.into(), provider }
+    pub fn new(name: impl Into<String>, system_prompt: impl Into<String>, provider: Arc<dyn Provider>) -> Self {
+        Self { name: name.into(), system_prompt: system_prompt.into(), provider, max_steps: DEFAULT_MAX_STEPS }
+    }
+
+    /// Limit tool steps per turn.
+    pub fn with_max_steps(mut self, steps: u32) -> Self {
+        self.max_steps = steps;
+        self
     }
 
     /// The agent's name.
@@ -88,73 +125,140 @@ impl Agent {
         &self.provider
     }
 
-    /// Run one turn over `history` (which ends with the new user message).
-    /// The stream ends after its final event; cancelling `cancel` ends it
-    /// with [`AgentEvent::Cancelled`].
-    pub fn turn(
-        &self,
-        history: Vec<ChatMessage>,
-        cancel: CancellationToken,
-    ) -> BoxStream<'static, AgentEvent> {
-        let mut messages = Vec::with_capacity(history.len() + 1);
+    /// Run one turn without tools over `history`.
+    pub fn turn(&self, history: Vec<ChatMessage>, cancel: CancellationToken) -> BoxStream<'static, AgentEvent> {
+        self.run(TurnRequest { history, ..TurnRequest::default() }, cancel)
+    }
+
+    /// Run one turn. The stream ends after its final event; cancelling
+    /// `cancel` ends it with [`AgentEvent::Cancelled`] (running tool calls
+    /// are dropped).
+    pub fn run(&self, request: TurnRequest, cancel: CancellationToken) -> BoxStream<'static, AgentEvent> {
+        let mut messages = Vec::with_capacity(request.history.len() + 1);
         if !self.system_prompt.is_empty() {
             messages.push(ChatMessage::system(self.system_prompt.clone()));
         }
-        messages.extend(history);
-        let upstream = self.provider.stream(messages.into());
-        let state = TurnState { upstream: Some(upstream), text: String::new(), usage: Usage::default(), cancel };
-        futures::stream::unfold(state, TurnState::next).boxed()
+        messages.extend(request.history);
+        let run = TurnLoop {
+            provider: self.provider.clone(),
+            tools: request.tools,
+            context: request.context,
+            max_steps: self.max_steps,
+            messages,
+            text: String::new(),
+            usage: Usage::default(),
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let task = tokio::spawn(async move {
+            let last = tokio::select! {
+                biased;
+                () = cancel.cancelled() => None,
+                last = run.run(&tx) => Some(last),
+            };
+            let event = match last {
+                Some(event) => event,
+                None => AgentEvent::Cancelled { partial: String::new() },
+            };
+            let _ = tx.send(event).await;
+        });
+        let guard = AbortOnDrop(task);
+        futures::stream::unfold((rx, guard, String::new()), |(mut rx, guard, mut seen)| async move {
+            let event = rx.recv().await?;
+            // A cancellation reports what had been streamed.
+            let event = match event {
+                AgentEvent::TextDelta(ref d) => {
+                    seen.push_str(d);
+                    event
+                }
+                AgentEvent::Cancelled { .. } => AgentEvent::Cancelled { partial: seen.clone() },
+                other => other,
+            };
+            Some((event, (rx, guard, seen)))
+        })
+        .boxed()
     }
 }
 
-struct TurnState {
-    upstream: Option<BoxStream<'static, Result<ProviderEvent, crate::ProviderError>>>,
-    text: String,
-    usage: Usage,
-    cancel: CancellationToken,
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
-impl TurnState {
-    async fn next(mut self) -> Option<(AgentEvent, Self)> {
-        let upstream = self.upstream.as_mut()?;
-        let item = tokio::select! {
-            biased;
-            () = self.cancel.cancelled() => {
-                self.upstream = None;
-                let partial = std::mem::take(&mut self.text);
-                return Some((AgentEvent::Cancelled { partial }, self));
-            }
-            item = upstream.next() => item,
-        };
-        let event = match item {
-            Some(Ok(ProviderEvent::TextDelta(delta))) => {
-                self.text.push_str(&delta);
-                AgentEvent::TextDelta(delta)
-            }
-            Some(Ok(ProviderEvent::ToolCall(call))) => {
-                // Tools arrive with the agent runtime's tool loop; until then
-                // a call is reported as text so nothing is silently lost.
-                let note = format!("\n[the model asked for tool `{}`, which is not available]", call.name);
-                self.text.push_str(&note);
-                AgentEvent::TextDelta(note)
-            }
-            Some(Ok(ProviderEvent::Usage(usage))) => {
-                self.usage.add(usage);
-                AgentEvent::Usage(self.usage)
-            }
-            Some(Err(e)) => {
-                self.upstream = None;
-                AgentEvent::Error {
-                    message: e.to_string(),
-                    retryable: e.is_retryable(),
-                    partial: std::mem::take(&mut self.text),
+struct TurnLoop {
+    provider: Arc<dyn Provider>,
+    tools: Vec<Arc<dyn Tool>>,
+    context: ToolContext,
+    max_steps: u32,
+    messages: Vec<ChatMessage>,
+    text: String,
+    usage: Usage,
+}
+
+impl TurnLoop {
+    /// Run to the end; returns the final event (sends the others).
+    async fn run(mut self, tx: &mpsc::Sender<AgentEvent>) -> AgentEvent {
+        let specs: Vec<_> = self.tools.iter().map(|t| t.spec()).collect();
+        let mut step = 0u32;
+        loop {
+            step += 1;
+            let request = ModelRequest { messages: self.messages.clone(), tools: specs.clone() };
+            let mut stream = self.provider.stream(request);
+            let mut step_text = String::new();
+            let mut calls = Vec::new();
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(ProviderEvent::TextDelta(d)) => {
+                        step_text.push_str(&d);
+                        self.text.push_str(&d);
+                        let _ = tx.send(AgentEvent::TextDelta(d)).await;
+                    }
+                    Ok(ProviderEvent::ToolCall(c)) => calls.push(c),
+                    Ok(ProviderEvent::Usage(u)) => {
+                        self.usage.add(u);
+                        let _ = tx.send(AgentEvent::Usage(self.usage)).await;
+                    }
+                    Err(e) => {
+                        return AgentEvent::Error {
+                            message: e.to_string(),
+                            retryable: e.is_retryable(),
+                            partial: std::mem::take(&mut self.text),
+                        };
+                    }
                 }
             }
-            None => {
-                self.upstream = None;
-                AgentEvent::Done(TurnOutcome { text: std::mem::take(&mut self.text), usage: self.usage })
+            if calls.is_empty() {
+                return AgentEvent::Done(TurnOutcome { text: self.text, usage: self.usage, steps: step });
             }
-        };
-        Some((event, self))
+            if step > self.max_steps {
+                let note = format!(
+                    "\n\n(I stopped after {} tool steps without finishing; ask me to continue if you want more.)",
+                    self.max_steps
+                );
+                self.text.push_str(&note);
+                let _ = tx.send(AgentEvent::TextDelta(note)).await;
+                return AgentEvent::Done(TurnOutcome { text: self.text, usage: self.usage, steps: step });
+            }
+            self.messages.push(ChatMessage::assistant_calls(step_text, calls.clone()));
+            for c in &calls {
+                let _ = tx.send(AgentEvent::ToolCall(c.clone())).await;
+            }
+            // Independent calls of one step run concurrently.
+            let runs = calls.iter().map(|c| run_call(&self.tools, &c.name, &c.arguments, self.context.clone()));
+            let outputs: Vec<ToolOutput> = futures::future::join_all(runs).await;
+            for (c, out) in calls.iter().zip(outputs) {
+                let _ = tx
+                    .send(AgentEvent::ToolResult {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        output: out.content.clone(),
+                        is_error: out.is_error,
+                    })
+                    .await;
+                self.messages.push(ChatMessage::tool_result(c.id.clone(), out.content));
+            }
+        }
     }
 }

@@ -18,6 +18,28 @@ pub enum EventKind {
         /// The new text.
         text: String,
     },
+    /// The agent called a tool.
+    #[serde(rename = "chat.tool_call")]
+    ToolCall {
+        /// The call's id.
+        id: String,
+        /// The tool.
+        name: String,
+        /// Its arguments (JSON text).
+        arguments: String,
+    },
+    /// A tool call finished.
+    #[serde(rename = "chat.tool_result")]
+    ToolResult {
+        /// The call's id.
+        id: String,
+        /// The tool.
+        name: String,
+        /// Whether it failed.
+        is_error: bool,
+        /// What it returned.
+        output: String,
+    },
     /// The answer is complete.
     #[serde(rename = "chat.done")]
     Done {

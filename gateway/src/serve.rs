@@ -12,6 +12,7 @@ use anyhow::Context;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use switchboard_agents::tools::ToolRegistry;
 use switchboard_agents::{
     Agent, AnthropicProvider, FallbackChain, OpenAiProvider, Provider, ProviderSettings, RetryPolicy,
 };
@@ -126,7 +127,12 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         let provider: Arc<dyn Provider> = Arc::new(FallbackChain::new(provider_for(&a.provider, p, &model), fallbacks, policy));
         agents.insert(
             name.clone(),
-            AgentSlot { agent: Agent::new(name, &a.system_prompt, provider), history_limit: a.history_limit, model },
+            AgentSlot {
+                agent: Agent::new(name, &a.system_prompt, provider).with_max_steps(a.max_tool_steps),
+                history_limit: a.history_limit,
+                model,
+                tools: a.tools.policy(),
+            },
         );
     }
     for (name, url, provider) in probes {
@@ -151,6 +157,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         channels: channels.clone(),
         events: events.clone(),
         agents,
+        tools: ToolRegistry::builtin(),
         runs: Arc::new(Semaphore::new(runs)),
         max_runs: runs,
         reset: ResetPolicy {

@@ -110,13 +110,19 @@ pub(crate) async fn rig(mode: QueueMode, max_runs: usize, mailbox: usize, actor_
     let mut agents = HashMap::new();
     agents.insert(
         "main".to_string(),
-        AgentSlot { agent: Agent::new("main", "", provider), history_limit: 50, model: "gated-model".into() },
+        AgentSlot {
+            agent: Agent::new("main", "", provider),
+            history_limit: 50,
+            model: "gated-model".into(),
+            tools: switchboard_agents::tools::ToolPolicy::default(),
+        },
     );
     let ctx = Arc::new(TurnContext {
         store: store.clone(),
         channels,
         events: EventBus::new(64),
         agents,
+        tools: switchboard_agents::tools::ToolRegistry::builtin(),
         runs: Arc::new(Semaphore::new(max_runs)),
         max_runs,
         reset: ResetPolicy::default(),

@@ -200,6 +200,13 @@ pub struct AgentConfig {
     /// Default 40.
     #[serde(default = "default_history_limit")]
     pub history_limit: u32,
+    /// `[agents.<name>.tools]`: which tools the agent may use.
+    #[serde(default)]
+    pub tools: AgentToolsConfig,
+    /// Model calls with tool use allowed per turn before the agent must
+    /// answer. Default 8.
+    #[serde(default = "default_max_tool_steps")]
+    pub max_tool_steps: u32,
     /// Providers tried in order when the provider fails before answering,
     /// for that turn only: `"name"` (its model) or `"name/model"`.
     /// Default: none.
@@ -228,6 +235,54 @@ fn default_history_limit() -> u32 {
     40
 }
 
+fn default_max_tool_steps() -> u32 {
+    8
+}
+
+/// `[agents.<name>.tools]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentToolsConfig {
+    /// `minimal` | `messaging` | `coding` | `full`. Default `messaging`.
+    pub profile: switchboard_agents::tools::Profile,
+    /// Tools added to the profile; `*` wildcards. Default: none.
+    pub allow: Vec<String>,
+    /// Tools removed whatever else says; `*` wildcards. Default: none.
+    pub deny: Vec<String>,
+    /// Channels whose DMs may reach shell and file-writing tools.
+    /// Default `["webchat"]` (the operator's own).
+    pub trusted_channels: Vec<String>,
+    /// Whether group chats may reach shell and file-writing tools.
+    /// Default false.
+    pub dangerous_in_groups: bool,
+}
+
+impl Default for AgentToolsConfig {
+    fn default() -> Self {
+        let p = switchboard_agents::tools::ToolPolicy::default();
+        Self {
+            profile: p.profile,
+            allow: p.allow,
+            deny: p.deny,
+            trusted_channels: p.trusted_channels,
+            dangerous_in_groups: p.dangerous_in_groups,
+        }
+    }
+}
+
+impl AgentToolsConfig {
+    /// The policy it describes.
+    pub fn policy(&self) -> switchboard_agents::tools::ToolPolicy {
+        switchboard_agents::tools::ToolPolicy {
+            profile: self.profile,
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+            trusted_channels: self.trusted_channels.clone(),
+            dangerous_in_groups: self.dangerous_in_groups,
+        }
+    }
+}
+
 impl AgentConfig {
     /// An agent on `provider` with the defaults.
     pub fn on(provider: &str) -> Self {
@@ -236,6 +291,8 @@ impl AgentConfig {
             model: None,
             system_prompt: default_system_prompt(),
             history_limit: default_history_limit(),
+            tools: AgentToolsConfig::default(),
+            max_tool_steps: default_max_tool_steps(),
             fallbacks: Vec::new(),
         }
     }

@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use switchboard_agents::{AgentEvent, ChatMessage, Usage};
+use switchboard_agents::tools::ToolContext;
+use switchboard_agents::{AgentEvent, ChatMessage, TurnRequest, Usage};
 use switchboard_channel::{ReplyEvent, ReplySink, TokenUsage};
 use switchboard_memory::{IngressStatus, Role, StoreError, TurnCommit, TurnEntry};
 
@@ -230,7 +231,16 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
 
     replies.send(ReplyEvent::Working).await;
     publish(ctx, key, batch, EventKind::Started);
-    let mut stream = slot.agent.turn(history, cancel);
+    let context = ToolContext {
+        session_key: key.to_string(),
+        agent: primary.clone(),
+        model: slot.model.clone(),
+        channel: batch.last().map(|j| j.inbound.channel.clone()).unwrap_or_default(),
+        chat_kind: batch.last().map(|j| j.inbound.chat_kind.as_str().to_string()).unwrap_or_default(),
+        turns: session.turns,
+    };
+    let tools = ctx.tools.select(&slot.tools, &context);
+    let mut stream = slot.agent.run(TurnRequest { history, tools, context }, cancel);
     let mut usage = Usage::default();
     while let Some(event) = stream.next().await {
         match event {
@@ -239,6 +249,14 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
                 replies.send(ReplyEvent::Delta { text }).await;
             }
             AgentEvent::Usage(u) => usage = u,
+            AgentEvent::ToolCall(call) => {
+                tracing::info!(tool = %call.name, "tool call");
+                publish(ctx, key, batch, EventKind::ToolCall { id: call.id, name: call.name, arguments: call.arguments });
+                replies.send(ReplyEvent::Working).await;
+            }
+            AgentEvent::ToolResult { id, name, is_error, output } => {
+                publish(ctx, key, batch, EventKind::ToolResult { id, name, is_error, output });
+            }
             AgentEvent::Done(outcome) => {
                 let text = if outcome.text.trim().is_empty() {
                     "(the model returned an empty answer)".to_string()

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use switchboard_agents::Agent;
+use switchboard_agents::tools::{ToolPolicy, ToolRegistry};
 use switchboard_channel::Inbound;
 use switchboard_memory::Store;
 
@@ -65,6 +66,8 @@ pub struct AgentSlot {
     pub history_limit: u32,
     /// The model name, for `/status`.
     pub model: String,
+    /// Which tools it may use.
+    pub tools: ToolPolicy,
 }
 
 /// Everything a turn needs, shared by all actors.
@@ -78,6 +81,8 @@ pub struct TurnContext {
     pub events: EventBus,
     /// Agents by name.
     pub agents: HashMap<String, AgentSlot>,
+    /// Every tool the gateway offers; each agent's policy picks from it.
+    pub tools: ToolRegistry,
     /// Caps concurrent runs.
     pub runs: Arc<Semaphore>,
     /// The cap `runs` was made with.

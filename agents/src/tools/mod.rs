@@ -1,0 +1,130 @@
+//! Tools an agent can call: the [`Tool`] contract, the registry, the policy
+//! deciding which tools a conversation gets, and the built-in tools that need
+//! no sandbox. Sandboxed tools (shell, files) plug into the same registry.
+
+mod builtin;
+pub mod policy;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+pub use builtin::{CurrentTime, SessionStatus};
+pub use policy::{Profile, ToolPolicy};
+
+use crate::ToolSpec;
+
+/// What a tool knows about the conversation it serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolContext {
+    /// The session key.
+    pub session_key: String,
+    /// The agent's name.
+    pub agent: String,
+    /// The model the agent uses.
+    pub model: String,
+    /// The channel of the message (`webchat`, `telegram`, ...).
+    pub channel: String,
+    /// `dm`, `group` or `thread`.
+    pub chat_kind: String,
+    /// Turns completed in this session before this one.
+    pub turns: i64,
+}
+
+/// What a tool call returned, as the model will read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolOutput {
+    /// The result, or what went wrong and what to do.
+    pub content: String,
+    /// Whether the call failed.
+    pub is_error: bool,
+}
+
+impl ToolOutput {
+    /// A successful result.
+    pub fn ok(content: impl Into<String>) -> Self {
+        Self { content: content.into(), is_error: false }
+    }
+    /// A failed call, explained.
+    pub fn error(content: impl Into<String>) -> Self {
+        Self { content: content.into(), is_error: true }
+    }
+}
+
+/// One tool.
+pub trait Tool: Send + Sync + 'static {
+    /// Its name, description and JSON-schema parameters.
+    fn spec(&self) -> ToolSpec;
+    /// Run it with parsed `args`.
+    fn call(&self, args: Value, ctx: ToolContext) -> BoxFuture<'static, ToolOutput>;
+    /// The longest a call may take. Default 60 s.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+}
+
+/// Every tool the gateway offers, by name.
+#[derive(Clone, Default)]
+pub struct ToolRegistry {
+    tools: BTreeMap<String, Arc<dyn Tool>>,
+}
+
+impl std::fmt::Debug for ToolRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.tools.keys()).finish()
+    }
+}
+
+impl ToolRegistry {
+    /// The built-in tools that need no sandbox.
+    pub fn builtin() -> Self {
+        let mut r = Self::default();
+        r.register(Arc::new(CurrentTime));
+        r.register(Arc::new(SessionStatus));
+        r
+    }
+
+    /// Add (or replace) a tool.
+    pub fn register(&mut self, tool: Arc<dyn Tool>) {
+        self.tools.insert(tool.spec().name, tool);
+    }
+
+    /// The tools `policy` allows in the conversation `ctx` describes.
+    pub fn select(&self, policy: &ToolPolicy, ctx: &ToolContext) -> Vec<Arc<dyn Tool>> {
+        self.tools.iter().filter(|(name, _)| policy.allows(name, ctx)).map(|(_, t)| t.clone()).collect()
+    }
+
+    /// Every registered tool's name.
+    pub fn names(&self) -> Vec<String> {
+        self.tools.keys().cloned().collect()
+    }
+}
+
+/// Run one call of a tool from `tools` (already filtered by policy): an
+/// unknown or disallowed name, bad arguments and timeouts become error
+/// outputs the model can read.
+pub async fn run_call(tools: &[Arc<dyn Tool>], name: &str, arguments: &str, ctx: ToolContext) -> ToolOutput {
+    let Some(tool) = tools.iter().find(|t| t.spec().name == name) else {
+        let names: Vec<String> = tools.iter().map(|t| t.spec().name).collect();
+        return ToolOutput::error(format!(
+            "no tool named `{name}` is available here; available: {}",
+            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+        ));
+    };
+    let args: Value = if arguments.trim().is_empty() {
+        Value::Object(Default::default())
+    } else {
+        match serde_json::from_str(arguments) {
+            Ok(v) => v,
+            Err(e) => return ToolOutput::error(format!("the arguments are not valid JSON ({e}); send a JSON object")),
+        }
+    };
+    let limit = tool.timeout();
+    match tokio::time::timeout(limit, tool.call(args, ctx)).await {
+        Ok(out) => out,
+        Err(_) => ToolOutput::error(format!("`{name}` did not finish within {} s and was stopped", limit.as_secs())),
+    }
+}

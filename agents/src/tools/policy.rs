@@ -1,0 +1,159 @@
+//! Which tools an agent may use in a conversation: profiles refined by
+//! allow and deny lists (deny wins, `*` wildcards), and the rule that
+//! messages from groups and from channels other than the operator's own web
+//! chat never reach shell or file-writing tools unless configured to.
+//! Plain logic, no I/O.
+
+use serde::{Deserialize, Serialize};
+
+use super::ToolContext;
+
+/// A starting set of tools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Only tools that read the gateway's own state.
+    Minimal,
+    /// Minimal plus reading the web and memory (the default).
+    #[default]
+    Messaging,
+    /// Messaging plus the sandboxed shell and file tools.
+    Coding,
+    /// Every registered tool.
+    Full,
+}
+
+/// Tools that run commands or change files: kept from untrusted contexts.
+pub const DANGEROUS: &[&str] = &["exec", "write_file", "edit_file", "apply_patch", "process"];
+
+impl Profile {
+    /// Whether `tool` is part of this profile.
+    pub fn includes(self, tool: &str) -> bool {
+        const MINIMAL: &[&str] = &["current_time", "session_status"];
+        const MESSAGING: &[&str] = &["web_fetch", "memory_search"];
+        const CODING: &[&str] = &["exec", "read_file", "write_file", "edit_file", "list_files"];
+        match self {
+            Profile::Minimal => MINIMAL.contains(&tool),
+            Profile::Messaging => MINIMAL.contains(&tool) || MESSAGING.contains(&tool),
+            Profile::Coding => MINIMAL.contains(&tool) || MESSAGING.contains(&tool) || CODING.contains(&tool),
+            Profile::Full => true,
+        }
+    }
+}
+
+/// An agent's tool policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolPolicy {
+    /// The starting set.
+    pub profile: Profile,
+    /// Tools added to the profile (`*` wildcards).
+    pub allow: Vec<String>,
+    /// Tools removed, whatever else says (`*` wildcards).
+    pub deny: Vec<String>,
+    /// Channels whose DMs count as the operator's own (default: `webchat`).
+    pub trusted_channels: Vec<String>,
+    /// Whether group chats may reach dangerous tools.
+    pub dangerous_in_groups: bool,
+}
+
+impl Default for ToolPolicy {
+    fn default() -> Self {
+        Self {
+            profile: Profile::default(),
+            allow: Vec::new(),
+            deny: Vec::new(),
+            trusted_channels: vec!["webchat".into()],
+            dangerous_in_groups: false,
+        }
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+impl ToolPolicy {
+    /// Whether `tool` may be offered in the conversation `ctx` describes.
+    pub fn allows(&self, tool: &str, ctx: &ToolContext) -> bool {
+        if self.deny.iter().any(|p| glob_match(p, tool)) {
+            return false;
+        }
+        if DANGEROUS.contains(&tool) {
+            let trusted = ctx.chat_kind == "dm" && self.trusted_channels.iter().any(|c| c == &ctx.channel);
+            let group_ok = ctx.chat_kind != "dm" && self.dangerous_in_groups;
+            if !trusted && !group_ok {
+                return false;
+            }
+        }
+        self.profile.includes(tool) || self.allow.iter().any(|p| glob_match(p, tool))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(channel: &str, kind: &str) -> ToolContext {
+        ToolContext { channel: channel.into(), chat_kind: kind.into(), ..ToolContext::default() }
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", "exec"));
+        assert!(glob_match("web_*", "web_fetch"));
+        assert!(glob_match("*_file", "read_file"));
+        assert!(glob_match("r*d*e", "read_file"));
+        assert!(!glob_match("web_*", "exec"));
+        assert!(!glob_match("exec", "exec2"));
+        assert!(!glob_match("a*a", "a"));
+    }
+
+    #[test]
+    fn profiles_allow_and_deny() {
+        let web = ctx("webchat", "dm");
+        let p = ToolPolicy::default();
+        assert!(p.allows("current_time", &web));
+        assert!(p.allows("web_fetch", &web));
+        assert!(!p.allows("exec", &web), "messaging has no shell");
+        let p = ToolPolicy { profile: Profile::Minimal, allow: vec!["web_*".into()], ..ToolPolicy::default() };
+        assert!(p.allows("web_fetch", &web));
+        let p = ToolPolicy { profile: Profile::Full, deny: vec!["web_*".into()], allow: vec!["web_fetch".into()], ..ToolPolicy::default() };
+        assert!(!p.allows("web_fetch", &web), "deny wins");
+        assert!(p.allows("anything_else", &web));
+    }
+
+    #[test]
+    fn dangerous_tools_stay_out_of_untrusted_conversations() {
+        let p = ToolPolicy { profile: Profile::Coding, ..ToolPolicy::default() };
+        assert!(p.allows("exec", &ctx("webchat", "dm")));
+        assert!(p.allows("read_file", &ctx("telegram", "dm")), "reading is not dangerous");
+        assert!(!p.allows("exec", &ctx("telegram", "dm")));
+        assert!(!p.allows("write_file", &ctx("webchat", "group")));
+        let p = ToolPolicy { profile: Profile::Full, allow: vec!["*".into()], ..ToolPolicy::default() };
+        assert!(!p.allows("exec", &ctx("discord", "group")), "an allow list does not lift the rule");
+        let p = ToolPolicy {
+            profile: Profile::Coding,
+            trusted_channels: vec!["webchat".into(), "telegram".into()],
+            dangerous_in_groups: true,
+            ..ToolPolicy::default()
+        };
+        assert!(p.allows("exec", &ctx("telegram", "dm")));
+        assert!(p.allows("exec", &ctx("slack", "group")));
+    }
+}
