@@ -80,6 +80,21 @@ pub fn echo_answer(text: &str) -> String {
     format!("echo: {text}")
 }
 
+/// The answer the fake gives after a tool returned `output`.
+pub fn tool_answer(output: &str) -> String {
+    format!("tool said: {output}")
+}
+
+/// In [`Behavior::Echo`], a user message `use tool <name>` makes the fake
+/// call that tool (when offered), its arguments split across chunks; the
+/// tool's result is then answered with [`tool_answer`].
+fn wanted_tool(body: &Value) -> Option<String> {
+    let last = body["messages"].as_array()?.last()?;
+    let name = last["content"].as_str()?.strip_prefix("use tool ")?.trim().to_string();
+    let offered = body["tools"].as_array()?.iter().any(|t| t["function"]["name"] == name.as_str());
+    (last["role"] == "user" && offered).then_some(name)
+}
+
 impl FakeOpenAi {
     /// Start on a free loopback port.
     pub async fn start() -> Self {
@@ -158,7 +173,13 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
     let behavior = shared.behavior.lock().unwrap().clone();
     let released = shared.clone();
     let _ = shared.arrivals.send(seen);
-    let answer = echo_answer(&last_user(&body));
+    let last = body["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or(Value::Null);
+    let answer = if last["role"] == "tool" {
+        tool_answer(last["content"].as_str().unwrap_or(""))
+    } else {
+        echo_answer(&last_user(&body))
+    };
+    let tool = wanted_tool(&body);
     let prompt_tokens = body["messages"].as_array().map_or(0, Vec::len) as u64 * 10;
     let completion_tokens = answer.split_whitespace().count() as u64;
     let usage = json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens });
@@ -187,11 +208,22 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
                 )
             };
             let mut parts: Vec<String> = vec![chunk(json!({ "role": "assistant", "content": "" }), Value::Null)];
-            let chars: Vec<char> = answer.chars().collect();
-            for piece in chars.chunks(3) {
-                parts.push(chunk(json!({ "content": piece.iter().collect::<String>() }), Value::Null));
+            if let Some(name) = tool {
+                parts.push(chunk(
+                    json!({ "tool_calls": [{ "index": 0, "id": "call_1", "type": "function", "function": { "name": name, "arguments": "" } }] }),
+                    Value::Null,
+                ));
+                for piece in ["{\"why\":", " \"the ", "test\"}"] {
+                    parts.push(chunk(json!({ "tool_calls": [{ "index": 0, "function": { "arguments": piece } }] }), Value::Null));
+                }
+                parts.push(chunk(json!({}), json!("tool_calls")));
+            } else {
+                let chars: Vec<char> = answer.chars().collect();
+                for piece in chars.chunks(3) {
+                    parts.push(chunk(json!({ "content": piece.iter().collect::<String>() }), Value::Null));
+                }
+                parts.push(chunk(json!({}), json!("stop")));
             }
-            parts.push(chunk(json!({}), json!("stop")));
             if include_usage {
                 parts.push(format!(
                     "data: {}\n\n",

@@ -271,3 +271,23 @@ fallbacks = ["fake/fake-model-2"]
     assert_eq!(v["choices"][0]["message"]["content"], echo_answer("anyone?"));
     assert_eq!(fake.seen()[0].body["model"], "fake-model-2", "the fallback's own model was asked");
 }
+
+#[tokio::test]
+async fn a_tool_call_streamed_in_pieces_runs_and_its_result_reaches_the_model() {
+    let (fake, gw, _dir) = setup("").await;
+    let (status, v) = gw.chat("tess", "use tool session_status").await;
+    assert_eq!(status, 200, "{v}");
+    let answer = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(answer.starts_with("tool said: "), "{answer}");
+    assert!(answer.contains("agent:main:webchat:dm:tess"), "the tool saw its session: {answer}");
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 2, "one call that asked for the tool, one with its result");
+    let offered: Vec<&str> = seen[0].body["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert!(offered.contains(&"current_time") && offered.contains(&"session_status"), "{offered:?}");
+    assert!(!offered.contains(&"exec"), "no shell for the default profile");
+    let second = &seen[1].body["messages"];
+    let n = second.as_array().unwrap().len();
+    assert_eq!(second[n - 2]["tool_calls"][0]["function"]["arguments"], r#"{"why": "the test"}"#, "pieces joined");
+    assert_eq!(second[n - 1]["role"], "tool");
+    assert_eq!(second[n - 1]["tool_call_id"], "call_1");
+}
