@@ -157,7 +157,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         channels: channels.clone(),
         events: events.clone(),
         agents,
-        tools: ToolRegistry::builtin(),
+        tools: ToolRegistry::builtin(config.tools.web_fetch.settings()),
         runs: Arc::new(Semaphore::new(runs)),
         max_runs: runs,
         reset: ResetPolicy {

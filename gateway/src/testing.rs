@@ -122,7 +122,7 @@ pub(crate) async fn rig(mode: QueueMode, max_runs: usize, mailbox: usize, actor_
         channels,
         events: EventBus::new(64),
         agents,
-        tools: switchboard_agents::tools::ToolRegistry::builtin(),
+        tools: switchboard_agents::tools::ToolRegistry::builtin(Default::default()),
         runs: Arc::new(Semaphore::new(max_runs)),
         max_runs,
         reset: ResetPolicy::default(),

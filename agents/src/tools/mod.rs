@@ -4,6 +4,7 @@
 
 mod builtin;
 pub mod policy;
+mod web_fetch;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use serde_json::Value;
 
 pub use builtin::{CurrentTime, SessionStatus};
 pub use policy::{Profile, ToolPolicy};
+pub use web_fetch::{WebFetch, WebFetchSettings, html_to_text, is_forbidden};
 
 use crate::ToolSpec;
 
@@ -80,10 +82,11 @@ impl std::fmt::Debug for ToolRegistry {
 
 impl ToolRegistry {
     /// The built-in tools that need no sandbox.
-    pub fn builtin() -> Self {
+    pub fn builtin(web_fetch: WebFetchSettings) -> Self {
         let mut r = Self::default();
         r.register(Arc::new(CurrentTime));
         r.register(Arc::new(SessionStatus));
+        r.register(Arc::new(WebFetch::new(web_fetch)));
         r
     }
 

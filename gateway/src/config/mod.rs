@@ -35,6 +35,48 @@ pub struct Config {
     pub bindings: Vec<BindingConfig>,
     /// `[sessions]`: session keys, queueing and resets.
     pub sessions: SessionsConfig,
+    /// `[tools.*]`: settings of the built-in tools.
+    pub tools: ToolsConfig,
+}
+
+/// `[tools]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    /// `[tools.web_fetch]`
+    pub web_fetch: WebFetchConfig,
+}
+
+/// `[tools.web_fetch]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebFetchConfig {
+    /// Let the model fetch loopback, private and link-local addresses
+    /// (your own network). Default false.
+    pub allow_private: bool,
+    /// Bytes of a page read at most; the rest is cut off. Default 262144.
+    pub max_bytes: usize,
+    /// Seconds a fetch may take, redirects included. Default 20.
+    pub timeout_secs: u64,
+}
+
+impl Default for WebFetchConfig {
+    fn default() -> Self {
+        let d = switchboard_agents::tools::WebFetchSettings::default();
+        Self { allow_private: d.allow_private, max_bytes: d.max_bytes, timeout_secs: d.timeout.as_secs() }
+    }
+}
+
+impl WebFetchConfig {
+    /// The tool's settings.
+    pub fn settings(&self) -> switchboard_agents::tools::WebFetchSettings {
+        switchboard_agents::tools::WebFetchSettings {
+            allow_private: self.allow_private,
+            max_bytes: self.max_bytes.max(1),
+            timeout: std::time::Duration::from_secs(self.timeout_secs.max(1)),
+            ..Default::default()
+        }
+    }
 }
 
 /// `[gateway]`
