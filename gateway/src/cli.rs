@@ -326,6 +326,11 @@ fn print_session(v: &Value) {
     println!("Session {}", s["key"].as_str().unwrap_or("?"));
     println!("  agent: {}   turns: {}   id: {}", s["agent"].as_str().unwrap_or("?"), s["turns"], s["session_id"].as_str().unwrap_or("?"));
     println!("  started: {}   last active: {}", ms_to_local(s["updated_at"].as_i64()), ms_to_local(s["last_active_at"].as_i64()));
+    let u = &v["usage"];
+    println!(
+        "  tokens: {} in ({} cached), {} out over {} turns",
+        u["input_tokens"], u["cached_tokens"], u["output_tokens"], u["turns"]
+    );
     let entries = v["transcript"].as_array().cloned().unwrap_or_default();
     if entries.is_empty() {
         println!("  (no messages in this session yet)");

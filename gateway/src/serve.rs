@@ -132,6 +132,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
                 history_limit: a.history_limit,
                 model,
                 tools: a.tools.policy(),
+                daily_token_budget: a.daily_token_budget,
             },
         );
     }

@@ -115,6 +115,7 @@ pub(crate) async fn rig(mode: QueueMode, max_runs: usize, mailbox: usize, actor_
             history_limit: 50,
             model: "gated-model".into(),
             tools: switchboard_agents::tools::ToolPolicy::default(),
+            daily_token_budget: None,
         },
     );
     let ctx = Arc::new(TurnContext {

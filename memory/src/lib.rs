@@ -17,7 +17,7 @@ mod store;
 pub use error::StoreError;
 pub use records::{
     AllowEntry, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest, Role,
-    SessionRecord, TranscriptEntry, TurnCommit, TurnEntry,
+    SessionRecord, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry, TurnUsage,
 };
 pub use sqlite::SqliteStore;
 pub use store::Store;

@@ -100,6 +100,39 @@ pub struct TurnCommit {
     pub error: Option<String>,
     /// Now, ms since the epoch.
     pub now: i64,
+    /// Tokens the turn used, recorded with it.
+    pub usage: Option<TurnUsage>,
+}
+
+/// Tokens one turn used, for whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnUsage {
+    /// The agent that ran the turn.
+    pub agent: String,
+    /// The session key.
+    pub session_key: String,
+    /// The counts.
+    pub tokens: TokenCounts,
+}
+
+/// Token counts, summed over some turns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct TokenCounts {
+    /// Prompt tokens.
+    pub input_tokens: i64,
+    /// Answer tokens.
+    pub output_tokens: i64,
+    /// Prompt tokens served from the provider's cache.
+    pub cached_tokens: i64,
+    /// Turns counted.
+    pub turns: i64,
+}
+
+impl TokenCounts {
+    /// Input plus output tokens.
+    pub fn total(&self) -> i64 {
+        self.input_tokens + self.output_tokens
+    }
 }
 
 /// Where an ingress row is in its life.

@@ -10,7 +10,7 @@ use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 
 use crate::{
     AllowEntry, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest, Role,
-    SessionRecord, Store, StoreError, TranscriptEntry, TurnCommit,
+    SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -207,6 +207,21 @@ impl Store for SqliteStore {
         .bind(&commit.session_id)
         .execute(&mut *tx)
         .await?;
+        if let Some(u) = &commit.usage {
+            sqlx::query(
+                "INSERT INTO usage (session_key, session_id, agent, input_tokens, output_tokens, cached_tokens, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&u.session_key)
+            .bind(&commit.session_id)
+            .bind(&u.agent)
+            .bind(u.tokens.input_tokens)
+            .bind(u.tokens.output_tokens)
+            .bind(u.tokens.cached_tokens)
+            .bind(commit.now)
+            .execute(&mut *tx)
+            .await?;
+        }
         for id in &commit.ingress_ids {
             sqlx::query("UPDATE ingress SET status = ?, error = ?, updated_at = ? WHERE id = ?")
                 .bind(commit.status.as_str())
@@ -218,6 +233,54 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn usage_for_session(&self, session_key: &str, since: i64) -> Result<TokenCounts, StoreError> {
+        Ok(sqlx::query_as::<_, TokenCounts>(
+            "SELECT COALESCE(SUM(input_tokens), 0) AS input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens, \
+             COALESCE(SUM(cached_tokens), 0) AS cached_tokens, COUNT(*) AS turns \
+             FROM usage WHERE session_key = ? AND created_at >= ?",
+        )
+        .bind(session_key)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn usage_for_agent(&self, agent: &str, since: i64) -> Result<TokenCounts, StoreError> {
+        Ok(sqlx::query_as::<_, TokenCounts>(
+            "SELECT COALESCE(SUM(input_tokens), 0) AS input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens, \
+             COALESCE(SUM(cached_tokens), 0) AS cached_tokens, COUNT(*) AS turns \
+             FROM usage WHERE agent = ? AND created_at >= ?",
+        )
+        .bind(agent)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn usage_by_agent(&self, since: i64) -> Result<Vec<(String, TokenCounts)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT agent, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, \
+             SUM(cached_tokens) AS cached_tokens, COUNT(*) AS turns \
+             FROM usage WHERE created_at >= ? GROUP BY agent ORDER BY agent",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("agent")?,
+                    TokenCounts {
+                        input_tokens: r.try_get("input_tokens")?,
+                        output_tokens: r.try_get("output_tokens")?,
+                        cached_tokens: r.try_get("cached_tokens")?,
+                        turns: r.try_get("turns")?,
+                    },
+                ))
+            })
+            .collect()
     }
 
     async fn ingress_accept(

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use crate::{
     AllowEntry, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest,
-    SessionRecord, StoreError, TranscriptEntry, TurnCommit,
+    SessionRecord, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
 };
 
 /// Everything the gateway persists. Times are milliseconds since the Unix
@@ -43,6 +43,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Write a finished turn in one transaction: append its entries, bump the
     /// session's activity, and move its ingress rows to `commit.status`.
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError>;
+
+    /// Tokens of a session key's turns since `since` (all generations).
+    async fn usage_for_session(&self, session_key: &str, since: i64) -> Result<TokenCounts, StoreError>;
+
+    /// Tokens of an agent's turns since `since`.
+    async fn usage_for_agent(&self, agent: &str, since: i64) -> Result<TokenCounts, StoreError>;
+
+    /// Tokens per agent since `since`, by agent name.
+    async fn usage_by_agent(&self, since: i64) -> Result<Vec<(String, TokenCounts)>, StoreError>;
 
     // ---- ingress queue ----
 

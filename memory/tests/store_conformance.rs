@@ -34,6 +34,7 @@ fn turn(session_id: &str, ingress: i64, user: &str, answer: &str, now: i64) -> T
         status: IngressStatus::Done,
         error: None,
         now,
+        usage: None,
     }
 }
 
@@ -174,6 +175,7 @@ pub async fn answer_for_ingress_finds_the_reply_of_a_collected_message(store: &d
             status: IngressStatus::Pending,
             error: None,
             now: 2,
+            usage: None,
         })
         .await
         .unwrap();
@@ -181,6 +183,34 @@ pub async fn answer_for_ingress_finds_the_reply_of_a_collected_message(store: &d
     assert_eq!(store.answer_for_ingress(ids[1]).await.unwrap().unwrap().content, "both");
     assert_eq!(store.answer_for_ingress(ids[2]).await.unwrap(), None);
     assert_eq!(store.ingress_pending().await.unwrap().len(), 3, "pending until delivered");
+}
+
+pub async fn usage_is_summed_per_session_and_agent(store: &dyn Store) {
+    use switchboard_memory::{TokenCounts, TurnUsage};
+    let a = store.session_open("ka", "main", 1).await.unwrap();
+    let b = store.session_open("kb", "other", 1).await.unwrap();
+    let c = |sid: &str, key: &str, agent: &str, i: i64, o: i64, now: i64| TurnCommit {
+        session_id: sid.into(),
+        entries: vec![],
+        ingress_ids: vec![],
+        status: IngressStatus::Done,
+        error: None,
+        now,
+        usage: Some(TurnUsage {
+            agent: agent.into(),
+            session_key: key.into(),
+            tokens: TokenCounts { input_tokens: i, output_tokens: o, cached_tokens: i / 2, turns: 1 },
+        }),
+    };
+    store.commit_turn(c(&a.session_id, "ka", "main", 100, 10, 5)).await.unwrap();
+    store.commit_turn(c(&a.session_id, "ka", "main", 200, 20, 50)).await.unwrap();
+    store.commit_turn(c(&b.session_id, "kb", "other", 7, 3, 50)).await.unwrap();
+    let s = store.usage_for_session("ka", 0).await.unwrap();
+    assert_eq!(s, TokenCounts { input_tokens: 300, output_tokens: 30, cached_tokens: 150, turns: 2 });
+    assert_eq!(store.usage_for_agent("main", 10).await.unwrap().total(), 220, "since excludes older turns");
+    assert_eq!(store.usage_for_agent("nobody", 0).await.unwrap(), TokenCounts::default());
+    let by = store.usage_by_agent(0).await.unwrap();
+    assert_eq!(by.iter().map(|(a, t)| (a.as_str(), t.turns)).collect::<Vec<_>>(), [("main", 2), ("other", 1)]);
 }
 
 pub async fn pairing_approve_allows_sender(store: &dyn Store) {
@@ -249,6 +279,7 @@ macro_rules! store_suite {
                 ingress_pending_is_what_is_unfinished,
                 commit_turn_marks_ingress,
                 answer_for_ingress_finds_the_reply_of_a_collected_message,
+                usage_is_summed_per_session_and_agent,
                 pairing_approve_allows_sender,
                 pairing_expires,
                 allowlist_add_remove,

@@ -291,3 +291,30 @@ async fn a_tool_call_streamed_in_pieces_runs_and_its_result_reaches_the_model() 
     assert_eq!(second[n - 1]["role"], "tool");
     assert_eq!(second[n - 1]["tool_call_id"], "call_1");
 }
+
+#[tokio::test]
+async fn usage_is_stored_and_a_spent_daily_budget_stops_new_turns() {
+    let (fake, gw, _dir) = setup("[agents.main.tools]\nprofile = \"minimal\"\n\n[agents.thrifty]\nprovider = \"fake\"\ndaily_token_budget = 1\n").await;
+    assert_eq!(gw.chat("uma", "count me").await.0, 200);
+    let (status, v) = gw.chat("uma", "and again").await;
+    assert_eq!(status, 200, "{v}");
+    let prompt = v["usage"]["prompt_tokens"].as_u64().unwrap();
+    let (_, shown) = gw.get("/api/sessions/agent%3Amain%3Awebchat%3Adm%3Auma").await;
+    assert_eq!(shown["usage"]["turns"], 2, "{shown}");
+    assert!(shown["usage"]["input_tokens"].as_u64().unwrap() >= prompt);
+    let (_, today) = gw.get("/api/usage").await;
+    assert_eq!(today["agents"]["main"]["turns"], 2, "{today}");
+    let (_, v) = gw.chat("uma", "/status").await;
+    let text = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(text.contains("Tokens in this session:"), "{text}");
+
+    // The thrifty agent's first turn spends its budget; the next is refused.
+    let ask = |text: &str| json!({ "model": "thrifty", "user": "vic", "messages": [{ "role": "user", "content": text }] });
+    let (status, _, body) = gw.post_json("/v1/chat/completions", &ask("one"), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let calls = fake.seen().len();
+    let (status, _, body) = gw.post_json("/v1/chat/completions", &ask("two"), &[]).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("token budget of agent `thrifty`"), "{body}");
+    assert_eq!(fake.seen().len(), calls, "the model was not asked");
+}

@@ -249,6 +249,11 @@ pub struct AgentConfig {
     /// answer. Default 8.
     #[serde(default = "default_max_tool_steps")]
     pub max_tool_steps: u32,
+    /// Tokens (input + output) the agent may use per day, counted from
+    /// local midnight; when spent, new turns are refused with a message.
+    /// Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_token_budget: Option<u64>,
     /// Providers tried in order when the provider fails before answering,
     /// for that turn only: `"name"` (its model) or `"name/model"`.
     /// Default: none.
@@ -335,6 +340,7 @@ impl AgentConfig {
             history_limit: default_history_limit(),
             tools: AgentToolsConfig::default(),
             max_tool_steps: default_max_tool_steps(),
+            daily_token_budget: None,
             fallbacks: Vec::new(),
         }
     }

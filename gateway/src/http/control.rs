@@ -19,6 +19,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/sessions", get(list_sessions))
         .route("/api/sessions/{key}", get(show_session))
         .route("/api/sessions/{key}/reset", post(reset_session))
+        .route("/api/usage", get(usage))
         .route("/api/pairing", get(list_pairing))
         .route("/api/pairing/{channel}/{code}/approve", post(approve))
         .route("/api/pairing/{channel}/{code}/deny", post(deny))
@@ -27,6 +28,24 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct LimitQuery {
     pub limit: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct SinceQuery {
+    /// ms since the epoch; default: the last local midnight.
+    pub since_ms: Option<i64>,
+}
+
+/// Tokens per agent since a moment (default: today).
+pub(super) async fn usage_by_agent(state: &AppState, since: Option<i64>) -> Result<Value, ApiError> {
+    let since = since.unwrap_or_else(crate::clock::local_midnight_ms);
+    let rows = state.store.usage_by_agent(since).await.map_err(ApiError::internal)?;
+    let agents: serde_json::Map<String, Value> = rows.into_iter().map(|(a, t)| (a, json!(t))).collect();
+    Ok(json!({ "since_ms": since, "agents": agents }))
+}
+
+async fn usage(State(s): State<Arc<AppState>>, Query(q): Query<SinceQuery>) -> Result<axum::Json<Value>, ApiError> {
+    usage_by_agent(&s, q.since_ms).await.map(axum::Json)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,7 +85,9 @@ pub(super) async fn session_show(state: &AppState, key: &str, limit: Option<u32>
         .transcript(&session.session_id, limit.unwrap_or(200).min(10_000))
         .await
         .map_err(ApiError::internal)?;
-    Ok(json!({ "session": session, "transcript": transcript }))
+    let usage = state.store.usage_for_session(key, session.updated_at).await.map_err(ApiError::internal)?;
+    let all_time = state.store.usage_for_session(key, 0).await.map_err(ApiError::internal)?;
+    Ok(json!({ "session": session, "transcript": transcript, "usage": usage, "usage_all_generations": all_time }))
 }
 
 pub(super) async fn session_reset(state: &AppState, key: &str) -> Result<Value, ApiError> {

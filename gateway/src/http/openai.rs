@@ -165,6 +165,7 @@ async fn seed_one_off(
             status: IngressStatus::Done,
             error: None,
             now,
+            usage: None,
         })
         .await
         .map_err(ApiError::internal)

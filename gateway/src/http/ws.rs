@@ -133,6 +133,7 @@ async fn handle(
         "pairing.approve" => control::pairing_decide(state, required(p, "channel")?, required(p, "code")?, true, "ws").await,
         "pairing.deny" => control::pairing_decide(state, required(p, "channel")?, required(p, "code")?, false, "ws").await,
         "health.get" => Ok(control::status(state)),
+        "usage.get" => control::usage_by_agent(state, p.get("since_ms").and_then(Value::as_i64)).await,
         "events.subscribe" => {
             if !*subscribed {
                 *subscribed = true;

@@ -211,6 +211,7 @@ async fn a_stored_but_undelivered_answer_is_delivered_again_without_the_model() 
             status: IngressStatus::Pending,
             error: None,
             now: 1,
+            usage: None,
         })
         .await
         .unwrap();

@@ -13,12 +13,12 @@ use tracing::Instrument;
 use switchboard_agents::tools::ToolContext;
 use switchboard_agents::{AgentEvent, ChatMessage, TurnRequest, Usage};
 use switchboard_channel::{ReplyEvent, ReplySink, TokenUsage};
-use switchboard_memory::{IngressStatus, Role, StoreError, TurnCommit, TurnEntry};
+use switchboard_memory::{IngressStatus, Role, StoreError, TokenCounts, TurnCommit, TurnEntry, TurnUsage};
 
 use super::queue::{Offer, TurnQueue};
 use super::reset::ChatCommand;
 use super::{Job, SessionRegistry, TurnContext};
-use crate::clock::now_ms;
+use crate::clock::{local_midnight_ms, now_ms};
 use crate::events::{EventKind, GatewayEvent};
 
 /// The notice for a message refused because its session's queue is full.
@@ -168,11 +168,18 @@ async fn run_command(ctx: &TurnContext, key: &str, job: &Job, command: ChatComma
         }
         ChatCommand::Status => {
             let s = ctx.store.session_open(key, &job.agent, now).await?;
-            let model = ctx.agents.get(&job.agent).map_or("?", |a| a.model.as_str());
-            format!(
-                "Session {key}\nAgent: {} (model {model})\nTurns in this session: {}",
-                job.agent, s.turns
-            )
+            let slot = ctx.agents.get(&job.agent);
+            let model = slot.map_or("?", |a| a.model.as_str());
+            let used = ctx.store.usage_for_session(key, s.updated_at).await?;
+            let mut text = format!(
+                "Session {key}\nAgent: {} (model {model})\nTurns in this session: {}\nTokens in this session: {} in ({} cached), {} out",
+                job.agent, s.turns, used.input_tokens, used.cached_tokens, used.output_tokens
+            );
+            if let Some(budget) = slot.and_then(|a| a.daily_token_budget) {
+                let today = ctx.store.usage_for_agent(&job.agent, local_midnight_ms()).await?.total();
+                text.push_str(&format!("\nAgent's tokens today: {today} of {budget}"));
+            }
+            text
         }
     };
     let mut replies = Replies::open(ctx, std::slice::from_ref(job)).await;
@@ -206,8 +213,21 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
     let Some(slot) = ctx.agents.get(&primary) else {
         let message = format!("The agent `{primary}` is not configured any more; ask the operator to check the bindings.");
         replies.send(ReplyEvent::Failed { message: message.clone() }).await;
-        return commit(ctx, key, batch, None, IngressStatus::Failed, Some(message), None).await;
+        return commit(ctx, key, batch, None, Ending::new(IngressStatus::Failed).error(message)).await;
     };
+    if let Some(budget) = slot.daily_token_budget {
+        let used = ctx.store.usage_for_agent(&primary, local_midnight_ms()).await?.total();
+        if used >= i64::try_from(budget).unwrap_or(i64::MAX) {
+            let message = format!(
+                "Today's token budget of agent `{primary}` ({budget} tokens) is spent ({used} used); it renews at midnight. The operator can raise agents.{primary}.daily_token_budget."
+            );
+            tracing::warn!(agent = %primary, used, budget, "daily token budget spent");
+            commit(ctx, key, batch, None, Ending::new(IngressStatus::Failed).error("daily token budget spent".into())).await?;
+            publish(ctx, key, batch, EventKind::Error { message: message.clone() });
+            replies.send(ReplyEvent::Failed { message }).await;
+            return Ok(());
+        }
+    }
     let mut session = ctx.store.session_open(key, &primary, now).await?;
     let offset = Local::now().offset().fix();
     if session.turns > 0 && ctx.reset.is_stale(session.last_active_at, now, offset) {
@@ -269,7 +289,8 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
                 // the reply sees it; the rows stay pending until the reply
                 // is delivered, and a restart in between re-delivers the
                 // stored answer instead of asking the model again.
-                commit(ctx, key, batch, Some(&session.session_id), IngressStatus::Pending, None, Some(text.clone())).await?;
+                let ending = Ending::new(IngressStatus::Pending).answer(Some(text.clone())).usage(outcome.usage);
+                commit(ctx, key, batch, Some(&session.session_id), ending).await?;
                 ctx.turns_done.fetch_add(1, Ordering::Relaxed);
                 publish(ctx, key, batch, EventKind::Done { text: text.clone(), usage: outcome.usage });
                 let delivered = replies.send(ReplyEvent::Done { text, usage: Some(usage) }).await;
@@ -289,7 +310,8 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
                 let shown = format!("Sorry, I couldn't answer: {message}");
                 ctx.turns_failed.fetch_add(1, Ordering::Relaxed);
                 let partial = (!partial.is_empty()).then_some(partial);
-                commit(ctx, key, batch, Some(&session.session_id), IngressStatus::Failed, Some(message), partial).await?;
+                let ending = Ending::new(IngressStatus::Failed).error(message).answer(partial).usage(usage);
+                commit(ctx, key, batch, Some(&session.session_id), ending).await?;
                 publish(ctx, key, batch, EventKind::Error { message: shown.clone() });
                 replies.send(ReplyEvent::Failed { message: shown }).await;
                 return Ok(());
@@ -306,7 +328,8 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
                 } else {
                     format!("{partial}\n\n(stopped: a newer message arrived)")
                 };
-                commit(ctx, key, batch, Some(&session.session_id), IngressStatus::Done, None, Some(text.clone())).await?;
+                let ending = Ending::new(IngressStatus::Done).answer(Some(text.clone())).usage(usage);
+                commit(ctx, key, batch, Some(&session.session_id), ending).await?;
                 publish(ctx, key, batch, EventKind::Done { text: text.clone(), usage });
                 replies.send(ReplyEvent::Done { text, usage: None }).await;
                 return Ok(());
@@ -316,15 +339,40 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
     Ok(())
 }
 
+/// How a turn ended, as the store records it.
+struct Ending {
+    status: IngressStatus,
+    error: Option<String>,
+    answer: Option<String>,
+    usage: Option<Usage>,
+}
+
+impl Ending {
+    fn new(status: IngressStatus) -> Self {
+        Self { status, error: None, answer: None, usage: None }
+    }
+    fn error(mut self, e: String) -> Self {
+        self.error = Some(e);
+        self
+    }
+    fn answer(mut self, a: Option<String>) -> Self {
+        self.answer = a;
+        self
+    }
+    fn usage(mut self, u: Usage) -> Self {
+        self.usage = Some(u);
+        self
+    }
+}
+
 async fn commit(
     ctx: &TurnContext,
     key: &str,
     batch: &[Job],
     session_id: Option<&str>,
-    status: IngressStatus,
-    error: Option<String>,
-    answer: Option<String>,
+    ending: Ending,
 ) -> Result<(), StoreError> {
+    let Ending { status, error, answer, usage } = ending;
     let now = now_ms();
     let session_id = match session_id {
         Some(id) => id.to_string(),
@@ -349,6 +397,16 @@ async fn commit(
             status,
             error,
             now,
+            usage: usage.map(|u| TurnUsage {
+                agent: batch.last().map(|j| j.agent.clone()).unwrap_or_default(),
+                session_key: key.to_string(),
+                tokens: TokenCounts {
+                    input_tokens: i64::try_from(u.input_tokens).unwrap_or(i64::MAX),
+                    output_tokens: i64::try_from(u.output_tokens).unwrap_or(i64::MAX),
+                    cached_tokens: i64::try_from(u.cached_tokens).unwrap_or(i64::MAX),
+                    turns: 1,
+                },
+            }),
         })
         .await
 }

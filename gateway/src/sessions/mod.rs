@@ -68,6 +68,8 @@ pub struct AgentSlot {
     pub model: String,
     /// Which tools it may use.
     pub tools: ToolPolicy,
+    /// Tokens it may use per day (from local midnight).
+    pub daily_token_budget: Option<u64>,
 }
 
 /// Everything a turn needs, shared by all actors.
