@@ -41,6 +41,8 @@ pub enum AgentEvent {
         message: String,
         /// Whether retrying later may help.
         retryable: bool,
+        /// Whether the prompt did not fit the model's context window.
+        context_overflow: bool,
         /// What had been streamed before the failure.
         partial: String,
     },
@@ -118,6 +120,11 @@ impl Agent {
     /// The agent's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Its system prompt.
+    pub fn system_prompt(&self) -> &str {
+        &self.system_prompt
     }
 
     /// The provider it uses.
@@ -224,6 +231,7 @@ impl TurnLoop {
                         return AgentEvent::Error {
                             message: e.to_string(),
                             retryable: e.is_retryable(),
+                            context_overflow: e.is_context_overflow(),
                             partial: std::mem::take(&mut self.text),
                         };
                     }

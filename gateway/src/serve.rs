@@ -29,6 +29,7 @@ use crate::http::{self, AppState};
 use crate::pipeline::Pipeline;
 use crate::pipeline::routing::Router;
 use crate::sessions::reset::ResetPolicy;
+use crate::sessions::context::ContextBudget;
 use crate::sessions::{AgentSlot, SessionRegistry, TurnContext};
 use crate::supervisor::Supervisor;
 use crate::webchat::{self, WebChat};
@@ -133,6 +134,10 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
                 model,
                 tools: a.tools.policy(),
                 daily_token_budget: a.daily_token_budget,
+                context: ContextBudget {
+                    window: a.context_window as usize,
+                    keep_recent: a.keep_recent_messages as usize,
+                },
             },
         );
     }

@@ -116,6 +116,7 @@ pub(crate) async fn rig(mode: QueueMode, max_runs: usize, mailbox: usize, actor_
             model: "gated-model".into(),
             tools: switchboard_agents::tools::ToolPolicy::default(),
             daily_token_budget: None,
+            context: crate::sessions::context::ContextBudget { window: 32768, keep_recent: 8 },
         },
     );
     let ctx = Arc::new(TurnContext {

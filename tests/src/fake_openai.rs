@@ -24,6 +24,8 @@ pub enum Behavior {
     /// Start streaming, then wait until [`FakeOpenAi::release`] before the
     /// rest of the answer.
     Hold,
+    /// Fail the next request like [`Behavior::Fail`], then echo.
+    FailOnce(u16, String),
 }
 
 /// One request the fake received.
@@ -170,7 +172,16 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
         authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string),
     };
     shared.seen.lock().unwrap().push(seen.clone());
-    let behavior = shared.behavior.lock().unwrap().clone();
+    let behavior = {
+        let mut b = shared.behavior.lock().unwrap();
+        let now = b.clone();
+        if let Behavior::FailOnce(status, message) = now {
+            *b = Behavior::Echo;
+            Behavior::Fail(status, message)
+        } else {
+            now
+        }
+    };
     let released = shared.clone();
     let _ = shared.arrivals.send(seen);
     let last = body["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or(Value::Null);

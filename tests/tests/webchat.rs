@@ -318,3 +318,50 @@ async fn usage_is_stored_and_a_spent_daily_budget_stops_new_turns() {
     assert!(body.contains("token budget of agent `thrifty`"), "{body}");
     assert_eq!(fake.seen().len(), calls, "the model was not asked");
 }
+
+#[tokio::test]
+async fn compact_by_hand_keeps_recent_messages_and_a_summary() {
+    let (fake, gw, _dir) = setup("[agents.main.tools]\nprofile = \"minimal\"\n\n[channels.webchat.rate_limit]\nper_minute = 0\n").await;
+    // keep_recent_messages defaults to 8: make 6 exchanges (12 entries).
+    for i in 0..6 {
+        assert_eq!(gw.chat("wes", &format!("fact number {i}")).await.0, 200);
+    }
+    let (status, v) = gw.chat("wes", "/compact").await;
+    assert_eq!(status, 200);
+    let text = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(text.contains("Compacted 4 earlier messages"), "{text}");
+    let summary_call = fake.seen().pop().unwrap();
+    assert!(summary_call.messages()[0].1.contains("compacting a conversation"), "the model was asked to summarize");
+    assert!(summary_call.messages()[1].1.contains("fact number 0"));
+    assert_eq!(gw.chat("wes", "what do you know?").await.0, 200);
+    let next = fake.seen().pop().unwrap();
+    let msgs = next.messages();
+    assert!(msgs[1].1.starts_with("Summary of the earlier conversation:"), "{msgs:?}");
+    assert!(msgs[1].1.contains("fact number 0"), "the summary carries the old facts");
+    assert!(!msgs[2..].iter().any(|(_, c)| c == "fact number 0"), "summarized messages are not repeated");
+    assert!(msgs.iter().any(|(_, c)| c == "fact number 5"), "recent messages are kept whole");
+}
+
+#[tokio::test]
+async fn a_context_overflow_compacts_once_and_retries_once() {
+    let (fake, gw, _dir) = setup("[agents.tight]\nprovider = \"fake\"\nkeep_recent_messages = 2\n").await;
+    let ask = |text: &str| json!({ "model": "tight", "user": "xia", "messages": [{ "role": "user", "content": text }] });
+    for i in 0..3 {
+        let (status, _, body) = gw.post_json("/v1/chat/completions", &ask(&format!("note {i}")), &[]).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    fake.set(Behavior::FailOnce(400, "This model's maximum context length is 8192 tokens".into()));
+    let before = fake.seen().len();
+    let (status, _, body) = gw.post_json("/v1/chat/completions", &ask("still there?"), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], echo_answer("still there?"));
+    assert_eq!(fake.seen().len() - before, 3, "the refused call, the summary, the retry");
+
+    // A provider that keeps saying so gets one retry, not a loop.
+    fake.set(Behavior::Fail(400, "prompt is too long".into()));
+    let before = fake.seen().len();
+    let (status, _, body) = gw.post_json("/v1/chat/completions", &ask("and now?"), &[]).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(fake.seen().len() - before <= 3, "bounded: {} calls", fake.seen().len() - before);
+}

@@ -48,6 +48,28 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// Whether the provider refused the request because the prompt does
+    /// not fit the model's context window.
+    pub fn is_context_overflow(&self) -> bool {
+        const SIGNS: &[&str] = &[
+            "context length",
+            "context_length",
+            "maximum context",
+            "context window",
+            "too many tokens",
+            "prompt is too long",
+            "exceeds the context",
+            "input is too long",
+        ];
+        match self {
+            ProviderError::Http { status, message, .. } if matches!(status, 400 | 413 | 422) => {
+                let m = message.to_ascii_lowercase();
+                SIGNS.iter().any(|s| m.contains(s))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the same request may succeed later (unreachable, 429, 5xx,
     /// timeouts).
     pub fn is_retryable(&self) -> bool {

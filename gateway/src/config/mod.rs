@@ -249,6 +249,15 @@ pub struct AgentConfig {
     /// answer. Default 8.
     #[serde(default = "default_max_tool_steps")]
     pub max_tool_steps: u32,
+    /// The model's context window in tokens; older messages are compacted
+    /// into a summary before a prompt would pass three quarters of it.
+    /// Default 32768.
+    #[serde(default = "default_context_window")]
+    pub context_window: u32,
+    /// Messages at the end of the history that compaction keeps whole.
+    /// Default 8.
+    #[serde(default = "default_keep_recent")]
+    pub keep_recent_messages: u32,
     /// Tokens (input + output) the agent may use per day, counted from
     /// local midnight; when spent, new turns are refused with a message.
     /// Default: no limit.
@@ -283,6 +292,14 @@ fn default_history_limit() -> u32 {
 }
 
 fn default_max_tool_steps() -> u32 {
+    8
+}
+
+fn default_context_window() -> u32 {
+    32768
+}
+
+fn default_keep_recent() -> u32 {
     8
 }
 
@@ -340,6 +357,8 @@ impl AgentConfig {
             history_limit: default_history_limit(),
             tools: AgentToolsConfig::default(),
             max_tool_steps: default_max_tool_steps(),
+            context_window: default_context_window(),
+            keep_recent_messages: default_keep_recent(),
             daily_token_budget: None,
             fallbacks: Vec::new(),
         }

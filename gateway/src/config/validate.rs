@@ -89,6 +89,9 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
                 ));
             }
         }
+        if a.context_window < 512 {
+            errors.push(ConfigError::new(format!("agents.{name}.context_window"), "must be at least 512 tokens"));
+        }
         if a.history_limit == 0 {
             errors.push(ConfigError::new(format!("agents.{name}.history_limit"), "must be at least 1"));
         }

@@ -13,11 +13,14 @@ use tracing::Instrument;
 use switchboard_agents::tools::ToolContext;
 use switchboard_agents::{AgentEvent, ChatMessage, TurnRequest, Usage};
 use switchboard_channel::{ReplyEvent, ReplySink, TokenUsage};
-use switchboard_memory::{IngressStatus, Role, StoreError, TokenCounts, TurnCommit, TurnEntry, TurnUsage};
+use switchboard_memory::{
+    IngressStatus, Role, SessionRecord, StoreError, TokenCounts, TurnCommit, TurnEntry, TurnUsage,
+};
 
 use super::queue::{Offer, TurnQueue};
+use super::context::{compact, estimate_tokens, to_messages, truncate_to_fit};
 use super::reset::ChatCommand;
-use super::{Job, SessionRegistry, TurnContext};
+use super::{AgentSlot, Job, SessionRegistry, TurnContext};
 use crate::clock::{local_midnight_ms, now_ms};
 use crate::events::{EventKind, GatewayEvent};
 
@@ -166,6 +169,20 @@ async fn run_command(ctx: &TurnContext, key: &str, job: &Job, command: ChatComma
             ctx.store.session_reset(key, &job.agent, now).await?;
             "Started a new session. Earlier messages are no longer part of the conversation.".to_string()
         }
+        ChatCommand::Compact => {
+            let s = ctx.store.session_open(key, &job.agent, now).await?;
+            match ctx.agents.get(&job.agent) {
+                None => format!("The agent `{}` is not configured.", job.agent),
+                Some(slot) => match compact(ctx, key, &s, slot.agent.provider().as_ref(), slot.context).await {
+                    Ok(Some(c)) => format!(
+                        "Compacted {} earlier messages into a summary; the last {} are kept as they were.",
+                        c.summarized, slot.context.keep_recent
+                    ),
+                    Ok(None) => "Nothing to compact yet: the conversation is still short.".to_string(),
+                    Err(e) => format!("Could not compact: {e}. The conversation is unchanged."),
+                },
+            }
+        }
         ChatCommand::Status => {
             let s = ctx.store.session_open(key, &job.agent, now).await?;
             let slot = ctx.agents.get(&job.agent);
@@ -236,19 +253,6 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
     for job in batch {
         ctx.store.ingress_started(job.ingress_id, now).await?;
     }
-    let mut history: Vec<ChatMessage> = ctx
-        .store
-        .transcript(&session.session_id, slot.history_limit)
-        .await?
-        .into_iter()
-        .map(|e| match e.role {
-            Role::User => ChatMessage::user(e.content),
-            Role::Assistant => ChatMessage::assistant(e.content),
-            Role::System => ChatMessage::system(e.content),
-        })
-        .collect();
-    history.extend(batch.iter().map(|j| ChatMessage::user(user_text(j))));
-
     replies.send(ReplyEvent::Working).await;
     publish(ctx, key, batch, EventKind::Started);
     let context = ToolContext {
@@ -260,7 +264,21 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
         turns: session.turns,
     };
     let tools = ctx.tools.select(&slot.tools, &context);
-    let mut stream = slot.agent.run(TurnRequest { history, tools, context }, cancel);
+    let overhead = estimate_tokens(slot.agent.system_prompt())
+        + tools.iter().map(|t| estimate_tokens(&t.spec().parameters.to_string()) + estimate_tokens(&t.spec().description)).sum::<usize>();
+    let mut history = load_history(ctx, &session, slot, batch).await?;
+    if slot.context.overflows(overhead, &history) {
+        if let Some(s) = compact_or_log(ctx, key, &session, slot).await {
+            session = s;
+            history = load_history(ctx, &session, slot, batch).await?;
+        }
+        let dropped = truncate_to_fit(slot.context, overhead, &mut history);
+        if dropped > 0 {
+            tracing::warn!(dropped, "history still too long after compaction; oldest messages left out");
+        }
+    }
+    let mut overflow_retried = false;
+    let mut stream = slot.agent.run(TurnRequest { history, tools: tools.clone(), context: context.clone() }, cancel.clone());
     let mut usage = Usage::default();
     while let Some(event) = stream.next().await {
         match event {
@@ -304,6 +322,18 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
                     ctx.store.ingress_finish(job.ingress_id, status, error, now).await?;
                 }
                 return Ok(());
+            }
+            AgentEvent::Error { context_overflow: true, ref partial, .. } if !overflow_retried && partial.is_empty() => {
+                // The provider says the prompt is too long: compact once
+                // and try once more, never more.
+                overflow_retried = true;
+                tracing::warn!("context overflow reported by the provider; compacting and retrying once");
+                if let Some(s) = compact_or_log(ctx, key, &session, slot).await {
+                    session = s;
+                }
+                let mut history = load_history(ctx, &session, slot, batch).await?;
+                truncate_to_fit(slot.context, overhead, &mut history);
+                stream = slot.agent.run(TurnRequest { history, tools: tools.clone(), context: context.clone() }, cancel.clone());
             }
             AgentEvent::Error { message, partial, .. } => {
                 tracing::warn!(error = %message, "turn failed");
@@ -362,6 +392,31 @@ impl Ending {
     fn usage(mut self, u: Usage) -> Self {
         self.usage = Some(u);
         self
+    }
+}
+
+/// The session generation's recent transcript plus the batch's messages.
+async fn load_history(
+    ctx: &TurnContext,
+    session: &SessionRecord,
+    slot: &AgentSlot,
+    batch: &[Job],
+) -> Result<Vec<ChatMessage>, StoreError> {
+    let mut history = to_messages(ctx.store.transcript(&session.session_id, slot.history_limit).await?);
+    history.extend(batch.iter().map(|j| ChatMessage::user(user_text(j))));
+    Ok(history)
+}
+
+/// Compact the session; a failed summary is logged and the session left as
+/// it was.
+async fn compact_or_log(ctx: &TurnContext, key: &str, session: &SessionRecord, slot: &AgentSlot) -> Option<SessionRecord> {
+    match compact(ctx, key, session, slot.agent.provider().as_ref(), slot.context).await {
+        Ok(Some(c)) => Some(c.session),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "compaction failed");
+            None
+        }
     }
 }
 

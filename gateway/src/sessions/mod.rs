@@ -7,6 +7,7 @@
 //! no more work; what they did not answer stays pending in the ingress queue.
 
 mod actor;
+pub mod context;
 pub(crate) use actor::BUSY_NOTICE;
 pub mod queue;
 pub mod reset;
@@ -70,6 +71,8 @@ pub struct AgentSlot {
     pub tools: ToolPolicy,
     /// Tokens it may use per day (from local midnight).
     pub daily_token_budget: Option<u64>,
+    /// Its context window and what compaction keeps.
+    pub context: context::ContextBudget,
 }
 
 /// Everything a turn needs, shared by all actors.

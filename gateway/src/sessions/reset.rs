@@ -19,6 +19,8 @@ pub enum ChatCommand {
     Reset,
     /// `/status`: describe the session.
     Status,
+    /// `/compact`: summarize older messages now.
+    Compact,
 }
 
 /// Read a chat command from message text (`/new`, `/reset`, `/status`, also
@@ -30,6 +32,7 @@ pub fn parse_command(text: &str) -> Option<ChatCommand> {
     match name.as_str() {
         "new" | "reset" => Some(ChatCommand::Reset),
         "status" => Some(ChatCommand::Status),
+        "compact" => Some(ChatCommand::Compact),
         _ => None,
     }
 }

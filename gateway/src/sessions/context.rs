@@ -1,0 +1,196 @@
+//! Keeping a session's prompt inside the model's context window: when the
+//! history would overflow, older messages are summarized by the model (one
+//! attempt, never a loop) and the session continues in a new generation made
+//! of the summary and the recent messages, kept whole.
+
+use futures::StreamExt;
+
+use switchboard_agents::{ChatMessage, MessageRole, Provider, ProviderEvent};
+use switchboard_memory::{IngressStatus, Role, SessionRecord, StoreError, TranscriptEntry, TurnCommit, TurnEntry};
+
+use super::TurnContext;
+use crate::clock::now_ms;
+
+/// A rough token count: about four characters a token, plus a little per
+/// message. Providers count exactly; this only has to err on the safe side.
+pub fn estimate_tokens(text: &str) -> usize {
+    text.len().div_ceil(4) + 4
+}
+
+/// An agent's context limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextBudget {
+    /// The model's context window, in tokens.
+    pub window: usize,
+    /// Messages at the end of the history always kept whole.
+    pub keep_recent: usize,
+}
+
+impl ContextBudget {
+    /// Tokens the prompt may take: the window less room for the answer.
+    pub fn prompt_limit(&self) -> usize {
+        self.window - self.window / 4
+    }
+
+    /// Whether `history` (with `overhead` tokens of system prompt and tools)
+    /// must be compacted.
+    pub fn overflows(&self, overhead: usize, history: &[ChatMessage]) -> bool {
+        overhead + history.iter().map(|m| estimate_tokens(&m.content)).sum::<usize>() > self.prompt_limit()
+    }
+
+    /// How many of `entries` (oldest first) go into the summary: all but the
+    /// last `keep_recent`, or `None` when there is nothing to summarize.
+    pub fn split(&self, entries: usize) -> Option<usize> {
+        let older = entries.saturating_sub(self.keep_recent);
+        (older > 0).then_some(older)
+    }
+}
+
+const SUMMARY_PROMPT: &str = "You are compacting a conversation so it can continue within a limited context. \
+Summarize the conversation below for your own later use: facts about the user, decisions, results, open \
+questions and anything promised. Be concise (at most 300 words). Reply with the summary only.";
+
+/// The marker that starts a summary entry.
+pub const SUMMARY_PREFIX: &str = "Summary of the earlier conversation:\n";
+
+fn as_text(entries: &[TranscriptEntry]) -> String {
+    entries
+        .iter()
+        .map(|e| format!("{}: {}", e.role.as_str(), e.content))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// Ask `provider` for a summary of `entries`, once.
+async fn summarize(provider: &dyn Provider, entries: &[TranscriptEntry]) -> Result<String, String> {
+    let request = vec![ChatMessage::system(SUMMARY_PROMPT), ChatMessage::user(as_text(entries))];
+    let mut stream = provider.stream(request.into());
+    let mut summary = String::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(ProviderEvent::TextDelta(d)) => summary.push_str(&d),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if summary.trim().is_empty() {
+        return Err("the model returned an empty summary".into());
+    }
+    Ok(summary)
+}
+
+/// What a compaction did.
+#[derive(Debug)]
+pub struct Compacted {
+    /// The session's new generation.
+    pub session: SessionRecord,
+    /// Messages folded into the summary.
+    pub summarized: usize,
+}
+
+/// Compact the session under `key`: summarize all but the last
+/// `keep_recent` entries of its generation and continue in a new
+/// generation of the summary and those entries. `Ok(None)` when there is
+/// nothing to summarize; an error when the summary failed (the session is
+/// left as it was).
+pub async fn compact(
+    ctx: &TurnContext,
+    key: &str,
+    session: &SessionRecord,
+    provider: &dyn Provider,
+    budget: ContextBudget,
+) -> Result<Option<Compacted>, CompactError> {
+    let entries = ctx.store.transcript(&session.session_id, u32::MAX).await?;
+    let Some(older) = budget.split(entries.len()) else { return Ok(None) };
+    let summary = summarize(provider, &entries[..older]).await.map_err(CompactError::Summary)?;
+    let now = now_ms();
+    let fresh = ctx.store.session_reset(key, &session.agent, now).await?;
+    let mut kept = vec![TurnEntry { role: Role::System, content: format!("{SUMMARY_PREFIX}{summary}"), ingress_id: None }];
+    kept.extend(entries[older..].iter().map(|e| TurnEntry { role: e.role, content: e.content.clone(), ingress_id: e.ingress_id }));
+    ctx.store
+        .commit_turn(TurnCommit {
+            session_id: fresh.session_id.clone(),
+            entries: kept,
+            ingress_ids: vec![],
+            status: IngressStatus::Done,
+            error: None,
+            now,
+            usage: None,
+        })
+        .await?;
+    tracing::info!(session_key = key, summarized = older, "session compacted");
+    Ok(Some(Compacted { session: fresh, summarized: older }))
+}
+
+/// Why a compaction did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum CompactError {
+    /// The model could not summarize.
+    #[error("the summary failed: {0}")]
+    Summary(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The messages of a transcript, as the model sees them.
+pub fn to_messages(entries: Vec<TranscriptEntry>) -> Vec<ChatMessage> {
+    entries
+        .into_iter()
+        .map(|e| match e.role {
+            Role::User => ChatMessage::user(e.content),
+            Role::Assistant => ChatMessage::assistant(e.content),
+            Role::System => ChatMessage::system(e.content),
+        })
+        .collect()
+}
+
+/// Drop the oldest messages until `history` fits: the last resort when a
+/// summary cannot be had.
+pub fn truncate_to_fit(budget: ContextBudget, overhead: usize, history: &mut Vec<ChatMessage>) -> usize {
+    let mut dropped = 0;
+    while history.len() > 1 && budget.overflows(overhead, history) {
+        history.remove(0);
+        dropped += 1;
+    }
+    // Never start with a lone assistant message.
+    while history.len() > 1 && history[0].role == MessageRole::Assistant {
+        history.remove(0);
+        dropped += 1;
+    }
+    dropped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_arithmetic() {
+        let b = ContextBudget { window: 1000, keep_recent: 4 };
+        assert_eq!(b.prompt_limit(), 750);
+        let small = vec![ChatMessage::user("x".repeat(400))];
+        assert!(!b.overflows(100, &small));
+        let big = vec![ChatMessage::user("x".repeat(3000))];
+        assert!(b.overflows(0, &big));
+        assert_eq!(b.split(10), Some(6));
+        assert_eq!(b.split(4), None);
+    }
+
+    #[test]
+    fn truncation_keeps_the_newest_and_starts_with_a_user() {
+        let b = ContextBudget { window: 200, keep_recent: 2 };
+        let mut h = vec![
+            ChatMessage::user("a".repeat(200)),
+            ChatMessage::assistant("b".repeat(200)),
+            ChatMessage::user("c".repeat(100)),
+            ChatMessage::assistant("d".repeat(100)),
+            ChatMessage::user("newest"),
+        ];
+        let dropped = truncate_to_fit(b, 0, &mut h);
+        assert!(dropped >= 2);
+        assert_eq!(h.last().unwrap().content, "newest");
+        assert_eq!(h[0].role, MessageRole::User);
+        assert!(!b.overflows(0, &h));
+    }
+}
