@@ -16,7 +16,7 @@ mod store;
 
 pub use error::StoreError;
 pub use records::{
-    AllowEntry, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest, Role,
+    AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest, Role,
     SessionRecord, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry, TurnUsage,
 };
 pub use sqlite::SqliteStore;

@@ -248,3 +248,28 @@ pub struct AllowEntry {
     /// Who added it (`cli`, `api`, `config`, ...).
     pub added_by: String,
 }
+
+/// A tool call waiting for (or given) an operator's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ApprovalRecord {
+    /// The short id people type (`/approve <id>`).
+    pub id: String,
+    /// The session the call belongs to.
+    pub session_key: String,
+    /// The agent that asked.
+    pub agent: String,
+    /// The tool.
+    pub tool: String,
+    /// Its arguments (JSON text).
+    pub arguments: String,
+    /// `pending`, `approved`, `denied` or `expired`.
+    pub status: String,
+    /// Who decided (`cli`, `api`, `ws`, `chat:<sender>`, `timeout`).
+    pub decided_by: Option<String>,
+    /// When it was asked, ms since the epoch.
+    pub created_at: i64,
+    /// When it is denied by itself, ms since the epoch.
+    pub expires_at: i64,
+    /// When it was decided, ms since the epoch.
+    pub decided_at: Option<i64>,
+}

@@ -9,7 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 
 use crate::{
-    AllowEntry, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest, Role,
+    AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest, Role,
     SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
 };
 
@@ -518,6 +518,61 @@ impl Store for SqliteStore {
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn approval_insert(&self, r: ApprovalRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO approvals (id, session_key, agent, tool, arguments, status, decided_by, created_at, expires_at, decided_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.id)
+        .bind(&r.session_key)
+        .bind(&r.agent)
+        .bind(&r.tool)
+        .bind(&r.arguments)
+        .bind(&r.status)
+        .bind(&r.decided_by)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .bind(r.decided_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn approval_decide(
+        &self,
+        id: &str,
+        status: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        Ok(sqlx::query_as::<_, ApprovalRecord>(
+            "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ? WHERE id = ? AND status = 'pending' RETURNING *",
+        )
+        .bind(status)
+        .bind(by)
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn approval_get(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        Ok(sqlx::query_as::<_, ApprovalRecord>("SELECT * FROM approvals WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn approvals_list(&self, pending_only: bool, limit: u32) -> Result<Vec<ApprovalRecord>, StoreError> {
+        Ok(sqlx::query_as::<_, ApprovalRecord>(
+            "SELECT * FROM approvals WHERE (? = 0 OR status = 'pending') ORDER BY created_at DESC, id LIMIT ?",
+        )
+        .bind(i64::from(pending_only))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::{
-    AllowEntry, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest,
+    AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest,
     SessionRecord, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
 };
 
@@ -143,6 +143,28 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         account: &str,
         sender_id: &str,
     ) -> Result<bool, StoreError>;
+
+    // ---- approvals ----
+
+    /// Record a new pending approval request.
+    async fn approval_insert(&self, request: ApprovalRecord) -> Result<(), StoreError>;
+
+    /// Decide a pending request: `status` is `approved`, `denied` or
+    /// `expired`. Returns the request as decided, or `None` when no pending
+    /// request has that id (unknown, or decided already).
+    async fn approval_decide(
+        &self,
+        id: &str,
+        status: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<Option<ApprovalRecord>, StoreError>;
+
+    /// One request by id.
+    async fn approval_get(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError>;
+
+    /// Requests, newest first; only pending ones when `pending_only`.
+    async fn approvals_list(&self, pending_only: bool, limit: u32) -> Result<Vec<ApprovalRecord>, StoreError>;
 
     /// A cheap query proving the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -213,6 +213,33 @@ pub async fn usage_is_summed_per_session_and_agent(store: &dyn Store) {
     assert_eq!(by.iter().map(|(a, t)| (a.as_str(), t.turns)).collect::<Vec<_>>(), [("main", 2), ("other", 1)]);
 }
 
+pub async fn approvals_are_decided_once_with_who_decided(store: &dyn Store) {
+    use switchboard_memory::ApprovalRecord;
+    let req = |id: &str, at: i64| ApprovalRecord {
+        id: id.into(),
+        session_key: "k".into(),
+        agent: "main".into(),
+        tool: "exec".into(),
+        arguments: "{\"cmd\":\"ls\"}".into(),
+        status: "pending".into(),
+        decided_by: None,
+        created_at: at,
+        expires_at: at + 300_000,
+        decided_at: None,
+    };
+    store.approval_insert(req("a1", 1)).await.unwrap();
+    store.approval_insert(req("a2", 2)).await.unwrap();
+    assert_eq!(store.approvals_list(true, 10).await.unwrap().len(), 2);
+    let decided = store.approval_decide("a1", "approved", "cli", 5).await.unwrap().unwrap();
+    assert_eq!((decided.status.as_str(), decided.decided_by.as_deref(), decided.decided_at), ("approved", Some("cli"), Some(5)));
+    assert!(store.approval_decide("a1", "denied", "api", 6).await.unwrap().is_none(), "decided once");
+    assert!(store.approval_decide("zz", "denied", "api", 6).await.unwrap().is_none());
+    let pending = store.approvals_list(true, 10).await.unwrap();
+    assert_eq!(pending.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a2"]);
+    assert_eq!(store.approvals_list(false, 10).await.unwrap().len(), 2);
+    assert_eq!(store.approval_get("a1").await.unwrap().unwrap().status, "approved");
+}
+
 pub async fn pairing_approve_allows_sender(store: &dyn Store) {
     store.pairing_insert(pairing("telegram", "42", "ABCDEFGH", 0)).await.unwrap();
     store.pairing_insert(pairing("telegram", "43", "JKLMNPQR", 1)).await.unwrap();
@@ -280,6 +307,7 @@ macro_rules! store_suite {
                 commit_turn_marks_ingress,
                 answer_for_ingress_finds_the_reply_of_a_collected_message,
                 usage_is_summed_per_session_and_agent,
+                approvals_are_decided_once_with_who_decided,
                 pairing_approve_allows_sender,
                 pairing_expires,
                 allowlist_add_remove,
