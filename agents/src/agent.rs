@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::tools::{Tool, ToolContext, ToolOutput, run_call};
+use crate::tools::{ApprovalGate, ApprovalRequest, Decision, Tool, ToolContext, ToolOutput, run_call};
 use crate::{ChatMessage, ModelRequest, Provider, ProviderEvent, ToolCall, Usage};
 
 /// What a turn yields, in order: deltas, tool calls and results, usage,
@@ -80,6 +80,8 @@ pub struct TurnRequest {
     pub tools: Vec<Arc<dyn Tool>>,
     /// What tools know of the conversation.
     pub context: ToolContext,
+    /// Which calls wait for an operator, and who decides.
+    pub approval: Option<ApprovalGate>,
 }
 
 /// The default limit on tool steps per turn.
@@ -150,6 +152,7 @@ impl Agent {
             provider: self.provider.clone(),
             tools: request.tools,
             context: request.context,
+            approval: request.approval,
             max_steps: self.max_steps,
             messages,
             text: String::new(),
@@ -198,6 +201,7 @@ struct TurnLoop {
     provider: Arc<dyn Provider>,
     tools: Vec<Arc<dyn Tool>>,
     context: ToolContext,
+    approval: Option<ApprovalGate>,
     max_steps: u32,
     messages: Vec<ChatMessage>,
     text: String,
@@ -205,6 +209,21 @@ struct TurnLoop {
 }
 
 impl TurnLoop {
+    /// Run `call`, first asking for approval when the gate says so.
+    async fn approved_call(&self, call: &ToolCall) -> ToolOutput {
+        if let Some(gate) = self.approval.as_ref().filter(|g| g.policy.needs_approval(call)) {
+            let request = ApprovalRequest { call: call.clone(), context: self.context.clone() };
+            if let Decision::Denied { by } = gate.approver.decide(request).await {
+                let why = if by == "timeout" { "nobody answered the approval request in time".to_string() } else { format!("{by} denied it") };
+                return ToolOutput::error(format!(
+                    "This call of `{}` needs the operator's approval and was not run: {why}. Do not retry it unasked; tell the user.",
+                    call.name
+                ));
+            }
+        }
+        run_call(&self.tools, &call.name, &call.arguments, self.context.clone()).await
+    }
+
     /// Run to the end; returns the final event (sends the others).
     async fn run(mut self, tx: &mpsc::Sender<AgentEvent>) -> AgentEvent {
         let specs: Vec<_> = self.tools.iter().map(|t| t.spec()).collect();
@@ -253,8 +272,9 @@ impl TurnLoop {
             for c in &calls {
                 let _ = tx.send(AgentEvent::ToolCall(c.clone())).await;
             }
-            // Independent calls of one step run concurrently.
-            let runs = calls.iter().map(|c| run_call(&self.tools, &c.name, &c.arguments, self.context.clone()));
+            // Independent calls of one step run concurrently; a gated call
+            // waits for its decision without holding up the others.
+            let runs = calls.iter().map(|c| self.approved_call(c));
             let outputs: Vec<ToolOutput> = futures::future::join_all(runs).await;
             for (c, out) in calls.iter().zip(outputs) {
                 let _ = tx

@@ -150,3 +150,59 @@ async fn a_turn_cancelled_mid_stream_reports_what_was_said() {
     assert_eq!(stream.next().await, Some(AgentEvent::Cancelled { partial: "partial ".into() }));
     assert_eq!(stream.next().await, None);
 }
+
+/// Decides by the tool's arguments: `{"ok":true}` is approved.
+struct ByArgs {
+    asked: Mutex<Vec<String>>,
+}
+
+impl switchboard_agents::tools::Approver for ByArgs {
+    fn decide(&self, request: switchboard_agents::tools::ApprovalRequest) -> BoxFuture<'static, switchboard_agents::tools::Decision> {
+        self.asked.lock().unwrap().push(request.call.arguments.clone());
+        let ok = request.call.arguments.contains("true");
+        Box::pin(async move {
+            if ok {
+                switchboard_agents::tools::Decision::Approved { by: "test".into() }
+            } else {
+                switchboard_agents::tools::Decision::Denied { by: "timeout".into() }
+            }
+        })
+    }
+}
+
+/// A gated tool that records that it ran.
+struct Gated(Arc<Mutex<u32>>);
+
+impl Tool for Gated {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec { name: "exec".into(), description: "runs".into(), parameters: json!({ "type": "object" }) }
+    }
+    fn call(&self, _args: Value, _ctx: ToolContext) -> BoxFuture<'static, ToolOutput> {
+        *self.0.lock().unwrap() += 1;
+        Box::pin(async { ToolOutput::ok("ran") })
+    }
+}
+
+#[tokio::test]
+async fn gated_calls_wait_for_a_decision_and_denials_are_told_to_the_model() {
+    let provider = Scripted::new(vec![
+        vec![call("a", "exec", r#"{"ok":true}"#), call("b", "exec", r#"{"ok":false}"#)],
+        vec![ProviderEvent::TextDelta("done".into())],
+    ]);
+    let ran = Arc::new(Mutex::new(0));
+    let approver = Arc::new(ByArgs { asked: Mutex::new(vec![]) });
+    let gate = switchboard_agents::tools::ApprovalGate {
+        policy: switchboard_agents::tools::ApprovalPolicy::default(),
+        approver: approver.clone(),
+    };
+    let agent = Agent::new("main", "", provider.clone());
+    let tools: Vec<Arc<dyn Tool>> = vec![Arc::new(Gated(ran.clone()))];
+    let events = collect(&agent, TurnRequest { history: vec![ChatMessage::user("go")], tools, approval: Some(gate), ..Default::default() }).await;
+    assert!(matches!(events.last(), Some(AgentEvent::Done(_))));
+    assert_eq!(*ran.lock().unwrap(), 1, "only the approved call ran");
+    assert_eq!(approver.asked.lock().unwrap().len(), 2);
+    let requests = provider.requests.lock().unwrap();
+    let results: Vec<&str> = requests[1].messages.iter().filter(|m| m.role == MessageRole::Tool).map(|m| m.content.as_str()).collect();
+    assert_eq!(results[0], "ran");
+    assert!(results[1].contains("needs the operator's approval") && results[1].contains("nobody answered"), "{results:?}");
+}

@@ -2,6 +2,7 @@
 //! deciding which tools a conversation gets, and the built-in tools that need
 //! no sandbox. Sandboxed tools (shell, files) plug into the same registry.
 
+pub mod approval;
 mod builtin;
 pub mod policy;
 mod web_fetch;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
+pub use approval::{ApprovalGate, ApprovalMode, ApprovalPolicy, ApprovalRequest, Approver, Decision};
 pub use builtin::{CurrentTime, SessionStatus};
 pub use policy::{Profile, ToolPolicy};
 pub use web_fetch::{WebFetch, WebFetchSettings, html_to_text, is_forbidden};

@@ -264,6 +264,7 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
         turns: session.turns,
     };
     let tools = ctx.tools.select(&slot.tools, &context);
+    let approval: Option<switchboard_agents::tools::ApprovalGate> = None;
     let overhead = estimate_tokens(slot.agent.system_prompt())
         + tools.iter().map(|t| estimate_tokens(&t.spec().parameters.to_string()) + estimate_tokens(&t.spec().description)).sum::<usize>();
     let mut history = load_history(ctx, &session, slot, batch).await?;
@@ -278,7 +279,7 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
         }
     }
     let mut overflow_retried = false;
-    let mut stream = slot.agent.run(TurnRequest { history, tools: tools.clone(), context: context.clone() }, cancel.clone());
+    let mut stream = slot.agent.run(TurnRequest { history, tools: tools.clone(), context: context.clone(), approval: approval.clone() }, cancel.clone());
     let mut usage = Usage::default();
     while let Some(event) = stream.next().await {
         match event {
@@ -333,7 +334,7 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
                 }
                 let mut history = load_history(ctx, &session, slot, batch).await?;
                 truncate_to_fit(slot.context, overhead, &mut history);
-                stream = slot.agent.run(TurnRequest { history, tools: tools.clone(), context: context.clone() }, cancel.clone());
+                stream = slot.agent.run(TurnRequest { history, tools: tools.clone(), context: context.clone(), approval: approval.clone() }, cancel.clone());
             }
             AgentEvent::Error { message, partial, .. } => {
                 tracing::warn!(error = %message, "turn failed");
