@@ -53,6 +53,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PairingCommand,
     },
+    /// List, approve and deny tool calls waiting for the operator.
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
     /// Check a config file.
     Config {
         #[command(subcommand)]
@@ -105,6 +110,27 @@ pub enum PairingCommand {
         channel: String,
         /// The code.
         code: String,
+    },
+}
+
+/// `switchboard approvals …`
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// Pending requests (with --all, decided ones too).
+    List {
+        /// Include decided requests.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Let the call run.
+    Approve {
+        /// The request's id.
+        id: String,
+    },
+    /// Refuse the call.
+    Deny {
+        /// The request's id.
+        id: String,
     },
 }
 
@@ -206,6 +232,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 SessionsCommand::List { .. } => print_sessions(&v),
                 SessionsCommand::Show { .. } => print_session(&v),
                 SessionsCommand::Reset { key } => println!("Session {key} starts afresh with its next message."),
+            }
+            Ok(())
+        }
+        Command::Approvals { command } => {
+            let client = Client::new(&cli)?;
+            let v = match command {
+                ApprovalsCommand::List { all } => client.get(&format!("/api/approvals?all={all}")).await?,
+                ApprovalsCommand::Approve { id } => client.post(&format!("/api/approvals/{}/approve", encode(id))).await?,
+                ApprovalsCommand::Deny { id } => client.post(&format!("/api/approvals/{}/deny", encode(id))).await?,
+            };
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            match command {
+                ApprovalsCommand::List { .. } => print_approvals(&v),
+                _ => {
+                    let r = &v["approval"];
+                    println!(
+                        "{} {}: `{}` in {}.",
+                        if r["status"] == "approved" { "Approved" } else { "Denied" },
+                        r["id"].as_str().unwrap_or("?"),
+                        r["tool"].as_str().unwrap_or("?"),
+                        r["session_key"].as_str().unwrap_or("?")
+                    );
+                }
             }
             Ok(())
         }
@@ -341,6 +393,26 @@ fn print_session(v: &Value) {
     }
 }
 
+fn print_approvals(v: &Value) {
+    let list = v["approvals"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("No approval requests.");
+        return;
+    }
+    println!("{:<8} {:<10} {:<12} {:<40} {}", "ID", "STATUS", "TOOL", "SESSION", "ARGUMENTS");
+    for r in list {
+        println!(
+            "{:<8} {:<10} {:<12} {:<40} {}",
+            r["id"].as_str().unwrap_or("?"),
+            r["status"].as_str().unwrap_or("?"),
+            r["tool"].as_str().unwrap_or("?"),
+            r["session_key"].as_str().unwrap_or("?"),
+            r["arguments"].as_str().unwrap_or("")
+        );
+    }
+    println!("\nDecide with: switchboard approvals approve|deny <id>");
+}
+
 fn print_pairing(v: &Value) {
     let list = v["pending"].as_array().cloned().unwrap_or_default();
     if list.is_empty() {
@@ -410,7 +482,7 @@ impl Client {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-        let resp = req.bearer_auth(&self.token).send().await.map_err(|e| {
+        let resp = req.bearer_auth(&self.token).header("x-switchboard-client", "cli").send().await.map_err(|e| {
             if e.is_connect() {
                 anyhow::anyhow!("the gateway is not running at {} (cannot connect): start it with `switchboard serve`", self.base)
             } else {

@@ -40,6 +40,18 @@ pub enum EventKind {
         /// What it returned.
         output: String,
     },
+    /// A tool call waits for the operator's approval.
+    #[serde(rename = "approval.requested")]
+    ApprovalRequested {
+        /// The id to approve or deny.
+        id: String,
+        /// The tool.
+        tool: String,
+        /// Its arguments (JSON text).
+        arguments: String,
+        /// Seconds until it is denied by itself.
+        expires_in_secs: u64,
+    },
     /// The answer is complete.
     #[serde(rename = "chat.done")]
     Done {

@@ -16,6 +16,7 @@
 //! - [`serve`]: start-up, the signal, and the drain;
 //! - [`cli`]: the `switchboard` command line.
 
+pub mod approvals;
 pub mod auth;
 pub mod channels;
 pub mod cli;

@@ -19,6 +19,7 @@ use switchboard_agents::{
 use switchboard_channel::{Channel, ChannelContext, Inbound};
 use switchboard_memory::{SqliteStore, Store};
 
+use crate::approvals::Approvals;
 use crate::auth::{self, TokenSource};
 use crate::channels::ChannelSet;
 use crate::clock::now_ms;
@@ -138,6 +139,8 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
                     window: a.context_window as usize,
                     keep_recent: a.keep_recent_messages as usize,
                 },
+                approvals: a.approvals.policy(),
+                approval_timeout: Duration::from_secs(a.approvals.timeout_secs.max(1)),
             },
         );
     }
@@ -157,6 +160,8 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let events = EventBus::new(1024);
+    let approvals = Arc::new(Approvals::new(store.clone(), channels.clone(), events.clone()));
+    approvals.expire_stale().await.context("cannot read the approval requests")?;
     let runs = config.gateway.max_concurrent_runs;
     let ctx = Arc::new(TurnContext {
         store: store.clone(),
@@ -164,6 +169,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         events: events.clone(),
         agents,
         tools: ToolRegistry::builtin(config.tools.web_fetch.settings()),
+        approvals: approvals.clone(),
         runs: Arc::new(Semaphore::new(runs)),
         max_runs: runs,
         reset: ResetPolicy {
@@ -181,7 +187,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     let sessions = SessionRegistry::new(ctx);
     let router = Router::new(config.bindings.clone(), loaded.default_agent.clone(), config.sessions.dm_scope)
         .with_agents(config.agents.keys().cloned());
-    let pipeline = Arc::new(Pipeline::new(store.clone(), channels.clone(), sessions.clone(), router, access));
+    let pipeline = Arc::new(Pipeline::new(store.clone(), channels.clone(), sessions.clone(), router, access, approvals.clone()));
 
     let mut agent_names: Vec<String> = vec![loaded.default_agent.clone()];
     agent_names.extend(config.agents.keys().filter(|a| **a != loaded.default_agent).cloned());
@@ -191,6 +197,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         health: health.clone(),
         events,
         webchat: webchat_channel,
+        approvals: approvals.clone(),
         token,
         agents: agent_names,
         ready: false.into(),

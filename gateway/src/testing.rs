@@ -117,14 +117,17 @@ pub(crate) async fn rig(mode: QueueMode, max_runs: usize, mailbox: usize, actor_
             tools: switchboard_agents::tools::ToolPolicy::default(),
             daily_token_budget: None,
             context: crate::sessions::context::ContextBudget { window: 32768, keep_recent: 8 },
+            approvals: switchboard_agents::tools::ApprovalPolicy::default(),
+            approval_timeout: Duration::from_secs(300),
         },
     );
     let ctx = Arc::new(TurnContext {
         store: store.clone(),
-        channels,
+        channels: channels.clone(),
         events: EventBus::new(64),
         agents,
         tools: switchboard_agents::tools::ToolRegistry::builtin(Default::default()),
+        approvals: Arc::new(crate::approvals::Approvals::new(store.clone(), channels.clone(), EventBus::new(16))),
         runs: Arc::new(Semaphore::new(max_runs)),
         max_runs,
         reset: ResetPolicy::default(),

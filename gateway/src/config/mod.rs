@@ -245,6 +245,9 @@ pub struct AgentConfig {
     /// `[agents.<name>.tools]`: which tools the agent may use.
     #[serde(default)]
     pub tools: AgentToolsConfig,
+    /// `[agents.<name>.approvals]`: which tool calls wait for the operator.
+    #[serde(default)]
+    pub approvals: AgentApprovalsConfig,
     /// Model calls with tool use allowed per turn before the agent must
     /// answer. Default 8.
     #[serde(default = "default_max_tool_steps")]
@@ -303,6 +306,40 @@ fn default_keep_recent() -> u32 {
     8
 }
 
+/// `[agents.<name>.approvals]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentApprovalsConfig {
+    /// `never` | `on-miss` (unless allowlisted) | `always`. Default `on-miss`.
+    pub mode: switchboard_agents::tools::ApprovalMode,
+    /// Tools whose calls are gated; `*` wildcards. Default: the shell and
+    /// file-writing tools.
+    pub tools: Vec<String>,
+    /// Calls that pass without asking under `on-miss`: globs matched against
+    /// the tool name and against `"<tool> <arguments JSON>"`. Default: none.
+    pub allowlist: Vec<String>,
+    /// Seconds before an unanswered request is denied. Default 300.
+    pub timeout_secs: u64,
+}
+
+impl Default for AgentApprovalsConfig {
+    fn default() -> Self {
+        let p = switchboard_agents::tools::ApprovalPolicy::default();
+        Self { mode: p.mode, tools: p.tools, allowlist: p.allowlist, timeout_secs: 300 }
+    }
+}
+
+impl AgentApprovalsConfig {
+    /// The policy it describes.
+    pub fn policy(&self) -> switchboard_agents::tools::ApprovalPolicy {
+        switchboard_agents::tools::ApprovalPolicy {
+            mode: self.mode,
+            tools: self.tools.clone(),
+            allowlist: self.allowlist.clone(),
+        }
+    }
+}
+
 /// `[agents.<name>.tools]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -356,6 +393,7 @@ impl AgentConfig {
             system_prompt: default_system_prompt(),
             history_limit: default_history_limit(),
             tools: AgentToolsConfig::default(),
+            approvals: AgentApprovalsConfig::default(),
             max_tool_steps: default_max_tool_steps(),
             context_window: default_context_window(),
             keep_recent_messages: default_keep_recent(),

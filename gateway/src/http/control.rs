@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,6 +20,9 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/sessions/{key}", get(show_session))
         .route("/api/sessions/{key}/reset", post(reset_session))
         .route("/api/usage", get(usage))
+        .route("/api/approvals", get(list_approvals))
+        .route("/api/approvals/{id}/approve", post(approve_call))
+        .route("/api/approvals/{id}/deny", post(deny_call))
         .route("/api/pairing", get(list_pairing))
         .route("/api/pairing/{channel}/{code}/approve", post(approve))
         .route("/api/pairing/{channel}/{code}/deny", post(deny))
@@ -46,6 +49,60 @@ pub(super) async fn usage_by_agent(state: &AppState, since: Option<i64>) -> Resu
 
 async fn usage(State(s): State<Arc<AppState>>, Query(q): Query<SinceQuery>) -> Result<axum::Json<Value>, ApiError> {
     usage_by_agent(&s, q.since_ms).await.map(axum::Json)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct AllQuery {
+    /// Include decided requests.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// Approval requests, newest first.
+pub(super) async fn approvals_list(state: &AppState, all: bool) -> Result<Value, ApiError> {
+    let list = state.store.approvals_list(!all, 200).await.map_err(ApiError::internal)?;
+    Ok(json!({ "approvals": list }))
+}
+
+/// Decide one approval request.
+pub(super) async fn approval_decide(state: &AppState, id: &str, approve: bool, by: &str) -> Result<Value, ApiError> {
+    match state.approvals.resolve(id, approve, by, None).await.map_err(ApiError::internal)? {
+        Some(r) => Ok(json!({ "approval": r })),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_approval",
+            format!("no pending approval `{id}` (decided already, expired, or never asked): list them with `switchboard approvals list`"),
+        )),
+    }
+}
+
+async fn list_approvals(State(s): State<Arc<AppState>>, Query(q): Query<AllQuery>) -> Result<axum::Json<Value>, ApiError> {
+    approvals_list(&s, q.all).await.map(axum::Json)
+}
+
+/// Who is deciding through the REST API: `cli` when the request comes from
+/// `switchboard`'s own command line, else `api`.
+fn decider(headers: &HeaderMap) -> &'static str {
+    match headers.get("x-switchboard-client").and_then(|v| v.to_str().ok()) {
+        Some("cli") => "cli",
+        _ => "api",
+    }
+}
+
+async fn approve_call(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    approval_decide(&s, &id, true, decider(&headers)).await.map(axum::Json)
+}
+
+async fn deny_call(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    approval_decide(&s, &id, false, decider(&headers)).await.map(axum::Json)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,10 +213,18 @@ async fn list_pairing(State(s): State<Arc<AppState>>, Query(q): Query<ChannelQue
     pairing_list(&s, q.channel.as_deref()).await.map(axum::Json)
 }
 
-async fn approve(State(s): State<Arc<AppState>>, Path((channel, code)): Path<(String, String)>) -> Result<axum::Json<Value>, ApiError> {
-    pairing_decide(&s, &channel, &code, true, "api").await.map(axum::Json)
+async fn approve(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((channel, code)): Path<(String, String)>,
+) -> Result<axum::Json<Value>, ApiError> {
+    pairing_decide(&s, &channel, &code, true, decider(&headers)).await.map(axum::Json)
 }
 
-async fn deny(State(s): State<Arc<AppState>>, Path((channel, code)): Path<(String, String)>) -> Result<axum::Json<Value>, ApiError> {
-    pairing_decide(&s, &channel, &code, false, "api").await.map(axum::Json)
+async fn deny(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((channel, code)): Path<(String, String)>,
+) -> Result<axum::Json<Value>, ApiError> {
+    pairing_decide(&s, &channel, &code, false, decider(&headers)).await.map(axum::Json)
 }

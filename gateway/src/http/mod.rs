@@ -38,6 +38,8 @@ pub struct AppState {
     pub events: EventBus,
     /// The web chat channel, when enabled.
     pub webchat: Option<Arc<WebChat>>,
+    /// The approval desk.
+    pub approvals: Arc<crate::approvals::Approvals>,
     /// The control token.
     pub token: String,
     /// Agents, by name, with the default first.
@@ -214,7 +216,7 @@ pub(crate) async fn submit(
         _ => None,
     };
     match admission {
-        Admission::Queued { ingress_id, session_key, agent } => {
+        Admission::Queued { ingress_id, session_key, agent } | Admission::Answered { ingress_id, session_key, agent } => {
             Ok(Submitted { waiter, session_key, agent, ingress_id })
         }
         Admission::Duplicate { ingress_id, status } => Err(ApiError::new(

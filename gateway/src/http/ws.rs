@@ -133,6 +133,9 @@ async fn handle(
         "pairing.approve" => control::pairing_decide(state, required(p, "channel")?, required(p, "code")?, true, "ws").await,
         "pairing.deny" => control::pairing_decide(state, required(p, "channel")?, required(p, "code")?, false, "ws").await,
         "health.get" => Ok(control::status(state)),
+        "approvals.list" => control::approvals_list(state, p.get("all").and_then(Value::as_bool).unwrap_or(false)).await,
+        "approvals.approve" => control::approval_decide(state, required(p, "id")?, true, "ws").await,
+        "approvals.deny" => control::approval_decide(state, required(p, "id")?, false, "ws").await,
         "usage.get" => control::usage_by_agent(state, p.get("since_ms").and_then(Value::as_i64)).await,
         "events.subscribe" => {
             if !*subscribed {

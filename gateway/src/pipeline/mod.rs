@@ -18,6 +18,7 @@ use rand::rngs::StdRng;
 use switchboard_channel::{ChatKind, Inbound, ReplyEvent, ReplyTarget};
 use switchboard_memory::{IngressAccept, IngressStatus, PairingRequest, Store, StoreError};
 
+use crate::approvals::Approvals;
 use crate::channels::ChannelSet;
 use crate::clock::now_ms;
 use crate::config::AccessRules;
@@ -42,6 +43,15 @@ pub enum Admission {
         /// The agent.
         agent: String,
     },
+    /// Answered by the gateway itself with a notice (an approval command).
+    Answered {
+        /// The ingress row.
+        ingress_id: i64,
+        /// The session the command concerned.
+        session_key: String,
+        /// The agent of that session.
+        agent: String,
+    },
     /// Seen before; not answered again.
     Duplicate {
         /// The earlier row.
@@ -63,6 +73,19 @@ pub enum Admission {
     /// The gateway is shutting down; the message stays pending and is
     /// answered after the restart.
     Deferred,
+}
+
+/// `/approve <id>` or `/deny <id>` (also `/approve@bot <id>`).
+fn approval_command(text: &str) -> Option<(bool, &str)> {
+    let mut words = text.split_whitespace();
+    let cmd = words.next()?.strip_prefix('/')?;
+    let cmd = cmd.split('@').next().unwrap_or(cmd);
+    let approve = match cmd.to_ascii_lowercase().as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => return None,
+    };
+    Some((approve, words.next()?))
 }
 
 /// What the ingress queue stores of a message.
@@ -89,6 +112,7 @@ pub struct Pipeline {
     router: Router,
     access: HashMap<(String, String), AccountAccess>,
     rng: Mutex<StdRng>,
+    approvals: Arc<Approvals>,
 }
 
 impl Pipeline {
@@ -100,6 +124,7 @@ impl Pipeline {
         sessions: SessionRegistry,
         router: Router,
         access: Vec<((String, String), AccessRules)>,
+        approvals: Arc<Approvals>,
     ) -> Self {
         let access = access
             .into_iter()
@@ -108,7 +133,7 @@ impl Pipeline {
                 (k, AccountAccess { rules, gate })
             })
             .collect();
-        Self { store, channels, sessions, router, access, rng: Mutex::new(StdRng::from_os_rng()) }
+        Self { store, channels, sessions, router, access, rng: Mutex::new(StdRng::from_os_rng()), approvals }
     }
 
     /// The router.
@@ -180,6 +205,18 @@ impl Pipeline {
             }
         }
         let route = self.router.route_with(&inbound, agent.as_deref());
+        if let Some((approve, id)) = approval_command(&inbound.text) {
+            // Decided here, not in the session: its turn is waiting on it.
+            let by = format!("chat:{}", inbound.sender.id);
+            let text = match self.approvals.resolve(id, approve, &by, Some(&route.session_key)).await? {
+                Some(r) if approve => format!("Approved: `{}` runs now.", r.tool),
+                Some(r) => format!("Denied: `{}` will not run.", r.tool),
+                None => format!("There is no pending approval `{id}` in this conversation."),
+            };
+            self.channels.notify(&inbound.reply_target(), text).await;
+            self.store.ingress_finish(ingress_id, IngressStatus::Done, None, now_ms()).await?;
+            return Ok(Admission::Answered { ingress_id, session_key: route.session_key, agent: route.agent });
+        }
         let job = Job { ingress_id, inbound, agent: route.agent.clone(), session_key: route.session_key.clone() };
         match self.sessions.dispatch(job) {
             Ok(()) => Ok(Admission::Queued { ingress_id, session_key: route.session_key, agent: route.agent }),

@@ -38,9 +38,10 @@ fn rules() -> AccessRules {
 async fn harness(rules: AccessRules) -> Harness {
     let rig = rig(QueueMode::Followup, 4, 8, Duration::from_secs(60), 100).await;
     let channels = rig.ctx.channels.clone();
+    let approvals = rig.ctx.approvals.clone();
     let sessions = SessionRegistry::new(rig.ctx);
     let router = Router::new(vec![], "main".into(), DmScope::PerChannelPeer);
-    let pipeline = Pipeline::new(rig.store.clone(), channels, sessions, router, vec![(("test".into(), "a".into()), rules)]);
+    let pipeline = Pipeline::new(rig.store.clone(), channels, sessions, router, vec![(("test".into(), "a".into()), rules)], approvals);
     Harness { pipeline, store: rig.store, calls: rig.calls, permits: rig.permits, replies: rig.replies }
 }
 

@@ -10,7 +10,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use switchboard_agents::tools::ToolContext;
+use switchboard_agents::tools::{ApprovalGate, ToolContext};
+
+use crate::approvals::SessionApprover;
 use switchboard_agents::{AgentEvent, ChatMessage, TurnRequest, Usage};
 use switchboard_channel::{ReplyEvent, ReplySink, TokenUsage};
 use switchboard_memory::{
@@ -264,7 +266,18 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
         turns: session.turns,
     };
     let tools = ctx.tools.select(&slot.tools, &context);
-    let approval: Option<switchboard_agents::tools::ApprovalGate> = None;
+    let announce_to = batch.last().filter(|j| {
+        !ctx.channels.get(&j.inbound.channel, &j.inbound.account).is_some_and(|c| c.reply_per_message())
+    });
+    let approval = Some(ApprovalGate {
+        policy: slot.approvals.clone(),
+        approver: Arc::new(SessionApprover {
+            desk: ctx.approvals.clone(),
+            announce_to: announce_to.map(|j| j.inbound.reply_target()),
+            timeout: slot.approval_timeout,
+            message_id: batch.last().map(|j| j.inbound.message_id.clone()).unwrap_or_default(),
+        }),
+    });
     let overhead = estimate_tokens(slot.agent.system_prompt())
         + tools.iter().map(|t| estimate_tokens(&t.spec().parameters.to_string()) + estimate_tokens(&t.spec().description)).sum::<usize>();
     let mut history = load_history(ctx, &session, slot, batch).await?;

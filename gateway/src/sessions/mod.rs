@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use switchboard_agents::Agent;
-use switchboard_agents::tools::{ToolPolicy, ToolRegistry};
+use switchboard_agents::tools::{ApprovalPolicy, ToolPolicy, ToolRegistry};
 use switchboard_channel::Inbound;
 use switchboard_memory::Store;
 
@@ -73,6 +73,10 @@ pub struct AgentSlot {
     pub daily_token_budget: Option<u64>,
     /// Its context window and what compaction keeps.
     pub context: context::ContextBudget,
+    /// Which tool calls wait for the operator.
+    pub approvals: ApprovalPolicy,
+    /// How long an approval request waits before it is denied.
+    pub approval_timeout: Duration,
 }
 
 /// Everything a turn needs, shared by all actors.
@@ -88,6 +92,8 @@ pub struct TurnContext {
     pub agents: HashMap<String, AgentSlot>,
     /// Every tool the gateway offers; each agent's policy picks from it.
     pub tools: ToolRegistry,
+    /// The approval desk.
+    pub approvals: Arc<crate::approvals::Approvals>,
     /// Caps concurrent runs.
     pub runs: Arc<Semaphore>,
     /// The cap `runs` was made with.
