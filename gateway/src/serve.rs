@@ -115,6 +115,21 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         probes.push((name.clone(), p.base_url.clone(), provider_for(name, p, &p.model)));
     }
     for (name, a) in &config.agents {
+        let workspace = a.workspace.clone().unwrap_or_else(|| dir.join("workspaces").join(name));
+        std::fs::create_dir_all(&workspace)
+            .with_context(|| format!("agents.{name}.workspace: cannot create {}", workspace.display()))?;
+        let system_prompt = match &a.system_prompt_file {
+            Some(file) => {
+                let path = workspace.join(file);
+                std::fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "agents.{name}.system_prompt_file: cannot read {}: create the file or remove the key",
+                        path.display()
+                    )
+                })?
+            }
+            None => a.system_prompt.clone(),
+        };
         let p = &config.providers[&a.provider];
         let model = a.model.clone().unwrap_or_else(|| p.model.clone());
         let fallbacks = a
@@ -130,7 +145,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         agents.insert(
             name.clone(),
             AgentSlot {
-                agent: Agent::new(name, &a.system_prompt, provider).with_max_steps(a.max_tool_steps),
+                agent: Agent::new(name, system_prompt, provider).with_max_steps(a.max_tool_steps),
                 history_limit: a.history_limit,
                 model,
                 tools: a.tools.policy(),

@@ -365,3 +365,33 @@ async fn a_context_overflow_compacts_once_and_retries_once() {
     assert_eq!(status, 502, "{body}");
     assert!(fake.seen().len() - before <= 3, "bounded: {} calls", fake.seen().len() - before);
 }
+
+#[tokio::test]
+async fn a_system_prompt_can_live_in_a_file_of_the_agents_workspace() {
+    let fake = FakeOpenAi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join("PROMPT.md"), "You speak like a lighthouse keeper.").unwrap();
+    let extra = format!("[agents.keeper]\nprovider = \"fake\"\nworkspace = \"{}\"\nsystem_prompt_file = \"PROMPT.md\"\n", ws.display());
+    let gw = Gateway::start(dir.path(), &config(free_port(), &fake.base_url(), &extra)).await;
+    let body = json!({ "model": "keeper", "user": "ned", "messages": [{ "role": "user", "content": "hello" }] });
+    let (status, _, text) = gw.post_json("/v1/chat/completions", &body, &[]).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(fake.seen()[0].messages()[0], ("system".to_string(), "You speak like a lighthouse keeper.".to_string()));
+
+    // A missing file stops the start with the key named.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, config(free_port(), &fake.base_url(), "[agents.lost]\nprovider = \"fake\"\nsystem_prompt_file = \"NOPE.md\"\n")).unwrap();
+    let out = std::process::Command::new(switchboard_tests::gateway::binary())
+        .arg("--config")
+        .arg(&bad)
+        .arg("--data-dir")
+        .arg(dir.path().join("bad-data"))
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("agents.lost.system_prompt_file") && err.contains("NOPE.md"), "{err}");
+}

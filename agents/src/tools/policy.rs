@@ -54,6 +54,8 @@ pub struct ToolPolicy {
     pub trusted_channels: Vec<String>,
     /// Whether group chats may reach dangerous tools.
     pub dangerous_in_groups: bool,
+    /// Per-channel refinements: (channel, allow, deny), applied on top.
+    pub per_channel: Vec<(String, Vec<String>, Vec<String>)>,
 }
 
 impl Default for ToolPolicy {
@@ -64,6 +66,7 @@ impl Default for ToolPolicy {
             deny: Vec::new(),
             trusted_channels: vec!["webchat".into()],
             dangerous_in_groups: false,
+            per_channel: Vec::new(),
         }
     }
 }
@@ -91,7 +94,9 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 impl ToolPolicy {
     /// Whether `tool` may be offered in the conversation `ctx` describes.
     pub fn allows(&self, tool: &str, ctx: &ToolContext) -> bool {
-        if self.deny.iter().any(|p| glob_match(p, tool)) {
+        let channel = self.per_channel.iter().find(|(c, _, _)| c == &ctx.channel);
+        let denied = |list: &[String]| list.iter().any(|p| glob_match(p, tool));
+        if denied(&self.deny) || channel.is_some_and(|(_, _, deny)| denied(deny)) {
             return false;
         }
         if DANGEROUS.contains(&tool) {
@@ -101,7 +106,9 @@ impl ToolPolicy {
                 return false;
             }
         }
-        self.profile.includes(tool) || self.allow.iter().any(|p| glob_match(p, tool))
+        self.profile.includes(tool)
+            || self.allow.iter().any(|p| glob_match(p, tool))
+            || channel.is_some_and(|(_, allow, _)| allow.iter().any(|p| glob_match(p, tool)))
     }
 }
 
@@ -155,5 +162,22 @@ mod tests {
         };
         assert!(p.allows("exec", &ctx("telegram", "dm")));
         assert!(p.allows("exec", &ctx("slack", "group")));
+    }
+
+    #[test]
+    fn per_channel_refinements() {
+        let p = ToolPolicy {
+            per_channel: vec![
+                ("telegram".into(), vec![], vec!["web_*".into()]),
+                ("slack".into(), vec!["memory_*".into()], vec![]),
+            ],
+            profile: Profile::Minimal,
+            ..ToolPolicy::default()
+        };
+        let q = ToolPolicy { profile: Profile::Messaging, ..p.clone() };
+        assert!(q.allows("web_fetch", &ctx("webchat", "dm")));
+        assert!(!q.allows("web_fetch", &ctx("telegram", "dm")), "denied on telegram only");
+        assert!(p.allows("memory_search", &ctx("slack", "dm")), "allowed on slack only");
+        assert!(!p.allows("memory_search", &ctx("discord", "dm")));
     }
 }

@@ -238,6 +238,14 @@ pub struct AgentConfig {
     /// The system prompt. Default "You are a helpful assistant."
     #[serde(default = "default_system_prompt")]
     pub system_prompt: String,
+    /// A file holding the system prompt instead, relative to the agent's
+    /// workspace (or absolute). Read at start. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt_file: Option<PathBuf>,
+    /// The agent's workspace directory. Default
+    /// `<data_dir>/workspaces/<agent>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<PathBuf>,
     /// How many transcript entries are sent to the model with each message.
     /// Default 40.
     #[serde(default = "default_history_limit")]
@@ -356,6 +364,19 @@ pub struct AgentToolsConfig {
     /// Whether group chats may reach shell and file-writing tools.
     /// Default false.
     pub dangerous_in_groups: bool,
+    /// `[agents.<name>.tools.channels.<channel>]`: allow and deny lists
+    /// applied on top for messages from that channel. Default: none.
+    pub channels: BTreeMap<String, ChannelToolsConfig>,
+}
+
+/// `[agents.<name>.tools.channels.<channel>]`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelToolsConfig {
+    /// Tools added for this channel; `*` wildcards. Default: none.
+    pub allow: Vec<String>,
+    /// Tools removed for this channel; `*` wildcards. Default: none.
+    pub deny: Vec<String>,
 }
 
 impl Default for AgentToolsConfig {
@@ -367,6 +388,7 @@ impl Default for AgentToolsConfig {
             deny: p.deny,
             trusted_channels: p.trusted_channels,
             dangerous_in_groups: p.dangerous_in_groups,
+            channels: BTreeMap::new(),
         }
     }
 }
@@ -380,6 +402,11 @@ impl AgentToolsConfig {
             deny: self.deny.clone(),
             trusted_channels: self.trusted_channels.clone(),
             dangerous_in_groups: self.dangerous_in_groups,
+            per_channel: self
+                .channels
+                .iter()
+                .map(|(c, t)| (c.clone(), t.allow.clone(), t.deny.clone()))
+                .collect(),
         }
     }
 }
@@ -391,6 +418,8 @@ impl AgentConfig {
             provider: provider.into(),
             model: None,
             system_prompt: default_system_prompt(),
+            system_prompt_file: None,
+            workspace: None,
             history_limit: default_history_limit(),
             tools: AgentToolsConfig::default(),
             approvals: AgentApprovalsConfig::default(),

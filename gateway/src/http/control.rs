@@ -19,6 +19,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/sessions", get(list_sessions))
         .route("/api/sessions/{key}", get(show_session))
         .route("/api/sessions/{key}/reset", post(reset_session))
+        .route("/api/sessions/{key}/cancel", post(cancel_session))
         .route("/api/usage", get(usage))
         .route("/api/approvals", get(list_approvals))
         .route("/api/approvals/{id}/approve", post(approve_call))
@@ -153,6 +154,15 @@ pub(super) async fn session_reset(state: &AppState, key: &str) -> Result<Value, 
     };
     let fresh = state.store.session_reset(key, &session.agent, now_ms()).await.map_err(ApiError::internal)?;
     Ok(json!({ "session": fresh, "previous_session_id": session.session_id }))
+}
+
+/// Cancel the running turn of a session.
+pub(super) fn session_cancel(state: &AppState, key: &str) -> Value {
+    json!({ "cancelled": state.pipeline.sessions().cancel(key) })
+}
+
+async fn cancel_session(State(s): State<Arc<AppState>>, Path(key): Path<String>) -> axum::Json<Value> {
+    axum::Json(session_cancel(&s, &key))
 }
 
 fn no_session(key: &str) -> ApiError {

@@ -129,6 +129,7 @@ async fn handle(
             control::session_show(state, required(p, "key")?, limit).await
         }
         "sessions.reset" => control::session_reset(state, required(p, "key")?).await,
+        "sessions.cancel" => Ok(control::session_cancel(state, required(p, "key")?)),
         "pairing.list" => control::pairing_list(state, p.get("channel").and_then(Value::as_str)).await,
         "pairing.approve" => control::pairing_decide(state, required(p, "channel")?, required(p, "code")?, true, "ws").await,
         "pairing.deny" => control::pairing_decide(state, required(p, "channel")?, required(p, "code")?, false, "ws").await,

@@ -59,12 +59,16 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Re
             };
             let Ok(_permit) = permit else { break };
             let interrupt = ctx.hard_stop.child_token();
+            registry.turn_started(&key, interrupt.clone());
             let turn = run_batch(&ctx, &key, batch, interrupt.clone());
             tokio::pin!(turn);
             let mut mailbox_open = true;
             loop {
                 tokio::select! {
-                    () = &mut turn => break,
+                    () = &mut turn => {
+                        registry.turn_ended(&key);
+                        break;
+                    }
                     job = rx.recv(), if mailbox_open => match job {
                         Some(job) => {
                             if offer(&ctx, &mut queue, job, true).await {
@@ -368,9 +372,9 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
                     return Ok(());
                 }
                 let text = if partial.is_empty() {
-                    "(stopped: a newer message arrived)".to_string()
+                    "(stopped before finishing)".to_string()
                 } else {
-                    format!("{partial}\n\n(stopped: a newer message arrived)")
+                    format!("{partial}\n\n(stopped before finishing)")
                 };
                 let ending = Ending::new(IngressStatus::Done).answer(Some(text.clone())).usage(usage);
                 commit(ctx, key, batch, Some(&session.session_id), ending).await?;

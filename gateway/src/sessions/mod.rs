@@ -128,6 +128,8 @@ pub enum DispatchError {
 struct Inner {
     ctx: Arc<TurnContext>,
     actors: Mutex<HashMap<String, mpsc::Sender<Job>>>,
+    /// The cancel handle of each session's running turn.
+    running: Mutex<HashMap<String, CancellationToken>>,
     tracker: TaskTracker,
 }
 
@@ -150,6 +152,7 @@ impl SessionRegistry {
             inner: Arc::new(Inner {
                 ctx,
                 actors: Mutex::new(HashMap::new()),
+                running: Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
             }),
         }
@@ -202,6 +205,26 @@ impl SessionRegistry {
                 None
             }
         }
+    }
+
+    /// Cancel the running turn of session `key` (what was said so far is
+    /// kept). Returns whether a turn was running.
+    pub fn cancel(&self, key: &str) -> bool {
+        match self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn turn_started(&self, key: &str, token: CancellationToken) {
+        self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_string(), token);
+    }
+
+    fn turn_ended(&self, key: &str) {
+        self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 
     /// Session actors in memory.

@@ -119,7 +119,7 @@ async fn interrupt_cancels_the_running_turn_for_the_newer_message() {
     h.send("bo", "2", "never mind, this instead").await;
     let (id, ev) = h.next_final().await;
     assert_eq!(id, "1");
-    assert!(done_text(&ev).contains("stopped: a newer message arrived"), "{ev:?}");
+    assert!(done_text(&ev).contains("stopped before finishing"), "{ev:?}");
     let call = h.next_call().await;
     assert_eq!(call.last().map(String::as_str), Some("never mind, this instead"));
     h.permits.add_permits(1);
@@ -229,4 +229,17 @@ async fn drain_lets_the_running_turn_finish_and_leaves_waiting_ones_pending() {
     let pending = h.store.ingress_pending().await.unwrap();
     assert_eq!(pending.len(), 1, "the waiting message stays for the next start");
     assert_eq!(pending[0].message_id, "2");
+}
+
+#[tokio::test]
+async fn the_operator_can_cancel_a_running_turn() {
+    let mut h = harness(QueueMode::Followup, 4, 8).await;
+    h.send("ida", "1", "long job").await;
+    assert_eq!(h.next_call().await, ["long job"]);
+    assert!(h.sessions.cancel("s:ida"), "a turn was running");
+    let (id, ev) = h.next_final().await;
+    assert_eq!(id, "1");
+    assert!(done_text(&ev).contains("stopped before finishing"), "{ev:?}");
+    assert!(!h.sessions.cancel("s:ida"), "nothing runs any more");
+    assert!(!h.sessions.cancel("s:nobody"));
 }
