@@ -162,3 +162,40 @@ impl Approver for SessionApprover {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_agents::ToolCall;
+    use switchboard_agents::tools::ToolContext;
+    use switchboard_memory::SqliteStore;
+
+    async fn desk() -> (Arc<Approvals>, Arc<dyn Store>) {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+        (Arc::new(Approvals::new(store.clone(), ChannelSet::default(), EventBus::new(8))), store)
+    }
+
+    fn request() -> ApprovalRequest {
+        ApprovalRequest {
+            call: ToolCall { id: "c1".into(), name: "exec".into(), arguments: "{\"command\":\"ls\"}".into() },
+            context: ToolContext { session_key: "k".into(), agent: "main".into(), ..ToolContext::default() },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_decision_wakes_the_waiting_call_and_is_stored() {
+        let (desk, store) = desk().await;
+        let approver = SessionApprover { desk: desk.clone(), announce_to: None, timeout: Duration::from_secs(300), message_id: "m".into() };
+        let waiting = tokio::spawn(approver.decide(request()));
+        let id = loop {
+            if let Some(r) = store.approvals_list(true, 1).await.unwrap().pop() {
+                break r.id;
+            }
+            tokio::task::yield_now().await;
+        };
+        assert!(desk.resolve(&id, true, "chat:42", Some("other-session")).await.unwrap().is_none(), "only its own conversation");
+        let decided = desk.resolve(&id.to_uppercase(), true, "chat:42", Some("k")).await.unwrap().unwrap();
+        assert_eq!(decided.decided_by.as_deref(), Some("chat:42"));
+        assert_eq!(waiting.await.unwrap(), Decision::Approved { by: "chat:42".into() });
+    }
+}
