@@ -9,7 +9,9 @@ use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::tools::{ApprovalGate, ApprovalRequest, Decision, Tool, ToolContext, ToolOutput, run_call};
+use crate::tools::{
+    ApprovalGate, ApprovalRequest, Decision, Tool, ToolContext, ToolOutput, run_call,
+};
 use crate::{ChatMessage, ModelRequest, Provider, ProviderEvent, ToolCall, Usage};
 
 /// What a turn yields, in order: deltas, tool calls and results, usage,
@@ -56,7 +58,10 @@ pub enum AgentEvent {
 impl AgentEvent {
     /// Whether this event ends the turn.
     pub fn is_final(&self) -> bool {
-        matches!(self, AgentEvent::Done(_) | AgentEvent::Error { .. } | AgentEvent::Cancelled { .. })
+        matches!(
+            self,
+            AgentEvent::Done(_) | AgentEvent::Error { .. } | AgentEvent::Cancelled { .. }
+        )
     }
 }
 
@@ -109,8 +114,17 @@ impl std::fmt::Debug for Agent {
 
 impl Agent {
     /// An agent answering with `provider` under `system_prompt`.
-    pub fn new(name: impl Into<String>, system_prompt: impl Into<String>, provider: Arc<dyn Provider>) -> Self {
-        Self { name: name.into(), system_prompt: system_prompt.into(), provider, max_steps: DEFAULT_MAX_STEPS }
+    pub fn new(
+        name: impl Into<String>,
+        system_prompt: impl Into<String>,
+        provider: Arc<dyn Provider>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            system_prompt: system_prompt.into(),
+            provider,
+            max_steps: DEFAULT_MAX_STEPS,
+        }
     }
 
     /// Limit tool steps per turn.
@@ -135,14 +149,28 @@ impl Agent {
     }
 
     /// Run one turn without tools over `history`.
-    pub fn turn(&self, history: Vec<ChatMessage>, cancel: CancellationToken) -> BoxStream<'static, AgentEvent> {
-        self.run(TurnRequest { history, ..TurnRequest::default() }, cancel)
+    pub fn turn(
+        &self,
+        history: Vec<ChatMessage>,
+        cancel: CancellationToken,
+    ) -> BoxStream<'static, AgentEvent> {
+        self.run(
+            TurnRequest {
+                history,
+                ..TurnRequest::default()
+            },
+            cancel,
+        )
     }
 
     /// Run one turn. The stream ends after its final event; cancelling
     /// `cancel` ends it with [`AgentEvent::Cancelled`] (running tool calls
     /// are dropped).
-    pub fn run(&self, request: TurnRequest, cancel: CancellationToken) -> BoxStream<'static, AgentEvent> {
+    pub fn run(
+        &self,
+        request: TurnRequest,
+        cancel: CancellationToken,
+    ) -> BoxStream<'static, AgentEvent> {
         let mut messages = Vec::with_capacity(request.history.len() + 1);
         if !self.system_prompt.is_empty() {
             messages.push(ChatMessage::system(self.system_prompt.clone()));
@@ -167,24 +195,31 @@ impl Agent {
             };
             let event = match last {
                 Some(event) => event,
-                None => AgentEvent::Cancelled { partial: String::new() },
+                None => AgentEvent::Cancelled {
+                    partial: String::new(),
+                },
             };
             let _ = tx.send(event).await;
         });
         let guard = AbortOnDrop(task);
-        futures::stream::unfold((rx, guard, String::new()), |(mut rx, guard, mut seen)| async move {
-            let event = rx.recv().await?;
-            // A cancellation reports what had been streamed.
-            let event = match event {
-                AgentEvent::TextDelta(ref d) => {
-                    seen.push_str(d);
-                    event
-                }
-                AgentEvent::Cancelled { .. } => AgentEvent::Cancelled { partial: seen.clone() },
-                other => other,
-            };
-            Some((event, (rx, guard, seen)))
-        })
+        futures::stream::unfold(
+            (rx, guard, String::new()),
+            |(mut rx, guard, mut seen)| async move {
+                let event = rx.recv().await?;
+                // A cancellation reports what had been streamed.
+                let event = match event {
+                    AgentEvent::TextDelta(ref d) => {
+                        seen.push_str(d);
+                        event
+                    }
+                    AgentEvent::Cancelled { .. } => AgentEvent::Cancelled {
+                        partial: seen.clone(),
+                    },
+                    other => other,
+                };
+                Some((event, (rx, guard, seen)))
+            },
+        )
         .boxed()
     }
 }
@@ -211,17 +246,34 @@ struct TurnLoop {
 impl TurnLoop {
     /// Run `call`, first asking for approval when the gate says so.
     async fn approved_call(&self, call: &ToolCall) -> ToolOutput {
-        if let Some(gate) = self.approval.as_ref().filter(|g| g.policy.needs_approval(call)) {
-            let request = ApprovalRequest { call: call.clone(), context: self.context.clone() };
+        if let Some(gate) = self
+            .approval
+            .as_ref()
+            .filter(|g| g.policy.needs_approval(call))
+        {
+            let request = ApprovalRequest {
+                call: call.clone(),
+                context: self.context.clone(),
+            };
             if let Decision::Denied { by } = gate.approver.decide(request).await {
-                let why = if by == "timeout" { "nobody answered the approval request in time".to_string() } else { format!("{by} denied it") };
+                let why = if by == "timeout" {
+                    "nobody answered the approval request in time".to_string()
+                } else {
+                    format!("{by} denied it")
+                };
                 return ToolOutput::error(format!(
                     "This call of `{}` needs the operator's approval and was not run: {why}. Do not retry it unasked; tell the user.",
                     call.name
                 ));
             }
         }
-        run_call(&self.tools, &call.name, &call.arguments, self.context.clone()).await
+        run_call(
+            &self.tools,
+            &call.name,
+            &call.arguments,
+            self.context.clone(),
+        )
+        .await
     }
 
     /// Run to the end; returns the final event (sends the others).
@@ -230,7 +282,10 @@ impl TurnLoop {
         let mut step = 0u32;
         loop {
             step += 1;
-            let request = ModelRequest { messages: self.messages.clone(), tools: specs.clone() };
+            let request = ModelRequest {
+                messages: self.messages.clone(),
+                tools: specs.clone(),
+            };
             let mut stream = self.provider.stream(request);
             let mut step_text = String::new();
             let mut calls = Vec::new();
@@ -257,7 +312,11 @@ impl TurnLoop {
                 }
             }
             if calls.is_empty() {
-                return AgentEvent::Done(TurnOutcome { text: self.text, usage: self.usage, steps: step });
+                return AgentEvent::Done(TurnOutcome {
+                    text: self.text,
+                    usage: self.usage,
+                    steps: step,
+                });
             }
             if step > self.max_steps {
                 let note = format!(
@@ -266,9 +325,14 @@ impl TurnLoop {
                 );
                 self.text.push_str(&note);
                 let _ = tx.send(AgentEvent::TextDelta(note)).await;
-                return AgentEvent::Done(TurnOutcome { text: self.text, usage: self.usage, steps: step });
+                return AgentEvent::Done(TurnOutcome {
+                    text: self.text,
+                    usage: self.usage,
+                    steps: step,
+                });
             }
-            self.messages.push(ChatMessage::assistant_calls(step_text, calls.clone()));
+            self.messages
+                .push(ChatMessage::assistant_calls(step_text, calls.clone()));
             for c in &calls {
                 let _ = tx.send(AgentEvent::ToolCall(c.clone())).await;
             }
@@ -285,7 +349,8 @@ impl TurnLoop {
                         is_error: out.is_error,
                     })
                     .await;
-                self.messages.push(ChatMessage::tool_result(c.id.clone(), out.content));
+                self.messages
+                    .push(ChatMessage::tool_result(c.id.clone(), out.content));
             }
         }
     }

@@ -15,4 +15,7 @@ pub mod tools;
 
 pub use agent::{Agent, AgentEvent, DEFAULT_MAX_STEPS, TurnOutcome, TurnRequest};
 pub use message::{ChatMessage, MessageRole, ToolCall, ToolSpec, Usage};
-pub use provider::{AnthropicProvider, FallbackChain, ModelRequest, OpenAiProvider, RetryPolicy, Provider, ProviderError, ProviderEvent, ProviderSettings};
+pub use provider::{
+    AnthropicProvider, FallbackChain, ModelRequest, OpenAiProvider, Provider, ProviderError,
+    ProviderEvent, ProviderSettings, RetryPolicy,
+};

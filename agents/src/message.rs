@@ -56,7 +56,12 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     fn plain(role: MessageRole, content: impl Into<String>) -> Self {
-        Self { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
     }
 
     /// A system message.
@@ -73,11 +78,17 @@ impl ChatMessage {
     }
     /// An assistant message that calls tools.
     pub fn assistant_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
-        Self { tool_calls: calls, ..Self::plain(MessageRole::Assistant, content) }
+        Self {
+            tool_calls: calls,
+            ..Self::plain(MessageRole::Assistant, content)
+        }
     }
     /// The result of the tool call `id`.
     pub fn tool_result(id: impl Into<String>, content: impl Into<String>) -> Self {
-        Self { tool_call_id: Some(id.into()), ..Self::plain(MessageRole::Tool, content) }
+        Self {
+            tool_call_id: Some(id.into()),
+            ..Self::plain(MessageRole::Tool, content)
+        }
     }
 }
 

@@ -10,8 +10,8 @@ use futures::stream::BoxStream;
 use serde_json::{Value, json};
 use switchboard_agents::tools::{CurrentTime, Tool, ToolContext, ToolOutput};
 use switchboard_agents::{
-    Agent, AgentEvent, ChatMessage, MessageRole, ModelRequest, Provider, ProviderError, ProviderEvent, ToolCall,
-    ToolSpec, TurnRequest,
+    Agent, AgentEvent, ChatMessage, MessageRole, ModelRequest, Provider, ProviderError,
+    ProviderEvent, ToolCall, ToolSpec, TurnRequest,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +24,11 @@ struct Scripted {
 
 impl Scripted {
     fn new(scripts: Vec<Vec<ProviderEvent>>) -> Arc<Self> {
-        Arc::new(Self { scripts: Mutex::new(scripts.into()), requests: Mutex::new(vec![]), hang_after: false })
+        Arc::new(Self {
+            scripts: Mutex::new(scripts.into()),
+            requests: Mutex::new(vec![]),
+            hang_after: false,
+        })
     }
 }
 
@@ -35,16 +39,27 @@ impl Provider for Scripted {
     fn model(&self) -> &str {
         "m"
     }
-    fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
+    fn stream(
+        &self,
+        request: ModelRequest,
+    ) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
         self.requests.lock().unwrap().push(request);
         let events = self.scripts.lock().unwrap().pop_front().unwrap_or_default();
         let s = futures::stream::iter(events.into_iter().map(Ok));
-        if self.hang_after { s.chain(futures::stream::pending()).boxed() } else { s.boxed() }
+        if self.hang_after {
+            s.chain(futures::stream::pending()).boxed()
+        } else {
+            s.boxed()
+        }
     }
 }
 
 fn call(id: &str, name: &str, args: &str) -> ProviderEvent {
-    ProviderEvent::ToolCall(ToolCall { id: id.into(), name: name.into(), arguments: args.into() })
+    ProviderEvent::ToolCall(ToolCall {
+        id: id.into(),
+        name: name.into(),
+        arguments: args.into(),
+    })
 }
 
 /// A tool that waits until `n` calls are running at once, proving they run
@@ -56,7 +71,11 @@ struct Rendezvous {
 
 impl Tool for Rendezvous {
     fn spec(&self) -> ToolSpec {
-        ToolSpec { name: self.name.into(), description: "meets the other".into(), parameters: json!({ "type": "object" }) }
+        ToolSpec {
+            name: self.name.into(),
+            description: "meets the other".into(),
+            parameters: json!({ "type": "object" }),
+        }
     }
     fn call(&self, args: Value, _ctx: ToolContext) -> BoxFuture<'static, ToolOutput> {
         let barrier = self.barrier.clone();
@@ -69,40 +88,78 @@ impl Tool for Rendezvous {
 }
 
 async fn collect(agent: &Agent, request: TurnRequest) -> Vec<AgentEvent> {
-    tokio::time::timeout(Duration::from_secs(10), agent.run(request, CancellationToken::new()).collect())
-        .await
-        .expect("the turn finished")
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        agent.run(request, CancellationToken::new()).collect(),
+    )
+    .await
+    .expect("the turn finished")
 }
 
 #[tokio::test]
 async fn two_tool_calls_of_one_step_run_concurrently_and_results_go_back() {
     let provider = Scripted::new(vec![
-        vec![ProviderEvent::TextDelta("Let me check. ".into()), call("a", "left", r#"{"x":1}"#), call("b", "right", "{}")],
+        vec![
+            ProviderEvent::TextDelta("Let me check. ".into()),
+            call("a", "left", r#"{"x":1}"#),
+            call("b", "right", "{}"),
+        ],
         vec![ProviderEvent::TextDelta("Both answered.".into())],
     ]);
     let barrier = Arc::new(tokio::sync::Barrier::new(2));
     let tools: Vec<Arc<dyn Tool>> = vec![
-        Arc::new(Rendezvous { name: "left", barrier: barrier.clone() }),
-        Arc::new(Rendezvous { name: "right", barrier }),
+        Arc::new(Rendezvous {
+            name: "left",
+            barrier: barrier.clone(),
+        }),
+        Arc::new(Rendezvous {
+            name: "right",
+            barrier,
+        }),
     ];
     let agent = Agent::new("main", "sys", provider.clone());
-    let events = collect(&agent, TurnRequest { history: vec![ChatMessage::user("go")], tools, ..Default::default() }).await;
-    let Some(AgentEvent::Done(outcome)) = events.last() else { panic!("{events:?}") };
+    let events = collect(
+        &agent,
+        TurnRequest {
+            history: vec![ChatMessage::user("go")],
+            tools,
+            ..Default::default()
+        },
+    )
+    .await;
+    let Some(AgentEvent::Done(outcome)) = events.last() else {
+        panic!("{events:?}")
+    };
     assert_eq!(outcome.text, "Let me check. Both answered.");
     assert_eq!(outcome.steps, 2);
     let results: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            AgentEvent::ToolResult { id, output, is_error, .. } => Some((id.clone(), output.clone(), *is_error)),
+            AgentEvent::ToolResult {
+                id,
+                output,
+                is_error,
+                ..
+            } => Some((id.clone(), output.clone(), *is_error)),
             _ => None,
         })
         .collect();
-    assert_eq!(results, vec![("a".into(), r#"left got {"x":1}"#.into(), false), ("b".into(), "right got {}".into(), false)]);
+    assert_eq!(
+        results,
+        vec![
+            ("a".into(), r#"left got {"x":1}"#.into(), false),
+            ("b".into(), "right got {}".into(), false)
+        ]
+    );
     let requests = provider.requests.lock().unwrap();
     assert_eq!(requests[0].tools.len(), 2, "the tools were offered");
     let second = &requests[1].messages;
     assert_eq!(second[0].role, MessageRole::System);
-    assert_eq!(second[2].tool_calls.len(), 2, "the assistant's calls are in the history");
+    assert_eq!(
+        second[2].tool_calls.len(),
+        2,
+        "the assistant's calls are in the history"
+    );
     assert_eq!(second[3].tool_call_id.as_deref(), Some("a"));
     assert_eq!(second[4].tool_call_id.as_deref(), Some("b"));
 }
@@ -110,29 +167,68 @@ async fn two_tool_calls_of_one_step_run_concurrently_and_results_go_back() {
 #[tokio::test]
 async fn unknown_tools_and_bad_arguments_are_told_to_the_model() {
     let provider = Scripted::new(vec![
-        vec![call("a", "rm_rf", "{}"), call("b", "current_time", "{not json")],
+        vec![
+            call("a", "rm_rf", "{}"),
+            call("b", "current_time", "{not json"),
+        ],
         vec![ProviderEvent::TextDelta("ok".into())],
     ]);
     let tools: Vec<Arc<dyn Tool>> = vec![Arc::new(CurrentTime)];
     let agent = Agent::new("main", "", provider.clone());
-    let events = collect(&agent, TurnRequest { history: vec![ChatMessage::user("go")], tools, ..Default::default() }).await;
+    let events = collect(
+        &agent,
+        TurnRequest {
+            history: vec![ChatMessage::user("go")],
+            tools,
+            ..Default::default()
+        },
+    )
+    .await;
     assert!(matches!(events.last(), Some(AgentEvent::Done(_))));
     let requests = provider.requests.lock().unwrap();
-    let results: Vec<&str> = requests[1].messages.iter().filter(|m| m.role == MessageRole::Tool).map(|m| m.content.as_str()).collect();
-    assert!(results[0].contains("no tool named `rm_rf`") && results[0].contains("current_time"), "{results:?}");
+    let results: Vec<&str> = requests[1]
+        .messages
+        .iter()
+        .filter(|m| m.role == MessageRole::Tool)
+        .map(|m| m.content.as_str())
+        .collect();
+    assert!(
+        results[0].contains("no tool named `rm_rf`") && results[0].contains("current_time"),
+        "{results:?}"
+    );
     assert!(results[1].contains("not valid JSON"), "{results:?}");
 }
 
 #[tokio::test]
 async fn the_step_limit_ends_a_tool_loop_with_a_note() {
-    let looping: Vec<Vec<ProviderEvent>> = (0..10).map(|i| vec![call(&format!("c{i}"), "current_time", "{}")]).collect();
+    let looping: Vec<Vec<ProviderEvent>> = (0..10)
+        .map(|i| vec![call(&format!("c{i}"), "current_time", "{}")])
+        .collect();
     let provider = Scripted::new(looping);
     let agent = Agent::new("main", "", provider.clone()).with_max_steps(3);
     let tools: Vec<Arc<dyn Tool>> = vec![Arc::new(CurrentTime)];
-    let events = collect(&agent, TurnRequest { history: vec![ChatMessage::user("go")], tools, ..Default::default() }).await;
-    let Some(AgentEvent::Done(outcome)) = events.last() else { panic!("{events:?}") };
-    assert!(outcome.text.contains("stopped after 3 tool steps"), "{}", outcome.text);
-    assert_eq!(provider.requests.lock().unwrap().len(), 4, "three tool steps, then the model's last word");
+    let events = collect(
+        &agent,
+        TurnRequest {
+            history: vec![ChatMessage::user("go")],
+            tools,
+            ..Default::default()
+        },
+    )
+    .await;
+    let Some(AgentEvent::Done(outcome)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert!(
+        outcome.text.contains("stopped after 3 tool steps"),
+        "{}",
+        outcome.text
+    );
+    assert_eq!(
+        provider.requests.lock().unwrap().len(),
+        4,
+        "three tool steps, then the model's last word"
+    );
 }
 
 #[tokio::test]
@@ -144,10 +240,24 @@ async fn a_turn_cancelled_mid_stream_reports_what_was_said() {
     });
     let agent = Agent::new("main", "", provider);
     let cancel = CancellationToken::new();
-    let mut stream = agent.run(TurnRequest { history: vec![ChatMessage::user("go")], ..Default::default() }, cancel.clone());
-    assert_eq!(stream.next().await, Some(AgentEvent::TextDelta("partial ".into())));
+    let mut stream = agent.run(
+        TurnRequest {
+            history: vec![ChatMessage::user("go")],
+            ..Default::default()
+        },
+        cancel.clone(),
+    );
+    assert_eq!(
+        stream.next().await,
+        Some(AgentEvent::TextDelta("partial ".into()))
+    );
     cancel.cancel();
-    assert_eq!(stream.next().await, Some(AgentEvent::Cancelled { partial: "partial ".into() }));
+    assert_eq!(
+        stream.next().await,
+        Some(AgentEvent::Cancelled {
+            partial: "partial ".into()
+        })
+    );
     assert_eq!(stream.next().await, None);
 }
 
@@ -157,14 +267,22 @@ struct ByArgs {
 }
 
 impl switchboard_agents::tools::Approver for ByArgs {
-    fn decide(&self, request: switchboard_agents::tools::ApprovalRequest) -> BoxFuture<'static, switchboard_agents::tools::Decision> {
-        self.asked.lock().unwrap().push(request.call.arguments.clone());
+    fn decide(
+        &self,
+        request: switchboard_agents::tools::ApprovalRequest,
+    ) -> BoxFuture<'static, switchboard_agents::tools::Decision> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push(request.call.arguments.clone());
         let ok = request.call.arguments.contains("true");
         Box::pin(async move {
             if ok {
                 switchboard_agents::tools::Decision::Approved { by: "test".into() }
             } else {
-                switchboard_agents::tools::Decision::Denied { by: "timeout".into() }
+                switchboard_agents::tools::Decision::Denied {
+                    by: "timeout".into(),
+                }
             }
         })
     }
@@ -175,7 +293,11 @@ struct Gated(Arc<Mutex<u32>>);
 
 impl Tool for Gated {
     fn spec(&self) -> ToolSpec {
-        ToolSpec { name: "exec".into(), description: "runs".into(), parameters: json!({ "type": "object" }) }
+        ToolSpec {
+            name: "exec".into(),
+            description: "runs".into(),
+            parameters: json!({ "type": "object" }),
+        }
     }
     fn call(&self, _args: Value, _ctx: ToolContext) -> BoxFuture<'static, ToolOutput> {
         *self.0.lock().unwrap() += 1;
@@ -186,23 +308,46 @@ impl Tool for Gated {
 #[tokio::test]
 async fn gated_calls_wait_for_a_decision_and_denials_are_told_to_the_model() {
     let provider = Scripted::new(vec![
-        vec![call("a", "exec", r#"{"ok":true}"#), call("b", "exec", r#"{"ok":false}"#)],
+        vec![
+            call("a", "exec", r#"{"ok":true}"#),
+            call("b", "exec", r#"{"ok":false}"#),
+        ],
         vec![ProviderEvent::TextDelta("done".into())],
     ]);
     let ran = Arc::new(Mutex::new(0));
-    let approver = Arc::new(ByArgs { asked: Mutex::new(vec![]) });
+    let approver = Arc::new(ByArgs {
+        asked: Mutex::new(vec![]),
+    });
     let gate = switchboard_agents::tools::ApprovalGate {
         policy: switchboard_agents::tools::ApprovalPolicy::default(),
         approver: approver.clone(),
     };
     let agent = Agent::new("main", "", provider.clone());
     let tools: Vec<Arc<dyn Tool>> = vec![Arc::new(Gated(ran.clone()))];
-    let events = collect(&agent, TurnRequest { history: vec![ChatMessage::user("go")], tools, approval: Some(gate), ..Default::default() }).await;
+    let events = collect(
+        &agent,
+        TurnRequest {
+            history: vec![ChatMessage::user("go")],
+            tools,
+            approval: Some(gate),
+            ..Default::default()
+        },
+    )
+    .await;
     assert!(matches!(events.last(), Some(AgentEvent::Done(_))));
     assert_eq!(*ran.lock().unwrap(), 1, "only the approved call ran");
     assert_eq!(approver.asked.lock().unwrap().len(), 2);
     let requests = provider.requests.lock().unwrap();
-    let results: Vec<&str> = requests[1].messages.iter().filter(|m| m.role == MessageRole::Tool).map(|m| m.content.as_str()).collect();
+    let results: Vec<&str> = requests[1]
+        .messages
+        .iter()
+        .filter(|m| m.role == MessageRole::Tool)
+        .map(|m| m.content.as_str())
+        .collect();
     assert_eq!(results[0], "ran");
-    assert!(results[1].contains("needs the operator's approval") && results[1].contains("nobody answered"), "{results:?}");
+    assert!(
+        results[1].contains("needs the operator's approval")
+            && results[1].contains("nobody answered"),
+        "{results:?}"
+    );
 }

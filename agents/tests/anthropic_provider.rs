@@ -9,8 +9,8 @@ use axum::routing::post;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use switchboard_agents::{
-    AnthropicProvider, ChatMessage, ModelRequest, Provider, ProviderError, ProviderEvent, ProviderSettings, ToolCall,
-    ToolSpec, Usage,
+    AnthropicProvider, ChatMessage, ModelRequest, Provider, ProviderError, ProviderEvent,
+    ProviderSettings, ToolCall, ToolSpec, Usage,
 };
 
 fn sse(events: &[Value]) -> String {
@@ -68,14 +68,23 @@ async fn text_streams_and_usage_counts_cached_tokens() {
         json!({ "type": "message_stop" }),
     ])
     .await;
-    let request: ModelRequest = vec![ChatMessage::system("Be brief."), ChatMessage::user("hi")].into();
-    let events: Vec<_> = provider(url).stream(request).map(Result::unwrap).collect().await;
+    let request: ModelRequest =
+        vec![ChatMessage::system("Be brief."), ChatMessage::user("hi")].into();
+    let events: Vec<_> = provider(url)
+        .stream(request)
+        .map(Result::unwrap)
+        .collect()
+        .await;
     assert_eq!(
         events,
         vec![
             ProviderEvent::TextDelta("Hello".into()),
             ProviderEvent::TextDelta(" there".into()),
-            ProviderEvent::Usage(Usage { input_tokens: 100, output_tokens: 4, cached_tokens: 90 }),
+            ProviderEvent::Usage(Usage {
+                input_tokens: 100,
+                output_tokens: 4,
+                cached_tokens: 90
+            }),
         ]
     );
     let (body, headers) = seen.lock().unwrap().clone();
@@ -84,7 +93,10 @@ async fn text_streams_and_usage_counts_cached_tokens() {
     assert_eq!(body["system"], "Be brief.");
     assert_eq!(body["max_tokens"], 4096);
     assert_eq!(body["stream"], true);
-    assert_eq!(body["messages"], json!([{ "role": "user", "content": [{ "type": "text", "text": "hi" }] }]));
+    assert_eq!(
+        body["messages"],
+        json!([{ "role": "user", "content": [{ "type": "text", "text": "hi" }] }])
+    );
 }
 
 #[tokio::test]
@@ -108,30 +120,62 @@ async fn two_tool_uses_with_split_input_are_reassembled() {
     let request = ModelRequest {
         messages: vec![
             ChatMessage::user("time?"),
-            ChatMessage::assistant_calls("Let me see.", vec![ToolCall { id: "toolu_0".into(), name: "current_time".into(), arguments: "{}".into() }]),
+            ChatMessage::assistant_calls(
+                "Let me see.",
+                vec![ToolCall {
+                    id: "toolu_0".into(),
+                    name: "current_time".into(),
+                    arguments: "{}".into(),
+                }],
+            ),
             ChatMessage::tool_result("toolu_0", "11:59"),
             ChatMessage::user("and now?"),
         ],
-        tools: vec![ToolSpec { name: "current_time".into(), description: "Now".into(), parameters: json!({ "type": "object" }) }],
+        tools: vec![ToolSpec {
+            name: "current_time".into(),
+            description: "Now".into(),
+            parameters: json!({ "type": "object" }),
+        }],
     };
-    let events: Vec<_> = provider(url).stream(request).map(Result::unwrap).collect().await;
+    let events: Vec<_> = provider(url)
+        .stream(request)
+        .map(Result::unwrap)
+        .collect()
+        .await;
     assert_eq!(events[0], ProviderEvent::TextDelta("Checking.".into()));
     assert_eq!(
         events[1],
-        ProviderEvent::ToolCall(ToolCall { id: "toolu_1".into(), name: "current_time".into(), arguments: "{\"tz\": \"UTC\"}".into() })
+        ProviderEvent::ToolCall(ToolCall {
+            id: "toolu_1".into(),
+            name: "current_time".into(),
+            arguments: "{\"tz\": \"UTC\"}".into()
+        })
     );
     assert_eq!(
         events[2],
-        ProviderEvent::ToolCall(ToolCall { id: "toolu_2".into(), name: "session_status".into(), arguments: "{}".into() })
+        ProviderEvent::ToolCall(ToolCall {
+            id: "toolu_2".into(),
+            name: "session_status".into(),
+            arguments: "{}".into()
+        })
     );
     let (body, _) = seen.lock().unwrap().clone();
-    assert_eq!(body["tools"][0]["input_schema"], json!({ "type": "object" }));
-    assert_eq!(body["messages"][1]["content"][1], json!({ "type": "tool_use", "id": "toolu_0", "name": "current_time", "input": {} }));
+    assert_eq!(
+        body["tools"][0]["input_schema"],
+        json!({ "type": "object" })
+    );
+    assert_eq!(
+        body["messages"][1]["content"][1],
+        json!({ "type": "tool_use", "id": "toolu_0", "name": "current_time", "input": {} })
+    );
     // The tool result and the next user text share one user message.
     assert_eq!(body["messages"].as_array().unwrap().len(), 3);
     assert_eq!(body["messages"][2]["content"][0]["type"], "tool_result");
     assert_eq!(body["messages"][2]["content"][0]["tool_use_id"], "toolu_0");
-    assert_eq!(body["messages"][2]["content"][1], json!({ "type": "text", "text": "and now?" }));
+    assert_eq!(
+        body["messages"][2]["content"][1],
+        json!({ "type": "text", "text": "and now?" })
+    );
 }
 
 #[tokio::test]
@@ -141,9 +185,15 @@ async fn an_error_event_is_a_retryable_overload() {
         json!({ "type": "error", "error": { "type": "overloaded_error", "message": "Overloaded" } }),
     ])
     .await;
-    let events: Vec<_> = provider(url).stream(vec![ChatMessage::user("hi")].into()).collect().await;
+    let events: Vec<_> = provider(url)
+        .stream(vec![ChatMessage::user("hi")].into())
+        .collect()
+        .await;
     let err = events.last().unwrap().as_ref().unwrap_err();
-    assert!(matches!(err, ProviderError::Http { status: 529, .. }), "{err:?}");
+    assert!(
+        matches!(err, ProviderError::Http { status: 529, .. }),
+        "{err:?}"
+    );
     assert!(err.is_retryable());
     assert!(err.to_string().contains("Overloaded"));
 }

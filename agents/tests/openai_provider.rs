@@ -7,7 +7,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures::StreamExt;
-use switchboard_agents::{ChatMessage, OpenAiProvider, Provider, ProviderError, ProviderEvent, ProviderSettings, Usage};
+use switchboard_agents::{
+    ChatMessage, OpenAiProvider, Provider, ProviderError, ProviderEvent, ProviderSettings, Usage,
+};
 
 async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -29,7 +31,9 @@ fn provider(base_url: String) -> OpenAiProvider {
 }
 
 async fn collect(p: &OpenAiProvider) -> Vec<Result<ProviderEvent, ProviderError>> {
-    p.stream(vec![ChatMessage::user("hi")].into()).collect().await
+    p.stream(vec![ChatMessage::user("hi")].into())
+        .collect()
+        .await
 }
 
 #[tokio::test]
@@ -54,7 +58,11 @@ async fn sse_deltas_and_usage_are_read() {
         vec![
             ProviderEvent::TextDelta("Hel".into()),
             ProviderEvent::TextDelta("lo".into()),
-            ProviderEvent::Usage(Usage { input_tokens: 7, output_tokens: 2, cached_tokens: 3 }),
+            ProviderEvent::Usage(Usage {
+                input_tokens: 7,
+                output_tokens: 2,
+                cached_tokens: 3
+            }),
         ]
     );
 }
@@ -71,7 +79,10 @@ async fn a_whole_json_answer_is_accepted() {
         }),
     );
     let events = collect(&provider(serve(app).await)).await;
-    assert_eq!(events[0].as_ref().unwrap(), &ProviderEvent::TextDelta("whole".into()));
+    assert_eq!(
+        events[0].as_ref().unwrap(),
+        &ProviderEvent::TextDelta("whole".into())
+    );
 }
 
 #[tokio::test]
@@ -91,22 +102,40 @@ async fn http_errors_carry_status_message_and_retry_after() {
     let events = collect(&provider(serve(app).await)).await;
     let err = events[0].as_ref().unwrap_err();
     match err {
-        ProviderError::Http { status, message, retry_after, .. } => {
-            assert_eq!((*status, message.as_str(), *retry_after), (429, "slow down", Some(7)));
+        ProviderError::Http {
+            status,
+            message,
+            retry_after,
+            ..
+        } => {
+            assert_eq!(
+                (*status, message.as_str(), *retry_after),
+                (429, "slow down", Some(7))
+            );
         }
         other => panic!("{other:?}"),
     }
     assert!(err.is_retryable());
-    assert!(err.to_string().contains("`t` answered 429: slow down"), "{err}");
+    assert!(
+        err.to_string().contains("`t` answered 429: slow down"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_named() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let events = collect(&provider(format!("http://127.0.0.1:{port}/v1"))).await;
     let err = events[0].as_ref().unwrap_err();
     assert!(matches!(err, ProviderError::Unreachable { .. }), "{err:?}");
-    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -115,17 +144,31 @@ async fn a_stalled_stream_times_out() {
         "/v1/chat/completions",
         post(|| async {
             let stream = futures::stream::once(async {
-                Ok::<_, std::convert::Infallible>("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n")
+                Ok::<_, std::convert::Infallible>(
+                    "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n",
+                )
             })
             .chain(futures::stream::pending());
-            ([("content-type", "text/event-stream")], axum::body::Body::from_stream(stream))
+            (
+                [("content-type", "text/event-stream")],
+                axum::body::Body::from_stream(stream),
+            )
         }),
     );
     let mut p = provider(serve(app).await);
-    p = OpenAiProvider::new(ProviderSettings { idle_timeout: Duration::from_millis(300), ..p.settings().clone() });
+    p = OpenAiProvider::new(ProviderSettings {
+        idle_timeout: Duration::from_millis(300),
+        ..p.settings().clone()
+    });
     let events = collect(&p).await;
-    assert_eq!(events[0].as_ref().unwrap(), &ProviderEvent::TextDelta("a".into()));
-    assert!(matches!(events[1], Err(ProviderError::Timeout { .. })), "{events:?}");
+    assert_eq!(
+        events[0].as_ref().unwrap(),
+        &ProviderEvent::TextDelta("a".into())
+    );
+    assert!(
+        matches!(events[1], Err(ProviderError::Timeout { .. })),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]
@@ -154,7 +197,14 @@ async fn tool_calls_split_across_chunks_are_reassembled_in_order() {
     let request = switchboard_agents::ModelRequest {
         messages: vec![
             ChatMessage::user("what time is it?"),
-            ChatMessage::assistant_calls("", vec![switchboard_agents::ToolCall { id: "c0".into(), name: "current_time".into(), arguments: "{}".into() }]),
+            ChatMessage::assistant_calls(
+                "",
+                vec![switchboard_agents::ToolCall {
+                    id: "c0".into(),
+                    name: "current_time".into(),
+                    arguments: "{}".into(),
+                }],
+            ),
             ChatMessage::tool_result("c0", "12:00"),
         ],
         tools: vec![switchboard_agents::ToolSpec {
@@ -167,14 +217,28 @@ async fn tool_calls_split_across_chunks_are_reassembled_in_order() {
     assert_eq!(
         events,
         vec![
-            ProviderEvent::ToolCall(switchboard_agents::ToolCall { id: "call_a".into(), name: "current_time".into(), arguments: r#"{"tz":"UTC"}"#.into() }),
-            ProviderEvent::ToolCall(switchboard_agents::ToolCall { id: "call_b".into(), name: "web_fetch".into(), arguments: r#"{"url":"https://example.org"}"#.into() }),
+            ProviderEvent::ToolCall(switchboard_agents::ToolCall {
+                id: "call_a".into(),
+                name: "current_time".into(),
+                arguments: r#"{"tz":"UTC"}"#.into()
+            }),
+            ProviderEvent::ToolCall(switchboard_agents::ToolCall {
+                id: "call_b".into(),
+                name: "web_fetch".into(),
+                arguments: r#"{"url":"https://example.org"}"#.into()
+            }),
         ]
     );
     let body = seen.lock().unwrap().clone();
     assert_eq!(body["tools"][0]["type"], "function");
     assert_eq!(body["tools"][0]["function"]["name"], "current_time");
-    assert_eq!(body["messages"][1]["tool_calls"][0]["function"]["name"], "current_time");
+    assert_eq!(
+        body["messages"][1]["tool_calls"][0]["function"]["name"],
+        "current_time"
+    );
     assert_eq!(body["messages"][1]["content"], serde_json::Value::Null);
-    assert_eq!(body["messages"][2], serde_json::json!({ "role": "tool", "tool_call_id": "c0", "content": "12:00" }));
+    assert_eq!(
+        body["messages"][2],
+        serde_json::json!({ "role": "tool", "tool_call_id": "c0", "content": "12:00" })
+    );
 }

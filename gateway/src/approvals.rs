@@ -36,7 +36,12 @@ impl std::fmt::Debug for Approvals {
 impl Approvals {
     /// A desk over the store, announcing through `channels` and `events`.
     pub fn new(store: Arc<dyn Store>, channels: ChannelSet, events: EventBus) -> Self {
-        Self { store, channels, events, waiting: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            channels,
+            events,
+            waiting: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Decide request `id`; `None` when no pending request has that id.
@@ -57,12 +62,23 @@ impl Approvals {
             }
         }
         let status = if approve { "approved" } else { "denied" };
-        let decided = self.store.approval_decide(&id, status, by, now_ms()).await?;
+        let decided = self
+            .store
+            .approval_decide(&id, status, by, now_ms())
+            .await?;
         if decided.is_some() {
             tracing::info!(approval = %id, status, by, "approval decided");
-            let waiter = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            let waiter = self
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
             if let Some(tx) = waiter {
-                let decision = if approve { Decision::Approved { by: by.into() } } else { Decision::Denied { by: by.into() } };
+                let decision = if approve {
+                    Decision::Approved { by: by.into() }
+                } else {
+                    Decision::Denied { by: by.into() }
+                };
                 let _ = tx.send(decision);
             }
         }
@@ -73,8 +89,15 @@ impl Approvals {
     /// are gone).
     pub async fn expire_stale(&self) -> Result<(), StoreError> {
         for r in self.store.approvals_list(true, 10_000).await? {
-            if !self.waiting.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&r.id) {
-                self.store.approval_decide(&r.id, "expired", "restart", now_ms()).await?;
+            if !self
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&r.id)
+            {
+                self.store
+                    .approval_decide(&r.id, "expired", "restart", now_ms())
+                    .await?;
             }
         }
         Ok(())
@@ -121,11 +144,19 @@ impl Approver for SessionApprover {
                 decided_at: None,
             };
             let (tx, rx) = oneshot::channel();
-            desk.waiting.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), tx);
+            desk.waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.clone(), tx);
             if let Err(e) = desk.store.approval_insert(record).await {
                 tracing::error!(error = %e, "cannot store an approval request; denying");
-                desk.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                return Decision::Denied { by: "gateway (store error)".into() };
+                desk.waiting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                return Decision::Denied {
+                    by: "gateway (store error)".into(),
+                };
             }
             tracing::info!(approval = %id, tool = %request.call.name, session_key = %ctx.session_key, "approval requested");
             desk.events.publish(GatewayEvent {
@@ -151,12 +182,21 @@ impl Approver for SessionApprover {
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(decision)) => decision,
                 _ => {
-                    desk.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                    if let Err(e) = desk.store.approval_decide(&id, "expired", "timeout", now_ms()).await {
+                    desk.waiting
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id);
+                    if let Err(e) = desk
+                        .store
+                        .approval_decide(&id, "expired", "timeout", now_ms())
+                        .await
+                    {
                         tracing::error!(error = %e, "cannot record an expired approval");
                     }
                     tracing::info!(approval = %id, "approval timed out; denied");
-                    Decision::Denied { by: "timeout".into() }
+                    Decision::Denied {
+                        by: "timeout".into(),
+                    }
                 }
             }
         })
@@ -172,20 +212,40 @@ mod tests {
 
     async fn desk() -> (Arc<Approvals>, Arc<dyn Store>) {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
-        (Arc::new(Approvals::new(store.clone(), ChannelSet::default(), EventBus::new(8))), store)
+        (
+            Arc::new(Approvals::new(
+                store.clone(),
+                ChannelSet::default(),
+                EventBus::new(8),
+            )),
+            store,
+        )
     }
 
     fn request() -> ApprovalRequest {
         ApprovalRequest {
-            call: ToolCall { id: "c1".into(), name: "exec".into(), arguments: "{\"command\":\"ls\"}".into() },
-            context: ToolContext { session_key: "k".into(), agent: "main".into(), ..ToolContext::default() },
+            call: ToolCall {
+                id: "c1".into(),
+                name: "exec".into(),
+                arguments: "{\"command\":\"ls\"}".into(),
+            },
+            context: ToolContext {
+                session_key: "k".into(),
+                agent: "main".into(),
+                ..ToolContext::default()
+            },
         }
     }
 
     #[tokio::test]
     async fn a_decision_wakes_the_waiting_call_and_is_stored() {
         let (desk, store) = desk().await;
-        let approver = SessionApprover { desk: desk.clone(), announce_to: None, timeout: Duration::from_secs(300), message_id: "m".into() };
+        let approver = SessionApprover {
+            desk: desk.clone(),
+            announce_to: None,
+            timeout: Duration::from_secs(300),
+            message_id: "m".into(),
+        };
         let waiting = tokio::spawn(approver.decide(request()));
         let id = loop {
             if let Some(r) = store.approvals_list(true, 1).await.unwrap().pop() {
@@ -193,9 +253,24 @@ mod tests {
             }
             tokio::task::yield_now().await;
         };
-        assert!(desk.resolve(&id, true, "chat:42", Some("other-session")).await.unwrap().is_none(), "only its own conversation");
-        let decided = desk.resolve(&id.to_uppercase(), true, "chat:42", Some("k")).await.unwrap().unwrap();
+        assert!(
+            desk.resolve(&id, true, "chat:42", Some("other-session"))
+                .await
+                .unwrap()
+                .is_none(),
+            "only its own conversation"
+        );
+        let decided = desk
+            .resolve(&id.to_uppercase(), true, "chat:42", Some("k"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(decided.decided_by.as_deref(), Some("chat:42"));
-        assert_eq!(waiting.await.unwrap(), Decision::Approved { by: "chat:42".into() });
+        assert_eq!(
+            waiting.await.unwrap(),
+            Decision::Approved {
+                by: "chat:42".into()
+            }
+        );
     }
 }

@@ -24,7 +24,10 @@ pub enum TokenSource {
 }
 
 /// The control token, resolved.
-pub fn resolve(configured: Option<&str>, data_dir: &Path) -> std::io::Result<(String, TokenSource)> {
+pub fn resolve(
+    configured: Option<&str>,
+    data_dir: &Path,
+) -> std::io::Result<(String, TokenSource)> {
     if let Some(t) = configured.map(str::trim).filter(|t| !t.is_empty()) {
         return Ok((t.to_string(), TokenSource::Configured));
     }
@@ -77,12 +80,18 @@ mod tests {
         let (t1, s1) = resolve(None, dir.path()).unwrap();
         assert_eq!(s1, TokenSource::Generated);
         assert_eq!(t1.len(), 48);
-        let mode = std::fs::metadata(token_path(dir.path())).unwrap().permissions().mode();
+        let mode = std::fs::metadata(token_path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let (t2, s2) = resolve(None, dir.path()).unwrap();
         assert_eq!((t2.as_str(), s2), (t1.as_str(), TokenSource::Stored));
         let (t3, s3) = resolve(Some("configured-token-123"), dir.path()).unwrap();
-        assert_eq!((t3.as_str(), s3), ("configured-token-123", TokenSource::Configured));
+        assert_eq!(
+            (t3.as_str(), s3),
+            ("configured-token-123", TokenSource::Configured)
+        );
     }
 
     #[test]

@@ -22,12 +22,16 @@ impl std::fmt::Debug for ChannelSet {
 impl ChannelSet {
     /// Register one channel account.
     pub fn add(&mut self, channel: Arc<dyn Channel>) {
-        self.accounts.insert((channel.name().to_string(), channel.account().to_string()), channel);
+        self.accounts.insert(
+            (channel.name().to_string(), channel.account().to_string()),
+            channel,
+        );
     }
 
     /// The account a message came through.
     pub fn get(&self, channel: &str, account: &str) -> Option<&Arc<dyn Channel>> {
-        self.accounts.get(&(channel.to_string(), account.to_string()))
+        self.accounts
+            .get(&(channel.to_string(), account.to_string()))
     }
 
     /// All accounts.

@@ -148,7 +148,10 @@ pub enum ConfigCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -178,10 +181,15 @@ fn init_logging() {
 
 /// The `SWITCHBOARD_…` environment, plus command-line overrides last.
 fn environment(cli: &Cli, bind: Option<&str>) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("SWITCHBOARD_")).collect();
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("SWITCHBOARD_"))
+        .collect();
     env.sort();
     if let Some(d) = &cli.data_dir {
-        env.push(("SWITCHBOARD_GATEWAY__DATA_DIR".into(), d.display().to_string()));
+        env.push((
+            "SWITCHBOARD_GATEWAY__DATA_DIR".into(),
+            d.display().to_string(),
+        ));
     }
     if let Some(b) = bind {
         env.push(("SWITCHBOARD_GATEWAY__BIND".into(), b.to_string()));
@@ -199,7 +207,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let loaded = load(&cli, cli.config.as_deref(), bind.as_deref())?;
             crate::serve::serve(loaded).await
         }
-        Command::Config { command: ConfigCommand::Check { path } } => {
+        Command::Config {
+            command: ConfigCommand::Check { path },
+        } => {
             let path = path.as_deref().or(cli.config.as_deref());
             let loaded = load(&cli, path, None)?;
             print_config_ok(path, &loaded);
@@ -218,11 +228,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sessions { command } => {
             let client = Client::new(&cli)?;
             let v = match command {
-                SessionsCommand::List { limit } => client.get(&format!("/api/sessions?limit={limit}")).await?,
-                SessionsCommand::Show { key, limit } => {
-                    client.get(&format!("/api/sessions/{}?limit={limit}", encode(key))).await?
+                SessionsCommand::List { limit } => {
+                    client.get(&format!("/api/sessions?limit={limit}")).await?
                 }
-                SessionsCommand::Reset { key } => client.post(&format!("/api/sessions/{}/reset", encode(key))).await?,
+                SessionsCommand::Show { key, limit } => {
+                    client
+                        .get(&format!("/api/sessions/{}?limit={limit}", encode(key)))
+                        .await?
+                }
+                SessionsCommand::Reset { key } => {
+                    client
+                        .post(&format!("/api/sessions/{}/reset", encode(key)))
+                        .await?
+                }
             };
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -231,16 +249,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match command {
                 SessionsCommand::List { .. } => print_sessions(&v),
                 SessionsCommand::Show { .. } => print_session(&v),
-                SessionsCommand::Reset { key } => println!("Session {key} starts afresh with its next message."),
+                SessionsCommand::Reset { key } => {
+                    println!("Session {key} starts afresh with its next message.")
+                }
             }
             Ok(())
         }
         Command::Approvals { command } => {
             let client = Client::new(&cli)?;
             let v = match command {
-                ApprovalsCommand::List { all } => client.get(&format!("/api/approvals?all={all}")).await?,
-                ApprovalsCommand::Approve { id } => client.post(&format!("/api/approvals/{}/approve", encode(id))).await?,
-                ApprovalsCommand::Deny { id } => client.post(&format!("/api/approvals/{}/deny", encode(id))).await?,
+                ApprovalsCommand::List { all } => {
+                    client.get(&format!("/api/approvals?all={all}")).await?
+                }
+                ApprovalsCommand::Approve { id } => {
+                    client
+                        .post(&format!("/api/approvals/{}/approve", encode(id)))
+                        .await?
+                }
+                ApprovalsCommand::Deny { id } => {
+                    client
+                        .post(&format!("/api/approvals/{}/deny", encode(id)))
+                        .await?
+                }
             };
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -252,7 +282,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let r = &v["approval"];
                     println!(
                         "{} {}: `{}` in {}.",
-                        if r["status"] == "approved" { "Approved" } else { "Denied" },
+                        if r["status"] == "approved" {
+                            "Approved"
+                        } else {
+                            "Denied"
+                        },
                         r["id"].as_str().unwrap_or("?"),
                         r["tool"].as_str().unwrap_or("?"),
                         r["session_key"].as_str().unwrap_or("?")
@@ -265,14 +299,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let client = Client::new(&cli)?;
             let v = match command {
                 PairingCommand::List { channel } => match channel {
-                    Some(c) => client.get(&format!("/api/pairing?channel={}", encode(c))).await?,
+                    Some(c) => {
+                        client
+                            .get(&format!("/api/pairing?channel={}", encode(c)))
+                            .await?
+                    }
                     None => client.get("/api/pairing").await?,
                 },
                 PairingCommand::Approve { channel, code } => {
-                    client.post(&format!("/api/pairing/{}/{}/approve", encode(channel), encode(code))).await?
+                    client
+                        .post(&format!(
+                            "/api/pairing/{}/{}/approve",
+                            encode(channel),
+                            encode(code)
+                        ))
+                        .await?
                 }
                 PairingCommand::Deny { channel, code } => {
-                    client.post(&format!("/api/pairing/{}/{}/deny", encode(channel), encode(code))).await?
+                    client
+                        .post(&format!(
+                            "/api/pairing/{}/{}/deny",
+                            encode(channel),
+                            encode(code)
+                        ))
+                        .await?
                 }
             };
             if cli.json {
@@ -283,8 +333,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 PairingCommand::List { .. } => print_pairing(&v),
                 PairingCommand::Approve { .. } | PairingCommand::Deny { .. } => {
                     let r = &v["request"];
-                    let who = r["sender_name"].as_str().unwrap_or_else(|| r["sender_id"].as_str().unwrap_or("?"));
-                    let verb = if v["approved"].as_bool() == Some(true) { "Approved" } else { "Denied" };
+                    let who = r["sender_name"]
+                        .as_str()
+                        .unwrap_or_else(|| r["sender_id"].as_str().unwrap_or("?"));
+                    let verb = if v["approved"].as_bool() == Some(true) {
+                        "Approved"
+                    } else {
+                        "Denied"
+                    };
                     println!(
                         "{verb} {who} (id {}) on {}/{}.",
                         r["sender_id"].as_str().unwrap_or("?"),
@@ -314,16 +370,32 @@ fn print_config_ok(path: Option<&Path>, loaded: &LoadedConfig) {
     let c = &loaded.config;
     match path {
         Some(p) => println!("{} is valid.", p.display()),
-        None => println!("No config file given: the defaults (with the SWITCHBOARD_… environment) are valid."),
+        None => println!(
+            "No config file given: the defaults (with the SWITCHBOARD_… environment) are valid."
+        ),
     }
     println!("  HTTP: {}", c.gateway.bind);
     for (name, a) in &c.agents {
         let p = &c.providers[&a.provider];
-        let default = if *name == loaded.default_agent { " (default)" } else { "" };
+        let default = if *name == loaded.default_agent {
+            " (default)"
+        } else {
+            ""
+        };
         let model = a.model.as_deref().unwrap_or(&p.model);
-        println!("  agent {name}{default}: provider {} ({model} at {})", a.provider, p.base_url);
+        println!(
+            "  agent {name}{default}: provider {} ({model} at {})",
+            a.provider, p.base_url
+        );
     }
-    println!("  web chat: {}", if c.channels.webchat.enabled { "on" } else { "off" });
+    println!(
+        "  web chat: {}",
+        if c.channels.webchat.enabled {
+            "on"
+        } else {
+            "off"
+        }
+    );
 }
 
 fn ms_to_local(ms: Option<i64>) -> String {
@@ -333,10 +405,24 @@ fn ms_to_local(ms: Option<i64>) -> String {
 }
 
 fn print_status(base: &str, v: &Value) {
-    println!("Switchboard {} at {base}", v["version"].as_str().unwrap_or("?"));
-    println!("  ready:    {}", if v["ready"].as_bool() == Some(true) { "yes" } else { "no" });
+    println!(
+        "Switchboard {} at {base}",
+        v["version"].as_str().unwrap_or("?")
+    );
+    println!(
+        "  ready:    {}",
+        if v["ready"].as_bool() == Some(true) {
+            "yes"
+        } else {
+            "no"
+        }
+    );
     println!("  uptime:   {} s", v["uptime_secs"]);
-    println!("  agents:   {} (default {})", join(&v["agents"]), v["default_agent"].as_str().unwrap_or("?"));
+    println!(
+        "  agents:   {} (default {})",
+        join(&v["agents"]),
+        v["default_agent"].as_str().unwrap_or("?")
+    );
     println!(
         "  sessions: {} in memory, {} running; {} turns done, {} failed",
         v["sessions_in_memory"], v["runs_in_flight"], v["turns_done"], v["turns_failed"]
@@ -344,15 +430,26 @@ fn print_status(base: &str, v: &Value) {
     if let Some(components) = v["components"].as_object() {
         println!("  components:");
         for (name, c) in components {
-            let detail = c["detail"].as_str().map(|d| format!(" — {d}")).unwrap_or_default();
-            println!("    {name:<28} {}{detail}", c["state"].as_str().unwrap_or("?"));
+            let detail = c["detail"]
+                .as_str()
+                .map(|d| format!(" — {d}"))
+                .unwrap_or_default();
+            println!(
+                "    {name:<28} {}{detail}",
+                c["state"].as_str().unwrap_or("?")
+            );
         }
     }
 }
 
 fn join(v: &Value) -> String {
     v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .unwrap_or_default()
 }
 
@@ -376,8 +473,17 @@ fn print_sessions(v: &Value) {
 fn print_session(v: &Value) {
     let s = &v["session"];
     println!("Session {}", s["key"].as_str().unwrap_or("?"));
-    println!("  agent: {}   turns: {}   id: {}", s["agent"].as_str().unwrap_or("?"), s["turns"], s["session_id"].as_str().unwrap_or("?"));
-    println!("  started: {}   last active: {}", ms_to_local(s["updated_at"].as_i64()), ms_to_local(s["last_active_at"].as_i64()));
+    println!(
+        "  agent: {}   turns: {}   id: {}",
+        s["agent"].as_str().unwrap_or("?"),
+        s["turns"],
+        s["session_id"].as_str().unwrap_or("?")
+    );
+    println!(
+        "  started: {}   last active: {}",
+        ms_to_local(s["updated_at"].as_i64()),
+        ms_to_local(s["last_active_at"].as_i64())
+    );
     let u = &v["usage"];
     println!(
         "  tokens: {} in ({} cached), {} out over {} turns",
@@ -388,7 +494,11 @@ fn print_session(v: &Value) {
         println!("  (no messages in this session yet)");
     }
     for e in entries {
-        println!("\n[{}] {}:", ms_to_local(e["created_at"].as_i64()), e["role"].as_str().unwrap_or("?"));
+        println!(
+            "\n[{}] {}:",
+            ms_to_local(e["created_at"].as_i64()),
+            e["role"].as_str().unwrap_or("?")
+        );
         println!("{}", e["content"].as_str().unwrap_or(""));
     }
 }
@@ -399,7 +509,10 @@ fn print_approvals(v: &Value) {
         println!("No approval requests.");
         return;
     }
-    println!("{:<8} {:<10} {:<12} {:<40} {}", "ID", "STATUS", "TOOL", "SESSION", "ARGUMENTS");
+    println!(
+        "{:<8} {:<10} {:<12} {:<40} {}",
+        "ID", "STATUS", "TOOL", "SESSION", "ARGUMENTS"
+    );
     for r in list {
         println!(
             "{:<8} {:<10} {:<12} {:<40} {}",
@@ -419,7 +532,10 @@ fn print_pairing(v: &Value) {
         println!("No pending pairing requests.");
         return;
     }
-    println!("{:<10} {:<12} {:<24} {:<10} {}", "CHANNEL", "ACCOUNT", "SENDER", "CODE", "EXPIRES");
+    println!(
+        "{:<10} {:<12} {:<24} {:<10} {}",
+        "CHANNEL", "ACCOUNT", "SENDER", "CODE", "EXPIRES"
+    );
     for r in list {
         let who = match r["sender_name"].as_str() {
             Some(n) => format!("{n} ({})", r["sender_id"].as_str().unwrap_or("?")),
@@ -452,8 +568,16 @@ impl Client {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => {
                 let addr: std::net::SocketAddr = c.gateway.bind.parse()?;
-                let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-                let host = if host.contains(':') { format!("[{host}]") } else { host };
+                let host = if addr.ip().is_unspecified() {
+                    "127.0.0.1".to_string()
+                } else {
+                    addr.ip().to_string()
+                };
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
                 format!("http://{host}:{}", addr.port())
             }
         };
@@ -469,16 +593,20 @@ impl Client {
                 })?
             }
         };
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
         Ok(Self { base, token, http })
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 
     async fn post(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.post(format!("{}{path}", self.base))).await
+        self.send(self.http.post(format!("{}{path}", self.base)))
+            .await
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
@@ -494,7 +622,10 @@ impl Client {
         if status.is_success() {
             return Ok(body);
         }
-        let message = body["error"]["message"].as_str().unwrap_or("no details").to_string();
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or("no details")
+            .to_string();
         anyhow::bail!("the gateway answered {status}: {message}")
     }
 }

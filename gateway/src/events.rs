@@ -98,7 +98,9 @@ pub struct EventBus {
 impl EventBus {
     /// A bus keeping up to `capacity` events per subscriber.
     pub fn new(capacity: usize) -> Self {
-        Self { tx: broadcast::channel(capacity).0 }
+        Self {
+            tx: broadcast::channel(capacity).0,
+        }
     }
 
     /// Publish (no subscribers is fine).

@@ -78,14 +78,22 @@ impl Health {
 
     /// Record that a component received something now.
     pub fn touch(&self, name: &str) {
-        if let Some(c) = self.components.lock().unwrap_or_else(|e| e.into_inner()).get_mut(name) {
+        if let Some(c) = self
+            .components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(name)
+        {
             c.last_event_ms = Some(now_ms());
         }
     }
 
     /// A copy of every component.
     pub fn snapshot(&self) -> BTreeMap<String, Component> {
-        self.components.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Why the gateway is not ready, if it is not: every channel must be

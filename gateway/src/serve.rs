@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use switchboard_agents::tools::ToolRegistry;
 use switchboard_agents::{
-    Agent, AnthropicProvider, FallbackChain, OpenAiProvider, Provider, ProviderSettings, RetryPolicy,
+    Agent, AnthropicProvider, FallbackChain, OpenAiProvider, Provider, ProviderSettings,
+    RetryPolicy,
 };
 use switchboard_channel::{Channel, ChannelContext, Inbound};
 use switchboard_memory::{SqliteStore, Store};
@@ -29,8 +30,8 @@ use crate::health::{Health, State};
 use crate::http::{self, AppState};
 use crate::pipeline::Pipeline;
 use crate::pipeline::routing::Router;
-use crate::sessions::reset::ResetPolicy;
 use crate::sessions::context::ContextBudget;
+use crate::sessions::reset::ResetPolicy;
 use crate::sessions::{AgentSlot, SessionRegistry, TurnContext};
 use crate::supervisor::Supervisor;
 use crate::webchat::{self, WebChat};
@@ -53,7 +54,11 @@ fn api_key(name: &str, p: &ProviderConfig) -> Option<String> {
         let var = p.api_key_env.as_deref()?;
         let v = std::env::var(var).ok();
         if v.is_none() {
-            tracing::warn!(provider = name, variable = var, "the API key variable is not set");
+            tracing::warn!(
+                provider = name,
+                variable = var,
+                "the API key variable is not set"
+            );
         }
         v
     })
@@ -87,17 +92,28 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         .mode(0o700)
         .create(&dir)
         .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    let bind: SocketAddr = config.gateway.bind.parse().context("gateway.bind is not an address")?;
+    let bind: SocketAddr = config
+        .gateway
+        .bind
+        .parse()
+        .context("gateway.bind is not an address")?;
 
     let db_path = dir.join("switchboard.db");
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&db_path).await.with_context(|| format!("cannot open the store at {}", db_path.display()))?,
+        SqliteStore::open(&db_path)
+            .await
+            .with_context(|| format!("cannot open the store at {}", db_path.display()))?,
     );
     let health = Arc::new(Health::new());
     health.set("store", State::Running, Some(db_path.display().to_string()));
 
-    let (token, source) = auth::resolve(config.gateway.auth.token.as_deref(), &dir)
-        .with_context(|| format!("cannot read or write the control token in {}", dir.display()))?;
+    let (token, source) =
+        auth::resolve(config.gateway.auth.token.as_deref(), &dir).with_context(|| {
+            format!(
+                "cannot read or write the control token in {}",
+                dir.display()
+            )
+        })?;
     if source == TokenSource::Generated {
         #[allow(clippy::print_stderr)]
         {
@@ -112,12 +128,23 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     let mut agents = HashMap::new();
     let mut probes: Vec<(String, String, Arc<dyn Provider>)> = Vec::new();
     for (name, p) in &config.providers {
-        probes.push((name.clone(), p.base_url.clone(), provider_for(name, p, &p.model)));
+        probes.push((
+            name.clone(),
+            p.base_url.clone(),
+            provider_for(name, p, &p.model),
+        ));
     }
     for (name, a) in &config.agents {
-        let workspace = a.workspace.clone().unwrap_or_else(|| dir.join("workspaces").join(name));
-        std::fs::create_dir_all(&workspace)
-            .with_context(|| format!("agents.{name}.workspace: cannot create {}", workspace.display()))?;
+        let workspace = a
+            .workspace
+            .clone()
+            .unwrap_or_else(|| dir.join("workspaces").join(name));
+        std::fs::create_dir_all(&workspace).with_context(|| {
+            format!(
+                "agents.{name}.workspace: cannot create {}",
+                workspace.display()
+            )
+        })?;
         let system_prompt = match &a.system_prompt_file {
             Some(file) => {
                 let path = workspace.join(file);
@@ -140,8 +167,15 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
                 provider_for(name, fp, m.unwrap_or(&fp.model))
             })
             .collect();
-        let policy = RetryPolicy { max_retries: p.max_retries, ..RetryPolicy::default() };
-        let provider: Arc<dyn Provider> = Arc::new(FallbackChain::new(provider_for(&a.provider, p, &model), fallbacks, policy));
+        let policy = RetryPolicy {
+            max_retries: p.max_retries,
+            ..RetryPolicy::default()
+        };
+        let provider: Arc<dyn Provider> = Arc::new(FallbackChain::new(
+            provider_for(&a.provider, p, &model),
+            fallbacks,
+            policy,
+        ));
         agents.insert(
             name.clone(),
             AgentSlot {
@@ -167,16 +201,30 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     // Channels: the one place they are registered.
     let mut channels = ChannelSet::default();
     let mut access = Vec::new();
-    let webchat_channel = config.channels.webchat.enabled.then(|| Arc::new(WebChat::new()));
+    let webchat_channel = config
+        .channels
+        .webchat
+        .enabled
+        .then(|| Arc::new(WebChat::new()));
     if let Some(w) = &webchat_channel {
         channels.add(w.clone() as Arc<dyn Channel>);
-        access.push(((webchat::NAME.to_string(), webchat::ACCOUNT.to_string()), config.channels.webchat.access()));
+        access.push((
+            (webchat::NAME.to_string(), webchat::ACCOUNT.to_string()),
+            config.channels.webchat.access(),
+        ));
     }
 
     let shutdown = CancellationToken::new();
     let events = EventBus::new(1024);
-    let approvals = Arc::new(Approvals::new(store.clone(), channels.clone(), events.clone()));
-    approvals.expire_stale().await.context("cannot read the approval requests")?;
+    let approvals = Arc::new(Approvals::new(
+        store.clone(),
+        channels.clone(),
+        events.clone(),
+    ));
+    approvals
+        .expire_stale()
+        .await
+        .context("cannot read the approval requests")?;
     let runs = config.gateway.max_concurrent_runs;
     let ctx = Arc::new(TurnContext {
         store: store.clone(),
@@ -200,12 +248,29 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         turns_failed: AtomicU64::new(0),
     });
     let sessions = SessionRegistry::new(ctx);
-    let router = Router::new(config.bindings.clone(), loaded.default_agent.clone(), config.sessions.dm_scope)
-        .with_agents(config.agents.keys().cloned());
-    let pipeline = Arc::new(Pipeline::new(store.clone(), channels.clone(), sessions.clone(), router, access, approvals.clone()));
+    let router = Router::new(
+        config.bindings.clone(),
+        loaded.default_agent.clone(),
+        config.sessions.dm_scope,
+    )
+    .with_agents(config.agents.keys().cloned());
+    let pipeline = Arc::new(Pipeline::new(
+        store.clone(),
+        channels.clone(),
+        sessions.clone(),
+        router,
+        access,
+        approvals.clone(),
+    ));
 
     let mut agent_names: Vec<String> = vec![loaded.default_agent.clone()];
-    agent_names.extend(config.agents.keys().filter(|a| **a != loaded.default_agent).cloned());
+    agent_names.extend(
+        config
+            .agents
+            .keys()
+            .filter(|a| **a != loaded.default_agent)
+            .cloned(),
+    );
     let state = Arc::new(AppState {
         pipeline: pipeline.clone(),
         store: store.clone(),
@@ -227,7 +292,9 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     let http_task = {
         let stop = http_stop.clone();
         tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
         })
     };
     health.set("http", State::Running, Some(format!("http://{bind}")));
@@ -241,7 +308,10 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         let inbound = inbound_tx.clone();
         supervisor.spawn(&name, move |stop| {
             let channel = channel.clone();
-            let ctx = ChannelContext { inbound: inbound.clone(), shutdown: stop };
+            let ctx = ChannelContext {
+                inbound: inbound.clone(),
+                shutdown: stop,
+            };
             async move { channel.run(ctx).await.map_err(|e| e.to_string()) }
         });
     }
@@ -257,13 +327,19 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
                         () = stop.cancelled() => return Ok(()),
                         () = tokio::time::sleep(Duration::from_secs(60)) => {}
                     }
-                    pipeline.upkeep(INGRESS_RETENTION_MS).await.map_err(|e| e.to_string())?;
+                    pipeline
+                        .upkeep(INGRESS_RETENTION_MS)
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
             }
         });
     }
 
-    let replayed = pipeline.replay_pending().await.context("cannot read the ingress queue")?;
+    let replayed = pipeline
+        .replay_pending()
+        .await
+        .context("cannot read the ingress queue")?;
     state.ready.store(true, Ordering::Release);
     tracing::info!(
         address = %format!("http://{bind}"),
@@ -279,7 +355,9 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     state.ready.store(false, Ordering::Release);
     let in_time = sessions.drain(grace).await;
     if !in_time {
-        tracing::warn!("some turns did not finish in time; they will be answered after the next start");
+        tracing::warn!(
+            "some turns did not finish in time; they will be answered after the next start"
+        );
     }
     shutdown.cancel();
     supervisor.wait().await;
@@ -305,7 +383,12 @@ async fn dispatch_inbound(pipeline: Arc<Pipeline>, mut rx: mpsc::Receiver<Inboun
     }
 }
 
-async fn probe_provider(name: String, url: String, provider: Arc<dyn Provider>, health: Arc<Health>) {
+async fn probe_provider(
+    name: String,
+    url: String,
+    provider: Arc<dyn Provider>,
+    health: Arc<Health>,
+) {
     let component = format!("provider:{name}");
     match provider.probe().await {
         Ok(()) => {

@@ -29,7 +29,11 @@ pub struct Supervisor {
 impl Supervisor {
     /// A supervisor whose tasks stop when `shutdown` is cancelled.
     pub fn new(shutdown: CancellationToken, health: Arc<Health>) -> Self {
-        Self { tasks: JoinSet::new(), shutdown, health }
+        Self {
+            tasks: JoinSet::new(),
+            shutdown,
+            health,
+        }
     }
 
     /// Run `make(shutdown)` as the service `name` until shutdown; when it
@@ -111,7 +115,13 @@ mod tests {
         assert_eq!(t3 - t2, FIRST_BACKOFF * 2, "the delay doubles");
         let h = health.snapshot();
         assert!(h["flaky"].restarts >= 2, "restarts are counted");
-        assert!(h["flaky"].detail.as_deref().unwrap_or("").contains("failed"));
+        assert!(
+            h["flaky"]
+                .detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("failed")
+        );
         shutdown.cancel();
         sup.wait().await;
         assert_eq!(health.snapshot()["flaky"].state, State::Stopped);

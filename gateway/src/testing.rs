@@ -12,7 +12,9 @@ use futures::stream::BoxStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use switchboard_agents::{Agent, ChatMessage, ModelRequest, Provider, ProviderError, ProviderEvent};
+use switchboard_agents::{
+    Agent, ChatMessage, ModelRequest, Provider, ProviderError, ProviderEvent,
+};
 use switchboard_memory::{SqliteStore, Store};
 
 use crate::channels::ChannelSet;
@@ -20,7 +22,9 @@ use crate::config::QueueMode;
 use crate::events::EventBus;
 use crate::sessions::reset::ResetPolicy;
 use crate::sessions::{AgentSlot, TurnContext};
-use switchboard_channel::{Channel, ChannelContext, ChannelError, ReplyEvent, ReplySink, ReplyTarget};
+use switchboard_channel::{
+    Channel, ChannelContext, ChannelError, ReplyEvent, ReplySink, ReplyTarget,
+};
 
 /// Answers `re: <last user text>` once the test adds a permit.
 pub(crate) struct GatedProvider {
@@ -35,9 +39,17 @@ impl Provider for GatedProvider {
     fn model(&self) -> &str {
         "gated-model"
     }
-    fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
+    fn stream(
+        &self,
+        request: ModelRequest,
+    ) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
         let messages = request.messages;
-        let last = messages.iter().rev().find(|m| m.role == switchboard_agents::MessageRole::User).map(|m| m.content.clone()).unwrap_or_default();
+        let last = messages
+            .iter()
+            .rev()
+            .find(|m| m.role == switchboard_agents::MessageRole::User)
+            .map(|m| m.content.clone())
+            .unwrap_or_default();
         let _ = self.calls.send(messages);
         let permits = self.permits.clone();
         futures::stream::once(async move {
@@ -81,10 +93,12 @@ impl Channel for RecordingChannel {
     }
     async fn open_reply(&self, target: &ReplyTarget) -> Result<Box<dyn ReplySink>, ChannelError> {
         let tx = self.tx.lock().unwrap().clone().expect("recording");
-        Ok(Box::new(RecordingSink { reply_to: target.reply_to.clone().unwrap_or_default(), tx }))
+        Ok(Box::new(RecordingSink {
+            reply_to: target.reply_to.clone().unwrap_or_default(),
+            tx,
+        }))
     }
 }
-
 
 /// A turn context over an in-memory store, one `main` agent on a
 /// [`GatedProvider`] and one [`RecordingChannel`] (`test`/`a`).
@@ -97,11 +111,20 @@ pub(crate) struct Rig {
 }
 
 /// Build a [`Rig`]; the provider starts with `permits` answers allowed.
-pub(crate) async fn rig(mode: QueueMode, max_runs: usize, mailbox: usize, actor_idle: Duration, permits: usize) -> Rig {
+pub(crate) async fn rig(
+    mode: QueueMode,
+    max_runs: usize,
+    mailbox: usize,
+    actor_idle: Duration,
+    permits: usize,
+) -> Rig {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
     let (calls_tx, calls) = mpsc::unbounded_channel();
     let permits = Arc::new(Semaphore::new(permits));
-    let provider = Arc::new(GatedProvider { calls: calls_tx, permits: permits.clone() });
+    let provider = Arc::new(GatedProvider {
+        calls: calls_tx,
+        permits: permits.clone(),
+    });
     let (reply_tx, replies) = mpsc::unbounded_channel();
     let channel = Arc::new(RecordingChannel::default());
     *channel.tx.lock().unwrap() = Some(reply_tx);
@@ -116,7 +139,10 @@ pub(crate) async fn rig(mode: QueueMode, max_runs: usize, mailbox: usize, actor_
             model: "gated-model".into(),
             tools: switchboard_agents::tools::ToolPolicy::default(),
             daily_token_budget: None,
-            context: crate::sessions::context::ContextBudget { window: 32768, keep_recent: 8 },
+            context: crate::sessions::context::ContextBudget {
+                window: 32768,
+                keep_recent: 8,
+            },
             approvals: switchboard_agents::tools::ApprovalPolicy::default(),
             approval_timeout: Duration::from_secs(300),
         },
@@ -127,7 +153,11 @@ pub(crate) async fn rig(mode: QueueMode, max_runs: usize, mailbox: usize, actor_
         events: EventBus::new(64),
         agents,
         tools: switchboard_agents::tools::ToolRegistry::builtin(Default::default()),
-        approvals: Arc::new(crate::approvals::Approvals::new(store.clone(), channels.clone(), EventBus::new(16))),
+        approvals: Arc::new(crate::approvals::Approvals::new(
+            store.clone(),
+            channels.clone(),
+            EventBus::new(16),
+        )),
         runs: Arc::new(Semaphore::new(max_runs)),
         max_runs,
         reset: ResetPolicy::default(),
@@ -139,5 +169,11 @@ pub(crate) async fn rig(mode: QueueMode, max_runs: usize, mailbox: usize, actor_
         turns_done: AtomicU64::new(0),
         turns_failed: AtomicU64::new(0),
     });
-    Rig { store, ctx, calls, permits, replies }
+    Rig {
+        store,
+        ctx,
+        calls,
+        permits,
+        replies,
+    }
 }

@@ -36,7 +36,10 @@ pub struct ReplyWaiter {
 
 impl Drop for ReplyWaiter {
     fn drop(&mut self) {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.message_id);
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.message_id);
     }
 }
 
@@ -53,7 +56,11 @@ impl WebChat {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(message_id.to_string(), tx);
-        ReplyWaiter { events: rx, message_id: message_id.to_string(), waiters: self.waiters.clone() }
+        ReplyWaiter {
+            events: rx,
+            message_id: message_id.to_string(),
+            waiters: self.waiters.clone(),
+        }
     }
 }
 
@@ -100,7 +107,11 @@ impl Channel for WebChat {
 
     async fn open_reply(&self, target: &ReplyTarget) -> Result<Box<dyn ReplySink>, ChannelError> {
         let tx = target.reply_to.as_ref().and_then(|id| {
-            self.waiters.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+            self.waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .cloned()
         });
         Ok(Box::new(WaiterSink { tx }))
     }

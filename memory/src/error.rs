@@ -30,12 +30,14 @@ impl StoreError {
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            StoreError::Query(e) => matches!(
-                e,
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-            ) || e
-                .as_database_error()
-                .is_some_and(|d| d.message().contains("locked") || d.message().contains("busy")),
+            StoreError::Query(e) => {
+                matches!(
+                    e,
+                    sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+                ) || e
+                    .as_database_error()
+                    .is_some_and(|d| d.message().contains("locked") || d.message().contains("busy"))
+            }
             _ => false,
         }
     }

@@ -16,8 +16,9 @@ mod store;
 
 pub use error::StoreError;
 pub use records::{
-    AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest, Role,
-    SessionRecord, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry, TurnUsage,
+    AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing,
+    PairingRequest, Role, SessionRecord, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
+    TurnUsage,
 };
 pub use sqlite::SqliteStore;
 pub use store::Store;

@@ -51,7 +51,9 @@ impl Role {
             "user" => Ok(Role::User),
             "assistant" => Ok(Role::Assistant),
             "system" => Ok(Role::System),
-            other => Err(StoreError::Corrupt(format!("unknown transcript role `{other}`"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown transcript role `{other}`"
+            ))),
         }
     }
 }
@@ -166,7 +168,9 @@ impl IngressStatus {
             "done" => Ok(IngressStatus::Done),
             "failed" => Ok(IngressStatus::Failed),
             "ignored" => Ok(IngressStatus::Ignored),
-            other => Err(StoreError::Corrupt(format!("unknown ingress status `{other}`"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown ingress status `{other}`"
+            ))),
         }
     }
 }

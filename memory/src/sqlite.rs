@@ -9,8 +9,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
 
 use crate::{
-    AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest, Role,
-    SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
+    AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing,
+    PairingRequest, Role, SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry,
+    TurnCommit,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -40,14 +41,20 @@ impl SqliteStore {
     /// A private in-memory database, for tests.
     pub async fn in_memory() -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:").map_err(|source| {
-            StoreError::Open { path: ":memory:".into(), source }
+            StoreError::Open {
+                path: ":memory:".into(),
+                source,
+            }
         })?;
         Self::connect(options, ":memory:").await
     }
 
     async fn connect(options: SqliteConnectOptions, path: &str) -> Result<Self, StoreError> {
         let in_memory = path == ":memory:";
-        let open_error = |source| StoreError::Open { path: path.to_string(), source };
+        let open_error = |source| StoreError::Open {
+            path: path.to_string(),
+            source,
+        };
         if !in_memory {
             // Create the file, switch it to WAL and migrate it on one
             // connection first: switching the journal mode needs the
@@ -74,10 +81,11 @@ impl SqliteStore {
 
     /// The journal mode SQLite reports (`wal` for file databases).
     pub async fn journal_mode(&self) -> Result<String, StoreError> {
-        let row = sqlx::query("PRAGMA journal_mode").fetch_one(&self.pool).await?;
+        let row = sqlx::query("PRAGMA journal_mode")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<String, _>(0)?)
     }
-
 }
 
 fn transcript_row(row: &sqlx::sqlite::SqliteRow) -> Result<TranscriptEntry, StoreError> {
@@ -109,10 +117,12 @@ fn ingress_row(row: &sqlx::sqlite::SqliteRow) -> Result<IngressRecord, StoreErro
 #[async_trait]
 impl Store for SqliteStore {
     async fn session_get(&self, key: &str) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(sqlx::query_as::<_, SessionRecord>("SELECT * FROM sessions WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as::<_, SessionRecord>("SELECT * FROM sessions WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn session_open(
@@ -125,7 +135,12 @@ impl Store for SqliteStore {
             "INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at) \
              VALUES (?1, 's_' || lower(hex(randomblob(12))), ?2, ?3, ?3, ?3) \
              ON CONFLICT (key) DO NOTHING",
-        ).bind(key).bind(agent).bind(now).execute(&self.pool).await?;
+        )
+        .bind(key)
+        .bind(agent)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         self.session_get(key)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("session {key}")))
@@ -142,7 +157,12 @@ impl Store for SqliteStore {
              VALUES (?1, 's_' || lower(hex(randomblob(12))), ?2, ?3, ?3, ?3) \
              ON CONFLICT (key) DO UPDATE SET session_id = 's_' || lower(hex(randomblob(12))), \
              agent = ?2, updated_at = ?3, last_active_at = ?3, turns = 0",
-        ).bind(key).bind(agent).bind(now).execute(&self.pool).await?;
+        )
+        .bind(key)
+        .bind(agent)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         self.session_get(key)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("session {key}")))
@@ -173,7 +193,10 @@ impl Store for SqliteStore {
         rows.iter().map(transcript_row).collect()
     }
 
-    async fn answer_for_ingress(&self, ingress_id: i64) -> Result<Option<TranscriptEntry>, StoreError> {
+    async fn answer_for_ingress(
+        &self,
+        ingress_id: i64,
+    ) -> Result<Option<TranscriptEntry>, StoreError> {
         let row = sqlx::query(
             "SELECT a.* FROM transcript u JOIN transcript a \
              ON a.session_id = u.session_id AND a.seq > u.seq AND a.role = 'assistant' \
@@ -235,7 +258,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn usage_for_session(&self, session_key: &str, since: i64) -> Result<TokenCounts, StoreError> {
+    async fn usage_for_session(
+        &self,
+        session_key: &str,
+        since: i64,
+    ) -> Result<TokenCounts, StoreError> {
         Ok(sqlx::query_as::<_, TokenCounts>(
             "SELECT COALESCE(SUM(input_tokens), 0) AS input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens, \
              COALESCE(SUM(cached_tokens), 0) AS cached_tokens, COUNT(*) AS turns \
@@ -510,13 +537,14 @@ impl Store for SqliteStore {
         account: &str,
         sender_id: &str,
     ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("DELETE FROM allowlist WHERE channel = ? AND account = ? AND sender_id = ?")
-                .bind(channel)
-                .bind(account)
-                .bind(sender_id)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(
+            "DELETE FROM allowlist WHERE channel = ? AND account = ? AND sender_id = ?",
+        )
+        .bind(channel)
+        .bind(account)
+        .bind(sender_id)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -559,13 +587,19 @@ impl Store for SqliteStore {
     }
 
     async fn approval_get(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
-        Ok(sqlx::query_as::<_, ApprovalRecord>("SELECT * FROM approvals WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as::<_, ApprovalRecord>("SELECT * FROM approvals WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
-    async fn approvals_list(&self, pending_only: bool, limit: u32) -> Result<Vec<ApprovalRecord>, StoreError> {
+    async fn approvals_list(
+        &self,
+        pending_only: bool,
+        limit: u32,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
         Ok(sqlx::query_as::<_, ApprovalRecord>(
             "SELECT * FROM approvals WHERE (? = 0 OR status = 'pending') ORDER BY created_at DESC, id LIMIT ?",
         )

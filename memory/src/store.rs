@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 
 use crate::{
-    AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing, PairingRequest,
-    SessionRecord, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
+    AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing,
+    PairingRequest, SessionRecord, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
 };
 
 /// Everything the gateway persists. Times are milliseconds since the Unix
@@ -17,13 +17,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn session_get(&self, key: &str) -> Result<Option<SessionRecord>, StoreError>;
 
     /// The session under `key`, created for `agent` if it does not exist yet.
-    async fn session_open(&self, key: &str, agent: &str, now: i64)
-    -> Result<SessionRecord, StoreError>;
+    async fn session_open(
+        &self,
+        key: &str,
+        agent: &str,
+        now: i64,
+    ) -> Result<SessionRecord, StoreError>;
 
     /// Start a fresh generation of the session under `key` (a new
     /// `session_id`, no history). Creates the session if needed.
-    async fn session_reset(&self, key: &str, agent: &str, now: i64)
-    -> Result<SessionRecord, StoreError>;
+    async fn session_reset(
+        &self,
+        key: &str,
+        agent: &str,
+        now: i64,
+    ) -> Result<SessionRecord, StoreError>;
 
     /// Sessions, most recently active first, at most `limit`.
     async fn sessions_list(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError>;
@@ -38,14 +46,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The stored answer to the message of ingress row `ingress_id`: the
     /// first assistant entry after its user entry in the same session. A
     /// restart uses it to re-deliver instead of asking the model again.
-    async fn answer_for_ingress(&self, ingress_id: i64) -> Result<Option<TranscriptEntry>, StoreError>;
+    async fn answer_for_ingress(
+        &self,
+        ingress_id: i64,
+    ) -> Result<Option<TranscriptEntry>, StoreError>;
 
     /// Write a finished turn in one transaction: append its entries, bump the
     /// session's activity, and move its ingress rows to `commit.status`.
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError>;
 
     /// Tokens of a session key's turns since `since` (all generations).
-    async fn usage_for_session(&self, session_key: &str, since: i64) -> Result<TokenCounts, StoreError>;
+    async fn usage_for_session(
+        &self,
+        session_key: &str,
+        since: i64,
+    ) -> Result<TokenCounts, StoreError>;
 
     /// Tokens of an agent's turns since `since`.
     async fn usage_for_agent(&self, agent: &str, since: i64) -> Result<TokenCounts, StoreError>;
@@ -164,7 +179,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn approval_get(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError>;
 
     /// Requests, newest first; only pending ones when `pending_only`.
-    async fn approvals_list(&self, pending_only: bool, limit: u32) -> Result<Vec<ApprovalRecord>, StoreError>;
+    async fn approvals_list(
+        &self,
+        pending_only: bool,
+        limit: u32,
+    ) -> Result<Vec<ApprovalRecord>, StoreError>;
 
     /// A cheap query proving the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;

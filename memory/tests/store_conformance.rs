@@ -27,8 +27,16 @@ fn turn(session_id: &str, ingress: i64, user: &str, answer: &str, now: i64) -> T
     TurnCommit {
         session_id: session_id.into(),
         entries: vec![
-            TurnEntry { role: Role::User, content: user.into(), ingress_id: Some(ingress) },
-            TurnEntry { role: Role::Assistant, content: answer.into(), ingress_id: Some(ingress) },
+            TurnEntry {
+                role: Role::User,
+                content: user.into(),
+                ingress_id: Some(ingress),
+            },
+            TurnEntry {
+                role: Role::Assistant,
+                content: answer.into(),
+                ingress_id: Some(ingress),
+            },
         ],
         ingress_ids: vec![ingress],
         status: IngressStatus::Done,
@@ -39,28 +47,56 @@ fn turn(session_id: &str, ingress: i64, user: &str, answer: &str, now: i64) -> T
 }
 
 pub async fn sessions_open_is_idempotent(store: &dyn Store) {
-    let a = store.session_open("agent:main:webchat:dm:ann", "main", 10).await.unwrap();
-    let b = store.session_open("agent:main:webchat:dm:ann", "main", 20).await.unwrap();
-    assert_eq!(a.session_id, b.session_id, "opening twice must not start a new generation");
+    let a = store
+        .session_open("agent:main:webchat:dm:ann", "main", 10)
+        .await
+        .unwrap();
+    let b = store
+        .session_open("agent:main:webchat:dm:ann", "main", 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.session_id, b.session_id,
+        "opening twice must not start a new generation"
+    );
     assert_eq!(b.created_at, 10);
-    let other = store.session_open("agent:main:webchat:dm:bob", "main", 30).await.unwrap();
+    let other = store
+        .session_open("agent:main:webchat:dm:bob", "main", 30)
+        .await
+        .unwrap();
     assert_ne!(a.session_id, other.session_id);
     let listed = store.sessions_list(10).await.unwrap();
     assert_eq!(listed.len(), 2);
-    assert_eq!(listed[0].key, "agent:main:webchat:dm:bob", "most recent first");
+    assert_eq!(
+        listed[0].key, "agent:main:webchat:dm:bob",
+        "most recent first"
+    );
 }
 
 pub async fn reset_starts_an_empty_generation(store: &dyn Store) {
     let s = store.session_open("k", "main", 1).await.unwrap();
-    let IngressAccept::Accepted(id) = store.ingress_accept("webchat", "default", "m1", "{}", 1).await.unwrap() else {
+    let IngressAccept::Accepted(id) = store
+        .ingress_accept("webchat", "default", "m1", "{}", 1)
+        .await
+        .unwrap()
+    else {
         panic!("first offer must be accepted")
     };
-    store.commit_turn(turn(&s.session_id, id, "hi", "hello", 2)).await.unwrap();
+    store
+        .commit_turn(turn(&s.session_id, id, "hi", "hello", 2))
+        .await
+        .unwrap();
     assert_eq!(store.transcript(&s.session_id, 100).await.unwrap().len(), 2);
     let fresh = store.session_reset("k", "main", 3).await.unwrap();
     assert_ne!(fresh.session_id, s.session_id);
     assert_eq!(fresh.turns, 0);
-    assert!(store.transcript(&fresh.session_id, 100).await.unwrap().is_empty());
+    assert!(
+        store
+            .transcript(&fresh.session_id, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The old generation is kept, not destroyed.
     assert_eq!(store.transcript(&s.session_id, 100).await.unwrap().len(), 2);
 }
@@ -76,66 +112,134 @@ pub async fn transcript_keeps_order_and_limits_to_latest(store: &dyn Store) {
             panic!("accepted")
         };
         store
-            .commit_turn(turn(&s.session_id, id, &format!("q{i}"), &format!("a{i}"), 10 + i))
+            .commit_turn(turn(
+                &s.session_id,
+                id,
+                &format!("q{i}"),
+                &format!("a{i}"),
+                10 + i,
+            ))
             .await
             .unwrap();
     }
     let all = store.transcript(&s.session_id, 100).await.unwrap();
     let texts: Vec<_> = all.iter().map(|e| e.content.as_str()).collect();
-    assert_eq!(texts, ["q0", "a0", "q1", "a1", "q2", "a2", "q3", "a3", "q4", "a4"]);
+    assert_eq!(
+        texts,
+        ["q0", "a0", "q1", "a1", "q2", "a2", "q3", "a3", "q4", "a4"]
+    );
     assert_eq!(all[0].role, Role::User);
     assert_eq!(all[1].role, Role::Assistant);
     let last = store.transcript(&s.session_id, 3).await.unwrap();
     let texts: Vec<_> = last.iter().map(|e| e.content.as_str()).collect();
-    assert_eq!(texts, ["a3", "q4", "a4"], "the latest entries, oldest first");
+    assert_eq!(
+        texts,
+        ["a3", "q4", "a4"],
+        "the latest entries, oldest first"
+    );
     assert_eq!(store.session_get("k").await.unwrap().unwrap().turns, 5);
 }
 
 pub async fn ingress_deduplicates(store: &dyn Store) {
-    let first = store.ingress_accept("telegram", "bot", "77", "{\"a\":1}", 1).await.unwrap();
-    let IngressAccept::Accepted(id) = first else { panic!("first offer must be accepted") };
-    let again = store.ingress_accept("telegram", "bot", "77", "{\"a\":2}", 2).await.unwrap();
-    assert_eq!(again, IngressAccept::Duplicate { id, status: IngressStatus::Pending });
+    let first = store
+        .ingress_accept("telegram", "bot", "77", "{\"a\":1}", 1)
+        .await
+        .unwrap();
+    let IngressAccept::Accepted(id) = first else {
+        panic!("first offer must be accepted")
+    };
+    let again = store
+        .ingress_accept("telegram", "bot", "77", "{\"a\":2}", 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        IngressAccept::Duplicate {
+            id,
+            status: IngressStatus::Pending
+        }
+    );
     // The same message id on another account or channel is another message.
     assert!(matches!(
-        store.ingress_accept("telegram", "other", "77", "{}", 3).await.unwrap(),
+        store
+            .ingress_accept("telegram", "other", "77", "{}", 3)
+            .await
+            .unwrap(),
         IngressAccept::Accepted(_)
     ));
     assert!(matches!(
-        store.ingress_accept("discord", "bot", "77", "{}", 3).await.unwrap(),
+        store
+            .ingress_accept("discord", "bot", "77", "{}", 3)
+            .await
+            .unwrap(),
         IngressAccept::Accepted(_)
     ));
-    store.ingress_finish(id, IngressStatus::Done, None, 4).await.unwrap();
-    let later = store.ingress_accept("telegram", "bot", "77", "{}", 5).await.unwrap();
-    assert_eq!(later, IngressAccept::Duplicate { id, status: IngressStatus::Done });
+    store
+        .ingress_finish(id, IngressStatus::Done, None, 4)
+        .await
+        .unwrap();
+    let later = store
+        .ingress_accept("telegram", "bot", "77", "{}", 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        later,
+        IngressAccept::Duplicate {
+            id,
+            status: IngressStatus::Done
+        }
+    );
     let row = store.ingress_get(id).await.unwrap().unwrap();
-    assert_eq!(row.payload, "{\"a\":1}", "a duplicate must not overwrite the accepted message");
+    assert_eq!(
+        row.payload, "{\"a\":1}",
+        "a duplicate must not overwrite the accepted message"
+    );
 }
 
 pub async fn ingress_pending_is_what_is_unfinished(store: &dyn Store) {
     let mut ids = Vec::new();
     for i in 0..4 {
-        let IngressAccept::Accepted(id) =
-            store.ingress_accept("webchat", "default", &format!("m{i}"), "{}", i).await.unwrap()
+        let IngressAccept::Accepted(id) = store
+            .ingress_accept("webchat", "default", &format!("m{i}"), "{}", i)
+            .await
+            .unwrap()
         else {
             panic!("accepted")
         };
         ids.push(id);
     }
     store.ingress_started(ids[0], 5).await.unwrap();
-    store.ingress_finish(ids[1], IngressStatus::Done, None, 5).await.unwrap();
-    store.ingress_finish(ids[2], IngressStatus::Ignored, Some("policy"), 5).await.unwrap();
+    store
+        .ingress_finish(ids[1], IngressStatus::Done, None, 5)
+        .await
+        .unwrap();
+    store
+        .ingress_finish(ids[2], IngressStatus::Ignored, Some("policy"), 5)
+        .await
+        .unwrap();
     let pending = store.ingress_pending().await.unwrap();
     let got: Vec<_> = pending.iter().map(|r| r.id).collect();
-    assert_eq!(got, [ids[0], ids[3]], "oldest first, finished rows excluded");
+    assert_eq!(
+        got,
+        [ids[0], ids[3]],
+        "oldest first, finished rows excluded"
+    );
     assert_eq!(pending[0].attempts, 1);
-    assert_eq!(store.ingress_prune(6).await.unwrap(), 2, "only finished rows are pruned");
+    assert_eq!(
+        store.ingress_prune(6).await.unwrap(),
+        2,
+        "only finished rows are pruned"
+    );
     assert_eq!(store.ingress_pending().await.unwrap().len(), 2);
 }
 
 pub async fn commit_turn_marks_ingress(store: &dyn Store) {
     let s = store.session_open("k", "main", 1).await.unwrap();
-    let IngressAccept::Accepted(id) = store.ingress_accept("webchat", "default", "x", "{}", 1).await.unwrap() else {
+    let IngressAccept::Accepted(id) = store
+        .ingress_accept("webchat", "default", "x", "{}", 1)
+        .await
+        .unwrap()
+    else {
         panic!("accepted")
     };
     let mut failed = turn(&s.session_id, id, "q", "a", 2);
@@ -156,7 +260,11 @@ pub async fn answer_for_ingress_finds_the_reply_of_a_collected_message(store: &d
     let s = store.session_open("k", "main", 1).await.unwrap();
     let mut ids = Vec::new();
     for m in ["m1", "m2", "m3"] {
-        let IngressAccept::Accepted(id) = store.ingress_accept("webchat", "default", m, "{}", 1).await.unwrap() else {
+        let IngressAccept::Accepted(id) = store
+            .ingress_accept("webchat", "default", m, "{}", 1)
+            .await
+            .unwrap()
+        else {
             panic!("accepted")
         };
         ids.push(id);
@@ -167,9 +275,21 @@ pub async fn answer_for_ingress_finds_the_reply_of_a_collected_message(store: &d
         .commit_turn(TurnCommit {
             session_id: s.session_id.clone(),
             entries: vec![
-                TurnEntry { role: Role::User, content: "one".into(), ingress_id: Some(ids[0]) },
-                TurnEntry { role: Role::User, content: "two".into(), ingress_id: Some(ids[1]) },
-                TurnEntry { role: Role::Assistant, content: "both".into(), ingress_id: Some(ids[1]) },
+                TurnEntry {
+                    role: Role::User,
+                    content: "one".into(),
+                    ingress_id: Some(ids[0]),
+                },
+                TurnEntry {
+                    role: Role::User,
+                    content: "two".into(),
+                    ingress_id: Some(ids[1]),
+                },
+                TurnEntry {
+                    role: Role::Assistant,
+                    content: "both".into(),
+                    ingress_id: Some(ids[1]),
+                },
             ],
             ingress_ids: vec![ids[0], ids[1]],
             status: IngressStatus::Pending,
@@ -179,10 +299,30 @@ pub async fn answer_for_ingress_finds_the_reply_of_a_collected_message(store: &d
         })
         .await
         .unwrap();
-    assert_eq!(store.answer_for_ingress(ids[0]).await.unwrap().unwrap().content, "both");
-    assert_eq!(store.answer_for_ingress(ids[1]).await.unwrap().unwrap().content, "both");
+    assert_eq!(
+        store
+            .answer_for_ingress(ids[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .content,
+        "both"
+    );
+    assert_eq!(
+        store
+            .answer_for_ingress(ids[1])
+            .await
+            .unwrap()
+            .unwrap()
+            .content,
+        "both"
+    );
     assert_eq!(store.answer_for_ingress(ids[2]).await.unwrap(), None);
-    assert_eq!(store.ingress_pending().await.unwrap().len(), 3, "pending until delivered");
+    assert_eq!(
+        store.ingress_pending().await.unwrap().len(),
+        3,
+        "pending until delivered"
+    );
 }
 
 pub async fn usage_is_summed_per_session_and_agent(store: &dyn Store) {
@@ -199,18 +339,52 @@ pub async fn usage_is_summed_per_session_and_agent(store: &dyn Store) {
         usage: Some(TurnUsage {
             agent: agent.into(),
             session_key: key.into(),
-            tokens: TokenCounts { input_tokens: i, output_tokens: o, cached_tokens: i / 2, turns: 1 },
+            tokens: TokenCounts {
+                input_tokens: i,
+                output_tokens: o,
+                cached_tokens: i / 2,
+                turns: 1,
+            },
         }),
     };
-    store.commit_turn(c(&a.session_id, "ka", "main", 100, 10, 5)).await.unwrap();
-    store.commit_turn(c(&a.session_id, "ka", "main", 200, 20, 50)).await.unwrap();
-    store.commit_turn(c(&b.session_id, "kb", "other", 7, 3, 50)).await.unwrap();
+    store
+        .commit_turn(c(&a.session_id, "ka", "main", 100, 10, 5))
+        .await
+        .unwrap();
+    store
+        .commit_turn(c(&a.session_id, "ka", "main", 200, 20, 50))
+        .await
+        .unwrap();
+    store
+        .commit_turn(c(&b.session_id, "kb", "other", 7, 3, 50))
+        .await
+        .unwrap();
     let s = store.usage_for_session("ka", 0).await.unwrap();
-    assert_eq!(s, TokenCounts { input_tokens: 300, output_tokens: 30, cached_tokens: 150, turns: 2 });
-    assert_eq!(store.usage_for_agent("main", 10).await.unwrap().total(), 220, "since excludes older turns");
-    assert_eq!(store.usage_for_agent("nobody", 0).await.unwrap(), TokenCounts::default());
+    assert_eq!(
+        s,
+        TokenCounts {
+            input_tokens: 300,
+            output_tokens: 30,
+            cached_tokens: 150,
+            turns: 2
+        }
+    );
+    assert_eq!(
+        store.usage_for_agent("main", 10).await.unwrap().total(),
+        220,
+        "since excludes older turns"
+    );
+    assert_eq!(
+        store.usage_for_agent("nobody", 0).await.unwrap(),
+        TokenCounts::default()
+    );
     let by = store.usage_by_agent(0).await.unwrap();
-    assert_eq!(by.iter().map(|(a, t)| (a.as_str(), t.turns)).collect::<Vec<_>>(), [("main", 2), ("other", 1)]);
+    assert_eq!(
+        by.iter()
+            .map(|(a, t)| (a.as_str(), t.turns))
+            .collect::<Vec<_>>(),
+        [("main", 2), ("other", 1)]
+    );
 }
 
 pub async fn approvals_are_decided_once_with_who_decided(store: &dyn Store) {
@@ -230,46 +404,142 @@ pub async fn approvals_are_decided_once_with_who_decided(store: &dyn Store) {
     store.approval_insert(req("a1", 1)).await.unwrap();
     store.approval_insert(req("a2", 2)).await.unwrap();
     assert_eq!(store.approvals_list(true, 10).await.unwrap().len(), 2);
-    let decided = store.approval_decide("a1", "approved", "cli", 5).await.unwrap().unwrap();
-    assert_eq!((decided.status.as_str(), decided.decided_by.as_deref(), decided.decided_at), ("approved", Some("cli"), Some(5)));
-    assert!(store.approval_decide("a1", "denied", "api", 6).await.unwrap().is_none(), "decided once");
-    assert!(store.approval_decide("zz", "denied", "api", 6).await.unwrap().is_none());
+    let decided = store
+        .approval_decide("a1", "approved", "cli", 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            decided.status.as_str(),
+            decided.decided_by.as_deref(),
+            decided.decided_at
+        ),
+        ("approved", Some("cli"), Some(5))
+    );
+    assert!(
+        store
+            .approval_decide("a1", "denied", "api", 6)
+            .await
+            .unwrap()
+            .is_none(),
+        "decided once"
+    );
+    assert!(
+        store
+            .approval_decide("zz", "denied", "api", 6)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let pending = store.approvals_list(true, 10).await.unwrap();
-    assert_eq!(pending.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a2"]);
+    assert_eq!(
+        pending.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["a2"]
+    );
     assert_eq!(store.approvals_list(false, 10).await.unwrap().len(), 2);
-    assert_eq!(store.approval_get("a1").await.unwrap().unwrap().status, "approved");
+    assert_eq!(
+        store.approval_get("a1").await.unwrap().unwrap().status,
+        "approved"
+    );
 }
 
 pub async fn pairing_approve_allows_sender(store: &dyn Store) {
-    store.pairing_insert(pairing("telegram", "42", "ABCDEFGH", 0)).await.unwrap();
-    store.pairing_insert(pairing("telegram", "43", "JKLMNPQR", 1)).await.unwrap();
+    store
+        .pairing_insert(pairing("telegram", "42", "ABCDEFGH", 0))
+        .await
+        .unwrap();
+    store
+        .pairing_insert(pairing("telegram", "43", "JKLMNPQR", 1))
+        .await
+        .unwrap();
     let listed = store.pairing_list(Some("telegram"), 10).await.unwrap();
     assert_eq!(listed.len(), 2);
-    assert!(store.pairing_list(Some("discord"), 10).await.unwrap().is_empty());
-    assert!(!store.allow_contains("telegram", "default", "42").await.unwrap());
+    assert!(
+        store
+            .pairing_list(Some("discord"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store
+            .allow_contains("telegram", "default", "42")
+            .await
+            .unwrap()
+    );
     // The code is valid on its own channel only.
-    assert!(store.pairing_approve("discord", "ABCDEFGH", "cli", 10).await.unwrap().is_none());
-    let approved = store.pairing_approve("telegram", "ABCDEFGH", "cli", 10).await.unwrap().unwrap();
+    assert!(
+        store
+            .pairing_approve("discord", "ABCDEFGH", "cli", 10)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let approved = store
+        .pairing_approve("telegram", "ABCDEFGH", "cli", 10)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(approved.sender_id, "42");
-    assert!(store.allow_contains("telegram", "default", "42").await.unwrap());
-    assert!(store.pairing_approve("telegram", "ABCDEFGH", "cli", 11).await.unwrap().is_none(), "a code works once");
+    assert!(
+        store
+            .allow_contains("telegram", "default", "42")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .pairing_approve("telegram", "ABCDEFGH", "cli", 11)
+            .await
+            .unwrap()
+            .is_none(),
+        "a code works once"
+    );
     let allowed = store.allow_list(None).await.unwrap();
     assert_eq!(allowed.len(), 1);
     assert_eq!(allowed[0].added_by, "cli");
-    let denied = store.pairing_deny("telegram", "JKLMNPQR", 12).await.unwrap().unwrap();
+    let denied = store
+        .pairing_deny("telegram", "JKLMNPQR", 12)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(denied.sender_id, "43");
-    assert!(!store.allow_contains("telegram", "default", "43").await.unwrap());
+    assert!(
+        !store
+            .allow_contains("telegram", "default", "43")
+            .await
+            .unwrap()
+    );
     assert!(store.pairing_list(None, 12).await.unwrap().is_empty());
 }
 
 pub async fn pairing_expires(store: &dyn Store) {
-    store.pairing_insert(pairing("telegram", "42", "ABCDEFGH", 0)).await.unwrap();
+    store
+        .pairing_insert(pairing("telegram", "42", "ABCDEFGH", 0))
+        .await
+        .unwrap();
     assert_eq!(store.pairing_list(None, HOUR - 1).await.unwrap().len(), 1);
-    assert!(store.pairing_list(None, HOUR).await.unwrap().is_empty(), "valid for one hour");
-    assert!(store.pairing_approve("telegram", "ABCDEFGH", "cli", HOUR).await.unwrap().is_none());
+    assert!(
+        store.pairing_list(None, HOUR).await.unwrap().is_empty(),
+        "valid for one hour"
+    );
+    assert!(
+        store
+            .pairing_approve("telegram", "ABCDEFGH", "cli", HOUR)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A fresh request may replace an expired one; it must not replace a live one.
-    store.pairing_insert(pairing("telegram", "42", "STUVWXYZ", HOUR + 1)).await.unwrap();
-    store.pairing_insert(pairing("telegram", "42", "22223333", HOUR + 2)).await.unwrap();
+    store
+        .pairing_insert(pairing("telegram", "42", "STUVWXYZ", HOUR + 1))
+        .await
+        .unwrap();
+    store
+        .pairing_insert(pairing("telegram", "42", "22223333", HOUR + 2))
+        .await
+        .unwrap();
     let listed = store.pairing_list(None, HOUR + 3).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].code, "STUVWXYZ");
@@ -287,7 +557,10 @@ pub async fn allowlist_add_remove(store: &dyn Store) {
     store.allow_add(entry.clone()).await.unwrap();
     store.allow_add(entry).await.unwrap();
     assert_eq!(store.allow_list(Some("slack")).await.unwrap().len(), 1);
-    assert!(!store.allow_contains("slack", "other", "U1").await.unwrap(), "allowlists are per account");
+    assert!(
+        !store.allow_contains("slack", "other", "U1").await.unwrap(),
+        "allowlists are per account"
+    );
     assert!(store.allow_remove("slack", "team", "U1").await.unwrap());
     assert!(!store.allow_remove("slack", "team", "U1").await.unwrap());
     assert!(!store.allow_contains("slack", "team", "U1").await.unwrap());
@@ -327,7 +600,9 @@ macro_rules! store_suite {
 
 async fn sqlite_file() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("switchboard.db")).await.unwrap();
+    let store = SqliteStore::open(&dir.path().join("switchboard.db"))
+        .await
+        .unwrap();
     (store, dir)
 }
 
@@ -346,7 +621,10 @@ async fn sqlite_uses_wal_and_survives_reopen() {
         let store = SqliteStore::open(&path).await.unwrap();
         assert_eq!(store.journal_mode().await.unwrap(), "wal");
         store.session_open("k", "main", 1).await.unwrap();
-        store.ingress_accept("webchat", "default", "m", "{}", 1).await.unwrap();
+        store
+            .ingress_accept("webchat", "default", "m", "{}", 1)
+            .await
+            .unwrap();
         store.close().await;
     }
     let store = SqliteStore::open(&path).await.unwrap();

@@ -56,7 +56,11 @@ impl FakeAnthropic {
     }
 }
 
-async fn messages(State(seen): State<Arc<Mutex<Vec<(Value, HeaderMap)>>>>, headers: HeaderMap, body: axum::Json<Value>) -> Response {
+async fn messages(
+    State(seen): State<Arc<Mutex<Vec<(Value, HeaderMap)>>>>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
     let body = body.0;
     seen.lock().unwrap().push((body.clone(), headers.clone()));
     if headers.get("x-api-key").is_none() {
@@ -84,6 +88,9 @@ async fn messages(State(seen): State<Arc<Mutex<Vec<(Value, HeaderMap)>>>>, heade
     events.push(json!({ "type": "content_block_stop", "index": 0 }));
     events.push(json!({ "type": "message_delta", "delta": { "stop_reason": "end_turn", "stop_sequence": null }, "usage": { "output_tokens": 6 } }));
     events.push(json!({ "type": "message_stop" }));
-    let text: String = events.iter().map(|e| format!("event: {}\ndata: {}\n\n", e["type"].as_str().unwrap(), e)).collect();
+    let text: String = events
+        .iter()
+        .map(|e| format!("event: {}\ndata: {}\n\n", e["type"].as_str().unwrap(), e))
+        .collect();
     ([("content-type", "text/event-stream")], text).into_response()
 }

@@ -92,8 +92,15 @@ pub fn tool_answer(output: &str) -> String {
 /// tool's result is then answered with [`tool_answer`].
 fn wanted_tool(body: &Value) -> Option<String> {
     let last = body["messages"].as_array()?.last()?;
-    let name = last["content"].as_str()?.strip_prefix("use tool ")?.trim().to_string();
-    let offered = body["tools"].as_array()?.iter().any(|t| t["function"]["name"] == name.as_str());
+    let name = last["content"]
+        .as_str()?
+        .strip_prefix("use tool ")?
+        .trim()
+        .to_string();
+    let offered = body["tools"]
+        .as_array()?
+        .iter()
+        .any(|t| t["function"]["name"] == name.as_str());
     (last["role"] == "user" && offered).then_some(name)
 }
 
@@ -111,12 +118,19 @@ impl FakeOpenAi {
             .route("/v1/chat/completions", post(completions))
             .route("/v1/models", get(models))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake");
         let addr = listener.local_addr().expect("addr");
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { addr, shared, arrivals: tokio::sync::Mutex::new(rx), task }
+        Self {
+            addr,
+            shared,
+            arrivals: tokio::sync::Mutex::new(rx),
+            task,
+        }
     }
 
     /// The base URL to configure (`http://127.0.0.1:<port>/v1`).
@@ -153,7 +167,9 @@ impl FakeOpenAi {
 }
 
 async fn models() -> impl IntoResponse {
-    axum::Json(json!({ "object": "list", "data": [{ "id": "fake-model", "object": "model", "created": 0, "owned_by": "fake" }] }))
+    axum::Json(
+        json!({ "object": "list", "data": [{ "id": "fake-model", "object": "model", "created": 0, "owned_by": "fake" }] }),
+    )
 }
 
 fn last_user(body: &Value) -> String {
@@ -165,11 +181,18 @@ fn last_user(body: &Value) -> String {
         .to_string()
 }
 
-async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: axum::Json<Value>) -> Response {
+async fn completions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
     let body = body.0;
     let seen = Seen {
         body: body.clone(),
-        authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
     };
     shared.seen.lock().unwrap().push(seen.clone());
     let behavior = {
@@ -184,7 +207,11 @@ async fn completions(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
     };
     let released = shared.clone();
     let _ = shared.arrivals.send(seen);
-    let last = body["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or(Value::Null);
+    let last = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .cloned()
+        .unwrap_or(Value::Null);
     let answer = if last["role"] == "tool" {
         tool_answer(last["content"].as_str().unwrap_or(""))
     } else {

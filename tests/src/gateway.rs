@@ -16,7 +16,10 @@ pub fn binary() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     let bin = profile_dir.join("switchboard");
     assert!(
         bin.exists(),
@@ -28,7 +31,11 @@ pub fn binary() -> PathBuf {
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The config of a test gateway on `port` whose `main` agent asks
@@ -106,7 +113,11 @@ impl Gateway {
     }
 
     async fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
         let child = Command::new(binary())
             .arg("--config")
             .arg(&self.config_path)
@@ -135,15 +146,26 @@ impl Gateway {
     pub async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("switchboard exited with {status} before it was ready:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "switchboard exited with {status} before it was ready:\n{}",
+                    self.log()
+                );
             }
             if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await {
                 if r.status() == 200 {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "switchboard was not ready within 30 s:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "switchboard was not ready within 30 s:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -182,22 +204,40 @@ impl Gateway {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "switchboard did not exit within 60 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "switchboard did not exit within 60 s of SIGTERM"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// `GET path` with the token; returns status and JSON body.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", self.url)).bearer_auth(TOKEN).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// `POST path` with the token and a JSON body; returns status, headers
     /// and text.
-    pub async fn post_json(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, String) {
-        let mut req = self.http.post(format!("{}{path}", self.url)).bearer_auth(TOKEN).json(body);
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(TOKEN)
+            .json(body);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -231,7 +271,12 @@ impl Gateway {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|e| (e["role"].as_str().unwrap().to_string(), e["content"].as_str().unwrap().to_string()))
+                .map(|e| {
+                    (
+                        e["role"].as_str().unwrap().to_string(),
+                        e["content"].as_str().unwrap().to_string(),
+                    )
+                })
                 .collect(),
         )
     }
@@ -248,7 +293,11 @@ impl Gateway {
             .env_remove("SWITCHBOARD_TOKEN")
             .output()
             .unwrap();
-        (out.status, String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
     }
 }
 

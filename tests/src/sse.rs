@@ -31,8 +31,12 @@ pub fn completion_text(body: &str) -> (String, Vec<Value>) {
         if e == "[DONE]" {
             continue;
         }
-        let v: Value = serde_json::from_str(&e).unwrap_or_else(|err| panic!("chunk is not JSON ({err}): {e}"));
-        if let Some(t) = v.pointer("/choices/0/delta/content").and_then(Value::as_str) {
+        let v: Value =
+            serde_json::from_str(&e).unwrap_or_else(|err| panic!("chunk is not JSON ({err}): {e}"));
+        if let Some(t) = v
+            .pointer("/choices/0/delta/content")
+            .and_then(Value::as_str)
+        {
             text.push_str(t);
         }
         chunks.push(v);

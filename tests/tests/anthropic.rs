@@ -41,8 +41,20 @@ system_prompt = "You are brief."
     let (second, headers) = &seen[seen.len() - 1];
     assert_eq!(headers["anthropic-version"], "2023-06-01");
     assert_eq!(second["system"], "You are brief.");
-    let roles: Vec<&str> = second["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
-    assert_eq!(roles, ["user", "assistant", "user"], "history in Anthropic's alternating shape");
+    let roles: Vec<&str> = second["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["user", "assistant", "user"],
+        "history in Anthropic's alternating shape"
+    );
     let (_, status) = gw.get("/api/status").await;
-    assert_eq!(status["components"]["provider:claude"]["state"], "running", "{status}");
+    assert_eq!(
+        status["components"]["provider:claude"]["state"], "running",
+        "{status}"
+    );
 }

@@ -36,13 +36,20 @@ async fn pending(gw: &Gateway) -> Value {
         if let Some(first) = v["approvals"].as_array().and_then(|a| a.first()) {
             return first.clone();
         }
-        assert!(Instant::now() < deadline, "no approval request appeared:\n{}", gw.log());
+        assert!(
+            Instant::now() < deadline,
+            "no approval request appeared:\n{}",
+            gw.log()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 fn answer(v: &Value) -> String {
-    v["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_string()
+    v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test]
@@ -63,16 +70,26 @@ async fn approve_from_the_cli_deny_from_the_api_and_time_out() {
     assert!(status.success(), "{err}");
     assert!(out.contains("Approved"), "{out}");
     let text = answer(&reply.await.unwrap());
-    assert!(text.contains("agent:guarded:webchat:dm:amy"), "the tool ran: {text}");
+    assert!(
+        text.contains("agent:guarded:webchat:dm:amy"),
+        "the tool ran: {text}"
+    );
 
     // Denied from the API: the model is told, nothing ran.
     let reply = ask(&gw, "ben");
     let id = pending(&gw).await["id"].as_str().unwrap().to_string();
-    let (status, _, body) = gw.post_json(&format!("/api/approvals/{id}/deny"), &json!({}), &[]).await;
+    let (status, _, body) = gw
+        .post_json(&format!("/api/approvals/{id}/deny"), &json!({}), &[])
+        .await;
     assert_eq!(status, 200, "{body}");
     let text = answer(&reply.await.unwrap());
-    assert!(text.contains("needs the operator's approval") && text.contains("api denied it"), "{text}");
-    let (status, _, _) = gw.post_json(&format!("/api/approvals/{id}/approve"), &json!({}), &[]).await;
+    assert!(
+        text.contains("needs the operator's approval") && text.contains("api denied it"),
+        "{text}"
+    );
+    let (status, _, _) = gw
+        .post_json(&format!("/api/approvals/{id}/approve"), &json!({}), &[])
+        .await;
     assert_eq!(status, 404, "decided once");
 
     // Nobody answers: denied after the timeout, recorded as such.
@@ -81,11 +98,25 @@ async fn approve_from_the_cli_deny_from_the_api_and_time_out() {
     let text = answer(&reply.await.unwrap());
     assert!(text.contains("nobody answered"), "{text}");
     let (_, all) = gw.get("/api/approvals?all=true").await;
-    let record = all["approvals"].as_array().unwrap().iter().find(|r| r["id"] == id.as_str()).unwrap().clone();
+    let record = all["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap()
+        .clone();
     assert_eq!(record["status"], "expired");
     assert_eq!(record["decided_by"], "timeout");
-    let by: Vec<&str> = all["approvals"].as_array().unwrap().iter().filter_map(|r| r["decided_by"].as_str()).collect();
-    assert!(by.contains(&"cli") && by.contains(&"api"), "every decision is stored with who made it: {by:?}");
+    let by: Vec<&str> = all["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["decided_by"].as_str())
+        .collect();
+    assert!(
+        by.contains(&"cli") && by.contains(&"api"),
+        "every decision is stored with who made it: {by:?}"
+    );
 }
 
 #[tokio::test]
@@ -99,12 +130,24 @@ async fn approve_in_the_conversation_it_came_from_only() {
     let say = |user: &str, text: String| json!({ "model": "guarded", "user": user, "messages": [{ "role": "user", "content": text }] });
 
     // Another conversation cannot decide it.
-    let (status, _, body) = gw.post_json("/v1/chat/completions", &say("eve", format!("/approve {id}")), &[]).await;
+    let (status, _, body) = gw
+        .post_json(
+            "/v1/chat/completions",
+            &say("eve", format!("/approve {id}")),
+            &[],
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("no pending approval"), "{body}");
 
     // The conversation it came from can, while its turn waits.
-    let (status, _, body) = gw.post_json("/v1/chat/completions", &say("dan", format!("/approve {}", id.to_uppercase())), &[]).await;
+    let (status, _, body) = gw
+        .post_json(
+            "/v1/chat/completions",
+            &say("dan", format!("/approve {}", id.to_uppercase())),
+            &[],
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Approved"), "{body}");
     let text = answer(&reply.await.unwrap());

@@ -27,7 +27,10 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("switchboard-telegram", ["switchboard-channel"].into()),
         ("switchboard-discord", ["switchboard-channel"].into()),
         ("switchboard-slack", ["switchboard-channel"].into()),
-        ("switchboard-agents", ["switchboard-sandbox", "switchboard-memory"].into()),
+        (
+            "switchboard-agents",
+            ["switchboard-sandbox", "switchboard-memory"].into(),
+        ),
         ("switchboard-memory", BTreeSet::new()),
         ("switchboard-sandbox", BTreeSet::new()),
         ("switchboard-tray", BTreeSet::new()),
@@ -40,11 +43,21 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
 #[test]
 fn workspace_crates_depend_only_in_the_allowed_direction() {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("cargo metadata");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
     let members: BTreeSet<String> = meta["packages"]
         .as_array()
@@ -64,12 +77,22 @@ fn workspace_crates_depend_only_in_the_allowed_direction() {
             let dep = d["name"].as_str().unwrap();
             // Dev-dependencies count too: a test must not reach across either.
             if members.contains(dep) && !ok.contains(dep) {
-                violations.push(format!("{name} depends on {dep}, which the architecture forbids"));
+                violations.push(format!(
+                    "{name} depends on {dep}, which the architecture forbids"
+                ));
             }
         }
     }
     assert!(violations.is_empty(), "{}", violations.join("\n"));
-    for part in ["switchboard", "switchboard-channel", "switchboard-agents", "switchboard-memory", "switchboard-sandbox", "switchboard-tray", "switchboard-tests"] {
+    for part in [
+        "switchboard",
+        "switchboard-channel",
+        "switchboard-agents",
+        "switchboard-memory",
+        "switchboard-sandbox",
+        "switchboard-tray",
+        "switchboard-tests",
+    ] {
         assert!(members.contains(part), "the workspace lacks {part}");
     }
 }
@@ -77,9 +100,20 @@ fn workspace_crates_depend_only_in_the_allowed_direction() {
 #[test]
 fn every_crate_says_what_it_is_for() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    for lib in ["gateway/src/lib.rs", "channels/core/src/lib.rs", "agents/src/lib.rs", "memory/src/lib.rs", "sandbox/src/lib.rs", "tray/src/lib.rs", "tests/src/lib.rs"] {
+    for lib in [
+        "gateway/src/lib.rs",
+        "channels/core/src/lib.rs",
+        "agents/src/lib.rs",
+        "memory/src/lib.rs",
+        "sandbox/src/lib.rs",
+        "tray/src/lib.rs",
+        "tests/src/lib.rs",
+    ] {
         let text = std::fs::read_to_string(format!("{root}/{lib}")).unwrap();
         let doc: Vec<&str> = text.lines().take_while(|l| l.starts_with("//!")).collect();
-        assert!(doc.len() >= 2, "{lib} must open with a //! paragraph saying what the crate is for");
+        assert!(
+            doc.len() >= 2,
+            "{lib} must open with a //! paragraph saying what the crate is for"
+        );
     }
 }

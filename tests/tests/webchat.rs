@@ -16,7 +16,11 @@ async fn setup(extra: &str) -> (FakeOpenAi, Gateway, tempfile::TempDir) {
 }
 
 /// Ask without waiting: the request runs in the background.
-fn spawn_chat(gw: &Gateway, user: &str, text: &str) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+fn spawn_chat(
+    gw: &Gateway,
+    user: &str,
+    text: &str,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
     let request = reqwest::Client::new()
         .post(format!("{}/v1/chat/completions", gw.url))
         .bearer_auth(TOKEN)
@@ -36,15 +40,34 @@ async fn streamed_answer_in_openai_format() {
     });
     let (status, headers, text) = gw.post_json("/v1/chat/completions", &body, &[]).await;
     assert_eq!(status, 200, "{text}");
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let events = sse::events(&text);
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{text}");
     let (answer, chunks) = sse::completion_text(&text);
     assert_eq!(answer, echo_answer("hello there"));
-    assert!(chunks.len() > 3, "the answer arrives in several chunks: {text}");
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
-    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"));
-    let usage = chunks.iter().find(|c| c["usage"].is_object()).expect("a usage chunk");
+    assert!(
+        chunks.len() > 3,
+        "the answer arrives in several chunks: {text}"
+    );
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["finish_reason"] == "stop")
+    );
+    let usage = chunks
+        .iter()
+        .find(|c| c["usage"].is_object())
+        .expect("a usage chunk");
     assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
     // The model got the agent's system prompt and the message, with the key.
     let seen = fake.seen();
@@ -67,7 +90,10 @@ async fn whole_answer_and_models_list() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["choices"][0]["message"]["role"], "assistant");
-    assert_eq!(v["choices"][0]["message"]["content"], echo_answer("what is up"));
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        echo_answer("what is up")
+    );
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     assert!(v["usage"]["total_tokens"].as_u64().unwrap() > 0);
     let (status, models) = gw.get("/v1/models").await;
@@ -109,9 +135,17 @@ async fn separate_users_have_separate_sessions() {
         carol.messages()
     );
     let (_, v) = gw.get("/api/sessions").await;
-    let mut keys: Vec<&str> = v["sessions"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
+    let mut keys: Vec<&str> = v["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
     keys.sort();
-    assert_eq!(keys, ["agent:main:webchat:dm:alice", "agent:main:webchat:dm:carol"]);
+    assert_eq!(
+        keys,
+        ["agent:main:webchat:dm:alice", "agent:main:webchat:dm:carol"]
+    );
 }
 
 #[tokio::test]
@@ -143,7 +177,11 @@ async fn a_message_accepted_before_a_crash_is_answered_after_restart() {
     fake.set(Behavior::Echo);
     gw.restart().await;
     let again = fake.next_request().await;
-    assert_eq!(again.messages().last().unwrap().1, "survive this", "picked up after restart");
+    assert_eq!(
+        again.messages().last().unwrap().1,
+        "survive this",
+        "picked up after restart"
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let transcript = loop {
         if let Some(t) = gw.transcript("agent:main:webchat:dm:erin").await {
@@ -151,12 +189,19 @@ async fn a_message_accepted_before_a_crash_is_answered_after_restart() {
                 break t;
             }
         }
-        assert!(Instant::now() < deadline, "not answered after restart:\n{}", gw.log());
+        assert!(
+            Instant::now() < deadline,
+            "not answered after restart:\n{}",
+            gw.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(
         transcript,
-        vec![("user".into(), "survive this".into()), ("assistant".into(), echo_answer("survive this"))],
+        vec![
+            ("user".into(), "survive this".into()),
+            ("assistant".into(), echo_answer("survive this"))
+        ],
         "answered exactly once"
     );
     assert_eq!(fake.seen().len(), 2);
@@ -170,7 +215,10 @@ async fn a_failing_provider_gives_a_clear_error_and_the_session_goes_on() {
     assert_eq!(status, 502, "{v}");
     let message = v["error"]["message"].as_str().unwrap();
     assert!(message.contains("the fake model melted"), "{message}");
-    assert!(message.contains("`fake`") && message.contains("500"), "names the provider and status: {message}");
+    assert!(
+        message.contains("`fake`") && message.contains("500"),
+        "names the provider and status: {message}"
+    );
 
     // Streaming: an error event in OpenAI's shape, then the stream ends.
     let body = json!({ "model": "main", "user": "frank", "stream": true, "messages": [{ "role": "user", "content": "again?" }] });
@@ -182,41 +230,91 @@ async fn a_failing_provider_gives_a_clear_error_and_the_session_goes_on() {
         .filter(|v| v.get("error").is_some())
         .collect();
     assert_eq!(errors.len(), 1, "{text}");
-    assert!(errors[0]["error"]["message"].as_str().unwrap().contains("melted"));
+    assert!(
+        errors[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("melted")
+    );
 
     // Not wedged: once the provider is back, the same session answers.
     fake.set(Behavior::Echo);
     let (status, v) = gw.chat("frank", "better now?").await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["choices"][0]["message"]["content"], echo_answer("better now?"));
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        echo_answer("better now?")
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_provider_is_reported_plainly() {
     let dir = tempfile::tempdir().unwrap();
     let closed = free_port();
-    let gw = Gateway::start(dir.path(), &config(free_port(), &format!("http://127.0.0.1:{closed}/v1"), "")).await;
+    let gw = Gateway::start(
+        dir.path(),
+        &config(free_port(), &format!("http://127.0.0.1:{closed}/v1"), ""),
+    )
+    .await;
     let (status, v) = gw.chat("gina", "anyone there?").await;
     assert_eq!(status, 502, "{v}");
     let message = v["error"]["message"].as_str().unwrap();
-    assert!(message.contains("cannot reach the model provider `fake`"), "{message}");
-    assert!(message.contains(&format!("127.0.0.1:{closed}")), "{message}");
+    assert!(
+        message.contains("cannot reach the model provider `fake`"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("127.0.0.1:{closed}")),
+        "{message}"
+    );
     let (_, status) = gw.get("/api/status").await;
-    assert_eq!(status["components"]["provider:fake"]["state"], "failed", "{status}");
+    assert_eq!(
+        status["components"]["provider:fake"]["state"], "failed",
+        "{status}"
+    );
 }
 
 #[tokio::test]
 async fn control_api_needs_the_token_and_health_does_not() {
     let (_fake, gw, _dir) = setup("").await;
     let c = reqwest::Client::new();
-    assert_eq!(c.get(format!("{}/healthz", gw.url)).send().await.unwrap().status(), 200);
-    let ready: Value = c.get(format!("{}/readyz", gw.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        c.get(format!("{}/healthz", gw.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let ready: Value = c
+        .get(format!("{}/readyz", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["ready"], true);
-    let r = c.get(format!("{}/api/sessions", gw.url)).send().await.unwrap();
+    let r = c
+        .get(format!("{}/api/sessions", gw.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("Authorization: Bearer"));
-    let r = c.post(format!("{}/v1/chat/completions", gw.url)).bearer_auth("wrong-token-000000000").json(&json!({})).send().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer")
+    );
+    let r = c
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth("wrong-token-000000000")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let (status, _) = gw.get("/api/status").await;
     assert_eq!(status, 200);
@@ -241,9 +339,16 @@ async fn sigterm_finishes_the_running_turn_then_exits_zero() {
     }
     fake.release();
     let pid_exit = gw.wait_exit().await;
-    assert!(pid_exit.success(), "exit status {pid_exit:?}:\n{}", gw.log());
+    assert!(
+        pid_exit.success(),
+        "exit status {pid_exit:?}:\n{}",
+        gw.log()
+    );
     let answer: Value = pending.await.unwrap().unwrap().json().await.unwrap();
-    assert_eq!(answer["choices"][0]["message"]["content"], echo_answer("finish me"));
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        echo_answer("finish me")
+    );
 }
 
 #[tokio::test]
@@ -268,8 +373,15 @@ fallbacks = ["fake/fake-model-2"]
     let (status, _, text) = gw.post_json("/v1/chat/completions", &body, &[]).await;
     assert_eq!(status, 200, "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["choices"][0]["message"]["content"], echo_answer("anyone?"));
-    assert_eq!(fake.seen()[0].body["model"], "fake-model-2", "the fallback's own model was asked");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        echo_answer("anyone?")
+    );
+    assert_eq!(
+        fake.seen()[0].body["model"],
+        "fake-model-2",
+        "the fallback's own model was asked"
+    );
 }
 
 #[tokio::test]
@@ -279,15 +391,37 @@ async fn a_tool_call_streamed_in_pieces_runs_and_its_result_reaches_the_model() 
     assert_eq!(status, 200, "{v}");
     let answer = v["choices"][0]["message"]["content"].as_str().unwrap();
     assert!(answer.starts_with("tool said: "), "{answer}");
-    assert!(answer.contains("agent:main:webchat:dm:tess"), "the tool saw its session: {answer}");
+    assert!(
+        answer.contains("agent:main:webchat:dm:tess"),
+        "the tool saw its session: {answer}"
+    );
     let seen = fake.seen();
-    assert_eq!(seen.len(), 2, "one call that asked for the tool, one with its result");
-    let offered: Vec<&str> = seen[0].body["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
-    assert!(offered.contains(&"current_time") && offered.contains(&"session_status"), "{offered:?}");
-    assert!(!offered.contains(&"exec"), "no shell for the default profile");
+    assert_eq!(
+        seen.len(),
+        2,
+        "one call that asked for the tool, one with its result"
+    );
+    let offered: Vec<&str> = seen[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        offered.contains(&"current_time") && offered.contains(&"session_status"),
+        "{offered:?}"
+    );
+    assert!(
+        !offered.contains(&"exec"),
+        "no shell for the default profile"
+    );
     let second = &seen[1].body["messages"];
     let n = second.as_array().unwrap().len();
-    assert_eq!(second[n - 2]["tool_calls"][0]["function"]["arguments"], r#"{"why": "the test"}"#, "pieces joined");
+    assert_eq!(
+        second[n - 2]["tool_calls"][0]["function"]["arguments"],
+        r#"{"why": "the test"}"#,
+        "pieces joined"
+    );
     assert_eq!(second[n - 1]["role"], "tool");
     assert_eq!(second[n - 1]["tool_call_id"], "call_1");
 }
@@ -299,7 +433,9 @@ async fn usage_is_stored_and_a_spent_daily_budget_stops_new_turns() {
     let (status, v) = gw.chat("uma", "and again").await;
     assert_eq!(status, 200, "{v}");
     let prompt = v["usage"]["prompt_tokens"].as_u64().unwrap();
-    let (_, shown) = gw.get("/api/sessions/agent%3Amain%3Awebchat%3Adm%3Auma").await;
+    let (_, shown) = gw
+        .get("/api/sessions/agent%3Amain%3Awebchat%3Adm%3Auma")
+        .await;
     assert_eq!(shown["usage"]["turns"], 2, "{shown}");
     assert!(shown["usage"]["input_tokens"].as_u64().unwrap() >= prompt);
     let (_, today) = gw.get("/api/usage").await;
@@ -331,39 +467,79 @@ async fn compact_by_hand_keeps_recent_messages_and_a_summary() {
     let text = v["choices"][0]["message"]["content"].as_str().unwrap();
     assert!(text.contains("Compacted 4 earlier messages"), "{text}");
     let summary_call = fake.seen().pop().unwrap();
-    assert!(summary_call.messages()[0].1.contains("compacting a conversation"), "the model was asked to summarize");
+    assert!(
+        summary_call.messages()[0]
+            .1
+            .contains("compacting a conversation"),
+        "the model was asked to summarize"
+    );
     assert!(summary_call.messages()[1].1.contains("fact number 0"));
     assert_eq!(gw.chat("wes", "what do you know?").await.0, 200);
     let next = fake.seen().pop().unwrap();
     let msgs = next.messages();
-    assert!(msgs[1].1.starts_with("Summary of the earlier conversation:"), "{msgs:?}");
-    assert!(msgs[1].1.contains("fact number 0"), "the summary carries the old facts");
-    assert!(!msgs[2..].iter().any(|(_, c)| c == "fact number 0"), "summarized messages are not repeated");
-    assert!(msgs.iter().any(|(_, c)| c == "fact number 5"), "recent messages are kept whole");
+    assert!(
+        msgs[1]
+            .1
+            .starts_with("Summary of the earlier conversation:"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[1].1.contains("fact number 0"),
+        "the summary carries the old facts"
+    );
+    assert!(
+        !msgs[2..].iter().any(|(_, c)| c == "fact number 0"),
+        "summarized messages are not repeated"
+    );
+    assert!(
+        msgs.iter().any(|(_, c)| c == "fact number 5"),
+        "recent messages are kept whole"
+    );
 }
 
 #[tokio::test]
 async fn a_context_overflow_compacts_once_and_retries_once() {
-    let (fake, gw, _dir) = setup("[agents.tight]\nprovider = \"fake\"\nkeep_recent_messages = 2\n").await;
+    let (fake, gw, _dir) =
+        setup("[agents.tight]\nprovider = \"fake\"\nkeep_recent_messages = 2\n").await;
     let ask = |text: &str| json!({ "model": "tight", "user": "xia", "messages": [{ "role": "user", "content": text }] });
     for i in 0..3 {
-        let (status, _, body) = gw.post_json("/v1/chat/completions", &ask(&format!("note {i}")), &[]).await;
+        let (status, _, body) = gw
+            .post_json("/v1/chat/completions", &ask(&format!("note {i}")), &[])
+            .await;
         assert_eq!(status, 200, "{body}");
     }
-    fake.set(Behavior::FailOnce(400, "This model's maximum context length is 8192 tokens".into()));
+    fake.set(Behavior::FailOnce(
+        400,
+        "This model's maximum context length is 8192 tokens".into(),
+    ));
     let before = fake.seen().len();
-    let (status, _, body) = gw.post_json("/v1/chat/completions", &ask("still there?"), &[]).await;
+    let (status, _, body) = gw
+        .post_json("/v1/chat/completions", &ask("still there?"), &[])
+        .await;
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["choices"][0]["message"]["content"], echo_answer("still there?"));
-    assert_eq!(fake.seen().len() - before, 3, "the refused call, the summary, the retry");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        echo_answer("still there?")
+    );
+    assert_eq!(
+        fake.seen().len() - before,
+        3,
+        "the refused call, the summary, the retry"
+    );
 
     // A provider that keeps saying so gets one retry, not a loop.
     fake.set(Behavior::Fail(400, "prompt is too long".into()));
     let before = fake.seen().len();
-    let (status, _, body) = gw.post_json("/v1/chat/completions", &ask("and now?"), &[]).await;
+    let (status, _, body) = gw
+        .post_json("/v1/chat/completions", &ask("and now?"), &[])
+        .await;
     assert_eq!(status, 502, "{body}");
-    assert!(fake.seen().len() - before <= 3, "bounded: {} calls", fake.seen().len() - before);
+    assert!(
+        fake.seen().len() - before <= 3,
+        "bounded: {} calls",
+        fake.seen().len() - before
+    );
 }
 
 #[tokio::test]
@@ -373,16 +549,33 @@ async fn a_system_prompt_can_live_in_a_file_of_the_agents_workspace() {
     let ws = dir.path().join("ws");
     std::fs::create_dir_all(&ws).unwrap();
     std::fs::write(ws.join("PROMPT.md"), "You speak like a lighthouse keeper.").unwrap();
-    let extra = format!("[agents.keeper]\nprovider = \"fake\"\nworkspace = \"{}\"\nsystem_prompt_file = \"PROMPT.md\"\n", ws.display());
+    let extra = format!(
+        "[agents.keeper]\nprovider = \"fake\"\nworkspace = \"{}\"\nsystem_prompt_file = \"PROMPT.md\"\n",
+        ws.display()
+    );
     let gw = Gateway::start(dir.path(), &config(free_port(), &fake.base_url(), &extra)).await;
     let body = json!({ "model": "keeper", "user": "ned", "messages": [{ "role": "user", "content": "hello" }] });
     let (status, _, text) = gw.post_json("/v1/chat/completions", &body, &[]).await;
     assert_eq!(status, 200, "{text}");
-    assert_eq!(fake.seen()[0].messages()[0], ("system".to_string(), "You speak like a lighthouse keeper.".to_string()));
+    assert_eq!(
+        fake.seen()[0].messages()[0],
+        (
+            "system".to_string(),
+            "You speak like a lighthouse keeper.".to_string()
+        )
+    );
 
     // A missing file stops the start with the key named.
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, config(free_port(), &fake.base_url(), "[agents.lost]\nprovider = \"fake\"\nsystem_prompt_file = \"NOPE.md\"\n")).unwrap();
+    std::fs::write(
+        &bad,
+        config(
+            free_port(),
+            &fake.base_url(),
+            "[agents.lost]\nprovider = \"fake\"\nsystem_prompt_file = \"NOPE.md\"\n",
+        ),
+    )
+    .unwrap();
     let out = std::process::Command::new(switchboard_tests::gateway::binary())
         .arg("--config")
         .arg(&bad)
@@ -393,5 +586,8 @@ async fn a_system_prompt_can_live_in_a_file_of_the_agents_workspace() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("agents.lost.system_prompt_file") && err.contains("NOPE.md"), "{err}");
+    assert!(
+        err.contains("agents.lost.system_prompt_file") && err.contains("NOPE.md"),
+        "{err}"
+    );
 }

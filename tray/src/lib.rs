@@ -43,8 +43,14 @@ mod tests {
     #[test]
     fn readyz_maps_to_tray_state() {
         assert_eq!(state_from_readyz(None, ""), TrayState::Down);
-        assert_eq!(state_from_readyz(Some(200), r#"{"ready":true}"#), TrayState::Ready);
-        assert_eq!(state_from_readyz(Some(503), r#"{"ready":false}"#), TrayState::Degraded);
+        assert_eq!(
+            state_from_readyz(Some(200), r#"{"ready":true}"#),
+            TrayState::Ready
+        );
+        assert_eq!(
+            state_from_readyz(Some(503), r#"{"ready":false}"#),
+            TrayState::Degraded
+        );
         assert_eq!(state_from_readyz(Some(200), "garbage"), TrayState::Degraded);
     }
 }

@@ -27,7 +27,9 @@ impl AnthropicProvider {
     /// A provider with its own connection pool. `base_url` is the API root
     /// (`https://api.anthropic.com`), with or without a trailing `/v1`.
     pub fn new(settings: ProviderSettings) -> Self {
-        Self { http: HttpClient::new(settings) }
+        Self {
+            http: HttpClient::new(settings),
+        }
     }
 
     /// The settings it was made with.
@@ -37,7 +39,11 @@ impl AnthropicProvider {
 
     fn endpoint(&self, path: &str) -> String {
         let base = self.http.settings.base_url.trim_end_matches('/');
-        if base.ends_with("/v1") { format!("{base}/{path}") } else { format!("{base}/v1/{path}") }
+        if base.ends_with("/v1") {
+            format!("{base}/{path}")
+        } else {
+            format!("{base}/v1/{path}")
+        }
     }
 
     fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -50,7 +56,12 @@ impl AnthropicProvider {
 
     /// Ask the API for its models: a cheap check that it answers.
     pub async fn probe(&self) -> Result<(), ProviderError> {
-        let req = self.authorize(self.http.client.get(self.endpoint("models")).timeout(Duration::from_secs(3)));
+        let req = self.authorize(
+            self.http
+                .client
+                .get(self.endpoint("models"))
+                .timeout(Duration::from_secs(3)),
+        );
         self.http.send(req).await.map(drop)
     }
 
@@ -103,8 +114,10 @@ impl AnthropicProvider {
                 None => parser.finish().into_iter().collect(),
             };
             for data in datas {
-                let event: Value = serde_json::from_str(&data)
-                    .map_err(|e| self.http.protocol(format!("a stream event is not JSON: {e}")))?;
+                let event: Value = serde_json::from_str(&data).map_err(|e| {
+                    self.http
+                        .protocol(format!("a stream event is not JSON: {e}"))
+                })?;
                 if state.handle(&self.http, &event, &tx).await? {
                     return Ok(());
                 }
@@ -126,15 +139,21 @@ struct StreamState {
 
 impl StreamState {
     /// Handle one event; returns whether the message is complete.
-    async fn handle(&mut self, http: &HttpClient, event: &Value, tx: &EventTx) -> Result<bool, ProviderError> {
+    async fn handle(
+        &mut self,
+        http: &HttpClient,
+        event: &Value,
+        tx: &EventTx,
+    ) -> Result<bool, ProviderError> {
         let index = event.get("index").and_then(Value::as_u64).unwrap_or(0);
         match event.get("type").and_then(Value::as_str).unwrap_or("") {
             "message_start" => {
                 let u = &event["message"]["usage"];
                 let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
                 self.usage.cached_tokens = n("cache_read_input_tokens");
-                self.usage.input_tokens =
-                    n("input_tokens") + n("cache_read_input_tokens") + n("cache_creation_input_tokens");
+                self.usage.input_tokens = n("input_tokens")
+                    + n("cache_read_input_tokens")
+                    + n("cache_creation_input_tokens");
                 self.usage.output_tokens = n("output_tokens");
             }
             "content_block_start" => {
@@ -163,13 +182,19 @@ impl StreamState {
                 match delta.get("type").and_then(Value::as_str) {
                     Some("text_delta") => {
                         if let Some(t) = delta["text"].as_str().filter(|t| !t.is_empty()) {
-                            if tx.send(Ok(ProviderEvent::TextDelta(t.to_string()))).await.is_err() {
+                            if tx
+                                .send(Ok(ProviderEvent::TextDelta(t.to_string())))
+                                .await
+                                .is_err()
+                            {
                                 return Ok(true); // the consumer went away
                             }
                         }
                     }
                     Some("input_json_delta") => {
-                        if let (Some(call), Some(part)) = (self.tools.get_mut(&index), delta["partial_json"].as_str()) {
+                        if let (Some(call), Some(part)) =
+                            (self.tools.get_mut(&index), delta["partial_json"].as_str())
+                        {
                             call.arguments.push_str(part);
                         }
                     }
@@ -185,7 +210,10 @@ impl StreamState {
                 }
             }
             "message_delta" => {
-                if let Some(out) = event.pointer("/usage/output_tokens").and_then(Value::as_u64) {
+                if let Some(out) = event
+                    .pointer("/usage/output_tokens")
+                    .and_then(Value::as_u64)
+                {
                     self.usage.output_tokens = out;
                 }
             }
@@ -194,8 +222,15 @@ impl StreamState {
                 return Ok(true);
             }
             "error" => {
-                let kind = event.pointer("/error/type").and_then(Value::as_str).unwrap_or("error");
-                let message = event.pointer("/error/message").and_then(Value::as_str).unwrap_or(kind).to_string();
+                let kind = event
+                    .pointer("/error/type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("error");
+                let message = event
+                    .pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or(kind)
+                    .to_string();
                 let status = match kind {
                     "overloaded_error" => 529,
                     "rate_limit_error" => 429,
@@ -206,7 +241,12 @@ impl StreamState {
                     "request_too_large" => 413,
                     _ => 500,
                 };
-                return Err(ProviderError::Http { provider: http.settings.name.clone(), status, message, retry_after: None });
+                return Err(ProviderError::Http {
+                    provider: http.settings.name.clone(),
+                    status,
+                    message,
+                    retry_after: None,
+                });
             }
             _ => {} // ping and future event types
         }
@@ -235,8 +275,11 @@ fn messages_json(messages: &[ChatMessage]) -> Vec<Value> {
             MessageRole::Assistant => {
                 let mut blocks: Vec<Value> = text_block(&m.content).into_iter().collect();
                 for c in &m.tool_calls {
-                    let input: Value = serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
-                    blocks.push(json!({ "type": "tool_use", "id": c.id, "name": c.name, "input": input }));
+                    let input: Value =
+                        serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
+                    blocks.push(
+                        json!({ "type": "tool_use", "id": c.id, "name": c.name, "input": input }),
+                    );
                 }
                 ("assistant", blocks)
             }
@@ -274,7 +317,10 @@ impl Provider for AnthropicProvider {
         Box::pin(async move { AnthropicProvider::probe(&this).await })
     }
 
-    fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
+    fn stream(
+        &self,
+        request: ModelRequest,
+    ) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
         let this = self.clone();
         spawn_events(move |tx| this.run(request, tx))
     }

@@ -62,7 +62,9 @@ impl ProviderError {
             "input is too long",
         ];
         match self {
-            ProviderError::Http { status, message, .. } if matches!(status, 400 | 413 | 422) => {
+            ProviderError::Http {
+                status, message, ..
+            } if matches!(status, 400 | 413 | 422) => {
                 let m = message.to_ascii_lowercase();
                 SIGNS.iter().any(|s| m.contains(s))
             }

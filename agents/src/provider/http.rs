@@ -94,21 +94,36 @@ impl HttpClient {
                     .map(str::to_string)
             })
             .unwrap_or_else(|| body.chars().take(300).collect());
-        ProviderError::Http { provider: self.settings.name.clone(), status, message, retry_after }
+        ProviderError::Http {
+            provider: self.settings.name.clone(),
+            status,
+            message,
+            retry_after,
+        }
     }
 
     pub(crate) fn protocol(&self, detail: String) -> ProviderError {
-        ProviderError::Protocol { provider: self.settings.name.clone(), detail }
+        ProviderError::Protocol {
+            provider: self.settings.name.clone(),
+            detail,
+        }
     }
 
     /// Send `req`, waiting at most the idle timeout for the answer's head;
     /// an error status becomes [`ProviderError::Http`].
-    pub(crate) async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+    pub(crate) async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ProviderError> {
         let resp = tokio::time::timeout(self.settings.idle_timeout, req.send())
             .await
             .map_err(|_| self.timeout())?
             .map_err(|e| self.transport_error(&e))?;
-        if resp.status().is_success() { Ok(resp) } else { Err(self.http_error(resp).await) }
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(self.http_error(resp).await)
+        }
     }
 
     /// The next piece of a streamed body, within the idle timeout.
@@ -136,7 +151,9 @@ pub(crate) fn is_event_stream(resp: &reqwest::Response) -> bool {
 /// Run `work` as a task feeding the returned stream; an error it returns
 /// becomes the stream's last item. Dropping the stream (a cancelled turn)
 /// aborts the task, and with it the request.
-pub(crate) fn spawn_events<F, Fut>(work: F) -> BoxStream<'static, Result<ProviderEvent, ProviderError>>
+pub(crate) fn spawn_events<F, Fut>(
+    work: F,
+) -> BoxStream<'static, Result<ProviderEvent, ProviderError>>
 where
     F: FnOnce(EventTx) -> Fut,
     Fut: Future<Output = Result<(), ProviderError>> + Send + 'static,
@@ -148,8 +165,10 @@ where
             let _ = tx.send(Err(e)).await;
         }
     }));
-    futures::stream::unfold((rx, task), |(mut rx, task)| async move { rx.recv().await.map(|e| (e, (rx, task))) })
-        .boxed()
+    futures::stream::unfold((rx, task), |(mut rx, task)| async move {
+        rx.recv().await.map(|e| (e, (rx, task)))
+    })
+    .boxed()
 }
 
 /// Aborts the request task when the answer stream is dropped.

@@ -30,7 +30,10 @@ pub struct ModelRequest {
 
 impl From<Vec<ChatMessage>> for ModelRequest {
     fn from(messages: Vec<ChatMessage>) -> Self {
-        Self { messages, tools: Vec::new() }
+        Self {
+            messages,
+            tools: Vec::new(),
+        }
     }
 }
 
@@ -56,5 +59,8 @@ pub trait Provider: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
     /// Stream the answer to `request`.
-    fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ProviderEvent, ProviderError>>;
+    fn stream(
+        &self,
+        request: ModelRequest,
+    ) -> BoxStream<'static, Result<ProviderEvent, ProviderError>>;
 }

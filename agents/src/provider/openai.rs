@@ -19,7 +19,9 @@ pub struct OpenAiProvider {
 impl OpenAiProvider {
     /// A provider with its own connection pool.
     pub fn new(settings: ProviderSettings) -> Self {
-        Self { http: HttpClient::new(settings) }
+        Self {
+            http: HttpClient::new(settings),
+        }
     }
 
     /// The settings it was made with.
@@ -36,7 +38,12 @@ impl OpenAiProvider {
 
     /// Ask the endpoint for its models: a cheap check that it answers.
     pub async fn probe(&self) -> Result<(), ProviderError> {
-        let req = self.authorize(self.http.client.get(self.http.url("models")).timeout(Duration::from_secs(3)));
+        let req = self.authorize(
+            self.http
+                .client
+                .get(self.http.url("models"))
+                .timeout(Duration::from_secs(3)),
+        );
         self.http.send(req).await.map(drop)
     }
 
@@ -94,8 +101,10 @@ impl OpenAiProvider {
                 if data.trim() == "[DONE]" {
                     return calls.flush(tx).await;
                 }
-                let chunk: Value = serde_json::from_str(&data)
-                    .map_err(|e| self.http.protocol(format!("a stream chunk is not JSON: {e}")))?;
+                let chunk: Value = serde_json::from_str(&data).map_err(|e| {
+                    self.http
+                        .protocol(format!("a stream chunk is not JSON: {e}"))
+                })?;
                 if let Some(err) = chunk.get("error") {
                     let message = err
                         .get("message")
@@ -114,16 +123,26 @@ impl OpenAiProvider {
                     .and_then(Value::as_str)
                     .filter(|t| !t.is_empty())
                 {
-                    if tx.send(Ok(ProviderEvent::TextDelta(text.to_string()))).await.is_err() {
+                    if tx
+                        .send(Ok(ProviderEvent::TextDelta(text.to_string())))
+                        .await
+                        .is_err()
+                    {
                         return Ok(()); // the consumer went away
                     }
                 }
-                if let Some(parts) = chunk.pointer("/choices/0/delta/tool_calls").and_then(Value::as_array) {
+                if let Some(parts) = chunk
+                    .pointer("/choices/0/delta/tool_calls")
+                    .and_then(Value::as_array)
+                {
                     for part in parts {
                         calls.add(part);
                     }
                 }
-                if chunk.pointer("/choices/0/finish_reason").is_some_and(|f| !f.is_null()) {
+                if chunk
+                    .pointer("/choices/0/finish_reason")
+                    .is_some_and(|f| !f.is_null())
+                {
                     calls.flush(tx).await?;
                 }
                 if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
@@ -137,14 +156,27 @@ impl OpenAiProvider {
     }
 
     async fn whole_answer(&self, body: &Value, tx: &EventTx) -> Result<(), ProviderError> {
-        let message = body
-            .pointer("/choices/0/message")
-            .ok_or_else(|| self.http.protocol("the answer has no choices[0].message".into()))?;
-        if let Some(text) = message.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-            let _ = tx.send(Ok(ProviderEvent::TextDelta(text.to_string()))).await;
+        let message = body.pointer("/choices/0/message").ok_or_else(|| {
+            self.http
+                .protocol("the answer has no choices[0].message".into())
+        })?;
+        if let Some(text) = message
+            .get("content")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            let _ = tx
+                .send(Ok(ProviderEvent::TextDelta(text.to_string())))
+                .await;
         }
         let mut calls = ToolCallParts::default();
-        for (index, call) in message.get("tool_calls").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (index, call) in message
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let mut part = call.clone();
             part["index"] = json!(index);
             calls.add(&part);
@@ -192,7 +224,11 @@ impl ToolCallParts {
             name: String::new(),
             arguments: String::new(),
         });
-        if let Some(id) = part.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        if let Some(id) = part
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             call.id = id.to_string();
         }
         if let Some(name) = part.pointer("/function/name").and_then(Value::as_str) {
@@ -241,7 +277,10 @@ impl Provider for OpenAiProvider {
         Box::pin(async move { OpenAiProvider::probe(&this).await })
     }
 
-    fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
+    fn stream(
+        &self,
+        request: ModelRequest,
+    ) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
         let this = self.clone();
         spawn_events(move |tx| this.run(request, tx))
     }

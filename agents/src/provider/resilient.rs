@@ -50,15 +50,26 @@ pub struct FallbackChain {
 
 impl std::fmt::Debug for FallbackChain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<String> = self.chain.iter().map(|p| format!("{}/{}", p.name(), p.model())).collect();
-        f.debug_struct("FallbackChain").field("chain", &names).field("policy", &self.policy).finish()
+        let names: Vec<String> = self
+            .chain
+            .iter()
+            .map(|p| format!("{}/{}", p.name(), p.model()))
+            .collect();
+        f.debug_struct("FallbackChain")
+            .field("chain", &names)
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
 impl FallbackChain {
     /// `primary`, then `fallbacks` in order. Panics on nothing: an empty
     /// fallback list is a chain of one.
-    pub fn new(primary: Arc<dyn Provider>, fallbacks: Vec<Arc<dyn Provider>>, policy: RetryPolicy) -> Self {
+    pub fn new(
+        primary: Arc<dyn Provider>,
+        fallbacks: Vec<Arc<dyn Provider>>,
+        policy: RetryPolicy,
+    ) -> Self {
         let mut chain = vec![primary];
         chain.extend(fallbacks);
         Self { chain, policy }
@@ -106,12 +117,20 @@ impl RetryPolicy {
         if retry >= self.max_retries || !e.is_retryable() {
             return None;
         }
-        if let ProviderError::Http { retry_after: Some(secs), .. } = e {
+        if let ProviderError::Http {
+            retry_after: Some(secs),
+            ..
+        } = e
+        {
             let asked = Duration::from_secs(*secs);
             return (asked <= self.max_retry_after).then_some(asked);
         }
         let factor = 2u32.saturating_pow(retry);
-        Some(self.first_backoff.saturating_mul(factor).min(self.max_backoff))
+        Some(
+            self.first_backoff
+                .saturating_mul(factor)
+                .min(self.max_backoff),
+        )
     }
 }
 
@@ -128,7 +147,10 @@ impl Provider for FallbackChain {
         self.chain[0].probe()
     }
 
-    fn stream(&self, request: ModelRequest) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
+    fn stream(
+        &self,
+        request: ModelRequest,
+    ) -> BoxStream<'static, Result<ProviderEvent, ProviderError>> {
         let chain = self.chain.clone();
         let policy = self.policy;
         spawn_events(move |tx| async move {

@@ -88,13 +88,18 @@ mod tests {
 
     #[test]
     fn events_split_anywhere_are_reassembled() {
-        let body = "data: {\"a\":\"é\"}\r\n\r\n: keep-alive\n\ndata: one\ndata: two\n\ndata:[DONE]\n\n";
+        let body =
+            "data: {\"a\":\"é\"}\r\n\r\n: keep-alive\n\ndata: one\ndata: two\n\ndata:[DONE]\n\n";
         let bytes = body.as_bytes();
         for split in 0..bytes.len() {
             let mut p = SseParser::new();
             let mut got = p.feed(&bytes[..split]).unwrap();
             got.extend(p.feed(&bytes[split..]).unwrap());
-            assert_eq!(got, ["{\"a\":\"é\"}", "one\ntwo", "[DONE]"], "split at {split}");
+            assert_eq!(
+                got,
+                ["{\"a\":\"é\"}", "one\ntwo", "[DONE]"],
+                "split at {split}"
+            );
         }
     }
 

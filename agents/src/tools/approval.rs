@@ -40,7 +40,10 @@ impl Default for ApprovalPolicy {
     fn default() -> Self {
         Self {
             mode: ApprovalMode::OnMiss,
-            tools: super::policy::DANGEROUS.iter().map(|t| (*t).to_string()).collect(),
+            tools: super::policy::DANGEROUS
+                .iter()
+                .map(|t| (*t).to_string())
+                .collect(),
             allowlist: Vec::new(),
         }
     }
@@ -57,7 +60,10 @@ impl ApprovalPolicy {
             ApprovalMode::Always => true,
             ApprovalMode::OnMiss => {
                 let full = format!("{} {}", call.name, call.arguments);
-                !self.allowlist.iter().any(|p| glob_match(p, &call.name) || glob_match(p, &full))
+                !self
+                    .allowlist
+                    .iter()
+                    .any(|p| glob_match(p, &call.name) || glob_match(p, &full))
             }
         }
     }
@@ -104,7 +110,9 @@ pub struct ApprovalGate {
 
 impl std::fmt::Debug for ApprovalGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApprovalGate").field("policy", &self.policy).finish_non_exhaustive()
+        f.debug_struct("ApprovalGate")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
     }
 }
 
@@ -113,20 +121,43 @@ mod tests {
     use super::*;
 
     fn call(name: &str, args: &str) -> ToolCall {
-        ToolCall { id: "c".into(), name: name.into(), arguments: args.into() }
+        ToolCall {
+            id: "c".into(),
+            name: name.into(),
+            arguments: args.into(),
+        }
     }
 
     #[test]
     fn modes_and_allowlist() {
-        let p = ApprovalPolicy { allowlist: vec![r#"exec {"command":"ls*"#.into()], ..ApprovalPolicy::default() };
-        assert!(!p.needs_approval(&call("current_time", "{}")), "only gated tools ask");
+        let p = ApprovalPolicy {
+            allowlist: vec![r#"exec {"command":"ls*"#.into()],
+            ..ApprovalPolicy::default()
+        };
+        assert!(
+            !p.needs_approval(&call("current_time", "{}")),
+            "only gated tools ask"
+        );
         assert!(p.needs_approval(&call("exec", r#"{"command":"rm -rf /"}"#)));
-        assert!(!p.needs_approval(&call("exec", r#"{"command":"ls -la"}"#)), "allowlisted");
-        let always = ApprovalPolicy { mode: ApprovalMode::Always, ..p.clone() };
+        assert!(
+            !p.needs_approval(&call("exec", r#"{"command":"ls -la"}"#)),
+            "allowlisted"
+        );
+        let always = ApprovalPolicy {
+            mode: ApprovalMode::Always,
+            ..p.clone()
+        };
         assert!(always.needs_approval(&call("exec", r#"{"command":"ls -la"}"#)));
-        let never = ApprovalPolicy { mode: ApprovalMode::Never, ..p };
+        let never = ApprovalPolicy {
+            mode: ApprovalMode::Never,
+            ..p
+        };
         assert!(!never.needs_approval(&call("exec", r#"{"command":"rm -rf /"}"#)));
-        let web = ApprovalPolicy { mode: ApprovalMode::Always, tools: vec!["web_*".into()], allowlist: vec![] };
+        let web = ApprovalPolicy {
+            mode: ApprovalMode::Always,
+            tools: vec!["web_*".into()],
+            allowlist: vec![],
+        };
         assert!(web.needs_approval(&call("web_fetch", "{}")));
     }
 }

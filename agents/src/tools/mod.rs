@@ -14,7 +14,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-pub use approval::{ApprovalGate, ApprovalMode, ApprovalPolicy, ApprovalRequest, Approver, Decision};
+pub use approval::{
+    ApprovalGate, ApprovalMode, ApprovalPolicy, ApprovalRequest, Approver, Decision,
+};
 pub use builtin::{CurrentTime, SessionStatus};
 pub use policy::{Profile, ToolPolicy};
 pub use web_fetch::{WebFetch, WebFetchSettings, html_to_text, is_forbidden};
@@ -50,11 +52,17 @@ pub struct ToolOutput {
 impl ToolOutput {
     /// A successful result.
     pub fn ok(content: impl Into<String>) -> Self {
-        Self { content: content.into(), is_error: false }
+        Self {
+            content: content.into(),
+            is_error: false,
+        }
     }
     /// A failed call, explained.
     pub fn error(content: impl Into<String>) -> Self {
-        Self { content: content.into(), is_error: true }
+        Self {
+            content: content.into(),
+            is_error: true,
+        }
     }
 }
 
@@ -99,7 +107,11 @@ impl ToolRegistry {
 
     /// The tools `policy` allows in the conversation `ctx` describes.
     pub fn select(&self, policy: &ToolPolicy, ctx: &ToolContext) -> Vec<Arc<dyn Tool>> {
-        self.tools.iter().filter(|(name, _)| policy.allows(name, ctx)).map(|(_, t)| t.clone()).collect()
+        self.tools
+            .iter()
+            .filter(|(name, _)| policy.allows(name, ctx))
+            .map(|(_, t)| t.clone())
+            .collect()
     }
 
     /// Every registered tool's name.
@@ -111,12 +123,21 @@ impl ToolRegistry {
 /// Run one call of a tool from `tools` (already filtered by policy): an
 /// unknown or disallowed name, bad arguments and timeouts become error
 /// outputs the model can read.
-pub async fn run_call(tools: &[Arc<dyn Tool>], name: &str, arguments: &str, ctx: ToolContext) -> ToolOutput {
+pub async fn run_call(
+    tools: &[Arc<dyn Tool>],
+    name: &str,
+    arguments: &str,
+    ctx: ToolContext,
+) -> ToolOutput {
     let Some(tool) = tools.iter().find(|t| t.spec().name == name) else {
         let names: Vec<String> = tools.iter().map(|t| t.spec().name).collect();
         return ToolOutput::error(format!(
             "no tool named `{name}` is available here; available: {}",
-            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
         ));
     };
     let args: Value = if arguments.trim().is_empty() {
@@ -124,12 +145,19 @@ pub async fn run_call(tools: &[Arc<dyn Tool>], name: &str, arguments: &str, ctx:
     } else {
         match serde_json::from_str(arguments) {
             Ok(v) => v,
-            Err(e) => return ToolOutput::error(format!("the arguments are not valid JSON ({e}); send a JSON object")),
+            Err(e) => {
+                return ToolOutput::error(format!(
+                    "the arguments are not valid JSON ({e}); send a JSON object"
+                ));
+            }
         }
     };
     let limit = tool.timeout();
     match tokio::time::timeout(limit, tool.call(args, ctx)).await {
         Ok(out) => out,
-        Err(_) => ToolOutput::error(format!("`{name}` did not finish within {} s and was stopped", limit.as_secs())),
+        Err(_) => ToolOutput::error(format!(
+            "`{name}` did not finish within {} s and was stopped",
+            limit.as_secs()
+        )),
     }
 }

@@ -35,7 +35,9 @@ impl Profile {
         match self {
             Profile::Minimal => MINIMAL.contains(&tool),
             Profile::Messaging => MINIMAL.contains(&tool) || MESSAGING.contains(&tool),
-            Profile::Coding => MINIMAL.contains(&tool) || MESSAGING.contains(&tool) || CODING.contains(&tool),
+            Profile::Coding => {
+                MINIMAL.contains(&tool) || MESSAGING.contains(&tool) || CODING.contains(&tool)
+            }
             Profile::Full => true,
         }
     }
@@ -100,7 +102,8 @@ impl ToolPolicy {
             return false;
         }
         if DANGEROUS.contains(&tool) {
-            let trusted = ctx.chat_kind == "dm" && self.trusted_channels.iter().any(|c| c == &ctx.channel);
+            let trusted =
+                ctx.chat_kind == "dm" && self.trusted_channels.iter().any(|c| c == &ctx.channel);
             let group_ok = ctx.chat_kind != "dm" && self.dangerous_in_groups;
             if !trusted && !group_ok {
                 return false;
@@ -117,7 +120,11 @@ mod tests {
     use super::*;
 
     fn ctx(channel: &str, kind: &str) -> ToolContext {
-        ToolContext { channel: channel.into(), chat_kind: kind.into(), ..ToolContext::default() }
+        ToolContext {
+            channel: channel.into(),
+            chat_kind: kind.into(),
+            ..ToolContext::default()
+        }
     }
 
     #[test]
@@ -138,22 +145,44 @@ mod tests {
         assert!(p.allows("current_time", &web));
         assert!(p.allows("web_fetch", &web));
         assert!(!p.allows("exec", &web), "messaging has no shell");
-        let p = ToolPolicy { profile: Profile::Minimal, allow: vec!["web_*".into()], ..ToolPolicy::default() };
+        let p = ToolPolicy {
+            profile: Profile::Minimal,
+            allow: vec!["web_*".into()],
+            ..ToolPolicy::default()
+        };
         assert!(p.allows("web_fetch", &web));
-        let p = ToolPolicy { profile: Profile::Full, deny: vec!["web_*".into()], allow: vec!["web_fetch".into()], ..ToolPolicy::default() };
+        let p = ToolPolicy {
+            profile: Profile::Full,
+            deny: vec!["web_*".into()],
+            allow: vec!["web_fetch".into()],
+            ..ToolPolicy::default()
+        };
         assert!(!p.allows("web_fetch", &web), "deny wins");
         assert!(p.allows("anything_else", &web));
     }
 
     #[test]
     fn dangerous_tools_stay_out_of_untrusted_conversations() {
-        let p = ToolPolicy { profile: Profile::Coding, ..ToolPolicy::default() };
+        let p = ToolPolicy {
+            profile: Profile::Coding,
+            ..ToolPolicy::default()
+        };
         assert!(p.allows("exec", &ctx("webchat", "dm")));
-        assert!(p.allows("read_file", &ctx("telegram", "dm")), "reading is not dangerous");
+        assert!(
+            p.allows("read_file", &ctx("telegram", "dm")),
+            "reading is not dangerous"
+        );
         assert!(!p.allows("exec", &ctx("telegram", "dm")));
         assert!(!p.allows("write_file", &ctx("webchat", "group")));
-        let p = ToolPolicy { profile: Profile::Full, allow: vec!["*".into()], ..ToolPolicy::default() };
-        assert!(!p.allows("exec", &ctx("discord", "group")), "an allow list does not lift the rule");
+        let p = ToolPolicy {
+            profile: Profile::Full,
+            allow: vec!["*".into()],
+            ..ToolPolicy::default()
+        };
+        assert!(
+            !p.allows("exec", &ctx("discord", "group")),
+            "an allow list does not lift the rule"
+        );
         let p = ToolPolicy {
             profile: Profile::Coding,
             trusted_channels: vec!["webchat".into(), "telegram".into()],
@@ -174,10 +203,19 @@ mod tests {
             profile: Profile::Minimal,
             ..ToolPolicy::default()
         };
-        let q = ToolPolicy { profile: Profile::Messaging, ..p.clone() };
+        let q = ToolPolicy {
+            profile: Profile::Messaging,
+            ..p.clone()
+        };
         assert!(q.allows("web_fetch", &ctx("webchat", "dm")));
-        assert!(!q.allows("web_fetch", &ctx("telegram", "dm")), "denied on telegram only");
-        assert!(p.allows("memory_search", &ctx("slack", "dm")), "allowed on slack only");
+        assert!(
+            !q.allows("web_fetch", &ctx("telegram", "dm")),
+            "denied on telegram only"
+        );
+        assert!(
+            p.allows("memory_search", &ctx("slack", "dm")),
+            "allowed on slack only"
+        );
         assert!(!p.allows("memory_search", &ctx("discord", "dm")));
     }
 }

@@ -27,7 +27,12 @@ pub struct WebFetchSettings {
 
 impl Default for WebFetchSettings {
     fn default() -> Self {
-        Self { allow_private: false, max_bytes: 256 * 1024, timeout: Duration::from_secs(20), max_redirects: 5 }
+        Self {
+            allow_private: false,
+            max_bytes: 256 * 1024,
+            timeout: Duration::from_secs(20),
+            max_redirects: 5,
+        }
     }
 }
 
@@ -83,7 +88,10 @@ impl WebFetch {
     /// connect to (pinned, so a second lookup cannot swap it).
     async fn check(&self, url: &reqwest::Url) -> Result<SocketAddr, String> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("only http and https URLs can be fetched, not `{}`", url.scheme()));
+            return Err(format!(
+                "only http and https URLs can be fetched, not `{}`",
+                url.scheme()
+            ));
         }
         let host = url.host_str().ok_or("the URL has no host")?;
         let port = url.port_or_known_default().unwrap_or(80);
@@ -92,7 +100,9 @@ impl WebFetch {
             .await
             .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
             .collect();
-        let first = *addrs.first().ok_or_else(|| format!("`{host}` has no address"))?;
+        let first = *addrs
+            .first()
+            .ok_or_else(|| format!("`{host}` has no address"))?;
         if !self.settings.allow_private {
             if let Some(bad) = addrs.iter().find(|a| is_forbidden(a.ip())) {
                 return Err(format!(
@@ -112,22 +122,35 @@ impl WebFetch {
             let client = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .resolve(&host, addr)
-                .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION"), " (web_fetch)"))
+                .user_agent(concat!(
+                    "switchboard/",
+                    env!("CARGO_PKG_VERSION"),
+                    " (web_fetch)"
+                ))
                 .build()
                 .map_err(|e| e.to_string())?;
-            let resp = client.get(url.clone()).send().await.map_err(|e| format!("the fetch failed: {e}"))?;
+            let resp = client
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| format!("the fetch failed: {e}"))?;
             if resp.status().is_redirection() {
                 let next = resp
                     .headers()
                     .get(reqwest::header::LOCATION)
                     .and_then(|v| v.to_str().ok())
                     .ok_or("a redirect without a Location")?;
-                url = url.join(next).map_err(|e| format!("a bad redirect `{next}`: {e}"))?;
+                url = url
+                    .join(next)
+                    .map_err(|e| format!("a bad redirect `{next}`: {e}"))?;
                 continue;
             }
             return self.read(resp).await;
         }
-        Err(format!("more than {} redirects", self.settings.max_redirects))
+        Err(format!(
+            "more than {} redirects",
+            self.settings.max_redirects
+        ))
     }
 
     async fn read(&self, resp: reqwest::Response) -> Result<String, String> {
@@ -156,7 +179,15 @@ impl WebFetch {
             || kind.contains("json")
             || kind.contains("xml")
             || kind.contains("javascript");
-        let mut out = format!("HTTP {} ({})\n\n", status.as_u16(), if kind.is_empty() { "no content type" } else { &kind });
+        let mut out = format!(
+            "HTTP {} ({})\n\n",
+            status.as_u16(),
+            if kind.is_empty() {
+                "no content type"
+            } else {
+                &kind
+            }
+        );
         if !textual {
             out.push_str(&format!("[{} bytes of {kind} not shown]", body.len()));
             return Ok(out);
@@ -168,7 +199,10 @@ impl WebFetch {
             out.push_str(&text);
         }
         if cut {
-            out.push_str(&format!("\n\n[cut off after {} bytes]", self.settings.max_bytes));
+            out.push_str(&format!(
+                "\n\n[cut off after {} bytes]",
+                self.settings.max_bytes
+            ));
         }
         Ok(out)
     }
@@ -182,21 +216,39 @@ pub fn html_to_text(html: &str) -> String {
     let mut i = 0;
     while i < html.len() {
         if lower[i..].starts_with("<script") || lower[i..].starts_with("<style") {
-            let close = if lower[i..].starts_with("<script") { "</script>" } else { "</style>" };
-            i = lower[i..].find(close).map_or(html.len(), |at| i + at + close.len());
+            let close = if lower[i..].starts_with("<script") {
+                "</script>"
+            } else {
+                "</style>"
+            };
+            i = lower[i..]
+                .find(close)
+                .map_or(html.len(), |at| i + at + close.len());
             continue;
         }
         if html.as_bytes()[i] == b'<' {
             let end = html[i..].find('>').map_or(html.len(), |at| i + at + 1);
             let tag = &lower[i..end];
-            if ["<br", "<p", "</p", "<div", "</div", "<li", "<h", "</h", "<tr"].iter().any(|t| tag.starts_with(t)) {
+            if [
+                "<br", "<p", "</p", "<div", "</div", "<li", "<h", "</h", "<tr",
+            ]
+            .iter()
+            .any(|t| tag.starts_with(t))
+            {
                 out.push('\n');
             }
             i = end;
             continue;
         }
         let next = html[i..].find('<').map_or(html.len(), |at| i + at);
-        out.push_str(&html[i..next].replace("&nbsp;", " ").replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\""));
+        out.push_str(
+            &html[i..next]
+                .replace("&nbsp;", " ")
+                .replace("&amp;", "&")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\""),
+        );
         i = next;
     }
     let mut lines: Vec<String> = Vec::new();
@@ -213,7 +265,9 @@ impl Tool for WebFetch {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
             name: "web_fetch".into(),
-            description: "Fetch a web page (http or https) and return its text, shortened to a size limit.".into(),
+            description:
+                "Fetch a web page (http or https) and return its text, shortened to a size limit."
+                    .into(),
             parameters: json!({
                 "type": "object",
                 "properties": { "url": { "type": "string", "description": "The page's full URL" } },
@@ -248,12 +302,31 @@ mod tests {
     #[test]
     fn forbidden_addresses() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254", "0.0.0.0",
-            "100.64.0.1", "255.255.255.255", "224.0.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
         ] {
             assert!(is_forbidden(ip.parse().unwrap()), "{ip} must be refused");
         }
-        for ip in ["93.184.216.34", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111"] {
+        for ip in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+        ] {
             assert!(!is_forbidden(ip.parse().unwrap()), "{ip} is public");
         }
     }

@@ -20,7 +20,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into() }
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -72,17 +75,19 @@ pub struct LoadedConfig {
 
 /// Load the file at `path` (or only defaults when `None`), apply the
 /// environment `env` (pairs of name and value), normalize and validate.
-pub fn load(
-    path: Option<&Path>,
-    env: &[(String, String)],
-) -> Result<LoadedConfig, ConfigErrors> {
-    let source_name = path.map_or_else(|| "the default config".to_string(), |p| p.display().to_string());
+pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<LoadedConfig, ConfigErrors> {
+    let source_name = path.map_or_else(
+        || "the default config".to_string(),
+        |p| p.display().to_string(),
+    );
     let text = match path {
         Some(p) => std::fs::read_to_string(p).map_err(|e| ConfigErrors {
             source_name: source_name.clone(),
             errors: vec![ConfigError::new(
                 "",
-                format!("cannot read it: {e}. Check the path given with --config or SWITCHBOARD_CONFIG."),
+                format!(
+                    "cannot read it: {e}. Check the path given with --config or SWITCHBOARD_CONFIG."
+                ),
             )],
         })?,
         None => String::new(),
@@ -98,9 +103,15 @@ pub fn load_str(
     source_name: &str,
     env: &[(String, String)],
 ) -> Result<LoadedConfig, ConfigErrors> {
-    let fail = |errors| ConfigErrors { source_name: source_name.to_string(), errors };
+    let fail = |errors| ConfigErrors {
+        source_name: source_name.to_string(),
+        errors,
+    };
     let mut table: Table = text.parse().map_err(|e: toml::de::Error| {
-        fail(vec![ConfigError::new("", format!("is not valid TOML: {}", e.to_string().trim()))])
+        fail(vec![ConfigError::new(
+            "",
+            format!("is not valid TOML: {}", e.to_string().trim()),
+        )])
     })?;
     // A file without providers gets the default one before the environment
     // applies, so `SWITCHBOARD_PROVIDERS__LOCAL__BASE_URL` can adjust it.
@@ -116,7 +127,11 @@ pub fn load_str(
         .map_err(|e| fail(vec![deserialize_error(&e)]))?;
     fill_defaults(&mut config);
     let default_agent = validate::validate(&config).map_err(fail)?;
-    Ok(LoadedConfig { config, path: None, default_agent })
+    Ok(LoadedConfig {
+        config,
+        path: None,
+        default_agent,
+    })
 }
 
 fn deserialize_error(e: &serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
@@ -146,11 +161,15 @@ fn fill_defaults(config: &mut Config) {
         }
     }
     if config.providers.is_empty() {
-        config.providers.insert("local".into(), ProviderConfig::ollama());
+        config
+            .providers
+            .insert("local".into(), ProviderConfig::ollama());
     }
     if config.agents.is_empty() && config.providers.len() == 1 {
         let provider = config.providers.keys().next().cloned().unwrap_or_default();
-        config.agents.insert("main".into(), AgentConfig::on(&provider));
+        config
+            .agents
+            .insert("main".into(), AgentConfig::on(&provider));
     }
 }
 
@@ -162,7 +181,10 @@ fn apply_env(table: &mut Table, env: &[(String, String)]) -> Result<(), ConfigEr
     for (name, value) in env {
         let path: Vec<String> = if name == "SWITCHBOARD_TOKEN" {
             vec!["gateway".into(), "auth".into(), "token".into()]
-        } else if let Some(rest) = name.strip_prefix("SWITCHBOARD_").filter(|r| r.contains("__")) {
+        } else if let Some(rest) = name
+            .strip_prefix("SWITCHBOARD_")
+            .filter(|r| r.contains("__"))
+        {
             rest.split("__").map(str::to_ascii_lowercase).collect()
         } else {
             continue;
@@ -170,15 +192,24 @@ fn apply_env(table: &mut Table, env: &[(String, String)]) -> Result<(), ConfigEr
         if path.iter().any(String::is_empty) {
             return Err(ConfigError::new(
                 "",
-                format!("environment variable {name} has an empty key part: write keys as SWITCHBOARD_SECTION__KEY"),
+                format!(
+                    "environment variable {name} has an empty key part: write keys as SWITCHBOARD_SECTION__KEY"
+                ),
             ));
         }
         let key = path.join(".");
         let value = typed_env_value(&path, value).map_err(|m| {
-            ConfigError::new(key.clone(), format!("from environment variable {name}: {m}"))
+            ConfigError::new(
+                key.clone(),
+                format!("from environment variable {name}: {m}"),
+            )
         })?;
-        set_path(table, &path, value)
-            .map_err(|m| ConfigError::new(key.clone(), format!("from environment variable {name}: {m}")))?;
+        set_path(table, &path, value).map_err(|m| {
+            ConfigError::new(
+                key.clone(),
+                format!("from environment variable {name}: {m}"),
+            )
+        })?;
     }
     Ok(())
 }
@@ -207,9 +238,15 @@ fn typed_env_value(path: &[String], raw: &str) -> Result<Value, String> {
         Some(Value::Array(_)) => {
             let literal = format!("v = {raw}");
             match literal.parse::<Table>() {
-                Ok(mut t) if t.get("v").is_some_and(Value::is_array) => Ok(t.remove("v").unwrap_or(Value::Array(vec![]))),
+                Ok(mut t) if t.get("v").is_some_and(Value::is_array) => {
+                    Ok(t.remove("v").unwrap_or(Value::Array(vec![])))
+                }
                 _ => Ok(Value::Array(
-                    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect(),
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| Value::String(s.into()))
+                        .collect(),
                 )),
             }
         }
@@ -255,7 +292,9 @@ fn set_path(table: &mut Table, path: &[String], value: Value) -> Result<(), Stri
     let (last, parents) = path.split_last().ok_or("empty key")?;
     let mut cur = table;
     for part in parents {
-        let next = cur.entry(part.clone()).or_insert_with(|| Value::Table(Table::new()));
+        let next = cur
+            .entry(part.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
         cur = match next {
             Value::Table(t) => t,
             _ => return Err(format!("`{part}` is not a table in the config file")),
@@ -270,7 +309,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -300,16 +342,30 @@ mod tests {
         let err = load_str("[providers.x]\nkind = \"openai\"\n", "c", &[]).unwrap_err();
         assert_eq!(err.errors[0].key, "providers.x");
         assert!(err.to_string().contains("missing field `model`"), "{err}");
-        let err = load_str("[providers.x]\nkind = \"openai\"\nmodel = \"m\"\n", "c", &[]).unwrap_err();
+        let err = load_str(
+            "[providers.x]\nkind = \"openai\"\nmodel = \"m\"\n",
+            "c",
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(err.errors[0].key, "providers.x.base_url");
         assert!(err.to_string().contains("is required"), "{err}");
-        let ok = load_str("[providers.x]\nkind = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\n", "c", &[]).unwrap();
-        assert_eq!(ok.config.providers["x"].base_url, "https://api.anthropic.com");
+        let ok = load_str(
+            "[providers.x]\nkind = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\n",
+            "c",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            ok.config.providers["x"].base_url,
+            "https://api.anthropic.com"
+        );
     }
 
     #[test]
     fn env_overrides_file_with_typed_values() {
-        let text = "[providers.local]\nkind = \"openai\"\nbase_url = \"http://a/v1\"\nmodel = \"m\"\n";
+        let text =
+            "[providers.local]\nkind = \"openai\"\nbase_url = \"http://a/v1\"\nmodel = \"m\"\n";
         let c = load_str(
             text,
             "c",
@@ -322,22 +378,50 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(c.config.gateway.auth.token.as_deref(), Some("1234567890123456"));
+        assert_eq!(
+            c.config.gateway.auth.token.as_deref(),
+            Some("1234567890123456")
+        );
         assert_eq!(c.config.providers["local"].api_key.as_deref(), Some("987"));
         assert_eq!(c.config.gateway.max_concurrent_runs, 3);
         assert!(!c.config.channels.webchat.enabled);
-        let err = load_str("", "c", &env(&[("SWITCHBOARD_GATEWAY__MAX_CONCURRENT_RUNS", "x")])).unwrap_err();
-        assert!(err.to_string().contains("SWITCHBOARD_GATEWAY__MAX_CONCURRENT_RUNS"), "{err}");
+        let err = load_str(
+            "",
+            "c",
+            &env(&[("SWITCHBOARD_GATEWAY__MAX_CONCURRENT_RUNS", "x")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("SWITCHBOARD_GATEWAY__MAX_CONCURRENT_RUNS"),
+            "{err}"
+        );
     }
 
     #[test]
     fn env_adjusts_the_default_provider_without_a_file() {
-        let c = load_str("", "c", &env(&[("SWITCHBOARD_PROVIDERS__LOCAL__BASE_URL", "http://10.0.0.5:8000/v1")])).unwrap();
-        assert_eq!(c.config.providers["local"].base_url, "http://10.0.0.5:8000/v1");
+        let c = load_str(
+            "",
+            "c",
+            &env(&[(
+                "SWITCHBOARD_PROVIDERS__LOCAL__BASE_URL",
+                "http://10.0.0.5:8000/v1",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.config.providers["local"].base_url,
+            "http://10.0.0.5:8000/v1"
+        );
         assert_eq!(c.config.providers["local"].model, "llama3.2");
         assert_eq!(c.config.agents["main"].provider, "local");
         // A file with its own providers does not get the default one.
-        let c = load_str("[providers.x]\nkind = \"openai\"\nbase_url = \"http://a/v1\"\nmodel = \"m\"\n", "c", &[]).unwrap();
+        let c = load_str(
+            "[providers.x]\nkind = \"openai\"\nbase_url = \"http://a/v1\"\nmodel = \"m\"\n",
+            "c",
+            &[],
+        )
+        .unwrap();
         assert!(!c.config.providers.contains_key("local"));
         assert_eq!(c.config.agents["main"].provider, "x");
     }
@@ -351,7 +435,12 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let c = load_str("[gateway.auth]\ntoken = \"supersecret-token-value\"\n", "c", &[]).unwrap();
+        let c = load_str(
+            "[gateway.auth]\ntoken = \"supersecret-token-value\"\n",
+            "c",
+            &[],
+        )
+        .unwrap();
         assert!(!format!("{:?}", c.config).contains("supersecret"));
     }
 }

@@ -63,7 +63,11 @@ pub struct WebFetchConfig {
 impl Default for WebFetchConfig {
     fn default() -> Self {
         let d = switchboard_agents::tools::WebFetchSettings::default();
-        Self { allow_private: d.allow_private, max_bytes: d.max_bytes, timeout_secs: d.timeout.as_secs() }
+        Self {
+            allow_private: d.allow_private,
+            max_bytes: d.max_bytes,
+            timeout_secs: d.timeout.as_secs(),
+        }
     }
 }
 
@@ -333,7 +337,12 @@ pub struct AgentApprovalsConfig {
 impl Default for AgentApprovalsConfig {
     fn default() -> Self {
         let p = switchboard_agents::tools::ApprovalPolicy::default();
-        Self { mode: p.mode, tools: p.tools, allowlist: p.allowlist, timeout_secs: 300 }
+        Self {
+            mode: p.mode,
+            tools: p.tools,
+            allowlist: p.allowlist,
+            timeout_secs: 300,
+        }
     }
 }
 
@@ -482,7 +491,10 @@ pub struct RateLimitConfig {
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        Self { per_minute: 20, burst: 5 }
+        Self {
+            per_minute: 20,
+            burst: 5,
+        }
     }
 }
 

@@ -9,7 +9,9 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let g = &config.gateway;
     match g.bind.parse::<SocketAddr>() {
-        Ok(addr) if !addr.ip().is_loopback() && g.auth.token.as_deref().is_none_or(str::is_empty) => {
+        Ok(addr)
+            if !addr.ip().is_loopback() && g.auth.token.as_deref().is_none_or(str::is_empty) =>
+        {
             errors.push(ConfigError::new(
                 "gateway.bind",
                 format!(
@@ -22,7 +24,10 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
         Ok(_) => {}
         Err(_) => errors.push(ConfigError::new(
             "gateway.bind",
-            format!("`{}` is not an address: write it as IP:port, e.g. 127.0.0.1:7788", g.bind),
+            format!(
+                "`{}` is not an address: write it as IP:port, e.g. 127.0.0.1:7788",
+                g.bind
+            ),
         )),
     }
     if g.auth.token.as_deref().is_some_and(|t| t.trim().len() < 16) {
@@ -32,10 +37,16 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
         ));
     }
     if g.max_concurrent_runs == 0 {
-        errors.push(ConfigError::new("gateway.max_concurrent_runs", "must be at least 1"));
+        errors.push(ConfigError::new(
+            "gateway.max_concurrent_runs",
+            "must be at least 1",
+        ));
     }
     if g.inbound_queue == 0 {
-        errors.push(ConfigError::new("gateway.inbound_queue", "must be at least 1"));
+        errors.push(ConfigError::new(
+            "gateway.inbound_queue",
+            "must be at least 1",
+        ));
     }
     for (name, p) in &config.providers {
         let key = |k: &str| format!("providers.{name}.{k}");
@@ -51,7 +62,10 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
             )),
         }
         if p.model.trim().is_empty() {
-            errors.push(ConfigError::new(key("model"), "is empty: name the model to ask, e.g. llama3.2"));
+            errors.push(ConfigError::new(
+                key("model"),
+                "is empty: name the model to ask, e.g. llama3.2",
+            ));
         }
         if let Some(var) = &p.api_key_env {
             if p.api_key.is_none() && std::env::var_os(var).is_none() {
@@ -65,7 +79,14 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
             errors.push(ConfigError::new(key("timeout_secs"), "must be at least 1"));
         }
     }
-    let provider_names = || config.providers.keys().cloned().collect::<Vec<_>>().join(", ");
+    let provider_names = || {
+        config
+            .providers
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for (name, a) in &config.agents {
         if !config.providers.contains_key(&a.provider) {
             errors.push(ConfigError::new(
@@ -90,10 +111,16 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
             }
         }
         if a.context_window < 512 {
-            errors.push(ConfigError::new(format!("agents.{name}.context_window"), "must be at least 512 tokens"));
+            errors.push(ConfigError::new(
+                format!("agents.{name}.context_window"),
+                "must be at least 512 tokens",
+            ));
         }
         if a.history_limit == 0 {
-            errors.push(ConfigError::new(format!("agents.{name}.history_limit"), "must be at least 1"));
+            errors.push(ConfigError::new(
+                format!("agents.{name}.history_limit"),
+                "must be at least 1",
+            ));
         }
     }
     let agent_names = || config.agents.keys().cloned().collect::<Vec<_>>().join(", ");
@@ -102,7 +129,10 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
         Some(a) => {
             errors.push(ConfigError::new(
                 "gateway.default_agent",
-                format!("there is no agent named `{a}`: use one of: {}", agent_names()),
+                format!(
+                    "there is no agent named `{a}`: use one of: {}",
+                    agent_names()
+                ),
             ));
             None
         }
@@ -118,7 +148,10 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
         None => {
             errors.push(ConfigError::new(
                 "gateway.default_agent",
-                format!("several agents and none is named `main`: set it to one of: {}", agent_names()),
+                format!(
+                    "several agents and none is named `main`: set it to one of: {}",
+                    agent_names()
+                ),
             ));
             None
         }
@@ -127,7 +160,11 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
         if !config.agents.contains_key(&b.agent) {
             errors.push(ConfigError::new(
                 format!("bindings[{i}].agent"),
-                format!("there is no agent named `{}`: use one of: {}", b.agent, agent_names()),
+                format!(
+                    "there is no agent named `{}`: use one of: {}",
+                    b.agent,
+                    agent_names()
+                ),
             ));
         }
         if b.account.is_some() && b.channel.is_none() {
@@ -142,7 +179,10 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
         errors.push(ConfigError::new("sessions.mailbox", "must be at least 1"));
     }
     if s.daily_reset_hour.is_some_and(|h| h > 23) {
-        errors.push(ConfigError::new("sessions.daily_reset_hour", "must be an hour from 0 to 23"));
+        errors.push(ConfigError::new(
+            "sessions.daily_reset_hour",
+            "must be an hour from 0 to 23",
+        ));
     }
     if s.idle_reset_minutes == Some(0) {
         errors.push(ConfigError::new(
@@ -167,12 +207,20 @@ mod tests {
     #[test]
     fn references_and_addresses_are_checked() {
         let p = problems("[agents.main]\nprovider = \"nope\"\n");
-        assert!(p.contains("agents.main.provider: there is no provider named `nope`"), "{p}");
+        assert!(
+            p.contains("agents.main.provider: there is no provider named `nope`"),
+            "{p}"
+        );
         let p = problems("[gateway]\nbind = \"localhost\"\n");
-        assert!(p.contains("gateway.bind: `localhost` is not an address"), "{p}");
+        assert!(
+            p.contains("gateway.bind: `localhost` is not an address"),
+            "{p}"
+        );
         let p = problems("[[bindings]]\nagent = \"ghost\"\n");
         assert!(p.contains("bindings[0].agent"), "{p}");
-        let p = problems("[providers.local]\nkind = \"openai\"\nbase_url = \"ftp://x\"\nmodel = \"m\"\n");
+        let p = problems(
+            "[providers.local]\nkind = \"openai\"\nbase_url = \"ftp://x\"\nmodel = \"m\"\n",
+        );
         assert!(p.contains("providers.local.base_url"), "{p}");
     }
 
@@ -190,7 +238,8 @@ mod tests {
 
     #[test]
     fn several_problems_are_all_reported() {
-        let err = load_str("[sessions]\nmailbox = 0\ndaily_reset_hour = 24\n", "c", &[]).unwrap_err();
+        let err =
+            load_str("[sessions]\nmailbox = 0\ndaily_reset_hour = 24\n", "c", &[]).unwrap_err();
         assert_eq!(err.errors.len(), 2, "{err}");
     }
 }

@@ -15,7 +15,10 @@ use crate::clock::now_ms;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/api/status", get(|State(s): State<Arc<AppState>>| async move { axum::Json(status(&s)) }))
+        .route(
+            "/api/status",
+            get(|State(s): State<Arc<AppState>>| async move { axum::Json(status(&s)) }),
+        )
         .route("/api/sessions", get(list_sessions))
         .route("/api/sessions/{key}", get(show_session))
         .route("/api/sessions/{key}/reset", post(reset_session))
@@ -41,14 +44,25 @@ pub(super) struct SinceQuery {
 }
 
 /// Tokens per agent since a moment (default: today).
-pub(super) async fn usage_by_agent(state: &AppState, since: Option<i64>) -> Result<Value, ApiError> {
+pub(super) async fn usage_by_agent(
+    state: &AppState,
+    since: Option<i64>,
+) -> Result<Value, ApiError> {
     let since = since.unwrap_or_else(crate::clock::local_midnight_ms);
-    let rows = state.store.usage_by_agent(since).await.map_err(ApiError::internal)?;
-    let agents: serde_json::Map<String, Value> = rows.into_iter().map(|(a, t)| (a, json!(t))).collect();
+    let rows = state
+        .store
+        .usage_by_agent(since)
+        .await
+        .map_err(ApiError::internal)?;
+    let agents: serde_json::Map<String, Value> =
+        rows.into_iter().map(|(a, t)| (a, json!(t))).collect();
     Ok(json!({ "since_ms": since, "agents": agents }))
 }
 
-async fn usage(State(s): State<Arc<AppState>>, Query(q): Query<SinceQuery>) -> Result<axum::Json<Value>, ApiError> {
+async fn usage(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<SinceQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
     usage_by_agent(&s, q.since_ms).await.map(axum::Json)
 }
 
@@ -61,30 +75,52 @@ pub(super) struct AllQuery {
 
 /// Approval requests, newest first.
 pub(super) async fn approvals_list(state: &AppState, all: bool) -> Result<Value, ApiError> {
-    let list = state.store.approvals_list(!all, 200).await.map_err(ApiError::internal)?;
+    let list = state
+        .store
+        .approvals_list(!all, 200)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(json!({ "approvals": list }))
 }
 
 /// Decide one approval request.
-pub(super) async fn approval_decide(state: &AppState, id: &str, approve: bool, by: &str) -> Result<Value, ApiError> {
-    match state.approvals.resolve(id, approve, by, None).await.map_err(ApiError::internal)? {
+pub(super) async fn approval_decide(
+    state: &AppState,
+    id: &str,
+    approve: bool,
+    by: &str,
+) -> Result<Value, ApiError> {
+    match state
+        .approvals
+        .resolve(id, approve, by, None)
+        .await
+        .map_err(ApiError::internal)?
+    {
         Some(r) => Ok(json!({ "approval": r })),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no_such_approval",
-            format!("no pending approval `{id}` (decided already, expired, or never asked): list them with `switchboard approvals list`"),
+            format!(
+                "no pending approval `{id}` (decided already, expired, or never asked): list them with `switchboard approvals list`"
+            ),
         )),
     }
 }
 
-async fn list_approvals(State(s): State<Arc<AppState>>, Query(q): Query<AllQuery>) -> Result<axum::Json<Value>, ApiError> {
+async fn list_approvals(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<AllQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
     approvals_list(&s, q.all).await.map(axum::Json)
 }
 
 /// Who is deciding through the REST API: `cli` when the request comes from
 /// `switchboard`'s own command line, else `api`.
 fn decider(headers: &HeaderMap) -> &'static str {
-    match headers.get("x-switchboard-client").and_then(|v| v.to_str().ok()) {
+    match headers
+        .get("x-switchboard-client")
+        .and_then(|v| v.to_str().ok())
+    {
         Some("cli") => "cli",
         _ => "api",
     }
@@ -95,7 +131,9 @@ async fn approve_call(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    approval_decide(&s, &id, true, decider(&headers)).await.map(axum::Json)
+    approval_decide(&s, &id, true, decider(&headers))
+        .await
+        .map(axum::Json)
 }
 
 async fn deny_call(
@@ -103,7 +141,9 @@ async fn deny_call(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    approval_decide(&s, &id, false, decider(&headers)).await.map(axum::Json)
+    approval_decide(&s, &id, false, decider(&headers))
+        .await
+        .map(axum::Json)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,12 +170,25 @@ pub(super) fn status(state: &AppState) -> Value {
 }
 
 pub(super) async fn sessions_list(state: &AppState, limit: Option<u32>) -> Result<Value, ApiError> {
-    let list = state.store.sessions_list(limit.unwrap_or(100).min(10_000)).await.map_err(ApiError::internal)?;
+    let list = state
+        .store
+        .sessions_list(limit.unwrap_or(100).min(10_000))
+        .await
+        .map_err(ApiError::internal)?;
     Ok(json!({ "sessions": list }))
 }
 
-pub(super) async fn session_show(state: &AppState, key: &str, limit: Option<u32>) -> Result<Value, ApiError> {
-    let Some(session) = state.store.session_get(key).await.map_err(ApiError::internal)? else {
+pub(super) async fn session_show(
+    state: &AppState,
+    key: &str,
+    limit: Option<u32>,
+) -> Result<Value, ApiError> {
+    let Some(session) = state
+        .store
+        .session_get(key)
+        .await
+        .map_err(ApiError::internal)?
+    else {
         return Err(no_session(key));
     };
     let transcript = state
@@ -143,16 +196,35 @@ pub(super) async fn session_show(state: &AppState, key: &str, limit: Option<u32>
         .transcript(&session.session_id, limit.unwrap_or(200).min(10_000))
         .await
         .map_err(ApiError::internal)?;
-    let usage = state.store.usage_for_session(key, session.updated_at).await.map_err(ApiError::internal)?;
-    let all_time = state.store.usage_for_session(key, 0).await.map_err(ApiError::internal)?;
-    Ok(json!({ "session": session, "transcript": transcript, "usage": usage, "usage_all_generations": all_time }))
+    let usage = state
+        .store
+        .usage_for_session(key, session.updated_at)
+        .await
+        .map_err(ApiError::internal)?;
+    let all_time = state
+        .store
+        .usage_for_session(key, 0)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(
+        json!({ "session": session, "transcript": transcript, "usage": usage, "usage_all_generations": all_time }),
+    )
 }
 
 pub(super) async fn session_reset(state: &AppState, key: &str) -> Result<Value, ApiError> {
-    let Some(session) = state.store.session_get(key).await.map_err(ApiError::internal)? else {
+    let Some(session) = state
+        .store
+        .session_get(key)
+        .await
+        .map_err(ApiError::internal)?
+    else {
         return Err(no_session(key));
     };
-    let fresh = state.store.session_reset(key, &session.agent, now_ms()).await.map_err(ApiError::internal)?;
+    let fresh = state
+        .store
+        .session_reset(key, &session.agent, now_ms())
+        .await
+        .map_err(ApiError::internal)?;
     Ok(json!({ "session": fresh, "previous_session_id": session.session_id }))
 }
 
@@ -161,7 +233,10 @@ pub(super) fn session_cancel(state: &AppState, key: &str) -> Value {
     json!({ "cancelled": state.pipeline.sessions().cancel(key) })
 }
 
-async fn cancel_session(State(s): State<Arc<AppState>>, Path(key): Path<String>) -> axum::Json<Value> {
+async fn cancel_session(
+    State(s): State<Arc<AppState>>,
+    Path(key): Path<String>,
+) -> axum::Json<Value> {
     axum::Json(session_cancel(&s, &key))
 }
 
@@ -173,8 +248,15 @@ fn no_session(key: &str) -> ApiError {
     )
 }
 
-pub(super) async fn pairing_list(state: &AppState, channel: Option<&str>) -> Result<Value, ApiError> {
-    let list = state.store.pairing_list(channel, now_ms()).await.map_err(ApiError::internal)?;
+pub(super) async fn pairing_list(
+    state: &AppState,
+    channel: Option<&str>,
+) -> Result<Value, ApiError> {
+    let list = state
+        .store
+        .pairing_list(channel, now_ms())
+        .await
+        .map_err(ApiError::internal)?;
     Ok(json!({ "pending": list }))
 }
 
@@ -203,7 +285,10 @@ pub(super) async fn pairing_decide(
     }
 }
 
-async fn list_sessions(State(s): State<Arc<AppState>>, Query(q): Query<LimitQuery>) -> Result<axum::Json<Value>, ApiError> {
+async fn list_sessions(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<LimitQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
     sessions_list(&s, q.limit).await.map(axum::Json)
 }
 
@@ -215,11 +300,17 @@ async fn show_session(
     session_show(&s, &key, q.limit).await.map(axum::Json)
 }
 
-async fn reset_session(State(s): State<Arc<AppState>>, Path(key): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+async fn reset_session(
+    State(s): State<Arc<AppState>>,
+    Path(key): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
     session_reset(&s, &key).await.map(axum::Json)
 }
 
-async fn list_pairing(State(s): State<Arc<AppState>>, Query(q): Query<ChannelQuery>) -> Result<axum::Json<Value>, ApiError> {
+async fn list_pairing(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<ChannelQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
     pairing_list(&s, q.channel.as_deref()).await.map(axum::Json)
 }
 
@@ -228,7 +319,9 @@ async fn approve(
     headers: HeaderMap,
     Path((channel, code)): Path<(String, String)>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    pairing_decide(&s, &channel, &code, true, decider(&headers)).await.map(axum::Json)
+    pairing_decide(&s, &channel, &code, true, decider(&headers))
+        .await
+        .map(axum::Json)
 }
 
 async fn deny(
@@ -236,5 +329,7 @@ async fn deny(
     headers: HeaderMap,
     Path((channel, code)): Path<(String, String)>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    pairing_decide(&s, &channel, &code, false, decider(&headers)).await.map(axum::Json)
+    pairing_decide(&s, &channel, &code, false, decider(&headers))
+        .await
+        .map(axum::Json)
 }

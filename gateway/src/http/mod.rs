@@ -81,13 +81,20 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if reasons.is_empty() {
         (StatusCode::OK, axum::Json(json!({ "ready": true }))).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "ready": false, "reasons": reasons })))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "ready": false, "reasons": reasons })),
+        )
             .into_response()
     }
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see docs/protocol.md")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see docs/protocol.md",
+    )
 }
 
 /// Bearer token check. The WebSocket may carry it as `?token=` because
@@ -97,7 +104,9 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
         (req.uri().path() == "/api/ws")
             .then(|| {
                 req.uri().query().and_then(|q| {
-                    q.split('&').find_map(|kv| kv.strip_prefix("token=")).map(str::to_string)
+                    q.split('&')
+                        .find_map(|kv| kv.strip_prefix("token="))
+                        .map(str::to_string)
                 })
             })
             .flatten()
@@ -122,7 +131,9 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
 }
 
 /// An error answer in OpenAI's shape: `{"error": {"message", "type", "code"}}`.
@@ -137,12 +148,21 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a status, a machine code and a readable message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "request failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", format!("the gateway failed: {e}"))
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            format!("the gateway failed: {e}"),
+        )
     }
 
     fn body(&self) -> serde_json::Value {
@@ -176,7 +196,11 @@ pub(crate) fn webchat_inbound(user: &str, text: String, message_id: String) -> I
         chat_kind: ChatKind::Dm,
         chat_id: user.to_string(),
         thread_id: None,
-        sender: Sender { id: user.to_string(), name: Some(user.to_string()), is_bot: false },
+        sender: Sender {
+            id: user.to_string(),
+            name: Some(user.to_string()),
+            is_bot: false,
+        },
         text,
         attachments: Vec::new(),
         mentioned: true,
@@ -209,16 +233,34 @@ pub(crate) async fn submit(
     };
     let mut waiter = webchat.wait_for(&inbound.message_id);
     let message_id = inbound.message_id.clone();
-    let admission = state.pipeline.admit(inbound, agent).await.map_err(ApiError::internal)?;
-    state.health.touch(&format!("channel:{}/{}", webchat::NAME, webchat::ACCOUNT));
+    let admission = state
+        .pipeline
+        .admit(inbound, agent)
+        .await
+        .map_err(ApiError::internal)?;
+    state
+        .health
+        .touch(&format!("channel:{}/{}", webchat::NAME, webchat::ACCOUNT));
     let mut notice = || match waiter.events.try_recv() {
         Ok(switchboard_channel::ReplyEvent::Notice { text }) => Some(text),
         _ => None,
     };
     match admission {
-        Admission::Queued { ingress_id, session_key, agent } | Admission::Answered { ingress_id, session_key, agent } => {
-            Ok(Submitted { waiter, session_key, agent, ingress_id })
+        Admission::Queued {
+            ingress_id,
+            session_key,
+            agent,
         }
+        | Admission::Answered {
+            ingress_id,
+            session_key,
+            agent,
+        } => Ok(Submitted {
+            waiter,
+            session_key,
+            agent,
+            ingress_id,
+        }),
         Admission::Duplicate { ingress_id, status } => Err(ApiError::new(
             StatusCode::CONFLICT,
             "duplicate_message",
@@ -247,7 +289,11 @@ pub(crate) async fn submit(
             Err(e)
         }
         Admission::Busy => {
-            let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "session_busy", crate::sessions::BUSY_NOTICE);
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "session_busy",
+                crate::sessions::BUSY_NOTICE,
+            );
             e.retry_after = Some(5);
             Err(e)
         }

@@ -85,21 +85,36 @@ async fn chat_completions(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let req: ChatRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the request body is not a valid chat completion request: {e}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the request body is not a valid chat completion request: {e}"),
+        )
     })?;
     let Some((last, earlier)) = req.messages.split_last() else {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty_messages", "`messages` is empty: send at least one message with role `user`"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_messages",
+            "`messages` is empty: send at least one message with role `user`",
+        ));
     };
     if last.role != "user" {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "last_message_not_user",
-            format!("the last message has role `{}`: the gateway answers the last message, which must have role `user`", last.role),
+            format!(
+                "the last message has role `{}`: the gateway answers the last message, which must have role `user`",
+                last.role
+            ),
         ));
     }
     let text = content_text(&last.content);
     if text.trim().is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty_message", "the last user message has no text"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_message",
+            "the last user message has no text",
+        ));
     }
     let agent = req.model.clone().filter(|m| state.agents.contains(m));
     let message_id = headers
@@ -146,7 +161,11 @@ async fn seed_one_off(
                 _ => return None,
             };
             let content = content_text(&m.content);
-            (!content.is_empty()).then_some(TurnEntry { role, content, ingress_id: None })
+            (!content.is_empty()).then_some(TurnEntry {
+                role,
+                content,
+                ingress_id: None,
+            })
         })
         .collect();
     if entries.is_empty() {
@@ -155,7 +174,11 @@ async fn seed_one_off(
     let probe = webchat_inbound(user, String::new(), String::new());
     let route = state.pipeline.router().route_with(&probe, agent);
     let now = now_ms();
-    let session = state.store.session_open(&route.session_key, &route.agent, now).await.map_err(ApiError::internal)?;
+    let session = state
+        .store
+        .session_open(&route.session_key, &route.agent, now)
+        .await
+        .map_err(ApiError::internal)?;
     state
         .store
         .commit_turn(TurnCommit {
@@ -181,13 +204,22 @@ fn usage_json(u: Option<TokenUsage>) -> Value {
     })
 }
 
-async fn whole_answer(mut s: Submitted, id: String, model: String, created: i64) -> Result<Response, ApiError> {
+async fn whole_answer(
+    mut s: Submitted,
+    id: String,
+    model: String,
+    created: i64,
+) -> Result<Response, ApiError> {
     while let Some(event) = s.waiter.events.recv().await {
         let (text, usage) = match event {
             ReplyEvent::Done { text, usage } => (text, usage),
             ReplyEvent::Notice { text } => (text, None),
             ReplyEvent::Failed { message } => {
-                return Err(ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", message));
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_error",
+                    message,
+                ));
             }
             ReplyEvent::Working | ReplyEvent::Delta { .. } => continue,
         };
@@ -208,7 +240,10 @@ async fn whole_answer(mut s: Submitted, id: String, model: String, created: i64)
     Err(ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "shutting_down",
-        format!("the gateway stopped before answering; the message (ingress row {}) will be answered after it restarts", s.ingress_id),
+        format!(
+            "the gateway stopped before answering; the message (ingress row {}) will be answered after it restarts",
+            s.ingress_id
+        ),
     ))
 }
 
@@ -244,7 +279,8 @@ impl StreamState {
 
     fn error(message: &str, code: &str) -> Event {
         Event::default().data(
-            json!({ "error": { "message": message, "type": "server_error", "code": code } }).to_string(),
+            json!({ "error": { "message": message, "type": "server_error", "code": code } })
+                .to_string(),
         )
     }
 
@@ -256,7 +292,11 @@ impl StreamState {
                 Some(ReplyEvent::Working) => Event::default().comment("working"),
                 Some(ReplyEvent::Delta { text }) => self.chunk(json!({ "content": text }), None),
                 Some(ReplyEvent::Done { usage, .. }) => {
-                    self.phase = if self.include_usage { Phase::Usage(usage) } else { Phase::Done };
+                    self.phase = if self.include_usage {
+                        Phase::Usage(usage)
+                    } else {
+                        Phase::Done
+                    };
                     self.chunk(json!({}), Some("stop"))
                 }
                 Some(ReplyEvent::Notice { text }) => {
@@ -304,6 +344,13 @@ fn stream_answer(
     created: i64,
     include_usage: bool,
 ) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
-    let state = StreamState { submitted, id, model, created, include_usage, phase: Phase::Role };
+    let state = StreamState {
+        submitted,
+        id,
+        model,
+        created,
+        include_usage,
+        phase: Phase::Role,
+    };
     Sse::new(futures::stream::unfold(state, StreamState::next)).keep_alive(KeepAlive::default())
 }

@@ -25,7 +25,8 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
     // Requests are small; a megabyte is plenty and bounds what one client
     // can make the gateway hold.
-    ws.max_message_size(1 << 20).on_upgrade(move |socket| connection(state, socket))
+    ws.max_message_size(1 << 20)
+        .on_upgrade(move |socket| connection(state, socket))
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,7 +58,11 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
     let (out, mut outbox) = mpsc::channel::<Value>(OUTBOX);
     let writer = tokio::spawn(async move {
         while let Some(frame) = outbox.recv().await {
-            if sink.send(Message::Text(frame.to_string().into())).await.is_err() {
+            if sink
+                .send(Message::Text(frame.to_string().into()))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -74,7 +79,13 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
             Ok(f) => f,
             Err(e) => {
                 let _ = out
-                    .send(error_frame(&Value::Null, "bad_frame", &format!("not a request frame ({e}); send {{\"id\", \"method\", \"params\"}}")))
+                    .send(error_frame(
+                        &Value::Null,
+                        "bad_frame",
+                        &format!(
+                            "not a request frame ({e}); send {{\"id\", \"method\", \"params\"}}"
+                        ),
+                    ))
                     .await;
                 continue;
             }
@@ -82,10 +93,16 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
         let reply = handle(&state, &out, &frame, &mut subscribed).await;
         let frame = match reply {
             Ok(None) => continue, // already answered
-            Ok(Some(result)) => json!({ "type": "response", "id": frame.id, "ok": true, "result": result }),
+            Ok(Some(result)) => {
+                json!({ "type": "response", "id": frame.id, "ok": true, "result": result })
+            }
             Err(e) => {
                 let body = e.body();
-                error_frame(&frame.id, body["error"]["code"].as_str().unwrap_or("error"), body["error"]["message"].as_str().unwrap_or(""))
+                error_frame(
+                    &frame.id,
+                    body["error"]["code"].as_str().unwrap_or("error"),
+                    body["error"]["message"].as_str().unwrap_or(""),
+                )
             }
         };
         if out.send(frame).await.is_err() {
@@ -102,13 +119,21 @@ fn error_frame(id: &Value, code: &str, message: &str) -> Value {
 
 fn param<T: serde::de::DeserializeOwned>(params: &Value) -> Result<T, ApiError> {
     serde_json::from_value(params.clone()).map_err(|e| {
-        ApiError::new(axum::http::StatusCode::BAD_REQUEST, "bad_params", format!("bad params: {e}"))
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "bad_params",
+            format!("bad params: {e}"),
+        )
     })
 }
 
 fn required<'a>(params: &'a Value, name: &str) -> Result<&'a str, ApiError> {
     params.get(name).and_then(Value::as_str).ok_or_else(|| {
-        ApiError::new(axum::http::StatusCode::BAD_REQUEST, "bad_params", format!("params.{name} is required (a string)"))
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "bad_params",
+            format!("params.{name} is required (a string)"),
+        )
     })
 }
 
@@ -120,24 +145,67 @@ async fn handle(
 ) -> Result<Option<Value>, ApiError> {
     let p = &frame.params;
     if frame.method == "chat.send" {
-        return chat_send(state, out, &frame.id, param(p)?).await.map(|()| None);
+        return chat_send(state, out, &frame.id, param(p)?)
+            .await
+            .map(|()| None);
     }
     let result = match frame.method.as_str() {
-        "sessions.list" => control::sessions_list(state, p.get("limit").and_then(Value::as_u64).map(|n| n.min(u64::from(u32::MAX)) as u32)).await,
+        "sessions.list" => {
+            control::sessions_list(
+                state,
+                p.get("limit")
+                    .and_then(Value::as_u64)
+                    .map(|n| n.min(u64::from(u32::MAX)) as u32),
+            )
+            .await
+        }
         "sessions.get" => {
-            let limit = p.get("limit").and_then(Value::as_u64).map(|n| n.min(u64::from(u32::MAX)) as u32);
+            let limit = p
+                .get("limit")
+                .and_then(Value::as_u64)
+                .map(|n| n.min(u64::from(u32::MAX)) as u32);
             control::session_show(state, required(p, "key")?, limit).await
         }
         "sessions.reset" => control::session_reset(state, required(p, "key")?).await,
         "sessions.cancel" => Ok(control::session_cancel(state, required(p, "key")?)),
-        "pairing.list" => control::pairing_list(state, p.get("channel").and_then(Value::as_str)).await,
-        "pairing.approve" => control::pairing_decide(state, required(p, "channel")?, required(p, "code")?, true, "ws").await,
-        "pairing.deny" => control::pairing_decide(state, required(p, "channel")?, required(p, "code")?, false, "ws").await,
+        "pairing.list" => {
+            control::pairing_list(state, p.get("channel").and_then(Value::as_str)).await
+        }
+        "pairing.approve" => {
+            control::pairing_decide(
+                state,
+                required(p, "channel")?,
+                required(p, "code")?,
+                true,
+                "ws",
+            )
+            .await
+        }
+        "pairing.deny" => {
+            control::pairing_decide(
+                state,
+                required(p, "channel")?,
+                required(p, "code")?,
+                false,
+                "ws",
+            )
+            .await
+        }
         "health.get" => Ok(control::status(state)),
-        "approvals.list" => control::approvals_list(state, p.get("all").and_then(Value::as_bool).unwrap_or(false)).await,
-        "approvals.approve" => control::approval_decide(state, required(p, "id")?, true, "ws").await,
+        "approvals.list" => {
+            control::approvals_list(
+                state,
+                p.get("all").and_then(Value::as_bool).unwrap_or(false),
+            )
+            .await
+        }
+        "approvals.approve" => {
+            control::approval_decide(state, required(p, "id")?, true, "ws").await
+        }
         "approvals.deny" => control::approval_decide(state, required(p, "id")?, false, "ws").await,
-        "usage.get" => control::usage_by_agent(state, p.get("since_ms").and_then(Value::as_i64)).await,
+        "usage.get" => {
+            control::usage_by_agent(state, p.get("since_ms").and_then(Value::as_i64)).await
+        }
         "events.subscribe" => {
             if !*subscribed {
                 *subscribed = true;
@@ -147,14 +215,21 @@ async fn handle(
                     loop {
                         match rx.recv().await {
                             Ok(ev) => {
-                                let Ok(mut v) = serde_json::to_value(&ev) else { continue };
+                                let Ok(mut v) = serde_json::to_value(&ev) else {
+                                    continue;
+                                };
                                 let name = v.get("event").cloned().unwrap_or(Value::Null);
-                                let data = v.get_mut("data").map(Value::take).unwrap_or(Value::Null);
+                                let data =
+                                    v.get_mut("data").map(Value::take).unwrap_or(Value::Null);
                                 let mut data = if data.is_object() { data } else { json!({}) };
                                 data["session_key"] = json!(ev.session_key);
                                 data["channel"] = json!(ev.channel);
                                 data["message_id"] = json!(ev.message_id);
-                                if out.send(json!({ "type": "event", "event": name, "data": data })).await.is_err() {
+                                if out
+                                    .send(json!({ "type": "event", "event": name, "data": data }))
+                                    .await
+                                    .is_err()
+                                {
                                     break;
                                 }
                             }
@@ -181,12 +256,26 @@ async fn handle(
 }
 
 /// Admit a message, answer the request, then stream its events.
-async fn chat_send(state: &Arc<AppState>, out: &mpsc::Sender<Value>, id: &Value, req: ChatSend) -> Result<(), ApiError> {
+async fn chat_send(
+    state: &Arc<AppState>,
+    out: &mpsc::Sender<Value>,
+    id: &Value,
+    req: ChatSend,
+) -> Result<(), ApiError> {
     if req.text.trim().is_empty() {
-        return Err(ApiError::new(axum::http::StatusCode::BAD_REQUEST, "empty_message", "params.text is empty"));
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "empty_message",
+            "params.text is empty",
+        ));
     }
-    let user = req.user.filter(|u| !u.trim().is_empty()).unwrap_or_else(|| "web".into());
-    let message_id = req.message_id.unwrap_or_else(|| format!("ws-{}", uuid::Uuid::new_v4().simple()));
+    let user = req
+        .user
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "web".into());
+    let message_id = req
+        .message_id
+        .unwrap_or_else(|| format!("ws-{}", uuid::Uuid::new_v4().simple()));
     let inbound = webchat_inbound(&user, req.text, message_id.clone());
     let mut submitted = submit(state, inbound, req.agent).await?;
     let session_key = submitted.session_key.clone();
@@ -206,14 +295,21 @@ async fn chat_send(state: &Arc<AppState>, out: &mpsc::Sender<Value>, id: &Value,
             let (name, mut data) = match event {
                 ReplyEvent::Working => ("chat.started", json!({})),
                 ReplyEvent::Delta { text } => ("chat.delta", json!({ "text": text })),
-                ReplyEvent::Done { text, usage } => ("chat.done", json!({ "text": text, "usage": usage })),
+                ReplyEvent::Done { text, usage } => {
+                    ("chat.done", json!({ "text": text, "usage": usage }))
+                }
                 ReplyEvent::Failed { message } => ("chat.error", json!({ "message": message })),
                 ReplyEvent::Notice { text } => ("chat.notice", json!({ "text": text })),
             };
             data["message_id"] = json!(message_id);
             data["session_key"] = json!(session_key);
             let last = name != "chat.started" && name != "chat.delta";
-            if out.send(json!({ "type": "event", "event": name, "data": data })).await.is_err() || last {
+            if out
+                .send(json!({ "type": "event", "event": name, "data": data }))
+                .await
+                .is_err()
+                || last
+            {
                 break;
             }
         }

@@ -41,8 +41,12 @@ pub fn precheck(rules: &AccessRules, m: &Inbound) -> Precheck {
                 DmPolicy::Disabled => Decided(Access::Ignore("DMs are disabled")),
                 DmPolicy::Open => Decided(Access::Allow),
                 _ if listed => Decided(Access::Allow),
-                DmPolicy::Allowlist => IfAllowlisted { on_miss: Access::Ignore("sender not on the allowlist") },
-                DmPolicy::Pairing => IfAllowlisted { on_miss: Access::Pair },
+                DmPolicy::Allowlist => IfAllowlisted {
+                    on_miss: Access::Ignore("sender not on the allowlist"),
+                },
+                DmPolicy::Pairing => IfAllowlisted {
+                    on_miss: Access::Pair,
+                },
             }
         }
         ChatKind::Group | ChatKind::Thread => {
@@ -86,7 +90,11 @@ mod tests {
             chat_kind: kind,
             chat_id: chat.into(),
             thread_id: None,
-            sender: Sender { id: sender.into(), name: None, is_bot: false },
+            sender: Sender {
+                id: sender.into(),
+                name: None,
+                is_bot: false,
+            },
             text: "hi".into(),
             attachments: vec![],
             mentioned,
@@ -100,30 +108,64 @@ mod tests {
         let stranger = msg(ChatKind::Dm, "s", "stranger", false);
         let friend = msg(ChatKind::Dm, "f", "friend", false);
         let r = rules(DmPolicy::Pairing, GroupPolicy::Allowlist);
-        assert_eq!(precheck(&r, &stranger), Precheck::IfAllowlisted { on_miss: Access::Pair });
+        assert_eq!(
+            precheck(&r, &stranger),
+            Precheck::IfAllowlisted {
+                on_miss: Access::Pair
+            }
+        );
         assert_eq!(precheck(&r, &friend), Precheck::Decided(Access::Allow));
         let r = rules(DmPolicy::Allowlist, GroupPolicy::Allowlist);
-        assert!(matches!(precheck(&r, &stranger), Precheck::IfAllowlisted { on_miss: Access::Ignore(_) }));
+        assert!(matches!(
+            precheck(&r, &stranger),
+            Precheck::IfAllowlisted {
+                on_miss: Access::Ignore(_)
+            }
+        ));
         let r = rules(DmPolicy::Open, GroupPolicy::Allowlist);
         assert_eq!(precheck(&r, &stranger), Precheck::Decided(Access::Allow));
         let r = rules(DmPolicy::Disabled, GroupPolicy::Allowlist);
-        assert!(matches!(precheck(&r, &friend), Precheck::Decided(Access::Ignore(_))));
+        assert!(matches!(
+            precheck(&r, &friend),
+            Precheck::Decided(Access::Ignore(_))
+        ));
     }
 
     #[test]
     fn group_policies_and_mention_gating() {
         let r = rules(DmPolicy::Pairing, GroupPolicy::Allowlist);
-        assert!(matches!(precheck(&r, &msg(ChatKind::Group, "g1", "x", false)), Precheck::Decided(Access::Ignore(_))));
-        assert_eq!(precheck(&r, &msg(ChatKind::Group, "g1", "x", true)), Precheck::Decided(Access::Allow));
-        assert!(matches!(precheck(&r, &msg(ChatKind::Group, "g2", "x", true)), Precheck::Decided(Access::Ignore(_))));
+        assert!(matches!(
+            precheck(&r, &msg(ChatKind::Group, "g1", "x", false)),
+            Precheck::Decided(Access::Ignore(_))
+        ));
+        assert_eq!(
+            precheck(&r, &msg(ChatKind::Group, "g1", "x", true)),
+            Precheck::Decided(Access::Allow)
+        );
+        assert!(matches!(
+            precheck(&r, &msg(ChatKind::Group, "g2", "x", true)),
+            Precheck::Decided(Access::Ignore(_))
+        ));
         let mut open = rules(DmPolicy::Pairing, GroupPolicy::Open);
-        assert_eq!(precheck(&open, &msg(ChatKind::Thread, "g9", "x", true)), Precheck::Decided(Access::Allow));
+        assert_eq!(
+            precheck(&open, &msg(ChatKind::Thread, "g9", "x", true)),
+            Precheck::Decided(Access::Allow)
+        );
         open.require_mention = false;
-        assert_eq!(precheck(&open, &msg(ChatKind::Group, "g9", "x", false)), Precheck::Decided(Access::Allow));
+        assert_eq!(
+            precheck(&open, &msg(ChatKind::Group, "g9", "x", false)),
+            Precheck::Decided(Access::Allow)
+        );
         let off = rules(DmPolicy::Open, GroupPolicy::Disabled);
-        assert!(matches!(precheck(&off, &msg(ChatKind::Group, "g1", "x", true)), Precheck::Decided(Access::Ignore(_))));
+        assert!(matches!(
+            precheck(&off, &msg(ChatKind::Group, "g1", "x", true)),
+            Precheck::Decided(Access::Ignore(_))
+        ));
         let mut bot = msg(ChatKind::Dm, "b", "friend", false);
         bot.sender.is_bot = true;
-        assert!(matches!(precheck(&off, &bot), Precheck::Decided(Access::Ignore(_))));
+        assert!(matches!(
+            precheck(&off, &bot),
+            Precheck::Decided(Access::Ignore(_))
+        ));
     }
 }

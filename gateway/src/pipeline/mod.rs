@@ -133,7 +133,15 @@ impl Pipeline {
                 (k, AccountAccess { rules, gate })
             })
             .collect();
-        Self { store, channels, sessions, router, access, rng: Mutex::new(StdRng::from_os_rng()), approvals }
+        Self {
+            store,
+            channels,
+            sessions,
+            router,
+            access,
+            rng: Mutex::new(StdRng::from_os_rng()),
+            approvals,
+        }
     }
 
     /// The router.
@@ -150,19 +158,33 @@ impl Pipeline {
     /// duplicate and not answered again), then process it. `agent` asks for
     /// a specific agent (the web chat's `model`); it is ignored when no such
     /// agent exists.
-    pub async fn admit(&self, inbound: Inbound, agent: Option<String>) -> Result<Admission, StoreError> {
+    pub async fn admit(
+        &self,
+        inbound: Inbound,
+        agent: Option<String>,
+    ) -> Result<Admission, StoreError> {
         let payload = IngressPayload { inbound, agent };
-        let json = serde_json::to_string(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json =
+            serde_json::to_string(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let IngressPayload { inbound, agent } = payload;
         let payload = json;
         let accepted = self
             .store
-            .ingress_accept(&inbound.channel, &inbound.account, &inbound.message_id, &payload, now_ms())
+            .ingress_accept(
+                &inbound.channel,
+                &inbound.account,
+                &inbound.message_id,
+                &payload,
+                now_ms(),
+            )
             .await?;
         match accepted {
             IngressAccept::Duplicate { id, status } => {
                 tracing::info!(channel = %inbound.channel, message_id = %inbound.message_id, "duplicate delivery ignored");
-                Ok(Admission::Duplicate { ingress_id: id, status })
+                Ok(Admission::Duplicate {
+                    ingress_id: id,
+                    status,
+                })
             }
             IngressAccept::Accepted(id) => self.process(id, inbound, agent).await,
         }
@@ -182,7 +204,11 @@ impl Pipeline {
         let verdict = match precheck(&account.rules, &inbound) {
             Precheck::Decided(v) => v,
             Precheck::IfAllowlisted { on_miss } => {
-                if self.store.allow_contains(&inbound.channel, &inbound.account, &inbound.sender.id).await? {
+                if self
+                    .store
+                    .allow_contains(&inbound.channel, &inbound.account, &inbound.sender.id)
+                    .await?
+                {
                     Access::Allow
                 } else {
                     on_miss
@@ -198,9 +224,18 @@ impl Pipeline {
             RateVerdict::Pass => {}
             verdict => {
                 if verdict == RateVerdict::LimitedNotify {
-                    self.channels.notify(&inbound.reply_target(), ratelimit::NOTICE.into()).await;
+                    self.channels
+                        .notify(&inbound.reply_target(), ratelimit::NOTICE.into())
+                        .await;
                 }
-                self.store.ingress_finish(ingress_id, IngressStatus::Ignored, Some("rate limited"), now_ms()).await?;
+                self.store
+                    .ingress_finish(
+                        ingress_id,
+                        IngressStatus::Ignored,
+                        Some("rate limited"),
+                        now_ms(),
+                    )
+                    .await?;
                 return Ok(Admission::RateLimited);
             }
         }
@@ -208,21 +243,52 @@ impl Pipeline {
         if let Some((approve, id)) = approval_command(&inbound.text) {
             // Decided here, not in the session: its turn is waiting on it.
             let by = format!("chat:{}", inbound.sender.id);
-            let text = match self.approvals.resolve(id, approve, &by, Some(&route.session_key)).await? {
+            let text = match self
+                .approvals
+                .resolve(id, approve, &by, Some(&route.session_key))
+                .await?
+            {
                 Some(r) if approve => format!("Approved: `{}` runs now.", r.tool),
                 Some(r) => format!("Denied: `{}` will not run.", r.tool),
                 None => format!("There is no pending approval `{id}` in this conversation."),
             };
             self.channels.notify(&inbound.reply_target(), text).await;
-            self.store.ingress_finish(ingress_id, IngressStatus::Done, None, now_ms()).await?;
-            return Ok(Admission::Answered { ingress_id, session_key: route.session_key, agent: route.agent });
+            self.store
+                .ingress_finish(ingress_id, IngressStatus::Done, None, now_ms())
+                .await?;
+            return Ok(Admission::Answered {
+                ingress_id,
+                session_key: route.session_key,
+                agent: route.agent,
+            });
         }
-        let job = Job { ingress_id, inbound, agent: route.agent.clone(), session_key: route.session_key.clone() };
+        let job = Job {
+            ingress_id,
+            inbound,
+            agent: route.agent.clone(),
+            session_key: route.session_key.clone(),
+        };
         match self.sessions.dispatch(job) {
-            Ok(()) => Ok(Admission::Queued { ingress_id, session_key: route.session_key, agent: route.agent }),
+            Ok(()) => Ok(Admission::Queued {
+                ingress_id,
+                session_key: route.session_key,
+                agent: route.agent,
+            }),
             Err(DispatchError::Busy(job)) => {
-                self.channels.notify(&job.inbound.reply_target(), crate::sessions::BUSY_NOTICE.into()).await;
-                self.store.ingress_finish(ingress_id, IngressStatus::Failed, Some("session queue full"), now_ms()).await?;
+                self.channels
+                    .notify(
+                        &job.inbound.reply_target(),
+                        crate::sessions::BUSY_NOTICE.into(),
+                    )
+                    .await;
+                self.store
+                    .ingress_finish(
+                        ingress_id,
+                        IngressStatus::Failed,
+                        Some("session queue full"),
+                        now_ms(),
+                    )
+                    .await?;
                 Ok(Admission::Busy)
             }
             Err(DispatchError::Closed(_)) => Ok(Admission::Deferred),
@@ -231,7 +297,9 @@ impl Pipeline {
 
     async fn ignore(&self, ingress_id: i64, reason: &'static str) -> Result<Admission, StoreError> {
         tracing::debug!(ingress_id, reason, "message ignored");
-        self.store.ingress_finish(ingress_id, IngressStatus::Ignored, Some(reason), now_ms()).await?;
+        self.store
+            .ingress_finish(ingress_id, IngressStatus::Ignored, Some(reason), now_ms())
+            .await?;
         Ok(Admission::Ignored { reason })
     }
 
@@ -263,21 +331,38 @@ impl Pipeline {
                     })
                     .await?;
                 tracing::info!(channel = %m.channel, account = %m.account, sender = %m.sender.id, "pairing code issued");
-                self.channels.notify(&m.reply_target(), pairing::code_message(&m.channel, &code)).await;
+                self.channels
+                    .notify(&m.reply_target(), pairing::code_message(&m.channel, &code))
+                    .await;
             }
             PairingDecision::AlreadyPending => {}
             PairingDecision::QueueFull => {
                 tracing::warn!(channel = %m.channel, account = %m.account, "pairing queue full; unknown sender ignored");
             }
         }
-        self.store.ingress_finish(ingress_id, IngressStatus::Ignored, Some("awaiting pairing"), now_ms()).await?;
+        self.store
+            .ingress_finish(
+                ingress_id,
+                IngressStatus::Ignored,
+                Some("awaiting pairing"),
+                now_ms(),
+            )
+            .await?;
         Ok(Admission::Pairing)
     }
 
     /// Approve a pairing code: the sender joins the allowlist and is told.
-    pub async fn approve_pairing(&self, channel: &str, code: &str, by: &str) -> Result<Option<PairingRequest>, StoreError> {
+    pub async fn approve_pairing(
+        &self,
+        channel: &str,
+        code: &str,
+        by: &str,
+    ) -> Result<Option<PairingRequest>, StoreError> {
         let code = pairing::normalize_code(code);
-        let approved = self.store.pairing_approve(channel, &code, by, now_ms()).await?;
+        let approved = self
+            .store
+            .pairing_approve(channel, &code, by, now_ms())
+            .await?;
         if let Some(r) = &approved {
             tracing::info!(channel, account = %r.account, sender = %r.sender_id, by, "pairing approved");
             let target = ReplyTarget {
@@ -288,13 +373,22 @@ impl Pipeline {
                 thread_id: None,
                 reply_to: None,
             };
-            self.channels.notify(&target, "You're approved. Send your message again and I'll answer.".into()).await;
+            self.channels
+                .notify(
+                    &target,
+                    "You're approved. Send your message again and I'll answer.".into(),
+                )
+                .await;
         }
         Ok(approved)
     }
 
     /// Deny a pairing code.
-    pub async fn deny_pairing(&self, channel: &str, code: &str) -> Result<Option<PairingRequest>, StoreError> {
+    pub async fn deny_pairing(
+        &self,
+        channel: &str,
+        code: &str,
+    ) -> Result<Option<PairingRequest>, StoreError> {
         let code = pairing::normalize_code(code);
         self.store.pairing_deny(channel, &code, now_ms()).await
     }
@@ -305,9 +399,18 @@ impl Pipeline {
         let mut n = 0;
         for row in self.store.ingress_pending().await? {
             if row.attempts >= MAX_ATTEMPTS {
-                tracing::warn!(ingress_id = row.id, attempts = row.attempts, "giving up on a message that failed repeatedly");
+                tracing::warn!(
+                    ingress_id = row.id,
+                    attempts = row.attempts,
+                    "giving up on a message that failed repeatedly"
+                );
                 self.store
-                    .ingress_finish(row.id, IngressStatus::Failed, Some("gave up after repeated attempts"), now_ms())
+                    .ingress_finish(
+                        row.id,
+                        IngressStatus::Failed,
+                        Some("gave up after repeated attempts"),
+                        now_ms(),
+                    )
                     .await?;
                 continue;
             }
@@ -315,26 +418,47 @@ impl Pipeline {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::error!(ingress_id = row.id, error = %e, "unreadable ingress row");
-                    self.store.ingress_finish(row.id, IngressStatus::Failed, Some("unreadable payload"), now_ms()).await?;
+                    self.store
+                        .ingress_finish(
+                            row.id,
+                            IngressStatus::Failed,
+                            Some("unreadable payload"),
+                            now_ms(),
+                        )
+                        .await?;
                     continue;
                 }
             };
             if let Some(answer) = self.store.answer_for_ingress(row.id).await? {
                 // Answered and stored, but the reply was not confirmed
                 // delivered before the stop: deliver the stored answer.
-                let mut sink = self.channels.open_reply(&payload.inbound.reply_target()).await;
-                let status = match sink.send(ReplyEvent::Done { text: answer.content, usage: None }).await {
+                let mut sink = self
+                    .channels
+                    .open_reply(&payload.inbound.reply_target())
+                    .await;
+                let status = match sink
+                    .send(ReplyEvent::Done {
+                        text: answer.content,
+                        usage: None,
+                    })
+                    .await
+                {
                     Ok(()) => IngressStatus::Done,
                     Err(_) => IngressStatus::Failed,
                 };
-                self.store.ingress_finish(row.id, status, None, now_ms()).await?;
+                self.store
+                    .ingress_finish(row.id, status, None, now_ms())
+                    .await?;
                 continue;
             }
             self.process(row.id, payload.inbound, payload.agent).await?;
             n += 1;
         }
         if n > 0 {
-            tracing::info!(count = n, "picked up messages left unanswered at the last stop");
+            tracing::info!(
+                count = n,
+                "picked up messages left unanswered at the last stop"
+            );
         }
         Ok(n)
     }

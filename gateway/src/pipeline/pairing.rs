@@ -63,7 +63,10 @@ pub fn decide(
     if live.len() >= MAX_PENDING {
         return PairingDecision::QueueFull;
     }
-    PairingDecision::Issue { code: generate_code(rng), expires_at: now + VALID_MS }
+    PairingDecision::Issue {
+        code: generate_code(rng),
+        expires_at: now + VALID_MS,
+    }
 }
 
 /// The one reply an unknown sender gets.
@@ -100,7 +103,10 @@ mod tests {
         for _ in 0..500 {
             let code = generate_code(&mut rng);
             assert_eq!(code.len(), 8);
-            assert!(code.chars().all(|c| ALPHABET.contains(&(c as u8))), "{code}");
+            assert!(
+                code.chars().all(|c| ALPHABET.contains(&(c as u8))),
+                "{code}"
+            );
             assert!(!code.contains(['0', 'O', '1', 'I']), "{code}");
         }
         assert_eq!(normalize_code(" abcd2345 "), "ABCD2345");
@@ -115,12 +121,28 @@ mod tests {
         };
         assert_eq!(expires_at, now + VALID_MS, "valid for one hour");
         let pending = vec![request("a", now + 10)];
-        assert_eq!(decide(&pending, "a", now, &mut rng), PairingDecision::AlreadyPending);
-        let full = vec![request("a", now + 10), request("b", now + 10), request("c", now + 10)];
-        assert_eq!(decide(&full, "d", now, &mut rng), PairingDecision::QueueFull);
+        assert_eq!(
+            decide(&pending, "a", now, &mut rng),
+            PairingDecision::AlreadyPending
+        );
+        let full = vec![
+            request("a", now + 10),
+            request("b", now + 10),
+            request("c", now + 10),
+        ];
+        assert_eq!(
+            decide(&full, "d", now, &mut rng),
+            PairingDecision::QueueFull
+        );
         // Expired requests neither block their sender nor fill the queue.
-        assert!(matches!(decide(&full, "a", now + 10, &mut rng), PairingDecision::Issue { .. }));
-        assert!(matches!(decide(&full, "d", now + 10, &mut rng), PairingDecision::Issue { .. }));
+        assert!(matches!(
+            decide(&full, "a", now + 10, &mut rng),
+            PairingDecision::Issue { .. }
+        ));
+        assert!(matches!(
+            decide(&full, "d", now + 10, &mut rng),
+            PairingDecision::Issue { .. }
+        ));
     }
 
     #[tokio::test(start_paused = true)]
@@ -128,14 +150,18 @@ mod tests {
         let start = tokio::time::Instant::now();
         let mut rng = StdRng::seed_from_u64(2);
         let now_ms = |s: tokio::time::Instant| s.duration_since(start).as_millis() as i64;
-        let PairingDecision::Issue { code, expires_at } = decide(&[], "a", now_ms(start), &mut rng) else {
+        let PairingDecision::Issue { code, expires_at } = decide(&[], "a", now_ms(start), &mut rng)
+        else {
             panic!("issue")
         };
         let mut req = request("a", expires_at);
         req.code = code;
         tokio::time::advance(std::time::Duration::from_secs(3599)).await;
         let pending = vec![req];
-        assert_eq!(decide(&pending, "a", now_ms(tokio::time::Instant::now()), &mut rng), PairingDecision::AlreadyPending);
+        assert_eq!(
+            decide(&pending, "a", now_ms(tokio::time::Instant::now()), &mut rng),
+            PairingDecision::AlreadyPending
+        );
         tokio::time::advance(std::time::Duration::from_secs(1)).await;
         assert!(matches!(
             decide(&pending, "a", now_ms(tokio::time::Instant::now()), &mut rng),

@@ -34,7 +34,9 @@ type Keyed = RateLimiter<
 
 impl std::fmt::Debug for RateGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateGate").field("tracked", &self.tracked()).finish()
+        f.debug_struct("RateGate")
+            .field("tracked", &self.tracked())
+            .finish()
     }
 }
 
@@ -68,12 +70,18 @@ impl RateGate {
                 TokioClock,
             )
         });
-        Self { limiter, window: Duration::from_secs(60), notified: Mutex::new(HashMap::new()) }
+        Self {
+            limiter,
+            window: Duration::from_secs(60),
+            notified: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Count one message from `sender`.
     pub fn check(&self, sender: &str) -> RateVerdict {
-        let Some(limiter) = &self.limiter else { return RateVerdict::Pass };
+        let Some(limiter) = &self.limiter else {
+            return RateVerdict::Pass;
+        };
         if limiter.check_key(&sender.to_string()).is_ok() {
             return RateVerdict::Pass;
         }
@@ -109,8 +117,7 @@ impl RateGate {
 }
 
 /// The notice a limited sender gets once per window.
-pub const NOTICE: &str =
-    "You're sending messages faster than I can take them. Please wait a minute; messages sent meanwhile are not answered.";
+pub const NOTICE: &str = "You're sending messages faster than I can take them. Please wait a minute; messages sent meanwhile are not answered.";
 
 #[cfg(test)]
 mod tests {
@@ -118,7 +125,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn burst_then_one_notice_per_window() {
-        let gate = RateGate::new(RateLimitConfig { per_minute: 6, burst: 3 });
+        let gate = RateGate::new(RateLimitConfig {
+            per_minute: 6,
+            burst: 3,
+        });
         for _ in 0..3 {
             assert_eq!(gate.check("a"), RateVerdict::Pass);
         }
@@ -129,21 +139,35 @@ mod tests {
         // One message per 10 s replenishes.
         tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(gate.check("a"), RateVerdict::Pass);
-        assert_eq!(gate.check("a"), RateVerdict::Limited, "told already in this window");
+        assert_eq!(
+            gate.check("a"),
+            RateVerdict::Limited,
+            "told already in this window"
+        );
         tokio::time::advance(Duration::from_secs(60)).await;
         for _ in 0..3 {
             assert_eq!(gate.check("a"), RateVerdict::Pass);
         }
-        assert_eq!(gate.check("a"), RateVerdict::LimitedNotify, "a new window gets a new notice");
+        assert_eq!(
+            gate.check("a"),
+            RateVerdict::LimitedNotify,
+            "a new window gets a new notice"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn zero_rate_means_no_limit_and_idle_senders_are_forgotten() {
-        let open = RateGate::new(RateLimitConfig { per_minute: 0, burst: 0 });
+        let open = RateGate::new(RateLimitConfig {
+            per_minute: 0,
+            burst: 0,
+        });
         for _ in 0..100 {
             assert_eq!(open.check("a"), RateVerdict::Pass);
         }
-        let gate = RateGate::new(RateLimitConfig { per_minute: 60, burst: 1 });
+        let gate = RateGate::new(RateLimitConfig {
+            per_minute: 60,
+            burst: 1,
+        });
         for i in 0..50 {
             gate.check(&format!("s{i}"));
         }

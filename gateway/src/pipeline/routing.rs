@@ -37,7 +37,12 @@ impl Router {
     pub fn new(bindings: Vec<BindingConfig>, default_agent: String, dm_scope: DmScope) -> Self {
         let mut agents: Vec<String> = bindings.iter().map(|b| b.agent.clone()).collect();
         agents.push(default_agent.clone());
-        Self { agents, bindings, default_agent, dm_scope }
+        Self {
+            agents,
+            bindings,
+            default_agent,
+            dm_scope,
+        }
     }
 
     /// Make these agents choosable by name (the web chat's `model`).
@@ -146,7 +151,11 @@ mod tests {
             chat_kind: kind,
             chat_id: chat.into(),
             thread_id: thread.map(Into::into),
-            sender: Sender { id: sender.into(), name: None, is_bot: false },
+            sender: Sender {
+                id: sender.into(),
+                name: None,
+                is_bot: false,
+            },
             text: "hi".into(),
             attachments: vec![],
             mentioned: false,
@@ -158,22 +167,34 @@ mod tests {
     #[test]
     fn keys_follow_the_grammar_for_every_scope() {
         let dm = msg(ChatKind::Dm, "42", "42", None);
-        assert_eq!(session_key("main", DmScope::PerChannelPeer, &dm), "agent:main:telegram:dm:42");
+        assert_eq!(
+            session_key("main", DmScope::PerChannelPeer, &dm),
+            "agent:main:telegram:dm:42"
+        );
         assert_eq!(session_key("main", DmScope::Main, &dm), "agent:main:main");
-        assert_eq!(session_key("main", DmScope::PerPeer, &dm), "agent:main:dm:42");
+        assert_eq!(
+            session_key("main", DmScope::PerPeer, &dm),
+            "agent:main:dm:42"
+        );
         assert_eq!(
             session_key("main", DmScope::PerAccountChannelPeer, &dm),
             "agent:main:telegram:bot1:dm:42"
         );
         let group = msg(ChatKind::Group, "-100", "42", None);
-        assert_eq!(session_key("main", DmScope::Main, &group), "agent:main:telegram:group:-100");
+        assert_eq!(
+            session_key("main", DmScope::Main, &group),
+            "agent:main:telegram:group:-100"
+        );
         let topic = msg(ChatKind::Thread, "-100", "42", Some("7"));
         assert_eq!(
             session_key("main", DmScope::PerChannelPeer, &topic),
             "agent:main:telegram:group:-100:thread:7"
         );
         let odd = msg(ChatKind::Dm, "x", "a:b%c", None);
-        assert_eq!(session_key("main", DmScope::PerPeer, &odd), "agent:main:dm:a%3Ab%25c");
+        assert_eq!(
+            session_key("main", DmScope::PerPeer, &odd),
+            "agent:main:dm:a%3Ab%25c"
+        );
     }
 
     #[test]
@@ -200,6 +221,12 @@ mod tests {
         assert_eq!(router.agent_for("telegram", "bot2", "7"), "by-channel");
         assert_eq!(router.agent_for("slack", "bot1", "42"), "main");
         let r = router.route(&msg(ChatKind::Dm, "42", "42", None));
-        assert_eq!(r, Route { agent: "by-peer".into(), session_key: "agent:by-peer:telegram:dm:42".into() });
+        assert_eq!(
+            r,
+            Route {
+                agent: "by-peer".into(),
+                session_key: "agent:by-peer:telegram:dm:42".into()
+            }
+        );
     }
 }

@@ -31,7 +31,10 @@ fn rules() -> AccessRules {
         group_policy: GroupPolicy::Allowlist,
         groups: vec!["team".into()],
         require_mention: true,
-        rate_limit: RateLimitConfig { per_minute: 0, burst: 0 },
+        rate_limit: RateLimitConfig {
+            per_minute: 0,
+            burst: 0,
+        },
     }
 }
 
@@ -41,8 +44,21 @@ async fn harness(rules: AccessRules) -> Harness {
     let approvals = rig.ctx.approvals.clone();
     let sessions = SessionRegistry::new(rig.ctx);
     let router = Router::new(vec![], "main".into(), DmScope::PerChannelPeer);
-    let pipeline = Pipeline::new(rig.store.clone(), channels, sessions, router, vec![(("test".into(), "a".into()), rules)], approvals);
-    Harness { pipeline, store: rig.store, calls: rig.calls, permits: rig.permits, replies: rig.replies }
+    let pipeline = Pipeline::new(
+        rig.store.clone(),
+        channels,
+        sessions,
+        router,
+        vec![(("test".into(), "a".into()), rules)],
+        approvals,
+    );
+    Harness {
+        pipeline,
+        store: rig.store,
+        calls: rig.calls,
+        permits: rig.permits,
+        replies: rig.replies,
+    }
 }
 
 fn dm(sender: &str, id: &str, text: &str) -> Inbound {
@@ -52,7 +68,11 @@ fn dm(sender: &str, id: &str, text: &str) -> Inbound {
         chat_kind: ChatKind::Dm,
         chat_id: format!("chat-{sender}"),
         thread_id: None,
-        sender: Sender { id: sender.into(), name: Some(format!("{sender} name")), is_bot: false },
+        sender: Sender {
+            id: sender.into(),
+            name: Some(format!("{sender} name")),
+            is_bot: false,
+        },
         text: text.into(),
         attachments: vec![],
         mentioned: false,
@@ -74,7 +94,10 @@ impl Harness {
 
     async fn answered(&mut self) -> String {
         loop {
-            let (_, ev) = tokio::time::timeout(Duration::from_secs(10), self.replies.recv()).await.expect("reply").unwrap();
+            let (_, ev) = tokio::time::timeout(Duration::from_secs(10), self.replies.recv())
+                .await
+                .expect("reply")
+                .unwrap();
             if let ReplyEvent::Done { text, .. } = ev {
                 return text;
             }
@@ -85,20 +108,44 @@ impl Harness {
 #[tokio::test]
 async fn pairing_gives_one_code_and_nothing_reaches_the_model_until_approved() {
     let mut h = harness(rules()).await;
-    assert_eq!(h.pipeline.admit(dm("u1", "1", "secret plans"), None).await.unwrap(), Admission::Pairing);
+    assert_eq!(
+        h.pipeline
+            .admit(dm("u1", "1", "secret plans"), None)
+            .await
+            .unwrap(),
+        Admission::Pairing
+    );
     let notices = h.notices();
     assert_eq!(notices.len(), 1, "{notices:?}");
-    let pending = h.store.pairing_list(Some("test"), crate::clock::now_ms()).await.unwrap();
+    let pending = h
+        .store
+        .pairing_list(Some("test"), crate::clock::now_ms())
+        .await
+        .unwrap();
     assert_eq!(pending.len(), 1);
     let code = pending[0].code.clone();
-    assert!(notices[0].1.contains(&code), "the reply carries the code: {}", notices[0].1);
+    assert!(
+        notices[0].1.contains(&code),
+        "the reply carries the code: {}",
+        notices[0].1
+    );
     assert_eq!(pending[0].chat_id, "chat-u1");
 
-    assert_eq!(h.pipeline.admit(dm("u1", "2", "hello??"), None).await.unwrap(), Admission::Pairing);
+    assert_eq!(
+        h.pipeline
+            .admit(dm("u1", "2", "hello??"), None)
+            .await
+            .unwrap(),
+        Admission::Pairing
+    );
     assert!(h.notices().is_empty(), "only one reply per pending code");
     assert!(h.calls.try_recv().is_err(), "nothing reached a model");
 
-    let approved = h.pipeline.approve_pairing("test", &code.to_lowercase(), "cli").await.unwrap();
+    let approved = h
+        .pipeline
+        .approve_pairing("test", &code.to_lowercase(), "cli")
+        .await
+        .unwrap();
     assert_eq!(approved.map(|r| r.sender_id), Some("u1".into()));
     let told = h.notices();
     assert_eq!(told.len(), 1);
@@ -106,25 +153,64 @@ async fn pairing_gives_one_code_and_nothing_reaches_the_model_until_approved() {
     assert!(h.store.allow_contains("test", "a", "u1").await.unwrap());
 
     let admitted = h.pipeline.admit(dm("u1", "3", "now?"), None).await.unwrap();
-    assert!(matches!(admitted, Admission::Queued { ref session_key, .. } if session_key == "agent:main:test:dm:u1"), "{admitted:?}");
+    assert!(
+        matches!(admitted, Admission::Queued { ref session_key, .. } if session_key == "agent:main:test:dm:u1"),
+        "{admitted:?}"
+    );
     assert_eq!(h.answered().await, "re: now?");
     let call = h.calls.recv().await.unwrap();
-    let users: Vec<_> = call.iter().filter(|m| m.role == MessageRole::User).map(|m| m.content.as_str()).collect();
-    assert_eq!(users, ["now?"], "messages sent before approval never reach the model");
+    let users: Vec<_> = call
+        .iter()
+        .filter(|m| m.role == MessageRole::User)
+        .map(|m| m.content.as_str())
+        .collect();
+    assert_eq!(
+        users,
+        ["now?"],
+        "messages sent before approval never reach the model"
+    );
 }
 
 #[tokio::test]
 async fn at_most_three_codes_wait_per_account() {
     let mut h = harness(rules()).await;
     for i in 0..4 {
-        h.pipeline.admit(dm(&format!("s{i}"), &i.to_string(), "hi"), None).await.unwrap();
+        h.pipeline
+            .admit(dm(&format!("s{i}"), &i.to_string(), "hi"), None)
+            .await
+            .unwrap();
     }
     assert_eq!(h.notices().len(), 3);
-    assert_eq!(h.store.pairing_list(None, crate::clock::now_ms()).await.unwrap().len(), 3);
-    let denied = h.pipeline.deny_pairing("test", &h.store.pairing_list(None, crate::clock::now_ms()).await.unwrap()[0].code).await.unwrap();
+    assert_eq!(
+        h.store
+            .pairing_list(None, crate::clock::now_ms())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    let denied = h
+        .pipeline
+        .deny_pairing(
+            "test",
+            &h.store
+                .pairing_list(None, crate::clock::now_ms())
+                .await
+                .unwrap()[0]
+                .code,
+        )
+        .await
+        .unwrap();
     assert!(denied.is_some());
-    h.pipeline.admit(dm("s3", "4", "hi again"), None).await.unwrap();
-    assert_eq!(h.notices().len(), 1, "a freed place gives the next stranger a code");
+    h.pipeline
+        .admit(dm("s3", "4", "hi again"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.notices().len(),
+        1,
+        "a freed place gives the next stranger a code"
+    );
 }
 
 #[tokio::test]
@@ -132,7 +218,10 @@ async fn redelivery_is_a_duplicate_and_groups_need_a_mention() {
     let mut r = rules();
     r.dm_policy = DmPolicy::Open;
     let mut h = harness(r).await;
-    assert!(matches!(h.pipeline.admit(dm("u", "m1", "hi"), None).await.unwrap(), Admission::Queued { .. }));
+    assert!(matches!(
+        h.pipeline.admit(dm("u", "m1", "hi"), None).await.unwrap(),
+        Admission::Queued { .. }
+    ));
     assert!(matches!(
         h.pipeline.admit(dm("u", "m1", "hi"), None).await.unwrap(),
         Admission::Duplicate { .. }
@@ -142,33 +231,70 @@ async fn redelivery_is_a_duplicate_and_groups_need_a_mention() {
     let mut group = dm("u", "g1", "chatter");
     group.chat_kind = ChatKind::Group;
     group.chat_id = "team".into();
-    assert!(matches!(h.pipeline.admit(group.clone(), None).await.unwrap(), Admission::Ignored { .. }));
+    assert!(matches!(
+        h.pipeline.admit(group.clone(), None).await.unwrap(),
+        Admission::Ignored { .. }
+    ));
     group.message_id = "g2".into();
     group.mentioned = true;
     let admitted = h.pipeline.admit(group.clone(), None).await.unwrap();
-    assert!(matches!(admitted, Admission::Queued { ref session_key, .. } if session_key == "agent:main:test:group:team"), "{admitted:?}");
+    assert!(
+        matches!(admitted, Admission::Queued { ref session_key, .. } if session_key == "agent:main:test:group:team"),
+        "{admitted:?}"
+    );
     group.message_id = "g3".into();
     group.chat_id = "elsewhere".into();
-    assert!(matches!(h.pipeline.admit(group, None).await.unwrap(), Admission::Ignored { .. }));
+    assert!(matches!(
+        h.pipeline.admit(group, None).await.unwrap(),
+        Admission::Ignored { .. }
+    ));
 }
 
 #[tokio::test]
 async fn a_chatty_sender_is_told_once_and_others_still_pass() {
     let mut r = rules();
     r.dm_policy = DmPolicy::Open;
-    r.rate_limit = RateLimitConfig { per_minute: 1, burst: 2 };
+    r.rate_limit = RateLimitConfig {
+        per_minute: 1,
+        burst: 2,
+    };
     let mut h = harness(r).await;
     h.permits.add_permits(100);
     for i in 0..2 {
-        assert!(matches!(h.pipeline.admit(dm("loud", &format!("l{i}"), "x"), None).await.unwrap(), Admission::Queued { .. }));
+        assert!(matches!(
+            h.pipeline
+                .admit(dm("loud", &format!("l{i}"), "x"), None)
+                .await
+                .unwrap(),
+            Admission::Queued { .. }
+        ));
     }
-    assert_eq!(h.pipeline.admit(dm("loud", "l2", "x"), None).await.unwrap(), Admission::RateLimited);
-    assert_eq!(h.pipeline.admit(dm("loud", "l3", "x"), None).await.unwrap(), Admission::RateLimited);
-    let notices: Vec<_> = h.notices().into_iter().filter(|(_, t)| t.contains("faster than I can take")).collect();
+    assert_eq!(
+        h.pipeline.admit(dm("loud", "l2", "x"), None).await.unwrap(),
+        Admission::RateLimited
+    );
+    assert_eq!(
+        h.pipeline.admit(dm("loud", "l3", "x"), None).await.unwrap(),
+        Admission::RateLimited
+    );
+    let notices: Vec<_> = h
+        .notices()
+        .into_iter()
+        .filter(|(_, t)| t.contains("faster than I can take"))
+        .collect();
     assert_eq!(notices.len(), 1, "one polite notice per window");
-    assert!(matches!(h.pipeline.admit(dm("quiet", "q0", "x"), None).await.unwrap(), Admission::Queued { .. }));
+    assert!(matches!(
+        h.pipeline
+            .admit(dm("quiet", "q0", "x"), None)
+            .await
+            .unwrap(),
+        Admission::Queued { .. }
+    ));
     let row = h.store.ingress_get(3).await.unwrap().unwrap();
-    assert_eq!((row.status, row.error.as_deref()), (IngressStatus::Ignored, Some("rate limited")));
+    assert_eq!(
+        (row.status, row.error.as_deref()),
+        (IngressStatus::Ignored, Some("rate limited"))
+    );
 }
 
 #[tokio::test]
@@ -177,9 +303,17 @@ async fn pending_rows_are_replayed_and_given_up_after_three_attempts() {
     r.dm_policy = DmPolicy::Open;
     let mut h = harness(r).await;
     let payload = serde_json::json!({ "inbound": dm("u", "p1", "left over") }).to_string();
-    h.store.ingress_accept("test", "a", "p1", &payload, 0).await.unwrap();
+    h.store
+        .ingress_accept("test", "a", "p1", &payload, 0)
+        .await
+        .unwrap();
     let payload2 = serde_json::json!({ "inbound": dm("v", "p2", "cursed") }).to_string();
-    let switchboard_memory::IngressAccept::Accepted(cursed) = h.store.ingress_accept("test", "a", "p2", &payload2, 0).await.unwrap() else {
+    let switchboard_memory::IngressAccept::Accepted(cursed) = h
+        .store
+        .ingress_accept("test", "a", "p2", &payload2, 0)
+        .await
+        .unwrap()
+    else {
         panic!()
     };
     for _ in 0..3 {
@@ -197,16 +331,33 @@ async fn a_stored_but_undelivered_answer_is_delivered_again_without_the_model() 
     r.dm_policy = DmPolicy::Open;
     let mut h = harness(r).await;
     let payload = serde_json::json!({ "inbound": dm("u", "p1", "question") }).to_string();
-    let switchboard_memory::IngressAccept::Accepted(id) = h.store.ingress_accept("test", "a", "p1", &payload, 0).await.unwrap() else {
+    let switchboard_memory::IngressAccept::Accepted(id) = h
+        .store
+        .ingress_accept("test", "a", "p1", &payload, 0)
+        .await
+        .unwrap()
+    else {
         panic!()
     };
-    let s = h.store.session_open("agent:main:test:dm:u", "main", 0).await.unwrap();
+    let s = h
+        .store
+        .session_open("agent:main:test:dm:u", "main", 0)
+        .await
+        .unwrap();
     h.store
         .commit_turn(switchboard_memory::TurnCommit {
             session_id: s.session_id,
             entries: vec![
-                switchboard_memory::TurnEntry { role: switchboard_memory::Role::User, content: "question".into(), ingress_id: Some(id) },
-                switchboard_memory::TurnEntry { role: switchboard_memory::Role::Assistant, content: "stored answer".into(), ingress_id: Some(id) },
+                switchboard_memory::TurnEntry {
+                    role: switchboard_memory::Role::User,
+                    content: "question".into(),
+                    ingress_id: Some(id),
+                },
+                switchboard_memory::TurnEntry {
+                    role: switchboard_memory::Role::Assistant,
+                    content: "stored answer".into(),
+                    ingress_id: Some(id),
+                },
             ],
             ingress_ids: vec![id],
             status: IngressStatus::Pending,
@@ -219,5 +370,8 @@ async fn a_stored_but_undelivered_answer_is_delivered_again_without_the_model() 
     h.pipeline.replay_pending().await.unwrap();
     assert_eq!(h.answered().await, "stored answer");
     assert!(h.calls.try_recv().is_err(), "the model was not asked again");
-    assert_eq!(h.store.ingress_get(id).await.unwrap().unwrap().status, IngressStatus::Done);
+    assert_eq!(
+        h.store.ingress_get(id).await.unwrap().unwrap().status,
+        IngressStatus::Done
+    );
 }

@@ -19,8 +19,8 @@ use switchboard_memory::{
     IngressStatus, Role, SessionRecord, StoreError, TokenCounts, TurnCommit, TurnEntry, TurnUsage,
 };
 
-use super::queue::{Offer, TurnQueue};
 use super::context::{compact, estimate_tokens, to_messages, truncate_to_fit};
+use super::queue::{Offer, TurnQueue};
 use super::reset::ChatCommand;
 use super::{AgentSlot, Job, SessionRegistry, TurnContext};
 use crate::clock::{local_midnight_ms, now_ms};
@@ -100,8 +100,19 @@ async fn offer(ctx: &TurnContext, queue: &mut TurnQueue<Job>, job: Job, running:
 
 async fn refuse(ctx: &TurnContext, job: &Job) {
     tracing::warn!(message_id = %job.inbound.message_id, "session queue full; message refused");
-    ctx.channels.notify(&job.inbound.reply_target(), BUSY_NOTICE.into()).await;
-    if let Err(e) = ctx.store.ingress_finish(job.ingress_id, IngressStatus::Failed, Some("session queue full"), now_ms()).await {
+    ctx.channels
+        .notify(&job.inbound.reply_target(), BUSY_NOTICE.into())
+        .await;
+    if let Err(e) = ctx
+        .store
+        .ingress_finish(
+            job.ingress_id,
+            IngressStatus::Failed,
+            Some("session queue full"),
+            now_ms(),
+        )
+        .await
+    {
         tracing::error!(error = %e, "cannot record a refused message");
     }
 }
@@ -120,7 +131,11 @@ impl Replies {
                 .get(&j.inbound.channel, &j.inbound.account)
                 .is_some_and(|c| c.reply_per_message())
         });
-        let targets: Vec<&Job> = if per_message { batch.iter().collect() } else { batch.last().into_iter().collect() };
+        let targets: Vec<&Job> = if per_message {
+            batch.iter().collect()
+        } else {
+            batch.last().into_iter().collect()
+        };
         for job in targets {
             sinks.push(ctx.channels.open_reply(&job.inbound.reply_target()).await);
         }
@@ -167,26 +182,37 @@ async fn run_batch(ctx: &Arc<TurnContext>, key: &str, batch: Vec<Job>, cancel: C
     }
 }
 
-async fn run_command(ctx: &TurnContext, key: &str, job: &Job, command: ChatCommand) -> Result<(), StoreError> {
+async fn run_command(
+    ctx: &TurnContext,
+    key: &str,
+    job: &Job,
+    command: ChatCommand,
+) -> Result<(), StoreError> {
     let now = now_ms();
     ctx.store.ingress_started(job.ingress_id, now).await?;
     let text = match command {
         ChatCommand::Reset => {
             ctx.store.session_reset(key, &job.agent, now).await?;
-            "Started a new session. Earlier messages are no longer part of the conversation.".to_string()
+            "Started a new session. Earlier messages are no longer part of the conversation."
+                .to_string()
         }
         ChatCommand::Compact => {
             let s = ctx.store.session_open(key, &job.agent, now).await?;
             match ctx.agents.get(&job.agent) {
                 None => format!("The agent `{}` is not configured.", job.agent),
-                Some(slot) => match compact(ctx, key, &s, slot.agent.provider().as_ref(), slot.context).await {
-                    Ok(Some(c)) => format!(
-                        "Compacted {} earlier messages into a summary; the last {} are kept as they were.",
-                        c.summarized, slot.context.keep_recent
-                    ),
-                    Ok(None) => "Nothing to compact yet: the conversation is still short.".to_string(),
-                    Err(e) => format!("Could not compact: {e}. The conversation is unchanged."),
-                },
+                Some(slot) => {
+                    match compact(ctx, key, &s, slot.agent.provider().as_ref(), slot.context).await
+                    {
+                        Ok(Some(c)) => format!(
+                            "Compacted {} earlier messages into a summary; the last {} are kept as they were.",
+                            c.summarized, slot.context.keep_recent
+                        ),
+                        Ok(None) => {
+                            "Nothing to compact yet: the conversation is still short.".to_string()
+                        }
+                        Err(e) => format!("Could not compact: {e}. The conversation is unchanged."),
+                    }
+                }
             }
         }
         ChatCommand::Status => {
@@ -199,16 +225,29 @@ async fn run_command(ctx: &TurnContext, key: &str, job: &Job, command: ChatComma
                 job.agent, s.turns, used.input_tokens, used.cached_tokens, used.output_tokens
             );
             if let Some(budget) = slot.and_then(|a| a.daily_token_budget) {
-                let today = ctx.store.usage_for_agent(&job.agent, local_midnight_ms()).await?.total();
+                let today = ctx
+                    .store
+                    .usage_for_agent(&job.agent, local_midnight_ms())
+                    .await?
+                    .total();
                 text.push_str(&format!("\nAgent's tokens today: {today} of {budget}"));
             }
             text
         }
     };
     let mut replies = Replies::open(ctx, std::slice::from_ref(job)).await;
-    replies.send(ReplyEvent::Notice { text: text.clone() }).await;
-    publish(ctx, key, std::slice::from_ref(job), EventKind::Notice { text });
-    ctx.store.ingress_finish(job.ingress_id, IngressStatus::Done, None, now_ms()).await
+    replies
+        .send(ReplyEvent::Notice { text: text.clone() })
+        .await;
+    publish(
+        ctx,
+        key,
+        std::slice::from_ref(job),
+        EventKind::Notice { text },
+    );
+    ctx.store
+        .ingress_finish(job.ingress_id, IngressStatus::Done, None, now_ms())
+        .await
 }
 
 fn user_text(job: &Job) -> String {
@@ -229,24 +268,60 @@ fn user_text(job: &Job) -> String {
     text
 }
 
-async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: CancellationToken) -> Result<(), StoreError> {
+async fn run_turn(
+    ctx: &Arc<TurnContext>,
+    key: &str,
+    batch: &[Job],
+    cancel: CancellationToken,
+) -> Result<(), StoreError> {
     let primary = batch.last().map(|j| j.agent.clone()).unwrap_or_default();
     let now = now_ms();
     let mut replies = Replies::open(ctx, batch).await;
     let Some(slot) = ctx.agents.get(&primary) else {
-        let message = format!("The agent `{primary}` is not configured any more; ask the operator to check the bindings.");
-        replies.send(ReplyEvent::Failed { message: message.clone() }).await;
-        return commit(ctx, key, batch, None, Ending::new(IngressStatus::Failed).error(message)).await;
+        let message = format!(
+            "The agent `{primary}` is not configured any more; ask the operator to check the bindings."
+        );
+        replies
+            .send(ReplyEvent::Failed {
+                message: message.clone(),
+            })
+            .await;
+        return commit(
+            ctx,
+            key,
+            batch,
+            None,
+            Ending::new(IngressStatus::Failed).error(message),
+        )
+        .await;
     };
     if let Some(budget) = slot.daily_token_budget {
-        let used = ctx.store.usage_for_agent(&primary, local_midnight_ms()).await?.total();
+        let used = ctx
+            .store
+            .usage_for_agent(&primary, local_midnight_ms())
+            .await?
+            .total();
         if used >= i64::try_from(budget).unwrap_or(i64::MAX) {
             let message = format!(
                 "Today's token budget of agent `{primary}` ({budget} tokens) is spent ({used} used); it renews at midnight. The operator can raise agents.{primary}.daily_token_budget."
             );
             tracing::warn!(agent = %primary, used, budget, "daily token budget spent");
-            commit(ctx, key, batch, None, Ending::new(IngressStatus::Failed).error("daily token budget spent".into())).await?;
-            publish(ctx, key, batch, EventKind::Error { message: message.clone() });
+            commit(
+                ctx,
+                key,
+                batch,
+                None,
+                Ending::new(IngressStatus::Failed).error("daily token budget spent".into()),
+            )
+            .await?;
+            publish(
+                ctx,
+                key,
+                batch,
+                EventKind::Error {
+                    message: message.clone(),
+                },
+            );
             replies.send(ReplyEvent::Failed { message }).await;
             return Ok(());
         }
@@ -265,13 +340,21 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
         session_key: key.to_string(),
         agent: primary.clone(),
         model: slot.model.clone(),
-        channel: batch.last().map(|j| j.inbound.channel.clone()).unwrap_or_default(),
-        chat_kind: batch.last().map(|j| j.inbound.chat_kind.as_str().to_string()).unwrap_or_default(),
+        channel: batch
+            .last()
+            .map(|j| j.inbound.channel.clone())
+            .unwrap_or_default(),
+        chat_kind: batch
+            .last()
+            .map(|j| j.inbound.chat_kind.as_str().to_string())
+            .unwrap_or_default(),
         turns: session.turns,
     };
     let tools = ctx.tools.select(&slot.tools, &context);
     let announce_to = batch.last().filter(|j| {
-        !ctx.channels.get(&j.inbound.channel, &j.inbound.account).is_some_and(|c| c.reply_per_message())
+        !ctx.channels
+            .get(&j.inbound.channel, &j.inbound.account)
+            .is_some_and(|c| c.reply_per_message())
     });
     let approval = Some(ApprovalGate {
         policy: slot.approvals.clone(),
@@ -279,11 +362,20 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
             desk: ctx.approvals.clone(),
             announce_to: announce_to.map(|j| j.inbound.reply_target()),
             timeout: slot.approval_timeout,
-            message_id: batch.last().map(|j| j.inbound.message_id.clone()).unwrap_or_default(),
+            message_id: batch
+                .last()
+                .map(|j| j.inbound.message_id.clone())
+                .unwrap_or_default(),
         }),
     });
     let overhead = estimate_tokens(slot.agent.system_prompt())
-        + tools.iter().map(|t| estimate_tokens(&t.spec().parameters.to_string()) + estimate_tokens(&t.spec().description)).sum::<usize>();
+        + tools
+            .iter()
+            .map(|t| {
+                estimate_tokens(&t.spec().parameters.to_string())
+                    + estimate_tokens(&t.spec().description)
+            })
+            .sum::<usize>();
     let mut history = load_history(ctx, &session, slot, batch).await?;
     if slot.context.overflows(overhead, &history) {
         if let Some(s) = compact_or_log(ctx, key, &session, slot).await {
@@ -292,11 +384,22 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
         }
         let dropped = truncate_to_fit(slot.context, overhead, &mut history);
         if dropped > 0 {
-            tracing::warn!(dropped, "history still too long after compaction; oldest messages left out");
+            tracing::warn!(
+                dropped,
+                "history still too long after compaction; oldest messages left out"
+            );
         }
     }
     let mut overflow_retried = false;
-    let mut stream = slot.agent.run(TurnRequest { history, tools: tools.clone(), context: context.clone(), approval: approval.clone() }, cancel.clone());
+    let mut stream = slot.agent.run(
+        TurnRequest {
+            history,
+            tools: tools.clone(),
+            context: context.clone(),
+            approval: approval.clone(),
+        },
+        cancel.clone(),
+    );
     let mut usage = Usage::default();
     while let Some(event) = stream.next().await {
         match event {
@@ -307,11 +410,35 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
             AgentEvent::Usage(u) => usage = u,
             AgentEvent::ToolCall(call) => {
                 tracing::info!(tool = %call.name, "tool call");
-                publish(ctx, key, batch, EventKind::ToolCall { id: call.id, name: call.name, arguments: call.arguments });
+                publish(
+                    ctx,
+                    key,
+                    batch,
+                    EventKind::ToolCall {
+                        id: call.id,
+                        name: call.name,
+                        arguments: call.arguments,
+                    },
+                );
                 replies.send(ReplyEvent::Working).await;
             }
-            AgentEvent::ToolResult { id, name, is_error, output } => {
-                publish(ctx, key, batch, EventKind::ToolResult { id, name, is_error, output });
+            AgentEvent::ToolResult {
+                id,
+                name,
+                is_error,
+                output,
+            } => {
+                publish(
+                    ctx,
+                    key,
+                    batch,
+                    EventKind::ToolResult {
+                        id,
+                        name,
+                        is_error,
+                        output,
+                    },
+                );
             }
             AgentEvent::Done(outcome) => {
                 let text = if outcome.text.trim().is_empty() {
@@ -320,16 +447,35 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
                     outcome.text
                 };
                 let u = outcome.usage;
-                let usage = TokenUsage { input_tokens: u.input_tokens, output_tokens: u.output_tokens, cached_tokens: u.cached_tokens };
+                let usage = TokenUsage {
+                    input_tokens: u.input_tokens,
+                    output_tokens: u.output_tokens,
+                    cached_tokens: u.cached_tokens,
+                };
                 // Store the turn first, so whoever reads the session after
                 // the reply sees it; the rows stay pending until the reply
                 // is delivered, and a restart in between re-delivers the
                 // stored answer instead of asking the model again.
-                let ending = Ending::new(IngressStatus::Pending).answer(Some(text.clone())).usage(outcome.usage);
+                let ending = Ending::new(IngressStatus::Pending)
+                    .answer(Some(text.clone()))
+                    .usage(outcome.usage);
                 commit(ctx, key, batch, Some(&session.session_id), ending).await?;
                 ctx.turns_done.fetch_add(1, Ordering::Relaxed);
-                publish(ctx, key, batch, EventKind::Done { text: text.clone(), usage: outcome.usage });
-                let delivered = replies.send(ReplyEvent::Done { text, usage: Some(usage) }).await;
+                publish(
+                    ctx,
+                    key,
+                    batch,
+                    EventKind::Done {
+                        text: text.clone(),
+                        usage: outcome.usage,
+                    },
+                );
+                let delivered = replies
+                    .send(ReplyEvent::Done {
+                        text,
+                        usage: Some(usage),
+                    })
+                    .await;
                 let (status, error) = if delivered {
                     (IngressStatus::Done, None)
                 } else {
@@ -337,30 +483,58 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
                 };
                 let now = now_ms();
                 for job in batch {
-                    ctx.store.ingress_finish(job.ingress_id, status, error, now).await?;
+                    ctx.store
+                        .ingress_finish(job.ingress_id, status, error, now)
+                        .await?;
                 }
                 return Ok(());
             }
-            AgentEvent::Error { context_overflow: true, ref partial, .. } if !overflow_retried && partial.is_empty() => {
+            AgentEvent::Error {
+                context_overflow: true,
+                ref partial,
+                ..
+            } if !overflow_retried && partial.is_empty() => {
                 // The provider says the prompt is too long: compact once
                 // and try once more, never more.
                 overflow_retried = true;
-                tracing::warn!("context overflow reported by the provider; compacting and retrying once");
+                tracing::warn!(
+                    "context overflow reported by the provider; compacting and retrying once"
+                );
                 if let Some(s) = compact_or_log(ctx, key, &session, slot).await {
                     session = s;
                 }
                 let mut history = load_history(ctx, &session, slot, batch).await?;
                 truncate_to_fit(slot.context, overhead, &mut history);
-                stream = slot.agent.run(TurnRequest { history, tools: tools.clone(), context: context.clone(), approval: approval.clone() }, cancel.clone());
+                stream = slot.agent.run(
+                    TurnRequest {
+                        history,
+                        tools: tools.clone(),
+                        context: context.clone(),
+                        approval: approval.clone(),
+                    },
+                    cancel.clone(),
+                );
             }
-            AgentEvent::Error { message, partial, .. } => {
+            AgentEvent::Error {
+                message, partial, ..
+            } => {
                 tracing::warn!(error = %message, "turn failed");
                 let shown = format!("Sorry, I couldn't answer: {message}");
                 ctx.turns_failed.fetch_add(1, Ordering::Relaxed);
                 let partial = (!partial.is_empty()).then_some(partial);
-                let ending = Ending::new(IngressStatus::Failed).error(message).answer(partial).usage(usage);
+                let ending = Ending::new(IngressStatus::Failed)
+                    .error(message)
+                    .answer(partial)
+                    .usage(usage);
                 commit(ctx, key, batch, Some(&session.session_id), ending).await?;
-                publish(ctx, key, batch, EventKind::Error { message: shown.clone() });
+                publish(
+                    ctx,
+                    key,
+                    batch,
+                    EventKind::Error {
+                        message: shown.clone(),
+                    },
+                );
                 replies.send(ReplyEvent::Failed { message: shown }).await;
                 return Ok(());
             }
@@ -376,9 +550,19 @@ async fn run_turn(ctx: &Arc<TurnContext>, key: &str, batch: &[Job], cancel: Canc
                 } else {
                     format!("{partial}\n\n(stopped before finishing)")
                 };
-                let ending = Ending::new(IngressStatus::Done).answer(Some(text.clone())).usage(usage);
+                let ending = Ending::new(IngressStatus::Done)
+                    .answer(Some(text.clone()))
+                    .usage(usage);
                 commit(ctx, key, batch, Some(&session.session_id), ending).await?;
-                publish(ctx, key, batch, EventKind::Done { text: text.clone(), usage });
+                publish(
+                    ctx,
+                    key,
+                    batch,
+                    EventKind::Done {
+                        text: text.clone(),
+                        usage,
+                    },
+                );
                 replies.send(ReplyEvent::Done { text, usage: None }).await;
                 return Ok(());
             }
@@ -397,7 +581,12 @@ struct Ending {
 
 impl Ending {
     fn new(status: IngressStatus) -> Self {
-        Self { status, error: None, answer: None, usage: None }
+        Self {
+            status,
+            error: None,
+            answer: None,
+            usage: None,
+        }
     }
     fn error(mut self, e: String) -> Self {
         self.error = Some(e);
@@ -420,15 +609,32 @@ async fn load_history(
     slot: &AgentSlot,
     batch: &[Job],
 ) -> Result<Vec<ChatMessage>, StoreError> {
-    let mut history = to_messages(ctx.store.transcript(&session.session_id, slot.history_limit).await?);
+    let mut history = to_messages(
+        ctx.store
+            .transcript(&session.session_id, slot.history_limit)
+            .await?,
+    );
     history.extend(batch.iter().map(|j| ChatMessage::user(user_text(j))));
     Ok(history)
 }
 
 /// Compact the session; a failed summary is logged and the session left as
 /// it was.
-async fn compact_or_log(ctx: &TurnContext, key: &str, session: &SessionRecord, slot: &AgentSlot) -> Option<SessionRecord> {
-    match compact(ctx, key, session, slot.agent.provider().as_ref(), slot.context).await {
+async fn compact_or_log(
+    ctx: &TurnContext,
+    key: &str,
+    session: &SessionRecord,
+    slot: &AgentSlot,
+) -> Option<SessionRecord> {
+    match compact(
+        ctx,
+        key,
+        session,
+        slot.agent.provider().as_ref(),
+        slot.context,
+    )
+    .await
+    {
         Ok(Some(c)) => Some(c.session),
         Ok(None) => None,
         Err(e) => {
@@ -445,7 +651,12 @@ async fn commit(
     session_id: Option<&str>,
     ending: Ending,
 ) -> Result<(), StoreError> {
-    let Ending { status, error, answer, usage } = ending;
+    let Ending {
+        status,
+        error,
+        answer,
+        usage,
+    } = ending;
     let now = now_ms();
     let session_id = match session_id {
         Some(id) => id.to_string(),
@@ -456,11 +667,19 @@ async fn commit(
     };
     let mut entries: Vec<TurnEntry> = batch
         .iter()
-        .map(|j| TurnEntry { role: Role::User, content: user_text(j), ingress_id: Some(j.ingress_id) })
+        .map(|j| TurnEntry {
+            role: Role::User,
+            content: user_text(j),
+            ingress_id: Some(j.ingress_id),
+        })
         .collect();
     if let Some(answer) = answer {
         let ingress_id = batch.last().map(|j| j.ingress_id);
-        entries.push(TurnEntry { role: Role::Assistant, content: answer, ingress_id });
+        entries.push(TurnEntry {
+            role: Role::Assistant,
+            content: answer,
+            ingress_id,
+        });
     }
     ctx.store
         .commit_turn(TurnCommit {

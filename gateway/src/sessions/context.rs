@@ -6,7 +6,9 @@
 use futures::StreamExt;
 
 use switchboard_agents::{ChatMessage, MessageRole, Provider, ProviderEvent};
-use switchboard_memory::{IngressStatus, Role, SessionRecord, StoreError, TranscriptEntry, TurnCommit, TurnEntry};
+use switchboard_memory::{
+    IngressStatus, Role, SessionRecord, StoreError, TranscriptEntry, TurnCommit, TurnEntry,
+};
 
 use super::TurnContext;
 use crate::clock::now_ms;
@@ -35,7 +37,12 @@ impl ContextBudget {
     /// Whether `history` (with `overhead` tokens of system prompt and tools)
     /// must be compacted.
     pub fn overflows(&self, overhead: usize, history: &[ChatMessage]) -> bool {
-        overhead + history.iter().map(|m| estimate_tokens(&m.content)).sum::<usize>() > self.prompt_limit()
+        overhead
+            + history
+                .iter()
+                .map(|m| estimate_tokens(&m.content))
+                .sum::<usize>()
+            > self.prompt_limit()
     }
 
     /// How many of `entries` (oldest first) go into the summary: all but the
@@ -63,7 +70,10 @@ fn as_text(entries: &[TranscriptEntry]) -> String {
 
 /// Ask `provider` for a summary of `entries`, once.
 async fn summarize(provider: &dyn Provider, entries: &[TranscriptEntry]) -> Result<String, String> {
-    let request = vec![ChatMessage::system(SUMMARY_PROMPT), ChatMessage::user(as_text(entries))];
+    let request = vec![
+        ChatMessage::system(SUMMARY_PROMPT),
+        ChatMessage::user(as_text(entries)),
+    ];
     let mut stream = provider.stream(request.into());
     let mut summary = String::new();
     while let Some(item) = stream.next().await {
@@ -101,12 +111,24 @@ pub async fn compact(
     budget: ContextBudget,
 ) -> Result<Option<Compacted>, CompactError> {
     let entries = ctx.store.transcript(&session.session_id, u32::MAX).await?;
-    let Some(older) = budget.split(entries.len()) else { return Ok(None) };
-    let summary = summarize(provider, &entries[..older]).await.map_err(CompactError::Summary)?;
+    let Some(older) = budget.split(entries.len()) else {
+        return Ok(None);
+    };
+    let summary = summarize(provider, &entries[..older])
+        .await
+        .map_err(CompactError::Summary)?;
     let now = now_ms();
     let fresh = ctx.store.session_reset(key, &session.agent, now).await?;
-    let mut kept = vec![TurnEntry { role: Role::System, content: format!("{SUMMARY_PREFIX}{summary}"), ingress_id: None }];
-    kept.extend(entries[older..].iter().map(|e| TurnEntry { role: e.role, content: e.content.clone(), ingress_id: e.ingress_id }));
+    let mut kept = vec![TurnEntry {
+        role: Role::System,
+        content: format!("{SUMMARY_PREFIX}{summary}"),
+        ingress_id: None,
+    }];
+    kept.extend(entries[older..].iter().map(|e| TurnEntry {
+        role: e.role,
+        content: e.content.clone(),
+        ingress_id: e.ingress_id,
+    }));
     ctx.store
         .commit_turn(TurnCommit {
             session_id: fresh.session_id.clone(),
@@ -119,7 +141,10 @@ pub async fn compact(
         })
         .await?;
     tracing::info!(session_key = key, summarized = older, "session compacted");
-    Ok(Some(Compacted { session: fresh, summarized: older }))
+    Ok(Some(Compacted {
+        session: fresh,
+        summarized: older,
+    }))
 }
 
 /// Why a compaction did not happen.
@@ -147,7 +172,11 @@ pub fn to_messages(entries: Vec<TranscriptEntry>) -> Vec<ChatMessage> {
 
 /// Drop the oldest messages until `history` fits: the last resort when a
 /// summary cannot be had.
-pub fn truncate_to_fit(budget: ContextBudget, overhead: usize, history: &mut Vec<ChatMessage>) -> usize {
+pub fn truncate_to_fit(
+    budget: ContextBudget,
+    overhead: usize,
+    history: &mut Vec<ChatMessage>,
+) -> usize {
     let mut dropped = 0;
     while history.len() > 1 && budget.overflows(overhead, history) {
         history.remove(0);
@@ -167,7 +196,10 @@ mod tests {
 
     #[test]
     fn budget_arithmetic() {
-        let b = ContextBudget { window: 1000, keep_recent: 4 };
+        let b = ContextBudget {
+            window: 1000,
+            keep_recent: 4,
+        };
         assert_eq!(b.prompt_limit(), 750);
         let small = vec![ChatMessage::user("x".repeat(400))];
         assert!(!b.overflows(100, &small));
@@ -179,7 +211,10 @@ mod tests {
 
     #[test]
     fn truncation_keeps_the_newest_and_starts_with_a_user() {
-        let b = ContextBudget { window: 200, keep_recent: 2 };
+        let b = ContextBudget {
+            window: 200,
+            keep_recent: 2,
+        };
         let mut h = vec![
             ChatMessage::user("a".repeat(200)),
             ChatMessage::assistant("b".repeat(200)),

@@ -141,7 +141,9 @@ pub struct SessionRegistry {
 
 impl std::fmt::Debug for SessionRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionRegistry").field("active", &self.active()).finish()
+        f.debug_struct("SessionRegistry")
+            .field("active", &self.active())
+            .finish()
     }
 }
 
@@ -210,7 +212,13 @@ impl SessionRegistry {
     /// Cancel the running turn of session `key` (what was said so far is
     /// kept). Returns whether a turn was running.
     pub fn cancel(&self, key: &str) -> bool {
-        match self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+        match self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
             Some(token) => {
                 token.cancel();
                 true
@@ -220,16 +228,28 @@ impl SessionRegistry {
     }
 
     fn turn_started(&self, key: &str, token: CancellationToken) {
-        self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_string(), token);
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), token);
     }
 
     fn turn_ended(&self, key: &str) {
-        self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 
     /// Session actors in memory.
     pub fn active(&self) -> usize {
-        self.inner.actors.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.inner
+            .actors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Turns running right now.
@@ -245,7 +265,9 @@ impl SessionRegistry {
         let ctx = &self.inner.ctx;
         ctx.draining.cancel();
         self.inner.tracker.close();
-        let in_time = tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_ok();
+        let in_time = tokio::time::timeout(grace, self.inner.tracker.wait())
+            .await
+            .is_ok();
         if !in_time {
             ctx.hard_stop.cancel();
             self.inner.tracker.wait().await;

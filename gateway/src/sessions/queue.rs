@@ -33,7 +33,11 @@ pub struct TurnQueue<T> {
 impl<T: Batchable> TurnQueue<T> {
     /// An empty queue holding at most `capacity` items.
     pub fn new(mode: QueueMode, capacity: usize) -> Self {
-        Self { mode, capacity: capacity.max(1), items: VecDeque::new() }
+        Self {
+            mode,
+            capacity: capacity.max(1),
+            items: VecDeque::new(),
+        }
     }
 
     /// Whether nothing waits.
@@ -63,7 +67,9 @@ impl<T: Batchable> TurnQueue<T> {
     /// `collect` and `interrupt` every message waiting up to the next
     /// command. A command is always a batch of its own.
     pub fn next_batch(&mut self) -> Vec<T> {
-        let Some(first) = self.items.pop_front() else { return Vec::new() };
+        let Some(first) = self.items.pop_front() else {
+            return Vec::new();
+        };
         let mut batch = vec![first];
         if batch[0].is_command() || self.mode == QueueMode::Followup {
             return batch;
@@ -110,7 +116,10 @@ mod tests {
         for m in ["a", "b", "/new", "c", "d"] {
             assert_eq!(q.offer(M(m), true), Offer::Queued);
         }
-        assert_eq!(drain(&mut q), vec![vec!["a", "b"], vec!["/new"], vec!["c", "d"]]);
+        assert_eq!(
+            drain(&mut q),
+            vec![vec!["a", "b"], vec!["/new"], vec!["c", "d"]]
+        );
     }
 
     #[test]

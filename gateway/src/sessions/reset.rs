@@ -42,7 +42,9 @@ impl ResetPolicy {
     /// at `now_ms`, with local time at `offset`.
     pub fn is_stale(&self, last_active_ms: i64, now_ms: i64, offset: FixedOffset) -> bool {
         if let Some(minutes) = self.idle_minutes {
-            let idle_ms = i64::try_from(minutes).unwrap_or(i64::MAX / 60_000).saturating_mul(60_000);
+            let idle_ms = i64::try_from(minutes)
+                .unwrap_or(i64::MAX / 60_000)
+                .saturating_mul(60_000);
             if now_ms.saturating_sub(last_active_ms) >= idle_ms {
                 return true;
             }
@@ -65,7 +67,11 @@ fn last_boundary(now_ms: i64, hour: u8, offset: FixedOffset) -> Option<i64> {
         .with_minute(0)?
         .with_second(0)?
         .with_nanosecond(0)?;
-    let boundary = if today > now { today - Duration::days(1) } else { today };
+    let boundary = if today > now {
+        today - Duration::days(1)
+    } else {
+        today
+    };
     Some(boundary.timestamp_millis())
 }
 
@@ -89,7 +95,10 @@ mod tests {
 
     #[test]
     fn idle_reset() {
-        let p = ResetPolicy { idle_minutes: Some(30), daily_hour: None };
+        let p = ResetPolicy {
+            idle_minutes: Some(30),
+            daily_hour: None,
+        };
         let utc = FixedOffset::east_opt(0).unwrap();
         assert!(!p.is_stale(0, 29 * MIN, utc));
         assert!(p.is_stale(0, 30 * MIN, utc));
@@ -98,7 +107,10 @@ mod tests {
 
     #[test]
     fn daily_reset_at_local_hour() {
-        let p = ResetPolicy { idle_minutes: None, daily_hour: Some(4) };
+        let p = ResetPolicy {
+            idle_minutes: None,
+            daily_hour: Some(4),
+        };
         let utc = FixedOffset::east_opt(0).unwrap();
         let day = 24 * HOUR * 1000; // some midnight UTC
         // Active at 03:00, now 05:00: crossed 04:00.

@@ -10,9 +10,9 @@ use switchboard_agents::ChatMessage;
 use switchboard_channel::{ChatKind, Inbound, ReplyEvent, Sender};
 use switchboard_memory::{IngressAccept, Store};
 
-use crate::testing::rig;
 use super::{Job, SessionRegistry};
 use crate::config::QueueMode;
+use crate::testing::rig;
 
 struct Harness {
     store: Arc<dyn Store>,
@@ -26,7 +26,12 @@ async fn harness(mode: QueueMode, max_runs: usize, mailbox: usize) -> Harness {
     harness_with_idle(mode, max_runs, mailbox, Duration::from_secs(60)).await
 }
 
-async fn harness_with_idle(mode: QueueMode, max_runs: usize, mailbox: usize, actor_idle: Duration) -> Harness {
+async fn harness_with_idle(
+    mode: QueueMode,
+    max_runs: usize,
+    mailbox: usize,
+    actor_idle: Duration,
+) -> Harness {
     let rig = rig(mode, max_runs, mailbox, actor_idle, 0).await;
     Harness {
         store: rig.store,
@@ -44,19 +49,33 @@ fn job(ingress_id: i64, session: &str, id: &str, text: &str) -> Job {
         chat_kind: ChatKind::Dm,
         chat_id: session.into(),
         thread_id: None,
-        sender: Sender { id: session.into(), name: None, is_bot: false },
+        sender: Sender {
+            id: session.into(),
+            name: None,
+            is_bot: false,
+        },
         text: text.into(),
         attachments: vec![],
         mentioned: false,
         message_id: id.into(),
         received_at_ms: 0,
     };
-    Job { ingress_id, inbound, agent: "main".into(), session_key: format!("s:{session}") }
+    Job {
+        ingress_id,
+        inbound,
+        agent: "main".into(),
+        session_key: format!("s:{session}"),
+    }
 }
 
 impl Harness {
     async fn accept(&self, id: &str) -> i64 {
-        match self.store.ingress_accept("test", "a", id, "{}", 0).await.unwrap() {
+        match self
+            .store
+            .ingress_accept("test", "a", id, "{}", 0)
+            .await
+            .unwrap()
+        {
             IngressAccept::Accepted(ingress_id) => ingress_id,
             IngressAccept::Duplicate { .. } => panic!("message {id} is not new"),
         }
@@ -64,19 +83,31 @@ impl Harness {
 
     async fn send(&self, session: &str, id: &str, text: &str) {
         let job = job(self.accept(id).await, session, id, text);
-        self.sessions.dispatch(job).map_err(|e| format!("{e:?}")).unwrap();
+        self.sessions
+            .dispatch(job)
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
     }
 
     /// The next model call's user texts.
     async fn next_call(&mut self) -> Vec<String> {
-        let call = tokio::time::timeout(Duration::from_secs(10), self.calls.recv()).await.expect("a model call").unwrap();
-        call.into_iter().filter(|m| m.role == switchboard_agents::MessageRole::User).map(|m| m.content).collect()
+        let call = tokio::time::timeout(Duration::from_secs(10), self.calls.recv())
+            .await
+            .expect("a model call")
+            .unwrap();
+        call.into_iter()
+            .filter(|m| m.role == switchboard_agents::MessageRole::User)
+            .map(|m| m.content)
+            .collect()
     }
 
     /// The final reply event of the next reply to finish.
     async fn next_final(&mut self) -> (String, ReplyEvent) {
         loop {
-            let (id, ev) = tokio::time::timeout(Duration::from_secs(10), self.replies.recv()).await.expect("a reply").unwrap();
+            let (id, ev) = tokio::time::timeout(Duration::from_secs(10), self.replies.recv())
+                .await
+                .expect("a reply")
+                .unwrap();
             if ev.is_final() {
                 return (id, ev);
             }
@@ -119,15 +150,28 @@ async fn interrupt_cancels_the_running_turn_for_the_newer_message() {
     h.send("bo", "2", "never mind, this instead").await;
     let (id, ev) = h.next_final().await;
     assert_eq!(id, "1");
-    assert!(done_text(&ev).contains("stopped before finishing"), "{ev:?}");
+    assert!(
+        done_text(&ev).contains("stopped before finishing"),
+        "{ev:?}"
+    );
     let call = h.next_call().await;
-    assert_eq!(call.last().map(String::as_str), Some("never mind, this instead"));
+    assert_eq!(
+        call.last().map(String::as_str),
+        Some("never mind, this instead")
+    );
     h.permits.add_permits(1);
     let (id, ev) = h.next_final().await;
-    assert_eq!((id.as_str(), done_text(&ev)), ("2", "re: never mind, this instead"));
+    assert_eq!(
+        (id.as_str(), done_text(&ev)),
+        ("2", "re: never mind, this instead")
+    );
     let s = h.store.session_get("s:bo").await.unwrap().unwrap();
     let t = h.store.transcript(&s.session_id, 10).await.unwrap();
-    assert_eq!(t.len(), 4, "both turns are in the transcript, consistently: {t:?}");
+    assert_eq!(
+        t.len(),
+        4,
+        "both turns are in the transcript, consistently: {t:?}"
+    );
 }
 
 #[tokio::test]
@@ -139,10 +183,18 @@ async fn collect_answers_everything_that_arrived_during_a_run_in_one_turn() {
     h.send("cy", "3", "three").await;
     h.permits.add_permits(1);
     assert_eq!(done_text(&h.next_final().await.1), "re: one");
-    assert_eq!(h.next_call().await, ["one", "two", "three"], "one turn for both");
+    assert_eq!(
+        h.next_call().await,
+        ["one", "two", "three"],
+        "one turn for both"
+    );
     h.permits.add_permits(1);
     let (id, ev) = h.next_final().await;
-    assert_eq!((id.as_str(), done_text(&ev)), ("3", "re: three"), "one reply, to the last message");
+    assert_eq!(
+        (id.as_str(), done_text(&ev)),
+        ("3", "re: three"),
+        "one reply, to the last message"
+    );
     assert!(h.no_call_waiting());
 }
 
@@ -191,7 +243,11 @@ impl Harness {
         let job = job(self.accept(id).await, session, id, text);
         if let Err(super::DispatchError::Busy(job)) = self.sessions.dispatch(job) {
             // What the pipeline does with a full mailbox.
-            self.sessions.context().channels.notify(&job.inbound.reply_target(), super::BUSY_NOTICE.into()).await;
+            self.sessions
+                .context()
+                .channels
+                .notify(&job.inbound.reply_target(), super::BUSY_NOTICE.into())
+                .await;
         }
         tokio::task::yield_now().await;
     }
@@ -205,13 +261,20 @@ async fn an_idle_actor_leaves_memory_and_a_new_message_brings_it_back() {
     h.next_final().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while h.sessions.active() > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the idle actor never left");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the idle actor never left"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     h.send("gus", "2", "back again").await;
     assert_eq!(h.next_final().await.0, "2");
     assert_eq!(h.next_call().await, ["hello"]);
-    assert_eq!(h.next_call().await, ["hello", "back again"], "history survives the actor");
+    assert_eq!(
+        h.next_call().await,
+        ["hello", "back again"],
+        "history survives the actor"
+    );
 }
 
 #[tokio::test]
@@ -227,7 +290,11 @@ async fn drain_lets_the_running_turn_finish_and_leaves_waiting_ones_pending() {
     assert_eq!(h.next_final().await.0, "1");
     assert!(drain.await.unwrap(), "finished within the grace period");
     let pending = h.store.ingress_pending().await.unwrap();
-    assert_eq!(pending.len(), 1, "the waiting message stays for the next start");
+    assert_eq!(
+        pending.len(),
+        1,
+        "the waiting message stays for the next start"
+    );
     assert_eq!(pending[0].message_id, "2");
 }
 
@@ -239,7 +306,10 @@ async fn the_operator_can_cancel_a_running_turn() {
     assert!(h.sessions.cancel("s:ida"), "a turn was running");
     let (id, ev) = h.next_final().await;
     assert_eq!(id, "1");
-    assert!(done_text(&ev).contains("stopped before finishing"), "{ev:?}");
+    assert!(
+        done_text(&ev).contains("stopped before finishing"),
+        "{ev:?}"
+    );
     assert!(!h.sessions.cancel("s:ida"), "nothing runs any more");
     assert!(!h.sessions.cancel("s:nobody"));
 }
