@@ -9,6 +9,7 @@ use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::provider::http::AbortOnDrop;
 use crate::tools::{
     ApprovalGate, ApprovalRequest, Decision, Tool, ToolContext, ToolOutput, run_call,
 };
@@ -221,14 +222,6 @@ impl Agent {
             },
         )
         .boxed()
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

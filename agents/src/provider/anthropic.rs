@@ -8,7 +8,7 @@ use futures::stream::BoxStream;
 use serde_json::{Value, json};
 
 use super::http::{EventTx, HttpClient, spawn_events};
-use super::{ModelRequest, Provider, ProviderError, ProviderEvent, ProviderSettings, SseParser};
+use super::{ModelRequest, Provider, ProviderError, ProviderEvent, ProviderSettings};
 use crate::{ChatMessage, MessageRole, ToolCall, Usage};
 
 /// The API version header the client speaks.
@@ -103,29 +103,18 @@ impl AnthropicProvider {
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .json(&self.request_body(&request));
         let resp = self.http.send(self.authorize(req)).await?;
-        let mut body = resp.bytes_stream();
-        let mut parser = SseParser::new();
+        let mut events = self.http.events(resp);
         let mut state = StreamState::default();
-        loop {
-            let piece = self.http.next_piece(&mut body).await?;
-            let ended = piece.is_none();
-            let datas = match piece {
-                Some(bytes) => parser.feed(&bytes).map_err(|e| self.http.protocol(e))?,
-                None => parser.finish().into_iter().collect(),
-            };
-            for data in datas {
-                let event: Value = serde_json::from_str(&data).map_err(|e| {
-                    self.http
-                        .protocol(format!("a stream event is not JSON: {e}"))
-                })?;
-                if state.handle(&self.http, &event, &tx).await? {
-                    return Ok(());
-                }
-            }
-            if ended {
+        while let Some(data) = events.next().await? {
+            let event: Value = serde_json::from_str(&data).map_err(|e| {
+                self.http
+                    .protocol(format!("a stream event is not JSON: {e}"))
+            })?;
+            if state.handle(&self.http, &event, &tx).await? {
                 return Ok(());
             }
         }
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{ProviderError, ProviderEvent};
+use super::{ProviderError, ProviderEvent, SseParser};
 
 /// How to reach one model endpoint.
 #[derive(Debug, Clone)]
@@ -126,16 +126,55 @@ impl HttpClient {
         }
     }
 
-    /// The next piece of a streamed body, within the idle timeout.
-    pub(crate) async fn next_piece(
-        &self,
-        body: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
-    ) -> Result<Option<bytes::Bytes>, ProviderError> {
-        match tokio::time::timeout(self.settings.idle_timeout, body.next()).await {
-            Err(_) => Err(self.timeout()),
-            Ok(None) => Ok(None),
-            Ok(Some(Ok(b))) => Ok(Some(b)),
-            Ok(Some(Err(e))) => Err(self.transport_error(&e)),
+    /// The `data` of each event of a `text/event-stream` answer, each
+    /// awaited within the idle timeout.
+    pub(crate) fn events(&self, resp: reqwest::Response) -> EventStream<'_> {
+        EventStream {
+            http: self,
+            body: resp.bytes_stream().boxed(),
+            parser: SseParser::new(),
+            ready: std::collections::VecDeque::new(),
+            ended: false,
+        }
+    }
+}
+
+/// Server-sent events of one answer, read as they arrive.
+pub(crate) struct EventStream<'a> {
+    http: &'a HttpClient,
+    body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    parser: SseParser,
+    ready: std::collections::VecDeque<String>,
+    ended: bool,
+}
+
+impl EventStream<'_> {
+    /// The next event's `data`, or `None` when the body ended.
+    pub(crate) async fn next(&mut self) -> Result<Option<String>, ProviderError> {
+        loop {
+            if let Some(data) = self.ready.pop_front() {
+                return Ok(Some(data));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            let piece = tokio::time::timeout(self.http.settings.idle_timeout, self.body.next())
+                .await
+                .map_err(|_| self.http.timeout())?;
+            match piece {
+                Some(Ok(bytes)) => {
+                    let datas = self
+                        .parser
+                        .feed(&bytes)
+                        .map_err(|e| self.http.protocol(e))?;
+                    self.ready.extend(datas);
+                }
+                Some(Err(e)) => return Err(self.http.transport_error(&e)),
+                None => {
+                    self.ended = true;
+                    self.ready.extend(self.parser.finish());
+                }
+            }
         }
     }
 }
@@ -171,8 +210,9 @@ where
     .boxed()
 }
 
-/// Aborts the request task when the answer stream is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts a task when dropped: ties a spawned producer to the stream that
+/// reads it.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -2,7 +2,7 @@
 
 mod anthropic;
 mod error;
-mod http;
+pub(crate) mod http;
 mod openai;
 mod resilient;
 mod sse;

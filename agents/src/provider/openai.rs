@@ -7,7 +7,7 @@ use futures::stream::BoxStream;
 use serde_json::{Value, json};
 
 use super::http::{EventTx, HttpClient, is_event_stream, spawn_events};
-use super::{ModelRequest, Provider, ProviderError, ProviderEvent, ProviderSettings, SseParser};
+use super::{ModelRequest, Provider, ProviderError, ProviderEvent, ProviderSettings};
 use crate::{ChatMessage, MessageRole, ToolCall, Usage};
 
 /// The OpenAI-compatible provider.
@@ -87,72 +87,61 @@ impl OpenAiProvider {
             return self.whole_answer(&body, &tx).await;
         }
         let tx = &tx;
-        let mut body = resp.bytes_stream();
-        let mut parser = SseParser::new();
+        let mut events = self.http.events(resp);
         let mut calls = ToolCallParts::default();
-        loop {
-            let piece = self.http.next_piece(&mut body).await?;
-            let ended = piece.is_none();
-            let datas = match piece {
-                Some(bytes) => parser.feed(&bytes).map_err(|e| self.http.protocol(e))?,
-                None => parser.finish().into_iter().collect(),
-            };
-            for data in datas {
-                if data.trim() == "[DONE]" {
-                    return calls.flush(tx).await;
-                }
-                let chunk: Value = serde_json::from_str(&data).map_err(|e| {
-                    self.http
-                        .protocol(format!("a stream chunk is not JSON: {e}"))
-                })?;
-                if let Some(err) = chunk.get("error") {
-                    let message = err
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown error")
-                        .to_string();
-                    return Err(ProviderError::Http {
-                        provider: self.http.settings.name.clone(),
-                        status: 502,
-                        message,
-                        retry_after: None,
-                    });
-                }
-                if let Some(text) = chunk
-                    .pointer("/choices/0/delta/content")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                {
-                    if tx
-                        .send(Ok(ProviderEvent::TextDelta(text.to_string())))
-                        .await
-                        .is_err()
-                    {
-                        return Ok(()); // the consumer went away
-                    }
-                }
-                if let Some(parts) = chunk
-                    .pointer("/choices/0/delta/tool_calls")
-                    .and_then(Value::as_array)
-                {
-                    for part in parts {
-                        calls.add(part);
-                    }
-                }
-                if chunk
-                    .pointer("/choices/0/finish_reason")
-                    .is_some_and(|f| !f.is_null())
-                {
-                    calls.flush(tx).await?;
-                }
-                if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
-                    let _ = tx.send(Ok(ProviderEvent::Usage(parse_usage(usage)))).await;
-                }
-            }
-            if ended {
+        while let Some(data) = events.next().await? {
+            if data.trim() == "[DONE]" {
                 return calls.flush(tx).await;
             }
+            let chunk: Value = serde_json::from_str(&data).map_err(|e| {
+                self.http
+                    .protocol(format!("a stream chunk is not JSON: {e}"))
+            })?;
+            if let Some(err) = chunk.get("error") {
+                let message = err
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown error")
+                    .to_string();
+                return Err(ProviderError::Http {
+                    provider: self.http.settings.name.clone(),
+                    status: 502,
+                    message,
+                    retry_after: None,
+                });
+            }
+            if let Some(text) = chunk
+                .pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+            {
+                if tx
+                    .send(Ok(ProviderEvent::TextDelta(text.to_string())))
+                    .await
+                    .is_err()
+                {
+                    return Ok(()); // the consumer went away
+                }
+            }
+            if let Some(parts) = chunk
+                .pointer("/choices/0/delta/tool_calls")
+                .and_then(Value::as_array)
+            {
+                for part in parts {
+                    calls.add(part);
+                }
+            }
+            if chunk
+                .pointer("/choices/0/finish_reason")
+                .is_some_and(|f| !f.is_null())
+            {
+                calls.flush(tx).await?;
+            }
+            if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
+                let _ = tx.send(Ok(ProviderEvent::Usage(parse_usage(usage)))).await;
+            }
         }
+        calls.flush(tx).await
     }
 
     async fn whole_answer(&self, body: &Value, tx: &EventTx) -> Result<(), ProviderError> {
