@@ -104,6 +104,11 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot open the store at {}", db_path.display()))?,
     );
+    // What the last run left unanswered, read before any intake starts.
+    let leftover = store
+        .ingress_pending()
+        .await
+        .context("cannot read the ingress queue")?;
     let health = Arc::new(Health::new());
     health.set("store", State::Running, Some(db_path.display().to_string()));
 
@@ -244,6 +249,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         actor_idle: Duration::from_secs(config.sessions.actor_idle_secs.max(1)),
         draining: CancellationToken::new(),
         hard_stop: CancellationToken::new(),
+        runs_waiting: AtomicU64::new(0),
         turns_done: AtomicU64::new(0),
         turns_failed: AtomicU64::new(0),
     });
@@ -337,7 +343,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     }
 
     let replayed = pipeline
-        .replay_pending()
+        .replay(leftover)
         .await
         .context("cannot read the ingress queue")?;
     state.ready.store(true, Ordering::Release);

@@ -166,6 +166,7 @@ pub(crate) async fn rig(
         actor_idle,
         draining: CancellationToken::new(),
         hard_stop: CancellationToken::new(),
+        runs_waiting: AtomicU64::new(0),
         turns_done: AtomicU64::new(0),
         turns_failed: AtomicU64::new(0),
     });

@@ -163,6 +163,7 @@ pub(super) fn status(state: &AppState) -> Value {
         "agents": state.agents,
         "sessions_in_memory": sessions.active(),
         "runs_in_flight": sessions.running(),
+        "runs_waiting_for_a_slot": ctx.runs_waiting.load(std::sync::atomic::Ordering::Relaxed),
         "turns_done": ctx.turns_done.load(std::sync::atomic::Ordering::Relaxed),
         "turns_failed": ctx.turns_failed.load(std::sync::atomic::Ordering::Relaxed),
         "components": state.health.snapshot(),

@@ -161,7 +161,9 @@ impl ApiError {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
-            format!("the gateway failed: {e}"),
+            format!(
+                "the gateway failed: {e}. Try again; if it persists, the gateway's log has the details"
+            ),
         )
     }
 

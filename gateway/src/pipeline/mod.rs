@@ -16,7 +16,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use switchboard_channel::{ChatKind, Inbound, ReplyEvent, ReplyTarget};
-use switchboard_memory::{IngressAccept, IngressStatus, PairingRequest, Store, StoreError};
+use switchboard_memory::{
+    IngressAccept, IngressRecord, IngressStatus, PairingRequest, Store, StoreError,
+};
 
 use crate::approvals::Approvals;
 use crate::channels::ChannelSet;
@@ -396,8 +398,16 @@ impl Pipeline {
     /// Pick up messages accepted before a stop and not answered. Returns how
     /// many were handed on.
     pub async fn replay_pending(&self) -> Result<usize, StoreError> {
+        let rows = self.store.ingress_pending().await?;
+        self.replay(rows).await
+    }
+
+    /// Hand on `rows`, the pending rows read at start-up before any intake
+    /// began (rows accepted since are already on their way and must not be
+    /// handed on twice). Returns how many were handed on.
+    pub async fn replay(&self, rows: Vec<IngressRecord>) -> Result<usize, StoreError> {
         let mut n = 0;
-        for row in self.store.ingress_pending().await? {
+        for row in rows {
             if row.attempts >= MAX_ATTEMPTS {
                 tracing::warn!(
                     ingress_id = row.id,

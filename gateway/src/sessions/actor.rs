@@ -53,10 +53,15 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Re
                 break; // what waits stays pending in the ingress queue
             }
             let batch = queue.next_batch();
+            ctx.runs_waiting.fetch_add(1, Ordering::Relaxed);
             let permit = tokio::select! {
                 p = ctx.runs.clone().acquire_owned() => p,
-                () = ctx.draining.cancelled() => break,
+                () = ctx.draining.cancelled() => {
+                    ctx.runs_waiting.fetch_sub(1, Ordering::Relaxed);
+                    break;
+                }
             };
+            ctx.runs_waiting.fetch_sub(1, Ordering::Relaxed);
             let Ok(_permit) = permit else { break };
             let interrupt = ctx.hard_stop.child_token();
             registry.turn_started(&key, interrupt.clone());

@@ -110,6 +110,8 @@ pub struct TurnContext {
     pub draining: CancellationToken,
     /// Cancelled when the grace period is over: stop running turns.
     pub hard_stop: CancellationToken,
+    /// Sessions with work waiting for a free run slot (for health).
+    pub runs_waiting: AtomicU64,
     /// Turns completed (for health).
     pub turns_done: AtomicU64,
     /// Turns that failed (for health).

@@ -205,7 +205,18 @@ async fn the_global_cap_holds_other_sessions_until_a_run_ends() {
     assert_eq!(h.next_call().await, ["from dee"]);
     h.send("eli", "2", "from eli").await;
     // eli's actor waits for the one run slot; releasing dee's answer frees it.
-    for _ in 0..50 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while h
+        .sessions
+        .context()
+        .runs_waiting
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "eli's turn never waited for a slot"
+        );
         tokio::task::yield_now().await;
     }
     assert!(h.no_call_waiting(), "a second run started past the cap");
