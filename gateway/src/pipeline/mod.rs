@@ -30,6 +30,9 @@ use pairing::PairingDecision;
 use ratelimit::{RateGate, RateVerdict};
 use routing::Router;
 
+/// What a sender is told when their message is given up on.
+pub const GAVE_UP_NOTICE: &str = "Sorry, I could not answer your last message: answering it failed several times. Please send it again.";
+
 /// Attempts after which a pending message is given up on at restart.
 pub const MAX_ATTEMPTS: i64 = 3;
 
@@ -422,6 +425,12 @@ impl Pipeline {
                         now_ms(),
                     )
                     .await?;
+                // Tell the sender rather than drop their message silently.
+                if let Ok(p) = serde_json::from_str::<IngressPayload>(&row.payload) {
+                    self.channels
+                        .notify(&p.inbound.reply_target(), GAVE_UP_NOTICE.into())
+                        .await;
+                }
                 continue;
             }
             let payload: IngressPayload = match serde_json::from_str(&row.payload) {
