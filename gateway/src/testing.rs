@@ -178,3 +178,24 @@ pub(crate) async fn rig(
         replies,
     }
 }
+
+/// A DM from `sender` on the test channel (`test`/`a`).
+pub(crate) fn dm(sender: &str, id: &str, text: &str) -> switchboard_channel::Inbound {
+    switchboard_channel::Inbound {
+        channel: "test".into(),
+        account: "a".into(),
+        chat_kind: switchboard_channel::ChatKind::Dm,
+        chat_id: format!("chat-{sender}"),
+        thread_id: None,
+        sender: switchboard_channel::Sender {
+            id: sender.into(),
+            name: Some(format!("{sender} name")),
+            is_bot: false,
+        },
+        text: text.into(),
+        attachments: vec![],
+        mentioned: false,
+        message_id: id.into(),
+        received_at_ms: 0,
+    }
+}

@@ -7,14 +7,14 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
 use switchboard_agents::{ChatMessage, MessageRole};
-use switchboard_channel::{ChatKind, Inbound, ReplyEvent, Sender};
+use switchboard_channel::{ChatKind, ReplyEvent};
 use switchboard_memory::{IngressStatus, Store};
 
 use super::routing::Router;
 use super::{Admission, Pipeline};
 use crate::config::{AccessRules, DmPolicy, DmScope, GroupPolicy, QueueMode, RateLimitConfig};
 use crate::sessions::SessionRegistry;
-use crate::testing::rig;
+use crate::testing::{dm, rig};
 
 struct Harness {
     pipeline: Pipeline,
@@ -58,26 +58,6 @@ async fn harness(rules: AccessRules) -> Harness {
         calls: rig.calls,
         permits: rig.permits,
         replies: rig.replies,
-    }
-}
-
-fn dm(sender: &str, id: &str, text: &str) -> Inbound {
-    Inbound {
-        channel: "test".into(),
-        account: "a".into(),
-        chat_kind: ChatKind::Dm,
-        chat_id: format!("chat-{sender}"),
-        thread_id: None,
-        sender: Sender {
-            id: sender.into(),
-            name: Some(format!("{sender} name")),
-            is_bot: false,
-        },
-        text: text.into(),
-        attachments: vec![],
-        mentioned: false,
-        message_id: id.into(),
-        received_at_ms: 0,
     }
 }
 

@@ -395,16 +395,17 @@ async fn run_turn(
             );
         }
     }
-    let mut overflow_retried = false;
-    let mut stream = slot.agent.run(
-        TurnRequest {
+    let start = |history| {
+        let request = TurnRequest {
             history,
             tools: tools.clone(),
             context: context.clone(),
             approval: approval.clone(),
-        },
-        cancel.clone(),
-    );
+        };
+        slot.agent.run(request, cancel.clone())
+    };
+    let mut overflow_retried = false;
+    let mut stream = start(history);
     let mut usage = Usage::default();
     while let Some(event) = stream.next().await {
         match event {
@@ -510,15 +511,7 @@ async fn run_turn(
                 }
                 let mut history = load_history(ctx, &session, slot, batch).await?;
                 truncate_to_fit(slot.context, overhead, &mut history);
-                stream = slot.agent.run(
-                    TurnRequest {
-                        history,
-                        tools: tools.clone(),
-                        context: context.clone(),
-                        approval: approval.clone(),
-                    },
-                    cancel.clone(),
-                );
+                stream = start(history);
             }
             AgentEvent::Error {
                 message, partial, ..

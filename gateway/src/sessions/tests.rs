@@ -7,12 +7,12 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
 use switchboard_agents::ChatMessage;
-use switchboard_channel::{ChatKind, Inbound, ReplyEvent, Sender};
+use switchboard_channel::ReplyEvent;
 use switchboard_memory::{IngressAccept, Store};
 
 use super::{Job, SessionRegistry};
 use crate::config::QueueMode;
-use crate::testing::rig;
+use crate::testing::{dm, rig};
 
 struct Harness {
     store: Arc<dyn Store>,
@@ -43,23 +43,7 @@ async fn harness_with_idle(
 }
 
 fn job(ingress_id: i64, session: &str, id: &str, text: &str) -> Job {
-    let inbound = Inbound {
-        channel: "test".into(),
-        account: "a".into(),
-        chat_kind: ChatKind::Dm,
-        chat_id: session.into(),
-        thread_id: None,
-        sender: Sender {
-            id: session.into(),
-            name: None,
-            is_bot: false,
-        },
-        text: text.into(),
-        attachments: vec![],
-        mentioned: false,
-        message_id: id.into(),
-        received_at_ms: 0,
-    };
+    let inbound = dm(session, id, text);
     Job {
         ingress_id,
         inbound,
