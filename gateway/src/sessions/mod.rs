@@ -13,6 +13,7 @@ pub mod queue;
 pub mod reset;
 #[cfg(test)]
 mod tests;
+mod turn;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;

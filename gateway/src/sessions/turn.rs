@@ -1,0 +1,609 @@
+//! One turn of a session: open the replies, check the budget, load and fit
+//! the history, run the agent, stream its events out, and write the turn to
+//! the store (before the reply goes out; the ingress rows are marked done once
+//! it was delivered).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::{Local, Offset};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use switchboard_agents::tools::{ApprovalGate, ToolContext};
+use switchboard_agents::{AgentEvent, ChatMessage, TurnRequest, Usage};
+use switchboard_channel::{ReplyEvent, ReplySink, TokenUsage};
+use switchboard_memory::{
+    IngressStatus, Role, SessionRecord, StoreError, TokenCounts, TurnCommit, TurnEntry, TurnUsage,
+};
+
+use super::context::{compact, estimate_tokens, to_messages, truncate_to_fit};
+use super::reset::ChatCommand;
+use super::{AgentSlot, Job, TurnContext};
+use crate::approvals::SessionApprover;
+use crate::clock::{local_midnight_ms, now_ms};
+use crate::events::{EventKind, GatewayEvent};
+
+/// The sinks a batch replies through: the last message's, or every
+/// message's on channels that answer each request.
+struct Replies {
+    sinks: Vec<Box<dyn ReplySink>>,
+}
+
+impl Replies {
+    async fn open(ctx: &TurnContext, batch: &[Job]) -> Self {
+        let mut sinks = Vec::new();
+        let per_message = batch.first().is_some_and(|j| {
+            ctx.channels
+                .get(&j.inbound.channel, &j.inbound.account)
+                .is_some_and(|c| c.reply_per_message())
+        });
+        let targets: Vec<&Job> = if per_message {
+            batch.iter().collect()
+        } else {
+            batch.last().into_iter().collect()
+        };
+        for job in targets {
+            sinks.push(ctx.channels.open_reply(&job.inbound.reply_target()).await);
+        }
+        Self { sinks }
+    }
+
+    async fn send(&mut self, event: ReplyEvent) -> bool {
+        let mut all = true;
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.send(event.clone()).await {
+                tracing::warn!(error = %e, "reply not delivered");
+                all = false;
+            }
+        }
+        all
+    }
+}
+
+fn publish(ctx: &TurnContext, key: &str, batch: &[Job], kind: EventKind) {
+    if !ctx.events.has_subscribers() {
+        return;
+    }
+    for job in batch {
+        ctx.events.publish(GatewayEvent {
+            session_key: key.to_string(),
+            channel: job.inbound.channel.clone(),
+            message_id: job.inbound.message_id.clone(),
+            kind: kind.clone(),
+        });
+    }
+}
+
+pub(super) async fn run_batch(
+    ctx: &Arc<TurnContext>,
+    key: &str,
+    batch: Vec<Job>,
+    cancel: CancellationToken,
+) {
+    let Some(first) = batch.first() else { return };
+    if let Some(command) = first.command() {
+        if let Err(e) = run_command(ctx, key, first, command).await {
+            tracing::error!(error = %e, "command failed");
+        }
+        return;
+    }
+    if let Err(e) = run_turn(ctx, key, &batch, cancel).await {
+        // Rows stay pending and are answered again after a restart.
+        tracing::error!(error = %e, "turn could not be stored");
+    }
+}
+
+async fn run_command(
+    ctx: &TurnContext,
+    key: &str,
+    job: &Job,
+    command: ChatCommand,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    ctx.store.ingress_started(job.ingress_id, now).await?;
+    let text = match command {
+        ChatCommand::Reset => {
+            ctx.store.session_reset(key, &job.agent, now).await?;
+            "Started a new session. Earlier messages are no longer part of the conversation."
+                .to_string()
+        }
+        ChatCommand::Compact => {
+            let s = ctx.store.session_open(key, &job.agent, now).await?;
+            match ctx.agents.get(&job.agent) {
+                None => format!("The agent `{}` is not configured.", job.agent),
+                Some(slot) => {
+                    match compact(ctx, key, &s, slot.agent.provider().as_ref(), slot.context).await
+                    {
+                        Ok(Some(c)) => format!(
+                            "Compacted {} earlier messages into a summary; the last {} are kept as they were.",
+                            c.summarized, slot.context.keep_recent
+                        ),
+                        Ok(None) => {
+                            "Nothing to compact yet: the conversation is still short.".to_string()
+                        }
+                        Err(e) => format!("Could not compact: {e}. The conversation is unchanged."),
+                    }
+                }
+            }
+        }
+        ChatCommand::Status => {
+            let s = ctx.store.session_open(key, &job.agent, now).await?;
+            let slot = ctx.agents.get(&job.agent);
+            let model = slot.map_or("?", |a| a.model.as_str());
+            let used = ctx.store.usage_for_session(key, s.updated_at).await?;
+            let mut text = format!(
+                "Session {key}\nAgent: {} (model {model})\nTurns in this session: {}\nTokens in this session: {} in ({} cached), {} out",
+                job.agent, s.turns, used.input_tokens, used.cached_tokens, used.output_tokens
+            );
+            if let Some(budget) = slot.and_then(|a| a.daily_token_budget) {
+                let today = ctx
+                    .store
+                    .usage_for_agent(&job.agent, local_midnight_ms())
+                    .await?
+                    .total();
+                text.push_str(&format!("\nAgent's tokens today: {today} of {budget}"));
+            }
+            text
+        }
+    };
+    let mut replies = Replies::open(ctx, std::slice::from_ref(job)).await;
+    replies
+        .send(ReplyEvent::Notice { text: text.clone() })
+        .await;
+    publish(
+        ctx,
+        key,
+        std::slice::from_ref(job),
+        EventKind::Notice { text },
+    );
+    ctx.store
+        .ingress_finish(job.ingress_id, IngressStatus::Done, None, now_ms())
+        .await
+}
+
+fn user_text(job: &Job) -> String {
+    let mut text = job.inbound.text.clone();
+    for a in &job.inbound.attachments {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&format!("[attachment: {}", a.name));
+        if let Some(m) = &a.mime {
+            text.push_str(&format!(", {m}"));
+        }
+        if let Some(p) = &a.local_path {
+            text.push_str(&format!(", saved at {p}"));
+        }
+        text.push(']');
+    }
+    text
+}
+
+async fn run_turn(
+    ctx: &Arc<TurnContext>,
+    key: &str,
+    batch: &[Job],
+    cancel: CancellationToken,
+) -> Result<(), StoreError> {
+    let primary = batch.last().map(|j| j.agent.clone()).unwrap_or_default();
+    let now = now_ms();
+    let mut replies = Replies::open(ctx, batch).await;
+    let Some(slot) = ctx.agents.get(&primary) else {
+        let message = format!(
+            "The agent `{primary}` is not configured any more; ask the operator to check the bindings."
+        );
+        replies
+            .send(ReplyEvent::Failed {
+                message: message.clone(),
+            })
+            .await;
+        return commit(
+            ctx,
+            key,
+            batch,
+            None,
+            Ending::new(IngressStatus::Failed).error(message),
+        )
+        .await;
+    };
+    if let Some(budget) = slot.daily_token_budget {
+        let used = ctx
+            .store
+            .usage_for_agent(&primary, local_midnight_ms())
+            .await?
+            .total();
+        if used >= i64::try_from(budget).unwrap_or(i64::MAX) {
+            let message = format!(
+                "Today's token budget of agent `{primary}` ({budget} tokens) is spent ({used} used); it renews at midnight. The operator can raise agents.{primary}.daily_token_budget."
+            );
+            tracing::warn!(agent = %primary, used, budget, "daily token budget spent");
+            commit(
+                ctx,
+                key,
+                batch,
+                None,
+                Ending::new(IngressStatus::Failed).error("daily token budget spent".into()),
+            )
+            .await?;
+            publish(
+                ctx,
+                key,
+                batch,
+                EventKind::Error {
+                    message: message.clone(),
+                },
+            );
+            replies.send(ReplyEvent::Failed { message }).await;
+            return Ok(());
+        }
+    }
+    let mut session = ctx.store.session_open(key, &primary, now).await?;
+    let offset = Local::now().offset().fix();
+    if session.turns > 0 && ctx.reset.is_stale(session.last_active_at, now, offset) {
+        session = ctx.store.session_reset(key, &primary, now).await?;
+    }
+    for job in batch {
+        ctx.store.ingress_started(job.ingress_id, now).await?;
+    }
+    replies.send(ReplyEvent::Working).await;
+    publish(ctx, key, batch, EventKind::Started);
+    let context = ToolContext {
+        session_key: key.to_string(),
+        agent: primary.clone(),
+        model: slot.model.clone(),
+        channel: batch
+            .last()
+            .map(|j| j.inbound.channel.clone())
+            .unwrap_or_default(),
+        chat_kind: batch
+            .last()
+            .map(|j| j.inbound.chat_kind.as_str().to_string())
+            .unwrap_or_default(),
+        turns: session.turns,
+    };
+    let tools = ctx.tools.select(&slot.tools, &context);
+    let announce_to = batch.last().filter(|j| {
+        !ctx.channels
+            .get(&j.inbound.channel, &j.inbound.account)
+            .is_some_and(|c| c.reply_per_message())
+    });
+    let approval = Some(ApprovalGate {
+        policy: slot.approvals.clone(),
+        approver: Arc::new(SessionApprover {
+            desk: ctx.approvals.clone(),
+            announce_to: announce_to.map(|j| j.inbound.reply_target()),
+            timeout: slot.approval_timeout,
+            message_id: batch
+                .last()
+                .map(|j| j.inbound.message_id.clone())
+                .unwrap_or_default(),
+        }),
+    });
+    let overhead = estimate_tokens(slot.agent.system_prompt())
+        + tools
+            .iter()
+            .map(|t| {
+                estimate_tokens(&t.spec().parameters.to_string())
+                    + estimate_tokens(&t.spec().description)
+            })
+            .sum::<usize>();
+    let mut history = load_history(ctx, &session, slot, batch).await?;
+    if slot.context.overflows(overhead, &history) {
+        if let Some(s) = compact_or_log(ctx, key, &session, slot).await {
+            session = s;
+            history = load_history(ctx, &session, slot, batch).await?;
+        }
+        let dropped = truncate_to_fit(slot.context, overhead, &mut history);
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "history still too long after compaction; oldest messages left out"
+            );
+        }
+    }
+    let start = |history| {
+        let request = TurnRequest {
+            history,
+            tools: tools.clone(),
+            context: context.clone(),
+            approval: approval.clone(),
+        };
+        slot.agent.run(request, cancel.clone())
+    };
+    let mut overflow_retried = false;
+    let mut stream = start(history);
+    let mut usage = Usage::default();
+    while let Some(event) = stream.next().await {
+        match event {
+            AgentEvent::TextDelta(text) => {
+                publish(ctx, key, batch, EventKind::Delta { text: text.clone() });
+                replies.send(ReplyEvent::Delta { text }).await;
+            }
+            AgentEvent::Usage(u) => usage = u,
+            AgentEvent::ToolCall(call) => {
+                tracing::info!(tool = %call.name, "tool call");
+                publish(
+                    ctx,
+                    key,
+                    batch,
+                    EventKind::ToolCall {
+                        id: call.id,
+                        name: call.name,
+                        arguments: call.arguments,
+                    },
+                );
+                replies.send(ReplyEvent::Working).await;
+            }
+            AgentEvent::ToolResult {
+                id,
+                name,
+                is_error,
+                output,
+            } => {
+                publish(
+                    ctx,
+                    key,
+                    batch,
+                    EventKind::ToolResult {
+                        id,
+                        name,
+                        is_error,
+                        output,
+                    },
+                );
+            }
+            AgentEvent::Done(outcome) => {
+                let text = if outcome.text.trim().is_empty() {
+                    "(the model returned an empty answer)".to_string()
+                } else {
+                    outcome.text
+                };
+                let u = outcome.usage;
+                let usage = TokenUsage {
+                    input_tokens: u.input_tokens,
+                    output_tokens: u.output_tokens,
+                    cached_tokens: u.cached_tokens,
+                };
+                // Store the turn first, so whoever reads the session after
+                // the reply sees it; the rows stay pending until the reply
+                // is delivered, and a restart in between re-delivers the
+                // stored answer instead of asking the model again.
+                let ending = Ending::new(IngressStatus::Pending)
+                    .answer(Some(text.clone()))
+                    .usage(outcome.usage);
+                commit(ctx, key, batch, Some(&session.session_id), ending).await?;
+                ctx.turns_done.fetch_add(1, Ordering::Relaxed);
+                publish(
+                    ctx,
+                    key,
+                    batch,
+                    EventKind::Done {
+                        text: text.clone(),
+                        usage: outcome.usage,
+                    },
+                );
+                let delivered = replies
+                    .send(ReplyEvent::Done {
+                        text,
+                        usage: Some(usage),
+                    })
+                    .await;
+                let (status, error) = if delivered {
+                    (IngressStatus::Done, None)
+                } else {
+                    (IngressStatus::Failed, Some("reply not delivered"))
+                };
+                let now = now_ms();
+                for job in batch {
+                    ctx.store
+                        .ingress_finish(job.ingress_id, status, error, now)
+                        .await?;
+                }
+                return Ok(());
+            }
+            AgentEvent::Error {
+                context_overflow: true,
+                ref partial,
+                ..
+            } if !overflow_retried && partial.is_empty() => {
+                // The provider says the prompt is too long: compact once
+                // and try once more, never more.
+                overflow_retried = true;
+                tracing::warn!(
+                    "context overflow reported by the provider; compacting and retrying once"
+                );
+                if let Some(s) = compact_or_log(ctx, key, &session, slot).await {
+                    session = s;
+                }
+                let mut history = load_history(ctx, &session, slot, batch).await?;
+                truncate_to_fit(slot.context, overhead, &mut history);
+                stream = start(history);
+            }
+            AgentEvent::Error {
+                message, partial, ..
+            } => {
+                tracing::warn!(error = %message, "turn failed");
+                let shown = format!("Sorry, I couldn't answer: {message}");
+                ctx.turns_failed.fetch_add(1, Ordering::Relaxed);
+                let partial = (!partial.is_empty()).then_some(partial);
+                let ending = Ending::new(IngressStatus::Failed)
+                    .error(message)
+                    .answer(partial)
+                    .usage(usage);
+                commit(ctx, key, batch, Some(&session.session_id), ending).await?;
+                publish(
+                    ctx,
+                    key,
+                    batch,
+                    EventKind::Error {
+                        message: shown.clone(),
+                    },
+                );
+                replies.send(ReplyEvent::Failed { message: shown }).await;
+                return Ok(());
+            }
+            AgentEvent::Cancelled { partial } => {
+                if ctx.hard_stop.is_cancelled() {
+                    // Shutdown: store nothing; the rows stay pending and are
+                    // answered after the restart.
+                    tracing::info!("turn cancelled by shutdown; it will be answered after restart");
+                    return Ok(());
+                }
+                let text = if partial.is_empty() {
+                    "(stopped before finishing)".to_string()
+                } else {
+                    format!("{partial}\n\n(stopped before finishing)")
+                };
+                let ending = Ending::new(IngressStatus::Done)
+                    .answer(Some(text.clone()))
+                    .usage(usage);
+                commit(ctx, key, batch, Some(&session.session_id), ending).await?;
+                publish(
+                    ctx,
+                    key,
+                    batch,
+                    EventKind::Done {
+                        text: text.clone(),
+                        usage,
+                    },
+                );
+                replies.send(ReplyEvent::Done { text, usage: None }).await;
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How a turn ended, as the store records it.
+struct Ending {
+    status: IngressStatus,
+    error: Option<String>,
+    answer: Option<String>,
+    usage: Option<Usage>,
+}
+
+impl Ending {
+    fn new(status: IngressStatus) -> Self {
+        Self {
+            status,
+            error: None,
+            answer: None,
+            usage: None,
+        }
+    }
+    fn error(mut self, e: String) -> Self {
+        self.error = Some(e);
+        self
+    }
+    fn answer(mut self, a: Option<String>) -> Self {
+        self.answer = a;
+        self
+    }
+    fn usage(mut self, u: Usage) -> Self {
+        self.usage = Some(u);
+        self
+    }
+}
+
+/// The session generation's recent transcript plus the batch's messages.
+async fn load_history(
+    ctx: &TurnContext,
+    session: &SessionRecord,
+    slot: &AgentSlot,
+    batch: &[Job],
+) -> Result<Vec<ChatMessage>, StoreError> {
+    let mut history = to_messages(
+        ctx.store
+            .transcript(&session.session_id, slot.history_limit)
+            .await?,
+    );
+    history.extend(batch.iter().map(|j| ChatMessage::user(user_text(j))));
+    Ok(history)
+}
+
+/// Compact the session; a failed summary is logged and the session left as
+/// it was.
+async fn compact_or_log(
+    ctx: &TurnContext,
+    key: &str,
+    session: &SessionRecord,
+    slot: &AgentSlot,
+) -> Option<SessionRecord> {
+    match compact(
+        ctx,
+        key,
+        session,
+        slot.agent.provider().as_ref(),
+        slot.context,
+    )
+    .await
+    {
+        Ok(Some(c)) => Some(c.session),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "compaction failed");
+            None
+        }
+    }
+}
+
+async fn commit(
+    ctx: &TurnContext,
+    key: &str,
+    batch: &[Job],
+    session_id: Option<&str>,
+    ending: Ending,
+) -> Result<(), StoreError> {
+    let Ending {
+        status,
+        error,
+        answer,
+        usage,
+    } = ending;
+    let now = now_ms();
+    let session_id = match session_id {
+        Some(id) => id.to_string(),
+        None => {
+            let agent = batch.last().map_or("", |j| j.agent.as_str());
+            ctx.store.session_open(key, agent, now).await?.session_id
+        }
+    };
+    let mut entries: Vec<TurnEntry> = batch
+        .iter()
+        .map(|j| TurnEntry {
+            role: Role::User,
+            content: user_text(j),
+            ingress_id: Some(j.ingress_id),
+        })
+        .collect();
+    if let Some(answer) = answer {
+        let ingress_id = batch.last().map(|j| j.ingress_id);
+        entries.push(TurnEntry {
+            role: Role::Assistant,
+            content: answer,
+            ingress_id,
+        });
+    }
+    ctx.store
+        .commit_turn(TurnCommit {
+            session_id,
+            entries,
+            ingress_ids: batch.iter().map(|j| j.ingress_id).collect(),
+            status,
+            error,
+            now,
+            usage: usage.map(|u| TurnUsage {
+                agent: batch.last().map(|j| j.agent.clone()).unwrap_or_default(),
+                session_key: key.to_string(),
+                tokens: TokenCounts {
+                    input_tokens: i64::try_from(u.input_tokens).unwrap_or(i64::MAX),
+                    output_tokens: i64::try_from(u.output_tokens).unwrap_or(i64::MAX),
+                    cached_tokens: i64::try_from(u.cached_tokens).unwrap_or(i64::MAX),
+                    turns: 1,
+                },
+            }),
+        })
+        .await
+}
