@@ -242,3 +242,13 @@ async fn tool_calls_split_across_chunks_are_reassembled_in_order() {
         serde_json::json!({ "role": "tool", "tool_call_id": "c0", "content": "12:00" })
     );
 }
+
+#[test]
+fn the_api_key_never_shows_in_debug_output() {
+    let p = provider("http://127.0.0.1:1/v1".into());
+    let shown = format!("{p:?} {:?}", p.settings());
+    assert!(
+        !shown.contains("\"k\"") && shown.contains("<redacted>"),
+        "{shown}"
+    );
+}

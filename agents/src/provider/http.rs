@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 
 use super::{ProviderError, ProviderEvent, SseParser};
 
-/// How to reach one model endpoint.
-#[derive(Debug, Clone)]
+/// How to reach one model endpoint. Its `Debug` never shows the key.
+#[derive(Clone)]
 pub struct ProviderSettings {
     /// The provider's name in the config, used in messages.
     pub name: String,
@@ -29,6 +29,18 @@ pub struct ProviderSettings {
     pub temperature: Option<f32>,
     /// Optional cap on answer tokens.
     pub max_tokens: Option<u32>,
+}
+
+impl std::fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSettings")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("model", &self.model)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a provider's events go while its request runs.
