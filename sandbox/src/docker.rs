@@ -1,0 +1,866 @@
+//! Containers on the Docker engine, through bollard: one per scope, made on
+//! first use, reused, pruned when idle or old, hardened by default.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::errors::Error as DockerError;
+use bollard::exec::StartExecResults;
+use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
+};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
+
+use crate::settings::parse_user;
+use crate::workbench::{scope_dir, scope_key};
+use crate::{
+    AGENT_WORKSPACE, Capped, ExecOutput, ExecRequest, LABEL_AGENT, LABEL_CONFIG, LABEL_MANAGED,
+    LABEL_OWNER, LABEL_SCOPE, LABEL_SESSION, Place, SandboxError, SandboxScope, SandboxSettings,
+    WORKSPACE, WorkspaceAccess, slug, stable_hash,
+};
+
+/// The PATH commands get inside the container.
+const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What the engine says of itself, for `doctor` and health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// Where we reached it.
+    pub address: String,
+    /// The engine's version.
+    pub version: String,
+    /// The API version we speak with it (negotiated).
+    pub api_version: String,
+    /// Its operating system and architecture.
+    pub platform: String,
+}
+
+/// One of our containers, as the engine lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Its name.
+    pub name: String,
+    /// Its id (short).
+    pub id: String,
+    /// The scope key it serves.
+    pub scope: String,
+    /// The session that first used it.
+    pub session: String,
+    /// The agent it serves.
+    pub agent: String,
+    /// `running`, `exited`, ...
+    pub state: String,
+    /// Creation time, seconds since the epoch.
+    pub created: i64,
+    /// The owning gateway (a hash of its data directory).
+    pub owner: String,
+    /// The image it runs.
+    pub image: String,
+}
+
+#[derive(Debug, Clone)]
+struct Live {
+    id: String,
+    created: Instant,
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// Held while the container is made, so concurrent calls of one scope
+    /// never race on creating or naming it.
+    live: Mutex<Option<Live>>,
+    busy: AtomicUsize,
+    last_used: StdMutex<Instant>,
+}
+
+/// Counts a call in flight on a slot, so pruning leaves the slot alone.
+struct Busy<'a>(&'a Slot);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+        *self.0.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+}
+
+/// This gateway's sandbox containers.
+#[derive(Debug)]
+pub struct Sandboxes {
+    settings: SandboxSettings,
+    owner: String,
+    state_dir: PathBuf,
+    agent_workspaces: BTreeMap<String, PathBuf>,
+    user: (u32, u32),
+    config_hash: String,
+    docker: Mutex<Option<Docker>>,
+    slots: StdMutex<HashMap<String, Arc<Slot>>>,
+    execs: AtomicU64,
+}
+
+impl Sandboxes {
+    /// Sandboxes whose scope directories live under `state_dir` (the
+    /// gateway uses `<data_dir>/sandboxes`); `agent_workspaces` maps agent
+    /// names to the directories mounted at `/agent` when the settings say
+    /// so. Nothing is contacted until first use.
+    pub fn new(
+        settings: SandboxSettings,
+        state_dir: impl Into<PathBuf>,
+        agent_workspaces: BTreeMap<String, PathBuf>,
+    ) -> Self {
+        let state_dir = state_dir.into();
+        let owner = format!(
+            "{:012x}",
+            stable_hash(&[&state_dir.to_string_lossy()]) & 0xffff_ffff_ffff
+        );
+        let user = settings
+            .user
+            .as_deref()
+            .and_then(parse_user)
+            .unwrap_or_else(default_user);
+        let config_hash = format!(
+            "{:016x}",
+            stable_hash(&[
+                &settings.image,
+                &settings.network,
+                &format!("{:?}", settings.workspace),
+                &format!("{}:{}", user.0, user.1),
+                &settings.memory_mb.to_string(),
+                &settings.cpus.to_string(),
+                &settings.pids_limit.to_string(),
+                &settings.tmp_mb.to_string(),
+            ])
+        );
+        Self {
+            settings,
+            owner,
+            state_dir,
+            agent_workspaces,
+            user,
+            config_hash,
+            docker: Mutex::new(None),
+            slots: StdMutex::new(HashMap::new()),
+            execs: AtomicU64::new(0),
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &SandboxSettings {
+        &self.settings
+    }
+
+    /// The label value naming this gateway's containers.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The engine's address as configured.
+    pub fn address(&self) -> String {
+        match &self.settings.docker_host {
+            Some(h) => h.clone(),
+            None => std::env::var("DOCKER_HOST")
+                .unwrap_or_else(|_| "unix:///var/run/docker.sock".into()),
+        }
+    }
+
+    /// The scope key a conversation's tools run under.
+    pub fn scope_key(&self, place: &Place) -> String {
+        scope_key(self.settings.scope, place)
+    }
+
+    /// The host directory mounted at `/workspace` for `place`.
+    pub fn host_dir(&self, place: &Place) -> PathBuf {
+        scope_dir(&self.state_dir, &self.scope_key(place))
+    }
+
+    /// The container's name for a scope key.
+    fn container_name(&self, key: &str) -> String {
+        format!(
+            "switchboard-{}-{}-{:08x}",
+            &self.owner[..8],
+            slug(key, 40),
+            stable_hash(&[key]) as u32
+        )
+    }
+
+    /// Connect (once; again after the engine went away) and negotiate the
+    /// API version.
+    pub(crate) async fn docker(&self) -> Result<Docker, SandboxError> {
+        let mut guard = self.docker.lock().await;
+        if let Some(d) = &*guard {
+            return Ok(d.clone());
+        }
+        let address = self.address();
+        let unreachable = |e: DockerError| SandboxError::EngineUnreachable {
+            address: address.clone(),
+            detail: e.to_string(),
+        };
+        let docker = if let Some(path) = address.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, 600, bollard::API_DEFAULT_VERSION)
+        } else {
+            Docker::connect_with_http(&address, 600, bollard::API_DEFAULT_VERSION)
+        }
+        .map_err(unreachable)?;
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        *guard = Some(docker.clone());
+        Ok(docker)
+    }
+
+    /// Turn a bollard error into ours; a connection failure also forgets
+    /// the connection so the next call reconnects.
+    pub(crate) async fn fail(&self, action: &str, e: DockerError) -> SandboxError {
+        match e {
+            DockerError::DockerResponseServerError {
+                status_code,
+                message,
+            } => SandboxError::Engine {
+                action: action.into(),
+                detail: format!("{message} (HTTP {status_code})"),
+            },
+            DockerError::DockerStreamError { error } => SandboxError::Engine {
+                action: action.into(),
+                detail: error,
+            },
+            other => {
+                *self.docker.lock().await = None;
+                SandboxError::EngineUnreachable {
+                    address: self.address(),
+                    detail: other.to_string(),
+                }
+            }
+        }
+    }
+
+    /// Ask the engine who it is.
+    pub async fn engine(&self) -> Result<EngineInfo, SandboxError> {
+        let docker = self.docker().await?;
+        let v = match docker.version().await {
+            Ok(v) => v,
+            Err(e) => return Err(self.fail("report its version", e).await),
+        };
+        Ok(EngineInfo {
+            address: self.address(),
+            version: v.version.unwrap_or_default(),
+            api_version: docker.client_version().to_string(),
+            platform: format!(
+                "{}/{}",
+                v.os.unwrap_or_default(),
+                v.arch.unwrap_or_default()
+            ),
+        })
+    }
+
+    /// Whether the configured image is in the engine.
+    pub async fn image_present(&self) -> Result<bool, SandboxError> {
+        image_present(&self.docker().await?, &self.settings.image)
+            .await
+            .map_err(|e| SandboxError::Engine {
+                action: "inspect the image".into(),
+                detail: e.to_string(),
+            })
+    }
+
+    fn slot(&self, key: &str) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .entry(key.to_string())
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    live: Mutex::new(None),
+                    busy: AtomicUsize::new(0),
+                    last_used: StdMutex::new(Instant::now()),
+                })
+            })
+            .clone()
+    }
+
+    /// Run one command in `place`'s container, making the container first
+    /// when there is none.
+    pub async fn exec(&self, place: &Place, req: ExecRequest) -> Result<ExecOutput, SandboxError> {
+        let key = self.scope_key(place);
+        let slot = self.slot(&key);
+        slot.busy.fetch_add(1, Ordering::SeqCst);
+        let _busy = Busy(&slot);
+        let mut last_error = None;
+        for _attempt in 0..2 {
+            let live = self.ensure(&key, place, &slot).await?;
+            match self.run(&live, &req).await {
+                Err(Gone) => {
+                    // Removed or stopped behind our back: make it again.
+                    tracing::info!(scope = %key, "sandbox container went away; recreating it");
+                    *slot.live.lock().await = None;
+                    last_error = Some(SandboxError::Engine {
+                        action: "run the command".into(),
+                        detail: "the container disappeared twice in a row".into(),
+                    });
+                }
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(KillFailed(out))) => {
+                    // The command could not be ended from inside (a fork
+                    // bomb leaves no room for `kill`): end the container.
+                    let docker = self.docker().await?;
+                    let _ = docker
+                        .remove_container(&live.id, Some(force_remove()))
+                        .await;
+                    *slot.live.lock().await = None;
+                    return Ok(out);
+                }
+                Ok(Ok(Finished(out))) => return Ok(out),
+            }
+        }
+        Err(last_error.unwrap_or(SandboxError::NotAvailable))
+    }
+
+    /// The scope's container, made (or adopted from an earlier run) when
+    /// missing.
+    async fn ensure(&self, key: &str, place: &Place, slot: &Slot) -> Result<Live, SandboxError> {
+        let mut live = slot.live.lock().await;
+        if let Some(l) = &*live {
+            return Ok(l.clone());
+        }
+        let docker = self.docker().await?;
+        let name = self.container_name(key);
+        match docker.inspect_container(&name, None).await {
+            Ok(found) => {
+                let labels = found
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.labels.clone())
+                    .unwrap_or_default();
+                let id = found.id.clone().unwrap_or_else(|| name.clone());
+                if labels.get(LABEL_CONFIG) == Some(&self.config_hash) {
+                    let running = found
+                        .state
+                        .as_ref()
+                        .and_then(|s| s.running)
+                        .unwrap_or(false);
+                    if !running && let Err(e) = docker.start_container(&id, None).await {
+                        return Err(self.fail("start the sandbox container", e).await);
+                    }
+                    let l = Live {
+                        id,
+                        created: Instant::now(),
+                    };
+                    *live = Some(l.clone());
+                    return Ok(l);
+                }
+                // Made with other settings: replace it.
+                tracing::info!(container = %name, "sandbox settings changed; replacing the container");
+                if let Err(e) = docker.remove_container(&id, Some(force_remove())).await {
+                    return Err(self.fail("remove an outdated sandbox container", e).await);
+                }
+            }
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(e) => return Err(self.fail("inspect the sandbox container", e).await),
+        }
+        match image_present(&docker, &self.settings.image).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(SandboxError::ImageMissing {
+                    image: self.settings.image.clone(),
+                });
+            }
+            Err(e) => return Err(self.fail("inspect the sandbox image", e).await),
+        }
+        let host_dir = self.host_dir(place);
+        self.prepare_dir(&host_dir)?;
+        let body = self.container_body(key, place, &host_dir)?;
+        let created = docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await;
+        let id = match created {
+            Ok(r) => r.id,
+            Err(e) => return Err(self.fail("create the sandbox container", e).await),
+        };
+        if let Err(e) = docker.start_container(&id, None).await {
+            let _ = docker.remove_container(&id, Some(force_remove())).await;
+            return Err(self.fail("start the sandbox container", e).await);
+        }
+        tracing::info!(container = %name, scope = %key, "sandbox container started");
+        let l = Live {
+            id,
+            created: Instant::now(),
+        };
+        *live = Some(l.clone());
+        Ok(l)
+    }
+
+    /// Make `dir` and hand it to the sandbox user.
+    fn prepare_dir(&self, dir: &Path) -> Result<(), SandboxError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SandboxError::Host(format!("cannot create {}: {e}", dir.display())))?;
+        hand_over(dir, self.user);
+        Ok(())
+    }
+
+    fn container_body(
+        &self,
+        key: &str,
+        place: &Place,
+        host_dir: &Path,
+    ) -> Result<ContainerCreateBody, SandboxError> {
+        let s = &self.settings;
+        let mut binds = vec![format!("{}:{WORKSPACE}:rw", host_dir.display())];
+        if s.workspace != WorkspaceAccess::None && s.scope != SandboxScope::Shared {
+            let dir = self.agent_workspaces.get(&place.agent).ok_or_else(|| {
+                SandboxError::Host(format!(
+                    "agent `{}` has no workspace directory to mount",
+                    place.agent
+                ))
+            })?;
+            let mode = if s.workspace == WorkspaceAccess::Rw {
+                hand_over(dir, self.user);
+                "rw"
+            } else {
+                "ro"
+            };
+            binds.push(format!("{}:{AGENT_WORKSPACE}:{mode}", dir.display()));
+        }
+        let memory = (s.memory_mb * 1024 * 1024) as i64;
+        let labels = HashMap::from([
+            (LABEL_MANAGED.to_string(), "true".to_string()),
+            (LABEL_OWNER.to_string(), self.owner.clone()),
+            (LABEL_SCOPE.to_string(), key.to_string()),
+            (LABEL_SESSION.to_string(), place.session_key.clone()),
+            (LABEL_AGENT.to_string(), place.agent.clone()),
+            (LABEL_CONFIG.to_string(), self.config_hash.clone()),
+        ]);
+        Ok(ContainerCreateBody {
+            image: Some(s.image.clone()),
+            cmd: Some(vec!["sleep".into(), "2147483647".into()]),
+            user: Some(format!("{}:{}", self.user.0, self.user.1)),
+            working_dir: Some(WORKSPACE.into()),
+            env: Some(vec![PATH.into(), "HOME=/tmp".into(), "LANG=C.UTF-8".into()]),
+            labels: Some(labels),
+            network_disabled: Some(s.network == "none"),
+            host_config: Some(HostConfig {
+                binds: Some(binds),
+                tmpfs: Some(HashMap::from([(
+                    "/tmp".to_string(),
+                    format!("rw,nosuid,nodev,size={}m,mode=1777", s.tmp_mb),
+                )])),
+                readonly_rootfs: Some(true),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                memory: Some(memory),
+                memory_swap: Some(memory),
+                nano_cpus: Some((s.cpus * 1e9) as i64),
+                pids_limit: Some(s.pids_limit),
+                init: Some(true),
+                network_mode: Some(s.network.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    /// Run `req` in the container `live`.
+    async fn run(&self, live: &Live, req: &ExecRequest) -> Result<Result<Ran, SandboxError>, Gone> {
+        let docker = match self.docker().await {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
+        };
+        let timeout = req
+            .timeout
+            .unwrap_or(Duration::from_secs(self.settings.exec_timeout_secs))
+            .min(Duration::from_secs(self.settings.exec_timeout_secs));
+        let cap = req.max_output.unwrap_or(self.settings.max_output_bytes);
+        let marker = format!(
+            "{:x}-{:x}",
+            std::process::id(),
+            self.execs.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut env = vec![
+            PATH.to_string(),
+            "HOME=/tmp".into(),
+            format!("SWITCHBOARD_EXEC={marker}"),
+        ];
+        env.extend(req.env.iter().cloned());
+        let config = ExecConfig {
+            cmd: Some(req.argv.clone()),
+            attach_stdin: Some(req.stdin.is_some()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            env: Some(env),
+            user: Some(format!("{}:{}", self.user.0, self.user.1)),
+            working_dir: Some(req.workdir.clone().unwrap_or_else(|| WORKSPACE.into())),
+            ..Default::default()
+        };
+        let exec = match docker.create_exec(&live.id, config).await {
+            Ok(e) => e.id,
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => return Err(Gone),
+            Err(e) => return Ok(Err(self.fail("start the command", e).await)),
+        };
+        let (mut output, mut input) = match docker.start_exec(&exec, None).await {
+            Ok(StartExecResults::Attached { output, input }) => (output, input),
+            Ok(StartExecResults::Detached) => {
+                return Ok(Err(SandboxError::Engine {
+                    action: "attach to the command".into(),
+                    detail: "the engine detached it".into(),
+                }));
+            }
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => return Err(Gone),
+            Err(e) => return Ok(Err(self.fail("start the command", e).await)),
+        };
+        let feeder = req.stdin.clone().map(|bytes| {
+            tokio::spawn(async move {
+                let _ = input.write_all(&bytes).await;
+                let _ = input.shutdown().await;
+            })
+        });
+        let mut stdout = Capped::default();
+        let mut stderr = Capped::default();
+        let drained = tokio::time::timeout(timeout, async {
+            while let Some(item) = output.next().await {
+                match item {
+                    Ok(LogOutput::StdOut { message }) => stdout.push(&message, cap),
+                    Ok(LogOutput::StdErr { message }) | Ok(LogOutput::Console { message }) => {
+                        stderr.push(&message, cap)
+                    }
+                    Ok(LogOutput::StdIn { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if let Some(f) = feeder {
+            f.abort();
+        }
+        let mut out = ExecOutput {
+            timeout,
+            ..ExecOutput::default()
+        };
+        match drained {
+            Ok(Ok(())) => {
+                out.exit_code = self.exit_code(&docker, &exec).await;
+            }
+            Ok(Err(e)) => return Ok(Err(self.fail("stream the command's output", e).await)),
+            Err(_) => {
+                out.timed_out = true;
+                drop(output);
+                let ended = self.kill_marked(&docker, &live.id, &marker).await;
+                out.stdout = std::mem::take(&mut stdout.kept);
+                out.stderr = std::mem::take(&mut stderr.kept);
+                out.dropped = stdout.dropped + stderr.dropped;
+                return Ok(Ok(if ended {
+                    Ran::Finished(out)
+                } else {
+                    Ran::KillFailed(out)
+                }));
+            }
+        }
+        out.stdout = stdout.kept;
+        out.stderr = stderr.kept;
+        out.dropped = stdout.dropped + stderr.dropped;
+        Ok(Ok(Ran::Finished(out)))
+    }
+
+    /// The exit code of a finished exec (the engine may take a moment to
+    /// record it after the output ends).
+    async fn exit_code(&self, docker: &Docker, exec: &str) -> Option<i64> {
+        for _ in 0..100 {
+            match docker.inspect_exec(exec).await {
+                Ok(i) if i.running != Some(true) => return i.exit_code,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Kill every process started by the exec tagged `marker` (children
+    /// inherit the tag, even those that left the process group). False when
+    /// that could not be done from inside the container.
+    async fn kill_marked(&self, docker: &Docker, container: &str, marker: &str) -> bool {
+        const KILL: &str = r#"
+i=0
+while [ $i -lt 50 ]; do
+  found=
+  for d in /proc/[0-9]*; do
+    if tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -qx "SWITCHBOARD_EXEC=$1"; then
+      kill -9 "${d#/proc/}" 2>/dev/null && found=1
+    fi
+  done
+  [ -z "$found" ] && exit 0
+  i=$((i+1))
+done
+exit 1
+"#;
+        let config = ExecConfig {
+            cmd: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                KILL.into(),
+                "sh".into(),
+                marker.into(),
+            ]),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            user: Some(format!("{}:{}", self.user.0, self.user.1)),
+            ..Default::default()
+        };
+        let attempt = async {
+            let exec = docker.create_exec(container, config).await.ok()?.id;
+            match docker.start_exec(&exec, None).await.ok()? {
+                StartExecResults::Attached { mut output, .. } => {
+                    while output.next().await.is_some() {}
+                }
+                StartExecResults::Detached => return None,
+            }
+            self.exit_code(docker, &exec).await
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(10), attempt).await,
+            Ok(Some(0))
+        )
+    }
+
+    /// This gateway's containers (or everyone's with `all_owners`).
+    pub async fn list(&self, all_owners: bool) -> Result<Vec<ContainerInfo>, SandboxError> {
+        let docker = self.docker().await?;
+        let mut label = vec![format!("{LABEL_MANAGED}=true")];
+        if !all_owners {
+            label.push(format!("{LABEL_OWNER}={}", self.owner));
+        }
+        let found = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([("label".to_string(), label)])),
+                ..Default::default()
+            }))
+            .await;
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => return Err(self.fail("list containers", e).await),
+        };
+        let mut out: Vec<ContainerInfo> = found
+            .into_iter()
+            .map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+                ContainerInfo {
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    id: c.id.unwrap_or_default().chars().take(12).collect(),
+                    scope: label(LABEL_SCOPE),
+                    session: label(LABEL_SESSION),
+                    agent: label(LABEL_AGENT),
+                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    created: c.created.unwrap_or_default(),
+                    owner: label(LABEL_OWNER),
+                    image: c.image.unwrap_or_default(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn remove(&self, docker: &Docker, name_or_id: &str) -> Result<(), SandboxError> {
+        match docker
+            .remove_container(name_or_id, Some(force_remove()))
+            .await
+        {
+            Ok(())
+            | Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.fail("remove a sandbox container", e).await),
+        }
+    }
+
+    /// Remove containers idle longer than `idle_prune_secs` or older than
+    /// `max_age_secs` and not running a command; also this gateway's
+    /// containers left from an earlier run once they are that old. Returns
+    /// the names removed.
+    pub async fn prune_idle(&self) -> Result<Vec<String>, SandboxError> {
+        let idle = Duration::from_secs(self.settings.idle_prune_secs);
+        let max_age = Duration::from_secs(self.settings.max_age_secs);
+        let docker = self.docker().await?;
+        let mut removed = Vec::new();
+        let slots: Vec<(String, Arc<Slot>)> = self
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        let mut known = Vec::new();
+        for (key, slot) in slots {
+            known.push(self.container_name(&key));
+            let Ok(mut live) = slot.live.try_lock() else {
+                continue;
+            };
+            let Some(l) = live.clone() else {
+                continue;
+            };
+            let last = *slot.last_used.lock().unwrap_or_else(|e| e.into_inner());
+            let stale = last.elapsed() >= idle || l.created.elapsed() >= max_age;
+            if slot.busy.load(Ordering::SeqCst) == 0 && stale {
+                self.remove(&docker, &l.id).await?;
+                *live = None;
+                removed.push(self.container_name(&key));
+            }
+        }
+        // Forget empty slots so a gateway with many sessions stays small.
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, s| {
+                s.busy.load(Ordering::SeqCst) > 0
+                    || s.live.try_lock().map(|l| l.is_some()).unwrap_or(true)
+            });
+        let now = chrono_now();
+        for c in self.list(false).await? {
+            let age = Duration::from_secs(now.saturating_sub(c.created).max(0) as u64);
+            if !known.contains(&c.name) && age >= idle.min(max_age) {
+                self.remove(&docker, &c.name).await?;
+                removed.push(c.name);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Remove this gateway's containers that run no command now (all of
+    /// them with `force`). Returns (removed, left because busy).
+    pub async fn prune(&self, force: bool) -> Result<(Vec<String>, Vec<String>), SandboxError> {
+        let docker = self.docker().await?;
+        let mut removed = Vec::new();
+        let mut busy = Vec::new();
+        for c in self.list(false).await? {
+            if !force && self.running_execs(&docker, &c.name).await > 0 {
+                busy.push(c.name);
+                continue;
+            }
+            self.remove(&docker, &c.name).await?;
+            removed.push(c.name);
+        }
+        self.forget_all().await;
+        Ok((removed, busy))
+    }
+
+    async fn running_execs(&self, docker: &Docker, container: &str) -> usize {
+        let Ok(info) = docker.inspect_container(container, None).await else {
+            return 0;
+        };
+        let mut n = 0;
+        for id in info.exec_ids.unwrap_or_default() {
+            if let Ok(e) = docker.inspect_exec(&id).await
+                && e.running == Some(true)
+            {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Remove every container of this gateway (at shutdown).
+    pub async fn remove_all(&self) -> Result<usize, SandboxError> {
+        let docker = self.docker().await?;
+        let all = self.list(false).await?;
+        for c in &all {
+            self.remove(&docker, &c.name).await?;
+        }
+        self.forget_all().await;
+        Ok(all.len())
+    }
+
+    async fn forget_all(&self) {
+        let slots: Vec<Arc<Slot>> = self
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for s in slots {
+            *s.live.lock().await = None;
+        }
+    }
+}
+
+/// A container that is gone (404) or stopped (409) under us.
+struct Gone;
+
+enum Ran {
+    Finished(ExecOutput),
+    /// Timed out, and the processes could not be ended from inside.
+    KillFailed(ExecOutput),
+}
+use Ran::{Finished, KillFailed};
+
+fn force_remove() -> RemoveContainerOptions {
+    RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    }
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+pub(crate) async fn image_present(docker: &Docker, image: &str) -> Result<bool, DockerError> {
+    match docker.inspect_image(image).await {
+        Ok(_) => Ok(true),
+        Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The gateway's own uid:gid, or 1000:1000 when it runs as root (tools
+/// never run as root).
+fn default_user() -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata("/proc/self") {
+        Ok(m) if m.uid() != 0 && m.gid() != 0 => (m.uid(), m.gid()),
+        _ => (1000, 1000),
+    }
+}
+
+/// Give `dir` to the sandbox user when we may (we run as root); otherwise
+/// it is already ours and the sandbox runs as us.
+fn hand_over(dir: &Path, (uid, gid): (u32, u32)) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return;
+    };
+    if meta.uid() == uid {
+        return;
+    }
+    if let Err(e) = std::os::unix::fs::chown(dir, Some(uid), Some(gid)) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot hand the directory to the sandbox user; commands may not write there");
+    }
+}
