@@ -63,6 +63,65 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Build the sandbox image; list and prune sandbox containers.
+    Sandbox {
+        #[command(subcommand)]
+        command: SandboxCommand,
+    },
+    /// Check the config, the data directory, the providers and the sandbox
+    /// (engine, image, policy), and name the risks.
+    Doctor,
+}
+
+/// How `sandbox build-image` makes the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImageSource {
+    /// Offline: a Debian root filesystem made with debootstrap (needs root
+    /// and Debian's package archive; cached), imported into the engine.
+    Debootstrap,
+    /// `docker build` of deploy/sandbox/Dockerfile (needs a registry).
+    Dockerfile,
+    /// A tiny image of Debian's static busybox, for tests.
+    Busybox,
+}
+
+/// `switchboard sandbox …`
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Build the sandbox image, showing progress.
+    BuildImage {
+        /// The recipe.
+        #[arg(long, value_enum, default_value = "debootstrap")]
+        from: ImageSource,
+        /// The image's name (default: [sandbox] image).
+        #[arg(long)]
+        tag: Option<String>,
+        /// Debian suite for debootstrap.
+        #[arg(long, default_value = "bookworm")]
+        suite: String,
+        /// Debian archive for debootstrap.
+        #[arg(long, default_value = "http://deb.debian.org/debian")]
+        mirror: String,
+        /// Where debootstrap's root filesystem is cached (default
+        /// /var/cache/switchboard as root, else ~/.cache/switchboard).
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// The static busybox binary, for --from busybox.
+        #[arg(long, default_value = "/bin/busybox", value_name = "PATH")]
+        busybox: PathBuf,
+    },
+    /// List this gateway's sandbox containers.
+    List {
+        /// Every Switchboard container on the engine, of any gateway.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove this gateway's sandbox containers that run no command now.
+    Prune {
+        /// Remove them even while they run a command.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `switchboard sessions …`
@@ -215,6 +274,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_config_ok(path, &loaded);
             Ok(())
         }
+        Command::Sandbox { command } => {
+            let loaded = load(&cli, cli.config.as_deref(), None)?;
+            crate::sandbox::cli(&loaded.config, command, cli.json).await
+        }
+        Command::Doctor => crate::doctor::run(load(&cli, cli.config.as_deref(), None)).await,
         Command::Status => {
             let client = Client::new(&cli)?;
             let v = client.get("/api/status").await?;

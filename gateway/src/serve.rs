@@ -66,7 +66,7 @@ fn api_key(name: &str, p: &ProviderConfig) -> Option<String> {
 
 /// The client for provider `name` asking `model`: the one place provider
 /// kinds are registered.
-fn provider_for(name: &str, p: &ProviderConfig, model: &str) -> Arc<dyn Provider> {
+pub(crate) fn provider_for(name: &str, p: &ProviderConfig, model: &str) -> Arc<dyn Provider> {
     let settings = ProviderSettings {
         name: name.to_string(),
         base_url: p.base_url.clone(),
@@ -140,10 +140,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         ));
     }
     for (name, a) in &config.agents {
-        let workspace = a
-            .workspace
-            .clone()
-            .unwrap_or_else(|| dir.join("workspaces").join(name));
+        let workspace = crate::sandbox::agent_workspace(&config, &dir, name);
         std::fs::create_dir_all(&workspace).with_context(|| {
             format!(
                 "agents.{name}.workspace: cannot create {}",
@@ -203,6 +200,16 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         tokio::spawn(probe_provider(name, url, provider, health));
     }
 
+    // Tools: the built-in ones, and the shell and file tools wherever the
+    // sandbox (or an explicit host_exec) lets them run.
+    let bench = Arc::new(crate::sandbox::workbench(&config, &dir));
+    let mut tools = ToolRegistry::builtin(config.tools.web_fetch.settings());
+    switchboard_agents::tools::sandboxed::register(&mut tools, bench.clone());
+    tokio::spawn(crate::sandbox::check_at_start(
+        bench.clone(),
+        health.clone(),
+    ));
+
     // Channels: the one place they are registered.
     let mut channels = ChannelSet::default();
     let mut access = Vec::new();
@@ -236,7 +243,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         channels: channels.clone(),
         events: events.clone(),
         agents,
-        tools: ToolRegistry::builtin(config.tools.web_fetch.settings()),
+        tools,
         approvals: approvals.clone(),
         runs: Arc::new(Semaphore::new(runs)),
         max_runs: runs,
@@ -341,6 +348,12 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
             }
         });
     }
+    if let Some(sb) = bench.sandboxes() {
+        let sb = sb.clone();
+        supervisor.spawn("sandbox-prune", move |stop| {
+            crate::sandbox::prune_loop(sb.clone(), stop)
+        });
+    }
 
     let replayed = pipeline
         .replay(leftover)
@@ -374,6 +387,19 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server error at shutdown"),
         Err(_) => tracing::info!("closing remaining connections"),
         _ => {}
+    }
+    if let Some(sb) = bench.sandboxes()
+        && sb.settings().remove_on_shutdown
+        && sb.used()
+    {
+        match tokio::time::timeout(Duration::from_secs(30), sb.remove_all()).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(count = n, "removed the sandbox containers"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot remove the sandbox containers"),
+            Err(_) => tracing::warn!(
+                "removing the sandbox containers took too long; `switchboard sandbox prune` removes them"
+            ),
+        }
     }
     store.close().await;
     tracing::info!("stopped");

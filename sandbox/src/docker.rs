@@ -156,6 +156,11 @@ impl Sandboxes {
         &self.settings
     }
 
+    /// Whether this process has run anything in a container yet.
+    pub fn used(&self) -> bool {
+        self.execs.load(Ordering::Relaxed) > 0
+    }
+
     /// The label value naming this gateway's containers.
     pub fn owner(&self) -> &str {
         &self.owner

@@ -88,20 +88,29 @@ pub fn tool_answer(output: &str) -> String {
 }
 
 /// In [`Behavior::Echo`], a user message `use tool <name>` makes the fake
-/// call that tool (when offered), its arguments split across chunks; the
-/// tool's result is then answered with [`tool_answer`].
-fn wanted_tool(body: &Value) -> Option<String> {
+/// call that tool (when offered) with `{"why": "the test"}`, or with the
+/// JSON object written after the name (`use tool exec {"command": "ls"}`);
+/// the arguments arrive split across chunks. The tool's result is then
+/// answered with [`tool_answer`].
+fn wanted_tool(body: &Value) -> Option<(String, String)> {
     let last = body["messages"].as_array()?.last()?;
-    let name = last["content"]
-        .as_str()?
-        .strip_prefix("use tool ")?
-        .trim()
-        .to_string();
+    let rest = last["content"].as_str()?.strip_prefix("use tool ")?.trim();
+    let (name, args) = match rest.split_once(char::is_whitespace) {
+        Some((n, a)) => (n.to_string(), a.trim().to_string()),
+        None => (rest.to_string(), r#"{"why": "the test"}"#.to_string()),
+    };
     let offered = body["tools"]
         .as_array()?
         .iter()
         .any(|t| t["function"]["name"] == name.as_str());
-    (last["role"] == "user" && offered).then_some(name)
+    (last["role"] == "user" && offered).then_some((name, args))
+}
+
+/// `text` in three pieces (at character boundaries).
+fn thirds(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let third = chars.len().div_ceil(3).max(1);
+    chars.chunks(third).map(|c| c.iter().collect()).collect()
 }
 
 impl FakeOpenAi {
@@ -246,12 +255,12 @@ async fn completions(
                 )
             };
             let mut parts: Vec<String> = vec![chunk(json!({ "role": "assistant", "content": "" }), Value::Null)];
-            if let Some(name) = tool {
+            if let Some((name, args)) = tool {
                 parts.push(chunk(
                     json!({ "tool_calls": [{ "index": 0, "id": "call_1", "type": "function", "function": { "name": name, "arguments": "" } }] }),
                     Value::Null,
                 ));
-                for piece in ["{\"why\":", " \"the ", "test\"}"] {
+                for piece in thirds(&args) {
                     parts.push(chunk(json!({ "tool_calls": [{ "index": 0, "function": { "arguments": piece } }] }), Value::Null));
                 }
                 parts.push(chunk(json!({}), json!("tool_calls")));

@@ -2,12 +2,11 @@
 //! over SSE with tool use.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
 
-use super::http::{EventTx, HttpClient, spawn_events};
+use super::http::{EventTx, HttpClient, PROBE_TIMEOUT, probe_error, spawn_events};
 use super::{ModelRequest, Provider, ProviderError, ProviderEvent, ProviderSettings};
 use crate::{ChatMessage, MessageRole, ToolCall, Usage};
 
@@ -60,9 +59,9 @@ impl AnthropicProvider {
             self.http
                 .client
                 .get(self.endpoint("models"))
-                .timeout(Duration::from_secs(3)),
+                .timeout(PROBE_TIMEOUT),
         );
-        self.http.send(req).await.map(drop)
+        self.http.send(req).await.map(drop).map_err(probe_error)
     }
 
     fn request_body(&self, request: &ModelRequest) -> Value {

@@ -68,6 +68,7 @@ impl HttpClient {
         format!("{}/{path}", self.settings.base_url.trim_end_matches('/'))
     }
 
+    /// The error for a request that passed the idle timeout.
     pub(crate) fn timeout(&self) -> ProviderError {
         ProviderError::Timeout {
             provider: self.settings.name.clone(),
@@ -240,4 +241,18 @@ fn root_cause(e: &reqwest::Error) -> String {
         cause = next;
     }
     cause.to_string()
+}
+
+/// How long a start-up probe waits for the provider.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A probe's error, with the probe's own timeout in a timeout's message.
+pub(crate) fn probe_error(e: ProviderError) -> ProviderError {
+    match e {
+        ProviderError::Timeout { provider, .. } => ProviderError::Timeout {
+            provider,
+            seconds: PROBE_TIMEOUT.as_secs(),
+        },
+        e => e,
+    }
 }

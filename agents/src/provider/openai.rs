@@ -1,12 +1,10 @@
 //! A client for any OpenAI-compatible Chat Completions endpoint (OpenAI,
 //! OpenRouter, Ollama, vLLM, llama.cpp server), streaming over SSE.
 
-use std::time::Duration;
-
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
 
-use super::http::{EventTx, HttpClient, is_event_stream, spawn_events};
+use super::http::{EventTx, HttpClient, PROBE_TIMEOUT, is_event_stream, probe_error, spawn_events};
 use super::{ModelRequest, Provider, ProviderError, ProviderEvent, ProviderSettings};
 use crate::{ChatMessage, MessageRole, ToolCall, Usage};
 
@@ -42,9 +40,9 @@ impl OpenAiProvider {
             self.http
                 .client
                 .get(self.http.url("models"))
-                .timeout(Duration::from_secs(3)),
+                .timeout(PROBE_TIMEOUT),
         );
-        self.http.send(req).await.map(drop)
+        self.http.send(req).await.map(drop).map_err(probe_error)
     }
 
     fn request_body(&self, request: &ModelRequest) -> Value {

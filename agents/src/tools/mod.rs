@@ -1,10 +1,12 @@
 //! Tools an agent can call: the [`Tool`] contract, the registry, the policy
 //! deciding which tools a conversation gets, and the built-in tools that need
-//! no sandbox. Sandboxed tools (shell, files) plug into the same registry.
+//! no sandbox. The shell and file tools ([`sandboxed`]) plug into the same
+//! registry and run where the sandbox's workbench says.
 
 pub mod approval;
 mod builtin;
 pub mod policy;
+pub mod sandboxed;
 mod web_fetch;
 
 use std::collections::BTreeMap;
@@ -72,6 +74,12 @@ pub trait Tool: Send + Sync + 'static {
     fn spec(&self) -> ToolSpec;
     /// Run it with parsed `args`.
     fn call(&self, args: Value, ctx: ToolContext) -> BoxFuture<'static, ToolOutput>;
+    /// Whether it can serve the conversation `ctx` describes at all (the
+    /// shell and file tools are not offered where no sandbox covers it).
+    /// Default yes.
+    fn offered(&self, _ctx: &ToolContext) -> bool {
+        true
+    }
     /// The longest a call may take. Default 60 s.
     fn timeout(&self) -> Duration {
         Duration::from_secs(60)
@@ -109,7 +117,7 @@ impl ToolRegistry {
     pub fn select(&self, policy: &ToolPolicy, ctx: &ToolContext) -> Vec<Arc<dyn Tool>> {
         self.tools
             .iter()
-            .filter(|(name, _)| policy.allows(name, ctx))
+            .filter(|(name, t)| policy.allows(name, ctx) && t.offered(ctx))
             .map(|(_, t)| t.clone())
             .collect()
     }

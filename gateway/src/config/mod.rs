@@ -37,6 +37,9 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// `[tools.*]`: settings of the built-in tools.
     pub tools: ToolsConfig,
+    /// `[sandbox]`: where the shell and file tools run (Docker containers by
+    /// default) and the limits they run under.
+    pub sandbox: switchboard_sandbox::SandboxSettings,
 }
 
 /// `[tools]`

@@ -7,6 +7,9 @@ use super::{Config, ConfigError};
 /// Validate a deserialized config; returns the default agent's name.
 pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
     let mut errors = Vec::new();
+    for (k, why) in config.sandbox.problems() {
+        errors.push(ConfigError::new(format!("sandbox.{k}"), why));
+    }
     let g = &config.gateway;
     match g.bind.parse::<SocketAddr>() {
         Ok(addr)
