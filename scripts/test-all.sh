@@ -6,15 +6,33 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\n==> %s\n' "$*"; }
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+# The sandbox tests run against a real Docker engine, with images built
+# locally from Debian's static busybox and from debootstrap.
+command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+[ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need_apt+=(busybox-static)
+command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 if ((${#need_apt[@]})); then
     say "installing Debian packages: ${need_apt[*]}"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -q
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
+fi
+
+if ! docker info >/dev/null 2>&1; then
+    say "starting the Docker engine (log: target/dockerd.log)"
+    mkdir -p target
+    $SUDO sh -c 'nohup dockerd >"$1" 2>&1 &' sh "$PWD/target/dockerd.log"
+    for i in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        [ "$i" -eq 60 ] && { echo "error: dockerd did not answer within 60 s; see target/dockerd.log" >&2; tail -20 target/dockerd.log >&2; exit 1; }
+        sleep 1
+    done
+    echo "Docker $(docker version --format '{{.Server.Version}}') answers"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -24,6 +42,14 @@ fi
 
 say "building the workspace ($(cargo --version))"
 cargo build --workspace --all-targets --locked
+
+# The default sandbox image, built offline as users without a registry do
+# (debootstrap's root filesystem is cached in /var/cache/switchboard, so
+# later runs only import it).
+if ! docker image inspect switchboard-sandbox:bookworm >/dev/null 2>&1; then
+    say "building the default sandbox image (switchboard sandbox build-image)"
+    $SUDO target/debug/switchboard sandbox build-image --from debootstrap --cache /var/cache/switchboard
+fi
 
 say "running the tests"
 set +e

@@ -104,3 +104,41 @@ fn serve_refuses_a_public_address_without_a_token() {
         "nothing was started"
     );
 }
+
+#[test]
+fn sandbox_settings_that_would_be_unsafe_or_unusable_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("sandbox.toml");
+    std::fs::write(
+        &bad,
+        "[sandbox]\nuser = \"0:0\"\nmode = \"all\"\nscope = \"shared\"\nworkspace = \"rw\"\n",
+    )
+    .unwrap();
+    let out = switchboard()
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sandbox.user") && err.contains("never run as root"),
+        "{err}"
+    );
+    assert!(
+        err.contains("sandbox.workspace") && err.contains("shared container"),
+        "{err}"
+    );
+
+    std::fs::write(&bad, "[sandbox]\nmode = \"sometimes\"\n").unwrap();
+    let out = switchboard()
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sandbox.mode") && err.contains("non-main"),
+        "{err}"
+    );
+}

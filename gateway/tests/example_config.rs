@@ -33,6 +33,7 @@ fn example_config_is_valid_and_matches_the_defaults() {
     assert_eq!(a.sessions.queue_mode, b.sessions.queue_mode);
     assert_eq!(a.sessions.mailbox, b.sessions.mailbox);
     assert_eq!(a.sessions.actor_idle_secs, b.sessions.actor_idle_secs);
+    assert_eq!(a.sandbox, b.sandbox);
     // Every top-level section of the config appears in the example.
     let sections = toml::Value::try_from(Config::default()).unwrap();
     for key in sections.as_table().unwrap().keys() {
