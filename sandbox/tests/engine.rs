@@ -479,6 +479,29 @@ async fn idle_containers_are_pruned_and_busy_ones_kept() {
     assert!(b.sb().list(false).await.unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn containers_past_their_maximum_age_are_pruned_even_when_recently_used() {
+    let b = Bench::new(SandboxSettings {
+        idle_prune_secs: 3600,
+        max_age_secs: 0,
+        ..settings()
+    })
+    .await;
+    b.sh(&place("old"), "true").await;
+    let removed = b.sb().prune_idle().await.unwrap();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert!(b.sb().list(false).await.unwrap().is_empty());
+
+    let young = Bench::new(SandboxSettings {
+        idle_prune_secs: 3600,
+        ..settings()
+    })
+    .await;
+    young.sh(&place("young"), "true").await;
+    assert!(young.sb().prune_idle().await.unwrap().is_empty());
+    assert_eq!(young.sb().list(false).await.unwrap().len(), 1);
+}
+
 /// Wait until `path` exists (it is made by a command in the sandbox).
 async fn wait_for(path: &Path) {
     for _ in 0..600 {
