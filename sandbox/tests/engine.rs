@@ -2,6 +2,8 @@
 //! `dockerd` when none answers). Most tests use a busybox image built in
 //! seconds from Debian's static busybox; one checks the default image.
 
+#![allow(clippy::print_stderr)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -22,11 +22,18 @@ const LIST_LIMIT: usize = 500;
 /// Register `exec`, `read_file`, `write_file`, `edit_file` and `list_files`
 /// on `bench`.
 pub fn register(registry: &mut ToolRegistry, bench: Arc<Workbench>) {
-    registry.register(Arc::new(Exec(bench.clone())));
-    registry.register(Arc::new(ReadFile(bench.clone())));
-    registry.register(Arc::new(WriteFile(bench.clone())));
-    registry.register(Arc::new(EditFile(bench.clone())));
-    registry.register(Arc::new(ListFiles(bench)));
+    for kind in [
+        Kind::Exec,
+        Kind::ReadFile,
+        Kind::WriteFile,
+        Kind::EditFile,
+        Kind::ListFiles,
+    ] {
+        registry.register(Arc::new(SandboxTool {
+            kind,
+            bench: bench.clone(),
+        }));
+    }
 }
 
 fn place(ctx: &ToolContext) -> Place {
@@ -100,232 +107,193 @@ pub fn describe_exec(out: &ExecOutput, memory_mb: u64) -> ToolOutput {
     }
 }
 
-/// `exec`: a shell command in the sandbox.
-#[derive(Debug)]
-pub struct Exec(Arc<Workbench>);
+/// Which of the five tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Exec,
+    ReadFile,
+    WriteFile,
+    EditFile,
+    ListFiles,
+}
 
-impl Tool for Exec {
+/// One of the shell and file tools, on a workbench.
+#[derive(Debug)]
+pub struct SandboxTool {
+    kind: Kind,
+    bench: Arc<Workbench>,
+}
+
+fn spec(name: &str, description: &str, parameters: Value) -> ToolSpec {
+    ToolSpec {
+        name: name.into(),
+        description: description.into(),
+        parameters,
+    }
+}
+
+impl Tool for SandboxTool {
     fn spec(&self) -> ToolSpec {
-        ToolSpec {
-            name: "exec".into(),
-            description: "Run a shell command (sh -c) in this conversation's sandbox, starting in /workspace. Returns stdout, stderr and the exit code.".into(),
-            parameters: json!({
-                "type": "object",
-                "properties": {
-                    "command": { "type": "string", "description": "The shell command line." },
-                    "timeout_secs": { "type": "integer", "minimum": 1, "description": "Stop it after this many seconds (capped by the sandbox's limit)." }
-                },
-                "required": ["command"],
-                "additionalProperties": false
-            }),
+        match self.kind {
+            Kind::Exec => spec(
+                "exec",
+                "Run a shell command (sh -c) in this conversation's sandbox, starting in /workspace. Returns stdout, stderr and the exit code.",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "command": { "type": "string", "description": "The shell command line." },
+                        "timeout_secs": { "type": "integer", "minimum": 1, "description": "Stop it after this many seconds (capped by the sandbox's limit)." }
+                    },
+                    "required": ["command"],
+                    "additionalProperties": false
+                }),
+            ),
+            Kind::ReadFile => spec(
+                "read_file",
+                "Read a file from the workspace (relative paths start in /workspace). Returns at most 64 KiB from `offset`.",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "path": { "type": "string" },
+                        "offset": { "type": "integer", "minimum": 0, "description": "Byte to start at (default 0)." }
+                    },
+                    "required": ["path"],
+                    "additionalProperties": false
+                }),
+            ),
+            Kind::WriteFile => spec(
+                "write_file",
+                "Create or replace a file in the workspace with `content` (parent directories are made).",
+                json!({
+                    "type": "object",
+                    "properties": { "path": { "type": "string" }, "content": { "type": "string" } },
+                    "required": ["path", "content"],
+                    "additionalProperties": false
+                }),
+            ),
+            Kind::EditFile => spec(
+                "edit_file",
+                "Replace `old_text` with `new_text` in a workspace file. `old_text` must occur exactly once.",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "path": { "type": "string" },
+                        "old_text": { "type": "string" },
+                        "new_text": { "type": "string" }
+                    },
+                    "required": ["path", "old_text", "new_text"],
+                    "additionalProperties": false
+                }),
+            ),
+            Kind::ListFiles => spec(
+                "list_files",
+                "List a workspace directory (default /workspace); directories end with `/`.",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "path": { "type": "string" },
+                        "depth": { "type": "integer", "minimum": 1, "maximum": 10, "description": "Levels to descend (default 2)." }
+                    },
+                    "additionalProperties": false
+                }),
+            ),
         }
     }
 
     fn offered(&self, ctx: &ToolContext) -> bool {
-        self.0.offers(&place(ctx))
+        self.bench.offers(&place(ctx))
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_secs(self.0.settings().exec_timeout_secs) + MARGIN
+        match self.kind {
+            Kind::Exec => Duration::from_secs(self.bench.settings().exec_timeout_secs) + MARGIN,
+            _ => Duration::from_secs(60),
+        }
     }
 
     fn call(&self, args: Value, ctx: ToolContext) -> BoxFuture<'static, ToolOutput> {
-        let bench = self.0.clone();
+        let bench = self.bench.clone();
+        let kind = self.kind;
         Box::pin(async move {
-            let command = match str_arg(&args, "command") {
-                Ok(c) => c.to_string(),
-                Err(e) => return e,
+            let place = place(&ctx);
+            let result = match kind {
+                Kind::Exec => exec(&bench, &place, &args).await,
+                Kind::ReadFile => read(&bench, &place, &args).await,
+                Kind::WriteFile => write(&bench, &place, &args).await,
+                Kind::EditFile => edit(&bench, &place, &args).await,
+                Kind::ListFiles => list(&bench, &place, &args).await,
             };
-            let mut req = ExecRequest::shell(command);
-            req.timeout = args["timeout_secs"].as_u64().map(Duration::from_secs);
-            match bench.exec(&place(&ctx), req).await {
-                Ok(out) => describe_exec(&out, bench.settings().memory_mb),
-                Err(e) => ToolOutput::error(e.to_string()),
-            }
+            result.unwrap_or_else(|e| e)
         })
     }
 }
 
-/// `read_file`: a text file from the workspace.
-#[derive(Debug)]
-pub struct ReadFile(Arc<Workbench>);
+type Outcome = Result<ToolOutput, ToolOutput>;
 
-impl Tool for ReadFile {
-    fn spec(&self) -> ToolSpec {
-        ToolSpec {
-            name: "read_file".into(),
-            description: "Read a file from the workspace (relative paths start in /workspace). Returns at most 64 KiB from `offset`.".into(),
-            parameters: json!({
-                "type": "object",
-                "properties": {
-                    "path": { "type": "string" },
-                    "offset": { "type": "integer", "minimum": 0, "description": "Byte to start at (default 0)." }
-                },
-                "required": ["path"],
-                "additionalProperties": false
-            }),
-        }
-    }
-
-    fn offered(&self, ctx: &ToolContext) -> bool {
-        self.0.offers(&place(ctx))
-    }
-
-    fn call(&self, args: Value, ctx: ToolContext) -> BoxFuture<'static, ToolOutput> {
-        let bench = self.0.clone();
-        Box::pin(async move {
-            let path = match str_arg(&args, "path") {
-                Ok(p) => p.to_string(),
-                Err(e) => return e,
-            };
-            let offset = args["offset"].as_u64().unwrap_or(0);
-            match files::read_file(&bench, &place(&ctx), &path, offset, READ_LIMIT).await {
-                Ok(chunk) => {
-                    let mut text = String::from_utf8_lossy(&chunk.bytes).into_owned();
-                    if chunk.more {
-                        text.push_str(&format!(
-                            "\n[the file goes on; read again with offset {}]",
-                            offset + chunk.bytes.len() as u64
-                        ));
-                    }
-                    ToolOutput::ok(text)
-                }
-                Err(e) => ToolOutput::error(e.to_string()),
-            }
-        })
-    }
+fn failed(e: switchboard_sandbox::SandboxError) -> ToolOutput {
+    ToolOutput::error(e.to_string())
 }
 
-/// `write_file`: create or replace a file in the workspace.
-#[derive(Debug)]
-pub struct WriteFile(Arc<Workbench>);
-
-impl Tool for WriteFile {
-    fn spec(&self) -> ToolSpec {
-        ToolSpec {
-            name: "write_file".into(),
-            description: "Create or replace a file in the workspace with `content` (parent directories are made).".into(),
-            parameters: json!({
-                "type": "object",
-                "properties": { "path": { "type": "string" }, "content": { "type": "string" } },
-                "required": ["path", "content"],
-                "additionalProperties": false
-            }),
-        }
-    }
-
-    fn offered(&self, ctx: &ToolContext) -> bool {
-        self.0.offers(&place(ctx))
-    }
-
-    fn call(&self, args: Value, ctx: ToolContext) -> BoxFuture<'static, ToolOutput> {
-        let bench = self.0.clone();
-        Box::pin(async move {
-            let (path, content) = match (str_arg(&args, "path"), str_arg(&args, "content")) {
-                (Ok(p), Ok(c)) => (p.to_string(), c.to_string()),
-                (Err(e), _) | (_, Err(e)) => return e,
-            };
-            match files::write_file(&bench, &place(&ctx), &path, content.as_bytes()).await {
-                Ok(at) => ToolOutput::ok(format!("wrote {} bytes to {at}", content.len())),
-                Err(e) => ToolOutput::error(e.to_string()),
-            }
-        })
-    }
+async fn exec(bench: &Workbench, place: &Place, args: &Value) -> Outcome {
+    let mut req = ExecRequest::shell(str_arg(args, "command")?);
+    req.timeout = args["timeout_secs"].as_u64().map(Duration::from_secs);
+    let out = bench.exec(place, req).await.map_err(failed)?;
+    Ok(describe_exec(&out, bench.settings().memory_mb))
 }
 
-/// `edit_file`: replace one exact piece of text.
-#[derive(Debug)]
-pub struct EditFile(Arc<Workbench>);
-
-impl Tool for EditFile {
-    fn spec(&self) -> ToolSpec {
-        ToolSpec {
-            name: "edit_file".into(),
-            description: "Replace `old_text` with `new_text` in a workspace file. `old_text` must occur exactly once.".into(),
-            parameters: json!({
-                "type": "object",
-                "properties": {
-                    "path": { "type": "string" },
-                    "old_text": { "type": "string" },
-                    "new_text": { "type": "string" }
-                },
-                "required": ["path", "old_text", "new_text"],
-                "additionalProperties": false
-            }),
-        }
+async fn read(bench: &Workbench, place: &Place, args: &Value) -> Outcome {
+    let path = str_arg(args, "path")?;
+    let offset = args["offset"].as_u64().unwrap_or(0);
+    let chunk = files::read_file(bench, place, path, offset, READ_LIMIT)
+        .await
+        .map_err(failed)?;
+    let mut text = String::from_utf8_lossy(&chunk.bytes).into_owned();
+    if chunk.more {
+        text.push_str(&format!(
+            "\n[the file goes on; read again with offset {}]",
+            offset + chunk.bytes.len() as u64
+        ));
     }
-
-    fn offered(&self, ctx: &ToolContext) -> bool {
-        self.0.offers(&place(ctx))
-    }
-
-    fn call(&self, args: Value, ctx: ToolContext) -> BoxFuture<'static, ToolOutput> {
-        let bench = self.0.clone();
-        Box::pin(async move {
-            let (path, old, new) = match (
-                str_arg(&args, "path"),
-                str_arg(&args, "old_text"),
-                str_arg(&args, "new_text"),
-            ) {
-                (Ok(p), Ok(o), Ok(n)) => (p.to_string(), o.to_string(), n.to_string()),
-                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
-            };
-            match files::edit_file(&bench, &place(&ctx), &path, &old, &new).await {
-                Ok(at) => ToolOutput::ok(format!("edited {at}")),
-                Err(e) => ToolOutput::error(e.to_string()),
-            }
-        })
-    }
+    Ok(ToolOutput::ok(text))
 }
 
-/// `list_files`: what is in a workspace directory.
-#[derive(Debug)]
-pub struct ListFiles(Arc<Workbench>);
+async fn write(bench: &Workbench, place: &Place, args: &Value) -> Outcome {
+    let (path, content) = (str_arg(args, "path")?, str_arg(args, "content")?);
+    let at = files::write_file(bench, place, path, content.as_bytes())
+        .await
+        .map_err(failed)?;
+    Ok(ToolOutput::ok(format!(
+        "wrote {} bytes to {at}",
+        content.len()
+    )))
+}
 
-impl Tool for ListFiles {
-    fn spec(&self) -> ToolSpec {
-        ToolSpec {
-            name: "list_files".into(),
-            description:
-                "List a workspace directory (default /workspace); directories end with `/`.".into(),
-            parameters: json!({
-                "type": "object",
-                "properties": {
-                    "path": { "type": "string" },
-                    "depth": { "type": "integer", "minimum": 1, "maximum": 10, "description": "Levels to descend (default 2)." }
-                },
-                "additionalProperties": false
-            }),
-        }
-    }
+async fn edit(bench: &Workbench, place: &Place, args: &Value) -> Outcome {
+    let path = str_arg(args, "path")?;
+    let (old, new) = (str_arg(args, "old_text")?, str_arg(args, "new_text")?);
+    let at = files::edit_file(bench, place, path, old, new)
+        .await
+        .map_err(failed)?;
+    Ok(ToolOutput::ok(format!("edited {at}")))
+}
 
-    fn offered(&self, ctx: &ToolContext) -> bool {
-        self.0.offers(&place(ctx))
+async fn list(bench: &Workbench, place: &Place, args: &Value) -> Outcome {
+    let path = args["path"].as_str().unwrap_or("");
+    let depth = args["depth"].as_u64().unwrap_or(2) as u32;
+    let (dir, entries, more) = files::list_files(bench, place, path, depth, LIST_LIMIT)
+        .await
+        .map_err(failed)?;
+    let mut text = format!("{dir}:\n");
+    if entries.is_empty() {
+        text.push_str("(empty)");
     }
-
-    fn call(&self, args: Value, ctx: ToolContext) -> BoxFuture<'static, ToolOutput> {
-        let bench = self.0.clone();
-        Box::pin(async move {
-            let path = args["path"].as_str().unwrap_or("").to_string();
-            let depth = args["depth"].as_u64().unwrap_or(2) as u32;
-            match files::list_files(&bench, &place(&ctx), &path, depth, LIST_LIMIT).await {
-                Ok((dir, entries, more)) => {
-                    let mut text = format!("{dir}:\n");
-                    if entries.is_empty() {
-                        text.push_str("(empty)");
-                    }
-                    text.push_str(&entries.join("\n"));
-                    if more {
-                        text.push_str(&format!(
-                            "\n[more than {LIST_LIMIT} entries; list a subdirectory]"
-                        ));
-                    }
-                    ToolOutput::ok(text)
-                }
-                Err(e) => ToolOutput::error(e.to_string()),
-            }
-        })
+    text.push_str(&entries.join("\n"));
+    if more {
+        text.push_str(&format!(
+            "\n[more than {LIST_LIMIT} entries; list a subdirectory]"
+        ));
     }
+    Ok(ToolOutput::ok(text))
 }
 
 #[cfg(test)]
