@@ -9,6 +9,7 @@
 //! vocabulary adapters and the gateway share, nothing more.
 
 mod channel;
+pub mod chunk;
 mod message;
 mod reply;
 

@@ -1,0 +1,265 @@
+//! Splitting a long answer into messages a platform accepts: at paragraph,
+//! then line, then sentence, then word boundaries, never inside a code
+//! block — a block longer than a message is closed at the cut and opened
+//! again, with its language, in the next message.
+
+/// The length of `text` in a platform's units.
+pub type Measure = fn(&str) -> usize;
+
+/// Length in Unicode scalar values (Discord, Slack).
+pub fn chars(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// Length in UTF-16 code units (Telegram counts these).
+pub fn utf16(text: &str) -> usize {
+    text.encode_utf16().count()
+}
+
+const CLOSE: &str = "\n```";
+
+fn is_fence(line: &str) -> bool {
+    let t = line.trim_start();
+    t.starts_with("```") || t.starts_with("~~~")
+}
+
+/// The fence line open after `text`, given the one open before it.
+fn fence_after(text: &str, mut open: Option<String>) -> Option<String> {
+    for line in text.lines() {
+        if is_fence(line) {
+            open = match open {
+                None => Some(line.trim().to_string()),
+                Some(_) => None,
+            };
+        }
+    }
+    open
+}
+
+/// Split `text` into pieces of at most `limit` units (by `len`).
+pub fn split(text: &str, limit: usize, len: Measure) -> Vec<String> {
+    let limit = limit.max(16);
+    let text = text.trim_end();
+    if len(text) <= limit {
+        return if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![text.to_string()]
+        };
+    }
+    let mut out: Vec<String> = Vec::new();
+    // The current piece (it always starts outside code: a block carried
+    // over is opened again by its first line) and the fence open at its end.
+    let mut cur = String::new();
+    let mut fence: Option<String> = None;
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+    lines.reverse();
+    while let Some(line) = lines.pop() {
+        let after = fence_after(&line, fence.clone());
+        let reserve = if after.is_some() { len(CLOSE) } else { 0 };
+        if len(&cur) + len(&line) + reserve <= limit {
+            cur.push_str(&line);
+            fence = after;
+            continue;
+        }
+        let only_reopened = fence.is_some() && cur.lines().count() == 1 && is_fence(&cur);
+        if cur.trim().is_empty() || only_reopened {
+            // One line longer than a message: cut it at a sentence or word.
+            let room = limit
+                .saturating_sub(len(&cur))
+                .saturating_sub(if fence.is_some() { len(CLOSE) } else { 0 })
+                .max(1);
+            let (head, tail) = cut_line(&line, room, len);
+            cur.push_str(head);
+            lines.push(tail.to_string());
+            emit(&mut out, &mut cur, &fence);
+            if let Some(f) = &fence {
+                cur = format!("{f}\n");
+            }
+            continue;
+        }
+        // Prefer the last paragraph break outside code in the second half.
+        let (keep, carry) = paragraph_cut(&cur, limit, len);
+        let open = fence_after(keep, None);
+        let mut piece = keep.to_string();
+        emit(&mut out, &mut piece, &open);
+        let carried = carry.to_string();
+        cur = match &open {
+            Some(f) => format!("{f}\n"),
+            None => String::new(),
+        };
+        cur.push_str(&carried);
+        fence = fence_after(&cur, None);
+        lines.push(line);
+    }
+    emit(&mut out, &mut cur, &fence);
+    out
+}
+
+/// Close `cur` (and its open block) into `out`.
+fn emit(out: &mut Vec<String>, cur: &mut String, fence: &Option<String>) {
+    let mut piece = cur.trim_end().to_string();
+    if fence.is_some() {
+        piece.push_str(CLOSE);
+    }
+    let only_fence = fence
+        .as_ref()
+        .is_some_and(|f| piece == format!("{f}{CLOSE}"));
+    if !piece.trim().is_empty() && !only_fence {
+        out.push(piece);
+    }
+    cur.clear();
+}
+
+/// Where to end a full piece: after its last blank line outside code, when
+/// that keeps at least half of it; else at its end.
+fn paragraph_cut(cur: &str, limit: usize, len: Measure) -> (&str, &str) {
+    let mut open: Option<String> = None;
+    let mut best = None;
+    let mut at = 0;
+    for line in cur.split_inclusive('\n') {
+        at += line.len();
+        if is_fence(line) {
+            open = match open {
+                None => Some(line.trim().to_string()),
+                Some(_) => None,
+            };
+        } else if open.is_none() && line.trim().is_empty() && len(&cur[..at]) * 2 >= limit {
+            best = Some(at);
+        }
+    }
+    match best {
+        Some(at) if at < cur.len() => cur.split_at(at),
+        _ => (cur, ""),
+    }
+}
+
+/// Cut one line to fit `room`: after a sentence end, else at a space, else
+/// at a character.
+fn cut_line(line: &str, room: usize, len: Measure) -> (&str, &str) {
+    let mut fit = 0;
+    for (i, c) in line.char_indices() {
+        if len(&line[..i + c.len_utf8()]) > room {
+            break;
+        }
+        fit = i + c.len_utf8();
+    }
+    if fit == 0 {
+        let first = line.chars().next().map_or(0, char::len_utf8);
+        return line.split_at(first);
+    }
+    let head = &line[..fit];
+    let sentence = head
+        .rmatch_indices([' ', '\n'])
+        .map(|(i, _)| i)
+        .find(|&i| i > 0 && matches!(head.as_bytes()[i - 1], b'.' | b'!' | b'?'));
+    let space = head.rfind(' ');
+    let at = match (sentence, space) {
+        (Some(s), _) if s * 2 >= fit => s + 1,
+        (_, Some(s)) if s * 2 >= fit => s + 1,
+        _ => fit,
+    };
+    line.split_at(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn balanced(piece: &str) -> bool {
+        piece.lines().filter(|l| is_fence(l)).count() % 2 == 0
+    }
+
+    #[test]
+    fn short_text_is_one_piece() {
+        assert_eq!(split("hello", 100, chars), vec!["hello"]);
+        assert!(split("  \n", 100, chars).is_empty());
+    }
+
+    #[test]
+    fn paragraphs_are_preferred_cut_points() {
+        let text = format!(
+            "{}\n\n{}\n\n{}",
+            "a".repeat(40),
+            "b".repeat(40),
+            "c".repeat(40)
+        );
+        let parts = split(&text, 90, chars);
+        assert_eq!(
+            parts,
+            vec![
+                format!("{}\n\n{}", "a".repeat(40), "b".repeat(40)),
+                "c".repeat(40)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_code_block_that_fits_is_never_cut() {
+        let code = format!("```rust\n{}\n```", "let x = 1;\n".repeat(5).trim_end());
+        let text = format!("{}\n\n{code}\n\nafter", "intro words ".repeat(8).trim_end());
+        let parts = split(&text, 120, chars);
+        assert!(parts.iter().any(|p| p.contains(&code)), "{parts:#?}");
+        assert!(
+            parts.iter().all(|p| balanced(p) && chars(p) <= 120),
+            "{parts:#?}"
+        );
+    }
+
+    #[test]
+    fn a_long_code_block_is_closed_and_reopened_with_its_language() {
+        let body: String = (0..60).map(|i| format!("line {i}\n")).collect();
+        let text = format!("Here:\n```python\n{body}```\nDone.");
+        let parts = split(&text, 100, chars);
+        assert!(parts.len() > 3);
+        for p in &parts {
+            assert!(chars(p) <= 100, "{p}");
+            assert!(balanced(p), "{p}");
+        }
+        assert!(parts[1].starts_with("```python\n"), "{:?}", parts[1]);
+        let joined: String = parts.join("\n");
+        for i in 0..60 {
+            assert!(
+                joined.contains(&format!("line {i}\n"))
+                    || joined.contains(&format!("line {i}\n```"))
+            );
+        }
+        assert!(parts.last().unwrap().ends_with("Done."));
+    }
+
+    #[test]
+    fn long_lines_break_after_sentences_then_words() {
+        let text = "First sentence here. Second sentence is a bit longer than that. Third.";
+        let parts = split(text, 40, chars);
+        assert_eq!(parts[0], "First sentence here.");
+        let words = "word ".repeat(30);
+        for p in split(&words, 32, chars) {
+            assert!(chars(&p) <= 32);
+            assert!(
+                !p.starts_with(' ') && p.split(' ').all(|w| w.is_empty() || w == "word"),
+                "{p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn telegram_counts_utf16_units() {
+        let text = "😀".repeat(30);
+        for p in split(&text, 20, utf16) {
+            assert!(utf16(&p) <= 20);
+        }
+        assert_eq!(split(&text, 20, utf16).concat(), text);
+    }
+
+    #[test]
+    fn nothing_is_lost() {
+        let text: String = (0..200).map(|i| format!("Sentence number {i}. ")).collect();
+        let parts = split(&text, 100, chars);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let got: Vec<String> = parts
+            .iter()
+            .flat_map(|p| p.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(got, words);
+    }
+}
