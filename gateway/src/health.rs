@@ -1,7 +1,9 @@
 //! What `/readyz`, `/api/status` and `switchboard status` report.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use switchboard_channel::{ChannelStatus, StatusSnapshot};
 
 use serde::Serialize;
 
@@ -40,6 +42,9 @@ pub struct Component {
     pub last_event_ms: Option<i64>,
     /// How often it was restarted.
     pub restarts: u32,
+    /// What a channel listener reports of its connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<StatusSnapshot>,
 }
 
 /// The health of every component, by name (`http`, `store`,
@@ -47,6 +52,7 @@ pub struct Component {
 #[derive(Debug, Default)]
 pub struct Health {
     components: Mutex<BTreeMap<String, Component>>,
+    statuses: Mutex<BTreeMap<String, Arc<ChannelStatus>>>,
 }
 
 impl Health {
@@ -65,6 +71,7 @@ impl Health {
             since_ms: now,
             last_event_ms: None,
             restarts: 0,
+            connection: None,
         });
         if entry.state != state {
             entry.since_ms = now;
@@ -88,12 +95,40 @@ impl Health {
         }
     }
 
-    /// A copy of every component.
-    pub fn snapshot(&self) -> BTreeMap<String, Component> {
-        self.components
+    /// The status a channel listener reports into; shown with component
+    /// `name`.
+    pub fn channel_status(&self, name: &str) -> Arc<ChannelStatus> {
+        self.statuses
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_string())
+            .or_default()
             .clone()
+    }
+
+    /// A copy of every component. A running listener that reports a
+    /// problem (a 409 conflict, a stalled connection) shows as degraded,
+    /// with the problem as its detail.
+    pub fn snapshot(&self) -> BTreeMap<String, Component> {
+        let mut map = self
+            .components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, status) in statuses.iter() {
+            let Some(c) = map.get_mut(name) else { continue };
+            let snap = status.snapshot();
+            c.last_event_ms = c.last_event_ms.max(snap.last_event_ms);
+            if let Some(problem) = &snap.problem
+                && c.state == State::Running
+            {
+                c.state = State::Degraded;
+                c.detail = Some(problem.clone());
+            }
+            c.connection = Some(snap);
+        }
+        map
     }
 
     /// Why the gateway is not ready, if it is not: every channel must be

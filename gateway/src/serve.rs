@@ -319,11 +319,13 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         let channel = channel.clone();
         let name = format!("channel:{}/{}", channel.name(), channel.account());
         let inbound = inbound_tx.clone();
+        let status = health.channel_status(&name);
         supervisor.spawn(&name, move |stop| {
             let channel = channel.clone();
             let ctx = ChannelContext {
                 inbound: inbound.clone(),
                 shutdown: stop,
+                status: status.clone(),
             };
             async move { channel.run(ctx).await.map_err(|e| e.to_string()) }
         });

@@ -1,5 +1,7 @@
 //! The adapter contract.
 
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -31,8 +33,84 @@ impl ChannelError {
     }
 }
 
-/// What a listener is handed by the gateway: where to send messages and when
-/// to stop.
+/// What a listener reports about its connection, for health: when it last
+/// received something, how often its watchdog restarted it, and the
+/// problem it has now (a 409 conflict, a refused token, ...).
+#[derive(Debug, Default)]
+pub struct ChannelStatus {
+    inner: Mutex<StatusSnapshot>,
+}
+
+/// A copy of a [`ChannelStatus`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StatusSnapshot {
+    /// When the platform last sent an event (ms since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_event_ms: Option<i64>,
+    /// When the listener last heard from the platform at all (a poll that
+    /// returned, a heartbeat ack), ms since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_contact_ms: Option<i64>,
+    /// Times the watchdog restarted a listener that stopped making progress.
+    pub watchdog_restarts: u64,
+    /// What is wrong now, if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// The connection's state in the platform's words (`polling`,
+    /// `webhook`, `connected`, `resuming`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl ChannelStatus {
+    fn with(&self, f: impl FnOnce(&mut StatusSnapshot)) {
+        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    /// The platform sent an event.
+    pub fn event(&self) {
+        self.with(|s| {
+            let now = now_ms();
+            s.last_event_ms = Some(now);
+            s.last_contact_ms = Some(now);
+        });
+    }
+    /// The platform answered (a poll returned, a heartbeat was acked); a
+    /// problem reported before is over.
+    pub fn contact(&self) {
+        self.with(|s| {
+            s.last_contact_ms = Some(now_ms());
+            s.problem = None;
+        });
+    }
+    /// Something is wrong; shown in health until the next contact.
+    pub fn problem(&self, what: impl Into<String>) {
+        let what = what.into();
+        self.with(|s| s.problem = Some(what));
+    }
+    /// The watchdog restarted the listener.
+    pub fn watchdog_restart(&self) {
+        self.with(|s| s.watchdog_restarts += 1);
+    }
+    /// The connection's state.
+    pub fn state(&self, state: impl Into<String>) {
+        let state = state.into();
+        self.with(|s| s.state = Some(state));
+    }
+    /// A copy for health.
+    pub fn snapshot(&self) -> StatusSnapshot {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// What a listener is handed by the gateway: where to send messages, where
+/// to report its health, and when to stop.
 #[derive(Debug, Clone)]
 pub struct ChannelContext {
     /// Bounded sender into the gateway's inbound pipeline. A full channel is
@@ -40,9 +118,20 @@ pub struct ChannelContext {
     pub inbound: mpsc::Sender<Inbound>,
     /// Cancelled when the gateway shuts down.
     pub shutdown: CancellationToken,
+    /// The listener's health, shown by the gateway.
+    pub status: Arc<ChannelStatus>,
 }
 
 impl ChannelContext {
+    /// A context with a fresh status (for tests and simple adapters).
+    pub fn new(inbound: mpsc::Sender<Inbound>, shutdown: CancellationToken) -> Self {
+        Self {
+            inbound,
+            shutdown,
+            status: Arc::new(ChannelStatus::default()),
+        }
+    }
+
     /// Hand one message to the gateway, waiting while the pipeline is full.
     pub async fn deliver(&self, message: Inbound) -> Result<(), ChannelError> {
         tokio::select! {
@@ -70,4 +159,57 @@ pub trait Channel: Send + Sync + 'static {
     }
     /// Open a reply in the conversation `target` names.
     async fn open_reply(&self, target: &ReplyTarget) -> Result<Box<dyn ReplySink>, ChannelError>;
+    /// For platforms that push events over HTTP: the handler the gateway
+    /// mounts at `/hooks/<channel>/<account>` on its own port. Default none.
+    fn webhook(&self) -> Option<Arc<dyn Webhook>> {
+        None
+    }
+}
+
+/// One HTTP request to a channel's webhook.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookRequest {
+    /// Header names (lower case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The raw body.
+    pub body: Vec<u8>,
+}
+
+impl WebhookRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The answer to a webhook request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// `Content-Type` of `body`.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl WebhookResponse {
+    /// A status with a short text body.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into().into_bytes(),
+        }
+    }
+}
+
+/// A channel's HTTP endpoint for pushed events.
+#[async_trait]
+pub trait Webhook: Send + Sync {
+    /// Handle one request.
+    async fn handle(&self, request: WebhookRequest) -> WebhookResponse;
 }

@@ -12,7 +12,11 @@ mod channel;
 pub mod chunk;
 mod message;
 mod reply;
+pub mod stream;
 
-pub use channel::{Channel, ChannelContext, ChannelError};
+pub use channel::{
+    Channel, ChannelContext, ChannelError, ChannelStatus, StatusSnapshot, Webhook, WebhookRequest,
+    WebhookResponse,
+};
 pub use message::{Attachment, ChatKind, Inbound, Sender};
 pub use reply::{ReplyEvent, ReplySink, ReplyTarget, TokenUsage};

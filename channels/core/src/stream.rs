@@ -1,0 +1,404 @@
+//! The reply stream every chat platform shares: a typing indicator while
+//! the agent works, one message edited in place as text arrives (no more
+//! often than the configured interval), and the final text split at the
+//! platform's limit. Adapters supply a [`Surface`]: how to send, edit and
+//! show typing on their platform.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+
+use crate::chunk::{self, Measure};
+use crate::{ChannelError, ReplyEvent, ReplySink};
+
+/// What a platform call can answer besides success.
+#[derive(Debug)]
+pub enum SurfaceError {
+    /// Rate limited: try again after this long.
+    RetryAfter(Duration),
+    /// An edit that changes nothing (not an error for us).
+    NotModified,
+    /// Anything else.
+    Failed(ChannelError),
+}
+
+impl From<ChannelError> for SurfaceError {
+    fn from(e: ChannelError) -> Self {
+        SurfaceError::Failed(e)
+    }
+}
+
+/// One conversation on a platform, as the reply stream uses it.
+#[async_trait]
+pub trait Surface: Send {
+    /// The longest message, in the platform's units.
+    fn limit(&self) -> usize;
+    /// How the platform measures a message.
+    fn measure(&self) -> Measure {
+        chunk::chars
+    }
+    /// A future that shows the typing indicator again and again until it
+    /// is dropped; `None` when the platform has none.
+    fn typing(&self) -> Option<BoxFuture<'static, ()>>;
+    /// Post a new message; returns its id.
+    async fn send(&mut self, text: &str) -> Result<String, SurfaceError>;
+    /// Replace the text of message `id`.
+    async fn edit(&mut self, id: &str, text: &str) -> Result<(), SurfaceError>;
+    /// Called once after the final message went out (e.g. to swap an
+    /// acknowledgement reaction). Default: nothing.
+    async fn finished(&mut self, _ok: bool) {}
+}
+
+/// How a [`ReplyStream`] behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamSettings {
+    /// The least time between two edits of the streaming message.
+    pub edit_interval: Duration,
+    /// How many times a rate-limited final message is retried.
+    pub max_retries: u32,
+    /// The longest wait a `retry_after` may impose on a final message.
+    pub max_wait: Duration,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            edit_interval: Duration::from_secs(1),
+            max_retries: 5,
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A [`ReplySink`] that renders a reply on any [`Surface`].
+pub struct ReplyStream<S: Surface> {
+    surface: S,
+    settings: StreamSettings,
+    text: String,
+    message: Option<String>,
+    shown: String,
+    next_edit: Option<Instant>,
+    typing: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl<S: Surface> std::fmt::Debug for ReplyStream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplyStream")
+            .field("message", &self.message)
+            .field("chars", &self.text.len())
+            .finish()
+    }
+}
+
+impl<S: Surface> Drop for ReplyStream<S> {
+    fn drop(&mut self) {
+        if let Some(t) = self.typing.take() {
+            t.abort();
+        }
+    }
+}
+
+impl<S: Surface> ReplyStream<S> {
+    /// A stream on `surface`.
+    pub fn new(surface: S, settings: StreamSettings) -> Self {
+        Self {
+            surface,
+            settings,
+            text: String::new(),
+            message: None,
+            shown: String::new(),
+            next_edit: None,
+            typing: None,
+        }
+    }
+
+    fn stop_typing(&mut self) {
+        if let Some(t) = self.typing.take() {
+            t.abort();
+        }
+    }
+
+    /// Show what has arrived so far, if the interval allows.
+    async fn preview(&mut self) -> Result<(), ChannelError> {
+        let now = Instant::now();
+        if self.next_edit.is_some_and(|t| now < t) {
+            return Ok(());
+        }
+        let limit = self.surface.limit();
+        let measure = self.surface.measure();
+        let mut preview = self.text.trim_end().to_string();
+        if preview.is_empty() {
+            return Ok(());
+        }
+        if measure(&preview) > limit {
+            // Only the first piece streams; the rest comes with the end.
+            preview = chunk::split(&preview, limit.saturating_sub(2), measure)
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            preview.push_str(" …");
+        }
+        if preview == self.shown {
+            return Ok(());
+        }
+        let result = match &self.message {
+            Some(id) => {
+                let id = id.clone();
+                self.surface.edit(&id, &preview).await.map(|()| None)
+            }
+            None => self.surface.send(&preview).await.map(Some),
+        };
+        self.next_edit = Some(now + self.settings.edit_interval);
+        match result {
+            Ok(id) => {
+                if let Some(id) = id {
+                    self.message = Some(id);
+                }
+                self.shown = preview;
+                Ok(())
+            }
+            Err(SurfaceError::NotModified) => Ok(()),
+            // A preview is not worth waiting for: skip edits until then.
+            Err(SurfaceError::RetryAfter(d)) => {
+                self.next_edit = Some(now + d.max(self.settings.edit_interval));
+                Ok(())
+            }
+            Err(SurfaceError::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Send or edit, waiting out rate limits.
+    async fn deliver(&mut self, edit: Option<String>, text: &str) -> Result<(), ChannelError> {
+        let mut attempts = 0;
+        loop {
+            let result = match &edit {
+                Some(id) => self.surface.edit(id, text).await.map(|()| None),
+                None => self.surface.send(text).await.map(Some),
+            };
+            match result {
+                Ok(Some(id)) => {
+                    self.message.get_or_insert(id);
+                    return Ok(());
+                }
+                Ok(None) | Err(SurfaceError::NotModified) => return Ok(()),
+                Err(SurfaceError::RetryAfter(d)) if attempts < self.settings.max_retries => {
+                    attempts += 1;
+                    let wait = d.min(self.settings.max_wait);
+                    tracing::debug!(?wait, "rate limited; waiting before retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(SurfaceError::RetryAfter(d)) => {
+                    return Err(ChannelError::Unavailable(format!(
+                        "still rate limited after {attempts} retries (asked to wait {} s)",
+                        d.as_secs()
+                    )));
+                }
+                Err(SurfaceError::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// The whole text, split, replacing the streamed preview.
+    async fn finish(&mut self, text: &str, ok: bool) -> Result<(), ChannelError> {
+        self.stop_typing();
+        let pieces = chunk::split(text, self.surface.limit(), self.surface.measure());
+        let mut result = Ok(());
+        for (i, piece) in pieces.iter().enumerate() {
+            let edit = if i == 0 { self.message.clone() } else { None };
+            if edit.is_some() && *piece == self.shown {
+                continue;
+            }
+            if let Err(e) = self.deliver(edit, piece).await {
+                result = Err(e);
+                break;
+            }
+        }
+        self.surface.finished(ok && result.is_ok()).await;
+        result
+    }
+}
+
+#[async_trait]
+impl<S: Surface> ReplySink for ReplyStream<S> {
+    async fn send(&mut self, event: ReplyEvent) -> Result<(), ChannelError> {
+        match event {
+            ReplyEvent::Working => {
+                if self.typing.is_none()
+                    && let Some(fut) = self.surface.typing()
+                {
+                    self.typing = Some(tokio::spawn(fut));
+                }
+                Ok(())
+            }
+            ReplyEvent::Delta { text } => {
+                self.text.push_str(&text);
+                self.preview().await
+            }
+            ReplyEvent::Done { text, .. } => self.finish(&text, true).await,
+            ReplyEvent::Failed { message } => self.finish(&format!("⚠️ {message}"), false).await,
+            ReplyEvent::Notice { text } => {
+                // A notice is its own message, never an edit of an answer.
+                self.message = None;
+                self.finish(&text, true).await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum Call {
+        Send(String),
+        Edit(String, String),
+    }
+
+    #[derive(Clone, Default)]
+    struct Fake {
+        calls: Arc<Mutex<Vec<Call>>>,
+        fail_next: Arc<Mutex<Vec<SurfaceError>>>,
+    }
+
+    #[async_trait]
+    impl Surface for Fake {
+        fn limit(&self) -> usize {
+            50
+        }
+        fn typing(&self) -> Option<BoxFuture<'static, ()>> {
+            None
+        }
+        async fn send(&mut self, text: &str) -> Result<String, SurfaceError> {
+            if let Some(e) = self.fail_next.lock().unwrap().pop() {
+                return Err(e);
+            }
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(Call::Send(text.into()));
+            Ok(format!("m{}", calls.len()))
+        }
+        async fn edit(&mut self, id: &str, text: &str) -> Result<(), SurfaceError> {
+            if let Some(e) = self.fail_next.lock().unwrap().pop() {
+                return Err(e);
+            }
+            self.calls
+                .lock()
+                .unwrap()
+                .push(Call::Edit(id.into(), text.into()));
+            Ok(())
+        }
+    }
+
+    fn settings() -> StreamSettings {
+        StreamSettings {
+            edit_interval: Duration::from_secs(1),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deltas_edit_one_message_no_faster_than_the_interval() {
+        let fake = Fake::default();
+        let mut s = ReplyStream::new(fake.clone(), settings());
+        s.send(ReplyEvent::Working).await.unwrap();
+        s.send(ReplyEvent::Delta { text: "Hel".into() })
+            .await
+            .unwrap();
+        s.send(ReplyEvent::Delta { text: "lo".into() })
+            .await
+            .unwrap(); // too soon
+        tokio::time::advance(Duration::from_millis(1100)).await;
+        s.send(ReplyEvent::Delta {
+            text: " there".into(),
+        })
+        .await
+        .unwrap();
+        s.send(ReplyEvent::Done {
+            text: "Hello there!".into(),
+            usage: None,
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            *fake.calls.lock().unwrap(),
+            vec![
+                Call::Send("Hel".into()),
+                Call::Edit("m1".into(), "Hello there".into()),
+                Call::Edit("m1".into(), "Hello there!".into()),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_final_text_edits_the_first_piece_and_sends_the_rest() {
+        let fake = Fake::default();
+        let mut s = ReplyStream::new(fake.clone(), settings());
+        s.send(ReplyEvent::Delta {
+            text: "start".into(),
+        })
+        .await
+        .unwrap();
+        let long = "word ".repeat(25);
+        s.send(ReplyEvent::Done {
+            text: long.clone(),
+            usage: None,
+        })
+        .await
+        .unwrap();
+        let calls = fake.calls.lock().unwrap().clone();
+        assert!(matches!(&calls[1], Call::Edit(id, _) if id == "m1"));
+        assert!(calls.len() >= 3);
+        let shown: Vec<String> = calls[1..]
+            .iter()
+            .map(|c| match c {
+                Call::Send(t) | Call::Edit(_, t) => t.clone(),
+            })
+            .collect();
+        assert!(shown.iter().all(|t| t.chars().count() <= 50));
+        assert_eq!(shown.join(" ").split_whitespace().count(), 25);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_limited_final_message_waits_and_is_sent_once() {
+        let fake = Fake::default();
+        fake.fail_next
+            .lock()
+            .unwrap()
+            .push(SurfaceError::RetryAfter(Duration::from_secs(3)));
+        let mut s = ReplyStream::new(fake.clone(), settings());
+        let started = Instant::now();
+        s.send(ReplyEvent::Done {
+            text: "hi".into(),
+            usage: None,
+        })
+        .await
+        .unwrap();
+        assert!(started.elapsed() >= Duration::from_secs(3));
+        assert_eq!(*fake.calls.lock().unwrap(), vec![Call::Send("hi".into())]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn not_modified_is_not_an_error() {
+        let fake = Fake::default();
+        let mut s = ReplyStream::new(fake.clone(), settings());
+        s.send(ReplyEvent::Delta {
+            text: "same".into(),
+        })
+        .await
+        .unwrap();
+        fake.fail_next
+            .lock()
+            .unwrap()
+            .push(SurfaceError::NotModified);
+        s.send(ReplyEvent::Done {
+            text: "same!".into(),
+            usage: None,
+        })
+        .await
+        .unwrap();
+    }
+}
