@@ -19,12 +19,13 @@ use switchboard_agents::{
 };
 use switchboard_channel::{Channel, ChannelContext, Inbound};
 use switchboard_memory::{SqliteStore, Store};
+use switchboard_telegram::{TelegramChannel, TelegramSettings};
 
 use crate::approvals::Approvals;
 use crate::auth::{self, TokenSource};
 use crate::channels::ChannelSet;
 use crate::clock::now_ms;
-use crate::config::{Config, LoadedConfig, ProviderConfig, ProviderKind};
+use crate::config::{Config, LoadedConfig, ProviderConfig, ProviderKind, TelegramMode};
 use crate::events::EventBus;
 use crate::health::{Health, State};
 use crate::http::{self, AppState};
@@ -225,6 +226,34 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
             config.channels.webchat.access(),
         ));
     }
+    let mut bindings = config.bindings.clone();
+    for (account, t) in &config.channels.telegram.accounts {
+        let mut settings = TelegramSettings::new(account.clone(), t.token().unwrap_or_default());
+        settings.api_url = t.api_url.clone();
+        settings.mode = match t.mode {
+            TelegramMode::Polling => switchboard_telegram::Mode::Polling,
+            TelegramMode::Webhook => switchboard_telegram::Mode::Webhook,
+        };
+        settings.webhook_url = t.webhook_url.clone();
+        settings.webhook_secret = t.webhook_secret.clone();
+        settings.poll_timeout = Duration::from_secs(t.poll_timeout_secs);
+        settings.watchdog = Duration::from_secs(t.watchdog_secs);
+        settings.edit_interval = Duration::from_millis(t.edit_interval_ms);
+        let channel = TelegramChannel::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+        channels.add(Arc::new(channel));
+        access.push((
+            (switchboard_telegram::NAME.to_string(), account.clone()),
+            t.access(),
+        ));
+        if let Some(agent) = &t.agent {
+            bindings.push(crate::config::BindingConfig {
+                agent: agent.clone(),
+                channel: Some(switchboard_telegram::NAME.into()),
+                account: Some(account.clone()),
+                peer: None,
+            });
+        }
+    }
 
     let shutdown = CancellationToken::new();
     let events = EventBus::new(1024);
@@ -262,7 +291,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     });
     let sessions = SessionRegistry::new(ctx);
     let router = Router::new(
-        config.bindings.clone(),
+        bindings,
         loaded.default_agent.clone(),
         config.sessions.dm_scope,
     )
@@ -290,6 +319,13 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         health: health.clone(),
         events,
         webchat: webchat_channel,
+        webhooks: channels
+            .all()
+            .filter_map(|c| {
+                c.webhook()
+                    .map(|w| ((c.name().to_string(), c.account().to_string()), w))
+            })
+            .collect(),
         approvals: approvals.clone(),
         token,
         agents: agent_names,

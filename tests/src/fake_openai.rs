@@ -26,6 +26,9 @@ pub enum Behavior {
     Hold,
     /// Fail the next request like [`Behavior::Fail`], then echo.
     FailOnce(u16, String),
+    /// Echo, waiting this many milliseconds before each chunk (a model that
+    /// streams slowly, so channels show the answer growing).
+    Drip(u64),
 }
 
 /// One request the fake received.
@@ -247,6 +250,10 @@ async fn completions(
         .into_response(),
         behavior => {
             let hold = behavior == Behavior::Hold;
+            let drip = match behavior {
+                Behavior::Drip(ms) => Some(std::time::Duration::from_millis(ms)),
+                _ => None,
+            };
             let include_usage = body["stream_options"]["include_usage"] == json!(true);
             let chunk = move |delta: Value, finish: Value| {
                 format!(
@@ -284,6 +291,9 @@ async fn completions(
                     if hold && i == 2 {
                         let mut rx = released.released.subscribe();
                         let _ = rx.wait_for(|r| *r).await;
+                    }
+                    if let Some(d) = drip {
+                        tokio::time::sleep(d).await;
                     }
                     Ok::<_, std::convert::Infallible>(part)
                 }

@@ -92,6 +92,16 @@ impl Gateway {
     /// Write `config` into `dir` and start the gateway with it; returns when
     /// `/readyz` answers 200.
     pub async fn start(dir: &Path, config: &str) -> Self {
+        Self::start_until(dir, config, "/readyz").await
+    }
+
+    /// Start the binary and wait only until it answers `/healthz` (for
+    /// gateways that are not meant to become ready).
+    pub async fn start_live(dir: &Path, config: &str) -> Self {
+        Self::start_until(dir, config, "/healthz").await
+    }
+
+    async fn start_until(dir: &Path, config: &str, probe: &'static str) -> Self {
         let config_path = dir.join("switchboard.toml");
         std::fs::write(&config_path, config).unwrap();
         let data_dir = dir.join("data");
@@ -108,11 +118,15 @@ impl Gateway {
             log_path: dir.join("gateway.log"),
             http: reqwest::Client::new(),
         };
-        gw.spawn().await;
+        gw.spawn_until(probe).await;
         gw
     }
 
     async fn spawn(&mut self) {
+        self.spawn_until("/readyz").await;
+    }
+
+    async fn spawn_until(&mut self, probe: &'static str) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -132,7 +146,7 @@ impl Gateway {
             .spawn()
             .expect("start switchboard");
         self.child = Some(child);
-        self.wait_ready().await;
+        self.wait_for(probe).await;
     }
 
     /// Start again after [`kill`](Self::kill) or [`terminate`](Self::terminate).
@@ -144,6 +158,10 @@ impl Gateway {
     /// Poll `/readyz` until 200 (at most 30 s), failing early if the
     /// process exits.
     pub async fn wait_ready(&mut self) {
+        self.wait_for("/readyz").await;
+    }
+
+    async fn wait_for(&mut self, probe: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self
@@ -156,7 +174,7 @@ impl Gateway {
                     self.log()
                 );
             }
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await {
+            if let Ok(r) = self.http.get(format!("{}{probe}", self.url)).send().await {
                 if r.status() == 200 {
                     return;
                 }

@@ -13,5 +13,6 @@
 
 pub mod fake_anthropic;
 pub mod fake_openai;
+pub mod fake_telegram;
 pub mod gateway;
 pub mod sse;

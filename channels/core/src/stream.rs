@@ -80,6 +80,8 @@ pub struct ReplyStream<S: Surface> {
     message: Option<String>,
     shown: String,
     next_edit: Option<Instant>,
+    /// The platform asked us to wait until then before the next call.
+    blocked_until: Option<Instant>,
     typing: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -110,6 +112,7 @@ impl<S: Surface> ReplyStream<S> {
             message: None,
             shown: String::new(),
             next_edit: None,
+            blocked_until: None,
             typing: None,
         }
     }
@@ -160,9 +163,11 @@ impl<S: Surface> ReplyStream<S> {
                 Ok(())
             }
             Err(SurfaceError::NotModified) => Ok(()),
-            // A preview is not worth waiting for: skip edits until then.
+            // A preview is not worth waiting for: skip edits until then
+            // (the final message waits).
             Err(SurfaceError::RetryAfter(d)) => {
                 self.next_edit = Some(now + d.max(self.settings.edit_interval));
+                self.blocked_until = Some(now + d.min(self.settings.max_wait));
                 Ok(())
             }
             Err(SurfaceError::Failed(e)) => Err(e),
@@ -173,6 +178,9 @@ impl<S: Surface> ReplyStream<S> {
     async fn deliver(&mut self, edit: Option<String>, text: &str) -> Result<(), ChannelError> {
         let mut attempts = 0;
         loop {
+            if let Some(until) = self.blocked_until.take() {
+                tokio::time::sleep_until(until).await;
+            }
             let result = match &edit {
                 Some(id) => self.surface.edit(id, text).await.map(|()| None),
                 None => self.surface.send(text).await.map(Some),
@@ -187,7 +195,7 @@ impl<S: Surface> ReplyStream<S> {
                     attempts += 1;
                     let wait = d.min(self.settings.max_wait);
                     tracing::debug!(?wait, "rate limited; waiting before retrying");
-                    tokio::time::sleep(wait).await;
+                    self.blocked_until = Some(Instant::now() + wait);
                 }
                 Err(SurfaceError::RetryAfter(d)) => {
                     return Err(ChannelError::Unavailable(format!(
@@ -371,6 +379,28 @@ mod tests {
             .push(SurfaceError::RetryAfter(Duration::from_secs(3)));
         let mut s = ReplyStream::new(fake.clone(), settings());
         let started = Instant::now();
+        s.send(ReplyEvent::Done {
+            text: "hi".into(),
+            usage: None,
+        })
+        .await
+        .unwrap();
+        assert!(started.elapsed() >= Duration::from_secs(3));
+        assert_eq!(*fake.calls.lock().unwrap(), vec![Call::Send("hi".into())]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_limited_preview_holds_back_the_final_message_too() {
+        let fake = Fake::default();
+        fake.fail_next
+            .lock()
+            .unwrap()
+            .push(SurfaceError::RetryAfter(Duration::from_secs(3)));
+        let mut s = ReplyStream::new(fake.clone(), settings());
+        let started = Instant::now();
+        s.send(ReplyEvent::Delta { text: "h".into() })
+            .await
+            .unwrap();
         s.send(ReplyEvent::Done {
             text: "hi".into(),
             usage: None,

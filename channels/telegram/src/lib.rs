@@ -279,7 +279,9 @@ impl Inner {
                 Ok(Ok(updates)) => {
                     ctx.status.contact();
                     for update in updates {
-                        offset = Some(UpdateId(update.id.0 + 1));
+                        // The next poll asks for what follows this one,
+                        // which also confirms it to Telegram.
+                        offset = Some(update.id);
                         self.hand_over(ctx, me, update).await?;
                     }
                 }

@@ -450,6 +450,139 @@ impl AgentConfig {
 pub struct ChannelsConfig {
     /// `[channels.webchat]`: the built-in web chat and OpenAI-compatible API.
     pub webchat: WebchatConfig,
+    /// `[channels.telegram]`: Telegram bot accounts.
+    pub telegram: TelegramConfig,
+}
+
+/// `[channels.telegram]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelegramConfig {
+    /// `[channels.telegram.accounts.<name>]`: one bot each. Default: none.
+    pub accounts: BTreeMap<String, TelegramAccountConfig>,
+}
+
+/// How a Telegram account receives updates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TelegramMode {
+    /// `getUpdates` long polling (the default; no public address needed).
+    #[default]
+    Polling,
+    /// Telegram posts to `/hooks/telegram/<account>` on the gateway's port.
+    Webhook,
+}
+
+/// `[channels.telegram.accounts.<name>]`
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramAccountConfig {
+    /// The bot token from @BotFather. Required, here or in `token_env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// An environment variable holding the token instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// A self-hosted Bot API server. Default: api.telegram.org.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// `polling` | `webhook`. Default `polling`.
+    #[serde(default)]
+    pub mode: TelegramMode,
+    /// Webhook mode: the public URL Telegram posts to (it must reach
+    /// `/hooks/telegram/<account>` here); registered at start. Default:
+    /// none (register it yourself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// Webhook mode: the secret Telegram sends in
+    /// `X-Telegram-Bot-Api-Secret-Token`; requests without it are refused.
+    /// Required in webhook mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// `pairing` | `allowlist` | `open` | `disabled`. Default `pairing`.
+    #[serde(default)]
+    pub dm_policy: DmPolicy,
+    /// Telegram user ids always allowed. Default: none.
+    #[serde(default)]
+    pub allow_from: Vec<String>,
+    /// `allowlist` | `open` | `disabled`. Default `allowlist`.
+    #[serde(default)]
+    pub group_policy: GroupPolicy,
+    /// Group chat ids answered under `allowlist`. Default: none.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// In groups, answer only when mentioned or replied to. Default true.
+    #[serde(default = "yes")]
+    pub require_mention: bool,
+    /// Per-sender rate limit.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    /// The agent answering this bot. Default: the default agent (or
+    /// `[[bindings]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Least milliseconds between two edits of a streaming reply, per
+    /// chat. Default 1000.
+    #[serde(default = "default_edit_interval_ms")]
+    pub edit_interval_ms: u64,
+    /// Seconds one `getUpdates` waits. Default 25.
+    #[serde(default = "default_poll_timeout_secs")]
+    pub poll_timeout_secs: u64,
+    /// Seconds past the poll timeout after which a poll that has not
+    /// returned is abandoned and restarted. Default 30.
+    #[serde(default = "default_watchdog_secs")]
+    pub watchdog_secs: u64,
+}
+
+impl std::fmt::Debug for TelegramAccountConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramAccountConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_env", &self.token_env)
+            .field("api_url", &self.api_url)
+            .field("mode", &self.mode)
+            .field("agent", &self.agent)
+            .finish_non_exhaustive()
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_edit_interval_ms() -> u64 {
+    1000
+}
+
+fn default_poll_timeout_secs() -> u64 {
+    25
+}
+
+fn default_watchdog_secs() -> u64 {
+    30
+}
+
+impl TelegramAccountConfig {
+    /// The token, from the file or the environment.
+    pub fn token(&self) -> Option<String> {
+        self.token.clone().or_else(|| {
+            self.token_env
+                .as_deref()
+                .and_then(|v| std::env::var(v).ok())
+        })
+    }
+
+    /// The access rules of this account.
+    pub fn access(&self) -> AccessRules {
+        AccessRules {
+            dm_policy: self.dm_policy,
+            allow_from: self.allow_from.clone(),
+            group_policy: self.group_policy,
+            groups: self.groups.clone(),
+            require_mention: self.require_mention,
+            rate_limit: self.rate_limit,
+        }
+    }
 }
 
 /// Who may talk to the assistant in direct messages.

@@ -7,6 +7,50 @@ use super::{Config, ConfigError};
 /// Validate a deserialized config; returns the default agent's name.
 pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
     let mut errors = Vec::new();
+    for (name, t) in &config.channels.telegram.accounts {
+        let key = |k: &str| format!("channels.telegram.accounts.{name}.{k}");
+        match (&t.token, &t.token_env) {
+            (None, None) => errors.push(ConfigError::new(
+                key("token"),
+                "is missing: set the bot token from @BotFather, or token_env to a variable holding it",
+            )),
+            (None, Some(var)) if std::env::var(var).is_err() => errors.push(ConfigError::new(
+                key("token_env"),
+                format!("the variable {var} is not set: export it or put the token in `token`"),
+            )),
+            _ => {}
+        }
+        if let Some(token) = t.token()
+            && let Some(why) = switchboard_telegram::token_problem(&token)
+        {
+            errors.push(ConfigError::new(key("token"), why));
+        }
+        if t.mode == super::TelegramMode::Webhook
+            && t.webhook_secret
+                .as_deref()
+                .is_none_or(|s| s.trim().len() < 16)
+        {
+            errors.push(ConfigError::new(
+                key("webhook_secret"),
+                "webhook mode needs a secret of 16 or more characters (A-Z, a-z, 0-9, _ and -) so strangers cannot post updates",
+            ));
+        }
+        if let Some(agent) = &t.agent
+            && !config.agents.is_empty()
+            && !config.agents.contains_key(agent)
+        {
+            errors.push(ConfigError::new(
+                key("agent"),
+                format!("there is no agent named `{agent}`: add [agents.{agent}] or name an existing one"),
+            ));
+        }
+        if t.poll_timeout_secs == 0 || t.poll_timeout_secs > 50 {
+            errors.push(ConfigError::new(
+                key("poll_timeout_secs"),
+                "must be between 1 and 50",
+            ));
+        }
+    }
     for (k, why) in config.sandbox.problems() {
         errors.push(ConfigError::new(format!("sandbox.{k}"), why));
     }

@@ -38,6 +38,10 @@ pub struct AppState {
     pub events: EventBus,
     /// The web chat channel, when enabled.
     pub webchat: Option<Arc<WebChat>>,
+    /// Webhook handlers of channels that receive pushed events, by
+    /// (channel, account): mounted at `/hooks/<channel>/<account>`.
+    pub webhooks:
+        std::collections::HashMap<(String, String), Arc<dyn switchboard_channel::Webhook>>,
     /// The approval desk.
     pub approvals: Arc<crate::approvals::Approvals>,
     /// The control token.
@@ -60,9 +64,41 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        // Platforms cannot send our token: each hook checks its own secret.
+        .route("/hooks/{channel}/{account}", axum::routing::post(hook))
         .merge(protected)
         .fallback(not_found)
         .with_state(state)
+}
+
+/// A channel's webhook: the platform authenticates itself to the adapter.
+async fn hook(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path((channel, account)): axum::extract::Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(hook) = state.webhooks.get(&(channel.clone(), account.clone())) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no webhook for {channel}/{account}: is the account configured with mode = \"webhook\"?"),
+        )
+            .into_response();
+    };
+    let request = switchboard_channel::WebhookRequest {
+        headers: headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+        body: body.to_vec(),
+    };
+    let answer = hook.handle(request).await;
+    (
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(axum::http::header::CONTENT_TYPE, answer.content_type)],
+        answer.body,
+    )
+        .into_response()
 }
 
 async fn healthz() -> impl IntoResponse {
