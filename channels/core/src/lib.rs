@@ -10,6 +10,7 @@
 
 mod channel;
 pub mod chunk;
+pub mod conformance;
 mod message;
 mod reply;
 pub mod stream;
