@@ -286,6 +286,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         draining: CancellationToken::new(),
         hard_stop: CancellationToken::new(),
         runs_waiting: AtomicU64::new(0),
+        workbench: Some(bench.clone()),
         turns_done: AtomicU64::new(0),
         turns_failed: AtomicU64::new(0),
     });

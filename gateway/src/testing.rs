@@ -167,6 +167,7 @@ pub(crate) async fn rig(
         draining: CancellationToken::new(),
         hard_stop: CancellationToken::new(),
         runs_waiting: AtomicU64::new(0),
+        workbench: None,
         turns_done: AtomicU64::new(0),
         turns_failed: AtomicU64::new(0),
     });

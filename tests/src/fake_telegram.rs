@@ -73,6 +73,8 @@ struct Inner {
     hang_polls: usize,
     conflict: bool,
     token_refused: bool,
+    /// file_id → (file_path, bytes, reported size)
+    files: HashMap<String, (String, Vec<u8>, u64)>,
 }
 
 struct Shared {
@@ -283,9 +285,33 @@ async fn api(
         "getupdates" => get_updates(shared, params).await,
         "sendmessage" => send_message(&shared, &params),
         "editmessagetext" => edit_message(&shared, &params),
+        "getfile" => {
+            let id = params["file_id"].as_str().unwrap_or("").to_string();
+            let inner = shared.inner.lock().unwrap();
+            match inner.files.get(&id) {
+                Some((path, _, size)) => ok(
+                    json!({ "file_id": id, "file_unique_id": format!("u{id}"), "file_size": size, "file_path": path }),
+                ),
+                None => fail(400, "Bad Request: invalid file_id", None),
+            }
+        }
         "sendchataction" | "setmycommands" | "deletewebhook" | "setwebhook"
         | "deletemycommands" => ok(json!(true)),
         _ => fail(404, "Not Found: method not found", None),
+    }
+}
+
+async fn download(
+    State(shared): State<Arc<Shared>>,
+    Path((bot, path)): Path<(String, String)>,
+) -> Response {
+    if bot.strip_prefix("bot") != Some(TOKEN) {
+        return fail(401, "Unauthorized", None);
+    }
+    let inner = shared.inner.lock().unwrap();
+    match inner.files.values().find(|(p, _, _)| *p == path) {
+        Some((_, bytes, _)) => bytes.clone().into_response(),
+        None => fail(404, "Not Found", None),
     }
 }
 
@@ -434,6 +460,7 @@ impl FakeTelegram {
         });
         let app = Router::new()
             .route("/{bot}/{method}", any(api))
+            .route("/file/{bot}/{*path}", axum::routing::get(download))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -485,6 +512,27 @@ impl FakeTelegram {
         if let (Some(m), Some(e)) = (m.as_object_mut(), extra.as_object()) {
             m.extend(e.clone());
         }
+        self.push_update(m.clone());
+        m
+    }
+
+    /// A private message from `from` carrying a document `name` with
+    /// `bytes` (Telegram reports `size`, which may differ to test limits).
+    pub fn document(&self, from: i64, name: &str, bytes: &[u8], size: u64, caption: &str) -> Value {
+        let chat = json!({ "id": from, "type": "private", "first_name": "Doc" });
+        let mut m = self.message(chat, from, "Doc", "");
+        let mut inner = self.shared.inner.lock().unwrap();
+        let id = format!("doc{}", inner.files.len() + 1);
+        let path = format!("documents/file_{}.bin", inner.files.len() + 1);
+        inner.files.insert(id.clone(), (path, bytes.to_vec(), size));
+        drop(inner);
+        let obj = m.as_object_mut().unwrap();
+        obj.remove("text");
+        obj.insert("caption".into(), json!(caption));
+        obj.insert(
+            "document".into(),
+            json!({ "file_id": id, "file_unique_id": format!("u{id}"), "file_name": name, "mime_type": "text/plain", "file_size": size }),
+        );
         self.push_update(m.clone());
         m
     }

@@ -414,3 +414,73 @@ async fn a_refused_token_is_a_clear_error_naming_the_account() {
         "{ready}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_land_in_the_session_workspace_and_are_described() {
+    let built = std::process::Command::new(switchboard_tests::gateway::binary())
+        .args([
+            "sandbox",
+            "build-image",
+            "--from",
+            "busybox",
+            "--tag",
+            "switchboard-sandbox:busybox",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let (model, tg, _gw, _dir) = start(
+        "dm_policy = \"open\"\n\n[agents.main.tools]\nprofile = \"coding\"\ndangerous_in_groups = false\ntrusted_channels = [\"telegram\"]\n\n[agents.main.approvals]\nmode = \"never\"\n\n[sandbox]\nimage = \"switchboard-sandbox:busybox\"",
+    )
+    .await;
+    tg.document(48, "notes.txt", b"milk, eggs, bread\n", 18, "my list");
+    tg.wait(WAIT, "the answer to the document", |tg| {
+        tg.chat(48)
+            .first()
+            .is_some_and(|m| m.text.contains("saved at"))
+            .then_some(())
+    })
+    .await;
+    let seen = model.seen();
+    let said = seen[0].messages().last().unwrap().1.clone();
+    assert!(
+        said.contains(
+            "[attachment: notes.txt, text/plain, 1 KB, saved at /workspace/inbox/notes.txt]"
+        ),
+        "{said}"
+    );
+    let ask = r#"use tool exec {"command": "cat /workspace/inbox/notes.txt"}"#;
+    tg.dm(48, "Doc", ask);
+    let msgs = tg
+        .wait(WAIT, "the tool's answer", |tg| {
+            let msgs = tg.chat(48);
+            msgs.get(1)
+                .is_some_and(|m| m.text.contains("[exit code"))
+                .then_some(msgs)
+        })
+        .await;
+    assert!(
+        msgs[1].text.contains("milk, eggs, bread"),
+        "{}",
+        msgs[1].text
+    );
+    // Too large for the limit: described, not fetched.
+    tg.document(48, "huge.bin", b"", 30 * 1024 * 1024, "big one");
+    tg.wait(WAIT, "the answer to the big document", |tg| {
+        tg.chat(48)
+            .get(2)
+            .is_some_and(|m| m.text.starts_with("echo: big one"))
+            .then_some(())
+    })
+    .await;
+    let seen = model.seen();
+    let said = seen.last().unwrap().messages().last().unwrap().1.clone();
+    assert!(
+        said.contains("huge.bin") && said.contains("over the 20480 KB limit"),
+        "{said}"
+    );
+}

@@ -159,6 +159,21 @@ pub trait Channel: Send + Sync + 'static {
     }
     /// Open a reply in the conversation `target` names.
     async fn open_reply(&self, target: &ReplyTarget) -> Result<Box<dyn ReplySink>, ChannelError>;
+    /// Download `attachment` (by its `file_id`) into the file `dest`,
+    /// refusing files over `max_bytes`; returns the bytes written. Default:
+    /// not supported.
+    async fn fetch(
+        &self,
+        attachment: &crate::Attachment,
+        dest: &std::path::Path,
+        max_bytes: u64,
+    ) -> Result<u64, ChannelError> {
+        let _ = (dest, max_bytes);
+        Err(ChannelError::Rejected(format!(
+            "this channel cannot fetch files ({})",
+            attachment.name
+        )))
+    }
     /// For platforms that push events over HTTP: the handler the gateway
     /// mounts at `/hooks/<channel>/<account>` on its own port. Default none.
     fn webhook(&self) -> Option<Arc<dyn Webhook>> {

@@ -49,9 +49,12 @@ pub struct Attachment {
     /// Size in bytes, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    /// Where the adapter stored the file locally, once downloaded.
+    /// Where the file is for the agent, once fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_path: Option<String>,
+    /// The platform's reference for fetching it ([`crate::Channel::fetch`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
 }
 
 /// One message received from a platform, in the gateway's vocabulary.

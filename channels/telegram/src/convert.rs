@@ -101,6 +101,7 @@ fn attachments(msg: &Message) -> Vec<Attachment> {
             mime: doc.mime_type.as_ref().map(|m| m.to_string()),
             size: Some(u64::from(doc.file.size)),
             local_path: None,
+            file_id: Some(doc.file.id.to_string()),
         });
     }
     if let Some(photo) = msg
@@ -112,6 +113,7 @@ fn attachments(msg: &Message) -> Vec<Attachment> {
             mime: Some("image/jpeg".into()),
             size: Some(u64::from(photo.file.size)),
             local_path: None,
+            file_id: Some(photo.file.id.to_string()),
         });
     }
     out

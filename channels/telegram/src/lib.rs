@@ -27,8 +27,8 @@ use teloxide::{ApiError, Bot, RequestError};
 
 use switchboard_channel::stream::{ReplyStream, StreamSettings};
 use switchboard_channel::{
-    Channel, ChannelContext, ChannelError, ReplySink, ReplyTarget, Webhook, WebhookRequest,
-    WebhookResponse,
+    Attachment, Channel, ChannelContext, ChannelError, ReplySink, ReplyTarget, Webhook,
+    WebhookRequest, WebhookResponse,
 };
 
 pub use convert::to_inbound;
@@ -343,6 +343,39 @@ impl Channel for TelegramChannel {
                 ..StreamSettings::default()
             },
         )))
+    }
+
+    async fn fetch(
+        &self,
+        attachment: &Attachment,
+        dest: &std::path::Path,
+        max_bytes: u64,
+    ) -> Result<u64, ChannelError> {
+        use teloxide::net::Download;
+        let id = attachment
+            .file_id
+            .as_deref()
+            .ok_or_else(|| ChannelError::Rejected(format!("{} has no file id", attachment.name)))?;
+        let bot = &self.inner.bot;
+        let file = bot
+            .get_file(teloxide::types::FileId(id.to_string()))
+            .await
+            .map_err(|e| ChannelError::Unavailable(format!("getFile failed: {}", api_error(&e))))?;
+        if u64::from(file.size) > max_bytes {
+            return Err(ChannelError::Rejected(format!(
+                "{} is {} KB, over the {} KB limit",
+                attachment.name,
+                file.size / 1024,
+                max_bytes / 1024
+            )));
+        }
+        let mut out = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| ChannelError::Rejected(format!("cannot write {}: {e}", dest.display())))?;
+        bot.download_file(&file.path, &mut out)
+            .await
+            .map_err(|e| ChannelError::Unavailable(format!("download failed: {e}")))?;
+        Ok(u64::from(file.size))
     }
 
     fn webhook(&self) -> Option<Arc<dyn Webhook>> {

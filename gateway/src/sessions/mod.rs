@@ -117,6 +117,9 @@ pub struct TurnContext {
     pub turns_done: AtomicU64,
     /// Turns that failed (for health).
     pub turns_failed: AtomicU64,
+    /// Where conversations' files live: attachments are fetched into the
+    /// session's sandbox workspace. `None`: attachments are only described.
+    pub workbench: Option<Arc<switchboard_sandbox::Workbench>>,
 }
 
 /// Why a message could not be handed to its session.

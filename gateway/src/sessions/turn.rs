@@ -78,7 +78,7 @@ fn publish(ctx: &TurnContext, key: &str, batch: &[Job], kind: EventKind) {
 pub(super) async fn run_batch(
     ctx: &Arc<TurnContext>,
     key: &str,
-    batch: Vec<Job>,
+    mut batch: Vec<Job>,
     cancel: CancellationToken,
 ) {
     let Some(first) = batch.first() else { return };
@@ -87,6 +87,9 @@ pub(super) async fn run_batch(
             tracing::error!(error = %e, "command failed");
         }
         return;
+    }
+    for job in &mut batch {
+        fetch_attachments(ctx, key, job).await;
     }
     if let Err(e) = run_turn(ctx, key, &batch, cancel).await {
         // Rows stay pending and are answered again after a restart.
@@ -162,6 +165,79 @@ async fn run_command(
         .await
 }
 
+/// The largest attachment fetched.
+const MAX_ATTACHMENT_BYTES: u64 = 20 * 1024 * 1024;
+
+/// Fetch a message's files into the session's workspace (`inbox/`), where
+/// the sandboxed tools find them; what cannot be fetched is said in the
+/// description instead.
+async fn fetch_attachments(ctx: &TurnContext, key: &str, job: &mut Job) {
+    if job.inbound.attachments.is_empty() {
+        return;
+    }
+    let place = switchboard_sandbox::Place::new(key, job.agent.clone());
+    let dir = ctx
+        .workbench
+        .as_ref()
+        .filter(|w| w.offers(&place))
+        .and_then(|w| w.host_dir(&place).ok())
+        .map(|d| d.join("inbox"));
+    let Some(channel) = ctx
+        .channels
+        .get(&job.inbound.channel, &job.inbound.account)
+        .cloned()
+    else {
+        return;
+    };
+    for a in &mut job.inbound.attachments {
+        if a.local_path.is_some() || a.file_id.is_none() {
+            continue;
+        }
+        let Some(dir) = &dir else {
+            a.local_path = Some("not downloaded: this conversation has no file tools".into());
+            continue;
+        };
+        let name = safe_name(&a.name);
+        let dest = dir.join(&name);
+        let fetched = match std::fs::create_dir_all(dir) {
+            Ok(()) => channel.fetch(a, &dest, MAX_ATTACHMENT_BYTES).await,
+            Err(e) => Err(switchboard_channel::ChannelError::Rejected(e.to_string())),
+        };
+        match fetched {
+            Ok(bytes) => {
+                a.size = Some(bytes);
+                a.local_path = Some(format!("{}/inbox/{name}", switchboard_sandbox::WORKSPACE));
+            }
+            Err(e) => {
+                tracing::warn!(file = %a.name, error = %e, "cannot fetch an attachment");
+                let _ = std::fs::remove_file(&dest);
+                a.local_path = Some(format!("not downloaded: {e}"));
+            }
+        }
+    }
+}
+
+/// A file name that stays inside its directory.
+fn safe_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let clean = clean.trim_start_matches('.').to_string();
+    if clean.is_empty() {
+        "file".into()
+    } else {
+        clean
+    }
+}
+
 fn user_text(job: &Job) -> String {
     let mut text = job.inbound.text.clone();
     for a in &job.inbound.attachments {
@@ -172,8 +248,13 @@ fn user_text(job: &Job) -> String {
         if let Some(m) = &a.mime {
             text.push_str(&format!(", {m}"));
         }
-        if let Some(p) = &a.local_path {
-            text.push_str(&format!(", saved at {p}"));
+        if let Some(n) = a.size {
+            text.push_str(&format!(", {} KB", n.div_ceil(1024)));
+        }
+        match &a.local_path {
+            Some(p) if p.starts_with('/') => text.push_str(&format!(", saved at {p}")),
+            Some(why) => text.push_str(&format!(", {why}")),
+            None => {}
         }
         text.push(']');
     }
