@@ -17,7 +17,7 @@ use switchboard_agents::{
     Agent, AnthropicProvider, FallbackChain, OpenAiProvider, Provider, ProviderSettings,
     RetryPolicy,
 };
-use switchboard_channel::{Channel, ChannelContext, Inbound};
+use switchboard_channel::{Channel, ChannelContext, Delivery};
 use switchboard_memory::{SqliteStore, Store};
 use switchboard_telegram::{TelegramChannel, TelegramSettings};
 
@@ -351,7 +351,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
 
     // Long-running tasks.
     let mut supervisor = Supervisor::new(shutdown.clone(), health.clone());
-    let (inbound_tx, inbound_rx) = mpsc::channel::<Inbound>(config.gateway.inbound_queue);
+    let (inbound_tx, inbound_rx) = mpsc::channel::<Delivery>(config.gateway.inbound_queue);
     for channel in channels.all() {
         let channel = channel.clone();
         let name = format!("channel:{}/{}", channel.name(), channel.account());
@@ -445,12 +445,16 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Hand messages from channel listeners to the pipeline.
-async fn dispatch_inbound(pipeline: Arc<Pipeline>, mut rx: mpsc::Receiver<Inbound>) {
-    while let Some(inbound) = rx.recv().await {
-        if let Err(e) = pipeline.admit(inbound, None).await {
+/// Hand messages from channel listeners to the pipeline, telling each
+/// listener once its message is stored (or why not), so it confirms to the
+/// platform only what cannot be lost.
+async fn dispatch_inbound(pipeline: Arc<Pipeline>, mut rx: mpsc::Receiver<Delivery>) {
+    while let Some(Delivery { inbound, stored }) = rx.recv().await {
+        let result = pipeline.admit(inbound, None).await;
+        if let Err(e) = &result {
             tracing::error!(error = %e, "cannot admit a message");
         }
+        let _ = stored.send(result.map(drop).map_err(|e| e.to_string()));
     }
 }
 

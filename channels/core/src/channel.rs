@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Inbound, ReplySink, ReplyTarget};
@@ -109,13 +109,24 @@ impl ChannelStatus {
     }
 }
 
+/// One message handed to the gateway, with the way back for its answer:
+/// the gateway answers once the message is stored durably (or why it
+/// could not be), and only then may the adapter confirm it to the platform.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The message.
+    pub inbound: Inbound,
+    /// `Ok` once stored (a duplicate counts: it was stored before).
+    pub stored: oneshot::Sender<Result<(), String>>,
+}
+
 /// What a listener is handed by the gateway: where to send messages, where
 /// to report its health, and when to stop.
 #[derive(Debug, Clone)]
 pub struct ChannelContext {
     /// Bounded sender into the gateway's inbound pipeline. A full channel is
     /// backpressure: the listener waits rather than dropping messages.
-    pub inbound: mpsc::Sender<Inbound>,
+    pub inbound: mpsc::Sender<Delivery>,
     /// Cancelled when the gateway shuts down.
     pub shutdown: CancellationToken,
     /// The listener's health, shown by the gateway.
@@ -124,7 +135,7 @@ pub struct ChannelContext {
 
 impl ChannelContext {
     /// A context with a fresh status (for tests and simple adapters).
-    pub fn new(inbound: mpsc::Sender<Inbound>, shutdown: CancellationToken) -> Self {
+    pub fn new(inbound: mpsc::Sender<Delivery>, shutdown: CancellationToken) -> Self {
         Self {
             inbound,
             shutdown,
@@ -132,11 +143,27 @@ impl ChannelContext {
         }
     }
 
-    /// Hand one message to the gateway, waiting while the pipeline is full.
+    /// Hand one message to the gateway and wait until it is stored
+    /// durably. Only after `Ok` may the adapter confirm the message to its
+    /// platform (advance a poll offset, answer a webhook 200, ack an
+    /// envelope): a crash before that leaves the platform to deliver it
+    /// again, and the gateway's deduplication answers it once.
     pub async fn deliver(&self, message: Inbound) -> Result<(), ChannelError> {
+        let (stored, answer) = oneshot::channel();
+        let delivery = Delivery {
+            inbound: message,
+            stored,
+        };
         tokio::select! {
-            sent = self.inbound.send(message) => sent.map_err(|_| ChannelError::Closed),
-            () = self.shutdown.cancelled() => Err(ChannelError::Closed),
+            sent = self.inbound.send(delivery) => sent.map_err(|_| ChannelError::Closed)?,
+            () = self.shutdown.cancelled() => return Err(ChannelError::Closed),
+        }
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(ChannelError::Unavailable(format!(
+                "the gateway could not store the message: {why}"
+            ))),
+            Err(_) => Err(ChannelError::Closed),
         }
     }
 }

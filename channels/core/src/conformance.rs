@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::chunk::Measure;
-use crate::{Channel, ChannelContext, ChatKind, Inbound, ReplyEvent};
+use crate::{Channel, ChannelContext, ChatKind, Delivery, Inbound, ReplyEvent};
 
 /// The fake platform, as the suite drives it.
 #[async_trait]
@@ -52,7 +52,7 @@ fn words(text: &str) -> Vec<String> {
 /// Run the suite. Panics, saying what failed, when the adapter does not
 /// conform. Users 9001..9005 are used.
 pub async fn run(channel: Arc<dyn Channel>, platform: &dyn Platform) {
-    let (tx, mut rx) = mpsc::channel::<Inbound>(16);
+    let (tx, mut rx) = mpsc::channel::<Delivery>(16);
     let stop = CancellationToken::new();
     let ctx = ChannelContext::new(tx, stop.clone());
     let status = ctx.status.clone();
@@ -61,10 +61,12 @@ pub async fn run(channel: Arc<dyn Channel>, platform: &dyn Platform) {
         tokio::spawn(async move { channel.run(ctx).await })
     };
     let mut next = async |what: &str| -> Inbound {
-        tokio::time::timeout(WAIT, rx.recv())
+        let d = tokio::time::timeout(WAIT, rx.recv())
             .await
             .unwrap_or_else(|_| panic!("conformance: no inbound message for {what}"))
-            .expect("conformance: the listener stopped")
+            .expect("conformance: the listener stopped");
+        let _ = d.stored.send(Ok(()));
+        d.inbound
     };
 
     // 1. A direct message arrives with what the gateway needs.

@@ -16,8 +16,8 @@ mod reply;
 pub mod stream;
 
 pub use channel::{
-    Channel, ChannelContext, ChannelError, ChannelStatus, StatusSnapshot, Webhook, WebhookRequest,
-    WebhookResponse,
+    Channel, ChannelContext, ChannelError, ChannelStatus, Delivery, StatusSnapshot, Webhook,
+    WebhookRequest, WebhookResponse,
 };
 pub use message::{Attachment, ChatKind, Inbound, Sender};
 pub use reply::{ReplyEvent, ReplySink, ReplyTarget, TokenUsage};

@@ -279,10 +279,13 @@ impl Inner {
                 Ok(Ok(updates)) => {
                     ctx.status.contact();
                     for update in updates {
-                        // The next poll asks for what follows this one,
-                        // which also confirms it to Telegram.
-                        offset = Some(update.id);
+                        let id = update.id;
+                        // Stored before it is confirmed: on an error the
+                        // poll starts over and Telegram sends it again.
                         self.hand_over(ctx, me, update).await?;
+                        // The next poll asks for what follows this one,
+                        // which confirms it to Telegram.
+                        offset = Some(id);
                     }
                 }
                 Ok(Err(RequestError::Api(ApiError::TerminatedByOtherGetUpdates))) => {
@@ -455,7 +458,8 @@ impl Webhook for TelegramWebhook {
         };
         match channel.hand_over(&ctx, &me, update).await {
             Ok(()) => WebhookResponse::text(200, ""),
-            Err(_) => WebhookResponse::text(503, "the gateway is shutting down"),
+            // Not stored: Telegram delivers it again later.
+            Err(e) => WebhookResponse::text(503, e.to_string()),
         }
     }
 }
