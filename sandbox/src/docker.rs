@@ -5,27 +5,26 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bollard::Docker;
-use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
-use bollard::exec::StartExecResults;
-use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig};
-use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
-};
-use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions};
 use tokio::sync::Mutex;
 
 use crate::settings::parse_user;
 use crate::workbench::{scope_dir, scope_key};
+
+mod exec;
+mod lifecycle;
+
 use crate::{
-    AGENT_WORKSPACE, Capped, ExecOutput, ExecRequest, LABEL_AGENT, LABEL_CONFIG, LABEL_MANAGED,
+    AGENT_WORKSPACE, ExecOutput, ExecRequest, LABEL_AGENT, LABEL_CONFIG, LABEL_MANAGED,
     LABEL_OWNER, LABEL_SCOPE, LABEL_SESSION, Place, SandboxError, SandboxScope, SandboxSettings,
     WORKSPACE, WorkspaceAccess, slug, stable_hash,
 };
+use exec::{Finished, Gone, KillFailed};
 
 /// The PATH commands get inside the container.
 const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -473,352 +472,7 @@ impl Sandboxes {
             ..Default::default()
         })
     }
-
-    /// Run `req` in the container `live`.
-    async fn run(&self, live: &Live, req: &ExecRequest) -> Result<Result<Ran, SandboxError>, Gone> {
-        let docker = match self.docker().await {
-            Ok(d) => d,
-            Err(e) => return Ok(Err(e)),
-        };
-        let timeout = req
-            .timeout
-            .unwrap_or(Duration::from_secs(self.settings.exec_timeout_secs))
-            .min(Duration::from_secs(self.settings.exec_timeout_secs));
-        let cap = req.max_output.unwrap_or(self.settings.max_output_bytes);
-        let marker = format!(
-            "{:x}-{:x}",
-            std::process::id(),
-            self.execs.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut env = vec![
-            PATH.to_string(),
-            "HOME=/tmp".into(),
-            format!("SWITCHBOARD_EXEC={marker}"),
-        ];
-        env.extend(req.env.iter().cloned());
-        let config = ExecConfig {
-            cmd: Some(req.argv.clone()),
-            attach_stdin: Some(req.stdin.is_some()),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            env: Some(env),
-            user: Some(format!("{}:{}", self.user.0, self.user.1)),
-            working_dir: Some(req.workdir.clone().unwrap_or_else(|| WORKSPACE.into())),
-            ..Default::default()
-        };
-        let exec = match docker.create_exec(&live.id, config).await {
-            Ok(e) => e.id,
-            Err(DockerError::DockerResponseServerError {
-                status_code: 404 | 409,
-                ..
-            }) => return Err(Gone),
-            Err(e) => return Ok(Err(self.fail("start the command", e).await)),
-        };
-        let (mut output, mut input) = match docker.start_exec(&exec, None).await {
-            Ok(StartExecResults::Attached { output, input }) => (output, input),
-            Ok(StartExecResults::Detached) => {
-                return Ok(Err(SandboxError::Engine {
-                    action: "attach to the command".into(),
-                    detail: "the engine detached it".into(),
-                }));
-            }
-            Err(DockerError::DockerResponseServerError {
-                status_code: 404 | 409,
-                ..
-            }) => return Err(Gone),
-            Err(e) => return Ok(Err(self.fail("start the command", e).await)),
-        };
-        let feeder = req.stdin.clone().map(|bytes| {
-            tokio::spawn(async move {
-                let _ = input.write_all(&bytes).await;
-                let _ = input.shutdown().await;
-            })
-        });
-        let mut stdout = Capped::default();
-        let mut stderr = Capped::default();
-        let drained = tokio::time::timeout(timeout, async {
-            while let Some(item) = output.next().await {
-                match item {
-                    Ok(LogOutput::StdOut { message }) => stdout.push(&message, cap),
-                    Ok(LogOutput::StdErr { message }) | Ok(LogOutput::Console { message }) => {
-                        stderr.push(&message, cap)
-                    }
-                    Ok(LogOutput::StdIn { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(())
-        })
-        .await;
-        if let Some(f) = feeder {
-            f.abort();
-        }
-        let mut out = ExecOutput {
-            timeout,
-            ..ExecOutput::default()
-        };
-        match drained {
-            Ok(Ok(())) => {
-                out.exit_code = self.exit_code(&docker, &exec).await;
-            }
-            Ok(Err(e)) => return Ok(Err(self.fail("stream the command's output", e).await)),
-            Err(_) => {
-                out.timed_out = true;
-                drop(output);
-                let ended = self.kill_marked(&docker, &live.id, &marker).await;
-                out.stdout = std::mem::take(&mut stdout.kept);
-                out.stderr = std::mem::take(&mut stderr.kept);
-                out.dropped = stdout.dropped + stderr.dropped;
-                return Ok(Ok(if ended {
-                    Ran::Finished(out)
-                } else {
-                    Ran::KillFailed(out)
-                }));
-            }
-        }
-        out.stdout = stdout.kept;
-        out.stderr = stderr.kept;
-        out.dropped = stdout.dropped + stderr.dropped;
-        Ok(Ok(Ran::Finished(out)))
-    }
-
-    /// The exit code of a finished exec (the engine may take a moment to
-    /// record it after the output ends).
-    async fn exit_code(&self, docker: &Docker, exec: &str) -> Option<i64> {
-        for _ in 0..100 {
-            match docker.inspect_exec(exec).await {
-                Ok(i) if i.running != Some(true) => return i.exit_code,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                Err(_) => return None,
-            }
-        }
-        None
-    }
-
-    /// Kill every process started by the exec tagged `marker` (children
-    /// inherit the tag, even those that left the process group). False when
-    /// that could not be done from inside the container.
-    async fn kill_marked(&self, docker: &Docker, container: &str, marker: &str) -> bool {
-        const KILL: &str = r#"
-i=0
-while [ $i -lt 50 ]; do
-  found=
-  for d in /proc/[0-9]*; do
-    if tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -qx "SWITCHBOARD_EXEC=$1"; then
-      kill -9 "${d#/proc/}" 2>/dev/null && found=1
-    fi
-  done
-  [ -z "$found" ] && exit 0
-  i=$((i+1))
-done
-exit 1
-"#;
-        let config = ExecConfig {
-            cmd: Some(vec![
-                "sh".into(),
-                "-c".into(),
-                KILL.into(),
-                "sh".into(),
-                marker.into(),
-            ]),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            user: Some(format!("{}:{}", self.user.0, self.user.1)),
-            ..Default::default()
-        };
-        let attempt = async {
-            let exec = docker.create_exec(container, config).await.ok()?.id;
-            match docker.start_exec(&exec, None).await.ok()? {
-                StartExecResults::Attached { mut output, .. } => {
-                    while output.next().await.is_some() {}
-                }
-                StartExecResults::Detached => return None,
-            }
-            self.exit_code(docker, &exec).await
-        };
-        matches!(
-            tokio::time::timeout(Duration::from_secs(10), attempt).await,
-            Ok(Some(0))
-        )
-    }
-
-    /// This gateway's containers (or everyone's with `all_owners`).
-    pub async fn list(&self, all_owners: bool) -> Result<Vec<ContainerInfo>, SandboxError> {
-        let docker = self.docker().await?;
-        let mut label = vec![format!("{LABEL_MANAGED}=true")];
-        if !all_owners {
-            label.push(format!("{LABEL_OWNER}={}", self.owner));
-        }
-        let found = docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(HashMap::from([("label".to_string(), label)])),
-                ..Default::default()
-            }))
-            .await;
-        let found = match found {
-            Ok(f) => f,
-            Err(e) => return Err(self.fail("list containers", e).await),
-        };
-        let mut out: Vec<ContainerInfo> = found
-            .into_iter()
-            .map(|c| {
-                let labels = c.labels.unwrap_or_default();
-                let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
-                ContainerInfo {
-                    name: c
-                        .names
-                        .and_then(|n| n.into_iter().next())
-                        .unwrap_or_default()
-                        .trim_start_matches('/')
-                        .to_string(),
-                    id: c.id.unwrap_or_default().chars().take(12).collect(),
-                    scope: label(LABEL_SCOPE),
-                    session: label(LABEL_SESSION),
-                    agent: label(LABEL_AGENT),
-                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-                    created: c.created.unwrap_or_default(),
-                    owner: label(LABEL_OWNER),
-                    image: c.image.unwrap_or_default(),
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
-    }
-
-    async fn remove(&self, docker: &Docker, name_or_id: &str) -> Result<(), SandboxError> {
-        match docker
-            .remove_container(name_or_id, Some(force_remove()))
-            .await
-        {
-            Ok(())
-            | Err(DockerError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(self.fail("remove a sandbox container", e).await),
-        }
-    }
-
-    /// Remove containers idle longer than `idle_prune_secs` or older than
-    /// `max_age_secs` and not running a command; also this gateway's
-    /// containers left from an earlier run once they are that old. Returns
-    /// the names removed.
-    pub async fn prune_idle(&self) -> Result<Vec<String>, SandboxError> {
-        let idle = Duration::from_secs(self.settings.idle_prune_secs);
-        let max_age = Duration::from_secs(self.settings.max_age_secs);
-        let docker = self.docker().await?;
-        let mut removed = Vec::new();
-        let slots: Vec<(String, Arc<Slot>)> = self
-            .slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, s)| (k.clone(), s.clone()))
-            .collect();
-        let mut known = Vec::new();
-        for (key, slot) in slots {
-            known.push(self.container_name(&key));
-            let Ok(mut live) = slot.live.try_lock() else {
-                continue;
-            };
-            let Some(l) = live.clone() else {
-                continue;
-            };
-            let last = *slot.last_used.lock().unwrap_or_else(|e| e.into_inner());
-            let stale = last.elapsed() >= idle || l.created.elapsed() >= max_age;
-            if slot.busy.load(Ordering::SeqCst) == 0 && stale {
-                self.remove(&docker, &l.id).await?;
-                *live = None;
-                removed.push(self.container_name(&key));
-            }
-        }
-        // Forget empty slots so a gateway with many sessions stays small.
-        self.slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, s| {
-                s.busy.load(Ordering::SeqCst) > 0
-                    || s.live.try_lock().map(|l| l.is_some()).unwrap_or(true)
-            });
-        let now = chrono_now();
-        for c in self.list(false).await? {
-            let age = Duration::from_secs(now.saturating_sub(c.created).max(0) as u64);
-            if !known.contains(&c.name) && age >= idle.min(max_age) {
-                self.remove(&docker, &c.name).await?;
-                removed.push(c.name);
-            }
-        }
-        Ok(removed)
-    }
-
-    /// Remove this gateway's containers that run no command now (all of
-    /// them with `force`). Returns (removed, left because busy).
-    pub async fn prune(&self, force: bool) -> Result<(Vec<String>, Vec<String>), SandboxError> {
-        let docker = self.docker().await?;
-        let mut removed = Vec::new();
-        let mut busy = Vec::new();
-        for c in self.list(false).await? {
-            if !force && self.running_execs(&docker, &c.name).await > 0 {
-                busy.push(c.name);
-                continue;
-            }
-            self.remove(&docker, &c.name).await?;
-            removed.push(c.name);
-        }
-        self.forget_all().await;
-        Ok((removed, busy))
-    }
-
-    async fn running_execs(&self, docker: &Docker, container: &str) -> usize {
-        let Ok(info) = docker.inspect_container(container, None).await else {
-            return 0;
-        };
-        let mut n = 0;
-        for id in info.exec_ids.unwrap_or_default() {
-            if let Ok(e) = docker.inspect_exec(&id).await
-                && e.running == Some(true)
-            {
-                n += 1;
-            }
-        }
-        n
-    }
-
-    /// Remove every container of this gateway (at shutdown).
-    pub async fn remove_all(&self) -> Result<usize, SandboxError> {
-        let docker = self.docker().await?;
-        let all = self.list(false).await?;
-        for c in &all {
-            self.remove(&docker, &c.name).await?;
-        }
-        self.forget_all().await;
-        Ok(all.len())
-    }
-
-    async fn forget_all(&self) {
-        let slots: Vec<Arc<Slot>> = self
-            .slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for s in slots {
-            *s.live.lock().await = None;
-        }
-    }
 }
-
-/// A container that is gone (404) or stopped (409) under us.
-struct Gone;
-
-enum Ran {
-    Finished(ExecOutput),
-    /// Timed out, and the processes could not be ended from inside.
-    KillFailed(ExecOutput),
-}
-use Ran::{Finished, KillFailed};
 
 fn force_remove() -> RemoveContainerOptions {
     RemoveContainerOptions {
@@ -826,13 +480,6 @@ fn force_remove() -> RemoveContainerOptions {
         v: true,
         ..Default::default()
     }
-}
-
-fn chrono_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }
 
 pub(crate) async fn image_present(docker: &Docker, image: &str) -> Result<bool, DockerError> {
