@@ -352,28 +352,48 @@ async fn get_updates(shared: Arc<Shared>, params: Value) -> Response {
     }
 }
 
-fn send_message(shared: &Shared, p: &Value) -> Response {
-    let Some(chat) = int(&p["chat_id"]) else {
-        return fail(400, "Bad Request: chat_id is empty", None);
-    };
+/// The `text` and `parse_mode` of a send or edit, checked as Telegram
+/// does: (as sent, as shown, whether HTML).
+fn message_text(p: &Value) -> Result<(String, String, bool), Response> {
     let raw = p["text"].as_str().unwrap_or("").to_string();
     if raw.trim().is_empty() {
-        return fail(400, "Bad Request: message text is empty", None);
+        return Err(fail(400, "Bad Request: message text is empty", None));
     }
     let html = p["parse_mode"]
         .as_str()
         .is_some_and(|m| m.eq_ignore_ascii_case("html"));
     let text = if html {
-        match check_html(&raw) {
-            Ok(t) => t,
-            Err(e) => return fail(400, &format!("Bad Request: {e}"), None),
-        }
+        check_html(&raw).map_err(|e| fail(400, &format!("Bad Request: {e}"), None))?
     } else {
         raw.clone()
     };
     if text.encode_utf16().count() > 4096 {
-        return fail(400, "Bad Request: message is too long", None);
+        return Err(fail(400, "Bad Request: message is too long", None));
     }
+    Ok((raw, text, html))
+}
+
+/// A `Message` the bot sent, as the API returns it.
+fn sent_json(id: i64, chat: i64, text: &str, edited: bool) -> Value {
+    let mut m = json!({
+        "message_id": id, "date": 1_700_000_000, "text": text,
+        "chat": { "id": chat, "type": if chat > 0 { "private" } else { "supergroup" }, "first_name": "x", "title": "x" },
+        "from": { "id": BOT_ID, "is_bot": true, "first_name": "Switchboard Test", "username": BOT_USERNAME }
+    });
+    if edited {
+        m["edit_date"] = json!(1_700_000_001);
+    }
+    m
+}
+
+fn send_message(shared: &Shared, p: &Value) -> Response {
+    let Some(chat) = int(&p["chat_id"]) else {
+        return fail(400, "Bad Request: chat_id is empty", None);
+    };
+    let (raw, text, html) = match message_text(p) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
     let mut inner = shared.inner.lock().unwrap();
     inner.next_message += 1;
     let id = inner.next_message + 1000;
@@ -390,11 +410,7 @@ fn send_message(shared: &Shared, p: &Value) -> Response {
     inner.chats.entry(chat).or_default().push(shown);
     drop(inner);
     shared.changed.notify_waiters();
-    ok(json!({
-        "message_id": id, "date": 1_700_000_000, "text": text,
-        "chat": { "id": chat, "type": if chat > 0 { "private" } else { "supergroup" }, "first_name": "x", "title": "x" },
-        "from": { "id": BOT_ID, "is_bot": true, "first_name": "Switchboard Test", "username": BOT_USERNAME }
-    }))
+    ok(sent_json(id, chat, &text, false))
 }
 
 fn edit_message(shared: &Shared, p: &Value) -> Response {
@@ -405,21 +421,10 @@ fn edit_message(shared: &Shared, p: &Value) -> Response {
             None,
         );
     };
-    let raw = p["text"].as_str().unwrap_or("").to_string();
-    let html = p["parse_mode"]
-        .as_str()
-        .is_some_and(|m| m.eq_ignore_ascii_case("html"));
-    let text = if html {
-        match check_html(&raw) {
-            Ok(t) => t,
-            Err(e) => return fail(400, &format!("Bad Request: {e}"), None),
-        }
-    } else {
-        raw.clone()
+    let (raw, text, html) = match message_text(p) {
+        Ok(t) => t,
+        Err(r) => return r,
     };
-    if text.encode_utf16().count() > 4096 {
-        return fail(400, "Bad Request: MESSAGE_TOO_LONG", None);
-    }
     let mut inner = shared.inner.lock().unwrap();
     let Some(msg) = inner
         .chats
@@ -441,11 +446,7 @@ fn edit_message(shared: &Shared, p: &Value) -> Response {
     msg.edits += 1;
     drop(inner);
     shared.changed.notify_waiters();
-    ok(json!({
-        "message_id": id, "date": 1_700_000_000, "edit_date": 1_700_000_001, "text": text,
-        "chat": { "id": chat, "type": if chat > 0 { "private" } else { "supergroup" }, "first_name": "x", "title": "x" },
-        "from": { "id": BOT_ID, "is_bot": true, "first_name": "Switchboard Test", "username": BOT_USERNAME }
-    }))
+    ok(sent_json(id, chat, &text, true))
 }
 
 impl FakeTelegram {
