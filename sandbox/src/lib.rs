@@ -185,7 +185,6 @@ mod tests {
     #[test]
     fn the_hash_is_stable() {
         // Fixed value: container names must survive a Rust upgrade.
-        assert_eq!(stable_hash(&["a"]), stable_hash(&["a"]));
         assert_ne!(stable_hash(&["a", "b"]), stable_hash(&["ab"]));
         assert_eq!(format!("{:016x}", stable_hash(&[""])), "af63bd4c8601b7df");
     }
