@@ -166,8 +166,10 @@ impl<S: Surface> ReplyStream<S> {
             // A preview is not worth waiting for: skip edits until then
             // (the final message waits).
             Err(SurfaceError::RetryAfter(d)) => {
-                self.next_edit = Some(now + d.max(self.settings.edit_interval));
-                self.blocked_until = Some(now + d.min(self.settings.max_wait));
+                // Counted from the refusal, not from when we asked.
+                let refused = Instant::now();
+                self.next_edit = Some(refused + d.max(self.settings.edit_interval));
+                self.blocked_until = Some(refused + d.min(self.settings.max_wait));
                 Ok(())
             }
             Err(SurfaceError::Failed(e)) => Err(e),
