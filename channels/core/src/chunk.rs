@@ -38,9 +38,21 @@ fn fence_after(text: &str, mut open: Option<String>) -> Option<String> {
 
 /// Split `text` into pieces of at most `limit` units (by `len`).
 pub fn split(text: &str, limit: usize, len: Measure) -> Vec<String> {
+    split_capped(text, limit, len, usize::MAX)
+}
+
+/// The number of lines in `text` (a last line without `\n` counts).
+fn line_count(text: &str) -> usize {
+    text.lines().count()
+}
+
+/// Split `text` into pieces of at most `limit` units (by `len`) and at most
+/// `max_lines` lines (at least 3, so a code line fits between its fences).
+pub fn split_capped(text: &str, limit: usize, len: Measure, max_lines: usize) -> Vec<String> {
     let limit = limit.max(16);
+    let max_lines = max_lines.max(3);
     let text = text.trim_end();
-    if len(text) <= limit {
+    if len(text) <= limit && line_count(text) <= max_lines {
         return if text.is_empty() {
             Vec::new()
         } else {
@@ -57,7 +69,8 @@ pub fn split(text: &str, limit: usize, len: Measure) -> Vec<String> {
     while let Some(line) = lines.pop() {
         let after = fence_after(&line, fence.clone());
         let reserve = if after.is_some() { len(CLOSE) } else { 0 };
-        if len(&cur) + len(&line) + reserve <= limit {
+        let lines_after = line_count(&cur) + 1 + usize::from(after.is_some());
+        if len(&cur) + len(&line) + reserve <= limit && lines_after <= max_lines {
             cur.push_str(&line);
             fence = after;
             continue;
@@ -240,6 +253,25 @@ mod tests {
                 "{p:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_line_cap_splits_tall_answers_and_keeps_blocks_balanced() {
+        let body: String = (0..30).map(|i| format!("l{i}\n")).collect();
+        let text = format!("Intro\n```sh\n{body}```\nOutro");
+        let parts = split_capped(&text, 2000, chars, 10);
+        assert!(parts.len() >= 4, "{parts:#?}");
+        for p in &parts {
+            assert!(p.lines().count() <= 10, "{p}");
+            assert!(balanced(p), "{p}");
+        }
+        let joined = parts.join("\n");
+        for i in 0..30 {
+            assert!(joined.contains(&format!("l{i}\n")), "l{i} lost");
+        }
+        assert!(parts.last().unwrap().ends_with("Outro"));
+        // Without the cap it is one message.
+        assert_eq!(split(&text, 2000, chars).len(), 1);
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub trait Surface: Send {
     fn measure(&self) -> Measure {
         chunk::chars
     }
+    /// The most lines one message may have (a platform or operator cap to
+    /// keep tall answers from flooding a channel). Default: no cap.
+    fn max_lines(&self) -> usize {
+        usize::MAX
+    }
     /// A future that shows the typing indicator again and again until it
     /// is dropped; `None` when the platform has none.
     fn typing(&self) -> Option<BoxFuture<'static, ()>>;
@@ -135,9 +140,10 @@ impl<S: Surface> ReplyStream<S> {
         if preview.is_empty() {
             return Ok(());
         }
-        if measure(&preview) > limit {
+        let max_lines = self.surface.max_lines();
+        if measure(&preview) > limit || preview.lines().count() > max_lines {
             // Only the first piece streams; the rest comes with the end.
-            preview = chunk::split(&preview, limit.saturating_sub(2), measure)
+            preview = chunk::split_capped(&preview, limit.saturating_sub(2), measure, max_lines)
                 .into_iter()
                 .next()
                 .unwrap_or_default();
@@ -213,7 +219,12 @@ impl<S: Surface> ReplyStream<S> {
     /// The whole text, split, replacing the streamed preview.
     async fn finish(&mut self, text: &str, ok: bool) -> Result<(), ChannelError> {
         self.stop_typing();
-        let pieces = chunk::split(text, self.surface.limit(), self.surface.measure());
+        let pieces = chunk::split_capped(
+            text,
+            self.surface.limit(),
+            self.surface.measure(),
+            self.surface.max_lines(),
+        );
         let mut result = Ok(());
         for (i, piece) in pieces.iter().enumerate() {
             let edit = if i == 0 { self.message.clone() } else { None };

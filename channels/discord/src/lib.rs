@@ -1,0 +1,554 @@
+//! The Discord channel of Switchboard: serenity for REST, a gateway
+//! connection of our own (see [`gateway`] for why).
+//!
+//! One [`DiscordChannel`] per bot account. DMs and guild text channels
+//! become [`Inbound`] messages — threads as thread sessions, a mention or a
+//! reply to the bot counting as a mention — and replies stream through the
+//! shared [`ReplyStream`]: typing while the agent works, one message edited
+//! in place, the final text split at 2000 characters (and a line cap)
+//! without breaking code blocks; a 429 is waited out as Discord says. The
+//! slash commands `/new`, `/reset` and `/status` are registered for the
+//! application and answered in their own response.
+//!
+//! It depends on `channels/core` and serenity only.
+
+mod convert;
+pub mod gateway;
+pub mod model;
+mod rest;
+mod surface;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serenity::http::{Http, HttpBuilder};
+use serenity::model::id::{ApplicationId, ChannelId, InteractionId};
+use tokio::sync::mpsc;
+
+use switchboard_channel::stream::{ReplyStream, StreamSettings};
+use switchboard_channel::{
+    Attachment, Channel, ChannelContext, ChannelError, ChatKind, ReplySink, ReplyTarget,
+};
+
+pub use convert::{Place, command_inbound, to_inbound};
+pub use surface::{CommandResponse, DiscordSurface, LIMIT};
+
+use gateway::{Dispatch, Gateway};
+use rest::Rest;
+
+/// The channel's name.
+pub const NAME: &str = "discord";
+
+/// One bot account.
+#[derive(Clone)]
+pub struct DiscordSettings {
+    /// The account's name in the config.
+    pub account: String,
+    /// The bot token from the Developer Portal.
+    pub token: String,
+    /// The REST base URL instead of `https://discord.com` (a proxy);
+    /// requests go to `<api_url>/api/v10/…`.
+    pub api_url: Option<String>,
+    /// The gateway URL instead of the one `GET /gateway` names.
+    pub gateway_url: Option<String>,
+    /// Guild ids the bot listens in; empty: every guild it is in.
+    pub guilds: Vec<String>,
+    /// Take messages from other bots (never from itself).
+    pub allow_bots: bool,
+    /// The least time between two edits of a streaming reply.
+    pub edit_interval: Duration,
+    /// The most lines in one message.
+    pub max_lines: usize,
+}
+
+impl std::fmt::Debug for DiscordSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscordSettings")
+            .field("account", &self.account)
+            .field("token", &"<redacted>")
+            .field("api_url", &self.api_url)
+            .field("gateway_url", &self.gateway_url)
+            .field("guilds", &self.guilds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiscordSettings {
+    /// Settings with the defaults for everything but the account and token.
+    pub fn new(account: impl Into<String>, token: impl Into<String>) -> Self {
+        Self {
+            account: account.into(),
+            token: token.into(),
+            api_url: None,
+            gateway_url: None,
+            guilds: Vec::new(),
+            allow_bots: false,
+            edit_interval: Duration::from_secs(1),
+            max_lines: 40,
+        }
+    }
+}
+
+/// Whether `token` looks like a bot token (three dot-separated base64url
+/// parts, as the Developer Portal shows it).
+pub fn token_problem(token: &str) -> Option<&'static str> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Some(
+            "is empty: paste the bot token from the Discord Developer Portal (Bot → Reset Token)",
+        );
+    }
+    if token.starts_with("Bot ") || token.starts_with("Bearer ") {
+        return Some("starts with `Bot `: paste only the token itself");
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    let base64url = |p: &&str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    if parts.len() != 3 || !parts.iter().all(base64url) || token.len() < 50 {
+        return Some(
+            "is not a bot token (it has three parts separated by dots, like MTE….Gx….abc…; the client secret and public key are not it)",
+        );
+    }
+    None
+}
+
+/// How long Discord accepts answers to an interaction.
+const INTERACTION_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// One Discord bot account.
+#[derive(Debug)]
+pub struct DiscordChannel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: DiscordSettings,
+    http: Arc<Http>,
+    /// For attachments (CDN URLs, outside the REST API).
+    files: reqwest::Client,
+    /// The bot's user id and application, once READY said them.
+    bot: Mutex<Option<(String, String)>>,
+    /// What we know of channel kinds: thread → parent.
+    channels: Mutex<HashMap<String, Option<String>>>,
+    /// Slash commands waiting for their answer: interaction id → token.
+    interactions: Mutex<HashMap<String, (String, Instant)>>,
+    commands_registered: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscordChannel")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl DiscordChannel {
+    /// A channel for `settings`; fails when the token or URLs cannot work.
+    pub fn new(settings: DiscordSettings) -> Result<Self, ChannelError> {
+        let key = |k: &str| format!("channels.discord.accounts.{}.{k}", settings.account);
+        if let Some(why) = token_problem(&settings.token) {
+            return Err(ChannelError::Config(format!("{} {why}", key("token"))));
+        }
+        for (k, url, schemes) in [
+            ("api_url", &settings.api_url, ["http://", "https://"]),
+            ("gateway_url", &settings.gateway_url, ["ws://", "wss://"]),
+        ] {
+            if let Some(u) = url
+                && !schemes.iter().any(|s| u.starts_with(s))
+            {
+                return Err(ChannelError::Config(format!(
+                    "{}: `{u}` is not a {} URL",
+                    key(k),
+                    schemes.join(" or ")
+                )));
+            }
+        }
+        let mut http = HttpBuilder::new(settings.token.trim());
+        if let Some(api) = &settings.api_url {
+            http = http.proxy(api.trim_end_matches('/'));
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http: Arc::new(http.build()),
+                files: reqwest::Client::new(),
+                settings,
+                bot: Mutex::new(None),
+                channels: Mutex::new(HashMap::new()),
+                interactions: Mutex::new(HashMap::new()),
+                commands_registered: std::sync::atomic::AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &DiscordSettings {
+        &self.inner.settings
+    }
+}
+
+impl Inner {
+    fn rest(&self) -> Rest<'_> {
+        Rest(&self.http)
+    }
+
+    /// Check the token and find the gateway.
+    async fn start(&self) -> Result<String, ChannelError> {
+        let account = &self.settings.account;
+        let me = self.rest().me().await.map_err(|e| match e.status {
+            Some(401) => ChannelError::Config(format!(
+                "Discord refused the bot token of account `{account}` (401 Unauthorized): copy a new one from the Developer Portal (Bot → Reset Token)"
+            )),
+            _ => ChannelError::Unavailable(format!(
+                "cannot reach Discord for account `{account}`: {e}"
+            )),
+        })?;
+        if !me.bot {
+            tracing::warn!(account = %account, "the Discord token is not a bot's; bots are what Switchboard supports");
+        }
+        match &self.settings.gateway_url {
+            Some(url) => Ok(url.clone()),
+            None => self.rest().gateway().await.map_err(|e| {
+                ChannelError::Unavailable(format!(
+                    "cannot ask Discord for the gateway URL (account `{account}`): {e}"
+                ))
+            }),
+        }
+    }
+
+    /// Register `/new`, `/reset` and `/status` for the application, once.
+    async fn register_commands(&self, app: &str) {
+        use std::sync::atomic::Ordering;
+        if self.commands_registered.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Ok(app) = app.parse::<u64>() else { return };
+        let command = |name: &str, description: &str| serde_json::json!({"name": name, "description": description, "type": 1});
+        let commands = serde_json::json!([
+            command("new", "Start a new conversation"),
+            command("reset", "Forget this conversation"),
+            command("status", "Show the session, model and usage"),
+        ]);
+        if let Err(e) = self
+            .rest()
+            .set_commands(ApplicationId::new(app), &commands)
+            .await
+        {
+            self.commands_registered.store(false, Ordering::SeqCst);
+            tracing::warn!(account = %self.settings.account, error = %e, "cannot register the slash commands");
+        }
+    }
+
+    /// Where `channel` is: a DM, a guild channel or a thread. Unknown guild
+    /// channels are looked up once.
+    async fn place(&self, guild: Option<&str>, channel: &str) -> Place {
+        if guild.is_none() {
+            return Place::Dm;
+        }
+        let known = lock(&self.channels).get(channel).cloned();
+        let parent = match known {
+            Some(p) => p,
+            None => {
+                let looked_up = match channel.parse::<u64>() {
+                    Ok(id) if id != 0 => self.rest().channel(ChannelId::new(id)).await.ok(),
+                    _ => None,
+                };
+                let parent = looked_up
+                    .filter(model::ChannelInfo::is_thread)
+                    .and_then(|c| c.parent_id);
+                lock(&self.channels).insert(channel.to_string(), parent.clone());
+                parent
+            }
+        };
+        match parent {
+            Some(parent) => Place::Thread { parent },
+            None => Place::Channel,
+        }
+    }
+
+    fn listens_in(&self, guild: Option<&str>) -> bool {
+        match guild {
+            None => true,
+            Some(g) => {
+                self.settings.guilds.is_empty() || self.settings.guilds.iter().any(|x| x == g)
+            }
+        }
+    }
+
+    /// Hand events to the gateway in the order they came.
+    async fn deliver_all(
+        &self,
+        ctx: &ChannelContext,
+        mut events: mpsc::UnboundedReceiver<Dispatch>,
+    ) -> Result<(), ChannelError> {
+        while let Some(event) = events.recv().await {
+            match event {
+                Dispatch::Ready(ready) => {
+                    let app = ready
+                        .application
+                        .as_ref()
+                        .map(|a| a.id.clone())
+                        .unwrap_or_default();
+                    *lock(&self.bot) = Some((ready.user.id.clone(), app.clone()));
+                    if !app.is_empty() {
+                        self.register_commands(&app).await;
+                    }
+                }
+                Dispatch::Channels(list) => {
+                    let mut known = lock(&self.channels);
+                    for c in list {
+                        let parent = if c.is_thread() {
+                            c.parent_id.clone()
+                        } else {
+                            None
+                        };
+                        known.insert(c.id, parent);
+                    }
+                }
+                Dispatch::Message(m) => {
+                    if !self.listens_in(m.guild_id.as_deref()) {
+                        continue;
+                    }
+                    let Some((bot_id, _)) = lock(&self.bot).clone() else {
+                        continue;
+                    };
+                    let place = self.place(m.guild_id.as_deref(), &m.channel_id).await;
+                    let account = &self.settings.account;
+                    if let Some(inbound) =
+                        to_inbound(account, &bot_id, self.settings.allow_bots, &m, &place)
+                    {
+                        ctx.deliver(inbound).await?;
+                    }
+                }
+                Dispatch::Interaction(i) => self.command(ctx, i).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A slash command: answer "thinking…" at once (Discord allows three
+    /// seconds), then hand it on as a text command whose reply edits that
+    /// response.
+    async fn command(
+        &self,
+        ctx: &ChannelContext,
+        i: model::Interaction,
+    ) -> Result<(), ChannelError> {
+        if i.kind != 2 || !self.listens_in(i.guild_id.as_deref()) {
+            return Ok(());
+        }
+        let channel = i
+            .channel_id
+            .clone()
+            .or_else(|| i.channel.as_ref().map(|c| c.id.clone()))
+            .unwrap_or_default();
+        let place = match (&i.guild_id, &i.channel) {
+            (None, _) => Place::Dm,
+            (Some(_), Some(c)) if c.is_thread() && c.parent_id.is_some() => Place::Thread {
+                parent: c.parent_id.clone().unwrap_or_default(),
+            },
+            (Some(g), _) => self.place(Some(g), &channel).await,
+        };
+        let Some(inbound) = command_inbound(&self.settings.account, &i, &place) else {
+            return Ok(());
+        };
+        match i.id.parse::<u64>() {
+            Ok(id) if id != 0 => match self.rest().defer(InteractionId::new(id), &i.token).await {
+                Ok(()) => {
+                    let mut waiting = lock(&self.interactions);
+                    waiting.retain(|_, (_, at)| at.elapsed() < INTERACTION_TTL);
+                    waiting.insert(i.id.clone(), (i.token.clone(), Instant::now()));
+                }
+                Err(e) => {
+                    tracing::warn!(account = %self.settings.account, error = %e, "cannot acknowledge a slash command; answering in the channel");
+                }
+            },
+            _ => return Ok(()),
+        }
+        ctx.deliver(inbound).await
+    }
+
+    async fn run(&self, ctx: ChannelContext) -> Result<(), ChannelError> {
+        let url = self.start().await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let gateway = Gateway {
+            token: self.settings.token.trim(),
+            url,
+            account: &self.settings.account,
+            status: &ctx.status,
+            shutdown: &ctx.shutdown,
+            events: tx,
+        };
+        // The connection never waits for the gateway's store: heartbeats
+        // go on while messages are handed over in order.
+        let delivered = self.deliver_all(&ctx, rx);
+        tokio::pin!(delivered);
+        tokio::select! {
+            r = gateway.run() => r,
+            r = &mut delivered => match r {
+                Err(ChannelError::Closed) => Ok(()),
+                r => r,
+            },
+        }
+    }
+
+    /// The slash command a reply answers, if it still can be answered.
+    fn command_response(&self, target: &ReplyTarget) -> Option<CommandResponse> {
+        let id = target
+            .reply_to
+            .as_deref()?
+            .strip_prefix(convert::INTERACTION)?;
+        let (token, at) = lock(&self.interactions).get(id).cloned()?;
+        let app = lock(&self.bot).as_ref()?.1.parse::<u64>().ok()?;
+        (at.elapsed() < INTERACTION_TTL).then(|| CommandResponse {
+            app: ApplicationId::new(app),
+            token,
+        })
+    }
+}
+
+#[async_trait]
+impl Channel for DiscordChannel {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn account(&self) -> &str {
+        &self.inner.settings.account
+    }
+
+    async fn run(&self, ctx: ChannelContext) -> Result<(), ChannelError> {
+        let result = self.inner.run(ctx.clone()).await;
+        if let Err(e) = &result {
+            ctx.status.problem(e.to_string());
+        }
+        result
+    }
+
+    async fn open_reply(&self, target: &ReplyTarget) -> Result<Box<dyn ReplySink>, ChannelError> {
+        let inner = &self.inner;
+        let channel = match target.chat_kind {
+            ChatKind::Thread => target.thread_id.as_deref().unwrap_or(&target.chat_id),
+            _ => &target.chat_id,
+        };
+        let command = inner.command_response(target);
+        // In guilds, the answer replies to the message that asked.
+        let reply_to = (target.chat_kind != ChatKind::Dm && command.is_none())
+            .then_some(target.reply_to.as_deref())
+            .flatten();
+        let surface = DiscordSurface::new(
+            inner.http.clone(),
+            channel,
+            reply_to,
+            command,
+            inner.settings.max_lines,
+        )?;
+        Ok(Box::new(ReplyStream::new(
+            surface,
+            StreamSettings {
+                edit_interval: inner.settings.edit_interval,
+                ..StreamSettings::default()
+            },
+        )))
+    }
+
+    async fn fetch(
+        &self,
+        attachment: &Attachment,
+        dest: &std::path::Path,
+        max_bytes: u64,
+    ) -> Result<u64, ChannelError> {
+        use tokio::io::AsyncWriteExt;
+        let url = attachment
+            .file_id
+            .as_deref()
+            .ok_or_else(|| ChannelError::Rejected(format!("{} has no URL", attachment.name)))?;
+        if attachment.size.is_some_and(|s| s > max_bytes) {
+            return Err(ChannelError::Rejected(format!(
+                "{} is {} KB, over the {} KB limit",
+                attachment.name,
+                attachment.size.unwrap_or_default() / 1024,
+                max_bytes / 1024
+            )));
+        }
+        let unavailable = |e: String| ChannelError::Unavailable(format!("download failed: {e}"));
+        let mut response = self
+            .inner
+            .files
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| unavailable(e.without_url().to_string()))?;
+        let mut out = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| ChannelError::Rejected(format!("cannot write {}: {e}", dest.display())))?;
+        let mut written = 0u64;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| unavailable(e.without_url().to_string()))?
+        {
+            written += chunk.len() as u64;
+            if written > max_bytes {
+                return Err(ChannelError::Rejected(format!(
+                    "{} is over the {} KB limit",
+                    attachment.name,
+                    max_bytes / 1024
+                )));
+            }
+            out.write_all(&chunk).await.map_err(|e| {
+                ChannelError::Rejected(format!("cannot write {}: {e}", dest.display()))
+            })?;
+        }
+        Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "MTA5ODc2NTQzMjEwOTg3NjU0Mw.GxAbCd.abcdefghijklmnopqrstuvwxyz0123456789AB";
+
+    #[test]
+    fn tokens_are_checked_before_anything_is_sent() {
+        assert!(token_problem("").unwrap().contains("empty"));
+        assert!(
+            token_problem(&format!("Bot {TOKEN}"))
+                .unwrap()
+                .contains("only the token")
+        );
+        assert!(token_problem("0123456789abcdef0123456789abcdef").is_some());
+        assert!(token_problem(TOKEN).is_none());
+        let err = DiscordChannel::new(DiscordSettings::new("main", "nope")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("channels.discord.accounts.main.token")
+        );
+        let mut s = DiscordSettings::new("main", TOKEN);
+        s.gateway_url = Some("http://x".into());
+        let err = DiscordChannel::new(s).unwrap_err().to_string();
+        assert!(
+            err.contains("gateway_url") && err.contains("ws://"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let s = DiscordSettings::new("main", TOKEN);
+        assert!(!format!("{s:?}").contains("GxAbCd"));
+        let c = DiscordChannel::new(s).unwrap();
+        assert!(!format!("{c:?}").contains("GxAbCd"));
+    }
+}
