@@ -3,6 +3,7 @@
 //! - [`fake_openai`]: a fake OpenAI-compatible Chat Completions server that
 //!   speaks the real SSE wire format, records what it was asked, and can be
 //!   told to fail, hang or hold its answer;
+//! - [`fake_discord`]: a fake Discord REST API and gateway WebSocket;
 //! - [`fake_anthropic`]: a fake Anthropic Messages API streaming its real
 //!   SSE event sequence;
 //! - [`gateway`]: starts the real `switchboard` binary on a free port with a
@@ -12,6 +13,7 @@
 //! The tests themselves live in `tests/tests/`.
 
 pub mod fake_anthropic;
+pub mod fake_discord;
 pub mod fake_openai;
 pub mod fake_telegram;
 pub mod gateway;

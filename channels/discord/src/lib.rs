@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use serenity::http::{Http, HttpBuilder};
 use serenity::model::id::{ApplicationId, ChannelId, InteractionId};
 use tokio::sync::mpsc;
 
@@ -128,9 +127,7 @@ pub struct DiscordChannel {
 
 struct Inner {
     settings: DiscordSettings,
-    http: Arc<Http>,
-    /// For attachments (CDN URLs, outside the REST API).
-    files: reqwest::Client,
+    rest: Arc<Rest>,
     /// The bot's user id and application, once READY said them.
     bot: Mutex<Option<(String, String)>>,
     /// What we know of channel kinds: thread → parent.
@@ -173,14 +170,14 @@ impl DiscordChannel {
                 )));
             }
         }
-        let mut http = HttpBuilder::new(settings.token.trim());
-        if let Some(api) = &settings.api_url {
-            http = http.proxy(api.trim_end_matches('/'));
-        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ChannelError::Config(format!("cannot make an HTTP client: {e}")))?;
+        let rest = Rest::new(client, &settings.token, settings.api_url.as_deref());
         Ok(Self {
             inner: Arc::new(Inner {
-                http: Arc::new(http.build()),
-                files: reqwest::Client::new(),
+                rest: Arc::new(rest),
                 settings,
                 bot: Mutex::new(None),
                 channels: Mutex::new(HashMap::new()),
@@ -197,8 +194,8 @@ impl DiscordChannel {
 }
 
 impl Inner {
-    fn rest(&self) -> Rest<'_> {
-        Rest(&self.http)
+    fn rest(&self) -> &Rest {
+        &self.rest
     }
 
     /// Check the token and find the gateway.
@@ -446,7 +443,7 @@ impl Channel for DiscordChannel {
             .then_some(target.reply_to.as_deref())
             .flatten();
         let surface = DiscordSurface::new(
-            inner.http.clone(),
+            inner.rest.clone(),
             channel,
             reply_to,
             command,
@@ -483,12 +480,10 @@ impl Channel for DiscordChannel {
         let unavailable = |e: String| ChannelError::Unavailable(format!("download failed: {e}"));
         let mut response = self
             .inner
-            .files
-            .get(url)
-            .send()
+            .rest
+            .download(url)
             .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| unavailable(e.without_url().to_string()))?;
+            .map_err(|e| unavailable(e.to_string()))?;
         let mut out = tokio::fs::File::create(dest)
             .await
             .map_err(|e| ChannelError::Rejected(format!("cannot write {}: {e}", dest.display())))?;

@@ -1,27 +1,38 @@
-//! Discord's REST API through serenity's HTTP client: its routes, its
-//! `Authorization: Bot …` header, its proxy base URL and its rate limiter
-//! (which waits out a 429 for the `Retry-After` it names and tries again).
-//! Answers are parsed with our lenient types; errors are put in words
-//! without the request URL, which for interaction webhooks holds a token.
+//! Discord's REST API: serenity's routes and request builder (paths,
+//! `Authorization: Bot …`, the proxy base URL) sent with our HTTP client,
+//! because serenity's own rate limiter ignores a proxy base URL (it would
+//! send to discord.com) and drops the `retry_after` of a 429. Here a 429
+//! comes back as [`RestError::retry_after`] for the caller to wait out
+//! (the reply stream does), and a bucket that reports no requests left
+//! (`X-RateLimit-Remaining: 0`) holds the next call on it until
+//! `X-RateLimit-Reset-After` has passed. Answers are parsed with our
+//! lenient types; errors are put in words without the request URL, which
+//! for interaction webhooks holds a token.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
+use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
-use serenity::http::{Http, HttpError, LightMethod, Request, Route};
+use serenity::http::{LightMethod, RatelimitingBucket, Request, Route};
 use serenity::model::id::{ApplicationId, ChannelId, InteractionId, MessageId};
+use tokio::time::Instant;
 
 use switchboard_channel::ChannelError;
 use switchboard_channel::stream::SurfaceError;
 
 use crate::model::Created;
 
-/// A failed REST call, in words, with whether retrying may help.
+/// A failed REST call, in words.
 #[derive(Debug)]
 pub struct RestError {
     /// HTTP status, when Discord answered.
     pub status: Option<u16>,
     /// What went wrong.
     pub message: String,
+    /// For a 429: how long Discord asked us to wait.
+    pub retry_after: Option<Duration>,
 }
 
 impl std::fmt::Display for RestError {
@@ -33,31 +44,12 @@ impl std::fmt::Display for RestError {
     }
 }
 
-impl From<serenity::Error> for RestError {
-    fn from(e: serenity::Error) -> Self {
-        match e {
-            serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => RestError {
-                status: Some(r.status_code.as_u16()),
-                message: if r.error.code > 0 {
-                    format!("{} (code {})", r.error.message, r.error.code)
-                } else {
-                    r.error.message
-                },
-            },
-            serenity::Error::Http(HttpError::Request(r)) => RestError {
-                status: None,
-                // Without the URL (it may hold an interaction token).
-                message: format!("network error: {}", root_cause(&r.without_url())),
-            },
-            serenity::Error::Json(j) => RestError {
-                status: None,
-                message: format!("unexpected answer from Discord: {j}"),
-            },
-            other => RestError {
-                status: None,
-                message: other.to_string(),
-            },
-        }
+fn network(e: reqwest::Error) -> RestError {
+    RestError {
+        status: None,
+        // Without the URL (it may hold an interaction token).
+        message: format!("network error: {}", root_cause(&e.without_url())),
+        retry_after: None,
     }
 }
 
@@ -67,6 +59,11 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+fn seconds(headers: &HeaderMap, name: &str) -> Option<Duration> {
+    let v: f64 = headers.get(name)?.to_str().ok()?.trim().parse().ok()?;
+    (v.is_finite() && v >= 0.0).then(|| Duration::from_secs_f64(v.min(3600.0)))
 }
 
 impl RestError {
@@ -85,9 +82,7 @@ impl RestError {
     /// The reply-stream error this is.
     pub fn surface(self) -> SurfaceError {
         if self.status == Some(429) {
-            // Serenity waits out a 429 that names its Retry-After; one
-            // without it is retried after a second.
-            SurfaceError::RetryAfter(Duration::from_secs(1))
+            SurfaceError::RetryAfter(self.retry_after.unwrap_or(Duration::from_secs(1)))
         } else {
             SurfaceError::Failed(self.channel())
         }
@@ -107,19 +102,117 @@ fn json(value: &serde_json::Value) -> Option<Vec<u8>> {
     Some(serde_json::to_vec(value).unwrap_or_default())
 }
 
-/// The calls the adapter makes.
-#[derive(Debug)]
-pub struct Rest<'a>(pub &'a Http);
+/// The REST client of one bot account.
+pub struct Rest {
+    client: reqwest::Client,
+    /// `Bot <token>`.
+    auth: String,
+    proxy: Option<String>,
+    /// Buckets with no requests left, until when.
+    held: Mutex<HashMap<RatelimitingBucket, Instant>>,
+}
 
-impl Rest<'_> {
+impl std::fmt::Debug for Rest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rest")
+            .field("proxy", &self.proxy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rest {
+    /// A client for `token`, sending to `api_url` (scheme and host)
+    /// instead of `https://discord.com` when given.
+    pub fn new(client: reqwest::Client, token: &str, api_url: Option<&str>) -> Self {
+        Self {
+            client,
+            auth: format!("Bot {}", token.trim()),
+            proxy: api_url.map(|u| u.trim_end_matches('/').to_string()),
+            held: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Send one request; a non-2xx answer is an error.
+    async fn send_raw(
+        &self,
+        route: Route<'_>,
+        method: LightMethod,
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::Response, RestError> {
+        let bucket = route.ratelimiting_bucket();
+        let until = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&bucket)
+            .copied();
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+        let req = Request::new(route, method).body(body.and_then(json));
+        let built = req
+            .build(&self.client, &self.auth, self.proxy.as_deref())
+            .and_then(|b| Ok(b.build()?))
+            .map_err(|e| RestError {
+                status: None,
+                message: format!("cannot build the request: {e}"),
+                retry_after: None,
+            })?;
+        let response = self.client.execute(built).await.map_err(network)?;
+        let headers = response.headers();
+        {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            let left = headers
+                .get("x-ratelimit-remaining")
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            match (left, seconds(headers, "x-ratelimit-reset-after")) {
+                (Some(0), Some(reset)) => {
+                    held.insert(bucket, Instant::now() + reset);
+                }
+                _ => {
+                    held.remove(&bucket);
+                }
+            }
+        }
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let header_wait = seconds(response.headers(), "retry-after");
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let message = body["message"].as_str().unwrap_or("").to_string();
+        let code = body["code"].as_i64().unwrap_or(0);
+        let retry_after = (status.as_u16() == 429).then(|| {
+            body["retry_after"]
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Duration::from_secs_f64(s.min(3600.0)))
+                .or(header_wait)
+                .unwrap_or(Duration::from_secs(1))
+        });
+        Err(RestError {
+            status: Some(status.as_u16()),
+            message: if code > 0 {
+                format!("{message} (code {code})")
+            } else {
+                message
+            },
+            retry_after,
+        })
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         route: Route<'_>,
         method: LightMethod,
         body: Option<&serde_json::Value>,
     ) -> Result<T, RestError> {
-        let req = Request::new(route, method).body(body.and_then(json));
-        Ok(self.0.fire(req).await?)
+        let response = self.send_raw(route, method, body).await?;
+        response.json().await.map_err(|e| RestError {
+            status: None,
+            message: format!("unexpected answer from Discord: {}", e.without_url()),
+            retry_after: None,
+        })
     }
 
     async fn call_empty(
@@ -128,9 +221,17 @@ impl Rest<'_> {
         method: LightMethod,
         body: Option<&serde_json::Value>,
     ) -> Result<(), RestError> {
-        let req = Request::new(route, method).body(body.and_then(json));
-        self.0.request(req).await?;
-        Ok(())
+        self.send_raw(route, method, body).await.map(drop)
+    }
+
+    /// Download `url` (an attachment on Discord's CDN).
+    pub async fn download(&self, url: &str) -> Result<reqwest::Response, RestError> {
+        self.client
+            .get(url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(network)
     }
 
     /// `GET /users/@me`.

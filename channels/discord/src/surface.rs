@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use serenity::http::Http;
 use serenity::model::id::{ApplicationId, ChannelId, MessageId};
 
 use switchboard_channel::ChannelError;
@@ -41,7 +40,7 @@ impl std::fmt::Debug for CommandResponse {
 /// One place a reply goes.
 #[derive(Debug, Clone)]
 pub struct DiscordSurface {
-    http: Arc<Http>,
+    rest: Arc<Rest>,
     channel: ChannelId,
     /// In guilds, the first message replies to the one that asked.
     reply_to: Option<MessageId>,
@@ -61,7 +60,7 @@ fn parse_id(what: &str, id: &str) -> Result<u64, ChannelError> {
 impl DiscordSurface {
     /// A reply into `channel` (a thread's own id for threads).
     pub fn new(
-        http: Arc<Http>,
+        rest: Arc<Rest>,
         channel: &str,
         reply_to: Option<&str>,
         command: Option<CommandResponse>,
@@ -73,7 +72,7 @@ impl DiscordSurface {
             .filter(|&n| n != 0)
             .map(MessageId::new);
         Ok(Self {
-            http,
+            rest,
             channel,
             reply_to,
             command,
@@ -98,11 +97,11 @@ impl Surface for DiscordSurface {
             // The deferred response already shows "thinking…".
             return None;
         }
-        let http = self.http.clone();
+        let rest = self.rest.clone();
         let channel = self.channel;
         Some(Box::pin(async move {
             loop {
-                if let Err(e) = Rest(&http).typing(channel).await {
+                if let Err(e) = rest.typing(channel).await {
                     tracing::debug!(error = %e, "typing indicator failed");
                 }
                 // Discord shows it for ten seconds or until a message.
@@ -112,7 +111,7 @@ impl Surface for DiscordSurface {
     }
 
     async fn send(&mut self, text: &str) -> Result<String, SurfaceError> {
-        let rest = Rest(&self.http);
+        let rest = &self.rest;
         let mut body = content(text);
         if let Some(cmd) = &self.command {
             if !self.original_used {
@@ -141,7 +140,7 @@ impl Surface for DiscordSurface {
     }
 
     async fn edit(&mut self, id: &str, text: &str) -> Result<(), SurfaceError> {
-        let rest = Rest(&self.http);
+        let rest = &self.rest;
         let body = content(text);
         let result = match &self.command {
             Some(cmd) if id == ORIGINAL => rest.edit_original(cmd.app, &cmd.token, &body).await,
