@@ -18,6 +18,7 @@ use switchboard_agents::{
     RetryPolicy,
 };
 use switchboard_channel::{Channel, ChannelContext, Delivery};
+use switchboard_discord::{DiscordChannel, DiscordSettings};
 use switchboard_memory::{SqliteStore, Store};
 use switchboard_telegram::{TelegramChannel, TelegramSettings};
 
@@ -249,6 +250,29 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
             bindings.push(crate::config::BindingConfig {
                 agent: agent.clone(),
                 channel: Some(switchboard_telegram::NAME.into()),
+                account: Some(account.clone()),
+                peer: None,
+            });
+        }
+    }
+    for (account, d) in &config.channels.discord.accounts {
+        let mut settings = DiscordSettings::new(account.clone(), d.token().unwrap_or_default());
+        settings.api_url = d.api_url.clone();
+        settings.gateway_url = d.gateway_url.clone();
+        settings.guilds = d.guilds.clone();
+        settings.allow_bots = d.allow_bots;
+        settings.edit_interval = Duration::from_millis(d.edit_interval_ms);
+        settings.max_lines = d.max_lines;
+        let channel = DiscordChannel::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+        channels.add(Arc::new(channel));
+        access.push((
+            (switchboard_discord::NAME.to_string(), account.clone()),
+            d.access(),
+        ));
+        if let Some(agent) = &d.agent {
+            bindings.push(crate::config::BindingConfig {
+                agent: agent.clone(),
+                channel: Some(switchboard_discord::NAME.into()),
                 account: Some(account.clone()),
                 peer: None,
             });

@@ -114,6 +114,7 @@ struct Inner {
     live: Option<(u64, mpsc::UnboundedSender<Push>)>,
     next_conn: u64,
     zombie: Option<u64>,
+    replay_everything: bool,
     handshakes: Vec<Handshake>,
     heartbeats: usize,
     heartbeat_ms: u64,
@@ -567,8 +568,13 @@ fn resume(shared: &Shared, path: &str, seq: u64, conn: u64, tx: mpsc::UnboundedS
         path: path.to_string(),
         seq,
     });
+    let from = if std::mem::take(&mut inner.replay_everything) {
+        0
+    } else {
+        seq
+    };
     for (s, frame) in &inner.events {
-        if *s > seq {
+        if *s > from {
             let _ = tx.send(Push::Frame(frame.clone()));
         }
     }
@@ -748,11 +754,18 @@ impl FakeDiscord {
         }
     }
 
-    /// The live connection stops acknowledging heartbeats (a zombie); a new
-    /// connection acknowledges again.
+    /// The live connection turns into a zombie: still open, but it neither
+    /// acknowledges heartbeats nor carries events (they wait for a
+    /// resume). A new connection works again.
     pub fn stop_acks(&self) {
         let mut inner = self.shared.lock();
-        inner.zombie = inner.live.as_ref().map(|(c, _)| *c);
+        inner.zombie = inner.live.take().map(|(c, _)| c);
+    }
+
+    /// The next RESUME gets every event of the session again, as if
+    /// Discord had lost track of what was delivered.
+    pub fn replay_everything_on_resume(&self) {
+        self.shared.lock().replay_everything = true;
     }
 
     /// Send RECONNECT (op 7) on the live connection.

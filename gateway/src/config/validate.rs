@@ -9,22 +9,14 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
     let mut errors = Vec::new();
     for (name, t) in &config.channels.telegram.accounts {
         let key = |k: &str| format!("channels.telegram.accounts.{name}.{k}");
-        match (&t.token, &t.token_env) {
-            (None, None) => errors.push(ConfigError::new(
-                key("token"),
-                "is missing: set the bot token from @BotFather, or token_env to a variable holding it",
-            )),
-            (None, Some(var)) if std::env::var(var).is_err() => errors.push(ConfigError::new(
-                key("token_env"),
-                format!("the variable {var} is not set: export it or put the token in `token`"),
-            )),
-            _ => {}
-        }
-        if let Some(token) = t.token()
-            && let Some(why) = switchboard_telegram::token_problem(&token)
-        {
-            errors.push(ConfigError::new(key("token"), why));
-        }
+        check_token(
+            &mut errors,
+            &key,
+            (&t.token, &t.token_env),
+            t.token(),
+            "the bot token from @BotFather",
+            switchboard_telegram::token_problem,
+        );
         if t.mode == super::TelegramMode::Webhook
             && t.webhook_secret
                 .as_deref()
@@ -35,19 +27,42 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
                 "webhook mode needs a secret of 16 or more characters (A-Z, a-z, 0-9, _ and -) so strangers cannot post updates",
             ));
         }
-        if let Some(agent) = &t.agent
-            && !config.agents.is_empty()
-            && !config.agents.contains_key(agent)
-        {
-            errors.push(ConfigError::new(
-                key("agent"),
-                format!("there is no agent named `{agent}`: add [agents.{agent}] or name an existing one"),
-            ));
-        }
+        check_agent(&mut errors, config, &key, t.agent.as_deref());
         if t.poll_timeout_secs == 0 || t.poll_timeout_secs > 50 {
             errors.push(ConfigError::new(
                 key("poll_timeout_secs"),
                 "must be between 1 and 50",
+            ));
+        }
+    }
+    for (name, d) in &config.channels.discord.accounts {
+        let key = |k: &str| format!("channels.discord.accounts.{name}.{k}");
+        check_token(
+            &mut errors,
+            &key,
+            (&d.token, &d.token_env),
+            d.token(),
+            "the bot token from the Discord Developer Portal (Bot → Reset Token)",
+            switchboard_discord::token_problem,
+        );
+        check_agent(&mut errors, config, &key, d.agent.as_deref());
+        for (k, url, schemes) in [
+            ("api_url", &d.api_url, ["http://", "https://"]),
+            ("gateway_url", &d.gateway_url, ["ws://", "wss://"]),
+        ] {
+            if let Some(u) = url
+                && !schemes.iter().any(|s| u.starts_with(s))
+            {
+                errors.push(ConfigError::new(
+                    key(k),
+                    format!("`{u}` is not a {} URL", schemes.join(" or ")),
+                ));
+            }
+        }
+        if d.max_lines < 3 {
+            errors.push(ConfigError::new(
+                key("max_lines"),
+                "must be 3 or more (a code line needs its two fence lines)",
             ));
         }
     }
@@ -288,5 +303,52 @@ mod tests {
         let err =
             load_str("[sessions]\nmailbox = 0\ndaily_reset_hour = 24\n", "c", &[]).unwrap_err();
         assert_eq!(err.errors.len(), 2, "{err}");
+    }
+}
+
+/// A platform token: present (here or in its variable) and well formed.
+fn check_token(
+    errors: &mut Vec<ConfigError>,
+    key: &dyn Fn(&str) -> String,
+    (token, var): (&Option<String>, &Option<String>),
+    value: Option<String>,
+    what: &str,
+    problem: fn(&str) -> Option<&'static str>,
+) {
+    match (token, var) {
+        (None, None) => errors.push(ConfigError::new(
+            key("token"),
+            format!("is missing: set {what}, or token_env to a variable holding it"),
+        )),
+        (None, Some(var)) if std::env::var(var).is_err() => errors.push(ConfigError::new(
+            key("token_env"),
+            format!("the variable {var} is not set: export it or put the token in `token`"),
+        )),
+        _ => {}
+    }
+    if let Some(token) = value
+        && let Some(why) = problem(&token)
+    {
+        errors.push(ConfigError::new(key("token"), why));
+    }
+}
+
+/// An account's `agent` names a configured agent.
+fn check_agent(
+    errors: &mut Vec<ConfigError>,
+    config: &Config,
+    key: &dyn Fn(&str) -> String,
+    agent: Option<&str>,
+) {
+    if let Some(agent) = agent
+        && !config.agents.is_empty()
+        && !config.agents.contains_key(agent)
+    {
+        errors.push(ConfigError::new(
+            key("agent"),
+            format!(
+                "there is no agent named `{agent}`: add [agents.{agent}] or name an existing one"
+            ),
+        ));
     }
 }

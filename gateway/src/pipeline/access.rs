@@ -31,7 +31,7 @@ pub enum Precheck {
 /// Apply `rules` to `m` as far as possible without the store.
 pub fn precheck(rules: &AccessRules, m: &Inbound) -> Precheck {
     use Precheck::{Decided, IfAllowlisted};
-    if m.sender.is_bot {
+    if m.sender.is_bot && !rules.allow_bots {
         return Decided(Access::Ignore("sent by a bot"));
     }
     match m.chat_kind {
@@ -80,6 +80,7 @@ mod tests {
             groups: vec!["g1".into()],
             require_mention: true,
             rate_limit: RateLimitConfig::default(),
+            allow_bots: false,
         }
     }
 

@@ -35,6 +35,7 @@ fn rules() -> AccessRules {
             per_minute: 0,
             burst: 0,
         },
+        allow_bots: false,
     }
 }
 
