@@ -443,4 +443,45 @@ mod tests {
         .unwrap();
         assert!(!format!("{:?}", c.config).contains("supersecret"));
     }
+
+    #[test]
+    fn discord_accounts_are_checked_and_their_access_follows_guilds() {
+        let err = load_str(
+            "[channels.discord.accounts.main]\ntoken = \"Bot abc\"\ngateway_url = \"http://x\"\nmax_lines = 1\n",
+            "c",
+            &[],
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = err.errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "channels.discord.accounts.main.token",
+                "channels.discord.accounts.main.gateway_url",
+                "channels.discord.accounts.main.max_lines"
+            ],
+            "{err}"
+        );
+        let err = load_str("[channels.discord.accounts.main]\n", "c", &[]).unwrap_err();
+        assert!(err.to_string().contains("Developer Portal"), "{err}");
+        let token = "MTA5ODc2NTQzMjEwOTg3NjU0Mw.GxAbCd.abcdefghijklmnopqrstuvwxyz0123456789AB";
+        let c = load_str(
+            &format!("[channels.discord.accounts.main]\ntoken = \"{token}\"\nguilds = [\"1\"]\n"),
+            "c",
+            &[],
+        )
+        .unwrap();
+        let d = &c.config.channels.discord.accounts["main"];
+        assert_eq!(d.access().group_policy, super::super::GroupPolicy::Open);
+        assert!(!format!("{:?}", c.config).contains("GxAbCd"));
+        let c = load_str(
+            &format!("[channels.discord.accounts.main]\ntoken = \"{token}\"\nguilds = [\"1\"]\nchannels = [\"2\"]\n"),
+            "c",
+            &[],
+        )
+        .unwrap();
+        let rules = c.config.channels.discord.accounts["main"].access();
+        assert_eq!(rules.group_policy, super::super::GroupPolicy::Allowlist);
+        assert_eq!(rules.groups, ["2"]);
+    }
 }

@@ -133,6 +133,19 @@ mod tests {
     }
 
     #[test]
+    fn bots_are_ignored_unless_the_account_allows_them() {
+        let mut bot = msg(ChatKind::Dm, "b", "friend", false);
+        bot.sender.is_bot = true;
+        let mut r = rules(DmPolicy::Open, GroupPolicy::Allowlist);
+        assert_eq!(
+            precheck(&r, &bot),
+            Precheck::Decided(Access::Ignore("sent by a bot"))
+        );
+        r.allow_bots = true;
+        assert_eq!(precheck(&r, &bot), Precheck::Decided(Access::Allow));
+    }
+
+    #[test]
     fn group_policies_and_mention_gating() {
         let r = rules(DmPolicy::Pairing, GroupPolicy::Allowlist);
         assert!(matches!(
