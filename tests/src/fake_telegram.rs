@@ -610,22 +610,19 @@ impl FakeTelegram {
         what: &str,
         check: impl Fn(&Self) -> Option<T>,
     ) -> T {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.shared.changed.notified();
-            if let Some(v) = check(self) {
-                return v;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                if let Some(v) = check(self) {
-                    return v;
-                }
-                panic!(
-                    "timed out waiting for {what}; calls: {:#?}",
+        crate::wait_on(
+            &self.shared.changed,
+            limit,
+            what,
+            || check(self),
+            || {
+                format!(
+                    "calls: {:#?}",
                     self.calls().iter().map(|c| &c.method).collect::<Vec<_>>()
-                );
-            }
-        }
+                )
+            },
+        )
+        .await
     }
 }
 

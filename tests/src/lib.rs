@@ -18,3 +18,27 @@ pub mod fake_openai;
 pub mod fake_telegram;
 pub mod gateway;
 pub mod sse;
+
+/// Wait until `check` holds, checking again whenever `changed` is
+/// notified; after `limit`, panic naming `what` and what `detail` says.
+pub async fn wait_on<T>(
+    changed: &tokio::sync::Notify,
+    limit: std::time::Duration,
+    what: &str,
+    check: impl Fn() -> Option<T>,
+    detail: impl Fn() -> String,
+) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let notified = changed.notified();
+        if let Some(v) = check() {
+            return v;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            if let Some(v) = check() {
+                return v;
+            }
+            panic!("timed out waiting for {what}; {}", detail());
+        }
+    }
+}

@@ -18,13 +18,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
+
+mod gateway;
 
 /// The fake bot's token.
 pub const TOKEN: &str =
@@ -95,41 +96,41 @@ pub enum Handshake {
     },
 }
 
-enum Push {
+pub(crate) enum Push {
     Frame(String),
     Drop,
     Close(u16, &'static str),
 }
 
 #[derive(Default)]
-struct Inner {
-    next_id: u64,
-    shown: BTreeMap<String, Vec<Shown>>,
-    calls: Vec<Call>,
+pub(crate) struct Inner {
+    pub(crate) next_id: u64,
+    pub(crate) shown: BTreeMap<String, Vec<Shown>>,
+    pub(crate) calls: Vec<Call>,
     /// "METHOD /path-prefix" → answers to give instead (status, retry after).
-    failures: Vec<(String, u16, Option<f64>)>,
-    session: Option<String>,
-    seq: u64,
-    events: Vec<(u64, String)>,
-    live: Option<(u64, mpsc::UnboundedSender<Push>)>,
-    next_conn: u64,
-    zombie: Option<u64>,
-    replay_everything: bool,
-    handshakes: Vec<Handshake>,
-    heartbeats: usize,
-    heartbeat_ms: u64,
-    disallow_content: bool,
-    commands: Option<Value>,
+    pub(crate) failures: Vec<(String, u16, Option<f64>)>,
+    pub(crate) session: Option<String>,
+    pub(crate) seq: u64,
+    pub(crate) events: Vec<(u64, String)>,
+    pub(crate) live: Option<(u64, mpsc::UnboundedSender<Push>)>,
+    pub(crate) next_conn: u64,
+    pub(crate) zombie: Option<u64>,
+    pub(crate) replay_everything: bool,
+    pub(crate) handshakes: Vec<Handshake>,
+    pub(crate) heartbeats: usize,
+    pub(crate) heartbeat_ms: u64,
+    pub(crate) disallow_content: bool,
+    pub(crate) commands: Option<Value>,
     /// interaction id → (token, channel, callback types answered)
-    interactions: HashMap<String, (String, String, Vec<u64>)>,
+    pub(crate) interactions: HashMap<String, (String, String, Vec<u64>)>,
     /// interaction token → the original response's message id
-    originals: HashMap<String, String>,
+    pub(crate) originals: HashMap<String, String>,
 }
 
-struct Shared {
-    inner: Mutex<Inner>,
-    changed: Notify,
-    addr: Mutex<Option<SocketAddr>>,
+pub(crate) struct Shared {
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) changed: Notify,
+    pub(crate) addr: Mutex<Option<SocketAddr>>,
 }
 
 /// A running fake Discord.
@@ -139,7 +140,7 @@ pub struct FakeDiscord {
     shared: Arc<Shared>,
 }
 
-fn error(status: u16, code: u64, message: &str) -> Response {
+pub(crate) fn error(status: u16, code: u64, message: &str) -> Response {
     (
         StatusCode::from_u16(status).unwrap(),
         axum::Json(json!({"message": message, "code": code})),
@@ -147,7 +148,7 @@ fn error(status: u16, code: u64, message: &str) -> Response {
         .into_response()
 }
 
-fn bot_user() -> Value {
+pub(crate) fn bot_user() -> Value {
     json!({"id": BOT_ID, "username": "switchboard-test", "discriminator": "0",
            "global_name": null, "avatar": null, "bot": true, "flags": 0})
 }
@@ -171,7 +172,7 @@ fn message_json(id: &str, channel: &str, author: Value, content: &str) -> Value 
     })
 }
 
-fn channel_json(id: &str) -> Option<Value> {
+pub(crate) fn channel_json(id: &str) -> Option<Value> {
     let guild = |id: &str, name: &str, g: &str| {
         json!({"id": id, "type": 0, "guild_id": g, "name": name, "position": 0,
                "permission_overwrites": [], "nsfw": false, "parent_id": null})
@@ -188,16 +189,16 @@ fn channel_json(id: &str) -> Option<Value> {
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.addr.lock().unwrap().unwrap())
     }
 
     /// Number and send (or keep) one dispatch.
-    fn dispatch(&self, t: &str, d: Value) {
+    pub(crate) fn dispatch(&self, t: &str, d: Value) {
         let mut inner = self.lock();
         inner.seq += 1;
         let s = inner.seq;
@@ -430,164 +431,6 @@ fn edit(shared: &Shared, channel: &str, id: &str, body: &Value) -> Response {
     axum::Json(message_json(id, channel, bot_user(), &content)).into_response()
 }
 
-async fn gateway_ws(
-    State(shared): State<Arc<Shared>>,
-    Path(path): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    ws: WebSocketUpgrade,
-) -> Response {
-    if query.get("v").map(String::as_str) != Some("10") {
-        return error(400, 0, "the gateway needs ?v=10");
-    }
-    ws.on_upgrade(move |socket| connection(shared, format!("/{path}"), socket))
-}
-
-async fn connection(shared: Arc<Shared>, path: String, mut socket: WebSocket) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Push>();
-    let (conn, interval) = {
-        let mut inner = shared.lock();
-        inner.next_conn += 1;
-        (inner.next_conn, inner.heartbeat_ms)
-    };
-    let hello = json!({"op": 10, "d": {"heartbeat_interval": interval}}).to_string();
-    if socket.send(WsMessage::Text(hello.into())).await.is_err() {
-        return;
-    }
-    loop {
-        tokio::select! {
-            push = rx.recv() => match push {
-                Some(Push::Frame(f)) => {
-                    if socket.send(WsMessage::Text(f.into())).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Push::Close(code, reason)) => {
-                    let _ = socket.send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                    break;
-                }
-                // The socket goes away without a close frame.
-                Some(Push::Drop) | None => break,
-            },
-            frame = socket.recv() => {
-                let text = match frame {
-                    Some(Ok(WsMessage::Text(t))) => t.to_string(),
-                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
-                    Some(Ok(_)) => continue,
-                };
-                let Ok(p) = serde_json::from_str::<Value>(&text) else {
-                    let _ = socket.send(WsMessage::Close(Some(CloseFrame { code: 4002, reason: "Error while decoding payload.".into() }))).await;
-                    break;
-                };
-                match p["op"].as_u64() {
-                    Some(1) => {
-                        let ack = {
-                            let mut inner = shared.lock();
-                            inner.heartbeats += 1;
-                            inner.zombie != Some(conn)
-                        };
-                        shared.changed.notify_waiters();
-                        if ack && socket.send(WsMessage::Text(json!({"op": 11}).to_string().into())).await.is_err() {
-                            break;
-                        }
-                    }
-                    Some(2) => {
-                        if p["d"]["token"].as_str() != Some(TOKEN) {
-                            let _ = socket.send(WsMessage::Close(Some(CloseFrame { code: 4004, reason: "Authentication failed.".into() }))).await;
-                            break;
-                        }
-                        let intents = p["d"]["intents"].as_u64().unwrap_or(0);
-                        let refuse = shared.lock().disallow_content && intents & (1 << 15) != 0;
-                        if refuse {
-                            let _ = socket.send(WsMessage::Close(Some(CloseFrame { code: 4014, reason: "Disallowed intent(s).".into() }))).await;
-                            break;
-                        }
-                        identify(&shared, &path, intents, conn, tx.clone());
-                    }
-                    Some(6) => {
-                        let d = &p["d"];
-                        let seq = d["seq"].as_u64().unwrap_or(0);
-                        let ok = {
-                            let inner = shared.lock();
-                            d["token"].as_str() == Some(TOKEN)
-                                && inner.session.as_deref() == d["session_id"].as_str()
-                        };
-                        if !ok {
-                            let _ = socket.send(WsMessage::Text(json!({"op": 9, "d": false}).to_string().into())).await;
-                            continue;
-                        }
-                        resume(&shared, &path, seq, conn, tx.clone());
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    let mut inner = shared.lock();
-    if inner.live.as_ref().is_some_and(|(c, _)| *c == conn) {
-        inner.live = None;
-    }
-    drop(inner);
-    shared.changed.notify_waiters();
-}
-
-fn identify(shared: &Shared, path: &str, intents: u64, conn: u64, tx: mpsc::UnboundedSender<Push>) {
-    let session = format!("session{conn}");
-    {
-        let mut inner = shared.lock();
-        inner.handshakes.push(Handshake::Identify {
-            path: path.to_string(),
-            intents,
-        });
-        inner.session = Some(session.clone());
-        inner.seq = 0;
-        inner.events.clear();
-        inner.live = Some((conn, tx));
-    }
-    shared.dispatch(
-        "READY",
-        json!({
-            "v": 10, "user": bot_user(), "guilds": [{"id": GUILD_ID, "unavailable": true}],
-            "session_id": session, "resume_gateway_url": shared.url("/resume"),
-            "shard": [0, 1], "application": {"id": APP_ID, "flags": 1 << 19},
-        }),
-    );
-    let mut channels = Vec::new();
-    for id in [CHANNEL_ID] {
-        channels.extend(channel_json(id));
-    }
-    shared.dispatch(
-        "GUILD_CREATE",
-        json!({"id": GUILD_ID, "name": "Test guild", "unavailable": false, "member_count": 3,
-               "channels": channels, "threads": [channel_json(THREAD_ID)], "members": [], "roles": []}),
-    );
-}
-
-fn resume(shared: &Shared, path: &str, seq: u64, conn: u64, tx: mpsc::UnboundedSender<Push>) {
-    let mut inner = shared.lock();
-    inner.handshakes.push(Handshake::Resume {
-        path: path.to_string(),
-        seq,
-    });
-    let from = if std::mem::take(&mut inner.replay_everything) {
-        0
-    } else {
-        seq
-    };
-    for (s, frame) in &inner.events {
-        if *s > from {
-            let _ = tx.send(Push::Frame(frame.clone()));
-        }
-    }
-    inner.seq += 1;
-    let s = inner.seq;
-    let resumed = json!({"op": 0, "t": "RESUMED", "s": s, "d": {}}).to_string();
-    inner.events.push((s, resumed.clone()));
-    let _ = tx.send(Push::Frame(resumed));
-    inner.live = Some((conn, tx));
-    drop(inner);
-    shared.changed.notify_waiters();
-}
-
 impl FakeDiscord {
     /// Start on a free loopback port; heartbeats every `heartbeat`.
     pub async fn start(heartbeat: Duration) -> Self {
@@ -601,7 +444,7 @@ impl FakeDiscord {
         });
         let app = Router::new()
             .route("/api/v10/{*path}", any(rest))
-            .route("/{path}", get(gateway_ws))
+            .route("/{path}", get(gateway::upgrade))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -807,26 +650,23 @@ impl FakeDiscord {
         what: &str,
         check: impl Fn(&Self) -> Option<T>,
     ) -> T {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.shared.changed.notified();
-            if let Some(v) = check(self) {
-                return v;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                if let Some(v) = check(self) {
-                    return v;
-                }
-                panic!(
-                    "timed out waiting for {what}; handshakes: {:?}; calls: {:#?}",
+        crate::wait_on(
+            &self.shared.changed,
+            limit,
+            what,
+            || check(self),
+            || {
+                format!(
+                    "handshakes: {:?}; calls: {:#?}",
                     self.handshakes(),
                     self.calls()
                         .iter()
                         .map(|c| format!("{} {}", c.method, c.path))
                         .collect::<Vec<_>>()
-                );
-            }
-        }
+                )
+            },
+        )
+        .await
     }
 }
 
