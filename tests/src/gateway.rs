@@ -299,6 +299,25 @@ impl Gateway {
         )
     }
 
+    /// Approve the pairing request whose notice (as the stranger saw it)
+    /// is `notice`, with `switchboard pairing approve CHANNEL CODE`.
+    pub fn approve_pairing(&self, channel: &str, notice: &str) {
+        assert!(
+            notice.contains(&format!("switchboard pairing approve {channel}")),
+            "the notice does not say how to approve: {notice}"
+        );
+        let code = notice
+            .split_whitespace()
+            .find(|w| {
+                w.len() == 8
+                    && w.chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            })
+            .unwrap_or_else(|| panic!("no pairing code in: {notice}"));
+        let (ok, out, err) = self.cli(&["pairing", "approve", channel, code]);
+        assert!(ok.success(), "{out}{err}");
+    }
+
     /// Run a CLI command against this gateway; returns exit status, stdout
     /// and stderr.
     pub fn cli(&self, args: &[&str]) -> (ExitStatus, String, String) {

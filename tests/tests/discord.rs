@@ -99,26 +99,8 @@ async fn a_stranger_pairs_then_gets_a_streamed_answer_built_from_edits() {
     let code_msg = dc
         .wait(WAIT, "a pairing code", |d| d.shown(&dm).first().cloned())
         .await;
-    assert!(
-        code_msg
-            .content
-            .contains("switchboard pairing approve discord"),
-        "{}",
-        code_msg.content
-    );
-    let code = code_msg
-        .content
-        .split_whitespace()
-        .find(|w| {
-            w.len() == 8
-                && w.chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-        })
-        .unwrap()
-        .to_string();
     assert!(model.seen().is_empty(), "a stranger reached the model");
-    let (ok, out, err) = gw.cli(&["pairing", "approve", "discord", &code]);
-    assert!(ok.success(), "{out}{err}");
+    gw.approve_pairing("discord", &code_msg.content);
     dc.wait(WAIT, "the approval notice", |d| {
         (d.shown(&dm).len() == 2).then_some(())
     })

@@ -42,3 +42,43 @@ async fn the_discord_adapter_conforms() {
     let channel = Arc::new(DiscordChannel::new(settings).unwrap());
     conformance::run(channel, &Fake(fake)).await;
 }
+
+/// Discord never sends an event twice, so a message the gateway failed to
+/// store is offered again rather than dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_gateway_could_not_store_is_offered_again() {
+    use switchboard_channel::{Channel, ChannelContext, Delivery};
+    let fake = FakeDiscord::start(Duration::from_secs(5)).await;
+    let mut settings = DiscordSettings::new("retry", TOKEN);
+    settings.api_url = Some(fake.url());
+    let channel = Arc::new(DiscordChannel::new(settings).unwrap());
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Delivery>(4);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ctx = ChannelContext::new(tx, stop.clone());
+    let listener = {
+        let channel = channel.clone();
+        tokio::spawn(async move { channel.run(ctx).await })
+    };
+    fake.wait(Duration::from_secs(20), "the gateway connection", |f| {
+        f.connected().then_some(())
+    })
+    .await;
+    let id = fake.dm(91, "keep me");
+    let next = async |rx: &mut tokio::sync::mpsc::Receiver<Delivery>| {
+        tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("a delivery")
+            .expect("the listener is running")
+    };
+    let first = next(&mut rx).await;
+    assert_eq!(first.inbound.message_id, id);
+    first.stored.send(Err("the disk is full".into())).unwrap();
+    let again = next(&mut rx).await;
+    assert_eq!(
+        again.inbound.message_id, id,
+        "the same message, offered again"
+    );
+    again.stored.send(Ok(())).unwrap();
+    stop.cancel();
+    listener.await.unwrap().unwrap();
+}

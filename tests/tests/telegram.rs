@@ -71,28 +71,10 @@ async fn a_stranger_pairs_then_gets_a_streamed_answer_built_from_edits() {
         .wait(WAIT, "a pairing code", |tg| tg.chat(42).first().cloned())
         .await;
     assert!(
-        code_msg
-            .text
-            .contains("switchboard pairing approve telegram"),
-        "{}",
-        code_msg.text
-    );
-    let code = code_msg
-        .text
-        .split_whitespace()
-        .find(|w| {
-            w.len() == 8
-                && w.chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-        })
-        .unwrap()
-        .to_string();
-    assert!(
         model.seen().is_empty(),
         "a stranger's message reached the model"
     );
-    let (ok, out, err) = gw.cli(&["pairing", "approve", "telegram", &code]);
-    assert!(ok.success(), "{out}{err}");
+    gw.approve_pairing("telegram", &code_msg.text);
     tg.wait(WAIT, "the approval notice", |tg| {
         (tg.chat(42).len() == 2).then_some(())
     })

@@ -256,14 +256,21 @@ impl Inner {
             Some(p) => p,
             None => {
                 let looked_up = match channel.parse::<u64>() {
-                    Ok(id) if id != 0 => self.rest().channel(ChannelId::new(id)).await.ok(),
-                    _ => None,
+                    Ok(id) if id != 0 => self.rest().channel(ChannelId::new(id)).await,
+                    _ => return Place::Channel,
                 };
-                let parent = looked_up
-                    .filter(model::ChannelInfo::is_thread)
-                    .and_then(|c| c.parent_id);
-                lock(&self.channels).insert(channel.to_string(), parent.clone());
-                parent
+                match looked_up {
+                    Ok(c) => {
+                        let parent = c.is_thread().then_some(c.parent_id).flatten();
+                        lock(&self.channels).insert(channel.to_string(), parent.clone());
+                        parent
+                    }
+                    // Not remembered: the next message asks again.
+                    Err(e) => {
+                        tracing::warn!(account = %self.settings.account, channel, error = %e, "cannot tell whether a channel is a thread; treating it as a channel");
+                        None
+                    }
+                }
             }
         };
         match parent {
@@ -323,7 +330,7 @@ impl Inner {
                     if let Some(inbound) =
                         to_inbound(account, &bot_id, self.settings.allow_bots, &m, &place)
                     {
-                        ctx.deliver(inbound).await?;
+                        self.hand_over(ctx, inbound).await?;
                     }
                 }
                 Dispatch::Interaction(i) => self.command(ctx, i).await?,
@@ -371,7 +378,35 @@ impl Inner {
             },
             _ => return Ok(()),
         }
-        ctx.deliver(inbound).await
+        self.hand_over(ctx, inbound).await
+    }
+
+    /// Hand one message to the gateway until it is stored. Discord never
+    /// sends an event again, so a store that fails is retried here (with
+    /// growing waits, said in health) rather than the message dropped;
+    /// only shutdown ends the wait.
+    async fn hand_over(
+        &self,
+        ctx: &ChannelContext,
+        inbound: switchboard_channel::Inbound,
+    ) -> Result<(), ChannelError> {
+        let mut wait = Duration::from_millis(500);
+        loop {
+            match ctx.deliver(inbound.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(ChannelError::Closed) => return Err(ChannelError::Closed),
+                Err(e) => {
+                    let what = format!("{e}; trying again in {wait:?}");
+                    tracing::warn!(account = %self.settings.account, message = %inbound.message_id, "{what}");
+                    ctx.status.problem(what);
+                    tokio::select! {
+                        () = ctx.shutdown.cancelled() => return Err(ChannelError::Closed),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
     }
 
     async fn run(&self, ctx: ChannelContext) -> Result<(), ChannelError> {
