@@ -138,14 +138,10 @@ fn identify(shared: &Shared, path: &str, intents: u64, conn: u64, tx: mpsc::Unbo
             "shard": [0, 1], "application": {"id": APP_ID, "flags": 1 << 19},
         }),
     );
-    let mut channels = Vec::new();
-    for id in [CHANNEL_ID] {
-        channels.extend(channel_json(id));
-    }
     shared.dispatch(
         "GUILD_CREATE",
         json!({"id": GUILD_ID, "name": "Test guild", "unavailable": false, "member_count": 3,
-               "channels": channels, "threads": [channel_json(THREAD_ID)], "members": [], "roles": []}),
+               "channels": [channel_json(CHANNEL_ID)], "threads": [channel_json(THREAD_ID)], "members": [], "roles": []}),
     );
 }
 
