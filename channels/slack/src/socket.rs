@@ -1,0 +1,274 @@
+//! The Socket Mode connection: a WebSocket (tokio-tungstenite, rustls on
+//! ring) to the URL `apps.connections.open` hands out.
+//!
+//! Why not slack-morphism's Socket Mode listener: it logs a refused app
+//! token or a failed connection and retries forever without telling its
+//! caller, so health could not say what is wrong; and it awaits the event
+//! callback inside its read loop. Here the read loop never waits for the
+//! gateway's store (pings keep being answered), envelopes go through an
+//! ordered queue, and each is acknowledged on its own connection only once
+//! the gateway stored its message — an envelope not acknowledged (a crash,
+//! a dropped socket) is delivered again by Slack, and the gateway's
+//! deduplication answers it once. slack-morphism makes the
+//! `apps.connections.open` call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::sync::CancellationToken;
+
+use switchboard_channel::{ChannelError, ChannelStatus};
+
+use crate::api::Api;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What an envelope carries, for the adapter.
+#[derive(Debug)]
+pub enum Payload {
+    /// An `events_api` envelope: an Events API body.
+    Events(serde_json::Value),
+    /// A `slash_commands` envelope: the command's fields.
+    Command(serde_json::Value),
+}
+
+/// One envelope, with the way to acknowledge it on the connection it came
+/// on (gone when that connection is: Slack then delivers it again).
+#[derive(Debug)]
+pub struct Received {
+    /// What came.
+    pub payload: Payload,
+    /// The envelope's id.
+    pub envelope_id: String,
+    /// Send `envelope_id` here once the message is stored.
+    pub ack: mpsc::UnboundedSender<String>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    envelope_id: Option<String>,
+    #[serde(default)]
+    payload: serde_json::Value,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// How one connection ended.
+enum Next {
+    Stop,
+    Reconnect(Duration),
+}
+
+/// One account's Socket Mode connection.
+pub struct SocketMode<'a> {
+    /// The Web API (for `apps.connections.open`).
+    pub api: &'a Api,
+    /// The account, for logs and errors.
+    pub account: &'a str,
+    /// Health.
+    pub status: &'a ChannelStatus,
+    /// Gateway shutdown.
+    pub shutdown: &'a CancellationToken,
+    /// Where envelopes go, in order.
+    pub events: mpsc::UnboundedSender<Received>,
+    /// How often to ping; two intervals without a word from Slack mean
+    /// the connection is dead.
+    pub ping_interval: Duration,
+}
+
+fn backoff(failures: u32) -> Duration {
+    match failures {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_secs((1u64 << (n - 2).min(6)).min(60)),
+    }
+}
+
+fn tls() -> Arc<rustls::ClientConfig> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn close(ws: &mut Socket) {
+    let frame = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(Some(frame))).await;
+}
+
+impl SocketMode<'_> {
+    /// Stay connected until shutdown; `Err` only for what retrying cannot
+    /// fix (a refused app token).
+    pub async fn run(&self) -> Result<(), ChannelError> {
+        let mut failures = 0u32;
+        loop {
+            let wait = match self.connection(&mut failures).await? {
+                Next::Stop => return Ok(()),
+                Next::Reconnect(wait) => wait,
+            };
+            tokio::select! {
+                () = self.shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// A connection failed: say so and wait longer each time.
+    fn lost(&self, failures: &mut u32, what: String) -> Next {
+        *failures += 1;
+        let wait = backoff(*failures);
+        let what = format!("Socket Mode: {what}; reconnecting in {} s", wait.as_secs());
+        tracing::warn!(account = %self.account, "{what}");
+        self.status.problem(what);
+        self.status.state("reconnecting");
+        Next::Reconnect(wait)
+    }
+
+    async fn connection(&self, failures: &mut u32) -> Result<Next, ChannelError> {
+        self.status.state("connecting");
+        let url = match self.api.connections_open().await {
+            Ok(url) => url,
+            Err(e) if e.is_auth() => {
+                return Err(ChannelError::Config(format!(
+                    "Slack refused the app-level token of account `{}` ({}): make one with the connections:write scope under Basic Information → App-Level Tokens and set app_token",
+                    self.account,
+                    e.code.as_deref().unwrap_or("refused")
+                )));
+            }
+            Err(e) => return Ok(self.lost(failures, e.to_string())),
+        };
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            url.as_str(),
+            None,
+            false,
+            Some(tokio_tungstenite::Connector::Rustls(tls())),
+        );
+        let mut ws = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            // The URL holds a one-time ticket: not shown.
+            Ok(Ok((ws, _))) => ws,
+            Ok(Err(e)) => return Ok(self.lost(failures, format!("cannot connect: {e}"))),
+            Err(_) => return Ok(self.lost(failures, "connecting timed out".into())),
+        };
+        let (ack, mut acks) = mpsc::unbounded_channel::<String>();
+        let mut last_heard = Instant::now();
+        let mut ping = tokio::time::interval_at(
+            Instant::now() + self.ping_interval,
+            self.ping_interval,
+        );
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => {
+                    close(&mut ws).await;
+                    return Ok(Next::Stop);
+                }
+                Some(id) = acks.recv() => {
+                    let body = serde_json::json!({"envelope_id": id}).to_string();
+                    if let Err(e) = ws.send(Frame::text(body)).await {
+                        return Ok(self.lost(failures, format!("cannot acknowledge an envelope: {e}")));
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() >= self.ping_interval * 2 {
+                        self.status.watchdog_restart();
+                        let what = format!(
+                            "Socket Mode: nothing heard from Slack for {} s: the connection is dead; reconnecting",
+                            last_heard.elapsed().as_secs()
+                        );
+                        tracing::warn!(account = %self.account, "{what}");
+                        self.status.problem(what);
+                        close(&mut ws).await;
+                        return Ok(Next::Reconnect(Duration::ZERO));
+                    }
+                    if let Err(e) = ws.send(Frame::Ping(Vec::new().into())).await {
+                        return Ok(self.lost(failures, format!("cannot ping: {e}")));
+                    }
+                }
+                frame = ws.next() => {
+                    last_heard = Instant::now();
+                    let text = match frame {
+                        Some(Ok(Frame::Text(t))) => t,
+                        Some(Ok(Frame::Close(frame))) => {
+                            let why = frame.map(|f| format!("{} {}", u16::from(f.code), f.reason)).unwrap_or_default();
+                            return Ok(self.lost(failures, format!("Slack closed the connection {why}").trim_end().to_string()));
+                        }
+                        Some(Ok(_)) => {
+                            self.status.contact();
+                            continue;
+                        }
+                        Some(Err(e)) => return Ok(self.lost(failures, format!("connection dropped: {e}"))),
+                        None => return Ok(self.lost(failures, "connection closed".into())),
+                    };
+                    let message = match serde_json::from_str::<Message>(&text) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::warn!(account = %self.account, error = %e, "unreadable Socket Mode message");
+                            continue;
+                        }
+                    };
+                    match message.kind.as_str() {
+                        "hello" => {
+                            *failures = 0;
+                            self.status.contact();
+                            self.status.state("connected");
+                            tracing::info!(account = %self.account, "Socket Mode connected");
+                        }
+                        "disconnect" => {
+                            let reason = message.reason.unwrap_or_default();
+                            tracing::info!(account = %self.account, reason, "Slack asked to reconnect");
+                            close(&mut ws).await;
+                            if reason == "link_disabled" {
+                                *failures += 1;
+                                let what = "Socket Mode is turned off for this Slack app: turn it on under Settings → Socket Mode".to_string();
+                                self.status.problem(what.clone());
+                                tracing::warn!(account = %self.account, "{what}");
+                                return Ok(Next::Reconnect(backoff(*failures).max(Duration::from_secs(5))));
+                            }
+                            self.status.state("reconnecting");
+                            return Ok(Next::Reconnect(Duration::ZERO));
+                        }
+                        kind => {
+                            self.status.event();
+                            let Some(envelope_id) = message.envelope_id else { continue };
+                            let payload = match kind {
+                                "events_api" => Payload::Events(message.payload),
+                                "slash_commands" => Payload::Command(message.payload),
+                                // Buttons and other interactivity are not
+                                // used: acknowledged so Slack stops asking.
+                                _ => {
+                                    let _ = ack.send(envelope_id);
+                                    continue;
+                                }
+                            };
+                            let received = Received { payload, envelope_id, ack: ack.clone() };
+                            if self.events.send(received).is_err() {
+                                close(&mut ws).await;
+                                return Ok(Next::Stop);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
