@@ -4,6 +4,7 @@
 //!   speaks the real SSE wire format, records what it was asked, and can be
 //!   told to fail, hang or hold its answer;
 //! - [`fake_discord`]: a fake Discord REST API and gateway WebSocket;
+//! - [`fake_slack`]: a fake Slack Web API and Socket Mode WebSocket;
 //! - [`fake_anthropic`]: a fake Anthropic Messages API streaming its real
 //!   SSE event sequence;
 //! - [`gateway`]: starts the real `switchboard` binary on a free port with a
@@ -15,6 +16,7 @@
 pub mod fake_anthropic;
 pub mod fake_discord;
 pub mod fake_openai;
+pub mod fake_slack;
 pub mod fake_telegram;
 pub mod gateway;
 pub mod sse;

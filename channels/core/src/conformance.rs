@@ -24,6 +24,10 @@ pub trait Platform: Send + Sync {
     fn limit(&self) -> usize;
     /// How the platform measures a message.
     fn measure(&self) -> Measure;
+    /// The platform's id of test user `user` (default: the number).
+    fn user_id(&self, user: u64) -> String {
+        user.to_string()
+    }
 }
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -75,7 +79,7 @@ pub async fn run(channel: Arc<dyn Channel>, platform: &dyn Platform) {
     assert_eq!(m.channel, channel.name(), "conformance: channel name");
     assert_eq!(m.account, channel.account(), "conformance: account");
     assert_eq!(m.chat_kind, ChatKind::Dm, "conformance: a DM is a DM");
-    assert_eq!(m.sender.id, "9001", "conformance: sender id");
+    assert_eq!(m.sender.id, platform.user_id(9001), "conformance: sender id");
     assert!(!m.sender.is_bot);
     assert_eq!(m.text, "hello from the suite");
     assert!(
