@@ -20,6 +20,7 @@ use switchboard_agents::{
 use switchboard_channel::{Channel, ChannelContext, Delivery};
 use switchboard_discord::{DiscordChannel, DiscordSettings};
 use switchboard_memory::{SqliteStore, Store};
+use switchboard_slack::{SlackChannel, SlackSettings};
 use switchboard_telegram::{TelegramChannel, TelegramSettings};
 
 use crate::approvals::Approvals;
@@ -279,6 +280,40 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         }
     }
 
+    for (account, a) in &config.channels.slack.accounts {
+        let mut settings = SlackSettings::new(account.clone(), a.bot_token().unwrap_or_default());
+        settings.app_token = a.app_token();
+        settings.signing_secret = a.signing_secret();
+        settings.api_url = a.api_url.clone();
+        settings.rules = switchboard_slack::events::Rules {
+            allow_bots: a.allow_bots,
+            mention_patterns: a.mention_patterns.clone(),
+        };
+        settings.slash_command = a.slash_command.clone();
+        let emoji = |name: &str| {
+            let name = name.trim().trim_matches(':');
+            (!name.is_empty()).then(|| name.to_string())
+        };
+        settings.reactions = switchboard_slack::Reactions {
+            working: emoji(&a.working_reaction),
+            done: emoji(&a.done_reaction),
+        };
+        settings.edit_interval = Duration::from_millis(a.edit_interval_ms);
+        let channel = SlackChannel::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+        channels.add(Arc::new(channel));
+        access.push((
+            (switchboard_slack::NAME.to_string(), account.clone()),
+            a.access(),
+        ));
+        if let Some(agent) = &a.agent {
+            bindings.push(crate::config::BindingConfig {
+                agent: agent.clone(),
+                channel: Some(switchboard_slack::NAME.into()),
+                account: Some(account.clone()),
+                peer: None,
+            });
+        }
+    }
     let shutdown = CancellationToken::new();
     let events = EventBus::new(1024);
     let approvals = Arc::new(Approvals::new(

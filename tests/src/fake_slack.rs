@@ -621,10 +621,7 @@ impl FakeSlack {
         if text.contains(&format!("<@{BOT_USER}>")) {
             let mut mention = event;
             mention["type"] = json!("app_mention");
-            mention
-                .as_object_mut()
-                .unwrap()
-                .remove("channel_type");
+            mention.as_object_mut().unwrap().remove("channel_type");
             self.shared.event(mention);
         }
         ts
@@ -795,7 +792,12 @@ impl FakeSlack {
             limit,
             what,
             || check(self),
-            || format!("calls: {:?}", self.calls().iter().map(|c| &c.method).collect::<Vec<_>>()),
+            || {
+                format!(
+                    "calls: {:?}",
+                    self.calls().iter().map(|c| &c.method).collect::<Vec<_>>()
+                )
+            },
         )
         .await
     }

@@ -79,7 +79,11 @@ pub async fn run(channel: Arc<dyn Channel>, platform: &dyn Platform) {
     assert_eq!(m.channel, channel.name(), "conformance: channel name");
     assert_eq!(m.account, channel.account(), "conformance: account");
     assert_eq!(m.chat_kind, ChatKind::Dm, "conformance: a DM is a DM");
-    assert_eq!(m.sender.id, platform.user_id(9001), "conformance: sender id");
+    assert_eq!(
+        m.sender.id,
+        platform.user_id(9001),
+        "conformance: sender id"
+    );
     assert!(!m.sender.is_bot);
     assert_eq!(m.text, "hello from the suite");
     assert!(

@@ -259,9 +259,15 @@ impl Api {
 
     /// `reactions.add`; a reaction already there is not an error.
     pub async fn react(&self, channel: &str, ts: &str, name: &str) -> Result<(), ApiError> {
-        let request =
-            SlackApiReactionsAddRequest::new(channel.into(), SlackReactionName::new(name.into()), ts.into());
-        match self.call::<_, Nothing>(&self.bot, "reactions.add", &request).await {
+        let request = SlackApiReactionsAddRequest::new(
+            channel.into(),
+            SlackReactionName::new(name.into()),
+            ts.into(),
+        );
+        match self
+            .call::<_, Nothing>(&self.bot, "reactions.add", &request)
+            .await
+        {
             Err(e) if e.code.as_deref() == Some("already_reacted") => Ok(()),
             r => r.map(|_| ()),
         }

@@ -198,8 +198,7 @@ pub fn to_inbound(
             .iter()
             .any(|p| !p.trim().is_empty() && lower.contains(&p.trim().to_lowercase()))
     };
-    let mentioned =
-        dm || named || e.kind == "app_mention" || patterned || in_thread_with_bot;
+    let mentioned = dm || named || e.kind == "app_mention" || patterned || in_thread_with_bot;
     let (chat_kind, thread_id) = match (&e.thread_ts, dm) {
         (Some(t), true) => (ChatKind::Dm, Some(t.clone())),
         (None, true) => (ChatKind::Dm, None),
@@ -223,7 +222,10 @@ pub fn to_inbound(
             mime: f.mimetype.clone(),
             size: f.size,
             local_path: None,
-            file_id: f.url_private_download.clone().or_else(|| f.url_private.clone()),
+            file_id: f
+                .url_private_download
+                .clone()
+                .or_else(|| f.url_private.clone()),
         })
         .collect();
     Some(Inbound {
@@ -303,7 +305,9 @@ fn strip_mention(text: &str, bot: &str) -> String {
         match after.find('>') {
             Some(end) if end == 0 || after.starts_with('|') => {
                 out.push_str(&rest[..i]);
-                rest = after[end + 1..].strip_prefix(' ').unwrap_or(&after[end + 1..]);
+                rest = after[end + 1..]
+                    .strip_prefix(' ')
+                    .unwrap_or(&after[end + 1..]);
             }
             _ => {
                 out.push_str(&rest[..i + open.len()]);

@@ -126,6 +126,20 @@ pub fn app_token_problem(token: &str) -> Option<&'static str> {
     )
 }
 
+/// What is wrong with `secret` as a signing secret, if anything.
+pub fn signing_secret_problem(secret: &str) -> Option<&'static str> {
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return Some("is empty: copy the Signing Secret from Basic Information → App Credentials");
+    }
+    if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Some(
+            "is not a signing secret (32 letters and digits under Basic Information → App Credentials; not the client secret or a token)",
+        );
+    }
+    None
+}
+
 fn token_problem(token: &str, prefix: &str, wrong: &'static str) -> Option<&'static str> {
     let token = token.trim();
     if token.is_empty() {
@@ -139,7 +153,6 @@ fn token_problem(token: &str, prefix: &str, wrong: &'static str) -> Option<&'sta
     }
     None
 }
-
 
 /// How many threads the bot remembers talking in (a reply there needs no
 /// new mention).
@@ -436,7 +449,10 @@ impl Channel for SlackChannel {
 
     fn webhook(&self) -> Option<Arc<dyn Webhook>> {
         let secret = self.inner.settings.signing_secret.clone()?;
-        Some(Arc::new(webhook::EventsApi::new(self.inner.clone(), &secret)))
+        Some(Arc::new(webhook::EventsApi::new(
+            self.inner.clone(),
+            &secret,
+        )))
     }
 
     async fn fetch(
@@ -467,8 +483,9 @@ impl Channel for SlackChannel {
         if attachment.size.is_some_and(|s| s > max_bytes) {
             return Err(too_big());
         }
-        let unavailable =
-            |e: reqwest::Error| ChannelError::Unavailable(format!("download failed: {}", e.without_url()));
+        let unavailable = |e: reqwest::Error| {
+            ChannelError::Unavailable(format!("download failed: {}", e.without_url()))
+        };
         let mut response = reqwest::Client::new()
             .get(url)
             .bearer_auth(self.inner.settings.bot_token.trim())

@@ -172,10 +172,8 @@ impl SocketMode<'_> {
         };
         let (ack, mut acks) = mpsc::unbounded_channel::<String>();
         let mut last_heard = Instant::now();
-        let mut ping = tokio::time::interval_at(
-            Instant::now() + self.ping_interval,
-            self.ping_interval,
-        );
+        let mut ping =
+            tokio::time::interval_at(Instant::now() + self.ping_interval, self.ping_interval);
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => {

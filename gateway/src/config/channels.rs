@@ -15,6 +15,8 @@ pub struct ChannelsConfig {
     pub telegram: TelegramConfig,
     /// `[channels.discord]`: Discord bot accounts.
     pub discord: DiscordConfig,
+    /// `[channels.slack]`: Slack workspaces.
+    pub slack: SlackConfig,
 }
 
 /// `[channels.telegram]`
@@ -364,6 +366,158 @@ impl DiscordAccountConfig {
             dm_policy: self.dm_policy,
             allow_from: self.allow_from.clone(),
             group_policy,
+            groups: self.channels.clone(),
+            require_mention: self.require_mention,
+            rate_limit: self.rate_limit,
+            allow_bots: self.allow_bots,
+        }
+    }
+}
+
+/// `[channels.slack]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackConfig {
+    /// `[channels.slack.accounts.<name>]`: one workspace (app) each.
+    /// Default: none.
+    pub accounts: BTreeMap<String, SlackAccountConfig>,
+}
+
+/// `[channels.slack.accounts.<name>]`
+///
+/// The app needs the bot scopes `app_mentions:read`, `chat:write`,
+/// `reactions:write`, `im:history` (and `channels:history` /
+/// `groups:history` for channel threads), and the bot events
+/// `app_mention`, `message.im`, `message.channels` (`message.groups`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackAccountConfig {
+    /// The Bot User OAuth Token (`xoxb-…`, OAuth & Permissions).
+    /// Required, here or in `bot_token_env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_token: Option<String>,
+    /// An environment variable holding the bot token instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_token_env: Option<String>,
+    /// The app-level token (`xapp-…`, scope `connections:write`) for
+    /// Socket Mode: no public URL needed. Set this or `signing_secret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_token: Option<String>,
+    /// An environment variable holding the app-level token instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_token_env: Option<String>,
+    /// The signing secret (Basic Information) for the Events API: Slack
+    /// posts to `/hooks/slack/<account>` on the gateway's port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+    /// An environment variable holding the signing secret instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret_env: Option<String>,
+    /// The Web API base. Default `https://slack.com/api` (GovSlack:
+    /// `https://slack-gov.com/api`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// `pairing` | `allowlist` | `open` | `disabled`. Default `pairing`.
+    #[serde(default)]
+    pub dm_policy: DmPolicy,
+    /// Slack user ids (`U…`) always allowed in DMs. Default: none.
+    #[serde(default)]
+    pub allow_from: Vec<String>,
+    /// Channels: `allowlist` (those in `channels`) | `open` | `disabled`.
+    /// Default `allowlist`.
+    #[serde(default)]
+    pub channel_policy: GroupPolicy,
+    /// Channel ids (`C…`) answered under `allowlist`. Default: none.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// In channels, answer only when mentioned (or matched by a
+    /// `mention_patterns` word, or in a thread the bot already talks in).
+    /// Default true.
+    #[serde(default = "yes")]
+    pub require_mention: bool,
+    /// Words that count as a mention in channels, matched
+    /// case-insensitively (e.g. `["assistant"]`). Default: none.
+    #[serde(default)]
+    pub mention_patterns: Vec<String>,
+    /// Take messages from other bots (never its own). Default false.
+    #[serde(default)]
+    pub allow_bots: bool,
+    /// Per-sender rate limit.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    /// The agent answering this workspace. Default: the default agent (or
+    /// `[[bindings]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The slash command answered (e.g. `/assistant`; create it in the
+    /// app's settings): `/assistant status`, `/assistant new`, or a
+    /// question. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slash_command: Option<String>,
+    /// The reaction on a message while it is being answered (emoji name,
+    /// empty for none). Default `eyes`.
+    #[serde(default = "default_working_reaction")]
+    pub working_reaction: String,
+    /// The reaction that replaces it when the answer is complete (empty
+    /// for none). Default `white_check_mark`.
+    #[serde(default = "default_done_reaction")]
+    pub done_reaction: String,
+    /// Least milliseconds between two updates of a streaming reply.
+    /// Default 1500 (Slack allows about one `chat.update` per second).
+    #[serde(default = "default_slack_edit_interval_ms")]
+    pub edit_interval_ms: u64,
+}
+
+fn default_working_reaction() -> String {
+    "eyes".into()
+}
+
+fn default_done_reaction() -> String {
+    "white_check_mark".into()
+}
+
+fn default_slack_edit_interval_ms() -> u64 {
+    1500
+}
+
+impl std::fmt::Debug for SlackAccountConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("SlackAccountConfig")
+            .field("bot_token", &redacted(&self.bot_token))
+            .field("bot_token_env", &self.bot_token_env)
+            .field("app_token", &redacted(&self.app_token))
+            .field("app_token_env", &self.app_token_env)
+            .field("signing_secret", &redacted(&self.signing_secret))
+            .field("signing_secret_env", &self.signing_secret_env)
+            .field("api_url", &self.api_url)
+            .field("agent", &self.agent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SlackAccountConfig {
+    /// The bot token, from the file or the environment.
+    pub fn bot_token(&self) -> Option<String> {
+        token_from(&self.bot_token, &self.bot_token_env)
+    }
+
+    /// The app-level token, from the file or the environment.
+    pub fn app_token(&self) -> Option<String> {
+        token_from(&self.app_token, &self.app_token_env)
+    }
+
+    /// The signing secret, from the file or the environment.
+    pub fn signing_secret(&self) -> Option<String> {
+        token_from(&self.signing_secret, &self.signing_secret_env)
+    }
+
+    /// The access rules of this account.
+    pub fn access(&self) -> AccessRules {
+        AccessRules {
+            dm_policy: self.dm_policy,
+            allow_from: self.allow_from.clone(),
+            group_policy: self.channel_policy,
             groups: self.channels.clone(),
             require_mention: self.require_mention,
             rate_limit: self.rate_limit,

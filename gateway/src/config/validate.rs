@@ -12,6 +12,7 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
         check_token(
             &mut errors,
             &key,
+            "token",
             (&t.token, &t.token_env),
             t.token(),
             "the bot token from @BotFather",
@@ -40,6 +41,7 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
         check_token(
             &mut errors,
             &key,
+            "token",
             (&d.token, &d.token_env),
             d.token(),
             "the bot token from the Discord Developer Portal (Bot → Reset Token)",
@@ -65,6 +67,9 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
                 "must be 3 or more (a code line needs its two fence lines)",
             ));
         }
+    }
+    for (name, a) in &config.channels.slack.accounts {
+        check_slack(&mut errors, config, name, a);
     }
     for (k, why) in config.sandbox.problems() {
         errors.push(ConfigError::new(format!("sandbox.{k}"), why));
@@ -310,27 +315,108 @@ mod tests {
 fn check_token(
     errors: &mut Vec<ConfigError>,
     key: &dyn Fn(&str) -> String,
+    name: &str,
     (token, var): (&Option<String>, &Option<String>),
     value: Option<String>,
     what: &str,
     problem: fn(&str) -> Option<&'static str>,
 ) {
-    match (token, var) {
-        (None, None) => errors.push(ConfigError::new(
-            key("token"),
-            format!("is missing: set {what}, or token_env to a variable holding it"),
-        )),
-        (None, Some(var)) if std::env::var(var).is_err() => errors.push(ConfigError::new(
-            key("token_env"),
-            format!("the variable {var} is not set: export it or put the token in `token`"),
-        )),
-        _ => {}
+    if token.is_none() && var.is_none() {
+        errors.push(ConfigError::new(
+            key(name),
+            format!("is missing: set {what}, or {name}_env to a variable holding it"),
+        ));
+    }
+    check_optional_secret(errors, key, name, (token, var), value, problem);
+}
+
+/// A secret that may be given in the file or by `<name>_env`: the
+/// variable is set and the value looks right.
+fn check_optional_secret(
+    errors: &mut Vec<ConfigError>,
+    key: &dyn Fn(&str) -> String,
+    name: &str,
+    (token, var): (&Option<String>, &Option<String>),
+    value: Option<String>,
+    problem: fn(&str) -> Option<&'static str>,
+) {
+    if let (None, Some(var)) = (token, var)
+        && std::env::var(var).is_err()
+    {
+        errors.push(ConfigError::new(
+            key(&format!("{name}_env")),
+            format!("the variable {var} is not set: export it or put the value in `{name}`"),
+        ));
     }
     if let Some(token) = value
         && let Some(why) = problem(&token)
     {
-        errors.push(ConfigError::new(key("token"), why));
+        errors.push(ConfigError::new(key(name), why));
     }
+}
+
+fn check_slack(
+    errors: &mut Vec<ConfigError>,
+    config: &Config,
+    name: &str,
+    a: &super::SlackAccountConfig,
+) {
+    let key = |k: &str| format!("channels.slack.accounts.{name}.{k}");
+    check_token(
+        errors,
+        &key,
+        "bot_token",
+        (&a.bot_token, &a.bot_token_env),
+        a.bot_token(),
+        "the Bot User OAuth Token (xoxb-…) from OAuth & Permissions",
+        switchboard_slack::bot_token_problem,
+    );
+    check_optional_secret(
+        errors,
+        &key,
+        "app_token",
+        (&a.app_token, &a.app_token_env),
+        a.app_token(),
+        switchboard_slack::app_token_problem,
+    );
+    check_optional_secret(
+        errors,
+        &key,
+        "signing_secret",
+        (&a.signing_secret, &a.signing_secret_env),
+        a.signing_secret(),
+        switchboard_slack::signing_secret_problem,
+    );
+    let none = |v: &Option<String>, var: &Option<String>| v.is_none() && var.is_none();
+    if none(&a.app_token, &a.app_token_env) && none(&a.signing_secret, &a.signing_secret_env) {
+        errors.push(ConfigError::new(
+            key("app_token"),
+            "is missing: set app_token (an xapp- token for Socket Mode; no public URL needed) or signing_secret (the Events API posting to /hooks/slack/<account>)",
+        ));
+    }
+    if let Some(u) = &a.api_url
+        && !(u.starts_with("http://") || u.starts_with("https://"))
+    {
+        errors.push(ConfigError::new(
+            key("api_url"),
+            format!("`{u}` is not an http:// or https:// URL (e.g. https://slack.com/api)"),
+        ));
+    }
+    if let Some(c) = &a.slash_command
+        && (!c.starts_with('/') || c.len() < 2 || c.contains(char::is_whitespace))
+    {
+        errors.push(ConfigError::new(
+            key("slash_command"),
+            format!("`{c}` is not a slash command: write it with its slash, e.g. \"/assistant\""),
+        ));
+    }
+    if a.edit_interval_ms < 200 {
+        errors.push(ConfigError::new(
+            key("edit_interval_ms"),
+            "must be at least 200 (Slack rate-limits chat.update to about one a second)",
+        ));
+    }
+    check_agent(errors, config, &key, a.agent.as_deref());
 }
 
 /// An account's `agent` names a configured agent.
