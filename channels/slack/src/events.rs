@@ -251,14 +251,18 @@ pub fn to_inbound(
 pub const COMMAND: &str = "command:";
 
 /// Turn a slash command into a text command (`/assistant status` →
-/// `/status`) or a plain message (`/assistant what's up?`).
+/// `/status`, `/assistant approve ID`) or a plain message (`/assistant
+/// what's up?`); `/assistant` alone or `help` shows the status.
 pub fn command_inbound(account: &str, c: &SlashCommand) -> Inbound {
-    let text = c.text.trim();
-    let first = text.split_whitespace().next().unwrap_or("").to_lowercase();
-    let text = match first.as_str() {
-        "" | "help" => "/status".to_string(),
-        "new" | "reset" | "status" | "approve" | "deny" => format!("/{text}"),
-        _ => text.to_string(),
+    let words: Vec<&str> = c.text.split_whitespace().collect();
+    let first = words.first().map(|w| w.to_lowercase()).unwrap_or_default();
+    // A command word alone (or approve/deny with its id) is a command;
+    // anything else ("new ideas for dinner?") is a question.
+    let text = match (first.as_str(), words.len()) {
+        ("" | "help", _) if words.len() <= 1 => "/status".to_string(),
+        ("new" | "reset" | "status", 1) => format!("/{first}"),
+        ("approve" | "deny", 2) => format!("/{first} {}", words[1]),
+        _ => c.text.trim().to_string(),
     };
     let dm = c.channel_id.starts_with('D');
     Inbound {
@@ -359,4 +363,167 @@ pub fn plain_text(text: &str) -> String {
         .replace("&amp;", "&")
         .trim()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bot() -> Bot {
+        Bot {
+            user_id: "UBOT".into(),
+            bot_id: Some("BBOT".into()),
+        }
+    }
+
+    fn event(channel: &str, text: &str) -> Event {
+        Event {
+            kind: "message".into(),
+            user: Some("U1".into()),
+            text: text.into(),
+            ts: "100.1".into(),
+            channel: channel.into(),
+            channel_type: Some(
+                if channel.starts_with('D') {
+                    "im"
+                } else {
+                    "channel"
+                }
+                .into(),
+            ),
+            ..Event::default()
+        }
+    }
+
+    fn convert(e: &Event, rules: &Rules, in_thread: bool) -> Option<Inbound> {
+        to_inbound("main", &bot(), rules, e, in_thread)
+    }
+
+    #[test]
+    fn dms_channels_and_threads() {
+        let rules = Rules::default();
+        let dm = convert(&event("D1", "hi"), &rules, false).unwrap();
+        assert_eq!(
+            (dm.chat_kind, dm.thread_id.as_deref()),
+            (ChatKind::Dm, None)
+        );
+        assert!(dm.mentioned);
+        assert_eq!(dm.message_id, "D1:100.1");
+
+        // A top-level channel message starts a thread of its own.
+        let top = convert(&event("C1", "<@UBOT> hi"), &rules, false).unwrap();
+        assert_eq!(top.chat_kind, ChatKind::Thread);
+        assert_eq!(top.thread_id.as_deref(), Some("100.1"));
+        assert!(top.mentioned);
+        assert_eq!(top.text, "hi");
+
+        let mut reply = event("C1", "more");
+        reply.thread_ts = Some("99.0".into());
+        let r = convert(&reply, &rules, false).unwrap();
+        assert_eq!(r.thread_id.as_deref(), Some("99.0"));
+        assert!(!r.mentioned, "a thread the bot is not in needs a mention");
+        assert!(convert(&reply, &rules, true).unwrap().mentioned);
+
+        // app_mention has no channel_type: the id tells.
+        let mut mention = event("C1", "<@UBOT|switchboard> hi");
+        mention.kind = "app_mention".into();
+        mention.channel_type = None;
+        let m = convert(&mention, &rules, false).unwrap();
+        assert_eq!((m.chat_kind, m.text.as_str()), (ChatKind::Thread, "hi"));
+        assert_eq!(m.message_id, top.message_id, "one message, one id");
+    }
+
+    #[test]
+    fn own_bot_and_system_messages_are_dropped() {
+        let rules = Rules::default();
+        let mut own = event("C1", "my answer");
+        own.user = Some("UBOT".into());
+        assert!(convert(&own, &rules, false).is_none());
+        let mut other_bot = event("C1", "<@UBOT> beep");
+        other_bot.bot_id = Some("BOTHER".into());
+        assert!(convert(&other_bot, &rules, false).is_none());
+        let allow = Rules {
+            allow_bots: true,
+            ..Rules::default()
+        };
+        assert!(convert(&other_bot, &allow, false).unwrap().sender.is_bot);
+        for subtype in ["message_changed", "message_deleted", "channel_join"] {
+            let mut e = event("C1", "<@UBOT> x");
+            e.subtype = Some(subtype.into());
+            assert!(convert(&e, &rules, false).is_none(), "{subtype}");
+        }
+        let mut file = event("D1", "see this");
+        file.subtype = Some("file_share".into());
+        file.files = vec![File {
+            name: Some("a.txt".into()),
+            url_private_download: Some("https://files.slack.com/a.txt".into()),
+            ..File::default()
+        }];
+        let f = convert(&file, &rules, false).unwrap();
+        assert_eq!(
+            f.attachments[0].file_id.as_deref(),
+            Some("https://files.slack.com/a.txt")
+        );
+    }
+
+    #[test]
+    fn mention_patterns_count_in_channels() {
+        let rules = Rules {
+            mention_patterns: vec!["Assistant".into()],
+            ..Rules::default()
+        };
+        assert!(
+            convert(&event("C1", "hey assistant, help"), &rules, false)
+                .unwrap()
+                .mentioned
+        );
+        assert!(
+            !convert(&event("C1", "hey everyone"), &rules, false)
+                .unwrap()
+                .mentioned
+        );
+    }
+
+    #[test]
+    fn slack_markup_becomes_plain_text() {
+        assert_eq!(
+            plain_text(
+                "a &lt;b&gt; &amp;amp; <https://x.io|site> <https://y.io> <@U2> <#C1|general> <!here>"
+            ),
+            "a <b> &amp; site (https://x.io) https://y.io @U2 #general @here"
+        );
+        assert_eq!(
+            plain_text("no markup\n  kept lines"),
+            "no markup\n  kept lines"
+        );
+        assert_eq!(strip_mention("<@UBOT> hi <@UBOTX>", "UBOT"), "hi <@UBOTX>");
+    }
+
+    #[test]
+    fn slash_commands_become_text_commands() {
+        let c = |text: &str| SlashCommand {
+            command: "/assistant".into(),
+            text: text.into(),
+            user_id: "U1".into(),
+            channel_id: "D1".into(),
+            trigger_id: "t.1".into(),
+            ..SlashCommand::default()
+        };
+        assert_eq!(command_inbound("main", &c("status")).text, "/status");
+        assert_eq!(
+            command_inbound("main", &c("approve ab12")).text,
+            "/approve ab12"
+        );
+        assert_eq!(command_inbound("main", &c("")).text, "/status");
+        assert_eq!(
+            command_inbound("main", &c("new ideas for dinner?")).text,
+            "new ideas for dinner?"
+        );
+        let q = command_inbound("main", &c("what is new?"));
+        assert_eq!(
+            (q.text.as_str(), q.chat_kind),
+            ("what is new?", ChatKind::Dm)
+        );
+        assert_eq!(q.message_id, "command:t.1");
+    }
 }

@@ -484,4 +484,52 @@ mod tests {
         assert_eq!(rules.group_policy, super::super::GroupPolicy::Allowlist);
         assert_eq!(rules.groups, ["2"]);
     }
+
+    #[test]
+    fn slack_accounts_are_checked() {
+        let err = load_str(
+            "[channels.slack.accounts.main]\nbot_token = \"xapp-1-A0-123-abcdefghij\"\napi_url = \"slack.com\"\nslash_command = \"assistant\"\n",
+            "c",
+            &[],
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = err.errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "channels.slack.accounts.main.bot_token",
+                "channels.slack.accounts.main.app_token",
+                "channels.slack.accounts.main.api_url",
+                "channels.slack.accounts.main.slash_command"
+            ],
+            "{err}"
+        );
+        assert!(err.to_string().contains("xoxb-"), "{err}");
+        assert!(err.to_string().contains("Socket Mode"), "{err}");
+        let err = load_str(
+            "[channels.slack.accounts.main]\nbot_token = \"xoxb-1234567890-abcdefghijk\"\napp_token_env = \"SWITCHBOARD_TEST_UNSET_APP_TOKEN\"\n",
+            "c",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.errors[0].key, "channels.slack.accounts.main.app_token_env",
+            "{err}"
+        );
+        let c = load_str(
+            "[channels.slack.accounts.main]\nbot_token = \"xoxb-1234567890-abcdefghijk\"\nsigning_secret = \"8f742231b10e8888abcd99yyyzzz85a5\"\nchannels = [\"C1\"]\n",
+            "c",
+            &[],
+        )
+        .unwrap();
+        let a = &c.config.channels.slack.accounts["main"];
+        assert_eq!(a.access().groups, ["C1"]);
+        assert!(a.access().require_mention);
+        assert_eq!(a.working_reaction, "eyes");
+        let shown = format!("{:?}", c.config);
+        assert!(
+            !shown.contains("abcdefghijk") && !shown.contains("8f742231"),
+            "{shown}"
+        );
+    }
 }
