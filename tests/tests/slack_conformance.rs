@@ -1,10 +1,8 @@
 //! The channel conformance suite of `channels/core`, run against the
 //! Slack adapter talking to the fake Slack (Web API and Socket Mode).
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use async_trait::async_trait;
+use std::sync::Arc;
 use switchboard_channel::chunk::{self, Measure};
 use switchboard_channel::conformance::{self, Platform};
 use switchboard_slack::{SlackChannel, SlackSettings};
@@ -43,10 +41,50 @@ fn settings(fake: &FakeSlack, account: &str) -> SlackSettings {
 async fn the_slack_adapter_conforms() {
     let fake = FakeSlack::start().await;
     let channel = Arc::new(SlackChannel::new(settings(&fake, "conformance")).unwrap());
-    conformance::run(channel, &Fake(fake.clone())).await;
-    // Every envelope was acknowledged, the bot's own echoes included.
-    fake.wait(Duration::from_secs(5), "all envelopes acknowledged", |f| {
+    conformance::run(channel, &Fake(fake)).await;
+}
+
+/// An envelope is acknowledged only once the gateway stored its message:
+/// one it could not store stays unacknowledged, Slack delivers it again,
+/// and the second delivery is stored and acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_is_acknowledged_only_once_stored() {
+    use std::time::Duration;
+    use switchboard_channel::{Channel, ChannelContext, Delivery};
+    let fake = FakeSlack::start().await;
+    let channel = Arc::new(SlackChannel::new(settings(&fake, "acks")).unwrap());
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Delivery>(4);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ctx = ChannelContext::new(tx, stop.clone());
+    let listener = {
+        let channel = channel.clone();
+        tokio::spawn(async move { channel.run(ctx).await })
+    };
+    let next = async |rx: &mut tokio::sync::mpsc::Receiver<Delivery>| {
+        tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("a delivery")
+            .expect("the listener is running")
+    };
+    let ts = fake.dm(91, "keep me");
+    let first = next(&mut rx).await;
+    assert_eq!(first.inbound.message_id, format!("{}:{ts}", dm_channel(91)));
+    first.stored.send(Err("the disk is full".into())).unwrap();
+    // Not acknowledged: the connection ends and Slack sends it again.
+    let acked_before = fake.acked().len();
+    fake.drop_connection();
+    let again = next(&mut rx).await;
+    assert_eq!(again.inbound.message_id, first.inbound.message_id);
+    assert_eq!(
+        fake.acked().len(),
+        acked_before,
+        "acknowledged before it was stored"
+    );
+    again.stored.send(Ok(())).unwrap();
+    fake.wait(Duration::from_secs(20), "the acknowledgement", |f| {
         (f.unacked() == 0).then_some(())
     })
     .await;
+    stop.cancel();
+    listener.await.unwrap().unwrap();
 }
