@@ -247,14 +247,12 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
             (switchboard_telegram::NAME.to_string(), account.clone()),
             t.access(),
         ));
-        if let Some(agent) = &t.agent {
-            bindings.push(crate::config::BindingConfig {
-                agent: agent.clone(),
-                channel: Some(switchboard_telegram::NAME.into()),
-                account: Some(account.clone()),
-                peer: None,
-            });
-        }
+        bind_account(
+            &mut bindings,
+            t.agent.as_deref(),
+            switchboard_telegram::NAME,
+            account,
+        );
     }
     for (account, d) in &config.channels.discord.accounts {
         let mut settings = DiscordSettings::new(account.clone(), d.token().unwrap_or_default());
@@ -270,14 +268,12 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
             (switchboard_discord::NAME.to_string(), account.clone()),
             d.access(),
         ));
-        if let Some(agent) = &d.agent {
-            bindings.push(crate::config::BindingConfig {
-                agent: agent.clone(),
-                channel: Some(switchboard_discord::NAME.into()),
-                account: Some(account.clone()),
-                peer: None,
-            });
-        }
+        bind_account(
+            &mut bindings,
+            d.agent.as_deref(),
+            switchboard_discord::NAME,
+            account,
+        );
     }
 
     for (account, a) in &config.channels.slack.accounts {
@@ -305,14 +301,12 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
             (switchboard_slack::NAME.to_string(), account.clone()),
             a.access(),
         ));
-        if let Some(agent) = &a.agent {
-            bindings.push(crate::config::BindingConfig {
-                agent: agent.clone(),
-                channel: Some(switchboard_slack::NAME.into()),
-                account: Some(account.clone()),
-                peer: None,
-            });
-        }
+        bind_account(
+            &mut bindings,
+            a.agent.as_deref(),
+            switchboard_slack::NAME,
+            account,
+        );
     }
     let shutdown = CancellationToken::new();
     let events = EventBus::new(1024);
@@ -561,5 +555,22 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+/// An account's `agent = "…"`: a binding of the whole account to it.
+fn bind_account(
+    bindings: &mut Vec<crate::config::BindingConfig>,
+    agent: Option<&str>,
+    channel: &str,
+    account: &str,
+) {
+    if let Some(agent) = agent {
+        bindings.push(crate::config::BindingConfig {
+            agent: agent.to_string(),
+            channel: Some(channel.to_string()),
+            account: Some(account.to_string()),
+            peer: None,
+        });
     }
 }

@@ -182,6 +182,10 @@ impl Shared {
 
     /// Queue an envelope and send it if a connection is live.
     fn envelope(&self, kind: &'static str, payload: Value) -> String {
+        self.push(kind, payload, 0)
+    }
+
+    fn push(&self, kind: &'static str, payload: Value, retry_attempt: u64) -> String {
         let mut inner = self.lock();
         inner.next_envelope += 1;
         let id = format!("0000{:04}-fake-envelope", inner.next_envelope);
@@ -189,7 +193,7 @@ impl Shared {
             id: id.clone(),
             kind,
             payload,
-            retry_attempt: 0,
+            retry_attempt,
         };
         if let Some((_, tx)) = &inner.live {
             let _ = tx.send(Push::Frame(frame(&envelope)));
@@ -637,21 +641,7 @@ impl FakeSlack {
     /// first delivery failed: a new envelope, the same `event_id`,
     /// `retry_attempt` 1.
     pub fn redeliver(&self, event_id: &str, event: Value) {
-        let payload = callback(event_id, event);
-        let mut inner = self.shared.lock();
-        inner.next_envelope += 1;
-        let e = Envelope {
-            id: format!("0000{:04}-fake-envelope", inner.next_envelope),
-            kind: "events_api",
-            payload,
-            retry_attempt: 1,
-        };
-        if let Some((_, tx)) = &inner.live {
-            let _ = tx.send(Push::Frame(frame(&e)));
-        }
-        inner.pending.push(e);
-        drop(inner);
-        self.shared.changed.notify_waiters();
+        self.shared.push("events_api", callback(event_id, event), 1);
     }
 
     /// The event a DM from user `n` with `text` and `ts` is.

@@ -299,6 +299,30 @@ impl Gateway {
         )
     }
 
+    /// `/api/status`'s entry for `component` once `check` holds (within
+    /// 20 s). Health has no change notification, so this asks again every
+    /// 50 ms.
+    pub async fn component_until(
+        &self,
+        component: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (_, status) = self.get("/api/status").await;
+            let c = status["components"][component].clone();
+            if check(&c) {
+                return c;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {status}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Approve the pairing request whose notice (as the stranger saw it)
     /// is `notice`, with `switchboard pairing approve CHANNEL CODE`.
     pub fn approve_pairing(&self, channel: &str, notice: &str) {

@@ -60,19 +60,7 @@ async fn answered(sl: &FakeSlack, channel: &str, text: &str) -> Vec<Shown> {
 
 /// `/api/status`'s view of the account once `check` holds.
 async fn status_until(gw: &Gateway, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (_, status) = gw.get("/api/status").await;
-        let c = status["components"]["channel:slack/main"].clone();
-        if check(&c) {
-            return c;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gw.component_until("channel:slack/main", what, check).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

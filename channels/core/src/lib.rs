@@ -11,6 +11,7 @@
 mod channel;
 pub mod chunk;
 pub mod conformance;
+pub mod download;
 mod message;
 mod reply;
 pub mod stream;

@@ -26,6 +26,8 @@ use async_trait::async_trait;
 use serenity::model::id::{ApplicationId, ChannelId, InteractionId};
 use tokio::sync::mpsc;
 
+use futures::StreamExt;
+use switchboard_channel::download;
 use switchboard_channel::stream::{ReplyStream, StreamSettings};
 use switchboard_channel::{
     Attachment, Channel, ChannelContext, ChannelError, ChatKind, ReplySink, ReplyTarget,
@@ -499,48 +501,21 @@ impl Channel for DiscordChannel {
         dest: &std::path::Path,
         max_bytes: u64,
     ) -> Result<u64, ChannelError> {
-        use tokio::io::AsyncWriteExt;
         let url = attachment
             .file_id
             .as_deref()
             .ok_or_else(|| ChannelError::Rejected(format!("{} has no URL", attachment.name)))?;
-        if attachment.size.is_some_and(|s| s > max_bytes) {
-            return Err(ChannelError::Rejected(format!(
-                "{} is {} KB, over the {} KB limit",
-                attachment.name,
-                attachment.size.unwrap_or_default() / 1024,
-                max_bytes / 1024
-            )));
-        }
-        let unavailable = |e: String| ChannelError::Unavailable(format!("download failed: {e}"));
-        let mut response = self
+        download::check_size(&attachment.name, attachment.size, max_bytes)?;
+        let response = self
             .inner
             .rest
             .download(url)
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let mut out = tokio::fs::File::create(dest)
-            .await
-            .map_err(|e| ChannelError::Rejected(format!("cannot write {}: {e}", dest.display())))?;
-        let mut written = 0u64;
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| unavailable(e.without_url().to_string()))?
-        {
-            written += chunk.len() as u64;
-            if written > max_bytes {
-                return Err(ChannelError::Rejected(format!(
-                    "{} is over the {} KB limit",
-                    attachment.name,
-                    max_bytes / 1024
-                )));
-            }
-            out.write_all(&chunk).await.map_err(|e| {
-                ChannelError::Rejected(format!("cannot write {}: {e}", dest.display()))
-            })?;
-        }
-        Ok(written)
+            .map_err(|e| ChannelError::Unavailable(format!("download failed: {e}")))?;
+        let chunks = response
+            .bytes_stream()
+            .map(|c| c.map_err(reqwest::Error::without_url));
+        download::save(chunks, &attachment.name, dest, max_bytes).await
     }
 }
 

@@ -30,6 +30,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
+use futures::StreamExt;
+use switchboard_channel::download;
 use switchboard_channel::stream::{ReplyStream, StreamSettings};
 use switchboard_channel::{
     Attachment, Channel, ChannelContext, ChannelError, Inbound, ReplySink, ReplyTarget, Webhook,
@@ -461,7 +463,6 @@ impl Channel for SlackChannel {
         dest: &std::path::Path,
         max_bytes: u64,
     ) -> Result<u64, ChannelError> {
-        use tokio::io::AsyncWriteExt;
         let url = attachment
             .file_id
             .as_deref()
@@ -473,41 +474,21 @@ impl Channel for SlackChannel {
                 attachment.name
             )));
         }
-        let too_big = || {
-            ChannelError::Rejected(format!(
-                "{} is over the {} KB limit",
-                attachment.name,
-                max_bytes / 1024
-            ))
-        };
-        if attachment.size.is_some_and(|s| s > max_bytes) {
-            return Err(too_big());
-        }
-        let unavailable = |e: reqwest::Error| {
-            ChannelError::Unavailable(format!("download failed: {}", e.without_url()))
-        };
-        let mut response = reqwest::Client::new()
+        download::check_size(&attachment.name, attachment.size, max_bytes)?;
+        let response = reqwest::Client::new()
             .get(url)
             .bearer_auth(self.inner.settings.bot_token.trim())
             .timeout(Duration::from_secs(120))
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(unavailable)?;
-        let mut out = tokio::fs::File::create(dest)
-            .await
-            .map_err(|e| ChannelError::Rejected(format!("cannot write {}: {e}", dest.display())))?;
-        let mut written = 0u64;
-        while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
-            written += chunk.len() as u64;
-            if written > max_bytes {
-                return Err(too_big());
-            }
-            out.write_all(&chunk).await.map_err(|e| {
-                ChannelError::Rejected(format!("cannot write {}: {e}", dest.display()))
+            .map_err(|e| {
+                ChannelError::Unavailable(format!("download failed: {}", e.without_url()))
             })?;
-        }
-        Ok(written)
+        let chunks = response
+            .bytes_stream()
+            .map(|c| c.map_err(reqwest::Error::without_url));
+        download::save(chunks, &attachment.name, dest, max_bytes).await
     }
 }
 

@@ -103,6 +103,11 @@ impl Webhook for EventsApi {
             Some("url_verification") => {
                 json(200, serde_json::json!({"challenge": value["challenge"]}))
             }
+            // Before the listener knows who the bot is, ask Slack to send
+            // it again rather than drop it.
+            Some("event_callback") if lock(&self.inner.ctx).is_none() => {
+                WebhookResponse::text(503, "the Slack channel is starting; try again")
+            }
             Some("event_callback") => match self.inner.message(&value) {
                 Some(inbound) => self.deliver(inbound).await,
                 None => WebhookResponse::text(200, ""),
