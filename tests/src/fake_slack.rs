@@ -145,6 +145,10 @@ struct Inner {
     hellos: u64,
     /// Messages posted by users: ts → (channel, text).
     user_messages: HashMap<String, (String, String)>,
+    /// Files users shared: path → bytes.
+    files: HashMap<String, Vec<u8>>,
+    /// Downloads of shared files: (path, whether the bot token came).
+    downloads: Vec<(String, bool)>,
 }
 
 struct Shared {
@@ -483,6 +487,27 @@ fn current(log: &[Reaction], channel: &str, ts: &str) -> BTreeSet<String> {
     on
 }
 
+/// `url_private_download`: the file, for a request with the bot token.
+async fn file(
+    State(shared): State<Arc<Shared>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {BOT_TOKEN}"));
+    let mut inner = shared.lock();
+    inner.downloads.push((path.clone(), authorized));
+    let bytes = inner.files.get(&path).cloned();
+    drop(inner);
+    shared.changed.notify_waiters();
+    match bytes {
+        // Slack shows a login page to a request without the token.
+        _ if !authorized => (StatusCode::OK, "<html>sign in</html>").into_response(),
+        Some(b) => b.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 async fn link(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<HashMap<String, String>>,
@@ -576,6 +601,7 @@ impl FakeSlack {
         let app = Router::new()
             .route("/api/{method}", any(web_api))
             .route("/link/", get(link))
+            .route("/files-pri/{*path}", get(file))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -600,6 +626,33 @@ impl FakeSlack {
             "event_ts": ts, "channel_type": "im", "team": TEAM,
         }));
         ts
+    }
+
+    /// User `n` shares file `name` holding `bytes` in a DM with `text`;
+    /// returns the message `ts`.
+    pub fn dm_file(&self, n: u64, text: &str, name: &str, bytes: &[u8]) -> String {
+        let channel = dm_channel(n);
+        let ts = self.user_message(&channel, text);
+        let path = format!("{TEAM}-F{}/{name}", ts.replace('.', ""));
+        self.shared
+            .lock()
+            .files
+            .insert(path.clone(), bytes.to_vec());
+        let url = format!("http://{}/files-pri/{path}", self.addr);
+        self.shared.event(json!({
+            "type": "message", "subtype": "file_share", "channel": channel, "user": user(n),
+            "text": text, "ts": ts, "event_ts": ts, "channel_type": "im", "team": TEAM,
+            "files": [{"id": format!("F{}", ts.replace('.', "")), "name": name, "title": name,
+                       "mimetype": "text/plain", "filetype": "text", "size": bytes.len(),
+                       "url_private": url, "url_private_download": format!("{url}?download=1")}],
+        }));
+        ts
+    }
+
+    /// Downloads of shared files so far: (path, whether the bot token
+    /// came with it).
+    pub fn downloads(&self) -> Vec<(String, bool)> {
+        self.shared.lock().downloads.clone()
     }
 
     /// User `n` writes `text` in `channel` (in thread `thread_ts` when

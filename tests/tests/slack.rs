@@ -428,3 +428,30 @@ dm_policy = "open"
     );
     assert_eq!(model.seen().len(), 2, "the bad requests reached the model");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_file_is_fetched_with_the_bot_token() {
+    let (model, sl, _gw, _dir) = start(
+        "dm_policy = \"open\"\n\n[agents.main.tools]\nprofile = \"coding\"\n\n[agents.main.approvals]\nmode = \"never\"",
+    )
+    .await;
+    let dm = dm_channel(48);
+    sl.dm_file(48, "my list", "notes.txt", b"milk, eggs, bread\n");
+    sl.wait(WAIT, "the answer to the file", |s| {
+        s.shown(&dm)
+            .first()
+            .is_some_and(|m| m.visible().starts_with("echo: my list"))
+            .then_some(())
+    })
+    .await;
+    let said = model.seen()[0].messages().last().unwrap().1.clone();
+    assert!(
+        said.contains(
+            "[attachment: notes.txt, text/plain, 1 KB, saved at /workspace/inbox/notes.txt]"
+        ),
+        "{said}"
+    );
+    let downloads = sl.downloads();
+    assert_eq!(downloads.len(), 1, "{downloads:?}");
+    assert!(downloads[0].1, "fetched without the bot token");
+}
