@@ -142,7 +142,6 @@ struct Inner {
     acked: Vec<String>,
     live: Option<(u64, mpsc::UnboundedSender<Push>)>,
     connections: u64,
-    hellos: u64,
     /// Messages posted by users: ts → (channel, text).
     user_messages: HashMap<String, (String, String)>,
     /// Files users shared: path → bytes.
@@ -522,16 +521,6 @@ async fn link(
 
 async fn connection(shared: Arc<Shared>, mut socket: WebSocket) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Push>();
-    let conn = {
-        let mut inner = shared.lock();
-        inner.connections += 1;
-        let conn = inner.connections;
-        // Slack keeps one of our connections: the old one goes.
-        if let Some((_, old)) = inner.live.replace((conn, tx.clone())) {
-            let _ = old.send(Push::Drop);
-        }
-        conn
-    };
     let hello = json!({"type": "hello", "num_connections": 1,
         "debug_info": {"host": "fake-slack", "build_number": 1, "approximate_connection_time": 18060},
         "connection_info": {"app_id": APP_ID}});
@@ -542,14 +531,20 @@ async fn connection(shared: Arc<Shared>, mut socket: WebSocket) {
     {
         return;
     }
-    {
+    let conn = {
         let mut inner = shared.lock();
-        inner.hellos += 1;
+        inner.connections += 1;
+        let conn = inner.connections;
+        // Slack keeps one of our connections: the old one goes.
+        if let Some((_, old)) = inner.live.replace((conn, tx.clone())) {
+            let _ = old.send(Push::Drop);
+        }
         // What was not acknowledged comes again.
-        for e in &mut inner.pending {
+        for e in &inner.pending {
             let _ = tx.send(Push::Frame(frame(e)));
         }
-    }
+        conn
+    };
     shared.changed.notify_waiters();
     loop {
         tokio::select! {
@@ -817,10 +812,9 @@ impl FakeSlack {
         self.shared.lock().connections
     }
 
-    /// Whether a connection is live and was greeted.
+    /// Whether a connection is live (it was greeted with `hello`).
     pub fn connected(&self) -> bool {
-        let inner = self.shared.lock();
-        inner.live.is_some() && inner.hellos >= inner.connections
+        self.shared.lock().live.is_some()
     }
 
     /// Wait (up to `limit`) until `check` holds, re-checking on every change.

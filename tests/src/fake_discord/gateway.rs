@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::{
     APP_ID, CHANNEL_ID, GUILD_ID, Handshake, Push, Shared, THREAD_ID, TOKEN, bot_user,
-    channel_json, error,
+    channel_json, dispatch_locked, error,
 };
 
 pub(crate) async fn upgrade(
@@ -129,15 +129,18 @@ fn identify(shared: &Shared, path: &str, intents: u64, conn: u64, tx: mpsc::Unbo
         inner.seq = 0;
         inner.events.clear();
         inner.live = Some((conn, tx));
+        // READY is the first dispatch of a session: nothing the test sends
+        // can come between it and the connection going live.
+        dispatch_locked(
+            &mut inner,
+            "READY",
+            json!({
+                "v": 10, "user": bot_user(), "guilds": [{"id": GUILD_ID, "unavailable": true}],
+                "session_id": session, "resume_gateway_url": shared.url("/resume"),
+                "shard": [0, 1], "application": {"id": APP_ID, "flags": 1 << 19},
+            }),
+        );
     }
-    shared.dispatch(
-        "READY",
-        json!({
-            "v": 10, "user": bot_user(), "guilds": [{"id": GUILD_ID, "unavailable": true}],
-            "session_id": session, "resume_gateway_url": shared.url("/resume"),
-            "shard": [0, 1], "application": {"id": APP_ID, "flags": 1 << 19},
-        }),
-    );
     shared.dispatch(
         "GUILD_CREATE",
         json!({"id": GUILD_ID, "name": "Test guild", "unavailable": false, "member_count": 3,

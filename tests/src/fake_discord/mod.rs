@@ -188,6 +188,17 @@ pub(crate) fn channel_json(id: &str) -> Option<Value> {
     })
 }
 
+/// Number and send (or keep) one dispatch, under the caller's lock.
+pub(crate) fn dispatch_locked(inner: &mut Inner, t: &str, d: Value) {
+    inner.seq += 1;
+    let s = inner.seq;
+    let frame = json!({"op": 0, "t": t, "s": s, "d": d}).to_string();
+    inner.events.push((s, frame.clone()));
+    if let Some((_, tx)) = &inner.live {
+        let _ = tx.send(Push::Frame(frame));
+    }
+}
+
 impl Shared {
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap()
@@ -199,15 +210,7 @@ impl Shared {
 
     /// Number and send (or keep) one dispatch.
     pub(crate) fn dispatch(&self, t: &str, d: Value) {
-        let mut inner = self.lock();
-        inner.seq += 1;
-        let s = inner.seq;
-        let frame = json!({"op": 0, "t": t, "s": s, "d": d}).to_string();
-        inner.events.push((s, frame.clone()));
-        if let Some((_, tx)) = &inner.live {
-            let _ = tx.send(Push::Frame(frame));
-        }
-        drop(inner);
+        dispatch_locked(&mut self.lock(), t, d);
         self.changed.notify_waiters();
     }
 
