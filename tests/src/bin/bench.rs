@@ -1,0 +1,510 @@
+//! The gateway's load harness: starts the real release binary against the
+//! fake model and platform servers of this crate and measures start-up,
+//! memory, per-turn overhead, throughput, what is sent to the model and the
+//! binary's size. Prints a table and writes `target/bench/gateway.json`.
+//!
+//! ```sh
+//! cargo build --release -p switchboard
+//! cargo run --release -p switchboard-tests --bin bench            # full run
+//! cargo run --release -p switchboard-tests --bin bench -- --quick # a smoke run
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchboard_tests::fake_openai::{FakeOpenAi, echo_answer};
+use switchboard_tests::fake_telegram::{self, FakeTelegram};
+use switchboard_tests::gateway::{TOKEN, config, free_port};
+
+/// How much of each measurement to do.
+struct Plan {
+    starts: usize,
+    turns: usize,
+    sessions: usize,
+    concurrency: usize,
+    load_secs: u64,
+    telegram_turns: usize,
+}
+
+fn say(what: &str) {
+    eprintln!("bench: {what}");
+}
+
+fn release_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("SWITCHBOARD_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = root.join("target/release/switchboard");
+    if !bin.exists() {
+        eprintln!(
+            "bench: {} does not exist: build it first with `cargo build --release -p switchboard`",
+            bin.display()
+        );
+        std::process::exit(2);
+    }
+    bin
+}
+
+/// A gateway process with its own data directory.
+struct Running {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    /// Resident memory now, in KiB (`VmRSS`).
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// CPU time used so far (user + system).
+    fn cpu(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces).
+        let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // utime and stime are fields 14 and 15 (12 and 13 after the name).
+        let hz = 100; // USER_HZ on Linux
+        Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
+    }
+}
+
+/// Start the binary with `config`; returns it and the time until `/readyz`
+/// answered 200.
+async fn start(
+    bin: &Path,
+    http: &reqwest::Client,
+    config_text: &str,
+    port: u16,
+) -> (Running, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("switchboard.toml");
+    std::fs::write(&config_path, config_text).unwrap();
+    let began = Instant::now();
+    let child = Command::new(bin)
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("serve")
+        .env_remove("SWITCHBOARD_TOKEN")
+        .env("SWITCHBOARD_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the gateway");
+    let url = format!("http://127.0.0.1:{port}");
+    let running = Running {
+        child,
+        url: url.clone(),
+        _dir: dir,
+    };
+    loop {
+        if let Ok(r) = http.get(format!("{url}/readyz")).send().await
+            && r.status() == 200
+        {
+            return (running, began.elapsed());
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the gateway did not become ready"
+        );
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}
+
+/// One web chat turn, not streamed; returns the time it took.
+async fn turn(http: &reqwest::Client, url: &str, user: &str, text: &str) -> Duration {
+    let body =
+        json!({"model": "main", "user": user, "messages": [{"role": "user", "content": text}]});
+    let began = Instant::now();
+    let r = http
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("a web chat turn");
+    let status = r.status();
+    let answer: Value = r.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "a turn failed: {status} {answer}");
+    began.elapsed()
+}
+
+/// The fake model's own time for one answer, asked directly.
+async fn model_alone(http: &reqwest::Client, model: &FakeOpenAi, n: usize) -> Duration {
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let body = json!({"model": "fake-model", "stream": true,
+                          "messages": [{"role": "user", "content": format!("baseline {i}")}]});
+        let began = Instant::now();
+        let r = http
+            .post(format!("{}/chat/completions", model.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let _ = r.bytes().await.unwrap();
+        times.push(began.elapsed());
+    }
+    times.sort();
+    percentile(&times, 0.5)
+}
+
+/// Overheads (turn time minus the model's own), sorted.
+fn overheads(mut times: Vec<Duration>, model: Duration) -> Vec<Duration> {
+    times.sort();
+    times.into_iter().map(|t| t.saturating_sub(model)).collect()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let plan = if quick {
+        Plan {
+            starts: 3,
+            turns: 100,
+            sessions: 500,
+            concurrency: 16,
+            load_secs: 3,
+            telegram_turns: 20,
+        }
+    } else {
+        Plan {
+            starts: 15,
+            turns: 1000,
+            sessions: 10_000,
+            concurrency: 64,
+            load_secs: 15,
+            telegram_turns: 200,
+        }
+    };
+    let bin = release_binary();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let model = FakeOpenAi::start().await;
+    let mut results = serde_json::Map::new();
+
+    // Binary size.
+    let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+    say(&format!(
+        "binary {} ({:.1} MB)",
+        bin.display(),
+        size as f64 / 1e6
+    ));
+    results.insert("binary_bytes".into(), json!(size));
+
+    // Cold starts.
+    let mut starts = Vec::new();
+    for i in 0..plan.starts {
+        let port = free_port();
+        let (_gw, took) = start(&bin, &http, &config(port, &model.base_url(), ""), port).await;
+        say(&format!(
+            "cold start {}/{}: {:.1} ms",
+            i + 1,
+            plan.starts,
+            ms(took)
+        ));
+        starts.push(took);
+    }
+    starts.sort();
+    results.insert(
+        "start_to_ready_ms_p50".into(),
+        json!(ms(percentile(&starts, 0.5))),
+    );
+    results.insert(
+        "start_to_ready_ms_max".into(),
+        json!(ms(*starts.last().unwrap())),
+    );
+
+    // One gateway for the rest.
+    let port = free_port();
+    let (gw, _) = start(&bin, &http, &config(port, &model.base_url(), ""), port).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = gw.rss_kib();
+    say(&format!("idle RSS {:.1} MB", idle as f64 / 1024.0));
+    results.insert("rss_idle_kib".into(), json!(idle));
+
+    // What one turn sends to the model.
+    turn(
+        &http,
+        &gw.url,
+        "bench-prompt",
+        "What is the capital of France?",
+    )
+    .await;
+    let sent = model
+        .seen()
+        .last()
+        .map(|s| s.body.to_string().len())
+        .unwrap_or(0);
+    say(&format!(
+        "sent to the model for a one-line message: {sent} bytes (~{} tokens)",
+        sent / 4
+    ));
+    results.insert("model_request_bytes".into(), json!(sent));
+    results.insert("model_request_tokens_est".into(), json!(sent / 4));
+
+    // Overhead per turn through the web chat, one at a time.
+    let alone = model_alone(&http, &model, 200).await;
+    let mut times = Vec::with_capacity(plan.turns);
+    for i in 0..plan.turns {
+        times.push(turn(&http, &gw.url, &format!("seq-{i}"), "hello").await);
+        if (i + 1) % 250 == 0 {
+            say(&format!("web chat turns {}/{}", i + 1, plan.turns));
+        }
+    }
+    let over = overheads(times, alone);
+    let (p50, p99) = (percentile(&over, 0.5), percentile(&over, 0.99));
+    say(&format!(
+        "web chat overhead p50 {:.2} ms, p99 {:.2} ms (model alone {:.2} ms)",
+        ms(p50),
+        ms(p99),
+        ms(alone)
+    ));
+    results.insert("webchat_overhead_ms_p50".into(), json!(ms(p50)));
+    results.insert("webchat_overhead_ms_p99".into(), json!(ms(p99)));
+    results.insert("model_alone_ms_p50".into(), json!(ms(alone)));
+
+    // Sustained turns per second, many sessions at once.
+    let done = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(plan.load_secs);
+    let cpu_before = gw.cpu();
+    let began = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..plan.concurrency {
+        let http = http.clone();
+        let url = gw.url.clone();
+        let done = done.clone();
+        workers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while Instant::now() < deadline {
+                turn(&http, &url, &format!("load-{w}-{}", i % 8), "hello").await;
+                done.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let wall = began.elapsed();
+    let cpu = gw.cpu() - cpu_before;
+    let rate = done.load(Ordering::Relaxed) as f64 / wall.as_secs_f64();
+    let cores = cpu.as_secs_f64() / wall.as_secs_f64();
+    say(&format!(
+        "throughput {rate:.0} turns/s with {} concurrent clients; the gateway used {cores:.2} cores",
+        plan.concurrency
+    ));
+    results.insert("webchat_turns_per_sec".into(), json!(rate.round()));
+    results.insert("webchat_concurrency".into(), json!(plan.concurrency));
+    results.insert(
+        "gateway_cores_used_under_load".into(),
+        json!((cores * 100.0).round() / 100.0),
+    );
+
+    // Memory after many distinct sessions, one turn each.
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..plan.concurrency {
+        let http = http.clone();
+        let url = gw.url.clone();
+        let next = next.clone();
+        let total = plan.sessions;
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                turn(&http, &url, &format!("session-{i}"), "hello").await;
+                if (i + 1) % 2000 == 0 {
+                    say(&format!("sessions {}/{total}", i + 1));
+                }
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let after = gw.rss_kib();
+    say(&format!(
+        "RSS after {} sessions: {:.1} MB",
+        plan.sessions,
+        after as f64 / 1024.0
+    ));
+    results.insert("sessions".into(), json!(plan.sessions));
+    results.insert("rss_after_sessions_kib".into(), json!(after));
+    drop(gw);
+
+    // Overhead per turn through the Telegram adapter.
+    let tg = FakeTelegram::start().await;
+    let port = free_port();
+    let extra = format!(
+        "[channels.telegram.accounts.main]\ntoken = \"{}\"\napi_url = \"{}\"\ndm_policy = \"open\"\npoll_timeout_secs = 25\n",
+        fake_telegram::TOKEN,
+        tg.url()
+    );
+    let (_gw, _) = start(&bin, &http, &config(port, &model.base_url(), &extra), port).await;
+    let mut times = Vec::with_capacity(plan.telegram_turns);
+    for i in 0..plan.telegram_turns {
+        let user = 10_000 + i as i64;
+        let text = format!("hello {i}");
+        let want = echo_answer(&text);
+        let began = Instant::now();
+        tg.dm(user, "Bench", &text);
+        tg.wait(Duration::from_secs(20), "the Telegram answer", |tg| {
+            tg.chat(user)
+                .last()
+                .is_some_and(|m| m.text == want)
+                .then_some(())
+        })
+        .await;
+        times.push(began.elapsed());
+    }
+    let over = overheads(times, alone);
+    let (p50, p99) = (percentile(&over, 0.5), percentile(&over, 0.99));
+    say(&format!(
+        "Telegram overhead p50 {:.2} ms, p99 {:.2} ms",
+        ms(p50),
+        ms(p99)
+    ));
+    results.insert("telegram_overhead_ms_p50".into(), json!(ms(p50)));
+    results.insert("telegram_overhead_ms_p99".into(), json!(ms(p99)));
+
+    let results = Value::Object(results);
+    println!("{}", table(&results));
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    let file = out.join(if quick {
+        "gateway-quick.json"
+    } else {
+        "gateway.json"
+    });
+    std::fs::write(&file, serde_json::to_string_pretty(&results).unwrap()).unwrap();
+    say(&format!("wrote {}", file.display()));
+}
+
+/// The figures against the goals, as a Markdown table.
+fn table(r: &Value) -> String {
+    let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    let mb = |k: &str| f(k) / 1024.0;
+    let rows = [
+        (
+            "cold start to /readyz (p50)",
+            format!("{:.1} ms", f("start_to_ready_ms_p50")),
+            "< 20 ms",
+            f("start_to_ready_ms_p50") < 20.0,
+        ),
+        (
+            "idle RSS",
+            format!("{:.1} MB", mb("rss_idle_kib")),
+            "< 20 MB",
+            mb("rss_idle_kib") < 20.0,
+        ),
+        (
+            "RSS after the sessions",
+            format!(
+                "{:.1} MB ({} sessions)",
+                mb("rss_after_sessions_kib"),
+                r["sessions"]
+            ),
+            "< 100 MB after 10,000",
+            mb("rss_after_sessions_kib") < 100.0 && f("sessions") >= 10_000.0,
+        ),
+        (
+            "web chat overhead p50",
+            format!("{:.2} ms", f("webchat_overhead_ms_p50")),
+            "< 2 ms",
+            f("webchat_overhead_ms_p50") < 2.0,
+        ),
+        (
+            "web chat overhead p99",
+            format!("{:.2} ms", f("webchat_overhead_ms_p99")),
+            "< 10 ms",
+            f("webchat_overhead_ms_p99") < 10.0,
+        ),
+        (
+            "Telegram overhead p50 / p99",
+            format!(
+                "{:.2} / {:.2} ms",
+                f("telegram_overhead_ms_p50"),
+                f("telegram_overhead_ms_p99")
+            ),
+            "—",
+            true,
+        ),
+        (
+            "web chat throughput",
+            format!("{:.0} turns/s", f("webchat_turns_per_sec")),
+            "≥ 2,000 turns/s",
+            f("webchat_turns_per_sec") >= 2000.0,
+        ),
+        (
+            "sent to the model, one-line message",
+            format!(
+                "{:.0} bytes (~{:.0} tokens)",
+                f("model_request_bytes"),
+                f("model_request_tokens_est")
+            ),
+            "< 12 KB",
+            f("model_request_bytes") < 12.0 * 1024.0,
+        ),
+        (
+            "release binary (stripped)",
+            format!("{:.1} MB", f("binary_bytes") / 1e6),
+            "< 30 MB",
+            f("binary_bytes") < 30e6,
+        ),
+    ];
+    let mut out = String::from("| measure | figure | goal | met |\n|---|---:|---|---|\n");
+    for (name, figure, goal, met) in rows {
+        out.push_str(&format!(
+            "| {name} | {figure} | {goal} | {} |\n",
+            if goal == "—" {
+                "—"
+            } else if met {
+                "yes"
+            } else {
+                "no"
+            }
+        ));
+    }
+    out
+}
