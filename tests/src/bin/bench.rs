@@ -101,6 +101,13 @@ async fn start(
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("switchboard.toml");
     std::fs::write(&config_path, config_text).unwrap();
+    let log_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_dir.join("gateway.log"))
+        .unwrap();
     let began = Instant::now();
     let child = Command::new(bin)
         .arg("--config")
@@ -109,10 +116,10 @@ async fn start(
         .arg(dir.path().join("data"))
         .arg("serve")
         .env_remove("SWITCHBOARD_TOKEN")
-        .env("SWITCHBOARD_LOG", "warn")
+        .env("SWITCHBOARD_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start the gateway");
     let url = format!("http://127.0.0.1:{port}");
@@ -253,9 +260,11 @@ async fn main() {
         json!(ms(*starts.last().unwrap())),
     );
 
-    // One gateway for the rest.
+    // One gateway for the rest; the per-user rate limit is off so one
+    // client can stand for many users.
     let port = free_port();
-    let (gw, _) = start(&bin, &http, &config(port, &model.base_url(), ""), port).await;
+    let unlimited = "[channels.webchat.rate_limit]\nper_minute = 0\n";
+    let (gw, _) = start(&bin, &http, &config(port, &model.base_url(), unlimited), port).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = gw.rss_kib();
     say(&format!("idle RSS {:.1} MB", idle as f64 / 1024.0));
