@@ -9,6 +9,9 @@
 //! cargo run --release -p switchboard-tests --bin bench -- --quick # a smoke run
 //! ```
 
+// A command-line harness: printing progress and the table is its job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -264,7 +267,13 @@ async fn main() {
     // client can stand for many users.
     let port = free_port();
     let unlimited = "[channels.webchat.rate_limit]\nper_minute = 0\n";
-    let (gw, _) = start(&bin, &http, &config(port, &model.base_url(), unlimited), port).await;
+    let (gw, _) = start(
+        &bin,
+        &http,
+        &config(port, &model.base_url(), unlimited),
+        port,
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = gw.rss_kib();
     say(&format!("idle RSS {:.1} MB", idle as f64 / 1024.0));
@@ -295,7 +304,7 @@ async fn main() {
     let mut times = Vec::with_capacity(plan.turns);
     for i in 0..plan.turns {
         times.push(turn(&http, &gw.url, &format!("seq-{i}"), "hello").await);
-        if (i + 1) % 250 == 0 {
+        if (i + 1).is_multiple_of(250) {
             say(&format!("web chat turns {}/{}", i + 1, plan.turns));
         }
     }
@@ -363,7 +372,7 @@ async fn main() {
                     break;
                 }
                 turn(&http, &url, &format!("session-{i}"), "hello").await;
-                if (i + 1) % 2000 == 0 {
+                if (i + 1).is_multiple_of(2000) {
                     say(&format!("sessions {}/{total}", i + 1));
                 }
             }
