@@ -57,7 +57,7 @@ impl ApiError {
                 let code = a.code.clone();
                 let retry_after = (code == "ratelimited").then_some(Duration::from_secs(1));
                 Self {
-                    message: format!("{method}: Slack answered `{code}`"),
+                    message: format!("{method}: Slack answered `{code}`{}", hint(&code)),
                     code: Some(code),
                     retry_after,
                 }
@@ -114,6 +114,23 @@ impl ApiError {
             Some(_) => ChannelError::Rejected(self.message),
             None => ChannelError::Unavailable(self.message),
         }
+    }
+}
+
+/// What to do about the Slack errors an operator can fix.
+fn hint(code: &str) -> &'static str {
+    match code {
+        "not_in_channel" | "channel_not_found" => {
+            ": invite the bot to the conversation (/invite @your-bot)"
+        }
+        "missing_scope" => {
+            ": add the scope the method needs under OAuth & Permissions and reinstall the app"
+        }
+        "invalid_auth" | "not_authed" | "token_revoked" | "token_expired" | "account_inactive" => {
+            ": the token was refused; copy a current one from the app's settings"
+        }
+        "not_allowed_token_type" => ": this call needs the other kind of token (xoxb- vs xapp-)",
+        _ => "",
     }
 }
 
@@ -285,5 +302,26 @@ impl Api {
             Err(e) if e.code.as_deref() == Some("no_reaction") => Ok(()),
             r => r.map(|_| ()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slack_morphism::errors::SlackClientApiError;
+
+    #[test]
+    fn errors_say_what_to_do_and_rate_limits_wait() {
+        let e = ApiError::from_client(
+            "chat.postMessage",
+            SlackClientError::ApiError(SlackClientApiError::new("not_in_channel".into())),
+        );
+        assert!(e.message.contains("/invite"), "{}", e.message);
+        assert!(matches!(e.surface(), SurfaceError::Failed(_)));
+        let e = ApiError::from_client(
+            "chat.update",
+            SlackClientError::ApiError(SlackClientApiError::new("ratelimited".into())),
+        );
+        assert!(matches!(e.surface(), SurfaceError::RetryAfter(_)));
     }
 }
