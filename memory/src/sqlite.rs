@@ -17,9 +17,17 @@ use crate::{
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A store in one SQLite file.
+///
+/// Writes go through one connection (`write`) and reads through a small
+/// pool (`read`): SQLite admits one writer at a time, and writers sharing
+/// a pool would wait for each other in SQLite's busy handler, which sleeps
+/// for milliseconds, instead of in the pool's queue, which wakes the next
+/// one as soon as the connection is free. In WAL mode readers never wait
+/// for the writer.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    read: SqlitePool,
+    write: SqlitePool,
 }
 
 impl SqliteStore {
@@ -64,25 +72,38 @@ impl SqliteStore {
             MIGRATOR.run(&mut first).await?;
             first.close().await.map_err(open_error)?;
         }
-        let pool = SqlitePoolOptions::new()
+        // Each query runs on the connection's own worker thread: a ping
+        // before every acquire (sqlx's default) would double the thread
+        // hops of every query, and a local file has no connection to lose.
+        let pool = |max| {
+            SqlitePoolOptions::new()
+                .max_connections(max)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .test_before_acquire(false)
+        };
+        if in_memory {
             // An in-memory database lives in one connection.
-            .max_connections(if in_memory { 1 } else { 4 })
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
+            let one = pool(1).connect_with(options).await.map_err(open_error)?;
+            MIGRATOR.run(&one).await?;
+            return Ok(Self {
+                read: one.clone(),
+                write: one,
+            });
+        }
+        let write = pool(1)
+            .connect_with(options.clone())
             .await
             .map_err(open_error)?;
-        if in_memory {
-            MIGRATOR.run(&pool).await?;
-        }
-        Ok(Self { pool })
+        let read = pool(2).connect_with(options).await.map_err(open_error)?;
+        Ok(Self { read, write })
     }
 
     /// The journal mode SQLite reports (`wal` for file databases).
     pub async fn journal_mode(&self) -> Result<String, StoreError> {
         let row = sqlx::query("PRAGMA journal_mode")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.read)
             .await?;
         Ok(row.try_get::<String, _>(0)?)
     }
@@ -120,7 +141,7 @@ impl Store for SqliteStore {
         Ok(
             sqlx::query_as::<_, SessionRecord>("SELECT * FROM sessions WHERE key = ?")
                 .bind(key)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.read)
                 .await?,
         )
     }
@@ -131,6 +152,10 @@ impl Store for SqliteStore {
         agent: &str,
         now: i64,
     ) -> Result<SessionRecord, StoreError> {
+        // Nearly every turn finds its session: a read needs no write lock.
+        if let Some(found) = self.session_get(key).await? {
+            return Ok(found);
+        }
         sqlx::query(
             "INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at) \
              VALUES (?1, 's_' || lower(hex(randomblob(12))), ?2, ?3, ?3, ?3) \
@@ -139,7 +164,7 @@ impl Store for SqliteStore {
         .bind(key)
         .bind(agent)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         self.session_get(key)
             .await?
@@ -161,7 +186,7 @@ impl Store for SqliteStore {
         .bind(key)
         .bind(agent)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         self.session_get(key)
             .await?
@@ -173,7 +198,7 @@ impl Store for SqliteStore {
             "SELECT * FROM sessions ORDER BY last_active_at DESC, key LIMIT ?",
         )
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?)
     }
 
@@ -188,7 +213,7 @@ impl Store for SqliteStore {
         )
         .bind(session_id)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter().map(transcript_row).collect()
     }
@@ -203,57 +228,63 @@ impl Store for SqliteStore {
              WHERE u.ingress_id = ? AND u.role = 'user' ORDER BY a.seq LIMIT 1",
         )
         .bind(ingress_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
         row.as_ref().map(transcript_row).transpose()
     }
 
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for entry in &commit.entries {
-            sqlx::query(
+        // One transaction, sent as one batch of statements: each statement
+        // sent on its own is a trip to the connection's thread and back.
+        let mut sql = String::new();
+        for _ in &commit.entries {
+            sql.push_str(
                 "INSERT INTO transcript (session_id, role, content, ingress_id, created_at) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(&commit.session_id)
-            .bind(entry.role.as_str())
-            .bind(&entry.content)
-            .bind(entry.ingress_id)
-            .bind(commit.now)
-            .execute(&mut *tx)
-            .await?;
+                 VALUES (?, ?, ?, ?, ?);",
+            );
         }
-        sqlx::query(
-            "UPDATE sessions SET last_active_at = ?, turns = turns + 1 WHERE session_id = ?",
-        )
-        .bind(commit.now)
-        .bind(&commit.session_id)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(u) = &commit.usage {
-            sqlx::query(
+        sql.push_str(
+            "UPDATE sessions SET last_active_at = ?, turns = turns + 1 WHERE session_id = ?;",
+        );
+        if commit.usage.is_some() {
+            sql.push_str(
                 "INSERT INTO usage (session_key, session_id, agent, input_tokens, output_tokens, cached_tokens, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&u.session_key)
-            .bind(&commit.session_id)
-            .bind(&u.agent)
-            .bind(u.tokens.input_tokens)
-            .bind(u.tokens.output_tokens)
-            .bind(u.tokens.cached_tokens)
-            .bind(commit.now)
-            .execute(&mut *tx)
-            .await?;
+                 VALUES (?, ?, ?, ?, ?, ?, ?);",
+            );
+        }
+        for _ in &commit.ingress_ids {
+            sql.push_str("UPDATE ingress SET status = ?, error = ?, updated_at = ? WHERE id = ?;");
+        }
+        // Built from fixed pieces only; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for entry in &commit.entries {
+            query = query
+                .bind(&commit.session_id)
+                .bind(entry.role.as_str())
+                .bind(&entry.content)
+                .bind(entry.ingress_id)
+                .bind(commit.now);
+        }
+        query = query.bind(commit.now).bind(&commit.session_id);
+        if let Some(u) = &commit.usage {
+            query = query
+                .bind(&u.session_key)
+                .bind(&commit.session_id)
+                .bind(&u.agent)
+                .bind(u.tokens.input_tokens)
+                .bind(u.tokens.output_tokens)
+                .bind(u.tokens.cached_tokens)
+                .bind(commit.now);
         }
         for id in &commit.ingress_ids {
-            sqlx::query("UPDATE ingress SET status = ?, error = ?, updated_at = ? WHERE id = ?")
+            query = query
                 .bind(commit.status.as_str())
                 .bind(commit.error.as_deref())
                 .bind(commit.now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                .bind(id);
         }
+        let mut tx = self.write.begin().await?;
+        query.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -270,7 +301,7 @@ impl Store for SqliteStore {
         )
         .bind(session_key)
         .bind(since)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.read)
         .await?)
     }
 
@@ -282,7 +313,7 @@ impl Store for SqliteStore {
         )
         .bind(agent)
         .bind(since)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.read)
         .await?)
     }
 
@@ -293,7 +324,7 @@ impl Store for SqliteStore {
              FROM usage WHERE created_at >= ? GROUP BY agent ORDER BY agent",
         )
         .bind(since)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?;
         rows.iter()
             .map(|r| {
@@ -329,7 +360,7 @@ impl Store for SqliteStore {
         .bind(payload)
         .bind(now)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.write)
         .await?;
         if let Some(row) = inserted {
             return Ok(IngressAccept::Accepted(row.try_get(0)?));
@@ -340,7 +371,7 @@ impl Store for SqliteStore {
         .bind(channel)
         .bind(account)
         .bind(message_id)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.write)
         .await?;
         Ok(IngressAccept::Duplicate {
             id: row.try_get(0)?,
@@ -352,7 +383,7 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE ingress SET attempts = attempts + 1, updated_at = ? WHERE id = ?")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -369,7 +400,7 @@ impl Store for SqliteStore {
             .bind(error)
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -377,14 +408,14 @@ impl Store for SqliteStore {
     async fn ingress_get(&self, id: i64) -> Result<Option<IngressRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM ingress WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await?;
         row.as_ref().map(ingress_row).transpose()
     }
 
     async fn ingress_pending(&self) -> Result<Vec<IngressRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM ingress WHERE status = 'pending' ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.read)
             .await?;
         rows.iter().map(ingress_row).collect()
     }
@@ -392,7 +423,7 @@ impl Store for SqliteStore {
     async fn ingress_prune(&self, before: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM ingress WHERE status != 'pending' AND updated_at < ?")
             .bind(before)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(done.rows_affected())
     }
@@ -412,7 +443,7 @@ impl Store for SqliteStore {
         .bind(request.created_at)
         .bind(request.expires_at)
         .bind(&request.chat_id)
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         Ok(())
     }
@@ -428,7 +459,7 @@ impl Store for SqliteStore {
         )
         .bind(now)
         .bind(channel)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?)
     }
 
@@ -439,7 +470,7 @@ impl Store for SqliteStore {
         by: &str,
         now: i64,
     ) -> Result<Option<PairingRequest>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write.begin().await?;
         let found = sqlx::query_as::<_, PairingRequest>(
             "DELETE FROM pairing WHERE channel = ? AND code = ? AND expires_at > ? RETURNING *",
         )
@@ -477,14 +508,14 @@ impl Store for SqliteStore {
         .bind(channel)
         .bind(code)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.write)
         .await?)
     }
 
     async fn pairing_purge_expired(&self, now: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM pairing WHERE expires_at <= ?")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(done.rows_affected())
     }
@@ -499,7 +530,7 @@ impl Store for SqliteStore {
         .bind(&entry.sender_id)
         .bind(entry.added_at)
         .bind(&entry.added_by)
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         Ok(())
     }
@@ -516,7 +547,7 @@ impl Store for SqliteStore {
         .bind(channel)
         .bind(account)
         .bind(sender_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
         Ok(row.is_some())
     }
@@ -527,7 +558,7 @@ impl Store for SqliteStore {
              ORDER BY channel, account, sender_id",
         )
         .bind(channel)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?)
     }
 
@@ -543,7 +574,7 @@ impl Store for SqliteStore {
         .bind(channel)
         .bind(account)
         .bind(sender_id)
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -563,7 +594,7 @@ impl Store for SqliteStore {
         .bind(r.created_at)
         .bind(r.expires_at)
         .bind(r.decided_at)
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         Ok(())
     }
@@ -582,7 +613,7 @@ impl Store for SqliteStore {
         .bind(by)
         .bind(now)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.write)
         .await?)
     }
 
@@ -590,7 +621,7 @@ impl Store for SqliteStore {
         Ok(
             sqlx::query_as::<_, ApprovalRecord>("SELECT * FROM approvals WHERE id = ?")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.read)
                 .await?,
         )
     }
@@ -605,16 +636,17 @@ impl Store for SqliteStore {
         )
         .bind(i64::from(pending_only))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
 
     async fn close(&self) {
-        self.pool.close().await;
+        self.write.close().await;
+        self.read.close().await;
     }
 }

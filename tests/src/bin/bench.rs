@@ -7,7 +7,12 @@
 //! cargo build --release -p switchboard
 //! cargo run --release -p switchboard-tests --bin bench            # full run
 //! cargo run --release -p switchboard-tests --bin bench -- --quick # a smoke run
+//! cargo run --release -p switchboard-tests --bin bench -- --only throughput
 //! ```
+//!
+//! `--only` runs one measurement (`starts`, `overhead`, `throughput`,
+//! `sessions` or `telegram`) besides the idle figures, for profiling; its
+//! figures go to `target/bench/gateway-partial.json`.
 
 // A command-line harness: printing progress and the table is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -203,7 +208,23 @@ fn overheads(mut times: Vec<Duration>, model: Duration) -> Vec<Duration> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| args.get(i + 1).cloned().unwrap_or_default());
+    const PHASES: [&str; 5] = ["starts", "overhead", "throughput", "sessions", "telegram"];
+    if let Some(o) = &only
+        && !PHASES.contains(&o.as_str())
+    {
+        eprintln!(
+            "bench: --only takes one of {}; got `{o}`",
+            PHASES.join(", ")
+        );
+        std::process::exit(2);
+    }
+    let run = |phase: &str| only.as_deref().is_none_or(|o| o == phase);
     let plan = if quick {
         Plan {
             starts: 3,
@@ -242,7 +263,7 @@ async fn main() {
 
     // Cold starts.
     let mut starts = Vec::new();
-    for i in 0..plan.starts {
+    for i in 0..if run("starts") { plan.starts } else { 0 } {
         let port = free_port();
         let (_gw, took) = start(&bin, &http, &config(port, &model.base_url(), ""), port).await;
         say(&format!(
@@ -254,14 +275,13 @@ async fn main() {
         starts.push(took);
     }
     starts.sort();
-    results.insert(
-        "start_to_ready_ms_p50".into(),
-        json!(ms(percentile(&starts, 0.5))),
-    );
-    results.insert(
-        "start_to_ready_ms_max".into(),
-        json!(ms(*starts.last().unwrap())),
-    );
+    if let Some(max) = starts.last() {
+        results.insert(
+            "start_to_ready_ms_p50".into(),
+            json!(ms(percentile(&starts, 0.5))),
+        );
+        results.insert("start_to_ready_ms_max".into(), json!(ms(*max)));
+    }
 
     // One gateway for the rest; the per-user rate limit is off so one
     // client can stand for many users.
@@ -299,138 +319,146 @@ async fn main() {
     results.insert("model_request_bytes".into(), json!(sent));
     results.insert("model_request_tokens_est".into(), json!(sent / 4));
 
-    // Overhead per turn through the web chat, one at a time.
     let alone = model_alone(&http, &model, 200).await;
-    let mut times = Vec::with_capacity(plan.turns);
-    for i in 0..plan.turns {
-        times.push(turn(&http, &gw.url, &format!("seq-{i}"), "hello").await);
-        if (i + 1).is_multiple_of(250) {
-            say(&format!("web chat turns {}/{}", i + 1, plan.turns));
-        }
-    }
-    let over = overheads(times, alone);
-    let (p50, p99) = (percentile(&over, 0.5), percentile(&over, 0.99));
-    say(&format!(
-        "web chat overhead p50 {:.2} ms, p99 {:.2} ms (model alone {:.2} ms)",
-        ms(p50),
-        ms(p99),
-        ms(alone)
-    ));
-    results.insert("webchat_overhead_ms_p50".into(), json!(ms(p50)));
-    results.insert("webchat_overhead_ms_p99".into(), json!(ms(p99)));
     results.insert("model_alone_ms_p50".into(), json!(ms(alone)));
 
+    // Overhead per turn through the web chat, one at a time.
+    if run("overhead") {
+        let mut times = Vec::with_capacity(plan.turns);
+        for i in 0..plan.turns {
+            times.push(turn(&http, &gw.url, &format!("seq-{i}"), "hello").await);
+            if (i + 1).is_multiple_of(250) {
+                say(&format!("web chat turns {}/{}", i + 1, plan.turns));
+            }
+        }
+        let over = overheads(times, alone);
+        let (p50, p99) = (percentile(&over, 0.5), percentile(&over, 0.99));
+        say(&format!(
+            "web chat overhead p50 {:.2} ms, p99 {:.2} ms (model alone {:.2} ms)",
+            ms(p50),
+            ms(p99),
+            ms(alone)
+        ));
+        results.insert("webchat_overhead_ms_p50".into(), json!(ms(p50)));
+        results.insert("webchat_overhead_ms_p99".into(), json!(ms(p99)));
+    }
     // Sustained turns per second, many sessions at once.
-    let done = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + Duration::from_secs(plan.load_secs);
-    let cpu_before = gw.cpu();
-    let began = Instant::now();
-    let mut workers = Vec::new();
-    for w in 0..plan.concurrency {
-        let http = http.clone();
-        let url = gw.url.clone();
-        let done = done.clone();
-        workers.push(tokio::spawn(async move {
-            let mut i = 0;
-            while Instant::now() < deadline {
-                turn(&http, &url, &format!("load-{w}-{}", i % 8), "hello").await;
-                done.fetch_add(1, Ordering::Relaxed);
-                i += 1;
-            }
-        }));
+    if run("throughput") {
+        let done = Arc::new(AtomicUsize::new(0));
+        let deadline = Instant::now() + Duration::from_secs(plan.load_secs);
+        let cpu_before = gw.cpu();
+        let began = Instant::now();
+        let mut workers = Vec::new();
+        for w in 0..plan.concurrency {
+            let http = http.clone();
+            let url = gw.url.clone();
+            let done = done.clone();
+            workers.push(tokio::spawn(async move {
+                let mut i = 0;
+                while Instant::now() < deadline {
+                    turn(&http, &url, &format!("load-{w}-{}", i % 8), "hello").await;
+                    done.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            }));
+        }
+        for w in workers {
+            w.await.unwrap();
+        }
+        let wall = began.elapsed();
+        let cpu = gw.cpu() - cpu_before;
+        let rate = done.load(Ordering::Relaxed) as f64 / wall.as_secs_f64();
+        let cores = cpu.as_secs_f64() / wall.as_secs_f64();
+        say(&format!(
+            "throughput {rate:.0} turns/s with {} concurrent clients; the gateway used {cores:.2} cores",
+            plan.concurrency
+        ));
+        results.insert("webchat_turns_per_sec".into(), json!(rate.round()));
+        results.insert("webchat_concurrency".into(), json!(plan.concurrency));
+        results.insert(
+            "gateway_cores_used_under_load".into(),
+            json!((cores * 100.0).round() / 100.0),
+        );
     }
-    for w in workers {
-        w.await.unwrap();
-    }
-    let wall = began.elapsed();
-    let cpu = gw.cpu() - cpu_before;
-    let rate = done.load(Ordering::Relaxed) as f64 / wall.as_secs_f64();
-    let cores = cpu.as_secs_f64() / wall.as_secs_f64();
-    say(&format!(
-        "throughput {rate:.0} turns/s with {} concurrent clients; the gateway used {cores:.2} cores",
-        plan.concurrency
-    ));
-    results.insert("webchat_turns_per_sec".into(), json!(rate.round()));
-    results.insert("webchat_concurrency".into(), json!(plan.concurrency));
-    results.insert(
-        "gateway_cores_used_under_load".into(),
-        json!((cores * 100.0).round() / 100.0),
-    );
-
     // Memory after many distinct sessions, one turn each.
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for _ in 0..plan.concurrency {
-        let http = http.clone();
-        let url = gw.url.clone();
-        let next = next.clone();
-        let total = plan.sessions;
-        workers.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
+    if run("sessions") {
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut workers = Vec::new();
+        for _ in 0..plan.concurrency {
+            let http = http.clone();
+            let url = gw.url.clone();
+            let next = next.clone();
+            let total = plan.sessions;
+            workers.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    turn(&http, &url, &format!("session-{i}"), "hello").await;
+                    if (i + 1).is_multiple_of(2000) {
+                        say(&format!("sessions {}/{total}", i + 1));
+                    }
                 }
-                turn(&http, &url, &format!("session-{i}"), "hello").await;
-                if (i + 1).is_multiple_of(2000) {
-                    say(&format!("sessions {}/{total}", i + 1));
-                }
-            }
-        }));
+            }));
+        }
+        for w in workers {
+            w.await.unwrap();
+        }
+        let after = gw.rss_kib();
+        say(&format!(
+            "RSS after {} sessions: {:.1} MB",
+            plan.sessions,
+            after as f64 / 1024.0
+        ));
+        results.insert("sessions".into(), json!(plan.sessions));
+        results.insert("rss_after_sessions_kib".into(), json!(after));
     }
-    for w in workers {
-        w.await.unwrap();
-    }
-    let after = gw.rss_kib();
-    say(&format!(
-        "RSS after {} sessions: {:.1} MB",
-        plan.sessions,
-        after as f64 / 1024.0
-    ));
-    results.insert("sessions".into(), json!(plan.sessions));
-    results.insert("rss_after_sessions_kib".into(), json!(after));
     drop(gw);
 
     // Overhead per turn through the Telegram adapter.
-    let tg = FakeTelegram::start().await;
-    let port = free_port();
-    let extra = format!(
-        "[channels.telegram.accounts.main]\ntoken = \"{}\"\napi_url = \"{}\"\ndm_policy = \"open\"\npoll_timeout_secs = 25\n",
-        fake_telegram::TOKEN,
-        tg.url()
-    );
-    let (_gw, _) = start(&bin, &http, &config(port, &model.base_url(), &extra), port).await;
-    let mut times = Vec::with_capacity(plan.telegram_turns);
-    for i in 0..plan.telegram_turns {
-        let user = 10_000 + i as i64;
-        let text = format!("hello {i}");
-        let want = echo_answer(&text);
-        let began = Instant::now();
-        tg.dm(user, "Bench", &text);
-        tg.wait(Duration::from_secs(20), "the Telegram answer", |tg| {
-            tg.chat(user)
-                .last()
-                .is_some_and(|m| m.text == want)
-                .then_some(())
-        })
-        .await;
-        times.push(began.elapsed());
+    if run("telegram") {
+        let tg = FakeTelegram::start().await;
+        let port = free_port();
+        let extra = format!(
+            "[channels.telegram.accounts.main]\ntoken = \"{}\"\napi_url = \"{}\"\ndm_policy = \"open\"\npoll_timeout_secs = 25\n",
+            fake_telegram::TOKEN,
+            tg.url()
+        );
+        let (_gw, _) = start(&bin, &http, &config(port, &model.base_url(), &extra), port).await;
+        let mut times = Vec::with_capacity(plan.telegram_turns);
+        for i in 0..plan.telegram_turns {
+            let user = 10_000 + i as i64;
+            let text = format!("hello {i}");
+            let want = echo_answer(&text);
+            let began = Instant::now();
+            tg.dm(user, "Bench", &text);
+            tg.wait(Duration::from_secs(20), "the Telegram answer", |tg| {
+                tg.chat(user)
+                    .last()
+                    .is_some_and(|m| m.text == want)
+                    .then_some(())
+            })
+            .await;
+            times.push(began.elapsed());
+        }
+        let over = overheads(times, alone);
+        let (p50, p99) = (percentile(&over, 0.5), percentile(&over, 0.99));
+        say(&format!(
+            "Telegram overhead p50 {:.2} ms, p99 {:.2} ms",
+            ms(p50),
+            ms(p99)
+        ));
+        results.insert("telegram_overhead_ms_p50".into(), json!(ms(p50)));
+        results.insert("telegram_overhead_ms_p99".into(), json!(ms(p99)));
     }
-    let over = overheads(times, alone);
-    let (p50, p99) = (percentile(&over, 0.5), percentile(&over, 0.99));
-    say(&format!(
-        "Telegram overhead p50 {:.2} ms, p99 {:.2} ms",
-        ms(p50),
-        ms(p99)
-    ));
-    results.insert("telegram_overhead_ms_p50".into(), json!(ms(p50)));
-    results.insert("telegram_overhead_ms_p99".into(), json!(ms(p99)));
-
     let results = Value::Object(results);
     println!("{}", table(&results));
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&out).unwrap();
-    let file = out.join(if quick {
+    let file = out.join(if only.is_some() {
+        "gateway-partial.json"
+    } else if quick {
         "gateway-quick.json"
     } else {
         "gateway.json"
@@ -513,6 +541,9 @@ fn table(r: &Value) -> String {
     ];
     let mut out = String::from("| measure | figure | goal | met |\n|---|---:|---|---|\n");
     for (name, figure, goal, met) in rows {
+        if figure.contains("NaN") {
+            continue; // not measured in this run (`--only`)
+        }
         out.push_str(&format!(
             "| {name} | {figure} | {goal} | {} |\n",
             if goal == "—" {
