@@ -16,7 +16,7 @@ use crate::clock::now_ms;
 /// The notice for a message refused because its session's queue is full.
 pub(crate) const BUSY_NOTICE: &str = "I'm still working through your earlier messages and can't take this one now. Please send it again in a moment.";
 
-pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Receiver<Job>) {
+pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Receiver<Box<Job>>) {
     let ctx = registry.context().clone();
     let mut queue = TurnQueue::new(ctx.queue_mode, ctx.mailbox);
     let span = tracing::info_span!("session", session_key = %key);
@@ -25,11 +25,11 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Re
             if queue.is_empty() {
                 tokio::select! {
                     job = rx.recv() => match job {
-                        Some(job) => { offer(&ctx, &mut queue, job, false).await; }
+                        Some(job) => { offer(&ctx, &mut queue, *job, false).await; }
                         None => break,
                     },
                     () = tokio::time::sleep(ctx.actor_idle) => match registry.retire(&key, &mut rx) {
-                        Some(job) => { offer(&ctx, &mut queue, job, false).await; }
+                        Some(job) => { offer(&ctx, &mut queue, *job, false).await; }
                         None => break,
                     },
                     () = ctx.draining.cancelled() => break,
@@ -52,8 +52,10 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Re
             let Ok(_permit) = permit else { break };
             let interrupt = ctx.hard_stop.child_token();
             registry.turn_started(&key, interrupt.clone());
-            let turn = run_batch(&ctx, &key, batch, interrupt.clone());
-            tokio::pin!(turn);
+            // Boxed: the turn's state is large and an idle actor, which
+            // may wait minutes for its next message, should not keep room
+            // for it.
+            let mut turn = Box::pin(run_batch(&ctx, &key, batch, interrupt.clone()));
             let mut mailbox_open = true;
             loop {
                 tokio::select! {
@@ -63,7 +65,7 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Re
                     }
                     job = rx.recv(), if mailbox_open => match job {
                         Some(job) => {
-                            if offer(&ctx, &mut queue, job, true).await {
+                            if offer(&ctx, &mut queue, *job, true).await {
                                 interrupt.cancel();
                             }
                         }

@@ -133,7 +133,10 @@ pub enum DispatchError {
 
 struct Inner {
     ctx: Arc<TurnContext>,
-    actors: Mutex<HashMap<String, mpsc::Sender<Job>>>,
+    /// Each live actor's mailbox. Jobs travel boxed: a channel allocates
+    /// room for a block of 32 messages up front, which for a `Job` by value
+    /// would be ~13 KB kept per idle session.
+    actors: Mutex<HashMap<String, mpsc::Sender<Box<Job>>>>,
     /// The cancel handle of each session's running turn.
     running: Mutex<HashMap<String, CancellationToken>>,
     tracker: TaskTracker,
@@ -179,21 +182,21 @@ impl SessionRegistry {
         let mut actors = self.inner.actors.lock().unwrap_or_else(|e| e.into_inner());
         let mut job = job;
         if let Some(tx) = actors.get(&job.session_key) {
-            match tx.try_send(job) {
+            match tx.try_send(Box::new(job)) {
                 Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(j)) => return Err(DispatchError::Busy(j)),
+                Err(mpsc::error::TrySendError::Full(j)) => return Err(DispatchError::Busy(*j)),
                 Err(mpsc::error::TrySendError::Closed(j)) => {
                     actors.remove(&j.session_key);
-                    job = j;
+                    job = *j;
                 }
             }
         }
         let (tx, rx) = mpsc::channel(self.inner.ctx.mailbox);
         let key = job.session_key.clone();
         // A fresh channel has room for one.
-        if let Err(e) = tx.try_send(job) {
+        if let Err(e) = tx.try_send(Box::new(job)) {
             let (mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j)) = e;
-            return Err(DispatchError::Closed(j));
+            return Err(DispatchError::Closed(*j));
         }
         actors.insert(key.clone(), tx);
         self.inner.tracker.spawn(actor::run(self.clone(), key, rx));
@@ -203,7 +206,7 @@ impl SessionRegistry {
     /// Called by an idle actor: leave unless a job arrived meanwhile, which
     /// is then returned. Holding the lock makes this race-free with
     /// [`dispatch`](Self::dispatch).
-    fn retire(&self, key: &str, rx: &mut mpsc::Receiver<Job>) -> Option<Job> {
+    fn retire(&self, key: &str, rx: &mut mpsc::Receiver<Box<Job>>) -> Option<Box<Job>> {
         let mut actors = self.inner.actors.lock().unwrap_or_else(|e| e.into_inner());
         match rx.try_recv() {
             Ok(job) => Some(job),

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use switchboard_tests::fake_openai::{FakeOpenAi, echo_answer};
 use switchboard_tests::fake_telegram::{self, FakeTelegram};
-use switchboard_tests::gateway::{TOKEN, config, free_port};
+use switchboard_tests::gateway::{TOKEN, free_port};
 
 /// How much of each measurement to do.
 struct Plan {
@@ -56,6 +56,31 @@ fn release_binary() -> PathBuf {
         std::process::exit(2);
     }
     bin
+}
+
+/// The gateway's config: the fake model as the provider of the default
+/// agent `main`, with the built-in system prompt and default tools (what a
+/// new user runs), plus `extra`.
+fn config(port: u16, model_base_url: &str, extra: &str) -> String {
+    format!(
+        r#"[gateway]
+bind = "127.0.0.1:{port}"
+
+[gateway.auth]
+token = "{TOKEN}"
+
+[providers.fake]
+kind = "openai"
+base_url = "{model_base_url}"
+model = "fake-model"
+api_key = "sk-bench-key"
+
+[agents.main]
+provider = "fake"
+
+{extra}
+"#
+    )
 }
 
 /// A gateway process with its own data directory.
@@ -180,6 +205,30 @@ async fn turn(http: &reqwest::Client, url: &str, user: &str, text: &str) -> Dura
     began.elapsed()
 }
 
+/// The size of the model request for a one-line message, and the tools it
+/// offers.
+async fn model_request(
+    http: &reqwest::Client,
+    url: &str,
+    model: &FakeOpenAi,
+) -> (usize, Vec<String>) {
+    turn(http, url, "bench-prompt", "What is the capital of France?").await;
+    let request = model
+        .seen()
+        .last()
+        .map(|s| s.body.clone())
+        .unwrap_or_default();
+    let tools = request["tools"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    (request.to_string().len(), tools)
+}
+
 /// The fake model's own time for one answer, asked directly.
 async fn model_alone(http: &reqwest::Client, model: &FakeOpenAi, n: usize) -> Duration {
     let mut times = Vec::with_capacity(n);
@@ -299,25 +348,30 @@ async fn main() {
     say(&format!("idle RSS {:.1} MB", idle as f64 / 1024.0));
     results.insert("rss_idle_kib".into(), json!(idle));
 
-    // What one turn sends to the model.
-    turn(
-        &http,
-        &gw.url,
-        "bench-prompt",
-        "What is the capital of France?",
-    )
-    .await;
-    let sent = model
-        .seen()
-        .last()
-        .map(|s| s.body.to_string().len())
-        .unwrap_or(0);
+    // What one turn sends to the model: the default agent as a new user
+    // has it, and with the shell and file tools of the `coding` profile.
+    let (sent, tools) = model_request(&http, &gw.url, &model).await;
     say(&format!(
-        "sent to the model for a one-line message: {sent} bytes (~{} tokens)",
-        sent / 4
+        "sent to the model for a one-line message: {sent} bytes (~{} tokens), tools: {}",
+        sent / 4,
+        tools.join(", ")
     ));
     results.insert("model_request_bytes".into(), json!(sent));
     results.insert("model_request_tokens_est".into(), json!(sent / 4));
+    results.insert("model_request_tools".into(), json!(tools));
+    {
+        let port = free_port();
+        let coding = "[agents.main.tools]\nprofile = \"coding\"\n";
+        let (coder, _) = start(&bin, &http, &config(port, &model.base_url(), coding), port).await;
+        let (sent, tools) = model_request(&http, &coder.url, &model).await;
+        say(&format!(
+            "with the coding profile: {sent} bytes (~{} tokens), tools: {}",
+            sent / 4,
+            tools.join(", ")
+        ));
+        results.insert("model_request_bytes_coding".into(), json!(sent));
+        results.insert("model_request_tools_coding".into(), json!(tools));
+    }
 
     let alone = model_alone(&http, &model, 200).await;
     results.insert("model_alone_ms_p50".into(), json!(ms(alone)));
@@ -531,6 +585,12 @@ fn table(r: &Value) -> String {
             ),
             "< 12 KB",
             f("model_request_bytes") < 12.0 * 1024.0,
+        ),
+        (
+            "sent to the model, `coding` profile",
+            format!("{:.0} bytes", f("model_request_bytes_coding")),
+            "—",
+            true,
         ),
         (
             "release binary (stripped)",
