@@ -5,8 +5,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, Row, SqlitePool};
+use sqlx::pool::PoolConnection;
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqlitePool};
 
 use crate::{
     AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing,
@@ -28,6 +32,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// An in-memory database lives and dies with its one connection.
+    in_memory: bool,
 }
 
 impl SqliteStore {
@@ -90,6 +96,7 @@ impl SqliteStore {
             return Ok(Self {
                 read: one.clone(),
                 write: one,
+                in_memory: true,
             });
         }
         let write = pool(1)
@@ -97,7 +104,11 @@ impl SqliteStore {
             .await
             .map_err(open_error)?;
         let read = pool(2).connect_with(options).await.map_err(open_error)?;
-        Ok(Self { read, write })
+        Ok(Self {
+            read,
+            write,
+            in_memory: false,
+        })
     }
 
     /// The journal mode SQLite reports (`wal` for file databases).
@@ -106,6 +117,64 @@ impl SqliteStore {
             .fetch_one(&self.read)
             .await?;
         Ok(row.try_get::<String, _>(0)?)
+    }
+}
+
+type Statements<'q> = Query<'q, Sqlite, SqliteArguments>;
+
+/// The writer's connection while a transaction sent as one batch runs: if
+/// the batch's future is dropped half-way the transaction may be left
+/// open, so the connection is closed (which rolls it back) instead of
+/// going back to the pool.
+struct Batch {
+    conn: PoolConnection<Sqlite>,
+    done: bool,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Run `statements` (each ending in `;`, arguments bound by `bind` in
+    /// order) as one transaction, in one trip to the writer's thread.
+    /// Sent one by one, `BEGIN`, each statement and `COMMIT` would each be
+    /// a trip there and back.
+    async fn transact<'q>(
+        &self,
+        statements: &str,
+        bind: impl FnOnce(Statements<'q>) -> Statements<'q>,
+    ) -> Result<(), StoreError> {
+        if self.in_memory {
+            // Closing its connection would lose the whole database: use a
+            // transaction sqlx rolls back when dropped.
+            let mut tx = self.write.begin().await?;
+            bind(sqlx::query(sqlx::AssertSqlSafe(statements.to_string())))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        let sql = format!("BEGIN IMMEDIATE;{statements}COMMIT;");
+        // Built from the callers' fixed statements only; every value is bound.
+        let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql)));
+        let mut batch = Batch {
+            conn: self.write.acquire().await?,
+            done: false,
+        };
+        let result = query.execute(&mut *batch.conn).await;
+        if result.is_err() {
+            // SQLite stops at the failing statement: take back the ones
+            // before it. (Without a transaction open this fails; no matter.)
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *batch.conn).await;
+        }
+        batch.done = true;
+        result?;
+        Ok(())
     }
 }
 
@@ -234,8 +303,6 @@ impl Store for SqliteStore {
     }
 
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
-        // One transaction, sent as one batch of statements: each statement
-        // sent on its own is a trip to the connection's thread and back.
         let mut sql = String::new();
         for _ in &commit.entries {
             sql.push_str(
@@ -255,38 +322,36 @@ impl Store for SqliteStore {
         for _ in &commit.ingress_ids {
             sql.push_str("UPDATE ingress SET status = ?, error = ?, updated_at = ? WHERE id = ?;");
         }
-        // Built from fixed pieces only; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for entry in &commit.entries {
-            query = query
-                .bind(&commit.session_id)
-                .bind(entry.role.as_str())
-                .bind(&entry.content)
-                .bind(entry.ingress_id)
-                .bind(commit.now);
-        }
-        query = query.bind(commit.now).bind(&commit.session_id);
-        if let Some(u) = &commit.usage {
-            query = query
-                .bind(&u.session_key)
-                .bind(&commit.session_id)
-                .bind(&u.agent)
-                .bind(u.tokens.input_tokens)
-                .bind(u.tokens.output_tokens)
-                .bind(u.tokens.cached_tokens)
-                .bind(commit.now);
-        }
-        for id in &commit.ingress_ids {
-            query = query
-                .bind(commit.status.as_str())
-                .bind(commit.error.as_deref())
-                .bind(commit.now)
-                .bind(id);
-        }
-        let mut tx = self.write.begin().await?;
-        query.execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        self.transact(&sql, |mut query| {
+            for entry in &commit.entries {
+                query = query
+                    .bind(&commit.session_id)
+                    .bind(entry.role.as_str())
+                    .bind(&entry.content)
+                    .bind(entry.ingress_id)
+                    .bind(commit.now);
+            }
+            query = query.bind(commit.now).bind(&commit.session_id);
+            if let Some(u) = &commit.usage {
+                query = query
+                    .bind(&u.session_key)
+                    .bind(&commit.session_id)
+                    .bind(&u.agent)
+                    .bind(u.tokens.input_tokens)
+                    .bind(u.tokens.output_tokens)
+                    .bind(u.tokens.cached_tokens)
+                    .bind(commit.now);
+            }
+            for id in &commit.ingress_ids {
+                query = query
+                    .bind(commit.status.as_str())
+                    .bind(commit.error.as_deref())
+                    .bind(commit.now)
+                    .bind(id);
+            }
+            query
+        })
+        .await
     }
 
     async fn usage_for_session(
@@ -648,5 +713,79 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    const TWO_SESSIONS: &str = "INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at) VALUES (?, ?, 'main', 1, 1, 1);\
+         INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at) VALUES (?, ?, 'main', 1, 1, 1);";
+
+    async fn keys(store: &SqliteStore) -> Vec<String> {
+        store
+            .sessions_list(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.key)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_failing_statement_takes_back_the_whole_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        // The second insert repeats the first's session id (UNIQUE).
+        let failed = store
+            .transact(TWO_SESSIONS, |q| {
+                q.bind("a").bind("s1").bind("b").bind("s1")
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(keys(&store).await.is_empty(), "the first insert was kept");
+        // The writer is usable afterwards: no transaction was left open.
+        store
+            .transact(TWO_SESSIONS, |q| {
+                q.bind("a").bind("s1").bind("b").bind("s2")
+            })
+            .await
+            .unwrap();
+        assert_eq!(keys(&store).await.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_batch_dropped_half_way_leaves_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        for round in 0..20 {
+            let (k1, k2) = (format!("a{round}"), format!("b{round}"));
+            let (s1, s2) = (format!("s{round}a"), format!("s{round}b"));
+            // Polled once (the batch is on its way to the writer), then
+            // dropped.
+            let dropped = store
+                .transact(TWO_SESSIONS, |q| q.bind(&k1).bind(&s1).bind(&k2).bind(&s2))
+                .now_or_never();
+            assert!(dropped.is_none() || matches!(dropped, Some(Ok(()))));
+            let after = format!("c{round}");
+            let sid = format!("s{round}c");
+            store
+                .transact(
+                    "INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at) VALUES (?, ?, 'main', 1, 1, 1);",
+                    |q| q.bind(&after).bind(&sid),
+                )
+                .await
+                .unwrap();
+            let keys = keys(&store).await;
+            assert_eq!(
+                keys.contains(&k1),
+                keys.contains(&k2),
+                "half a batch was kept: {keys:?}"
+            );
+            assert!(keys.contains(&after));
+        }
     }
 }
