@@ -231,22 +231,56 @@ async fn model_request(
 
 /// The fake model's own time for one answer, asked directly.
 async fn model_alone(http: &reqwest::Client, model: &FakeOpenAi, n: usize) -> Duration {
+    let url = model.base_url();
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
-        let body = json!({"model": "fake-model", "stream": true,
-                          "messages": [{"role": "user", "content": format!("baseline {i}")}]});
         let began = Instant::now();
-        let r = http
-            .post(format!("{}/chat/completions", model.base_url()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let _ = r.bytes().await.unwrap();
+        model_call(http, &url, i).await;
         times.push(began.elapsed());
     }
     times.sort();
     percentile(&times, 0.5)
+}
+
+/// One streamed answer from the fake model, asked directly.
+async fn model_call(http: &reqwest::Client, base_url: &str, i: usize) {
+    let body = json!({"model": "fake-model", "stream": true,
+                      "messages": [{"role": "user", "content": format!("baseline {i}")}]});
+    let r = http
+        .post(format!("{base_url}/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .expect("the fake model answers");
+    let _ = r.bytes().await.expect("the fake model's answer");
+}
+
+/// Calls per second of `one(worker, i)` from `concurrency` workers, each
+/// calling again as soon as answered, for `secs`.
+async fn sustained<F, Fut>(concurrency: usize, secs: u64, one: F) -> f64
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let done = Arc::new(AtomicUsize::new(0));
+    let began = Instant::now();
+    let deadline = began + Duration::from_secs(secs);
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let (one, done) = (one.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while Instant::now() < deadline {
+                one(w, i).await;
+                done.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+        }));
+    }
+    for w in workers {
+        w.await.expect("a load worker");
+    }
+    done.load(Ordering::Relaxed) as f64 / began.elapsed().as_secs_f64()
 }
 
 /// Overheads (turn time minus the model's own), sorted.
@@ -398,33 +432,32 @@ async fn main() {
     }
     // Sustained turns per second, many sessions at once.
     if run("throughput") {
-        let done = Arc::new(AtomicUsize::new(0));
-        let deadline = Instant::now() + Duration::from_secs(plan.load_secs);
+        // The same load straight at the fake model: what the harness and
+        // the fake can do on this machine without the gateway between.
+        let model_rate = {
+            let (http, url) = (http.clone(), model.base_url());
+            sustained(plan.concurrency, plan.load_secs.min(5), move |_, i| {
+                let (http, url) = (http.clone(), url.clone());
+                async move { model_call(&http, &url, i).await }
+            })
+            .await
+        };
         let cpu_before = gw.cpu();
         let began = Instant::now();
-        let mut workers = Vec::new();
-        for w in 0..plan.concurrency {
-            let http = http.clone();
-            let url = gw.url.clone();
-            let done = done.clone();
-            workers.push(tokio::spawn(async move {
-                let mut i = 0;
-                while Instant::now() < deadline {
+        let rate = {
+            let (http, url) = (http.clone(), gw.url.clone());
+            sustained(plan.concurrency, plan.load_secs, move |w, i| {
+                let (http, url) = (http.clone(), url.clone());
+                async move {
                     turn(&http, &url, &format!("load-{w}-{}", i % 8), "hello").await;
-                    done.fetch_add(1, Ordering::Relaxed);
-                    i += 1;
                 }
-            }));
-        }
-        for w in workers {
-            w.await.unwrap();
-        }
-        let wall = began.elapsed();
-        let cpu = gw.cpu() - cpu_before;
-        let rate = done.load(Ordering::Relaxed) as f64 / wall.as_secs_f64();
-        let cores = cpu.as_secs_f64() / wall.as_secs_f64();
+            })
+            .await
+        };
+        let cores = (gw.cpu() - cpu_before).as_secs_f64() / began.elapsed().as_secs_f64();
         say(&format!(
-            "throughput {rate:.0} turns/s with {} concurrent clients; the gateway used {cores:.2} cores",
+            "throughput {rate:.0} turns/s with {} concurrent clients; the gateway used {cores:.2} cores \
+             (the fake model alone, asked by the same clients: {model_rate:.0} answers/s)",
             plan.concurrency
         ));
         results.insert("webchat_turns_per_sec".into(), json!(rate.round()));
@@ -432,6 +465,10 @@ async fn main() {
         results.insert(
             "gateway_cores_used_under_load".into(),
             json!((cores * 100.0).round() / 100.0),
+        );
+        results.insert(
+            "model_alone_answers_per_sec".into(),
+            json!(model_rate.round()),
         );
     }
     // Memory after many distinct sessions, one turn each.
