@@ -41,6 +41,18 @@ pub fn free_port() -> u16 {
 /// The config of a test gateway on `port` whose `main` agent asks
 /// `model_base_url`; `extra` is appended verbatim.
 pub fn config(port: u16, model_base_url: &str, extra: &str) -> String {
+    config_for(
+        port,
+        model_base_url,
+        "system_prompt = \"You are the test assistant.\"\n",
+        extra,
+    )
+}
+
+/// The gateway config of [`config`], with `agent` as the lines of
+/// `[agents.main]` after its provider (empty: the built-in defaults, as a
+/// new user has them).
+pub fn config_for(port: u16, model_base_url: &str, agent: &str, extra: &str) -> String {
     format!(
         r#"[gateway]
 bind = "127.0.0.1:{port}"
@@ -58,8 +70,7 @@ timeout_secs = 30
 
 [agents.main]
 provider = "fake"
-system_prompt = "You are the test assistant."
-
+{agent}
 {extra}
 "#
     )

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use switchboard_tests::fake_openai::{FakeOpenAi, echo_answer};
 use switchboard_tests::fake_telegram::{self, FakeTelegram};
-use switchboard_tests::gateway::{TOKEN, free_port};
+use switchboard_tests::gateway::{self, TOKEN, free_port};
 
 /// How much of each measurement to do.
 struct Plan {
@@ -62,25 +62,7 @@ fn release_binary() -> PathBuf {
 /// agent `main`, with the built-in system prompt and default tools (what a
 /// new user runs), plus `extra`.
 fn config(port: u16, model_base_url: &str, extra: &str) -> String {
-    format!(
-        r#"[gateway]
-bind = "127.0.0.1:{port}"
-
-[gateway.auth]
-token = "{TOKEN}"
-
-[providers.fake]
-kind = "openai"
-base_url = "{model_base_url}"
-model = "fake-model"
-api_key = "sk-bench-key"
-
-[agents.main]
-provider = "fake"
-
-{extra}
-"#
-    )
+    gateway::config_for(port, model_base_url, "", extra)
 }
 
 /// A gateway process with its own data directory.
