@@ -15,6 +15,8 @@ pub mod download;
 mod message;
 mod reply;
 pub mod stream;
+#[cfg(feature = "websocket")]
+pub mod websocket;
 
 pub use channel::{
     Channel, ChannelContext, ChannelError, ChannelStatus, Delivery, StatusSnapshot, Webhook,

@@ -17,7 +17,6 @@
 //! starts over with IDENTIFY at the gateway URL after 1–5 seconds, as
 //! Discord asks.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -29,6 +28,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
+use switchboard_channel::websocket::{self, Socket, backoff};
 use switchboard_channel::{ChannelError, ChannelStatus};
 
 use crate::model::{ChannelInfo, GuildCreate, Interaction, Message, Ready, ThreadListSync};
@@ -105,34 +105,11 @@ fn with_query(url: &str) -> String {
     format!("{base}{sep}v={VERSION}&encoding=json")
 }
 
-fn tls() -> Arc<rustls::ClientConfig> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
-fn backoff(failures: u32) -> Duration {
-    match failures {
-        0 | 1 => Duration::ZERO,
-        n => Duration::from_secs((1u64 << (n - 2).min(6)).min(60)),
-    }
-}
-
 /// Discord asks for a random 1–5 s wait before identifying again after an
 /// invalid session.
 fn identify_wait() -> Duration {
     Duration::from_millis(rand::random_range(1000..=5000))
 }
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 impl Gateway<'_> {
     /// Stay connected until shutdown; `Err` only for what retrying cannot
@@ -173,16 +150,9 @@ impl Gateway<'_> {
             .map_or(self.url.as_str(), |s| s.resume_url.as_str());
         self.status
             .state(if resuming { "resuming" } else { "connecting" });
-        let connect = tokio_tungstenite::connect_async_tls_with_config(
-            with_query(url),
-            None,
-            false,
-            Some(tokio_tungstenite::Connector::Rustls(tls())),
-        );
-        let mut ws = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-            Ok(Ok((ws, _))) => ws,
-            Ok(Err(e)) => return Ok(self.lost(failures, format!("cannot connect: {e}"))),
-            Err(_) => return Ok(self.lost(failures, "connecting timed out".into())),
+        let mut ws = match websocket::connect(&with_query(url), CONNECT_TIMEOUT).await {
+            Ok(ws) => ws,
+            Err(e) => return Ok(self.lost(failures, e)),
         };
         // HELLO comes first and names the heartbeat interval.
         let interval = match tokio::time::timeout(CONNECT_TIMEOUT, ws.next()).await {
@@ -423,11 +393,7 @@ mod tests {
     }
 
     #[test]
-    fn reconnects_start_at_once_then_back_off() {
-        assert_eq!(backoff(1), Duration::ZERO);
-        assert_eq!(backoff(2), Duration::from_secs(1));
-        assert_eq!(backoff(3), Duration::from_secs(2));
-        assert_eq!(backoff(30), Duration::from_secs(60));
+    fn identify_waits_one_to_five_seconds() {
         let w = identify_wait();
         assert!(w >= Duration::from_secs(1) && w <= Duration::from_secs(5));
     }

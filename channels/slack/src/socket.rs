@@ -12,7 +12,6 @@
 //! deduplication answers it once. slack-morphism makes the
 //! `apps.connections.open` call.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -24,6 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
+use switchboard_channel::websocket::{self, Socket, backoff};
 use switchboard_channel::{ChannelError, ChannelStatus};
 
 use crate::api::Api;
@@ -86,29 +86,6 @@ pub struct SocketMode<'a> {
     pub ping_interval: Duration,
 }
 
-fn backoff(failures: u32) -> Duration {
-    match failures {
-        0 | 1 => Duration::ZERO,
-        n => Duration::from_secs((1u64 << (n - 2).min(6)).min(60)),
-    }
-}
-
-fn tls() -> Arc<rustls::ClientConfig> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn close(ws: &mut Socket) {
     let frame = CloseFrame {
         code: CloseCode::Normal,
@@ -158,17 +135,10 @@ impl SocketMode<'_> {
             }
             Err(e) => return Ok(self.lost(failures, e.to_string())),
         };
-        let connect = tokio_tungstenite::connect_async_tls_with_config(
-            url.as_str(),
-            None,
-            false,
-            Some(tokio_tungstenite::Connector::Rustls(tls())),
-        );
-        let mut ws = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-            // The URL holds a one-time ticket: not shown.
-            Ok(Ok((ws, _))) => ws,
-            Ok(Err(e)) => return Ok(self.lost(failures, format!("cannot connect: {e}"))),
-            Err(_) => return Ok(self.lost(failures, "connecting timed out".into())),
+        // The URL holds a one-time ticket: the error does not show it.
+        let mut ws = match websocket::connect(&url, CONNECT_TIMEOUT).await {
+            Ok(ws) => ws,
+            Err(e) => return Ok(self.lost(failures, e)),
         };
         let (ack, mut acks) = mpsc::unbounded_channel::<String>();
         let mut last_heard = Instant::now();
