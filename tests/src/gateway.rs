@@ -38,6 +38,29 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Start `bin serve` with `config` and `data_dir`, its log appended to
+/// `log`.
+pub fn spawn_serve(bin: &Path, config: &Path, data_dir: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open the gateway's log file");
+    Command::new(bin)
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("serve")
+        .env_remove("SWITCHBOARD_TOKEN")
+        .env("SWITCHBOARD_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start switchboard")
+}
+
 /// The config of a test gateway on `port` whose `main` agent asks
 /// `model_base_url`; `extra` is appended verbatim.
 pub fn config(port: u16, model_base_url: &str, extra: &str) -> String {
@@ -138,24 +161,7 @@ impl Gateway {
     }
 
     async fn spawn_until(&mut self, probe: &'static str) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .unwrap();
-        let child = Command::new(binary())
-            .arg("--config")
-            .arg(&self.config_path)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("serve")
-            .env_remove("SWITCHBOARD_TOKEN")
-            .env("SWITCHBOARD_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start switchboard");
+        let child = spawn_serve(&binary(), &self.config_path, &self.data_dir, &self.log_path);
         self.child = Some(child);
         self.wait_for(probe).await;
     }

@@ -18,7 +18,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -118,25 +118,13 @@ async fn start(
     std::fs::write(&config_path, config_text).unwrap();
     let log_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&log_dir).unwrap();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_dir.join("gateway.log"))
-        .unwrap();
     let began = Instant::now();
-    let child = Command::new(bin)
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("serve")
-        .env_remove("SWITCHBOARD_TOKEN")
-        .env("SWITCHBOARD_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start the gateway");
+    let child = gateway::spawn_serve(
+        bin,
+        &config_path,
+        &dir.path().join("data"),
+        &log_dir.join("gateway.log"),
+    );
     let url = format!("http://127.0.0.1:{port}");
     let running = Running {
         child,
