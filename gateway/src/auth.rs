@@ -1,5 +1,7 @@
 //! The control token: from config or `SWITCHBOARD_TOKEN`, else generated
-//! once and kept in the data directory with mode 0600.
+//! once and kept in the data directory with mode 0600. A presented token is
+//! checked with [`switchboard_channel::secret_eq`], the one constant-time
+//! comparison the channels use too.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -58,17 +60,6 @@ pub fn read_stored(data_dir: &Path) -> std::io::Result<Option<String>> {
     }
 }
 
-/// Compare a presented token with the real one in time independent of where
-/// they differ.
-pub fn token_matches(presented: &str, real: &str) -> bool {
-    let (a, b) = (presented.as_bytes(), real.as_bytes());
-    let mut diff = u8::from(a.len() != b.len());
-    for (i, &x) in b.iter().enumerate() {
-        diff |= x ^ a.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,14 +83,5 @@ mod tests {
             (t3.as_str(), s3),
             ("configured-token-123", TokenSource::Configured)
         );
-    }
-
-    #[test]
-    fn comparison() {
-        assert!(token_matches("abc", "abc"));
-        assert!(!token_matches("abd", "abc"));
-        assert!(!token_matches("ab", "abc"));
-        assert!(!token_matches("abcd", "abc"));
-        assert!(!token_matches("", "abc"));
     }
 }

@@ -195,6 +195,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
                 },
                 approvals: a.approvals.policy(),
                 approval_timeout: Duration::from_secs(a.approvals.timeout_secs.max(1)),
+                approvers: a.approvals.approvers.clone(),
             },
         );
     }
@@ -206,8 +207,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     // Tools: the built-in ones, and the shell and file tools wherever the
     // sandbox (or an explicit host_exec) lets them run.
     let bench = Arc::new(crate::sandbox::workbench(&config, &dir));
-    let mut tools = ToolRegistry::builtin(config.tools.web_fetch.settings());
-    switchboard_agents::tools::sandboxed::register(&mut tools, bench.clone());
+    let tools = ToolRegistry::standard(config.tools.web_fetch.settings(), bench.clone());
     tokio::spawn(crate::sandbox::check_at_start(
         bench.clone(),
         health.clone(),

@@ -145,6 +145,7 @@ pub(crate) async fn rig(
             },
             approvals: switchboard_agents::tools::ApprovalPolicy::default(),
             approval_timeout: Duration::from_secs(300),
+            approvers: Vec::new(),
         },
     );
     let ctx = Arc::new(TurnContext {

@@ -27,6 +27,7 @@ fn example_config_is_valid_and_matches_the_defaults() {
         a.agents["main"].history_limit,
         b.agents["main"].history_limit
     );
+    assert_eq!(a.agents["main"].approvals, b.agents["main"].approvals);
     assert_eq!(a.channels.webchat.dm_policy, b.channels.webchat.dm_policy);
     assert_eq!(a.channels.webchat.rate_limit, b.channels.webchat.rate_limit);
     assert_eq!(a.sessions.dm_scope, b.sessions.dm_scope);

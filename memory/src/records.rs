@@ -256,7 +256,8 @@ pub struct AllowEntry {
 /// A tool call waiting for (or given) an operator's decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ApprovalRecord {
-    /// The short id people type (`/approve <id>`).
+    /// The random id people type (`/approve <id>`): 16 characters, too
+    /// many to guess.
     pub id: String,
     /// The session the call belongs to.
     pub session_key: String,
@@ -266,9 +267,11 @@ pub struct ApprovalRecord {
     pub tool: String,
     /// Its arguments (JSON text).
     pub arguments: String,
-    /// `pending`, `approved`, `denied` or `expired`.
+    /// `pending`, `approved`, `denied`, `expired` (nobody answered in
+    /// time) or `cancelled` (its turn ended before a decision).
     pub status: String,
-    /// Who decided (`cli`, `api`, `ws`, `chat:<sender>`, `timeout`).
+    /// Who decided (`cli`, `api`, `ws`, `chat:<channel>:<sender id>`,
+    /// `timeout`, `restart`, `gateway (its turn ended)`).
     pub decided_by: Option<String>,
     /// When it was asked, ms since the epoch.
     pub created_at: i64,

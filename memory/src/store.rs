@@ -164,8 +164,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Record a new pending approval request.
     async fn approval_insert(&self, request: ApprovalRecord) -> Result<(), StoreError>;
 
-    /// Decide a pending request: `status` is `approved`, `denied` or
-    /// `expired`. Returns the request as decided, or `None` when no pending
+    /// Decide a pending request: `status` is `approved`, `denied`,
+    /// `expired` or `cancelled`. Returns the request as decided, or `None` when no pending
     /// request has that id (unknown, or decided already).
     async fn approval_decide(
         &self,

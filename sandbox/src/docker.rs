@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, ResourcesUlimits};
 use bollard::query_parameters::{CreateContainerOptions, RemoveContainerOptions};
 use tokio::sync::Mutex;
 
@@ -25,9 +25,6 @@ use crate::{
     WORKSPACE, WorkspaceAccess, slug, stable_hash,
 };
 use exec::{Finished, Gone, KillFailed};
-
-/// The PATH commands get inside the container.
-const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the engine says of itself, for `doctor` and health.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +73,10 @@ struct Slot {
     /// Held while the container is made, so concurrent calls of one scope
     /// never race on creating or naming it.
     live: Mutex<Option<Live>>,
+    /// Held by a command from its start until the container has been swept
+    /// after it: one command at a time per container, so the sweep ends
+    /// only what that command left.
+    run_lock: Arc<Mutex<()>>,
     busy: AtomicUsize,
     last_used: StdMutex<Instant>,
 }
@@ -135,6 +136,8 @@ impl Sandboxes {
                 &settings.cpus.to_string(),
                 &settings.pids_limit.to_string(),
                 &settings.tmp_mb.to_string(),
+                &settings.workspace_max_mb.to_string(),
+                &settings.command_env().join("\n"),
             ])
         );
         Self {
@@ -158,6 +161,11 @@ impl Sandboxes {
     /// Whether this process has run anything in a container yet.
     pub fn used(&self) -> bool {
         self.execs.load(Ordering::Relaxed) > 0
+    }
+
+    /// The `uid:gid` commands run as.
+    pub(crate) fn user(&self) -> (u32, u32) {
+        self.user
     }
 
     /// The label value naming this gateway's containers.
@@ -278,6 +286,7 @@ impl Sandboxes {
             .or_insert_with(|| {
                 Arc::new(Slot {
                     live: Mutex::new(None),
+                    run_lock: Arc::new(Mutex::new(())),
                     busy: AtomicUsize::new(0),
                     last_used: StdMutex::new(Instant::now()),
                 })
@@ -294,8 +303,9 @@ impl Sandboxes {
         let _busy = Busy(&slot);
         let mut last_error = None;
         for _attempt in 0..2 {
+            let lock = slot.run_lock.clone().lock_owned().await;
             let live = self.ensure(&key, place, &slot).await?;
-            match self.run(&live, &req).await {
+            match self.run(&live, &req, lock).await {
                 Err(Gone) => {
                     // Removed or stopped behind our back: make it again.
                     tracing::info!(scope = %key, "sandbox container went away; recreating it");
@@ -436,6 +446,7 @@ impl Sandboxes {
             binds.push(format!("{}:{AGENT_WORKSPACE}:{mode}", dir.display()));
         }
         let memory = (s.memory_mb * 1024 * 1024) as i64;
+        let workspace_max = s.workspace_max_mb.saturating_mul(1024 * 1024);
         let labels = HashMap::from([
             (LABEL_MANAGED.to_string(), "true".to_string()),
             (LABEL_OWNER.to_string(), self.owner.clone()),
@@ -449,7 +460,7 @@ impl Sandboxes {
             cmd: Some(vec!["sleep".into(), "2147483647".into()]),
             user: Some(format!("{}:{}", self.user.0, self.user.1)),
             working_dir: Some(WORKSPACE.into()),
-            env: Some(vec![PATH.into(), "HOME=/tmp".into(), "LANG=C.UTF-8".into()]),
+            env: Some(s.command_env()),
             labels: Some(labels),
             network_disabled: Some(s.network == "none"),
             host_config: Some(HostConfig {
@@ -465,6 +476,13 @@ impl Sandboxes {
                 memory_swap: Some(memory),
                 nano_cpus: Some((s.cpus * 1e9) as i64),
                 pids_limit: Some(s.pids_limit),
+                // No one file, in the workspace or anywhere, grows past the
+                // workspace's limit (the writer gets SIGXFSZ).
+                ulimits: Some(vec![ResourcesUlimits {
+                    name: Some("fsize".into()),
+                    soft: Some(workspace_max as i64),
+                    hard: Some(workspace_max as i64),
+                }]),
                 init: Some(true),
                 network_mode: Some(s.network.clone()),
                 ..Default::default()

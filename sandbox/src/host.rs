@@ -1,8 +1,11 @@
 //! Running tools directly on the host. Only when the operator set
 //! `host_exec = true`; `switchboard doctor` names it as a risk. Commands get
-//! the same time limit (the whole process group is killed) and output cap
-//! as in a container, and file tools the same confinement checks — but
-//! nothing else stands between them and the machine.
+//! the same time limit and output cap as in a container, the same cleared
+//! environment (never the gateway's tokens and keys), and file tools the
+//! same confinement checks — but nothing else stands between them and the
+//! machine. A command's process group is killed when it ends, times out or
+//! is cancelled; a process that leaves the group (`setsid`) escapes that,
+//! which only a container prevents.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -50,7 +53,12 @@ impl HostRunner {
             .ok_or_else(|| SandboxError::Host("no command given".into()))?;
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
-            .current_dir(req.workdir.as_deref().map(PathBuf::from).unwrap_or(dir))
+            .current_dir(
+                req.workdir
+                    .as_deref()
+                    .map(PathBuf::from)
+                    .unwrap_or(dir.clone()),
+            )
             .process_group(0)
             .stdin(if req.stdin.is_some() {
                 Stdio::piped()
@@ -59,7 +67,14 @@ impl HostRunner {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .kill_on_drop(true)
+            .env_clear();
+        for kv in self.settings.command_env() {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
+        }
+        cmd.env("HOME", &dir);
         for kv in &req.env {
             if let Some((k, v)) = kv.split_once('=') {
                 cmd.env(k, v);
@@ -68,7 +83,9 @@ impl HostRunner {
         let mut child = cmd
             .spawn()
             .map_err(|e| SandboxError::Host(format!("{program}: {e}")))?;
-        let pid = child.id();
+        // Ends the process group however this call ends: finished, timed
+        // out, or dropped with its turn.
+        let _group = GroupKill(child.id());
         if let (Some(bytes), Some(mut stdin)) = (req.stdin.clone(), child.stdin.take()) {
             tokio::spawn(async move {
                 let _ = stdin.write_all(&bytes).await;
@@ -102,21 +119,26 @@ impl HostRunner {
         match tokio::time::timeout(timeout, run).await {
             Ok(Ok(status)) => out.exit_code = status.code().map(i64::from),
             Ok(Err(e)) => return Err(SandboxError::Host(e.to_string())),
-            Err(_) => {
-                out.timed_out = true;
-                if let Some(pid) = pid {
-                    // The whole process group, so children end too.
-                    let _ = tokio::process::Command::new("kill")
-                        .args(["-KILL", "--", &format!("-{pid}")])
-                        .status()
-                        .await;
-                }
-            }
+            Err(_) => out.timed_out = true,
         }
         out.dropped = stdout.dropped + stderr.dropped;
         out.stdout = stdout.kept;
         out.stderr = stderr.kept;
         Ok(out)
+    }
+}
+
+/// Kills a command's process group when dropped.
+struct GroupKill(Option<u32>);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        let pid = self
+            .0
+            .and_then(|p| rustix::process::Pid::from_raw(p as i32));
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
     }
 }
 

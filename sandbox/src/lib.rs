@@ -16,6 +16,7 @@
 //! channels can drop attachments there); the agent's workspace is mounted at
 //! `/agent` read-only or read-write when [`WorkspaceAccess`] says so.
 
+pub mod confined;
 mod docker;
 mod error;
 pub mod files;

@@ -1,5 +1,7 @@
 //! `[sandbox]`: where sandboxed tools run, and the limits they run under.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Which sessions get a sandbox.
@@ -62,7 +64,10 @@ pub struct SandboxSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_host: Option<String>,
     /// The Docker network containers join. Default `none` (no network);
-    /// `bridge` gives them the engine's default network.
+    /// `bridge` gives them the engine's default network, and any network
+    /// made with `docker network create` may be named. `host` (and
+    /// `container:<id>`) is refused: it would share a network stack that is
+    /// not the sandbox's own.
     pub network: String,
     /// `uid:gid` the tools run as inside the container; never root.
     /// Default: the gateway's own uid:gid, or 1000:1000 when the gateway
@@ -94,6 +99,15 @@ pub struct SandboxSettings {
     /// `non-main`). Dangerous: `switchboard doctor` flags it. Default false,
     /// and then those sessions are not offered the tools at all.
     pub host_exec: bool,
+    /// Extra environment variables every command gets, in the container and
+    /// on the host, as `NAME = "value"`. Commands start with a cleared
+    /// environment: `PATH`, `HOME`, `LANG`, `TERM` and these, never the
+    /// gateway's own variables (its tokens and keys). Default: none.
+    pub env: BTreeMap<String, String>,
+    /// Most MiB the scope's `/workspace` may hold. One file can never pass
+    /// it (the command's file size limit), and a command that fills the
+    /// workspace past it is stopped. Default 1024.
+    pub workspace_max_mb: u64,
 }
 
 impl Default for SandboxSettings {
@@ -116,6 +130,8 @@ impl Default for SandboxSettings {
             max_age_secs: 86400,
             remove_on_shutdown: true,
             host_exec: false,
+            env: BTreeMap::new(),
+            workspace_max_mb: 1024,
         }
     }
 }
@@ -166,6 +182,23 @@ impl SandboxSettings {
         }
         if self.max_output_bytes < 256 {
             out.push(("max_output_bytes", "must be at least 256".into()));
+        }
+        if let Some(why) = network_problem(&self.network) {
+            out.push(("network", why));
+        }
+        if self.workspace_max_mb == 0 {
+            out.push(("workspace_max_mb", "must be at least 1 (MiB)".into()));
+        }
+        for name in self.env.keys() {
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                out.push((
+                    "env",
+                    format!("{name:?} is not a variable name; use letters, digits and _, e.g. PIP_INDEX_URL"),
+                ));
+            }
         }
         if let Some(user) = &self.user {
             match parse_user(user) {
@@ -224,6 +257,48 @@ impl SandboxSettings {
     }
 }
 
+impl SandboxSettings {
+    /// The whole environment a command starts with (`KEY=value`): the fixed
+    /// base and the operator's `env`, nothing inherited.
+    pub fn command_env(&self) -> Vec<String> {
+        let mut env: BTreeMap<&str, &str> = BTreeMap::from([
+            ("PATH", COMMAND_PATH),
+            ("HOME", "/tmp"),
+            ("LANG", "C.UTF-8"),
+            ("TERM", "dumb"),
+        ]);
+        for (k, v) in &self.env {
+            env.insert(k, v);
+        }
+        env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+    }
+}
+
+/// Why containers may not join `network`, if they may not: Docker's
+/// `host` mode (and `container:<id>`, joining another container's network)
+/// would hand sandboxed commands a network stack that is not their own.
+fn network_problem(network: &str) -> Option<String> {
+    let n = network.trim();
+    let instead = "use \"none\" (no network, the default) or a named bridge network such as \"bridge\" or one made with `docker network create`";
+    if n.is_empty() {
+        Some(format!("is empty: {instead}"))
+    } else if n.eq_ignore_ascii_case("host") {
+        Some(format!(
+            "\"host\" would put sandboxed commands on this machine's own network, where they reach services listening on localhost (the gateway's control port among them): {instead}"
+        ))
+    } else if n.starts_with("container:") {
+        Some(format!(
+            "{n:?} would put sandboxed commands in another container's network, where they reach its localhost services: {instead}"
+        ))
+    } else {
+        None
+    }
+}
+
+/// The `PATH` commands get.
+pub(crate) const COMMAND_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// `uid:gid` as numbers.
 pub(crate) fn parse_user(user: &str) -> Option<(u32, u32)> {
     let (u, g) = user.split_once(':')?;
@@ -257,6 +332,33 @@ mod tests {
         };
         let keys: Vec<_> = s.problems().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["cpus", "user", "workspace"]);
+    }
+
+    #[test]
+    fn the_host_network_is_refused() {
+        for network in ["host", " HOST ", "container:gateway", ""] {
+            let s = SandboxSettings {
+                network: network.into(),
+                ..Default::default()
+            };
+            let problems = s.problems();
+            assert_eq!(problems.len(), 1, "{network:?}: {problems:?}");
+            let (key, why) = &problems[0];
+            assert_eq!(*key, "network");
+            assert!(why.contains("use \"none\""), "{why}");
+        }
+        let host = SandboxSettings {
+            network: "host".into(),
+            ..Default::default()
+        };
+        assert!(host.problems()[0].1.contains("this machine's own network"));
+        for network in ["none", "bridge", "sandbox-net"] {
+            let s = SandboxSettings {
+                network: network.into(),
+                ..Default::default()
+            };
+            assert!(s.problems().is_empty(), "{network:?}");
+        }
     }
 
     #[test]

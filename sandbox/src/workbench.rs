@@ -147,6 +147,23 @@ impl Workbench {
         }
     }
 
+    /// A new (or emptied) file at `parts` (such as `["inbox", "a.pdf"]`) in
+    /// `place`'s workspace, opened from the host without following any link
+    /// a command planted there ([`crate::confined::create_file`]).
+    pub fn create_file(
+        &self,
+        place: &Place,
+        parts: &[&str],
+    ) -> Result<std::fs::File, SandboxError> {
+        let (dir, owner) = match self.backend(place)? {
+            Backend::Sandbox(s) => (s.host_dir(place), Some(s.user())),
+            Backend::Host(h) => (h.host_dir(place), None),
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| SandboxError::Host(format!("cannot create {}: {e}", dir.display())))?;
+        crate::confined::create_file(&dir, parts, owner)
+    }
+
     /// The roots file tools may touch for `place`: the workspace first
     /// (relative paths resolve there), then the agent's workspace when
     /// mounted, each with whether it is writable.

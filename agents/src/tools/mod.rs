@@ -108,6 +108,17 @@ impl ToolRegistry {
         r
     }
 
+    /// Every tool the gateway offers: the built-in ones and the shell and
+    /// file tools on `bench` (each offered only where `bench` can run it).
+    pub fn standard(
+        web_fetch: WebFetchSettings,
+        bench: Arc<switchboard_sandbox::Workbench>,
+    ) -> Self {
+        let mut r = Self::builtin(web_fetch);
+        sandboxed::register(&mut r, bench);
+        r
+    }
+
     /// Add (or replace) a tool.
     pub fn register(&mut self, tool: Arc<dyn Tool>) {
         self.tools.insert(tool.spec().name, tool);

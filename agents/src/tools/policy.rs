@@ -14,7 +14,7 @@ use super::ToolContext;
 pub enum Profile {
     /// Only tools that read the gateway's own state.
     Minimal,
-    /// Minimal plus reading the web and memory (the default).
+    /// Minimal plus reading the web (the default).
     #[default]
     Messaging,
     /// Messaging plus the sandboxed shell and file tools.
@@ -23,23 +23,46 @@ pub enum Profile {
     Full,
 }
 
-/// Tools that run commands or change files: kept from untrusted contexts.
-pub const DANGEROUS: &[&str] = &["exec", "write_file", "edit_file", "apply_patch", "process"];
+/// Tools that run commands or change files: kept from untrusted contexts,
+/// and the ones approvals gate by default. Every name is a registered tool
+/// (a test holds the lists to the registry).
+pub const DANGEROUS: &[&str] = &["exec", "write_file", "edit_file"];
+
+/// What each profile adds to the one before it.
+const MINIMAL: &[&str] = &["current_time", "session_status"];
+const MESSAGING: &[&str] = &["web_fetch"];
+const CODING: &[&str] = &["exec", "read_file", "write_file", "edit_file", "list_files"];
 
 impl Profile {
+    /// Every profile, smallest first.
+    pub const ALL: [Profile; 4] = [
+        Profile::Minimal,
+        Profile::Messaging,
+        Profile::Coding,
+        Profile::Full,
+    ];
+
+    /// The lists this profile is made of; `None` for `full`, which takes
+    /// every registered tool.
+    fn lists(self) -> Option<&'static [&'static [&'static str]]> {
+        match self {
+            Profile::Minimal => Some(&[MINIMAL]),
+            Profile::Messaging => Some(&[MINIMAL, MESSAGING]),
+            Profile::Coding => Some(&[MINIMAL, MESSAGING, CODING]),
+            Profile::Full => None,
+        }
+    }
+
+    /// The tools this profile names; `None` for `full`, which names none
+    /// and takes every registered tool.
+    pub fn tools(self) -> Option<Vec<&'static str>> {
+        self.lists().map(|lists| lists.concat())
+    }
+
     /// Whether `tool` is part of this profile.
     pub fn includes(self, tool: &str) -> bool {
-        const MINIMAL: &[&str] = &["current_time", "session_status"];
-        const MESSAGING: &[&str] = &["web_fetch", "memory_search"];
-        const CODING: &[&str] = &["exec", "read_file", "write_file", "edit_file", "list_files"];
-        match self {
-            Profile::Minimal => MINIMAL.contains(&tool),
-            Profile::Messaging => MINIMAL.contains(&tool) || MESSAGING.contains(&tool),
-            Profile::Coding => {
-                MINIMAL.contains(&tool) || MESSAGING.contains(&tool) || CODING.contains(&tool)
-            }
-            Profile::Full => true,
-        }
+        self.lists()
+            .is_none_or(|lists| lists.iter().any(|list| list.contains(&tool)))
     }
 }
 
@@ -198,7 +221,7 @@ mod tests {
         let p = ToolPolicy {
             per_channel: vec![
                 ("telegram".into(), vec![], vec!["web_*".into()]),
-                ("slack".into(), vec!["memory_*".into()], vec![]),
+                ("slack".into(), vec!["list_*".into()], vec![]),
             ],
             profile: Profile::Minimal,
             ..ToolPolicy::default()
@@ -213,9 +236,9 @@ mod tests {
             "denied on telegram only"
         );
         assert!(
-            p.allows("memory_search", &ctx("slack", "dm")),
+            p.allows("list_files", &ctx("slack", "dm")),
             "allowed on slack only"
         );
-        assert!(!p.allows("memory_search", &ctx("discord", "dm")));
+        assert!(!p.allows("list_files", &ctx("discord", "dm")));
     }
 }

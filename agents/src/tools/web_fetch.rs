@@ -1,12 +1,20 @@
 //! `web_fetch`: read a web page for the model, bounded in size and time,
 //! refusing loopback, private and link-local addresses unless allowed (so a
 //! prompt cannot make the gateway probe the operator's own network).
+//!
+//! Every hop (the first URL and each redirect) is resolved here, every
+//! address checked, and the connection pinned to a checked address; proxy
+//! environment variables are ignored, since a proxy would resolve the name
+//! itself and reach whatever it likes. Names are looked up by a
+//! [`reqwest::dns::Resolve`], the system's unless one is handed in.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde_json::{Value, json};
 
 use super::{Tool, ToolContext, ToolOutput};
@@ -37,50 +45,127 @@ impl Default for WebFetchSettings {
 }
 
 /// The `web_fetch` tool.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub struct WebFetch {
     settings: WebFetchSettings,
+    /// Looks host names up.
+    resolver: Arc<dyn Resolve>,
+    /// The addresses refused unless `allow_private`.
+    forbidden: fn(IpAddr) -> bool,
+}
+
+impl std::fmt::Debug for WebFetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebFetch")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for WebFetch {
+    fn default() -> Self {
+        Self::new(WebFetchSettings::default())
+    }
 }
 
 impl WebFetch {
-    /// A fetcher with these limits.
+    /// A fetcher with these limits, looking names up with the system's
+    /// resolver and refusing what [`is_forbidden`] refuses.
     pub fn new(settings: WebFetchSettings) -> Self {
-        Self { settings }
+        Self {
+            settings,
+            resolver: Arc::new(SystemResolver),
+            forbidden: is_forbidden,
+        }
+    }
+
+    /// The same fetcher, looking names up with `resolver` (a test makes a
+    /// public-looking name resolve where it says).
+    pub fn with_resolver(mut self, resolver: Arc<dyn Resolve>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// The same fetcher, refusing the addresses `forbidden` names instead
+    /// of [`is_forbidden`]'s (a test lets a local server stand in for a
+    /// public one). `allow_private` still lifts the check.
+    pub fn with_forbidden(mut self, forbidden: fn(IpAddr) -> bool) -> Self {
+        self.forbidden = forbidden;
+        self
+    }
+}
+
+/// The system's resolver (getaddrinfo, through tokio).
+#[derive(Debug, Clone, Copy)]
+struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Addrs = Box::new(found.into_iter());
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(addrs)
+        })
     }
 }
 
 /// Whether an address is one a fetch must not reach by default: loopback,
-/// private, link-local, unique-local, CGNAT, unspecified, broadcast,
-/// multicast or documentation ranges (also inside IPv4-mapped IPv6).
+/// private, link-local, unique-local, site-local, CGNAT, benchmarking
+/// (198.18.0.0/15), unspecified, broadcast, multicast or documentation
+/// ranges.
+///
+/// IPv6 addresses that carry an IPv4 address are judged by it where the
+/// IPv4 address is what gets reached: IPv4-mapped (`::ffff:a.b.c.d`) and
+/// NAT64 (`64:ff9b::a.b.c.d`), so a NAT64 network still reaches public
+/// sites. The deprecated or local transition ranges are refused whole:
+/// IPv4-compatible (`::a.b.c.d`), 6to4 (`2002::/16`), Teredo (`2001::/32`)
+/// and local-use NAT64 (`64:ff9b:1::/48`), whose embedded address is not
+/// always where a fixed reading would put it.
 pub fn is_forbidden(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24
-                || o[0] >= 240
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_forbidden(IpAddr::V4(v4));
-            }
-            let seg = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
-        }
+        IpAddr::V4(v4) => v4_forbidden(v4),
+        IpAddr::V6(v6) => v6_forbidden(v6),
     }
+}
+
+fn v4_forbidden(v4: Ipv4Addr) -> bool {
+    let o = v4.octets();
+    v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || v4.is_multicast()
+        || v4.is_documentation()
+        || o[0] == 0
+        || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24
+        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking 198.18.0.0/15
+        || o[0] >= 240
+}
+
+fn v6_forbidden(v6: Ipv6Addr) -> bool {
+    let seg = v6.segments();
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return v4_forbidden(v4);
+    }
+    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        // NAT64, well-known prefix: the IPv4 address is the last 32 bits.
+        return v4_forbidden(Ipv4Addr::from((u128::from(v6) & 0xffff_ffff) as u32));
+    }
+    v6.is_loopback()
+        || v6.is_unspecified()
+        || v6.is_multicast()
+        || seg[..6] == [0; 6] // IPv4-compatible ::a.b.c.d (with :: and ::1)
+        || seg[0] == 0x2002 // 6to4 2002::/16
+        || (seg[0] == 0x2001 && seg[1] == 0) // Teredo 2001::/32
+        || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1) // local-use NAT64
+        || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (seg[0] & 0xffc0) == 0xfec0 // site-local fec0::/10
+        || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
 }
 
 impl WebFetch {
@@ -95,23 +180,32 @@ impl WebFetch {
         }
         let host = url.host_str().ok_or("the URL has no host")?;
         let port = url.port_or_known_default().unwrap_or(80);
-        let host_for_lookup = host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host_for_lookup, port))
-            .await
-            .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
-            .collect();
-        let first = *addrs
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let ips: Vec<IpAddr> = match bare.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => {
+                let name: Name = bare
+                    .parse()
+                    .map_err(|e| format!("`{host}` is not a host name: {e}"))?;
+                self.resolver
+                    .resolve(name)
+                    .await
+                    .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
+                    .map(|a| a.ip())
+                    .collect()
+            }
+        };
+        let first = *ips
             .first()
             .ok_or_else(|| format!("`{host}` has no address"))?;
-        if !self.settings.allow_private {
-            if let Some(bad) = addrs.iter().find(|a| is_forbidden(a.ip())) {
-                return Err(format!(
-                    "`{host}` resolves to {}, a loopback, private or link-local address, which web_fetch does not reach (the operator can allow it with tools.web_fetch.allow_private)",
-                    bad.ip()
-                ));
-            }
+        if !self.settings.allow_private
+            && let Some(bad) = ips.iter().find(|ip| (self.forbidden)(**ip))
+        {
+            return Err(format!(
+                "`{host}` resolves to {bad}, a loopback, private or link-local address (or another range that does not lead to the public internet), which web_fetch does not reach (the operator can allow it with tools.web_fetch.allow_private)"
+            ));
         }
-        Ok(first)
+        Ok(SocketAddr::new(first, port))
     }
 
     async fn fetch(&self, url: &str) -> Result<String, String> {
@@ -121,6 +215,9 @@ impl WebFetch {
             let host = url.host_str().unwrap_or_default().to_string();
             let client = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                // A proxy from HTTP_PROXY and the like would resolve the
+                // name itself and could reach any address.
+                .no_proxy()
                 .resolve(&host, addr)
                 .user_agent(concat!(
                     "switchboard/",
@@ -317,6 +414,22 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            "198.18.0.1",
+            "198.19.255.255",
+            // NAT64 of 127.0.0.1, 10.0.0.1 and 169.254.169.254
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::5db8:d822", // local-use NAT64: refused whole
+            // IPv4-compatible: ::127.0.0.1, ::10.0.0.1 and a public one
+            "::7f00:1",
+            "::a00:1",
+            "::5db8:d822",
+            // 6to4 of 127.0.0.1 and of a public address: refused whole
+            "2002:7f00:1::",
+            "2002:5db8:d822::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2", // Teredo
+            "fec0::1",
         ] {
             assert!(is_forbidden(ip.parse().unwrap()), "{ip} must be refused");
         }
@@ -325,7 +438,11 @@ mod tests {
             "1.1.1.1",
             "172.32.0.1",
             "100.128.0.1",
+            "198.17.255.255",
+            "198.20.0.1",
             "2606:4700::1111",
+            "::ffff:93.184.216.34",
+            "64:ff9b::5db8:d822", // NAT64 of 93.184.216.34
         ] {
             assert!(!is_forbidden(ip.parse().unwrap()), "{ip} is public");
         }

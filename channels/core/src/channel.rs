@@ -186,16 +186,17 @@ pub trait Channel: Send + Sync + 'static {
     }
     /// Open a reply in the conversation `target` names.
     async fn open_reply(&self, target: &ReplyTarget) -> Result<Box<dyn ReplySink>, ChannelError>;
-    /// Download `attachment` (by its `file_id`) into the file `dest`,
-    /// refusing files over `max_bytes`; returns the bytes written. Default:
-    /// not supported.
+    /// Download `attachment` (by its `file_id`) into `out`, refusing files
+    /// over `max_bytes`; returns the bytes written. The gateway opens `out`
+    /// itself (inside a sandbox's workspace, without following links), so
+    /// an adapter never writes by path. Default: not supported.
     async fn fetch(
         &self,
         attachment: &crate::Attachment,
-        dest: &std::path::Path,
+        out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
         max_bytes: u64,
     ) -> Result<u64, ChannelError> {
-        let _ = (dest, max_bytes);
+        let _ = (out, max_bytes);
         Err(ChannelError::Rejected(format!(
             "this channel cannot fetch files ({})",
             attachment.name

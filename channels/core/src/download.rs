@@ -1,10 +1,8 @@
 //! Saving a platform's file download for the agent, with the size limit
 //! every adapter applies.
 
-use std::path::Path;
-
 use futures::{Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::ChannelError;
 
@@ -20,12 +18,12 @@ pub fn check_size(name: &str, size: Option<u64>, max_bytes: u64) -> Result<(), C
     }
 }
 
-/// Write the body `chunks` of file `name` into `dest`, stopping with an
+/// Write the body `chunks` of file `name` into `out`, stopping with an
 /// error once it passes `max_bytes`; returns the bytes written.
 pub async fn save<S, B, E>(
     mut chunks: S,
     name: &str,
-    dest: &Path,
+    out: &mut (dyn AsyncWrite + Unpin + Send),
     max_bytes: u64,
 ) -> Result<u64, ChannelError>
 where
@@ -34,8 +32,7 @@ where
     E: std::fmt::Display,
 {
     let cannot_write =
-        |e: std::io::Error| ChannelError::Rejected(format!("cannot write {}: {e}", dest.display()));
-    let mut out = tokio::fs::File::create(dest).await.map_err(cannot_write)?;
+        |e: std::io::Error| ChannelError::Rejected(format!("cannot write {name}: {e}"));
     let mut written = 0u64;
     while let Some(chunk) = chunks.next().await {
         let chunk =
@@ -60,20 +57,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_download_past_the_limit_is_refused() {
-        let dir = std::env::temp_dir().join(format!("sb-download-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let dest = dir.join("f");
         let chunks =
             || futures::stream::iter([Ok::<_, String>(vec![1u8; 600]), Ok(vec![2u8; 600])]);
-        assert_eq!(save(chunks(), "f", &dest, 2000).await.unwrap(), 1200);
-        assert_eq!(std::fs::read(&dest).unwrap().len(), 1200);
-        let err = save(chunks(), "f", &dest, 1000).await.unwrap_err();
+        let mut dest = Vec::new();
+        assert_eq!(save(chunks(), "f", &mut dest, 2000).await.unwrap(), 1200);
+        assert_eq!(dest.len(), 1200);
+        let mut dest = Vec::new();
+        let err = save(chunks(), "f", &mut dest, 1000).await.unwrap_err();
+        assert!(dest.len() <= 1000);
         assert!(err.to_string().contains("over the"), "{err}");
         assert!(check_size("f", Some(5000), 1024).is_err());
         assert!(check_size("f", None, 1024).is_ok());
         let failing = futures::stream::iter([Err::<Vec<u8>, _>("reset by peer")]);
-        let err = save(failing, "f", &dest, 1000).await.unwrap_err();
+        let err = save(failing, "f", &mut Vec::new(), 1000).await.unwrap_err();
         assert!(err.is_retryable(), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,6 +14,7 @@ pub mod conformance;
 pub mod download;
 mod message;
 mod reply;
+mod secret;
 pub mod stream;
 #[cfg(feature = "websocket")]
 pub mod websocket;
@@ -24,3 +25,4 @@ pub use channel::{
 };
 pub use message::{Attachment, ChatKind, Inbound, Sender};
 pub use reply::{ReplyEvent, ReplySink, ReplyTarget, TokenUsage};
+pub use secret::secret_eq;

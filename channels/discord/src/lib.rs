@@ -498,7 +498,7 @@ impl Channel for DiscordChannel {
     async fn fetch(
         &self,
         attachment: &Attachment,
-        dest: &std::path::Path,
+        out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
         max_bytes: u64,
     ) -> Result<u64, ChannelError> {
         let url = attachment
@@ -515,7 +515,7 @@ impl Channel for DiscordChannel {
         let chunks = response
             .bytes_stream()
             .map(|c| c.map_err(reqwest::Error::without_url));
-        download::save(chunks, &attachment.name, dest, max_bytes).await
+        download::save(chunks, &attachment.name, out, max_bytes).await
     }
 }
 

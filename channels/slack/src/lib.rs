@@ -460,7 +460,7 @@ impl Channel for SlackChannel {
     async fn fetch(
         &self,
         attachment: &Attachment,
-        dest: &std::path::Path,
+        out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
         max_bytes: u64,
     ) -> Result<u64, ChannelError> {
         let url = attachment
@@ -488,7 +488,7 @@ impl Channel for SlackChannel {
         let chunks = response
             .bytes_stream()
             .map(|c| c.map_err(reqwest::Error::without_url));
-        download::save(chunks, &attachment.name, dest, max_bytes).await
+        download::save(chunks, &attachment.name, out, max_bytes).await
     }
 }
 

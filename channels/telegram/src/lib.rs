@@ -3,7 +3,8 @@
 //! One [`TelegramChannel`] per bot account. It receives by long polling
 //! (`getUpdates`, one poller per token, watched by a watchdog that restarts
 //! a poll that stopped making progress) or by webhook on the gateway's own
-//! port (the secret-token header checked). Private chats, groups and
+//! port (the secret-token header required; without a configured secret
+//! every request is refused). Private chats, groups and
 //! supergroups become [`Inbound`] messages — forum topics as threads, a
 //! mention of the bot or a reply to it counting as a mention — and replies
 //! stream through the shared [`ReplyStream`]: typing while the agent works,
@@ -28,7 +29,7 @@ use teloxide::{ApiError, Bot, RequestError};
 use switchboard_channel::stream::{ReplyStream, StreamSettings};
 use switchboard_channel::{
     Attachment, Channel, ChannelContext, ChannelError, ReplySink, ReplyTarget, Webhook,
-    WebhookRequest, WebhookResponse,
+    WebhookRequest, WebhookResponse, secret_eq,
 };
 
 pub use convert::to_inbound;
@@ -64,7 +65,8 @@ pub struct TelegramSettings {
     /// The public URL Telegram should post to (webhook mode); when unset,
     /// the webhook is assumed to be registered already.
     pub webhook_url: Option<String>,
-    /// The secret Telegram sends with every webhook request.
+    /// The secret Telegram sends with every webhook request. Required in
+    /// webhook mode: without one the webhook refuses every request.
     pub webhook_secret: Option<String>,
     /// How long one `getUpdates` waits for updates.
     pub poll_timeout: Duration,
@@ -87,6 +89,13 @@ impl std::fmt::Debug for TelegramSettings {
 }
 
 impl TelegramSettings {
+    /// The webhook secret, when one is set (blank counts as unset).
+    fn secret(&self) -> Option<&str> {
+        self.webhook_secret
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+    }
+
     /// Settings with the defaults for everything but the account and token.
     pub fn new(account: impl Into<String>, token: impl Into<String>) -> Self {
         Self {
@@ -351,7 +360,7 @@ impl Channel for TelegramChannel {
     async fn fetch(
         &self,
         attachment: &Attachment,
-        dest: &std::path::Path,
+        out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
         max_bytes: u64,
     ) -> Result<u64, ChannelError> {
         use teloxide::net::Download;
@@ -372,10 +381,7 @@ impl Channel for TelegramChannel {
                 max_bytes / 1024
             )));
         }
-        let mut out = tokio::fs::File::create(dest)
-            .await
-            .map_err(|e| ChannelError::Rejected(format!("cannot write {}: {e}", dest.display())))?;
-        bot.download_file(&file.path, &mut out)
+        bot.download_file(&file.path, out)
             .await
             .map_err(|e| ChannelError::Unavailable(format!("download failed: {e}")))?;
         Ok(u64::from(file.size))
@@ -400,13 +406,17 @@ impl Inner {
         let result = match self.settings.mode {
             Mode::Polling => self.poll(&ctx, &me).await,
             Mode::Webhook => {
+                let Some(secret) = self.settings.secret() else {
+                    ctx.status.problem(NO_SECRET.to_string());
+                    return Err(ChannelError::Config(NO_SECRET.into()));
+                };
                 if let Some(url) = &self.settings.webhook_url {
-                    let mut req = self.bot.set_webhook(url::Url::parse(url).map_err(|e| {
-                        ChannelError::Config(format!("webhook_url `{url}` is not a URL ({e})"))
-                    })?);
-                    if let Some(secret) = &self.settings.webhook_secret {
-                        req = req.secret_token(secret.clone());
-                    }
+                    let req = self
+                        .bot
+                        .set_webhook(url::Url::parse(url).map_err(|e| {
+                            ChannelError::Config(format!("webhook_url `{url}` is not a URL ({e})"))
+                        })?)
+                        .secret_token(secret.to_string());
                     req.await.map_err(|e| {
                         ChannelError::Unavailable(format!("setWebhook failed: {}", api_error(&e)))
                     })?;
@@ -433,14 +443,14 @@ struct TelegramWebhook(Arc<Inner>);
 impl Webhook for TelegramWebhook {
     async fn handle(&self, request: WebhookRequest) -> WebhookResponse {
         let channel = &self.0;
-        if let Some(secret) = &channel.settings.webhook_secret {
-            let given = request.header(SECRET_HEADER).unwrap_or("");
-            if !constant_time_eq(given.as_bytes(), secret.as_bytes()) {
-                return WebhookResponse::text(
-                    401,
-                    "wrong or missing X-Telegram-Bot-Api-Secret-Token",
-                );
-            }
+        // Without a secret anyone who finds the URL could post updates in
+        // any user's name: refuse everything rather than trust the request.
+        let Some(secret) = channel.settings.secret() else {
+            return WebhookResponse::text(403, NO_SECRET);
+        };
+        let given = request.header(SECRET_HEADER).unwrap_or("");
+        if !secret_eq(given, secret) {
+            return WebhookResponse::text(401, "wrong or missing X-Telegram-Bot-Api-Secret-Token");
         }
         let update: Update = match serde_json::from_slice(&request.body) {
             Ok(u) => u,
@@ -464,9 +474,8 @@ impl Webhook for TelegramWebhook {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+/// What a webhook without a secret answers, and why it does not start.
+const NO_SECRET: &str = "this webhook has no secret, so it refuses every request: set webhook_secret (16 or more of A-Z, a-z, 0-9, _ and -) for this account";
 
 #[cfg(test)]
 mod tests {
@@ -482,6 +491,60 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("channels.telegram.accounts.main.token is empty")
+        );
+    }
+
+    const TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+
+    fn webhook_with(secret: Option<&str>) -> Arc<dyn Webhook> {
+        let mut settings = TelegramSettings::new("main", TOKEN);
+        settings.mode = Mode::Webhook;
+        settings.webhook_secret = secret.map(str::to_string);
+        TelegramChannel::new(settings)
+            .unwrap()
+            .webhook()
+            .expect("webhook mode has a webhook")
+    }
+
+    fn post(secret_header: Option<&str>) -> WebhookRequest {
+        WebhookRequest {
+            headers: secret_header
+                .map(|v| vec![(SECRET_HEADER.to_string(), v.to_string())])
+                .unwrap_or_default(),
+            body: br#"{"update_id": 1}"#.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_webhook_without_a_secret_refuses_every_request() {
+        for secret in [None, Some(""), Some("   ")] {
+            let hook = webhook_with(secret);
+            for header in [None, Some(""), Some("anything")] {
+                let answer = hook.handle(post(header)).await;
+                assert_eq!(answer.status, 403, "secret {secret:?}, header {header:?}");
+                let body = String::from_utf8(answer.body).unwrap();
+                assert!(body.contains("set webhook_secret"), "{body}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_webhook_with_a_secret_checks_the_header() {
+        let hook = webhook_with(Some("0123456789abcdef-secret"));
+        for header in [
+            None,
+            Some(""),
+            Some("0123456789abcdef-secreT"),
+            Some("0123456789abcdef"),
+        ] {
+            assert_eq!(hook.handle(post(header)).await.status, 401, "{header:?}");
+        }
+        // The right secret gets past the check (the channel is not running,
+        // so the update is left for Telegram to deliver again: 503).
+        let answer = hook.handle(post(Some("0123456789abcdef-secret"))).await;
+        assert!(
+            ![401, 403].contains(&answer.status),
+            "the right secret was refused: {answer:?}"
         );
     }
 

@@ -337,6 +337,14 @@ pub struct AgentApprovalsConfig {
     pub allowlist: Vec<String>,
     /// Seconds before an unanswered request is denied. Default 300.
     pub timeout_secs: u64,
+    /// Who may decide requests from a chat with `/approve <id>` or
+    /// `/deny <id>`, as `<channel>:<sender id>` (e.g. `"telegram:123456"`,
+    /// `"slack:U0123"`), from any conversation they have with the bot.
+    /// Default: none named, and then only the person who asked may decide,
+    /// in their direct chat with the bot (a request from a group waits for
+    /// the operator). The operator may always decide from the CLI, the
+    /// control API or the UI.
+    pub approvers: Vec<String>,
 }
 
 impl Default for AgentApprovalsConfig {
@@ -347,6 +355,7 @@ impl Default for AgentApprovalsConfig {
             tools: p.tools,
             allowlist: p.allowlist,
             timeout_secs: 300,
+            approvers: Vec::new(),
         }
     }
 }

@@ -189,6 +189,14 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
                 "must be at least 1",
             ));
         }
+        for (i, entry) in a.approvals.approvers.iter().enumerate() {
+            if let Some(why) = approver_problem(entry) {
+                errors.push(ConfigError::new(
+                    format!("agents.{name}.approvals.approvers[{i}]"),
+                    why,
+                ));
+            }
+        }
     }
     let agent_names = || config.agents.keys().cloned().collect::<Vec<_>>().join(", ");
     let default_agent = match &g.default_agent {
@@ -301,6 +309,54 @@ mod tests {
             &[],
         );
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn the_host_network_is_refused_with_what_to_use_instead() {
+        let p = problems("[sandbox]\nnetwork = \"host\"\n");
+        assert!(
+            p.contains("sandbox.network: \"host\" would put sandboxed commands on this machine's own network"),
+            "{p}"
+        );
+        assert!(
+            p.contains("use \"none\" (no network, the default) or a named bridge network"),
+            "{p}"
+        );
+        for ok in ["none", "bridge"] {
+            let text = format!("[sandbox]\nnetwork = \"{ok}\"\n");
+            assert!(load_str(&text, "c", &[]).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn approvers_are_channel_and_user_id() {
+        let ok = load_str(
+            "[agents.main]\nprovider = \"local\"\n[agents.main.approvals]\napprovers = [\"telegram:123456\", \"slack:U0123\", \"discord:80351110224678912\", \"webchat:me\"]\n",
+            "c",
+            &[],
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
+        for (entry, says) in [
+            ("123456", "is not `<channel>:<sender id>`"),
+            (
+                "tg:123456",
+                "`tg` in `tg:123456` is not a channel: use one of telegram",
+            ),
+            ("telegram:", "has no sender id after `telegram:`"),
+            ("telegram:@alice", "names a username"),
+            (
+                "telegram:alice",
+                "is not a telegram user id, which is a number",
+            ),
+        ] {
+            let p = problems(&format!(
+                "[agents.main]\nprovider = \"local\"\n[agents.main.approvals]\napprovers = [\"slack:U1\", \"{entry}\"]\n"
+            ));
+            assert!(
+                p.contains("agents.main.approvals.approvers[1]: ") && p.contains(says),
+                "{entry}: {p}"
+            );
+        }
     }
 
     #[test]
@@ -417,6 +473,40 @@ fn check_slack(
         ));
     }
     check_agent(errors, config, &key, a.agent.as_deref());
+}
+
+/// What is wrong with an `approvers` entry, which must be
+/// `<channel>:<sender id>` as the platform identifies the person.
+fn approver_problem(entry: &str) -> Option<String> {
+    const CHANNELS: &[&str] = &["telegram", "discord", "slack", "webchat"];
+    const EXAMPLE: &str = "e.g. \"telegram:123456\" or \"slack:U0123\"";
+    let Some((channel, id)) = entry.split_once(':') else {
+        return Some(format!(
+            "`{entry}` is not `<channel>:<sender id>`: write the channel, a colon and the person's user id, {EXAMPLE}"
+        ));
+    };
+    if !CHANNELS.contains(&channel) {
+        return Some(format!(
+            "`{channel}` in `{entry}` is not a channel: use one of {}, {EXAMPLE}",
+            CHANNELS.join(", ")
+        ));
+    }
+    if id.is_empty() || id.trim() != id || id.contains(char::is_whitespace) {
+        return Some(format!(
+            "`{entry}` has no sender id after `{channel}:` (or one with spaces): write the person's user id, {EXAMPLE}"
+        ));
+    }
+    if id.starts_with('@') || id.starts_with("<@") {
+        return Some(format!(
+            "`{entry}` names a username or a mention; approvers are named by user id, which does not change (Telegram and Discord: a number; Slack: U… or W…), {EXAMPLE}"
+        ));
+    }
+    if matches!(channel, "telegram" | "discord") && !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(format!(
+            "`{id}` is not a {channel} user id, which is a number: write it like \"{channel}:123456\" (Telegram shows it with @userinfobot; Discord with Developer Mode → Copy User ID)"
+        ));
+    }
+    None
 }
 
 /// An account's `agent` names a configured agent.

@@ -11,6 +11,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
+use crate::approvals::Resolution;
+use crate::approvals::rules::no_longer_waiting;
 use crate::clock::now_ms;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -92,18 +94,27 @@ pub(super) async fn approval_decide(
 ) -> Result<Value, ApiError> {
     match state
         .approvals
-        .resolve(id, approve, by, None)
+        .resolve(id, approve, by)
         .await
         .map_err(ApiError::internal)?
     {
-        Some(r) => Ok(json!({ "approval": r })),
-        None => Err(ApiError::new(
+        Resolution::Decided(r) => Ok(json!({ "approval": r })),
+        Resolution::NotWaiting(r) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "approval_not_waiting",
+            format!(
+                "{} Nothing was run; list the waiting ones with `switchboard approvals list`",
+                no_longer_waiting(&r)
+            ),
+        )),
+        Resolution::Unknown => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no_such_approval",
             format!(
-                "no pending approval `{id}` (decided already, expired, or never asked): list them with `switchboard approvals list`"
+                "there is no approval request `{id}`: list the waiting ones with `switchboard approvals list`"
             ),
         )),
+        Resolution::Refused(why) => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", why)),
     }
 }
 

@@ -16,10 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use switchboard_channel::{ChatKind, Inbound, Sender};
+use switchboard_channel::{ChatKind, Inbound, Sender, secret_eq};
 use switchboard_memory::Store;
 
-use crate::auth::token_matches;
 use crate::clock::now_ms;
 use crate::events::EventBus;
 use crate::health::Health;
@@ -148,7 +147,7 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
             .flatten()
     });
     match presented {
-        Some(t) if token_matches(&t, &state.token) => next.run(req).await,
+        Some(t) if secret_eq(&t, &state.token) => next.run(req).await,
         Some(_) => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_token",

@@ -20,7 +20,8 @@ use switchboard_memory::{
     IngressAccept, IngressRecord, IngressStatus, PairingRequest, Store, StoreError,
 };
 
-use crate::approvals::Approvals;
+use crate::approvals::rules::{ChatParty, no_longer_waiting};
+use crate::approvals::{Approvals, Resolution};
 use crate::channels::ChannelSet;
 use crate::clock::now_ms;
 use crate::config::AccessRules;
@@ -247,15 +248,21 @@ impl Pipeline {
         let route = self.router.route_with(&inbound, agent.as_deref());
         if let Some((approve, id)) = approval_command(&inbound.text) {
             // Decided here, not in the session: its turn is waiting on it.
-            let by = format!("chat:{}", inbound.sender.id);
-            let text = match self
-                .approvals
-                .resolve(id, approve, &by, Some(&route.session_key))
-                .await?
-            {
-                Some(r) if approve => format!("Approved: `{}` runs now.", r.tool),
-                Some(r) => format!("Denied: `{}` will not run.", r.tool),
-                None => format!("There is no pending approval `{id}` in this conversation."),
+            let who = ChatParty {
+                channel: inbound.channel.clone(),
+                sender_id: inbound.sender.id.clone(),
+                chat_kind: inbound.chat_kind,
+                session_key: route.session_key.clone(),
+            };
+            let text = match self.approvals.resolve_from_chat(id, approve, &who).await? {
+                Resolution::Decided(r) if approve => format!("Approved: `{}` runs now.", r.tool),
+                Resolution::Decided(r) => format!("Denied: `{}` will not run.", r.tool),
+                Resolution::NotWaiting(r) => no_longer_waiting(&r),
+                Resolution::Unknown => format!("There is no approval request `{id}`."),
+                Resolution::Refused(why) => {
+                    tracing::warn!(approval = %id, channel = %who.channel, sender = %who.sender_id, "approval refused: not an approver");
+                    why
+                }
             };
             self.channels.notify(&inbound.reply_target(), text).await;
             self.store

@@ -9,6 +9,7 @@ use tracing::Instrument;
 use switchboard_memory::IngressStatus;
 
 use super::queue::{Offer, TurnQueue};
+use super::slot::RunSlot;
 use super::turn::run_batch;
 use super::{Job, SessionRegistry, TurnContext};
 use crate::clock::now_ms;
@@ -49,13 +50,21 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Re
                 }
             };
             ctx.runs_waiting.fetch_sub(1, Ordering::Relaxed);
-            let Ok(_permit) = permit else { break };
+            let Ok(permit) = permit else { break };
+            // Given back while the turn waits for an approval.
+            let slot = RunSlot::new(ctx.runs.clone(), permit);
             let interrupt = ctx.hard_stop.child_token();
             registry.turn_started(&key, interrupt.clone());
             // Boxed: the turn's state is large and an idle actor, which
             // may wait minutes for its next message, should not keep room
             // for it.
-            let mut turn = Box::pin(run_batch(&ctx, &key, batch, interrupt.clone()));
+            let mut turn = Box::pin(run_batch(
+                &ctx,
+                &key,
+                batch,
+                interrupt.clone(),
+                slot.clone(),
+            ));
             let mut mailbox_open = true;
             loop {
                 tokio::select! {
@@ -73,6 +82,9 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Re
                     },
                 }
             }
+            drop(turn);
+            // The turn's tasks may let go of the slot a little later.
+            slot.finish();
         }
         tracing::debug!("session actor leaves memory");
     }

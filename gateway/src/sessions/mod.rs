@@ -2,7 +2,8 @@
 //!
 //! An actor runs at most one agent turn at a time, holds a bounded queue of
 //! waiting messages (answered per the queue mode), and leaves memory after an
-//! idle time. A semaphore caps concurrent runs across all sessions. On
+//! idle time. A semaphore caps concurrent runs across all sessions; a turn
+//! waiting for an approval gives its run slot back meanwhile (`slot`). On
 //! shutdown, actors finish their running turn within the grace period and take
 //! no more work; what they did not answer stays pending in the ingress queue.
 
@@ -11,6 +12,7 @@ pub mod context;
 pub(crate) use actor::BUSY_NOTICE;
 pub mod queue;
 pub mod reset;
+pub mod slot;
 #[cfg(test)]
 mod tests;
 mod turn;
@@ -78,6 +80,9 @@ pub struct AgentSlot {
     pub approvals: ApprovalPolicy,
     /// How long an approval request waits before it is denied.
     pub approval_timeout: Duration,
+    /// Who may decide its approval requests from a chat, as
+    /// `<channel>:<sender id>`; empty: only the asker, in their DM.
+    pub approvers: Vec<String>,
 }
 
 /// Everything a turn needs, shared by all actors.

@@ -19,8 +19,10 @@ use switchboard_memory::{
 
 use super::context::{compact, estimate_tokens, to_messages, truncate_to_fit};
 use super::reset::ChatCommand;
+use super::slot::RunSlot;
 use super::{AgentSlot, Job, TurnContext};
 use crate::approvals::SessionApprover;
+use crate::approvals::rules::{ChatDeciders, ChatParty};
 use crate::clock::{local_midnight_ms, now_ms};
 use crate::events::{EventKind, GatewayEvent};
 
@@ -80,6 +82,7 @@ pub(super) async fn run_batch(
     key: &str,
     mut batch: Vec<Job>,
     cancel: CancellationToken,
+    run_slot: Arc<RunSlot>,
 ) {
     let Some(first) = batch.first() else { return };
     if let Some(command) = first.command() {
@@ -91,7 +94,7 @@ pub(super) async fn run_batch(
     for job in &mut batch {
         fetch_attachments(ctx, key, job).await;
     }
-    if let Err(e) = run_turn(ctx, key, &batch, cancel).await {
+    if let Err(e) = run_turn(ctx, key, &batch, cancel, run_slot).await {
         // Rows stay pending and are answered again after a restart.
         tracing::error!(error = %e, "turn could not be stored");
     }
@@ -176,12 +179,7 @@ async fn fetch_attachments(ctx: &TurnContext, key: &str, job: &mut Job) {
         return;
     }
     let place = switchboard_sandbox::Place::new(key, job.agent.clone());
-    let dir = ctx
-        .workbench
-        .as_ref()
-        .filter(|w| w.offers(&place))
-        .and_then(|w| w.host_dir(&place).ok())
-        .map(|d| d.join("inbox"));
+    let bench = ctx.workbench.as_ref().filter(|w| w.offers(&place));
     let Some(channel) = ctx
         .channels
         .get(&job.inbound.channel, &job.inbound.account)
@@ -193,15 +191,28 @@ async fn fetch_attachments(ctx: &TurnContext, key: &str, job: &mut Job) {
         if a.local_path.is_some() || a.file_id.is_none() {
             continue;
         }
-        let Some(dir) = &dir else {
+        let Some(bench) = bench else {
             a.local_path = Some("not downloaded: this conversation has no file tools".into());
             continue;
         };
         let name = safe_name(&a.name);
-        let dest = dir.join(&name);
-        let fetched = match std::fs::create_dir_all(dir) {
-            Ok(()) => channel.fetch(a, &dest, MAX_ATTACHMENT_BYTES).await,
-            Err(e) => Err(switchboard_channel::ChannelError::Rejected(e.to_string())),
+        // Opened from the host without following links: a command in the
+        // sandbox may have replaced `inbox` or the file with one.
+        let file = match bench.create_file(&place, &["inbox", &name]) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(session = %key, file = %a.name, error = %e, "refused to save an attachment");
+                a.local_path = Some(format!("not saved: {e}"));
+                continue;
+            }
+        };
+        let mut out = tokio::fs::File::from_std(file);
+        let fetched = match channel.fetch(a, &mut out, MAX_ATTACHMENT_BYTES).await {
+            Ok(bytes) => tokio::io::AsyncWriteExt::flush(&mut out)
+                .await
+                .map(|()| bytes)
+                .map_err(|e| switchboard_channel::ChannelError::Rejected(e.to_string())),
+            Err(e) => Err(e),
         };
         match fetched {
             Ok(bytes) => {
@@ -210,7 +221,9 @@ async fn fetch_attachments(ctx: &TurnContext, key: &str, job: &mut Job) {
             }
             Err(e) => {
                 tracing::warn!(file = %a.name, error = %e, "cannot fetch an attachment");
-                let _ = std::fs::remove_file(&dest);
+                // Emptied rather than removed by path: the name may be a
+                // link by now.
+                let _ = out.set_len(0).await;
                 a.local_path = Some(format!("not downloaded: {e}"));
             }
         }
@@ -266,6 +279,7 @@ async fn run_turn(
     key: &str,
     batch: &[Job],
     cancel: CancellationToken,
+    run_slot: Arc<RunSlot>,
 ) -> Result<(), StoreError> {
     let primary = batch.last().map(|j| j.agent.clone()).unwrap_or_default();
     let now = now_ms();
@@ -344,23 +358,7 @@ async fn run_turn(
         turns: session.turns,
     };
     let tools = ctx.tools.select(&slot.tools, &context);
-    let announce_to = batch.last().filter(|j| {
-        !ctx.channels
-            .get(&j.inbound.channel, &j.inbound.account)
-            .is_some_and(|c| c.reply_per_message())
-    });
-    let approval = Some(ApprovalGate {
-        policy: slot.approvals.clone(),
-        approver: Arc::new(SessionApprover {
-            desk: ctx.approvals.clone(),
-            announce_to: announce_to.map(|j| j.inbound.reply_target()),
-            timeout: slot.approval_timeout,
-            message_id: batch
-                .last()
-                .map(|j| j.inbound.message_id.clone())
-                .unwrap_or_default(),
-        }),
-    });
+    let approval = approval_gate(ctx, key, slot, batch, run_slot);
     let overhead = estimate_tokens(slot.agent.system_prompt())
         + tools
             .iter()
@@ -555,6 +553,44 @@ async fn run_turn(
         }
     }
     Ok(())
+}
+
+/// The turn's approval gate: the agent's rules, and a desk clerk who
+/// announces requests to the conversation, knows who may decide them from a
+/// chat (the agent's approvers, or the asker in their DM), and gives the
+/// turn's run slot back while a call waits.
+fn approval_gate(
+    ctx: &TurnContext,
+    key: &str,
+    slot: &AgentSlot,
+    batch: &[Job],
+    run_slot: Arc<RunSlot>,
+) -> Option<ApprovalGate> {
+    let asker = batch.last()?;
+    let per_message = ctx
+        .channels
+        .get(&asker.inbound.channel, &asker.inbound.account)
+        .is_some_and(|c| c.reply_per_message());
+    Some(ApprovalGate {
+        policy: slot.approvals.clone(),
+        approver: Arc::new(SessionApprover {
+            desk: ctx.approvals.clone(),
+            announce_to: (!per_message).then(|| asker.inbound.reply_target()),
+            timeout: slot.approval_timeout,
+            message_id: asker.inbound.message_id.clone(),
+            deciders: ChatDeciders {
+                agent: asker.agent.clone(),
+                approvers: slot.approvers.clone(),
+                asker: ChatParty {
+                    channel: asker.inbound.channel.clone(),
+                    sender_id: asker.inbound.sender.id.clone(),
+                    chat_kind: asker.inbound.chat_kind,
+                    session_key: key.to_string(),
+                },
+            },
+            run_slot: Some(run_slot),
+        }),
+    })
 }
 
 /// How a turn ended, as the store records it.

@@ -1,5 +1,12 @@
 //! Running one command in a scope's container: the attach stream with its
 //! cap, the time limit, and ending everything the command started.
+//!
+//! Commands in one container run one at a time (the slot's run lock), and
+//! when one ends — finished, timed out, or dropped because its turn was
+//! cancelled — every process in the container but its init and keeper is
+//! killed ([`SWEEP`]). No marker, process group or session is trusted: a
+//! command that cleared its environment, called `setsid`, double-forked or
+//! renamed itself is still a process in the container, and goes.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -12,7 +19,7 @@ use bollard::models::ExecConfig;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::{Live, PATH, Sandboxes};
+use super::{Live, Sandboxes};
 use crate::{Capped, ExecOutput, ExecRequest, SandboxError, WORKSPACE};
 
 /// A container that is gone (404) or stopped (409) under us.
@@ -31,6 +38,7 @@ impl Sandboxes {
         &self,
         live: &Live,
         req: &ExecRequest,
+        lock: tokio::sync::OwnedMutexGuard<()>,
     ) -> Result<Result<Ran, SandboxError>, Gone> {
         let docker = match self.docker().await {
             Ok(d) => d,
@@ -41,16 +49,8 @@ impl Sandboxes {
             .unwrap_or(Duration::from_secs(self.settings.exec_timeout_secs))
             .min(Duration::from_secs(self.settings.exec_timeout_secs));
         let cap = req.max_output.unwrap_or(self.settings.max_output_bytes);
-        let marker = format!(
-            "{:x}-{:x}",
-            std::process::id(),
-            self.execs.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut env = vec![
-            PATH.to_string(),
-            "HOME=/tmp".into(),
-            format!("SWITCHBOARD_EXEC={marker}"),
-        ];
+        self.execs.fetch_add(1, Ordering::Relaxed);
+        let mut env = self.settings.command_env();
         env.extend(req.env.iter().cloned());
         let config = ExecConfig {
             cmd: Some(req.argv.clone()),
@@ -69,6 +69,11 @@ impl Sandboxes {
                 ..
             }) => return Err(Gone),
             Err(e) => return Ok(Err(self.fail("start the command", e).await)),
+        };
+        // From here on something may run: whatever way this call ends, the
+        // container is swept before the next command gets it.
+        let mut sweep = Sweep {
+            job: Some((docker.clone(), live.id.clone(), self.user, lock)),
         };
         let (mut output, mut input) = match docker.start_exec(&exec, None).await {
             Ok(StartExecResults::Attached { output, input }) => (output, input),
@@ -115,86 +120,125 @@ impl Sandboxes {
         };
         match drained {
             Ok(Ok(())) => {
-                out.exit_code = self.exit_code(&docker, &exec).await;
+                out.exit_code = exit_code(&docker, &exec).await;
             }
-            Ok(Err(e)) => return Ok(Err(self.fail("stream the command's output", e).await)),
+            Ok(Err(e)) => {
+                let _ = sweep.now().await;
+                return Ok(Err(self.fail("stream the command's output", e).await));
+            }
             Err(_) => {
                 out.timed_out = true;
                 drop(output);
-                let ended = self.kill_marked(&docker, &live.id, &marker).await;
-                out.stdout = std::mem::take(&mut stdout.kept);
-                out.stderr = std::mem::take(&mut stderr.kept);
-                out.dropped = stdout.dropped + stderr.dropped;
-                return Ok(Ok(if ended {
-                    Ran::Finished(out)
-                } else {
-                    Ran::KillFailed(out)
-                }));
             }
         }
+        let ended = sweep.now().await;
         out.stdout = stdout.kept;
         out.stderr = stderr.kept;
         out.dropped = stdout.dropped + stderr.dropped;
-        Ok(Ok(Ran::Finished(out)))
+        Ok(Ok(if ended {
+            Ran::Finished(out)
+        } else {
+            Ran::KillFailed(out)
+        }))
     }
+}
 
-    /// The exit code of a finished exec (the engine may take a moment to
-    /// record it after the output ends).
-    async fn exit_code(&self, docker: &Docker, exec: &str) -> Option<i64> {
-        for _ in 0..100 {
-            match docker.inspect_exec(exec).await {
-                Ok(i) if i.running != Some(true) => return i.exit_code,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                Err(_) => return None,
-            }
+/// The exit code of a finished exec (the engine may take a moment to
+/// record it after the output ends).
+async fn exit_code(docker: &Docker, exec: &str) -> Option<i64> {
+    for _ in 0..100 {
+        match docker.inspect_exec(exec).await {
+            Ok(i) if i.running != Some(true) => return i.exit_code,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(_) => return None,
         }
-        None
     }
+    None
+}
 
-    /// Kill every process started by the exec tagged `marker` (children
-    /// inherit the tag, even those that left the process group). False when
-    /// that could not be done from inside the container.
-    async fn kill_marked(&self, docker: &Docker, container: &str, marker: &str) -> bool {
-        const KILL: &str = r#"
+/// Kills every process in the container except its init (PID 1), the
+/// keeper it runs (the oldest child of PID 1) and the sweep itself; exits 0
+/// once none is left, 1 when processes keep appearing (a fork bomb). Uses
+/// shell builtins only, so it needs no free process slot to work.
+const SWEEP: &str = r#"
+keeper=
+for d in /proc/[0-9]*; do
+  read -r line < "$d/stat" 2>/dev/null || continue
+  set -- ${line##*) }
+  [ "$2" = 1 ] || continue
+  p=${d#/proc/}
+  if [ -z "$keeper" ] || [ "$p" -lt "$keeper" ]; then keeper=$p; fi
+done
 i=0
-while [ $i -lt 50 ]; do
+while [ $i -lt 100 ]; do
   found=
   for d in /proc/[0-9]*; do
-    if tr '\0' '\n' < "$d/environ" 2>/dev/null | grep -qx "SWITCHBOARD_EXEC=$1"; then
-      kill -9 "${d#/proc/}" 2>/dev/null && found=1
-    fi
+    p=${d#/proc/}
+    case " 1 $keeper $$ " in *" $p "*) continue;; esac
+    read -r line < "$d/stat" 2>/dev/null || continue
+    case "${line##*) }" in Z*|X*) continue;; esac
+    kill -9 "$p" 2>/dev/null && found=1
   done
   [ -z "$found" ] && exit 0
   i=$((i+1))
 done
 exit 1
 "#;
-        let config = ExecConfig {
-            cmd: Some(vec![
-                "sh".into(),
-                "-c".into(),
-                KILL.into(),
-                "sh".into(),
-                marker.into(),
-            ]),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            user: Some(format!("{}:{}", self.user.0, self.user.1)),
-            ..Default::default()
-        };
-        let attempt = async {
-            let exec = docker.create_exec(container, config).await.ok()?.id;
-            match docker.start_exec(&exec, None).await.ok()? {
-                StartExecResults::Attached { mut output, .. } => {
-                    while output.next().await.is_some() {}
-                }
-                StartExecResults::Detached => return None,
-            }
-            self.exit_code(docker, &exec).await
-        };
-        matches!(
-            tokio::time::timeout(Duration::from_secs(10), attempt).await,
-            Ok(Some(0))
-        )
+
+/// The sweep owed after a command, with the container's run lock: done by
+/// [`Sweep::now`], or from a task of its own when the command's future is
+/// dropped (its turn was cancelled), the lock held until it is done.
+struct Sweep {
+    job: Option<(Docker, String, (u32, u32), tokio::sync::OwnedMutexGuard<()>)>,
+}
+
+impl Sweep {
+    /// Sweep now; false when the processes could not be ended from inside.
+    async fn now(&mut self) -> bool {
+        match self.job.take() {
+            Some((docker, container, user, _lock)) => sweep(&docker, &container, user).await,
+            None => true,
+        }
     }
+}
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        if let Some((docker, container, user, lock)) = self.job.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move {
+                if !sweep(&docker, &container, user).await {
+                    tracing::warn!(%container, "a cancelled command's processes could not be ended; removing the container");
+                    let _ = docker
+                        .remove_container(&container, Some(super::force_remove()))
+                        .await;
+                }
+                drop(lock);
+            });
+        }
+    }
+}
+
+/// Run [`SWEEP`] in `container`; true when it left nothing behind.
+async fn sweep(docker: &Docker, container: &str, (uid, gid): (u32, u32)) -> bool {
+    let config = ExecConfig {
+        cmd: Some(vec!["sh".into(), "-c".into(), SWEEP.into()]),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        user: Some(format!("{uid}:{gid}")),
+        ..Default::default()
+    };
+    let attempt = async {
+        let exec = docker.create_exec(container, config).await.ok()?.id;
+        match docker.start_exec(&exec, None).await.ok()? {
+            StartExecResults::Attached { mut output, .. } => while output.next().await.is_some() {},
+            StartExecResults::Detached => return None,
+        }
+        exit_code(docker, &exec).await
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), attempt).await,
+        Ok(Some(0))
+    )
 }

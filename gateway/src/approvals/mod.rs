@@ -1,0 +1,347 @@
+//! Approval requests of gated tool calls: stored, announced, decided, and
+//! closed when nobody decides.
+//!
+//! The operator decides from the control API, the WebSocket or the CLI;
+//! people in chats with `/approve <id>` or `/deny <id>`, as far as
+//! [`rules`] lets them. A request nobody answers in time is denied
+//! (`expired`); one whose turn ends first (done, cancelled, failed) is
+//! `cancelled`, so a late decision is told it no longer waits instead of
+//! being accepted with nothing run. While a call waits, its turn gives its
+//! run slot back. Every decision is stored with who made it.
+
+pub mod rules;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::oneshot;
+
+use switchboard_agents::tools::{ApprovalRequest, Approver, Decision};
+use switchboard_channel::ReplyTarget;
+use switchboard_memory::{ApprovalRecord, Store, StoreError};
+
+use crate::channels::ChannelSet;
+use crate::clock::now_ms;
+use crate::events::{EventBus, EventKind, GatewayEvent};
+use crate::sessions::slot::RunSlot;
+use rules::{ChatDeciders, ChatParty, normalize_id};
+
+/// The status of a request whose turn ended before anyone decided it.
+pub const CANCELLED: &str = "cancelled";
+
+/// Who closes a request whose turn ended first.
+const TURN_ENDED: &str = "gateway (its turn ended)";
+
+/// A call waiting for its decision.
+struct Waiter {
+    tx: oneshot::Sender<Decision>,
+    deciders: ChatDeciders,
+}
+
+/// The gateway's approval desk.
+pub struct Approvals {
+    store: Arc<dyn Store>,
+    channels: ChannelSet,
+    events: EventBus,
+    /// The requests whose calls wait now, by id. Whoever takes a request
+    /// out of here (a decision, the timeout, its turn ending) settles it.
+    waiting: Mutex<HashMap<String, Waiter>>,
+}
+
+impl std::fmt::Debug for Approvals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.waiting.lock().map(|w| w.len()).unwrap_or(0);
+        f.debug_struct("Approvals").field("waiting", &n).finish()
+    }
+}
+
+/// What became of a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// Decided: the waiting call runs, or is told it was denied.
+    Decided(ApprovalRecord),
+    /// The request exists but no longer waits: decided already, expired,
+    /// or its turn ended (`cancelled`). Nothing was run by this decision.
+    NotWaiting(ApprovalRecord),
+    /// No request has that id.
+    Unknown,
+    /// This sender may not decide it (chat only): what to tell them.
+    Refused(String),
+}
+
+impl Approvals {
+    /// A desk over the store, announcing through `channels` and `events`.
+    pub fn new(store: Arc<dyn Store>, channels: ChannelSet, events: EventBus) -> Self {
+        Self {
+            store,
+            channels,
+            events,
+            waiting: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn waiting(&self) -> MutexGuard<'_, HashMap<String, Waiter>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Decide request `id` as the operator (`by`: `cli`, `api`, `ws`).
+    pub async fn resolve(
+        &self,
+        id: &str,
+        approve: bool,
+        by: &str,
+    ) -> Result<Resolution, StoreError> {
+        self.settle(id, approve, by, None).await
+    }
+
+    /// Decide request `id` for `who`, who sent `/approve` or `/deny` in a
+    /// chat; refused unless [`ChatDeciders::check`] lets them.
+    pub async fn resolve_from_chat(
+        &self,
+        id: &str,
+        approve: bool,
+        who: &ChatParty,
+    ) -> Result<Resolution, StoreError> {
+        let by = format!("chat:{}", rules::sender_ref(&who.channel, &who.sender_id));
+        self.settle(id, approve, &by, Some(who)).await
+    }
+
+    async fn settle(
+        &self,
+        id: &str,
+        approve: bool,
+        by: &str,
+        who: Option<&ChatParty>,
+    ) -> Result<Resolution, StoreError> {
+        let id = normalize_id(id);
+        let claimed = {
+            let mut waiting = self.waiting();
+            let refusal = match (waiting.get(&id), who) {
+                (Some(w), Some(who)) => w.deciders.check(who, &id).err(),
+                _ => None,
+            };
+            match refusal {
+                Some(why) => return Ok(Resolution::Refused(why)),
+                None => waiting.remove(&id),
+            }
+        };
+        let Some(waiter) = claimed else {
+            return self.not_waiting(&id).await;
+        };
+        let status = if approve { "approved" } else { "denied" };
+        match self.store.approval_decide(&id, status, by, now_ms()).await {
+            Ok(Some(record)) => {
+                tracing::info!(approval = %id, status, by, "approval decided");
+                let decision = if approve {
+                    Decision::Approved { by: by.into() }
+                } else {
+                    Decision::Denied { by: by.into() }
+                };
+                let _ = waiter.tx.send(decision);
+                Ok(Resolution::Decided(record))
+            }
+            Ok(None) => {
+                // Closed in the store behind the desk's back: do not run it.
+                let _ = waiter.tx.send(Decision::Denied {
+                    by: "gateway (the request was closed)".into(),
+                });
+                self.not_waiting(&id).await
+            }
+            Err(e) => {
+                // Undecided: the call keeps waiting, unless its turn ended
+                // meanwhile (then the request is closed when next asked).
+                if !waiter.tx.is_closed() {
+                    self.waiting().insert(id, waiter);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The answer about a request nothing waits for. One still pending
+    /// (its turn went away without closing it) is closed as cancelled now.
+    async fn not_waiting(&self, id: &str) -> Result<Resolution, StoreError> {
+        match self.store.approval_get(id).await? {
+            None => Ok(Resolution::Unknown),
+            Some(r) if r.status == "pending" => {
+                let closed = self
+                    .store
+                    .approval_decide(id, CANCELLED, TURN_ENDED, now_ms())
+                    .await?;
+                let r = match closed {
+                    Some(c) => c,
+                    None => self.store.approval_get(id).await?.unwrap_or(r),
+                };
+                Ok(Resolution::NotWaiting(r))
+            }
+            Some(r) => Ok(Resolution::NotWaiting(r)),
+        }
+    }
+
+    /// Mark requests left pending by an earlier run as expired (their turns
+    /// are gone).
+    pub async fn expire_stale(&self) -> Result<(), StoreError> {
+        for r in self.store.approvals_list(true, 10_000).await? {
+            if !self.waiting().contains_key(&r.id) {
+                self.store
+                    .approval_decide(&r.id, "expired", "restart", now_ms())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A stored request whose call waits: when it goes away undecided (its
+/// turn ended, was cancelled or failed, and dropped the wait), the request
+/// is marked `cancelled`.
+struct PendingGuard {
+    desk: Arc<Approvals>,
+    id: String,
+}
+
+impl PendingGuard {
+    /// Nobody answered in time: close the request as expired.
+    async fn expire(self) -> Decision {
+        self.desk.waiting().remove(&self.id);
+        if let Err(e) = self
+            .desk
+            .store
+            .approval_decide(&self.id, "expired", "timeout", now_ms())
+            .await
+        {
+            tracing::error!(error = %e, "cannot record an expired approval");
+        }
+        tracing::info!(approval = %self.id, "approval timed out; denied");
+        Decision::Denied {
+            by: "timeout".into(),
+        }
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if self.desk.waiting().remove(&self.id).is_none() {
+            return; // decided or expired: settled already
+        }
+        tracing::info!(approval = %self.id, "approval request cancelled: its turn ended first");
+        let desk = self.desk.clone();
+        let id = std::mem::take(&mut self.id);
+        // Without a runtime (the gateway is stopping) the request is closed
+        // when someone next tries to decide it, or at the next start.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = desk
+                    .store
+                    .approval_decide(&id, CANCELLED, TURN_ENDED, now_ms())
+                    .await
+                {
+                    tracing::error!(error = %e, approval = %id, "cannot record a cancelled approval");
+                }
+            });
+        }
+    }
+}
+
+/// Asks the desk on behalf of one turn.
+pub struct SessionApprover {
+    /// The desk.
+    pub desk: Arc<Approvals>,
+    /// Where to announce the request (`None` for request/response channels).
+    pub announce_to: Option<ReplyTarget>,
+    /// How long to wait before denying.
+    pub timeout: Duration,
+    /// The message the turn answers (for events).
+    pub message_id: String,
+    /// Who may decide from a chat: the agent's approvers, and who asked.
+    pub deciders: ChatDeciders,
+    /// The turn's run slot, given back while a call waits (`None`: the
+    /// turn holds none).
+    pub run_slot: Option<Arc<RunSlot>>,
+}
+
+impl Approver for SessionApprover {
+    fn decide(&self, request: ApprovalRequest) -> BoxFuture<'static, Decision> {
+        let desk = self.desk.clone();
+        let announce_to = self.announce_to.clone();
+        let timeout = self.timeout;
+        let message_id = self.message_id.clone();
+        let deciders = self.deciders.clone();
+        let run_slot = self.run_slot.clone();
+        let id = rules::new_id(&mut rand::rng());
+        Box::pin(async move {
+            let now = now_ms();
+            let ctx = &request.context;
+            let record = ApprovalRecord {
+                id: id.clone(),
+                session_key: ctx.session_key.clone(),
+                agent: ctx.agent.clone(),
+                tool: request.call.name.clone(),
+                arguments: request.call.arguments.clone(),
+                status: "pending".into(),
+                decided_by: None,
+                created_at: now,
+                expires_at: now + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX),
+                decided_at: None,
+            };
+            let (tx, rx) = oneshot::channel();
+            desk.waiting().insert(
+                id.clone(),
+                Waiter {
+                    tx,
+                    deciders: deciders.clone(),
+                },
+            );
+            let guard = PendingGuard {
+                desk: desk.clone(),
+                id: id.clone(),
+            };
+            if let Err(e) = desk.store.approval_insert(record).await {
+                tracing::error!(error = %e, "cannot store an approval request; denying");
+                desk.waiting().remove(&id);
+                return Decision::Denied {
+                    by: "gateway (store error)".into(),
+                };
+            }
+            // Waiting for a person takes no run slot.
+            let pause = run_slot.as_ref().map(RunSlot::pause);
+            tracing::info!(approval = %id, tool = %request.call.name, session_key = %ctx.session_key, "approval requested");
+            desk.events.publish(GatewayEvent {
+                session_key: ctx.session_key.clone(),
+                channel: ctx.channel.clone(),
+                message_id,
+                kind: EventKind::ApprovalRequested {
+                    id: id.clone(),
+                    tool: request.call.name.clone(),
+                    arguments: request.call.arguments.clone(),
+                    expires_in_secs: timeout.as_secs(),
+                },
+            });
+            if let Some(target) = &announce_to {
+                let text = deciders.announcement(
+                    &id,
+                    &request.call.name,
+                    &request.call.arguments,
+                    timeout.as_secs(),
+                );
+                desk.channels.notify(target, text).await;
+            }
+            let decision = match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(decision)) => {
+                    drop(guard);
+                    decision
+                }
+                _ => guard.expire().await,
+            };
+            if let Some(pause) = pause {
+                pause.resume().await;
+            }
+            decision
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,78 @@
+//! Every tool name a list holds — in a profile, in the dangerous list, in
+//! the default gated list and in the example config — is a tool the
+//! gateway registers. A name that matches nothing gates nothing: a tool
+//! meant to wait for the operator would run unasked under its real name.
+
+use std::sync::Arc;
+
+use switchboard::config::{Config, load_str};
+use switchboard_agents::tools::{ApprovalPolicy, Profile, ToolRegistry, policy::DANGEROUS};
+
+/// The registry as `switchboard serve` builds it, sandboxed tools included.
+fn registered(config: &Config) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let bench = Arc::new(switchboard::sandbox::workbench(config, dir.path()));
+    ToolRegistry::standard(config.tools.web_fetch.settings(), bench).names()
+}
+
+fn assert_registered(names: &[String], list: &str, tools: &[impl AsRef<str>]) {
+    for tool in tools {
+        let tool = tool.as_ref();
+        // A pattern is the operator's to write; a plain name must exist.
+        if tool.contains('*') {
+            continue;
+        }
+        assert!(
+            names.iter().any(|n| n == tool),
+            "{list} names `{tool}`, which is not a registered tool (registered: {})",
+            names.join(", ")
+        );
+    }
+}
+
+#[test]
+fn every_listed_tool_is_a_registered_tool() {
+    let defaults = load_str("", "defaults", &[]).unwrap().config;
+    let names = registered(&defaults);
+    for tool in ["exec", "read_file", "write_file", "edit_file", "list_files"] {
+        assert!(
+            names.iter().any(|n| n == tool),
+            "the sandboxed `{tool}` is missing from {names:?}"
+        );
+    }
+
+    for profile in Profile::ALL {
+        if let Some(tools) = profile.tools() {
+            assert_registered(&names, &format!("profile {profile:?}"), &tools);
+        }
+    }
+    assert_registered(&names, "the dangerous-tool list", DANGEROUS);
+    assert_registered(
+        &names,
+        "the default approvals.tools",
+        &ApprovalPolicy::default().tools,
+    );
+    for (agent, a) in &defaults.agents {
+        assert_registered(
+            &names,
+            &format!("agents.{agent}.approvals.tools (default)"),
+            &a.approvals.tools,
+        );
+    }
+
+    let text = include_str!("../../deploy/switchboard.example.toml");
+    let example = load_str(text, "deploy/switchboard.example.toml", &[])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+    let names = registered(&example);
+    for (agent, a) in &example.agents {
+        let key = format!("deploy/switchboard.example.toml: agents.{agent}");
+        assert_registered(
+            &names,
+            &format!("{key}.approvals.tools"),
+            &a.approvals.tools,
+        );
+        assert_registered(&names, &format!("{key}.tools.allow"), &a.tools.allow);
+        assert_registered(&names, &format!("{key}.tools.deny"), &a.tools.deny);
+    }
+}
