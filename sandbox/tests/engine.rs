@@ -399,20 +399,131 @@ async fn a_timeout_really_ends_the_command_and_its_children() {
 async fn concurrent_calls_of_one_session_share_one_container() {
     let b = Bench::new(settings()).await;
     let p = place("concurrent");
-    // Each waits for the other's mark, so both must run at the same time.
-    let one = b.sh(
-        &p,
-        "touch one; while [ ! -e two ]; do sleep 0.05; done; echo one done",
-    );
-    let two = b.sh(
-        &p,
-        "touch two; while [ ! -e one ]; do sleep 0.05; done; echo two done",
-    );
-    let (one, two) = tokio::join!(one, two);
-    assert_eq!(one.stdout_text(), "one done\n");
-    assert_eq!(two.stdout_text(), "two done\n");
+    // Both ask at once; they take turns in the one container, and each
+    // finds nothing the other left running.
+    let line = "n=31; ps -o args | grep -c \"^sleep ${n}01\"; sleep ${n}01 >/dev/null 2>&1 &";
+    let (one, two) = tokio::join!(b.sh(&p, line), b.sh(&p, line));
+    assert_eq!(one.stdout_text(), "0\n");
+    assert_eq!(two.stdout_text(), "0\n");
     let list = b.sb().list(false).await.unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
+}
+
+/// What runs in `place`'s container, less the `ps` asking.
+async fn processes(b: &Bench, p: &Place) -> Vec<String> {
+    let ps = b.sh(p, "ps -o args").await.stdout_text();
+    ps.lines()
+        .skip(1)
+        .filter(|l| !l.contains("ps -o args"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn nothing_a_command_starts_outlives_it_however_it_detaches() {
+    let b = Bench::new(settings()).await;
+    let p = place("escapes");
+    b.sh(&p, "true").await;
+    let before = processes(&b, &p).await;
+    // Each of these returns at once and leaves a process behind that is
+    // not in its process group, or not its child, or has no trace of it
+    // in its environment.
+    let escapes = [
+        "env -i sleep 4101 >/dev/null 2>&1 &",
+        "nohup sleep 4102 >/dev/null 2>&1 &",
+        "setsid sleep 4103 >/dev/null 2>&1 &",
+        "( ( sleep 4104 >/dev/null 2>&1 & ) & )",
+        "setsid sh -c 'exec env -i sh -c \"sleep 4105\"' </dev/null >/dev/null 2>&1 &",
+        "cp /bin/busybox /tmp/innocent && (cd /tmp && exec -a sleep ./innocent sleep 4106 >/dev/null 2>&1 &)",
+    ];
+    for line in escapes {
+        let out = b.sh(&p, line).await;
+        assert!(!out.timed_out, "{line}: {out:?}");
+        assert_eq!(processes(&b, &p).await, before, "after `{line}`");
+    }
+    // And past the time limit, with the escapes running when it strikes.
+    let mut req = ExecRequest::shell(format!("{}\nsleep 4107", escapes.join("\n")));
+    req.timeout = Some(Duration::from_secs(2));
+    let out = b.wb.exec(&p, req).await.unwrap();
+    assert!(out.timed_out);
+    assert_eq!(processes(&b, &p).await, before);
+}
+
+#[tokio::test]
+async fn a_cancelled_command_is_ended() {
+    let b = Bench::new(settings()).await;
+    let p = place("cancel");
+    b.sh(&p, "true").await;
+    let before = processes(&b, &p).await;
+    let dir = b.wb.host_dir(&p).unwrap();
+    let wb = &b.wb;
+    let mut run = Box::pin(wb.exec(
+        &p,
+        ExecRequest::shell("setsid sleep 5101 >/dev/null 2>&1 & touch started; sleep 5102"),
+    ));
+    // Drive the command until it has started, then drop it as a cancelled
+    // turn drops its tool call.
+    let started = async {
+        while !dir.join("started").exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        out = &mut run => panic!("the command ended by itself: {out:?}"),
+        () = started => {}
+    }
+    drop(run);
+    assert_eq!(processes(&b, &p).await, before);
+}
+
+#[tokio::test]
+async fn one_file_cannot_grow_past_the_workspace_limit() {
+    let b = Bench::new(SandboxSettings {
+        workspace_max_mb: 2,
+        ..settings()
+    })
+    .await;
+    let p = place("fsize");
+    let out = b
+        .sh(&p, "dd if=/dev/zero of=big bs=1048576 count=8; echo exit=$?")
+        .await;
+    assert!(!out.stdout_text().contains("exit=0"), "{out:?}");
+    let size = std::fs::metadata(b.wb.host_dir(&p).unwrap().join("big"))
+        .unwrap()
+        .len();
+    assert!(size <= 2 * 1024 * 1024, "big grew to {size} bytes");
+}
+
+#[tokio::test]
+async fn host_commands_get_none_of_the_gateways_environment() {
+    let state = temp("hostenv");
+    let wb = Workbench::new(
+        SandboxSettings {
+            mode: switchboard_sandbox::SandboxMode::Off,
+            host_exec: true,
+            env: BTreeMap::from([("PIP_INDEX_URL".to_string(), "http://mirror".to_string())]),
+            ..Default::default()
+        },
+        &state,
+        BTreeMap::new(),
+    );
+    // The test runner's own environment (cargo sets CARGO_* for it) stands
+    // in for the gateway's tokens and keys.
+    assert!(std::env::vars().any(|(k, _)| k.starts_with("CARGO")));
+    let out = wb
+        .exec(&place("hostenv"), ExecRequest::shell("env"))
+        .await
+        .unwrap();
+    let mut names: Vec<String> = out
+        .stdout_text()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+        .collect();
+    names.sort();
+    names.retain(|n| !matches!(n.as_str(), "PWD" | "SHLVL" | "_" | "OLDPWD"));
+    assert_eq!(names, ["HOME", "LANG", "PATH", "PIP_INDEX_URL", "TERM"], "{}", out.stdout_text());
+    assert!(out.stdout_text().contains("PIP_INDEX_URL=http://mirror"));
+    let _ = std::fs::remove_dir_all(&state);
 }
 
 #[tokio::test]
