@@ -466,3 +466,88 @@ async fn documents_land_in_the_session_workspace_and_are_described() {
         "{said}"
     );
 }
+
+/// A sandboxed command replaces `inbox` (then a file in it) with a link to a
+/// host path; the next document must not be written through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_planted_in_the_workspace_does_not_steer_a_download() {
+    let built = std::process::Command::new(switchboard_tests::gateway::binary())
+        .args([
+            "sandbox",
+            "build-image",
+            "--from",
+            "busybox",
+            "--tag",
+            "switchboard-sandbox:busybox",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let (model, tg, _gw, dir) = start(
+        "dm_policy = \"open\"\n\n[agents.main.tools]\nprofile = \"coding\"\ndangerous_in_groups = false\ntrusted_channels = [\"telegram\"]\n\n[agents.main.approvals]\nmode = \"never\"\n\n[sandbox]\nimage = \"switchboard-sandbox:busybox\"",
+    )
+    .await;
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), "keep me").unwrap();
+    let listing = |d: &std::path::Path| {
+        let mut names: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing(&outside);
+
+    let attacks = [
+        (
+            format!("rm -rf inbox; ln -s {} inbox; ls -l", outside.display()),
+            "x.txt",
+        ),
+        (
+            format!(
+                "rm -rf inbox; mkdir inbox; ln -s {} inbox/secret.txt; ls -l inbox",
+                outside.join("secret.txt").display()
+            ),
+            "secret.txt",
+        ),
+    ];
+    for (i, (plant, name)) in attacks.iter().enumerate() {
+        let ask = serde_json::json!({ "command": plant }).to_string();
+        tg.dm(48, "Doc", &format!("use tool exec {ask}"));
+        tg.wait(WAIT, "the link planted", |tg| {
+            tg.chat(48)
+                .get(2 * i)
+                .is_some_and(|m| m.text.contains("[exit code"))
+                .then_some(())
+        })
+        .await;
+        tg.document(48, name, b"overwritten!\n", 13, "a file");
+        tg.wait(WAIT, "the answer to the document", |tg| {
+            tg.chat(48)
+                .get(2 * i + 1)
+                .is_some_and(|m| m.text.starts_with("echo: a file"))
+                .then_some(())
+        })
+        .await;
+        let seen = model.seen();
+        let said = seen.last().unwrap().messages().last().unwrap().1.clone();
+        assert!(
+            said.contains(&format!("[attachment: {name}"))
+                && said.contains("not saved")
+                && said.contains("symbolic link"),
+            "the agent was not told why: {said}"
+        );
+        assert!(!said.contains("saved at"), "{said}");
+        assert_eq!(listing(&outside), before, "something was written outside");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("secret.txt")).unwrap(),
+            "keep me"
+        );
+    }
+}
