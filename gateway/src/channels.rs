@@ -57,6 +57,18 @@ impl ChannelSet {
         }
     }
 
+    /// Open a reply to `target`, or say why it cannot be opened (the
+    /// account is gone, the platform refused).
+    pub async fn try_open_reply(&self, target: &ReplyTarget) -> Result<Box<dyn ReplySink>, String> {
+        match self.get(&target.channel, &target.account) {
+            Some(ch) => ch.open_reply(target).await.map_err(|e| e.to_string()),
+            None => Err(format!(
+                "channel account {}/{} is not configured",
+                target.channel, target.account
+            )),
+        }
+    }
+
     /// Send one standalone notice to `target`.
     pub async fn notify(&self, target: &ReplyTarget, text: String) {
         let mut sink = self.open_reply(target).await;

@@ -41,6 +41,10 @@ use crate::webchat::{self, WebChat};
 
 /// How long finished ingress rows are kept for deduplication.
 const INGRESS_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+/// How often pending rows without an owner are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(15);
+/// How old such a row must be (a row just written is being handed on).
+const SWEEP_GRACE: Duration = Duration::from_secs(15);
 
 /// The data directory: configured, or the platform's.
 pub fn data_dir(config: &Config) -> anyhow::Result<PathBuf> {
@@ -320,6 +324,14 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         .await
         .context("cannot read the approval requests")?;
     let runs = config.gateway.max_concurrent_runs;
+    let draining = CancellationToken::new();
+    let deliveries = crate::sessions::delivery::Deliveries::new(
+        store.clone(),
+        channels.clone(),
+        health.clone(),
+        Duration::from_secs(config.sessions.delivery_retry_secs),
+        draining.clone(),
+    );
     let ctx = Arc::new(TurnContext {
         store: store.clone(),
         channels: channels.clone(),
@@ -336,12 +348,14 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         queue_mode: config.sessions.queue_mode,
         mailbox: config.sessions.mailbox,
         actor_idle: Duration::from_secs(config.sessions.actor_idle_secs.max(1)),
-        draining: CancellationToken::new(),
+        draining,
         hard_stop: CancellationToken::new(),
         runs_waiting: AtomicU64::new(0),
         workbench: Some(bench.clone()),
         turns_done: AtomicU64::new(0),
         turns_failed: AtomicU64::new(0),
+        claims: Default::default(),
+        deliveries,
     });
     let sessions = SessionRegistry::new(ctx);
     let router = Router::new(
@@ -434,6 +448,27 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
                     }
                     pipeline
                         .upkeep(INGRESS_RETENTION_MS)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        });
+    }
+    {
+        // Rows accepted but owned by no one (an admission that failed after
+        // the ingress write, an actor that died) are answered without
+        // waiting for a restart.
+        let pipeline = pipeline.clone();
+        supervisor.spawn("ingress-sweep", move |stop| {
+            let pipeline = pipeline.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(SWEEP_EVERY) => {}
+                    }
+                    pipeline
+                        .sweep_unowned(SWEEP_GRACE)
                         .await
                         .map_err(|e| e.to_string())?;
                 }

@@ -148,6 +148,14 @@ pub(crate) async fn rig(
             approvers: Vec::new(),
         },
     );
+    let draining = CancellationToken::new();
+    let deliveries = crate::sessions::delivery::Deliveries::new(
+        store.clone(),
+        channels.clone(),
+        Arc::new(crate::health::Health::new()),
+        Duration::from_secs(60),
+        draining.clone(),
+    );
     let ctx = Arc::new(TurnContext {
         store: store.clone(),
         channels: channels.clone(),
@@ -165,12 +173,14 @@ pub(crate) async fn rig(
         queue_mode: mode,
         mailbox,
         actor_idle,
-        draining: CancellationToken::new(),
+        draining,
         hard_stop: CancellationToken::new(),
         runs_waiting: AtomicU64::new(0),
         workbench: None,
         turns_done: AtomicU64::new(0),
         turns_failed: AtomicU64::new(0),
+        claims: Default::default(),
+        deliveries,
     });
     Rig {
         store,

@@ -271,3 +271,28 @@ async fn host_exec_is_flagged_as_a_risk() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_commands_see_none_of_the_gateways_environment() {
+    let fake = FakeOpenAi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(
+        dir.path(),
+        &config(
+            free_port(),
+            &fake.base_url(),
+            &sandboxed("mode = \"off\"\nhost_exec = true\n\n[sandbox.env]\nPIP_INDEX_URL = \"http://mirror.invalid\""),
+        ),
+    )
+    .await;
+    // The harness starts the gateway with SWITCHBOARD_LOG set, and cargo
+    // gives it CARGO_* variables: stand-ins for its tokens and keys.
+    let (status, v) = gw.chat("ada", r#"use tool exec {"command": "env"}"#).await;
+    assert_eq!(status, 200, "{v}\n{}", gw.log());
+    let text = answer(&v);
+    assert!(text.contains("PATH="), "{text}");
+    assert!(text.contains("PIP_INDEX_URL=http://mirror.invalid"), "{text}");
+    for leaked in ["SWITCHBOARD", "CARGO", "RUST", "sk-test-key"] {
+        assert!(!text.contains(leaked), "{leaked} reached the command:\n{text}");
+    }
+}

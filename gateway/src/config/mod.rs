@@ -520,6 +520,11 @@ pub struct SessionsConfig {
     pub daily_reset_hour: Option<u8>,
     /// Seconds a session actor stays in memory without work. Default 300.
     pub actor_idle_secs: u64,
+    /// Seconds a stored answer whose delivery failed (platform errors,
+    /// network down) is sent again, with backoff, before its message is
+    /// marked failed and health says so. The model is not asked again.
+    /// Default 3600.
+    pub delivery_retry_secs: u64,
 }
 
 impl Default for SessionsConfig {
@@ -531,6 +536,7 @@ impl Default for SessionsConfig {
             idle_reset_minutes: None,
             daily_reset_hour: None,
             actor_idle_secs: 300,
+            delivery_retry_secs: 3600,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use switchboard_channel::{ChatKind, Inbound, ReplyEvent, ReplyTarget};
+use switchboard_channel::{ChatKind, Inbound, ReplyTarget};
 use switchboard_memory::{
     IngressAccept, IngressRecord, IngressStatus, PairingRequest, Store, StoreError,
 };
@@ -279,6 +279,7 @@ impl Pipeline {
             inbound,
             agent: route.agent.clone(),
             session_key: route.session_key.clone(),
+            claim: None,
         };
         match self.sessions.dispatch(job) {
             Ok(()) => Ok(Admission::Queued {
@@ -457,24 +458,19 @@ impl Pipeline {
             };
             if let Some(answer) = self.store.answer_for_ingress(row.id).await? {
                 // Answered and stored, but the reply was not confirmed
-                // delivered before the stop: deliver the stored answer.
-                let mut sink = self
-                    .channels
-                    .open_reply(&payload.inbound.reply_target())
-                    .await;
-                let status = match sink
-                    .send(ReplyEvent::Done {
-                        text: answer.content,
-                        usage: None,
-                    })
-                    .await
-                {
-                    Ok(()) => IngressStatus::Done,
-                    Err(_) => IngressStatus::Failed,
+                // delivered: deliver the stored answer (again, with backoff,
+                // until it goes out), never asking the model again.
+                let ctx = self.sessions.context();
+                let Some(claim) = ctx.claims.claim(row.id) else {
+                    continue; // already being delivered
                 };
-                self.store
-                    .ingress_finish(row.id, status, None, now_ms())
-                    .await?;
+                ctx.deliveries.deliver(crate::sessions::delivery::Owed {
+                    target: payload.inbound.reply_target(),
+                    text: answer.content,
+                    rows: vec![row.id],
+                    claims: vec![claim],
+                    last_error: String::new(),
+                });
                 continue;
             }
             self.process(row.id, payload.inbound, payload.agent).await?;
@@ -487,6 +483,26 @@ impl Pipeline {
             );
         }
         Ok(n)
+    }
+
+    /// Pick up pending rows that nobody in this process owns and that were
+    /// accepted more than `grace` ago: their admission failed after the
+    /// ingress write, or their actor died. Returns how many were handed on.
+    pub async fn sweep_unowned(&self, grace: std::time::Duration) -> Result<usize, StoreError> {
+        let claims = self.sessions.context().claims.clone();
+        let before = now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let rows: Vec<IngressRecord> = self
+            .store
+            .ingress_pending()
+            .await?
+            .into_iter()
+            .filter(|r| r.received_at < before && r.updated_at < before && !claims.is_claimed(r.id))
+            .collect();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        tracing::warn!(count = rows.len(), "picking up messages that were accepted but had no one working on them");
+        self.replay(rows).await
     }
 
     /// Periodic upkeep: forget quiet senders, purge expired pairing codes,

@@ -9,6 +9,7 @@
 
 mod actor;
 pub mod context;
+pub mod delivery;
 pub(crate) use actor::BUSY_NOTICE;
 pub mod queue;
 pub mod reset;
@@ -47,6 +48,10 @@ pub struct Job {
     pub agent: String,
     /// The session it belongs to.
     pub session_key: String,
+    /// Its row's ownership in this process, taken when it is dispatched and
+    /// released when the job (every copy) is gone; the periodic sweep
+    /// leaves claimed rows alone.
+    pub claim: Option<Arc<delivery::Claim>>,
 }
 
 impl Job {
@@ -125,6 +130,10 @@ pub struct TurnContext {
     /// Where conversations' files live: attachments are fetched into the
     /// session's sandbox workspace. `None`: attachments are only described.
     pub workbench: Option<Arc<switchboard_sandbox::Workbench>>,
+    /// Which pending ingress rows have an owner here.
+    pub claims: Arc<delivery::Claims>,
+    /// Answers whose delivery failed, being sent again.
+    pub deliveries: Arc<delivery::Deliveries>,
 }
 
 /// Why a message could not be handed to its session.
@@ -180,9 +189,20 @@ impl SessionRegistry {
     }
 
     /// Hand a job to its session's actor, starting one if needed.
-    pub fn dispatch(&self, job: Job) -> Result<(), DispatchError> {
+    pub fn dispatch(&self, mut job: Job) -> Result<(), DispatchError> {
         if self.inner.ctx.draining.is_cancelled() {
             return Err(DispatchError::Closed(job));
+        }
+        if job.claim.is_none() {
+            match self.inner.ctx.claims.claim(job.ingress_id) {
+                Some(c) => job.claim = Some(c),
+                None => {
+                    // Already on its way here (a second hand-off of one row):
+                    // answering it twice is the one thing not to do.
+                    tracing::warn!(ingress_id = job.ingress_id, "message already being handled; not handed on twice");
+                    return Ok(());
+                }
+            }
         }
         let mut actors = self.inner.actors.lock().unwrap_or_else(|e| e.into_inner());
         let mut job = job;

@@ -49,6 +49,7 @@ fn job(ingress_id: i64, session: &str, id: &str, text: &str) -> Job {
         inbound,
         agent: "main".into(),
         session_key: format!("s:{session}"),
+        claim: None,
     }
 }
 
