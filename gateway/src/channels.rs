@@ -5,7 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use switchboard_channel::{Channel, ChannelError, ReplyEvent, ReplySink, ReplyTarget};
+use switchboard_channel::{
+    Channel, ChannelError, ChannelState, ReplyEvent, ReplySink, ReplyTarget,
+};
+use switchboard_memory::Store;
+
+use crate::clock::now_ms;
 
 /// Every channel account, by (channel, account).
 #[derive(Default, Clone)]
@@ -86,5 +91,65 @@ pub struct NullSink;
 impl ReplySink for NullSink {
     async fn send(&mut self, _event: ReplyEvent) -> Result<(), ChannelError> {
         Ok(())
+    }
+}
+
+/// One channel account's [`ChannelState`], kept in the store so that a
+/// listener finds it again after a restart (Discord's session to resume).
+#[derive(Debug)]
+pub struct StoredState {
+    store: Arc<dyn Store>,
+    channel: String,
+    account: String,
+}
+
+impl StoredState {
+    /// The state of account `account` of `channel`.
+    pub fn new(store: Arc<dyn Store>, channel: &str, account: &str) -> Self {
+        Self {
+            store,
+            channel: channel.to_string(),
+            account: account.to_string(),
+        }
+    }
+}
+
+fn unavailable(e: switchboard_memory::StoreError) -> ChannelError {
+    ChannelError::Unavailable(format!("cannot keep the channel state: {e}"))
+}
+
+#[async_trait]
+impl ChannelState for StoredState {
+    async fn get(&self, key: &str) -> Result<Option<String>, ChannelError> {
+        self.store
+            .channel_state_get(&self.channel, &self.account, key)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn set(&self, entries: &[(&str, &str)]) -> Result<(), ChannelError> {
+        let entries: Vec<(String, String)> = entries
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        self.store
+            .channel_state_set(&self.channel, &self.account, &entries, now_ms())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn remove(&self, keys: &[&str]) -> Result<(), ChannelError> {
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_string()).collect();
+        self.store
+            .channel_state_remove(&self.channel, &self.account, &keys)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, ChannelError> {
+        self.store
+            .channel_state_list(&self.channel, &self.account, prefix)
+            .await
+            .map_err(unavailable)
     }
 }

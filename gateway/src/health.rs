@@ -42,6 +42,10 @@ pub struct Component {
     pub last_event_ms: Option<i64>,
     /// How often it was restarted.
     pub restarts: u32,
+    /// Why it last failed (an error, or `panicked: <message>`), kept after
+    /// it runs again so a restart loop or an old panic stays visible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
     /// What a channel listener reports of its connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connection: Option<StatusSnapshot>,
@@ -71,6 +75,7 @@ impl Health {
             since_ms: now,
             last_event_ms: None,
             restarts: 0,
+            last_failure: None,
             connection: None,
         });
         if entry.state != state {
@@ -78,6 +83,9 @@ impl Health {
             if state == State::Restarting {
                 entry.restarts += 1;
             }
+        }
+        if state == State::Restarting && detail.is_some() {
+            entry.last_failure.clone_from(&detail);
         }
         entry.state = state;
         entry.detail = detail;
@@ -139,5 +147,25 @@ impl Health {
             .filter(|(name, c)| name.starts_with("channel:") && c.state != State::Running)
             .map(|(name, c)| format!("{name} is {:?}", c.state).to_lowercase())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_is_counted_and_its_cause_kept_after_running_again() {
+        let h = Health::new();
+        h.set("svc", State::Running, None);
+        h.set("svc", State::Restarting, Some("panicked: boom".into()));
+        h.set("svc", State::Running, None);
+        let c = &h.snapshot()["svc"];
+        assert_eq!((c.state, c.restarts), (State::Running, 1));
+        assert_eq!(c.last_failure.as_deref(), Some("panicked: boom"));
+        assert_eq!(c.detail, None);
+        let json = serde_json::to_value(c).unwrap();
+        assert_eq!(json["last_failure"], "panicked: boom");
+        assert_eq!(json["restarts"], 1);
     }
 }

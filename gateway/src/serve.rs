@@ -17,7 +17,7 @@ use switchboard_agents::{
     Agent, AnthropicProvider, FallbackChain, OpenAiProvider, Provider, ProviderSettings,
     RetryPolicy,
 };
-use switchboard_channel::{Channel, ChannelContext, Delivery};
+use switchboard_channel::{Channel, ChannelContext, ChannelState, Delivery};
 use switchboard_discord::{DiscordChannel, DiscordSettings};
 use switchboard_memory::{SqliteStore, Store};
 use switchboard_slack::{SlackChannel, SlackSettings};
@@ -25,13 +25,14 @@ use switchboard_telegram::{TelegramChannel, TelegramSettings};
 
 use crate::approvals::Approvals;
 use crate::auth::{self, TokenSource};
-use crate::channels::ChannelSet;
+use crate::channels::{ChannelSet, StoredState};
 use crate::clock::now_ms;
 use crate::config::{Config, LoadedConfig, ProviderConfig, ProviderKind, TelegramMode};
 use crate::events::EventBus;
 use crate::health::{Health, State};
 use crate::http::{self, AppState};
 use crate::pipeline::Pipeline;
+use crate::pipeline::intake::Intake;
 use crate::pipeline::routing::Router;
 use crate::sessions::context::ContextBudget;
 use crate::sessions::reset::ResetPolicy;
@@ -266,6 +267,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         settings.allow_bots = d.allow_bots;
         settings.edit_interval = Duration::from_millis(d.edit_interval_ms);
         settings.max_lines = d.max_lines;
+        settings.catch_up_channels = d.channels.clone();
         let channel = DiscordChannel::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
         channels.add(Arc::new(channel));
         access.push((
@@ -424,18 +426,37 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         let name = format!("channel:{}/{}", channel.name(), channel.account());
         let inbound = inbound_tx.clone();
         let status = health.channel_status(&name);
+        let state: Arc<dyn ChannelState> = Arc::new(StoredState::new(
+            store.clone(),
+            channel.name(),
+            channel.account(),
+        ));
         supervisor.spawn(&name, move |stop| {
             let channel = channel.clone();
             let ctx = ChannelContext {
                 inbound: inbound.clone(),
                 shutdown: stop,
                 status: status.clone(),
+                state: state.clone(),
             };
             async move { channel.run(ctx).await.map_err(|e| e.to_string()) }
         });
     }
     drop(inbound_tx);
-    let dispatcher = tokio::spawn(dispatch_inbound(pipeline.clone(), inbound_rx));
+    {
+        // The dispatcher, and the notices it queues, under supervision: a
+        // panic restarts them with what is still queued.
+        let intake = Arc::new(Intake::new(pipeline.clone(), inbound_rx));
+        supervisor.spawn("intake", move |stop| {
+            let intake = intake.clone();
+            async move { intake.run(stop).await }
+        });
+        let notices = pipeline.notices().clone();
+        supervisor.spawn("notices", move |stop| {
+            let notices = notices.clone();
+            async move { notices.run(stop).await }
+        });
+    }
     {
         let pipeline = pipeline.clone();
         supervisor.spawn("upkeep", move |stop| {
@@ -507,7 +528,6 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     }
     shutdown.cancel();
     supervisor.wait().await;
-    let _ = dispatcher.await;
     http_stop.cancel();
     // Open WebSockets do not end by themselves: give requests a moment.
     match tokio::time::timeout(Duration::from_secs(2), http_task).await {
@@ -531,19 +551,6 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Hand messages from channel listeners to the pipeline, telling each
-/// listener once its message is stored (or why not), so it confirms to the
-/// platform only what cannot be lost.
-async fn dispatch_inbound(pipeline: Arc<Pipeline>, mut rx: mpsc::Receiver<Delivery>) {
-    while let Some(Delivery { inbound, stored }) = rx.recv().await {
-        let result = pipeline.admit(inbound, None).await;
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "cannot admit a message");
-        }
-        let _ = stored.send(result.map(drop).map_err(|e| e.to_string()));
-    }
 }
 
 async fn probe_provider(

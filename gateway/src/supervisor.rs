@@ -1,13 +1,19 @@
 //! The supervisor: owns every long-running task, restarts failed ones with
 //! exponential backoff, shows their state in [`Health`], and stops them all
 //! on one shutdown signal.
+//!
+//! Each run of a service is its own tokio task, so a panic ends that run
+//! only: the supervisor sees it as a failure (`panicked: <message>`), shows
+//! it in health and restarts the service like any other failure.
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::health::{Health, State};
 
@@ -37,7 +43,7 @@ impl Supervisor {
     }
 
     /// Run `make(shutdown)` as the service `name` until shutdown; when it
-    /// fails (or ends early) it is restarted after a growing delay.
+    /// fails, panics or ends early it is restarted after a growing delay.
     pub fn spawn<F, Fut>(&mut self, name: &str, make: F)
     where
         F: Fn(CancellationToken) -> Fut + Send + 'static,
@@ -51,7 +57,10 @@ impl Supervisor {
             loop {
                 health.set(&name, State::Running, None);
                 let started = tokio::time::Instant::now();
-                let result = make(shutdown.clone()).await;
+                // Its own task, so that a panic ends this run, not the
+                // supervision; aborted if the supervision itself is dropped.
+                let run = AbortOnDropHandle::new(tokio::spawn(make(shutdown.clone())));
+                let result = run.await.unwrap_or_else(|e| Err(join_failure(e)));
                 if shutdown.is_cancelled() {
                     health.set(&name, State::Stopped, None);
                     return;
@@ -81,15 +90,36 @@ impl Supervisor {
     pub async fn wait(mut self) {
         while let Some(res) = self.tasks.join_next().await {
             if let Err(e) = res {
-                tracing::error!(error = %e, "a supervised task panicked");
+                tracing::error!(error = %e, "a supervision task failed");
             }
         }
+    }
+}
+
+/// Why a run's task ended without a result: its panic message.
+fn join_failure(e: JoinError) -> String {
+    if e.is_panic() {
+        format!("panicked: {}", panic_message(&*e.into_panic()))
+    } else {
+        format!("was cancelled: {e}")
+    }
+}
+
+/// The text a panic was raised with.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::Component;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     #[tokio::test(start_paused = true)]
@@ -113,11 +143,12 @@ mod tests {
         let (_, t3) = rx.recv().await.unwrap();
         assert_eq!(t2 - t1, FIRST_BACKOFF);
         assert_eq!(t3 - t2, FIRST_BACKOFF * 2, "the delay doubles");
+        // The third run started, so the first two failures were handled.
         let h = health.snapshot();
         assert!(h["flaky"].restarts >= 2, "restarts are counted");
         assert!(
             h["flaky"]
-                .detail
+                .last_failure
                 .as_deref()
                 .unwrap_or("")
                 .contains("failed")
@@ -125,5 +156,66 @@ mod tests {
         shutdown.cancel();
         sup.wait().await;
         assert_eq!(health.snapshot()["flaky"].state, State::Stopped);
+    }
+
+    /// The component once it is in `state`, letting other tasks run (paused
+    /// time does not advance while tasks are ready).
+    async fn until_state(health: &Health, name: &str, state: State) -> Component {
+        for _ in 0..100 {
+            if let Some(c) = health.snapshot().get(name)
+                && c.state == state
+            {
+                return c.clone();
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("{name} never became {state:?}: {:?}", health.snapshot());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_service_is_restarted_with_backoff_and_its_panic_shown() {
+        let shutdown = CancellationToken::new();
+        let health = Arc::new(Health::new());
+        let mut sup = Supervisor::new(shutdown.clone(), health.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let runs = Arc::new(AtomicU32::new(0));
+        let counter = runs.clone();
+        sup.spawn("brittle", move |stop| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send((n, tokio::time::Instant::now()));
+                if n <= 2 {
+                    panic!("run {n} hit a bug");
+                }
+                // The third run works until shutdown.
+                stop.cancelled().await;
+                Ok(())
+            }
+        });
+        let (_, t1) = rx.recv().await.unwrap();
+        let (_, t2) = rx.recv().await.unwrap();
+        // While it waits for its next run, health says why.
+        let c = until_state(&health, "brittle", State::Restarting).await;
+        assert_eq!(c.detail.as_deref(), Some("panicked: run 2 hit a bug"));
+        let (n, t3) = rx.recv().await.unwrap();
+        assert_eq!(n, 3, "restarted after each panic");
+        assert_eq!(t2 - t1, FIRST_BACKOFF);
+        assert_eq!(t3 - t2, FIRST_BACKOFF * 2, "a panic backs off like an error");
+        // Running again: the count and the last panic stay visible.
+        let c = until_state(&health, "brittle", State::Running).await;
+        assert_eq!(c.restarts, 2);
+        assert_eq!(c.last_failure.as_deref(), Some("panicked: run 2 hit a bug"));
+        shutdown.cancel();
+        sup.wait().await;
+        assert_eq!(health.snapshot()["brittle"].state, State::Stopped);
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn panic_messages_are_read_from_str_and_string_payloads() {
+        assert_eq!(panic_message(&"static"), "static");
+        assert_eq!(panic_message(&String::from("formatted 7")), "formatted 7");
+        assert_eq!(panic_message(&42_u8), "(no message)");
     }
 }

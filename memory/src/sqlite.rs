@@ -204,6 +204,32 @@ fn ingress_row(row: &sqlx::sqlite::SqliteRow) -> Result<IngressRecord, StoreErro
     })
 }
 
+/// Rows a retention prune deletes per statement.
+const PRUNE_BATCH: i64 = 1000;
+
+/// Run `delete` (the cutoff bound as `?1`, the batch size as `?2`) until
+/// it deletes less than a batch, so that a first prune of a large
+/// database does not hold the one writer (and with it intake) for long.
+async fn delete_in_batches(
+    write: &SqlitePool,
+    delete: &'static str,
+    before: i64,
+) -> Result<u64, StoreError> {
+    let mut total = 0;
+    loop {
+        let done = sqlx::query(delete)
+            .bind(before)
+            .bind(PRUNE_BATCH)
+            .execute(write)
+            .await?
+            .rows_affected();
+        total += done;
+        if done < PRUNE_BATCH as u64 {
+            return Ok(total);
+        }
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn session_get(&self, key: &str) -> Result<Option<SessionRecord>, StoreError> {
@@ -493,6 +519,36 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn transcript_prune(&self, before: i64) -> Result<u64, StoreError> {
+        delete_in_batches(
+            &self.write,
+            "DELETE FROM transcript WHERE seq IN (SELECT seq FROM transcript \
+             WHERE created_at < ?1 AND (ingress_id IS NULL OR ingress_id NOT IN \
+             (SELECT id FROM ingress WHERE status = 'pending')) LIMIT ?2)",
+            before,
+        )
+        .await
+    }
+
+    async fn usage_prune(&self, before: i64) -> Result<u64, StoreError> {
+        delete_in_batches(
+            &self.write,
+            "DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE created_at < ?1 LIMIT ?2)",
+            before,
+        )
+        .await
+    }
+
+    async fn approvals_prune(&self, before: i64) -> Result<u64, StoreError> {
+        delete_in_batches(
+            &self.write,
+            "DELETE FROM approvals WHERE id IN (SELECT id FROM approvals \
+             WHERE status != 'pending' AND COALESCE(decided_at, created_at) < ?1 LIMIT ?2)",
+            before,
+        )
+        .await
+    }
+
     async fn pairing_insert(&self, request: NewPairing) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO pairing (channel, account, sender_id, sender_name, chat_id, code, created_at, expires_at) \
@@ -713,6 +769,94 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+
+    async fn channel_state_get(
+        &self,
+        channel: &str,
+        account: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT value FROM channel_state WHERE channel = ? AND account = ? AND key = ?",
+        )
+        .bind(channel)
+        .bind(account)
+        .bind(key)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| r.try_get::<String, _>("value")).transpose()?)
+    }
+
+    async fn channel_state_set(
+        &self,
+        channel: &str,
+        account: &str,
+        entries: &[(String, String)],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let one = "INSERT INTO channel_state (channel, account, key, value, updated_at) \
+                   VALUES (?, ?, ?, ?, ?) \
+                   ON CONFLICT (channel, account, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;";
+        let sql = one.repeat(entries.len());
+        self.transact(&sql, |mut query| {
+            for (key, value) in entries {
+                query = query
+                    .bind(channel)
+                    .bind(account)
+                    .bind(key)
+                    .bind(value)
+                    .bind(now);
+            }
+            query
+        })
+        .await
+    }
+
+    async fn channel_state_remove(
+        &self,
+        channel: &str,
+        account: &str,
+        keys: &[String],
+    ) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let one = "DELETE FROM channel_state WHERE channel = ? AND account = ? AND key = ?;";
+        let sql = one.repeat(keys.len());
+        self.transact(&sql, |mut query| {
+            for key in keys {
+                query = query.bind(channel).bind(account).bind(key);
+            }
+            query
+        })
+        .await
+    }
+
+    async fn channel_state_list(
+        &self,
+        channel: &str,
+        account: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key, value FROM channel_state \
+             WHERE channel = ?1 AND account = ?2 AND substr(key, 1, length(?3)) = ?3 \
+             ORDER BY key",
+        )
+        .bind(channel)
+        .bind(account)
+        .bind(prefix)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| -> Result<(String, String), StoreError> {
+                Ok((r.try_get("key")?, r.try_get("value")?))
+            })
+            .collect()
     }
 }
 

@@ -103,6 +103,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Delete finished rows last changed before `before`. Returns how many.
     async fn ingress_prune(&self, before: i64) -> Result<u64, StoreError>;
 
+    // ---- retention (what `[retention]` prunes besides ingress rows) ----
+
+    /// Delete transcript entries stored before `before`, except those of
+    /// ingress rows still pending: a restart or a delivery retry sends
+    /// their stored answer. Returns how many.
+    async fn transcript_prune(&self, before: i64) -> Result<u64, StoreError>;
+
+    /// Delete the usage records of turns before `before`. Returns how many.
+    async fn usage_prune(&self, before: i64) -> Result<u64, StoreError>;
+
+    /// Delete decided approval requests (any status but `pending`) decided
+    /// before `before`, or asked before it when no decision time was
+    /// recorded. A pending request is kept however old. Returns how many.
+    async fn approvals_prune(&self, before: i64) -> Result<u64, StoreError>;
+
     // ---- pairing and allowlists ----
 
     /// Store a pairing request, replacing an expired one of the same sender.
@@ -190,4 +205,40 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Finish pending writes and release the database.
     async fn close(&self);
+
+    // ---- channel state ----
+
+    /// The value under `key` in the state of channel account (`channel`,
+    /// `account`), if any.
+    async fn channel_state_get(
+        &self,
+        channel: &str,
+        account: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Set every `(key, value)` of `entries` in one transaction.
+    async fn channel_state_set(
+        &self,
+        channel: &str,
+        account: &str,
+        entries: &[(String, String)],
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Remove `keys` in one transaction (a missing key is no error).
+    async fn channel_state_remove(
+        &self,
+        channel: &str,
+        account: &str,
+        keys: &[String],
+    ) -> Result<(), StoreError>;
+
+    /// Every key starting with `prefix`, with its value, in key order.
+    async fn channel_state_list(
+        &self,
+        channel: &str,
+        account: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, StoreError>;
 }

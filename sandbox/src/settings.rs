@@ -51,7 +51,9 @@ pub struct SandboxSettings {
     /// `all`.
     pub mode: SandboxMode,
     /// `session` | `agent` | `shared`: which sessions share a container.
-    /// Default `session`.
+    /// Commands in one container run one at a time (so that everything a
+    /// command started can be ended with it), so a shared container also
+    /// shares its turn. Default `session`.
     pub scope: SandboxScope,
     /// `none` | `ro` | `rw`: how the agent's workspace is mounted at
     /// `/agent`. Default `none`.

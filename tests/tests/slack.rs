@@ -455,3 +455,112 @@ async fn a_shared_file_is_fetched_with_the_bot_token() {
     assert_eq!(downloads.len(), 1, "{downloads:?}");
     assert!(downloads[0].1, "fetched without the bot token");
 }
+
+/// Whether every id in `acked` is there once.
+fn acked_once(acked: &[String]) -> bool {
+    let unique: std::collections::HashSet<&String> = acked.iter().collect();
+    unique.len() == acked.len()
+}
+
+/// Envelopes that come faster than the gateway stores them wait in the
+/// adapter's bounded queue, then unread on Slack's side of the socket:
+/// each is handed over once and in order, and acknowledged once, with
+/// none dropped and no reconnect. (The queue holds two; storing takes an
+/// acknowledgement's round trip each.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_faster_than_storage_is_held_back_not_dropped() {
+    use std::sync::Arc;
+    use switchboard_channel::{Channel, ChannelContext, Delivery};
+    use switchboard_slack::{SlackChannel, SlackSettings};
+    const BURST: u64 = 60;
+    let sl = FakeSlack::start().await;
+    let mut settings = SlackSettings::new("burst", BOT_TOKEN);
+    settings.app_token = Some(APP_TOKEN.into());
+    settings.api_url = Some(sl.api_url());
+    settings.envelope_queue = 2;
+    let channel = Arc::new(SlackChannel::new(settings).unwrap());
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Delivery>(1);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ctx = ChannelContext::new(tx, stop.clone());
+    let listener = {
+        let channel = channel.clone();
+        tokio::spawn(async move { channel.run(ctx).await })
+    };
+    sl.wait(WAIT, "the Socket Mode connection", |s| {
+        s.connected().then_some(())
+    })
+    .await;
+    let sent: Vec<(u64, String)> = (0..BURST)
+        .map(|i| (100 + i, sl.dm(100 + i, &format!("burst {i}"))))
+        .collect();
+    for (n, ts) in &sent {
+        let d = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the message of user {n} was not handed over"))
+            .expect("the listener is running");
+        assert_eq!(
+            d.inbound.message_id,
+            format!("{}:{ts}", dm_channel(*n)),
+            "lost or out of order"
+        );
+        // Slow storage: the next is taken only once this one's
+        // acknowledgement reached Slack.
+        let before = sl.acked().len();
+        d.stored.send(Ok(())).unwrap();
+        sl.wait(WAIT, "the acknowledgement", |s| {
+            (s.acked().len() > before).then_some(())
+        })
+        .await;
+    }
+    sl.wait(WAIT, "every envelope acknowledged", |s| {
+        (s.unacked() == 0).then_some(())
+    })
+    .await;
+    let acked = sl.acked();
+    assert_eq!(acked.len() as u64, BURST, "{acked:?}");
+    assert!(acked_once(&acked), "acknowledged twice: {acked:?}");
+    assert!(rx.try_recv().is_err(), "a message was handed over twice");
+    assert_eq!(sl.connections(), 1, "the connection was given up");
+    stop.cancel();
+    listener.await.unwrap().unwrap();
+}
+
+/// More messages at once than the Slack adapter's queue holds (64), from
+/// as many people, through the binary: every envelope is acknowledged
+/// once and every message answered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_messages_is_all_acknowledged_and_answered_once() {
+    const PEOPLE: u64 = 80;
+    let (model, sl, _gw, _dir) = start("dm_policy = \"open\"").await;
+    let asked = |n: u64| format!("burst message {n}");
+    for n in 0..PEOPLE {
+        sl.dm(1000 + n, &asked(n));
+    }
+    sl.wait(Duration::from_secs(120), "every message answered", |s| {
+        (0..PEOPLE)
+            .all(|n| texts(&s.shown(&dm_channel(1000 + n))) == [echo_answer(&asked(n))])
+            .then_some(())
+    })
+    .await;
+    // Anything still owed would have been answered before this.
+    sl.dm(999, "sentinel");
+    answered(&sl, &dm_channel(999), &echo_answer("sentinel")).await;
+    for n in 0..PEOPLE {
+        assert_eq!(
+            texts(&sl.shown(&dm_channel(1000 + n))),
+            [echo_answer(&asked(n))],
+            "person {n} was not answered exactly once"
+        );
+    }
+    assert_eq!(
+        model.seen().len() as u64,
+        PEOPLE + 1,
+        "a message reached the model twice or not at all"
+    );
+    sl.wait(WAIT, "every envelope acknowledged", |s| {
+        (s.unacked() == 0).then_some(())
+    })
+    .await;
+    let acked = sl.acked();
+    assert!(acked_once(&acked), "acknowledged twice: {acked:?}");
+}

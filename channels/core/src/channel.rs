@@ -60,6 +60,12 @@ pub struct StatusSnapshot {
     /// `webhook`, `connected`, `resuming`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// What an operator should know that is not a fault now and does not
+    /// pass with the next contact (messages that may have been missed
+    /// while a platform session was lost). Kept until the listener
+    /// starts again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 fn now_ms() -> i64 {
@@ -103,6 +109,12 @@ impl ChannelStatus {
         let state = state.into();
         self.with(|s| s.state = Some(state));
     }
+    /// Something an operator should know, shown until replaced; unlike
+    /// a problem it does not make the listener degraded.
+    pub fn notice(&self, what: impl Into<String>) {
+        let what = what.into();
+        self.with(|s| s.notice = Some(what));
+    }
     /// A copy for health.
     pub fn snapshot(&self) -> StatusSnapshot {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -120,8 +132,66 @@ pub struct Delivery {
     pub stored: oneshot::Sender<Result<(), String>>,
 }
 
+/// A listener's small durable state: a few short values by key (a
+/// platform session to resume, a cursor) that survive a restart. The
+/// gateway keeps one per channel account and stores it; the adapter only
+/// names the keys, so it still knows nothing of storage.
+#[async_trait]
+pub trait ChannelState: Send + Sync + std::fmt::Debug {
+    /// The value under `key`, if any.
+    async fn get(&self, key: &str) -> Result<Option<String>, ChannelError>;
+    /// Set every `(key, value)` of `entries`, all or none.
+    async fn set(&self, entries: &[(&str, &str)]) -> Result<(), ChannelError>;
+    /// Remove `keys` (a missing key is no error), all or none.
+    async fn remove(&self, keys: &[&str]) -> Result<(), ChannelError>;
+    /// Every key starting with `prefix`, with its value, in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, ChannelError>;
+}
+
+/// A [`ChannelState`] in memory, lost with the process: for tests and for
+/// listeners run without a store.
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    values: Mutex<std::collections::BTreeMap<String, String>>,
+}
+
+impl MemoryState {
+    fn values(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, String>> {
+        self.values.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl ChannelState for MemoryState {
+    async fn get(&self, key: &str) -> Result<Option<String>, ChannelError> {
+        Ok(self.values().get(key).cloned())
+    }
+    async fn set(&self, entries: &[(&str, &str)]) -> Result<(), ChannelError> {
+        let mut values = self.values();
+        for (k, v) in entries {
+            values.insert((*k).to_string(), (*v).to_string());
+        }
+        Ok(())
+    }
+    async fn remove(&self, keys: &[&str]) -> Result<(), ChannelError> {
+        let mut values = self.values();
+        for k in keys {
+            values.remove(*k);
+        }
+        Ok(())
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, ChannelError> {
+        Ok(self
+            .values()
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
 /// What a listener is handed by the gateway: where to send messages, where
-/// to report its health, and when to stop.
+/// to report its health, where to keep its state, and when to stop.
 #[derive(Debug, Clone)]
 pub struct ChannelContext {
     /// Bounded sender into the gateway's inbound pipeline. A full channel is
@@ -131,16 +201,27 @@ pub struct ChannelContext {
     pub shutdown: CancellationToken,
     /// The listener's health, shown by the gateway.
     pub status: Arc<ChannelStatus>,
+    /// The account's durable state (kept across restarts by the gateway).
+    pub state: Arc<dyn ChannelState>,
 }
 
 impl ChannelContext {
-    /// A context with a fresh status (for tests and simple adapters).
+    /// A context with a fresh status and state in memory (for tests and
+    /// simple adapters).
     pub fn new(inbound: mpsc::Sender<Delivery>, shutdown: CancellationToken) -> Self {
         Self {
             inbound,
             shutdown,
             status: Arc::new(ChannelStatus::default()),
+            state: Arc::new(MemoryState::default()),
         }
+    }
+
+    /// The same context keeping its state in `state`.
+    #[must_use]
+    pub fn with_state(mut self, state: Arc<dyn ChannelState>) -> Self {
+        self.state = state;
+        self
     }
 
     /// Hand one message to the gateway and wait until it is stored
@@ -255,4 +336,24 @@ impl WebhookResponse {
 pub trait Webhook: Send + Sync {
     /// Handle one request.
     async fn handle(&self, request: WebhookRequest) -> WebhookResponse;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_state_lists_by_prefix_in_key_order() {
+        let state = MemoryState::default();
+        state
+            .set(&[("last:2", "b"), ("last:1", "a"), ("lastly", "x"), ("seq", "7")])
+            .await
+            .unwrap();
+        let listed = state.list("last:").await.unwrap();
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(listed, [pair("last:1", "a"), pair("last:2", "b")]);
+        state.remove(&["seq", "nothing"]).await.unwrap();
+        assert_eq!(state.get("seq").await.unwrap(), None);
+        assert_eq!(state.get("lastly").await.unwrap().as_deref(), Some("x"));
+    }
 }

@@ -20,8 +20,8 @@ pub mod stream;
 pub mod websocket;
 
 pub use channel::{
-    Channel, ChannelContext, ChannelError, ChannelStatus, Delivery, StatusSnapshot, Webhook,
-    WebhookRequest, WebhookResponse,
+    Channel, ChannelContext, ChannelError, ChannelState, ChannelStatus, Delivery, MemoryState,
+    StatusSnapshot, Webhook, WebhookRequest, WebhookResponse,
 };
 pub use message::{Attachment, ChatKind, Inbound, Sender};
 pub use reply::{ReplyEvent, ReplySink, ReplyTarget, TokenUsage};

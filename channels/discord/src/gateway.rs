@@ -10,12 +10,22 @@
 //! crate-private, so the loop is ours; serenity still does REST.
 //!
 //! What the loop guarantees: events are handed on in the order Discord
-//! numbered them; a dropped socket, a RECONNECT, a resumable
-//! INVALID_SESSION and a connection that stopped acknowledging heartbeats
-//! (a "zombie") all lead to a RESUME at the session's resume URL, so the
-//! events sent meanwhile are replayed; a session that cannot be resumed
-//! starts over with IDENTIFY at the gateway URL after 1–5 seconds, as
-//! Discord asks.
+//! numbered them, each with its sequence number, through a bounded queue:
+//! while the queue is full the socket is not read (heartbeats go on, and
+//! ACKs left unread then do not count against the connection), so
+//! Discord's own buffer holds what we cannot take yet. A dropped socket,
+//! a RECONNECT, a resumable INVALID_SESSION and a connection that stopped
+//! acknowledging heartbeats (a "zombie") all lead to a RESUME at the
+//! session's resume URL, so the events sent meanwhile are replayed; a
+//! session that cannot be resumed starts over with IDENTIFY at the gateway
+//! URL after 1–5 seconds, as Discord asks, and the READY that follows says
+//! a session was lost (what was sent meanwhile may be missing).
+//!
+//! The connection may start from a saved session ([`Resumable`]): it then
+//! resumes at once, so a restarted gateway gets what was sent while it
+//! was down. At shutdown it closes with 4000 rather than 1000, which
+//! would end the session (Discord keeps a session closed otherwise
+//! resumable for a while, showing the bot online meanwhile).
 
 use std::time::Duration;
 
@@ -32,6 +42,7 @@ use switchboard_channel::websocket::{self, Socket, backoff};
 use switchboard_channel::{ChannelError, ChannelStatus};
 
 use crate::model::{ChannelInfo, GuildCreate, Interaction, Message, Ready, ThreadListSync};
+use crate::saved::Resumable;
 
 /// The gateway API version.
 pub const VERSION: u8 = 10;
@@ -44,11 +55,34 @@ pub const INTENTS: u64 = (1 << 0) | (1 << 9) | (1 << 12) | (1 << 15);
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// After this many failed connections in a row to a session's resume URL,
+/// resume at the gateway URL instead (a saved resume URL may name a host
+/// that is gone).
+const RESUME_URL_ATTEMPTS: u32 = 6;
+
+/// One event as it came: its sequence number, to be counted as handled
+/// once the event is, and what it says.
+#[derive(Debug)]
+pub struct Event {
+    /// The dispatch's sequence number.
+    pub seq: Option<u64>,
+    /// What it says.
+    pub dispatch: Dispatch,
+}
+
 /// What the connection hands on, in order.
 #[derive(Debug)]
 pub enum Dispatch {
-    /// A session started: who the bot is.
-    Ready(Ready),
+    /// A session started: who the bot is, and where to resume it.
+    Ready {
+        /// The READY event.
+        ready: Ready,
+        /// Where to resume this session.
+        resume_url: String,
+        /// Whether a session was lost before this one started: events
+        /// sent between the two may never come.
+        after_loss: bool,
+    },
     /// A message was posted.
     Message(Message),
     /// A slash command was used.
@@ -84,8 +118,10 @@ pub struct Gateway<'a> {
     pub status: &'a ChannelStatus,
     /// Shutdown.
     pub shutdown: &'a CancellationToken,
-    /// Where events go.
-    pub events: mpsc::UnboundedSender<Dispatch>,
+    /// Where events go (bounded: a full queue stops reading the socket).
+    pub events: mpsc::Sender<Event>,
+    /// A session saved by an earlier run, to resume first.
+    pub resume: Option<Resumable>,
 }
 
 #[derive(Deserialize)]
@@ -111,23 +147,43 @@ fn identify_wait() -> Duration {
     Duration::from_millis(rand::random_range(1000..=5000))
 }
 
+/// What one connection knows and changes of the session.
+struct Link {
+    /// The session, once READY named it (or saved by an earlier run).
+    session: Option<Session>,
+    /// The last sequence received (what heartbeats and an in-process
+    /// RESUME send: events received but not yet handled are still in the
+    /// queue, which outlives the connection).
+    seq: Option<u64>,
+    /// A session was dropped since the last READY.
+    lost: bool,
+    /// Failed connections in a row.
+    failures: u32,
+}
+
 impl Gateway<'_> {
     /// Stay connected until shutdown; `Err` only for what retrying cannot
     /// fix (a refused token, intents not enabled).
     pub async fn run(&self) -> Result<(), ChannelError> {
-        let mut session: Option<Session> = None;
-        let mut seq: Option<u64> = None;
-        let mut failures = 0u32;
+        let mut link = Link {
+            session: self.resume.as_ref().map(|r| Session {
+                id: r.id.clone(),
+                resume_url: r.resume_url.clone(),
+            }),
+            seq: self.resume.as_ref().map(|r| r.seq),
+            lost: false,
+            failures: 0,
+        };
         loop {
-            let next = self
-                .connection(&mut session, &mut seq, &mut failures)
-                .await?;
+            let next = self.connection(&mut link).await?;
             let wait = match next {
                 Next::Stop => return Ok(()),
                 Next::Resume(wait) => wait,
                 Next::Identify(wait) => {
-                    session = None;
-                    seq = None;
+                    if link.session.take().is_some() {
+                        link.lost = true;
+                    }
+                    link.seq = None;
                     wait
                 }
             };
@@ -138,35 +194,33 @@ impl Gateway<'_> {
         }
     }
 
-    async fn connection(
-        &self,
-        session: &mut Option<Session>,
-        seq: &mut Option<u64>,
-        failures: &mut u32,
-    ) -> Result<Next, ChannelError> {
-        let resuming = session.is_some();
-        let url = session
-            .as_ref()
-            .map_or(self.url.as_str(), |s| s.resume_url.as_str());
+    async fn connection(&self, link: &mut Link) -> Result<Next, ChannelError> {
+        let resuming = link.session.is_some();
+        let url = match &link.session {
+            Some(s) if link.failures < RESUME_URL_ATTEMPTS => s.resume_url.as_str(),
+            _ => self.url.as_str(),
+        };
         self.status
             .state(if resuming { "resuming" } else { "connecting" });
         let mut ws = match websocket::connect(&with_query(url), CONNECT_TIMEOUT).await {
             Ok(ws) => ws,
-            Err(e) => return Ok(self.lost(failures, e)),
+            Err(e) => return Ok(self.lost(&mut link.failures, e)),
         };
         // HELLO comes first and names the heartbeat interval.
         let interval = match tokio::time::timeout(CONNECT_TIMEOUT, ws.next()).await {
             Ok(Some(Ok(Frame::Text(t)))) => match serde_json::from_str::<Payload>(&t) {
                 Ok(p) if p.op == 10 => p.d["heartbeat_interval"].as_u64().unwrap_or(41_250),
-                _ => return Ok(self.lost(failures, "the gateway did not say HELLO".into())),
+                _ => {
+                    return Ok(self.lost(&mut link.failures, "the gateway did not say HELLO".into()));
+                }
             },
             Ok(Some(Ok(Frame::Close(frame)))) => return self.closed(frame),
-            _ => return Ok(self.lost(failures, "the gateway did not say HELLO".into())),
+            _ => return Ok(self.lost(&mut link.failures, "the gateway did not say HELLO".into())),
         };
         let interval = Duration::from_millis(interval.max(100));
-        let hello = match session.as_ref() {
+        let hello = match link.session.as_ref() {
             Some(s) => serde_json::json!({"op": 6, "d": {
-                "token": self.token, "session_id": s.id, "seq": *seq,
+                "token": self.token, "session_id": s.id, "seq": link.seq,
             }}),
             None => serde_json::json!({"op": 2, "d": {
                 "token": self.token,
@@ -175,20 +229,30 @@ impl Gateway<'_> {
             }}),
         };
         if let Err(e) = ws.send(Frame::text(hello.to_string())).await {
-            return Ok(self.lost(failures, format!("cannot send IDENTIFY/RESUME: {e}")));
+            return Ok(self.lost(
+                &mut link.failures,
+                format!("cannot send IDENTIFY/RESUME: {e}"),
+            ));
         }
         // The first heartbeat after a random part of the interval.
         let mut next_beat = Instant::now() + interval.mul_f64(rand::random::<f64>());
         let mut acked = true;
+        // A place in the queue for the next event: the socket is read only
+        // while there is one, so a full queue holds back what Discord sends.
+        let mut slot: Option<mpsc::Permit<'_, Event>> = None;
+        // Whether the queue was full since the last heartbeat (its ACK may
+        // then be unread rather than missing).
+        let mut held_back = false;
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => {
-                    // 1000 ends the session: the bot shows offline.
-                    close(&mut ws, CloseCode::Normal).await;
+                    // Not 1000, which would end the session: a restart
+                    // soon resumes it.
+                    close(&mut ws, CloseCode::Library(4000)).await;
                     return Ok(Next::Stop);
                 }
                 () = tokio::time::sleep_until(next_beat) => {
-                    if !acked {
+                    if !acked && !held_back {
                         self.status.watchdog_restart();
                         let what = format!("no heartbeat ACK within {interval:?}: the connection is a zombie; reconnecting to resume");
                         tracing::warn!(account = %self.account, "{what}");
@@ -196,19 +260,25 @@ impl Gateway<'_> {
                         close(&mut ws, CloseCode::Library(4000)).await;
                         return Ok(Next::Resume(Duration::ZERO));
                     }
-                    if let Err(e) = heartbeat(&mut ws, *seq).await {
-                        return Ok(self.lost(failures, format!("cannot send a heartbeat: {e}")));
+                    if let Err(e) = heartbeat(&mut ws, link.seq).await {
+                        return Ok(self.lost(&mut link.failures, format!("cannot send a heartbeat: {e}")));
                     }
                     acked = false;
+                    held_back = slot.is_none();
                     next_beat = Instant::now() + interval;
                 }
-                frame = ws.next() => {
+                permit = self.events.reserve(), if slot.is_none() => match permit {
+                    Ok(p) => slot = Some(p),
+                    // The events' reader has stopped: so does the gateway.
+                    Err(_) => return Ok(Next::Stop),
+                },
+                frame = ws.next(), if slot.is_some() => {
                     let text = match frame {
                         Some(Ok(Frame::Text(t))) => t,
                         Some(Ok(Frame::Close(frame))) => return self.closed(frame),
                         Some(Ok(_)) => continue,
-                        Some(Err(e)) => return Ok(self.lost(failures, format!("connection dropped: {e}"))),
-                        None => return Ok(self.lost(failures, "connection closed".into())),
+                        Some(Err(e)) => return Ok(self.lost(&mut link.failures, format!("connection dropped: {e}"))),
+                        None => return Ok(self.lost(&mut link.failures, "connection closed".into())),
                     };
                     let payload = match serde_json::from_str::<Payload>(&text) {
                         Ok(p) => p,
@@ -220,14 +290,25 @@ impl Gateway<'_> {
                     match payload.op {
                         0 => {
                             if let Some(s) = payload.s {
-                                *seq = Some(s);
+                                link.seq = Some(s);
                             }
                             self.status.event();
-                            self.dispatch(payload, session, failures);
+                            if let Some(event) = self.dispatch(payload, link) {
+                                if let Some(p) = slot.take() {
+                                    p.send(event);
+                                }
+                                // Take the next place at once if there is
+                                // one; otherwise wait for it without reading.
+                                match self.events.try_reserve() {
+                                    Ok(p) => slot = Some(p),
+                                    Err(mpsc::error::TrySendError::Full(())) => held_back = true,
+                                    Err(mpsc::error::TrySendError::Closed(())) => return Ok(Next::Stop),
+                                }
+                            }
                         }
                         1 => {
-                            if let Err(e) = heartbeat(&mut ws, *seq).await {
-                                return Ok(self.lost(failures, format!("cannot send a heartbeat: {e}")));
+                            if let Err(e) = heartbeat(&mut ws, link.seq).await {
+                                return Ok(self.lost(&mut link.failures, format!("cannot send a heartbeat: {e}")));
                             }
                         }
                         7 => {
@@ -239,7 +320,7 @@ impl Gateway<'_> {
                             let resumable = payload.d.as_bool().unwrap_or(false);
                             tracing::info!(account = %self.account, resumable, "Discord invalidated the session");
                             close(&mut ws, CloseCode::Library(4000)).await;
-                            return Ok(if resumable && session.is_some() {
+                            return Ok(if resumable && link.session.is_some() {
                                 Next::Resume(Duration::ZERO)
                             } else {
                                 Next::Identify(identify_wait())
@@ -256,33 +337,40 @@ impl Gateway<'_> {
         }
     }
 
-    /// Hand a dispatch on; READY and RESUMED also update the session.
-    fn dispatch(&self, p: Payload, session: &mut Option<Session>, failures: &mut u32) {
-        let Some(t) = p.t.as_deref() else { return };
+    /// The event a dispatch is, if it is one we hand on; READY and
+    /// RESUMED also update the session.
+    fn dispatch(&self, p: Payload, link: &mut Link) -> Option<Event> {
+        let t = p.t.as_deref()?;
+        let seq = p.s;
         let event = match t {
             "READY" => match serde_json::from_value::<Ready>(p.d) {
                 Ok(ready) => {
-                    *session = Some(Session {
+                    let resume_url = ready
+                        .resume_gateway_url
+                        .clone()
+                        .unwrap_or_else(|| self.url.clone());
+                    link.session = Some(Session {
                         id: ready.session_id.clone(),
-                        resume_url: ready
-                            .resume_gateway_url
-                            .clone()
-                            .unwrap_or_else(|| self.url.clone()),
+                        resume_url: resume_url.clone(),
                     });
-                    *failures = 0;
+                    link.failures = 0;
                     self.status.state("connected");
                     self.status.contact();
                     tracing::info!(account = %self.account, bot = %ready.user.username, "discord gateway ready");
-                    Ok(Dispatch::Ready(ready))
+                    Ok(Dispatch::Ready {
+                        ready,
+                        resume_url,
+                        after_loss: std::mem::take(&mut link.lost),
+                    })
                 }
                 Err(e) => Err(e),
             },
             "RESUMED" => {
-                *failures = 0;
+                link.failures = 0;
                 self.status.state("connected");
                 self.status.contact();
                 tracing::info!(account = %self.account, "discord session resumed");
-                return;
+                return None;
             }
             "MESSAGE_CREATE" => serde_json::from_value(p.d).map(Dispatch::Message),
             "INTERACTION_CREATE" => serde_json::from_value(p.d).map(Dispatch::Interaction),
@@ -294,14 +382,13 @@ impl Gateway<'_> {
             "THREAD_LIST_SYNC" => {
                 serde_json::from_value::<ThreadListSync>(p.d).map(|s| Dispatch::Channels(s.threads))
             }
-            _ => return,
+            _ => return None,
         };
         match event {
-            Ok(e) => {
-                let _ = self.events.send(e);
-            }
+            Ok(dispatch) => Some(Event { seq, dispatch }),
             Err(e) => {
                 tracing::warn!(account = %self.account, event = t, error = %e, "a Discord event could not be read; skipped");
+                None
             }
         }
     }

@@ -132,12 +132,14 @@ impl Rest {
         }
     }
 
-    /// Send one request; a non-2xx answer is an error.
+    /// Send one request (with query `params`); a non-2xx answer is an
+    /// error.
     async fn send_raw(
         &self,
         route: Route<'_>,
         method: LightMethod,
         body: Option<&serde_json::Value>,
+        params: Option<Vec<(&'static str, String)>>,
     ) -> Result<reqwest::Response, RestError> {
         let bucket = route.ratelimiting_bucket();
         let until = self
@@ -149,7 +151,9 @@ impl Rest {
         if let Some(until) = until {
             tokio::time::sleep_until(until).await;
         }
-        let req = Request::new(route, method).body(body.and_then(json));
+        let req = Request::new(route, method)
+            .body(body.and_then(json))
+            .params(params);
         let built = req
             .build(&self.client, &self.auth, self.proxy.as_deref())
             .and_then(|b| Ok(b.build()?))
@@ -207,7 +211,17 @@ impl Rest {
         method: LightMethod,
         body: Option<&serde_json::Value>,
     ) -> Result<T, RestError> {
-        let response = self.send_raw(route, method, body).await?;
+        self.call_with(route, method, body, None).await
+    }
+
+    async fn call_with<T: DeserializeOwned>(
+        &self,
+        route: Route<'_>,
+        method: LightMethod,
+        body: Option<&serde_json::Value>,
+        params: Option<Vec<(&'static str, String)>>,
+    ) -> Result<T, RestError> {
+        let response = self.send_raw(route, method, body, params).await?;
         response.json().await.map_err(|e| RestError {
             status: None,
             message: format!("unexpected answer from Discord: {}", e.without_url()),
@@ -221,7 +235,7 @@ impl Rest {
         method: LightMethod,
         body: Option<&serde_json::Value>,
     ) -> Result<(), RestError> {
-        self.send_raw(route, method, body).await.map(drop)
+        self.send_raw(route, method, body, None).await.map(drop)
     }
 
     /// Download `url` (an attachment on Discord's CDN).
@@ -249,6 +263,26 @@ impl Rest {
     /// `GET /channels/{id}`.
     pub async fn channel(&self, id: ChannelId) -> Result<crate::model::ChannelInfo, RestError> {
         self.call(Route::Channel { channel_id: id }, LightMethod::Get, None)
+            .await
+    }
+
+    /// `GET /channels/{id}/messages?after={after}&limit={limit}`: up to
+    /// `limit` (at most 100) messages posted after message `after`, in
+    /// the order Discord returns them (callers sort by id).
+    pub async fn messages_after(
+        &self,
+        channel: ChannelId,
+        after: MessageId,
+        limit: u8,
+    ) -> Result<Vec<crate::model::Message>, RestError> {
+        let route = Route::ChannelMessages {
+            channel_id: channel,
+        };
+        let params = vec![
+            ("after", after.to_string()),
+            ("limit", limit.clamp(1, 100).to_string()),
+        ];
+        self.call_with(route, LightMethod::Get, None, Some(params))
             .await
     }
 

@@ -70,6 +70,10 @@ pub struct SlackSettings {
     pub edit_interval: Duration,
     /// How often Socket Mode pings.
     pub ping_interval: Duration,
+    /// Socket Mode envelopes read but not yet stored, at most; when as
+    /// many wait, the socket is not read until one is stored (Slack keeps
+    /// the rest). Default 64.
+    pub envelope_queue: usize,
 }
 
 impl std::fmt::Debug for SlackSettings {
@@ -105,6 +109,7 @@ impl SlackSettings {
             },
             edit_interval: Duration::from_millis(1500),
             ping_interval: Duration::from_secs(15),
+            envelope_queue: 64,
         }
     }
 }
@@ -327,11 +332,12 @@ impl Inner {
     }
 
     /// Hand Socket Mode envelopes to the gateway in the order they came,
-    /// acknowledging each once stored.
+    /// acknowledging each once stored. One at a time: while the gateway
+    /// stores one, the queue behind it fills and then holds the socket.
     async fn deliver_all(
         &self,
         ctx: &ChannelContext,
-        mut received: mpsc::UnboundedReceiver<Received>,
+        mut received: mpsc::Receiver<Received>,
     ) -> Result<(), ChannelError> {
         while let Some(r) = received.recv().await {
             let inbound = match &r.payload {
@@ -350,7 +356,9 @@ impl Inner {
                     }
                 }
             }
-            let _ = r.ack.send(r.envelope_id);
+            // Gone with its connection: Slack delivers it again, and the
+            // gateway's deduplication answers it once.
+            let _ = r.ack.send(r.envelope_id).await;
         }
         Ok(())
     }
@@ -365,7 +373,7 @@ impl Inner {
             ctx.shutdown.cancelled().await;
             return Ok(());
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(self.settings.envelope_queue.max(1));
         let socket = SocketMode {
             api: &self.api,
             account: &self.settings.account,

@@ -4,12 +4,15 @@
 //! Why not slack-morphism's Socket Mode listener: it logs a refused app
 //! token or a failed connection and retries forever without telling its
 //! caller, so health could not say what is wrong; and it awaits the event
-//! callback inside its read loop. Here the read loop never waits for the
-//! gateway's store (pings keep being answered), envelopes go through an
-//! ordered queue, and each is acknowledged on its own connection only once
-//! the gateway stored its message — an envelope not acknowledged (a crash,
-//! a dropped socket) is delivered again by Slack, and the gateway's
-//! deduplication answers it once. slack-morphism makes the
+//! callback inside its read loop. Here envelopes go through a bounded,
+//! ordered queue to the adapter, and each is acknowledged on its own
+//! connection only once the gateway stored its message — an envelope not
+//! acknowledged (a crash, a dropped socket) is delivered again by Slack,
+//! and the gateway's deduplication answers it once. When the queue is
+//! full the loop stops reading the socket (it holds the one envelope that
+//! did not fit) but keeps sending acknowledgements and pings, so nothing
+//! read is dropped and Slack keeps what was not read; the dead-connection
+//! watchdog does not count the pause as silence. slack-morphism makes the
 //! `apps.connections.open` call.
 
 use std::time::Duration;
@@ -17,6 +20,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -47,8 +51,9 @@ pub struct Received {
     pub payload: Payload,
     /// The envelope's id.
     pub envelope_id: String,
-    /// Send `envelope_id` here once the message is stored.
-    pub ack: mpsc::UnboundedSender<String>,
+    /// Send `envelope_id` here once the message is stored. Bounded; the
+    /// connection drains it even while it does not read the socket.
+    pub ack: mpsc::Sender<String>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +74,18 @@ enum Next {
     Reconnect(Duration),
 }
 
+/// What one text frame from Slack asks of the connection.
+enum Step {
+    /// Nothing more to do.
+    Nothing,
+    /// Hand this envelope to the adapter.
+    Queue(Payload, String),
+    /// Acknowledge this envelope now (a kind the adapter does not use).
+    Ack(String),
+    /// Close the socket and end the connection so.
+    End(Next),
+}
+
 /// One account's Socket Mode connection.
 pub struct SocketMode<'a> {
     /// The Web API (for `apps.connections.open`).
@@ -79,8 +96,9 @@ pub struct SocketMode<'a> {
     pub status: &'a ChannelStatus,
     /// Gateway shutdown.
     pub shutdown: &'a CancellationToken,
-    /// Where envelopes go, in order.
-    pub events: mpsc::UnboundedSender<Received>,
+    /// Where envelopes go, in order. Bounded: when it is full the socket
+    /// is not read until the adapter takes one.
+    pub events: mpsc::Sender<Received>,
     /// How often to ping; two intervals without a word from Slack mean
     /// the connection is dead.
     pub ping_interval: Duration,
@@ -92,6 +110,15 @@ async fn close(ws: &mut Socket) {
         reason: "".into(),
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(Some(frame))).await;
+}
+
+/// Tell Slack envelope `id` was handled.
+async fn acknowledge(
+    ws: &mut Socket,
+    id: &str,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    let body = serde_json::json!({"envelope_id": id}).to_string();
+    ws.send(Frame::text(body)).await
 }
 
 impl SocketMode<'_> {
@@ -140,7 +167,13 @@ impl SocketMode<'_> {
             Ok(ws) => ws,
             Err(e) => return Ok(self.lost(failures, e)),
         };
-        let (ack, mut acks) = mpsc::unbounded_channel::<String>();
+        // At most one acknowledgement per envelope handed out on this
+        // connection is outstanding, and the loop drains them: the bound
+        // of the envelope queue bounds this one too.
+        let (ack, mut acks) = mpsc::channel::<String>(self.events.max_capacity().max(1));
+        // The envelope the full queue could not take yet: while it waits,
+        // the socket is not read.
+        let mut waiting: Option<Received> = None;
         let mut last_heard = Instant::now();
         let mut ping =
             tokio::time::interval_at(Instant::now() + self.ping_interval, self.ping_interval);
@@ -151,13 +184,24 @@ impl SocketMode<'_> {
                     return Ok(Next::Stop);
                 }
                 Some(id) = acks.recv() => {
-                    let body = serde_json::json!({"envelope_id": id}).to_string();
-                    if let Err(e) = ws.send(Frame::text(body)).await {
+                    if let Err(e) = acknowledge(&mut ws, &id).await {
                         return Ok(self.lost(failures, format!("cannot acknowledge an envelope: {e}")));
                     }
                 }
+                permit = self.events.reserve(), if waiting.is_some() => {
+                    let Ok(permit) = permit else {
+                        close(&mut ws).await;
+                        return Ok(Next::Stop);
+                    };
+                    if let Some(received) = waiting.take() {
+                        permit.send(received);
+                    }
+                    // Reading again: the quiet was ours, not Slack's.
+                    last_heard = Instant::now();
+                    tracing::debug!(account = %self.account, "Socket Mode: the envelope queue has room; reading again");
+                }
                 _ = ping.tick() => {
-                    if last_heard.elapsed() >= self.ping_interval * 2 {
+                    if waiting.is_none() && last_heard.elapsed() >= self.ping_interval * 2 {
                         self.status.watchdog_restart();
                         let what = format!(
                             "Socket Mode: nothing heard from Slack for {} s: the connection is dead; reconnecting",
@@ -172,7 +216,7 @@ impl SocketMode<'_> {
                         return Ok(self.lost(failures, format!("cannot ping: {e}")));
                     }
                 }
-                frame = ws.next() => {
+                frame = ws.next(), if waiting.is_none() => {
                     last_heard = Instant::now();
                     let text = match frame {
                         Some(Ok(Frame::Text(t))) => t,
@@ -187,54 +231,80 @@ impl SocketMode<'_> {
                         Some(Err(e)) => return Ok(self.lost(failures, format!("connection dropped: {e}"))),
                         None => return Ok(self.lost(failures, "connection closed".into())),
                     };
-                    let message = match serde_json::from_str::<Message>(&text) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            tracing::warn!(account = %self.account, error = %e, "unreadable Socket Mode message");
-                            continue;
-                        }
-                    };
-                    match message.kind.as_str() {
-                        "hello" => {
-                            *failures = 0;
-                            self.status.contact();
-                            self.status.state("connected");
-                            tracing::info!(account = %self.account, "Socket Mode connected");
-                        }
-                        "disconnect" => {
-                            let reason = message.reason.unwrap_or_default();
-                            tracing::info!(account = %self.account, reason, "Slack asked to reconnect");
-                            close(&mut ws).await;
-                            if reason == "link_disabled" {
-                                *failures += 1;
-                                let what = "Socket Mode is turned off for this Slack app: turn it on under Settings → Socket Mode".to_string();
-                                self.status.problem(what.clone());
-                                tracing::warn!(account = %self.account, "{what}");
-                                return Ok(Next::Reconnect(backoff(*failures).max(Duration::from_secs(5))));
+                    match self.step(&text, failures) {
+                        Step::Nothing => {}
+                        Step::Ack(id) => {
+                            if let Err(e) = acknowledge(&mut ws, &id).await {
+                                return Ok(self.lost(failures, format!("cannot acknowledge an envelope: {e}")));
                             }
-                            self.status.state("reconnecting");
-                            return Ok(Next::Reconnect(Duration::ZERO));
                         }
-                        kind => {
-                            self.status.event();
-                            let Some(envelope_id) = message.envelope_id else { continue };
-                            let payload = match kind {
-                                "events_api" => Payload::Events(message.payload),
-                                "slash_commands" => Payload::Command(message.payload),
-                                // Buttons and other interactivity are not
-                                // used: acknowledged so Slack stops asking.
-                                _ => {
-                                    let _ = ack.send(envelope_id);
-                                    continue;
-                                }
-                            };
+                        Step::Queue(payload, envelope_id) => {
                             let received = Received { payload, envelope_id, ack: ack.clone() };
-                            if self.events.send(received).is_err() {
-                                close(&mut ws).await;
-                                return Ok(Next::Stop);
+                            match self.events.try_send(received) {
+                                Ok(()) => {}
+                                Err(TrySendError::Full(received)) => {
+                                    tracing::debug!(account = %self.account, "Socket Mode: the envelope queue is full; not reading until the gateway stored one");
+                                    waiting = Some(received);
+                                }
+                                Err(TrySendError::Closed(_)) => {
+                                    close(&mut ws).await;
+                                    return Ok(Next::Stop);
+                                }
                             }
+                        }
+                        Step::End(next) => {
+                            close(&mut ws).await;
+                            return Ok(next);
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// What the text frame `text` asks for.
+    fn step(&self, text: &str, failures: &mut u32) -> Step {
+        let message = match serde_json::from_str::<Message>(text) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(account = %self.account, error = %e, "unreadable Socket Mode message");
+                return Step::Nothing;
+            }
+        };
+        match message.kind.as_str() {
+            "hello" => {
+                *failures = 0;
+                self.status.contact();
+                self.status.state("connected");
+                tracing::info!(account = %self.account, "Socket Mode connected");
+                Step::Nothing
+            }
+            "disconnect" => {
+                let reason = message.reason.unwrap_or_default();
+                tracing::info!(account = %self.account, reason, "Slack asked to reconnect");
+                if reason == "link_disabled" {
+                    *failures += 1;
+                    let what = "Socket Mode is turned off for this Slack app: turn it on under Settings → Socket Mode".to_string();
+                    self.status.problem(what.clone());
+                    tracing::warn!(account = %self.account, "{what}");
+                    return Step::End(Next::Reconnect(
+                        backoff(*failures).max(Duration::from_secs(5)),
+                    ));
+                }
+                self.status.state("reconnecting");
+                Step::End(Next::Reconnect(Duration::ZERO))
+            }
+            kind => {
+                self.status.event();
+                let Some(envelope_id) = message.envelope_id else {
+                    return Step::Nothing;
+                };
+                match kind {
+                    "events_api" => Step::Queue(Payload::Events(message.payload), envelope_id),
+                    "slash_commands" => Step::Queue(Payload::Command(message.payload), envelope_id),
+                    // Buttons and other interactivity are not used:
+                    // acknowledged so Slack stops asking.
+                    _ => Step::Ack(envelope_id),
                 }
             }
         }

@@ -37,6 +37,9 @@ pub struct Config {
     pub bindings: Vec<BindingConfig>,
     /// `[sessions]`: session keys, queueing and resets.
     pub sessions: SessionsConfig,
+    /// `[retention]`: how long messages, transcripts, usage and approval
+    /// requests are kept.
+    pub retention: RetentionConfig,
     /// `[tools.*]`: settings of the built-in tools.
     pub tools: ToolsConfig,
     /// `[sandbox]`: where the shell and file tools run (Docker containers by
@@ -537,6 +540,41 @@ impl Default for SessionsConfig {
             daily_reset_hour: None,
             actor_idle_secs: 300,
             delivery_retry_secs: 3600,
+        }
+    }
+}
+
+/// `[retention]`: how long stored records are kept. A task under the
+/// supervisor deletes what is older once at start and then every hour. A
+/// message still owed an answer and a tool call still waiting for a
+/// decision are never deleted, however old.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Days a finished message (answered, failed or ignored) stays in the
+    /// ingress queue; while it does, a redelivery of it is recognized and
+    /// not answered again. At least 1. Default 7.
+    pub ingress_days: u32,
+    /// Days transcript entries are kept; older ones are deleted and the
+    /// assistant no longer sees them (sessions stay). Default: unset,
+    /// kept forever.
+    pub transcript_days: Option<u32>,
+    /// Days token usage records are kept (totals, daily budgets). At
+    /// least 1, so that today's budget counts. Default: unset, kept
+    /// forever.
+    pub usage_days: Option<u32>,
+    /// Days decided tool-call approval requests (who allowed or denied
+    /// what) are kept after their decision. Default: unset, kept forever.
+    pub approvals_days: Option<u32>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            ingress_days: 7,
+            transcript_days: None,
+            usage_days: None,
+            approvals_days: None,
         }
     }
 }

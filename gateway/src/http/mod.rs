@@ -1,9 +1,14 @@
 //! The one HTTP port: health (open), and behind the bearer token the
 //! OpenAI-compatible web chat API, the control API and the WebSocket.
 
+mod client_limit;
 mod control;
+mod memo;
 mod openai;
 mod ws;
+
+pub use client_limit::ClientLimit;
+pub use memo::AnswerMemo;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +22,7 @@ use axum::routing::get;
 use serde_json::json;
 
 use switchboard_channel::{ChatKind, Inbound, Sender, secret_eq};
-use switchboard_memory::Store;
+use switchboard_memory::{IngressStatus, Store};
 
 use crate::clock::now_ms;
 use crate::events::EventBus;
@@ -51,6 +56,11 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// When the gateway started, ms since the epoch.
     pub started_ms: i64,
+    /// The rate limit of one-off web chat requests (no `user`), per client:
+    /// `ClientLimit::new(config.channels.webchat.rate_limit)`.
+    pub client_limit: ClientLimit,
+    /// Recent answers to requests with an `Idempotency-Key`.
+    pub answers: AnswerMemo,
 }
 
 /// The router of the whole HTTP port.
@@ -191,6 +201,13 @@ impl ApiError {
         }
     }
 
+    /// The same error, telling the client to wait `secs` before trying
+    /// again (`Retry-After`).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "request failed");
         Self::new(
@@ -254,35 +271,94 @@ pub(crate) struct Submitted {
     pub ingress_id: i64,
 }
 
+/// The web chat channel, or why there is none.
+pub(crate) fn webchat_of(state: &AppState) -> Result<&Arc<WebChat>, ApiError> {
+    state.webchat.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "webchat_disabled",
+            "the web chat is disabled: set channels.webchat.enabled = true",
+        )
+    })
+}
+
 /// Admit a web chat message and wait for its reply, or say why it was not
-/// taken.
+/// taken. A message id seen before is refused as a duplicate.
 pub(crate) async fn submit(
     state: &AppState,
     inbound: Inbound,
     agent: Option<String>,
 ) -> Result<Submitted, ApiError> {
-    let Some(webchat) = &state.webchat else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "webchat_disabled",
-            "the web chat is disabled: set channels.webchat.enabled = true",
-        ));
-    };
-    let mut waiter = webchat.wait_for(&inbound.message_id);
+    let waiter = webchat_of(state)?.wait_for(&inbound.message_id);
     let message_id = inbound.message_id.clone();
-    let admission = state
-        .pipeline
-        .admit(inbound, agent)
-        .await
-        .map_err(ApiError::internal)?;
+    match admit(state, inbound, agent, waiter).await? {
+        Taken::Submitted(s) => Ok(s),
+        Taken::Duplicate {
+            waiter: _,
+            ingress_id,
+            status,
+        } => Err(duplicate(&message_id, ingress_id, status)),
+    }
+}
+
+/// What became of a message offered with a waiter.
+pub(crate) enum Taken {
+    /// Accepted into its session (or answered by the gateway); the reply
+    /// comes to the waiter.
+    Submitted(Submitted),
+    /// Its id was seen before: it was not offered again.
+    Duplicate {
+        /// The waiter, still waiting on the message's flight.
+        waiter: ReplyWaiter,
+        /// The earlier row.
+        ingress_id: i64,
+        /// Its status when it was offered.
+        status: IngressStatus,
+    },
+}
+
+/// Offer `inbound` to the pipeline; `waiter` waits for its reply.
+pub(crate) async fn admit(
+    state: &AppState,
+    inbound: Inbound,
+    agent: Option<String>,
+    waiter: ReplyWaiter,
+) -> Result<Taken, ApiError> {
+    let admission = match state.pipeline.admit(inbound, agent).await {
+        Ok(a) => a,
+        Err(e) => {
+            waiter.abandon();
+            return Err(ApiError::internal(e));
+        }
+    };
+    taken(state, admission, waiter)
+}
+
+/// The answer "seen before" to a repeated message id.
+pub(crate) fn duplicate(message_id: &str, ingress_id: i64, status: IngressStatus) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "duplicate_message",
+        format!(
+            "message `{message_id}` was already received (ingress row {ingress_id}, {}); it is not answered twice. Use a new message id for a new message.",
+            status.as_str()
+        ),
+    )
+}
+
+/// What the pipeline's `admission` means for the request whose `waiter`
+/// waits: the reply comes, or the error to answer. A message that will not
+/// be answered through the waiter's flight ends it, so other requests
+/// waiting there look elsewhere.
+pub(crate) fn taken(
+    state: &AppState,
+    admission: Admission,
+    mut waiter: ReplyWaiter,
+) -> Result<Taken, ApiError> {
     state
         .health
         .touch(&format!("channel:{}/{}", webchat::NAME, webchat::ACCOUNT));
-    let mut notice = || match waiter.events.try_recv() {
-        Ok(switchboard_channel::ReplyEvent::Notice { text }) => Some(text),
-        _ => None,
-    };
-    match admission {
+    let refused = match admission {
         Admission::Queued {
             ingress_id,
             session_key,
@@ -292,52 +368,55 @@ pub(crate) async fn submit(
             ingress_id,
             session_key,
             agent,
-        } => Ok(Submitted {
-            waiter,
-            session_key,
-            agent,
-            ingress_id,
-        }),
-        Admission::Duplicate { ingress_id, status } => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "duplicate_message",
-            format!(
-                "message `{message_id}` was already received (ingress row {ingress_id}, {}); it is not answered twice. Use a new message id for a new message.",
-                status.as_str()
-            ),
-        )),
-        Admission::Ignored { reason } => Err(ApiError::new(
+        } => {
+            return Ok(Taken::Submitted(Submitted {
+                waiter,
+                session_key,
+                agent,
+                ingress_id,
+            }));
+        }
+        Admission::Duplicate { ingress_id, status } => {
+            return Ok(Taken::Duplicate {
+                waiter,
+                ingress_id,
+                status,
+            });
+        }
+        Admission::Ignored { reason } => ApiError::new(
             StatusCode::FORBIDDEN,
             "not_allowed",
             format!("the message was not taken: {reason}. Check channels.webchat in the config."),
-        )),
-        Admission::Pairing => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "pairing_required",
-            notice().unwrap_or_else(|| "this user is waiting for pairing approval".into()),
-        )),
-        Admission::RateLimited => {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                crate::pipeline::ratelimit::NOTICE,
-            );
-            e.retry_after = Some(60);
-            Err(e)
+        ),
+        Admission::Pairing => {
+            let notice = match waiter.events.try_recv() {
+                Ok(switchboard_channel::ReplyEvent::Notice { text }) => Some(text),
+                _ => None,
+            };
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "pairing_required",
+                notice.unwrap_or_else(|| "this user is waiting for pairing approval".into()),
+            )
         }
-        Admission::Busy => {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "session_busy",
-                crate::sessions::BUSY_NOTICE,
-            );
-            e.retry_after = Some(5);
-            Err(e)
-        }
-        Admission::Deferred => Err(ApiError::new(
+        Admission::RateLimited => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            crate::pipeline::ratelimit::NOTICE,
+        )
+        .retry_after(60),
+        Admission::Busy => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "session_busy",
+            crate::sessions::BUSY_NOTICE,
+        )
+        .retry_after(5),
+        Admission::Deferred => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "the gateway is shutting down; your message was stored and will be answered after it restarts",
-        )),
-    }
+        ),
+    };
+    waiter.abandon();
+    Err(refused)
 }

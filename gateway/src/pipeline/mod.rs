@@ -1,8 +1,17 @@
 //! The inbound pipeline: admit (durable, deduplicated ingress), apply the
 //! access policy and rate limit, route to an agent and session, and hand the
 //! message to its session actor.
+//!
+//! The order is chosen so that limits protect before work is done: what the
+//! access rules ignore outright is stored without its text (the row is kept
+//! for deduplication only); the per-sender rate limit comes before the
+//! allowlist lookup and pairing, so a flood from a stranger costs one
+//! ingress row per message and nothing more; notices go out through
+//! [`notices::Notices`], off the intake path.
 
 pub mod access;
+pub mod intake;
+pub mod notices;
 pub mod pairing;
 pub mod ratelimit;
 pub mod routing;
@@ -15,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use switchboard_channel::{ChatKind, Inbound, ReplyTarget};
+use switchboard_channel::{ChatKind, Inbound, ReplyTarget, Sender};
 use switchboard_memory::{
     IngressAccept, IngressRecord, IngressStatus, PairingRequest, Store, StoreError,
 };
@@ -27,6 +36,7 @@ use crate::clock::now_ms;
 use crate::config::AccessRules;
 use crate::sessions::{DispatchError, Job, SessionRegistry};
 use access::{Access, Precheck, precheck};
+use notices::Notices;
 use pairing::PairingDecision;
 use ratelimit::{RateGate, RateVerdict};
 use routing::Router;
@@ -100,6 +110,30 @@ struct IngressPayload {
     inbound: Inbound,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     agent: Option<String>,
+    /// The text, files and sender name were left out: the message was
+    /// ignored before it was stored, and its row only serves deduplication.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    redacted: bool,
+}
+
+impl IngressPayload {
+    /// What is kept of a message that is ignored before it is stored: who
+    /// and where (what the access rules look at), never what it said.
+    fn redacted(m: &Inbound) -> Self {
+        Self {
+            inbound: Inbound {
+                text: String::new(),
+                attachments: Vec::new(),
+                sender: Sender {
+                    name: None,
+                    ..m.sender.clone()
+                },
+                ..m.clone()
+            },
+            agent: None,
+            redacted: true,
+        }
+    }
 }
 
 /// One channel account's access rules and rate limiter.
@@ -119,6 +153,7 @@ pub struct Pipeline {
     access: HashMap<(String, String), AccountAccess>,
     rng: Mutex<StdRng>,
     approvals: Arc<Approvals>,
+    notices: Arc<Notices>,
 }
 
 impl Pipeline {
@@ -141,6 +176,7 @@ impl Pipeline {
             .collect();
         Self {
             store,
+            notices: Arc::new(Notices::new(channels.clone(), notices::CAPACITY)),
             channels,
             sessions,
             router,
@@ -148,6 +184,11 @@ impl Pipeline {
             rng: Mutex::new(StdRng::from_os_rng()),
             approvals,
         }
+    }
+
+    /// The queue of notices; its [`Notices::run`] is a supervised task.
+    pub fn notices(&self) -> &Arc<Notices> {
+        &self.notices
     }
 
     /// The router.
@@ -163,17 +204,25 @@ impl Pipeline {
     /// Offer a message: store it durably (a redelivery is reported as a
     /// duplicate and not answered again), then process it. `agent` asks for
     /// a specific agent (the web chat's `model`); it is ignored when no such
-    /// agent exists.
+    /// agent exists. A message the access rules ignore outright (group
+    /// chatter without a mention, ...) is stored without its text.
     pub async fn admit(
         &self,
         inbound: Inbound,
         agent: Option<String>,
     ) -> Result<Admission, StoreError> {
-        let payload = IngressPayload { inbound, agent };
-        let json =
-            serde_json::to_string(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let IngressPayload { inbound, agent } = payload;
-        let payload = json;
+        let ignored = self.ignored_outright(&inbound);
+        let payload = IngressPayload {
+            inbound,
+            agent,
+            redacted: false,
+        };
+        let json = match ignored {
+            Some(_) => serde_json::to_string(&IngressPayload::redacted(&payload.inbound)),
+            None => serde_json::to_string(&payload),
+        };
+        let IngressPayload { inbound, agent, .. } = payload;
+        let payload = json.map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let accepted = self
             .store
             .ingress_accept(
@@ -192,11 +241,28 @@ impl Pipeline {
                     status,
                 })
             }
-            IngressAccept::Accepted(id) => self.process(id, inbound, agent).await,
+            IngressAccept::Accepted(id) => match ignored {
+                Some(reason) => self.ignore(id, reason).await,
+                None => self.process(id, inbound, agent).await,
+            },
         }
     }
 
-    /// Process an accepted message: access, rate limit, routing, dispatch.
+    /// Why `m` is not for the assistant, if the access rules say so without
+    /// the store.
+    fn ignored_outright(&self, m: &Inbound) -> Option<&'static str> {
+        let key = (m.channel.clone(), m.account.clone());
+        match self.access.get(&key) {
+            None => Some("unknown channel account"),
+            Some(account) => match precheck(&account.rules, m) {
+                Precheck::Decided(Access::Ignore(reason)) => Some(reason),
+                _ => None,
+            },
+        }
+    }
+
+    /// Process an accepted message: access rules, rate limit, allowlist
+    /// and pairing, routing, dispatch.
     pub async fn process(
         &self,
         ingress_id: i64,
@@ -207,31 +273,18 @@ impl Pipeline {
         let Some(account) = self.access.get(&key) else {
             return self.ignore(ingress_id, "unknown channel account").await;
         };
-        let verdict = match precheck(&account.rules, &inbound) {
-            Precheck::Decided(v) => v,
-            Precheck::IfAllowlisted { on_miss } => {
-                if self
-                    .store
-                    .allow_contains(&inbound.channel, &inbound.account, &inbound.sender.id)
-                    .await?
-                {
-                    Access::Allow
-                } else {
-                    on_miss
-                }
-            }
-        };
-        match verdict {
-            Access::Ignore(reason) => return self.ignore(ingress_id, reason).await,
-            Access::Pair => return self.pair(ingress_id, &inbound).await,
-            Access::Allow => {}
+        let pre = precheck(&account.rules, &inbound);
+        if let Precheck::Decided(Access::Ignore(reason)) = pre {
+            return self.ignore(ingress_id, reason).await;
         }
+        // Before the allowlist lookup and pairing: a flood costs nothing
+        // past its ingress rows.
         match account.gate.check(&inbound.sender.id) {
             RateVerdict::Pass => {}
             verdict => {
-                if verdict == RateVerdict::LimitedNotify {
-                    self.channels
-                        .notify(&inbound.reply_target(), ratelimit::NOTICE.into())
+                if verdict == RateVerdict::LimitedNotify && self.known(pre, &inbound).await? {
+                    self.notices
+                        .send(&inbound.reply_target(), ratelimit::NOTICE.into())
                         .await;
                 }
                 self.store
@@ -244,6 +297,21 @@ impl Pipeline {
                     .await?;
                 return Ok(Admission::RateLimited);
             }
+        }
+        let verdict = match pre {
+            Precheck::Decided(v) => v,
+            Precheck::IfAllowlisted { on_miss } => {
+                if self.allowlisted(&inbound).await? {
+                    Access::Allow
+                } else {
+                    on_miss
+                }
+            }
+        };
+        match verdict {
+            Access::Ignore(reason) => return self.ignore(ingress_id, reason).await,
+            Access::Pair => return self.pair(ingress_id, &inbound).await,
+            Access::Allow => {}
         }
         let route = self.router.route_with(&inbound, agent.as_deref());
         if let Some((approve, id)) = approval_command(&inbound.text) {
@@ -264,7 +332,7 @@ impl Pipeline {
                     why
                 }
             };
-            self.channels.notify(&inbound.reply_target(), text).await;
+            self.notices.send(&inbound.reply_target(), text).await;
             self.store
                 .ingress_finish(ingress_id, IngressStatus::Done, None, now_ms())
                 .await?;
@@ -288,8 +356,8 @@ impl Pipeline {
                 agent: route.agent,
             }),
             Err(DispatchError::Busy(job)) => {
-                self.channels
-                    .notify(
+                self.notices
+                    .send(
                         &job.inbound.reply_target(),
                         crate::sessions::BUSY_NOTICE.into(),
                     )
@@ -306,6 +374,21 @@ impl Pipeline {
             }
             Err(DispatchError::Closed(_)) => Ok(Admission::Deferred),
         }
+    }
+
+    /// Whether the sender of `m` may talk to the assistant (so may be told
+    /// they are rate limited; a stranger is not).
+    async fn known(&self, pre: Precheck, m: &Inbound) -> Result<bool, StoreError> {
+        Ok(match pre {
+            Precheck::Decided(v) => v == Access::Allow,
+            Precheck::IfAllowlisted { .. } => self.allowlisted(m).await?,
+        })
+    }
+
+    async fn allowlisted(&self, m: &Inbound) -> Result<bool, StoreError> {
+        self.store
+            .allow_contains(&m.channel, &m.account, &m.sender.id)
+            .await
     }
 
     async fn ignore(&self, ingress_id: i64, reason: &'static str) -> Result<Admission, StoreError> {
@@ -344,8 +427,8 @@ impl Pipeline {
                     })
                     .await?;
                 tracing::info!(channel = %m.channel, account = %m.account, sender = %m.sender.id, "pairing code issued");
-                self.channels
-                    .notify(&m.reply_target(), pairing::code_message(&m.channel, &code))
+                self.notices
+                    .send(&m.reply_target(), pairing::code_message(&m.channel, &code))
                     .await;
             }
             PairingDecision::AlreadyPending => {}
@@ -434,9 +517,11 @@ impl Pipeline {
                     )
                     .await?;
                 // Tell the sender rather than drop their message silently.
-                if let Ok(p) = serde_json::from_str::<IngressPayload>(&row.payload) {
-                    self.channels
-                        .notify(&p.inbound.reply_target(), GAVE_UP_NOTICE.into())
+                if let Ok(p) = serde_json::from_str::<IngressPayload>(&row.payload)
+                    && !p.redacted
+                {
+                    self.notices
+                        .send(&p.inbound.reply_target(), GAVE_UP_NOTICE.into())
                         .await;
                 }
                 continue;
@@ -456,6 +541,12 @@ impl Pipeline {
                     continue;
                 }
             };
+            if payload.redacted {
+                // Ignored before it was stored; a stop came before the row
+                // was closed.
+                self.ignore(row.id, "ignored before it was stored").await?;
+                continue;
+            }
             if let Some(answer) = self.store.answer_for_ingress(row.id).await? {
                 // Answered and stored, but the reply was not confirmed
                 // delivered: deliver the stored answer (again, with backoff,
