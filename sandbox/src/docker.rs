@@ -305,7 +305,7 @@ impl Sandboxes {
         for _attempt in 0..2 {
             let lock = slot.run_lock.clone().lock_owned().await;
             let live = self.ensure(&key, place, &slot).await?;
-            match self.run(&live, &req, lock).await {
+            match self.run(&live, &req, lock, &self.host_dir(place)).await {
                 Err(Gone) => {
                     // Removed or stopped behind our back: make it again.
                     tracing::info!(scope = %key, "sandbox container went away; recreating it");

@@ -492,6 +492,21 @@ async fn one_file_cannot_grow_past_the_workspace_limit() {
         .unwrap()
         .len();
     assert!(size <= 2 * 1024 * 1024, "big grew to {size} bytes");
+    // Many files together: the command is stopped once the workspace is
+    // over its limit, and says why.
+    let out = b
+        .sh(
+            &p,
+            "rm -f big; for i in 1 2 3 4; do dd if=/dev/zero of=f$i bs=1048576 count=1 2>/dev/null; done; sleep 30; echo done",
+        )
+        .await;
+    assert!(!out.timed_out, "{out:?}");
+    assert!(!out.stdout_text().contains("done"), "{out:?}");
+    assert!(
+        out.stderr_text().contains("over its limit of 2 MiB"),
+        "{}",
+        out.stderr_text()
+    );
 }
 
 #[tokio::test]

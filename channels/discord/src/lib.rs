@@ -10,12 +10,26 @@
 //! slash commands `/new`, `/reset` and `/status` are registered for the
 //! application and answered in their own response.
 //!
-//! It depends on `channels/core` and serenity only.
+//! Nothing Discord sends is lost across a restart: an event counts as
+//! handled (its sequence number is saved) only once the gateway stored
+//! it, the session is saved ([`saved`]) and resumed by the next run, so
+//! Discord replays what came meanwhile; when the session could not be
+//! resumed, DMs and the catch-up channels are read back through their
+//! message history ([`catch_up`]) and the status says messages may have
+//! been missed. Events wait in a bounded queue (a full one stops reading
+//! the socket) and the channel kinds in a bounded map.
+//!
+//! It depends on `channels/core` and serenity only; its state it keeps
+//! through the [`ChannelContext`]'s channel state, knowing nothing of
+//! storage.
 
+mod catch_up;
+mod channel_map;
 mod convert;
 pub mod gateway;
 pub mod model;
 mod rest;
+mod saved;
 mod surface;
 
 use std::collections::HashMap;
@@ -36,11 +50,18 @@ use switchboard_channel::{
 pub use convert::{Place, command_inbound, to_inbound};
 pub use surface::{CommandResponse, DiscordSurface, LIMIT};
 
-use gateway::{Dispatch, Gateway};
+use channel_map::ChannelMap;
+use gateway::{Dispatch, Event, Gateway};
 use rest::Rest;
+use saved::{LastSeen, Saved};
 
 /// The channel's name.
 pub const NAME: &str = "discord";
+
+/// Events received and not yet handed over, at most. A full queue stops
+/// reading the socket until the gateway took some: Discord buffers the
+/// rest (heartbeats go on meanwhile).
+pub const EVENT_QUEUE: usize = 256;
 
 /// One bot account.
 #[derive(Clone)]
@@ -62,6 +83,9 @@ pub struct DiscordSettings {
     pub edit_interval: Duration,
     /// The most lines in one message.
     pub max_lines: usize,
+    /// Guild channels read back through their history (with their
+    /// threads) when a session was lost; DMs always are. Default none.
+    pub catch_up_channels: Vec<String>,
 }
 
 impl std::fmt::Debug for DiscordSettings {
@@ -88,6 +112,7 @@ impl DiscordSettings {
             allow_bots: false,
             edit_interval: Duration::from_secs(1),
             max_lines: 40,
+            catch_up_channels: Vec::new(),
         }
     }
 }
@@ -132,8 +157,8 @@ struct Inner {
     rest: Arc<Rest>,
     /// The bot's user id and application, once READY said them.
     bot: Mutex<Option<(String, String)>>,
-    /// What we know of channel kinds: thread → parent.
-    channels: Mutex<HashMap<String, Option<String>>>,
+    /// What we know of channel kinds: thread → parent (bounded).
+    channels: Mutex<ChannelMap>,
     /// Slash commands waiting for their answer: interaction id → token.
     interactions: Mutex<HashMap<String, (String, Instant)>>,
     commands_registered: std::sync::atomic::AtomicBool,
@@ -182,7 +207,7 @@ impl DiscordChannel {
                 rest: Arc::new(rest),
                 settings,
                 bot: Mutex::new(None),
-                channels: Mutex::new(HashMap::new()),
+                channels: Mutex::new(ChannelMap::default()),
                 interactions: Mutex::new(HashMap::new()),
                 commands_registered: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -200,8 +225,8 @@ impl Inner {
         &self.rest
     }
 
-    /// Check the token and find the gateway.
-    async fn start(&self) -> Result<String, ChannelError> {
+    /// Check the token and find the gateway: its URL, and who the bot is.
+    async fn start(&self) -> Result<(String, model::User), ChannelError> {
         let account = &self.settings.account;
         let me = self.rest().me().await.map_err(|e| match e.status {
             Some(401) => ChannelError::Config(format!(
@@ -214,14 +239,15 @@ impl Inner {
         if !me.bot {
             tracing::warn!(account = %account, "the Discord token is not a bot's; bots are what Switchboard supports");
         }
-        match &self.settings.gateway_url {
-            Some(url) => Ok(url.clone()),
+        let url = match &self.settings.gateway_url {
+            Some(url) => url.clone(),
             None => self.rest().gateway().await.map_err(|e| {
                 ChannelError::Unavailable(format!(
                     "cannot ask Discord for the gateway URL (account `{account}`): {e}"
                 ))
-            }),
-        }
+            })?,
+        };
+        Ok((url, me))
     }
 
     /// Register `/new`, `/reset` and `/status` for the application, once.
@@ -253,7 +279,7 @@ impl Inner {
         if guild.is_none() {
             return Place::Dm;
         }
-        let known = lock(&self.channels).get(channel).cloned();
+        let known = lock(&self.channels).get(channel);
         let parent = match known {
             Some(p) => p,
             None => {
@@ -290,15 +316,21 @@ impl Inner {
         }
     }
 
-    /// Hand events to the gateway in the order they came.
+    /// Hand events to the gateway in the order they came, counting each
+    /// as handled once it is (see [`saved`]).
     async fn deliver_all(
         &self,
         ctx: &ChannelContext,
-        mut events: mpsc::UnboundedReceiver<Dispatch>,
+        mut events: mpsc::Receiver<Event>,
+        saved: &mut Saved,
     ) -> Result<(), ChannelError> {
-        while let Some(event) = events.recv().await {
-            match event {
-                Dispatch::Ready(ready) => {
+        while let Some(Event { seq, dispatch }) = events.recv().await {
+            match dispatch {
+                Dispatch::Ready {
+                    ready,
+                    resume_url,
+                    after_loss,
+                } => {
                     let app = ready
                         .application
                         .as_ref()
@@ -308,6 +340,15 @@ impl Inner {
                     if !app.is_empty() {
                         self.register_commands(&app).await;
                     }
+                    // Before the new session is saved: a crash during the
+                    // catch-up finds the old one, fails to resume it and
+                    // catches up again from where each channel was left.
+                    if after_loss {
+                        self.catch_up(ctx, saved).await?;
+                    }
+                    saved
+                        .session_started(&ready.session_id, &resume_url, seq, &app)
+                        .await;
                 }
                 Dispatch::Channels(list) => {
                     let mut known = lock(&self.channels);
@@ -319,26 +360,79 @@ impl Inner {
                         };
                         known.insert(c.id, parent);
                     }
+                    drop(known);
+                    saved.handled(seq);
                 }
                 Dispatch::Message(m) => {
-                    if !self.listens_in(m.guild_id.as_deref()) {
-                        continue;
-                    }
-                    let Some((bot_id, _)) = lock(&self.bot).clone() else {
-                        continue;
-                    };
-                    let place = self.place(m.guild_id.as_deref(), &m.channel_id).await;
-                    let account = &self.settings.account;
-                    if let Some(inbound) =
-                        to_inbound(account, &bot_id, self.settings.allow_bots, &m, &place)
-                    {
-                        self.hand_over(ctx, inbound).await?;
-                    }
+                    let last = self.message(ctx, &m).await?;
+                    let last = last.as_ref().map(|l| (m.channel_id.as_str(), l));
+                    saved.message_handled(seq, last).await;
                 }
-                Dispatch::Interaction(i) => self.command(ctx, i).await?,
+                Dispatch::Interaction(i) => {
+                    self.command(ctx, i).await?;
+                    saved.message_handled(seq, None).await;
+                }
             }
         }
         Ok(())
+    }
+
+    /// One posted message: handed over when it is for us. Returns where
+    /// its channel now stands when the channel is caught up on after a
+    /// lost session.
+    async fn message(
+        &self,
+        ctx: &ChannelContext,
+        m: &model::Message,
+    ) -> Result<Option<LastSeen>, ChannelError> {
+        if !self.listens_in(m.guild_id.as_deref()) {
+            return Ok(None);
+        }
+        let Some((bot_id, _)) = lock(&self.bot).clone() else {
+            return Ok(None);
+        };
+        let place = self.place(m.guild_id.as_deref(), &m.channel_id).await;
+        self.offer(ctx, &bot_id, m, &place).await?;
+        Ok(self
+            .catches_up(&place, &m.channel_id)
+            .then(|| LastSeen {
+                message: m.id.clone(),
+                guild: m.guild_id.clone(),
+                parent: match &place {
+                    Place::Thread { parent } => Some(parent.clone()),
+                    _ => None,
+                },
+            }))
+    }
+
+    /// Hand `m` over if it is for us (not the bot's own, not a system
+    /// message, ...); returns whether it was.
+    async fn offer(
+        &self,
+        ctx: &ChannelContext,
+        bot_id: &str,
+        m: &model::Message,
+        place: &Place,
+    ) -> Result<bool, ChannelError> {
+        let account = &self.settings.account;
+        match to_inbound(account, bot_id, self.settings.allow_bots, m, place) {
+            Some(inbound) => {
+                self.hand_over(ctx, inbound).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Whether a channel's history is read after a lost session: DMs, the
+    /// catch-up channels and their threads.
+    fn catches_up(&self, place: &Place, channel: &str) -> bool {
+        let listed = |c: &str| self.settings.catch_up_channels.iter().any(|x| x == c);
+        match place {
+            Place::Dm => true,
+            Place::Channel => listed(channel),
+            Place::Thread { parent } => listed(parent),
+        }
     }
 
     /// A slash command: answer "thinking…" at once (Discord allows three
@@ -412,8 +506,20 @@ impl Inner {
     }
 
     async fn run(&self, ctx: ChannelContext) -> Result<(), ChannelError> {
-        let url = self.start().await?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (url, me) = self.start().await?;
+        let mut saved = Saved::new(ctx.state.clone(), &self.settings.account);
+        let loaded = saved.load(&me.id).await;
+        // A resumed session sends no READY: who the bot is comes from
+        // `GET /users/@me` and the application from the last READY.
+        let app = loaded.application.clone().unwrap_or_default();
+        *lock(&self.bot) = Some((me.id.clone(), app.clone()));
+        if !app.is_empty() {
+            self.register_commands(&app).await;
+        }
+        if loaded.session.is_some() {
+            tracing::info!(account = %self.settings.account, "resuming the Discord session of the last run");
+        }
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
         let gateway = Gateway {
             token: self.settings.token.trim(),
             url,
@@ -421,18 +527,23 @@ impl Inner {
             status: &ctx.status,
             shutdown: &ctx.shutdown,
             events: tx,
+            resume: loaded.session,
         };
         // The connection never waits for the gateway's store: heartbeats
         // go on while messages are handed over in order.
-        let delivered = self.deliver_all(&ctx, rx);
-        tokio::pin!(delivered);
-        tokio::select! {
-            r = gateway.run() => r,
-            r = &mut delivered => match r {
-                Err(ChannelError::Closed) => Ok(()),
-                r => r,
-            },
-        }
+        let result = {
+            let delivered = self.deliver_all(&ctx, rx, &mut saved);
+            tokio::pin!(delivered);
+            tokio::select! {
+                r = gateway.run() => r,
+                r = &mut delivered => match r {
+                    Err(ChannelError::Closed) => Ok(()),
+                    r => r,
+                },
+            }
+        };
+        saved.flush().await;
+        result
     }
 
     /// The slash command a reply answers, if it still can be answered.

@@ -265,6 +265,7 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
             "must be at least 1; leave it out to turn idle resets off",
         ));
     }
+    check_retention(&mut errors, &config.retention);
     match (errors.is_empty(), default_agent) {
         (true, Some(agent)) => Ok(agent),
         _ => Err(errors),
@@ -357,6 +358,39 @@ mod tests {
                 "{entry}: {p}"
             );
         }
+    }
+
+    #[test]
+    fn retention_days_are_at_least_one_and_default_to_a_week_of_ingress() {
+        let d = load_str("", "c", &[]).unwrap().config.retention;
+        assert_eq!(d.ingress_days, 7);
+        assert_eq!(
+            (d.transcript_days, d.usage_days, d.approvals_days),
+            (None, None, None),
+            "kept forever unless set"
+        );
+        let ok = load_str(
+            "[retention]\ningress_days = 1\ntranscript_days = 30\nusage_days = 400\napprovals_days = 90\n",
+            "c",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.config.retention.transcript_days, Some(30));
+        let p = problems("[retention]\ningress_days = 0\n");
+        assert!(
+            p.contains("retention.ingress_days: must be at least 1"),
+            "{p}"
+        );
+        for key in ["transcript_days", "usage_days", "approvals_days"] {
+            let p = problems(&format!("[retention]\n{key} = 0\n"));
+            assert!(
+                p.contains(&format!("retention.{key}: must be at least 1"))
+                    && p.contains("leave it out"),
+                "{key}: {p}"
+            );
+        }
+        let p = problems("[retention]\ningress_days = 7\ntranscripts_days = 3\n");
+        assert!(p.contains("transcripts_days"), "an unknown key passed: {p}");
     }
 
     #[test]
@@ -510,6 +544,29 @@ fn approver_problem(entry: &str) -> Option<String> {
 }
 
 /// An account's `agent` names a configured agent.
+/// `[retention]`: every period a day or more (no upper limit: `u32`
+/// days in milliseconds fit an `i64`).
+fn check_retention(errors: &mut Vec<ConfigError>, r: &super::RetentionConfig) {
+    if r.ingress_days == 0 {
+        errors.push(ConfigError::new(
+            "retention.ingress_days",
+            "must be at least 1: a redelivered message is recognized only while its finished row is kept",
+        ));
+    }
+    for (key, days) in [
+        ("transcript_days", r.transcript_days),
+        ("usage_days", r.usage_days),
+        ("approvals_days", r.approvals_days),
+    ] {
+        if days == Some(0) {
+            errors.push(ConfigError::new(
+                format!("retention.{key}"),
+                "must be at least 1; leave it out to keep them forever",
+            ));
+        }
+    }
+}
+
 fn check_agent(
     errors: &mut Vec<ConfigError>,
     config: &Config,

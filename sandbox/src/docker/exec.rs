@@ -39,6 +39,7 @@ impl Sandboxes {
         live: &Live,
         req: &ExecRequest,
         lock: tokio::sync::OwnedMutexGuard<()>,
+        workspace: &std::path::Path,
     ) -> Result<Result<Ran, SandboxError>, Gone> {
         let docker = match self.docker().await {
             Ok(d) => d,
@@ -97,18 +98,30 @@ impl Sandboxes {
         });
         let mut stdout = Capped::default();
         let mut stderr = Capped::default();
+        let limit = self.settings.workspace_max_mb.saturating_mul(1024 * 1024);
+        let mut full = None;
         let drained = tokio::time::timeout(timeout, async {
-            while let Some(item) = output.next().await {
-                match item {
-                    Ok(LogOutput::StdOut { message }) => stdout.push(&message, cap),
-                    Ok(LogOutput::StdErr { message }) | Ok(LogOutput::Console { message }) => {
-                        stderr.push(&message, cap)
+            let mut check = tokio::time::interval(WORKSPACE_CHECK);
+            loop {
+                tokio::select! {
+                    item = output.next() => match item {
+                        Some(Ok(LogOutput::StdOut { message })) => stdout.push(&message, cap),
+                        Some(Ok(LogOutput::StdErr { message }))
+                        | Some(Ok(LogOutput::Console { message })) => stderr.push(&message, cap),
+                        Some(Ok(LogOutput::StdIn { .. })) => {}
+                        Some(Err(e)) => return Err(e),
+                        None => return Ok(()),
+                    },
+                    _ = check.tick() => {
+                        let used = workspace_usage(workspace).await;
+                        if used > limit {
+                            // Stopped here; the sweep below ends it.
+                            full = Some(used);
+                            return Ok(());
+                        }
                     }
-                    Ok(LogOutput::StdIn { .. }) => {}
-                    Err(e) => return Err(e),
                 }
             }
-            Ok(())
         })
         .await;
         if let Some(f) = feeder {
@@ -119,9 +132,10 @@ impl Sandboxes {
             ..ExecOutput::default()
         };
         match drained {
-            Ok(Ok(())) => {
+            Ok(Ok(())) if full.is_none() => {
                 out.exit_code = exit_code(&docker, &exec).await;
             }
+            Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 let _ = sweep.now().await;
                 return Ok(Err(self.fail("stream the command's output", e).await));
@@ -132,6 +146,18 @@ impl Sandboxes {
             }
         }
         let ended = sweep.now().await;
+        if let Some(used) = full {
+            out.exit_code = None;
+            stderr.push(
+                format!(
+                    "\n[stopped: /workspace holds {} MiB, over its limit of {} MiB (sandbox.workspace_max_mb); delete files to go on]\n",
+                    used / (1024 * 1024),
+                    self.settings.workspace_max_mb
+                )
+                .as_bytes(),
+                cap + 512,
+            );
+        }
         out.stdout = stdout.kept;
         out.stderr = stderr.kept;
         out.dropped = stdout.dropped + stderr.dropped;
@@ -154,6 +180,42 @@ async fn exit_code(docker: &Docker, exec: &str) -> Option<i64> {
         }
     }
     None
+}
+
+/// How often a running command's workspace is measured.
+const WORKSPACE_CHECK: Duration = Duration::from_millis(500);
+
+/// Bytes on disk under `dir` (links not followed; at most 200,000 entries
+/// counted, so a tree of tiny files cannot make this slow).
+async fn workspace_usage(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut total = 0u64;
+        let mut seen = 0usize;
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                seen += 1;
+                if seen > 200_000 {
+                    return total;
+                }
+                let Ok(meta) = e.path().symlink_metadata() else {
+                    continue;
+                };
+                total += meta.blocks() * 512;
+                if meta.is_dir() {
+                    stack.push(e.path());
+                }
+            }
+        }
+        total
+    })
+    .await
+    .unwrap_or(0)
 }
 
 /// Kills every process in the container except its init (PID 1), the
