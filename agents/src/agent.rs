@@ -88,6 +88,32 @@ pub struct TurnRequest {
     pub context: ToolContext,
     /// Which calls wait for an operator, and who decides.
     pub approval: Option<ApprovalGate>,
+    /// Most bytes of one tool result the model is shown (a share of
+    /// its context window); longer results are cut and the cut said.
+    /// `None`: no cut.
+    pub max_tool_result_chars: Option<usize>,
+}
+
+/// `content` cut to at most `max` bytes (on a character boundary),
+/// with a note that tells the model what was left out and what to do.
+pub fn cut_tool_result(content: String, max: Option<usize>) -> String {
+    let Some(max) = max else { return content };
+    if content.len() <= max {
+        return content;
+    }
+    let note = format!(
+        "\n\n[cut: this result was {} bytes; only the first {} fit in the context window. Ask for a smaller part (an offset, a narrower command) if you need the rest.]",
+        content.len(),
+        max
+    );
+    let mut end = max.saturating_sub(note.len()).min(content.len());
+    while !content.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut cut = content;
+    cut.truncate(end);
+    cut.push_str(&note);
+    cut
 }
 
 /// The default limit on tool steps per turn.
@@ -182,6 +208,7 @@ impl Agent {
             tools: request.tools,
             context: request.context,
             approval: request.approval,
+            max_tool_result_chars: request.max_tool_result_chars,
             max_steps: self.max_steps,
             messages,
             text: String::new(),
@@ -230,6 +257,7 @@ struct TurnLoop {
     tools: Vec<Arc<dyn Tool>>,
     context: ToolContext,
     approval: Option<ApprovalGate>,
+    max_tool_result_chars: Option<usize>,
     max_steps: u32,
     messages: Vec<ChatMessage>,
     text: String,
@@ -342,8 +370,9 @@ impl TurnLoop {
                         is_error: out.is_error,
                     })
                     .await;
+                let content = cut_tool_result(out.content, self.max_tool_result_chars);
                 self.messages
-                    .push(ChatMessage::tool_result(c.id.clone(), out.content));
+                    .push(ChatMessage::tool_result(c.id.clone(), content));
             }
         }
     }

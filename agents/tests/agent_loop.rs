@@ -351,3 +351,54 @@ async fn gated_calls_wait_for_a_decision_and_denials_are_told_to_the_model() {
         "{results:?}"
     );
 }
+
+/// A tool that returns a page of `len` bytes, as a large `web_fetch` does.
+struct Huge(usize);
+
+impl Tool for Huge {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "web_fetch".into(),
+            description: "a big page".into(),
+            parameters: json!({ "type": "object" }),
+        }
+    }
+    fn call(&self, _args: Value, _ctx: ToolContext) -> BoxFuture<'static, ToolOutput> {
+        let page = "é".repeat(self.0 / 2);
+        Box::pin(async move { ToolOutput::ok(page) })
+    }
+}
+
+#[tokio::test]
+async fn a_huge_tool_result_is_cut_to_its_share_of_the_window_and_the_cut_said() {
+    let provider = Scripted::new(vec![
+        vec![call("c1", "web_fetch", r#"{"url":"https://example.org/"}"#)],
+        vec![ProviderEvent::TextDelta("Summarized.".into())],
+    ]);
+    let agent = Agent::new("main", "sys", provider.clone());
+    // A 32k-token window; a result may take a quarter of it.
+    let share = 32_768;
+    let events = collect(
+        &agent,
+        TurnRequest {
+            history: vec![ChatMessage::user("read it")],
+            tools: vec![Arc::new(Huge(256 * 1024))],
+            max_tool_result_chars: Some(share),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(matches!(events.last(), Some(AgentEvent::Done(_))), "{events:?}");
+    let requests = provider.requests.lock().unwrap();
+    let tool_msg = requests[1]
+        .messages
+        .iter()
+        .find(|m| m.role == MessageRole::Tool)
+        .expect("the result went back");
+    assert!(tool_msg.content.len() <= share, "{}", tool_msg.content.len());
+    assert!(
+        tool_msg.content.contains("[cut: this result was 262144 bytes"),
+        "{}",
+        &tool_msg.content[tool_msg.content.len() - 200..]
+    );
+}

@@ -12,6 +12,7 @@
 //! - [`http`]: health, the OpenAI-compatible web chat API, the control API
 //!   and the WebSocket;
 //! - [`webchat`]: the built-in web chat channel;
+//! - [`retention`]: pruning what `[retention]` no longer keeps;
 //! - [`supervisor`] and [`health`]: long-running tasks and their state;
 //! - [`serve`]: start-up, the signal, and the drain;
 //! - [`cli`]: the `switchboard` command line.
@@ -27,6 +28,7 @@ pub mod events;
 pub mod health;
 pub mod http;
 pub mod pipeline;
+pub mod retention;
 pub mod sandbox;
 pub mod serve;
 pub mod sessions;

@@ -140,26 +140,28 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<(), String> {
     schedule(FIRST_PASS_AFTER, EVERY, stop, || {
-        let store = store.clone();
-        async move {
-            let pruned = prune(&*store, &retention, now_ms())
-                .await
-                .map_err(|e| format!("cannot prune records past their retention: {e}"))?;
-            if pruned.total() > 0 {
-                tracing::info!(
-                    ingress = pruned.ingress,
-                    transcript = pruned.transcript,
-                    usage = pruned.usage,
-                    approvals = pruned.approvals,
-                    "removed records older than [retention] keeps"
-                );
-            } else {
-                tracing::debug!("nothing older than [retention] keeps");
-            }
-            Ok(())
-        }
+        pass(store.clone(), retention)
     })
     .await
+}
+
+/// One pass of [`run`], logging what it removed.
+async fn pass(store: Arc<dyn Store>, retention: Retention) -> Result<(), String> {
+    let pruned = prune(&*store, &retention, now_ms())
+        .await
+        .map_err(|e| format!("cannot prune records past their retention: {e}"))?;
+    if pruned.total() > 0 {
+        tracing::info!(
+            ingress = pruned.ingress,
+            transcript = pruned.transcript,
+            usage = pruned.usage,
+            approvals = pruned.approvals,
+            "removed records older than [retention] keeps"
+        );
+    } else {
+        tracing::debug!("nothing older than [retention] keeps");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -181,7 +183,7 @@ mod tests {
         let stop = CancellationToken::new();
         let task = tokio::spawn(schedule(FIRST_PASS_AFTER, EVERY, stop.clone(), move || {
             let _ = tx.send(Instant::now());
-            async { Ok(()) }
+            async { Ok::<(), String>(()) }
         }));
         let mut at = Vec::new();
         for _ in 0..3 {
@@ -209,7 +211,7 @@ mod tests {
             CancellationToken::new(),
             move || {
                 counted.fetch_add(1, Ordering::SeqCst);
-                async { Err("the database is locked".to_string()) }
+                async { Err::<(), String>("the database is locked".to_string()) }
             },
         )
         .await;

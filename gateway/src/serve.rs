@@ -34,14 +34,13 @@ use crate::http::{self, AppState};
 use crate::pipeline::Pipeline;
 use crate::pipeline::intake::Intake;
 use crate::pipeline::routing::Router;
+use crate::retention::Retention;
 use crate::sessions::context::ContextBudget;
 use crate::sessions::reset::ResetPolicy;
 use crate::sessions::{AgentSlot, SessionRegistry, TurnContext};
 use crate::supervisor::Supervisor;
 use crate::webchat::{self, WebChat};
 
-/// How long finished ingress rows are kept for deduplication.
-const INGRESS_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 /// How often pending rows without an owner are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// How old such a row must be (a row just written is being handed on).
@@ -401,6 +400,8 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         agents: agent_names,
         ready: false.into(),
         started_ms: now_ms(),
+        client_limit: http::ClientLimit::new(config.channels.webchat.rate_limit),
+        answers: http::AnswerMemo::new(),
     });
 
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
@@ -411,9 +412,13 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     let http_task = {
         let stop = http_stop.clone();
         tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
+            // The client's address: one-off web chat requests are limited by it.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
         })
     };
     health.set("http", State::Running, Some(format!("http://{bind}")));
@@ -457,6 +462,14 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
             async move { notices.run(stop).await }
         });
     }
+    // `[retention]`: old records pruned a minute after start, then hourly.
+    let retention = Retention::from(&config.retention);
+    {
+        let store = store.clone();
+        supervisor.spawn("retention", move |stop| {
+            crate::retention::run(store.clone(), retention, stop)
+        });
+    }
     {
         let pipeline = pipeline.clone();
         supervisor.spawn("upkeep", move |stop| {
@@ -467,8 +480,9 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
                         () = stop.cancelled() => return Ok(()),
                         () = tokio::time::sleep(Duration::from_secs(60)) => {}
                     }
+                    // The same ingress period as the retention task.
                     pipeline
-                        .upkeep(INGRESS_RETENTION_MS)
+                        .upkeep(retention.ingress_ms)
                         .await
                         .map_err(|e| e.to_string())?;
                 }

@@ -2,31 +2,180 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
 /// The control token every test gateway uses.
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
-/// Where the `switchboard` binary is: `SWITCHBOARD_BIN`, or next to the
-/// test executable's `deps` folder (`target/<profile>/switchboard`).
+/// The `switchboard` binary the tests run: `SWITCHBOARD_BIN` as given, or
+/// `target/<profile>/switchboard` of the profile these tests were built
+/// with, made current once per test process by [`built_binary`] (so
+/// `cargo test -p switchboard-tests` alone never tests a stale build).
 pub fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("SWITCHBOARD_BIN") {
         return PathBuf::from(p);
     }
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let (target_dir, profile) = own_build()?;
+        build_if_stale(&target_dir, &profile)
+    });
+    match built {
+        Ok(bin) => bin.clone(),
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// The `switchboard` binary of cargo profile `profile` (`dev`, `release`,
+/// ...) in this build's target directory, built with `cargo build -p
+/// switchboard --bin switchboard --profile <profile>` unless it is already
+/// newer than every source it is built from. For the bench:
+/// `built_binary("release")`. Panics, saying why, when the build fails.
+pub fn built_binary(profile: &str) -> PathBuf {
+    own_build()
+        .and_then(|(target_dir, _)| build_if_stale(&target_dir, profile))
+        .unwrap_or_else(|why| panic!("{why}"))
+}
+
+/// The target directory and cargo profile this executable was built in:
+/// `<target>/<profile dir>/deps/<test>` or `<target>/<profile dir>/<bin>`.
+fn own_build() -> Result<(PathBuf, String), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the test executable: {e}"))?;
+    let mut dir = exe.parent().ok_or("the test executable has no folder")?;
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().ok_or("deps/ has no parent folder")?;
+    }
+    let profile = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev".to_string(),
+        Some(name) => name.to_string(),
+        None => return Err(format!("cannot tell the cargo profile of {}", exe.display())),
+    };
+    let target_dir = dir
         .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
+        .ok_or_else(|| format!("cannot find the target folder of {}", exe.display()))?;
+    Ok((target_dir.to_path_buf(), profile))
+}
+
+/// The workspace's root folder.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// What the `switchboard` binary is built from (the tray and these tests
+/// are not part of it).
+const BINARY_SOURCES: &[&str] = &[
+    "Cargo.toml",
+    "Cargo.lock",
+    ".cargo",
+    "gateway",
+    "channels",
+    "agents",
+    "memory",
+    "sandbox",
+];
+
+/// The newest modification time under `path` (files and folders, which
+/// change when a file is removed), skipping `target` and hidden entries.
+fn newest_under(path: &Path, newest: &mut Option<SystemTime>) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if let Ok(m) = meta.modified() {
+        *newest = (*newest).max(Some(m));
+    }
+    if !meta.is_dir() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name == "target" || name.starts_with('.') {
+            continue;
+        }
+        newest_under(&entry.path(), newest);
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// `<target_dir>/<profile dir>/switchboard`, built first unless it (or the
+/// stamp of the last build from here, written when that build started) is
+/// newer than every source. Cargo decides what to rebuild; when nothing
+/// changed, nothing runs at all.
+#[allow(clippy::print_stderr)] // progress of a build the tests wait for
+fn build_if_stale(target_dir: &Path, profile: &str) -> Result<PathBuf, String> {
+    let profile_dir = target_dir.join(match profile {
+        "dev" | "test" => "debug",
+        "bench" => "release",
+        other => other,
+    });
     let bin = profile_dir.join("switchboard");
-    assert!(
-        bin.exists(),
-        "{} does not exist: build it first with `cargo build -p switchboard` (cargo test --workspace does)",
+    let stamp = profile_dir.join("switchboard.tests-stamp");
+    let root = workspace_root();
+    let mut newest = None;
+    for part in BINARY_SOURCES {
+        newest_under(&root.join(part), &mut newest);
+    }
+    let built = modified(&bin).map(|b| b.max(modified(&stamp).unwrap_or(b)));
+    if bin.exists() && newest.is_some() && built >= newest {
+        return Ok(bin);
+    }
+    let command = format!("cargo build -p switchboard --bin switchboard --profile {profile}");
+    eprintln!(
+        "switchboard-tests: {} is missing or older than the sources; running `{command}` (set SWITCHBOARD_BIN to test another binary)",
         bin.display()
     );
-    bin
+    // Sources changed after this moment are not in the build: the stamp
+    // is older than them, so the next run builds again.
+    let _ = std::fs::create_dir_all(&profile_dir);
+    let _ = std::fs::write(&stamp, b"");
+    // The cargo running these tests (it sets CARGO), else the one that
+    // built them, else the one on PATH.
+    let cargo = std::env::var_os("CARGO")
+        .or_else(|| option_env!("CARGO").map(Into::into))
+        .unwrap_or_else(|| "cargo".into());
+    let status = Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "-p", "switchboard", "--bin", "switchboard"])
+        .args(["--profile", profile])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .stdin(Stdio::null())
+        .status();
+    let failed = match status {
+        Ok(s) if s.success() => None,
+        Ok(s) => Some(format!(
+            "`{command}` failed ({s}): fix the build (its errors are above), or set SWITCHBOARD_BIN to the binary to test"
+        )),
+        Err(e) => Some(format!(
+            "cannot run {} to build the switchboard binary: {e}. Build it with `{command}` and set SWITCHBOARD_BIN to it",
+            Path::new(&cargo).display()
+        )),
+    };
+    if let Some(why) = failed {
+        let _ = std::fs::remove_file(&stamp);
+        return Err(why);
+    }
+    if !bin.exists() {
+        let _ = std::fs::remove_file(&stamp);
+        return Err(format!(
+            "`{command}` succeeded but {} is not there",
+            bin.display()
+        ));
+    }
+    eprintln!("switchboard-tests: using {}", bin.display());
+    Ok(bin)
 }
 
 /// A free loopback port.

@@ -21,7 +21,7 @@
 //! URL after 1–5 seconds, as Discord asks, and the READY that follows says
 //! a session was lost (what was sent meanwhile may be missing).
 //!
-//! The connection may start from a saved session ([`Resumable`]): it then
+//! The connection may start from a saved session (`Resumable`): it then
 //! resumes at once, so a restarted gateway gets what was sent while it
 //! was down. At shutdown it closes with 4000 rather than 1000, which
 //! would end the session (Discord keeps a session closed otherwise

@@ -12,10 +12,10 @@
 //!
 //! Nothing Discord sends is lost across a restart: an event counts as
 //! handled (its sequence number is saved) only once the gateway stored
-//! it, the session is saved ([`saved`]) and resumed by the next run, so
+//! it, the session is saved (`saved.rs`) and resumed by the next run, so
 //! Discord replays what came meanwhile; when the session could not be
 //! resumed, DMs and the catch-up channels are read back through their
-//! message history ([`catch_up`]) and the status says messages may have
+//! message history (`catch_up.rs`) and the status says messages may have
 //! been missed. Events wait in a bounded queue (a full one stops reading
 //! the socket) and the channel kinds in a bounded map.
 //!
@@ -317,7 +317,7 @@ impl Inner {
     }
 
     /// Hand events to the gateway in the order they came, counting each
-    /// as handled once it is (see [`saved`]).
+    /// as handled once it is (see `saved.rs`).
     async fn deliver_all(
         &self,
         ctx: &ChannelContext,

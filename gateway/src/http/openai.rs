@@ -3,25 +3,51 @@
 //!
 //! The `user` field names a persistent web chat session: only the last user
 //! message is new input, the history is the gateway's. Without `user` the
-//! request is a one-off session seeded with the request's earlier messages.
+//! request is a one-off session seeded with the request's earlier messages;
+//! one-off requests are rate limited per client (token and address) before
+//! anything is done for them, and their session is removed after the answer.
+//!
+//! An `Idempotency-Key` (or `X-Request-Id`) is the message id. A request
+//! repeating one that is being answered waits beside it for the same answer
+//! (see [`crate::webchat`]); one repeating a finished one gets the answer
+//! given (kept in [`super::memo`], or read from the store), in the form it
+//! asks for; one repeating a message that was refused before it was answered
+//! (rate limit, a full queue) offers it again. The model is asked once.
 
-use std::convert::Infallible;
+mod answer;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use switchboard_channel::{ReplyEvent, TokenUsage};
+use switchboard_channel::{Inbound, ReplyEvent};
 use switchboard_memory::{IngressStatus, Role, TurnCommit, TurnEntry};
 
-use super::{ApiError, AppState, Submitted, submit, webchat_inbound};
+use super::client_limit::{client_key, fingerprint};
+use super::memo::Answer;
+use super::{
+    ApiError, AppState, Submitted, Taken, admit, bearer, duplicate, taken, webchat_inbound,
+    webchat_of,
+};
 use crate::clock::now_ms;
+use crate::pipeline::routing::Route;
+use crate::webchat::ReplyWaiter;
+use answer::{Form, Label, Memo};
+
+/// Times a request with a key looks for its answer again after the request
+/// it waited beside ended without one, before it gives up.
+const KEYED_ROUNDS: usize = 3;
+
+/// The error a row refused for a full session queue carries (set by the
+/// pipeline): such a message was never answered and may be offered again.
+const QUEUE_FULL: &str = "session queue full";
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -69,6 +95,27 @@ fn content_text(content: &Value) -> String {
     }
 }
 
+/// A one-off request's earlier messages, as the history of its session.
+fn history(earlier: &[RequestMessage]) -> Vec<TurnEntry> {
+    earlier
+        .iter()
+        .filter_map(|m| {
+            let role = match m.role.as_str() {
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                "system" | "developer" => Role::System,
+                _ => return None,
+            };
+            let content = content_text(&m.content);
+            (!content.is_empty()).then_some(TurnEntry {
+                role,
+                content,
+                ingress_id: None,
+            })
+        })
+        .collect()
+}
+
 async fn models(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let created = state.started_ms / 1000;
     let data: Vec<Value> = state
@@ -79,8 +126,21 @@ async fn models(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     axum::Json(json!({ "object": "list", "data": data }))
 }
 
+/// One request, read and checked.
+struct Ask {
+    inbound: Inbound,
+    /// The agent asked for (`model`), when it exists.
+    agent: Option<String>,
+    /// Where it goes.
+    route: Route,
+    /// Without `user`: a one-off session with this history.
+    one_off: Option<Vec<TurnEntry>>,
+    form: Form,
+}
+
 async fn chat_completions(
     State(state): State<Arc<AppState>>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -116,63 +176,321 @@ async fn chat_completions(
             "the last user message has no text",
         ));
     }
-    let agent = req.model.clone().filter(|m| state.agents.contains(m));
-    let message_id = headers
+    let key = headers
         .get("idempotency-key")
         .or_else(|| headers.get("x-request-id"))
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string);
+    let named = req
+        .user
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string);
+    if named.is_none() {
+        // Before anything is done: every one-off request is a new sender
+        // to the pipeline, so its per-sender limit cannot hold them.
+        let client = client_key(
+            bearer(&headers).as_deref(),
+            connect.map(|Extension(ConnectInfo(addr))| addr),
+        );
+        if let Err(wait) = state.client_limit.check(&client) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many requests without `user` from this client: try again in {wait} s (the limit is channels.webchat.rate_limit)"
+                ),
+            )
+            .retry_after(wait));
+        }
+    }
+    let one_off = named.is_none().then(|| history(earlier));
+    let user = named.unwrap_or_else(|| match &key {
+        // Repeats of a keyed one-off request come to the same session.
+        Some(k) => format!("oneoff-{:016x}", fingerprint(k.as_bytes())),
+        None => format!("oneoff-{}", uuid::Uuid::new_v4().simple()),
+    });
+    let message_id = key
+        .clone()
         .unwrap_or_else(|| format!("http-{}", uuid::Uuid::new_v4().simple()));
-    let user = match req.user.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-        Some(u) => u.to_string(),
-        None => {
-            let user = format!("oneoff-{}", uuid::Uuid::new_v4().simple());
-            seed_one_off(&state, &user, agent.as_deref(), earlier).await?;
-            user
+    let inbound = webchat_inbound(&user, text, message_id);
+    let agent = req.model.clone().filter(|m| state.agents.contains(m));
+    let route = state
+        .pipeline
+        .router()
+        .route_with(&inbound, agent.as_deref());
+    let form = Form {
+        stream: req.stream,
+        include_usage: req.stream_options.is_some_and(|o| o.include_usage),
+    };
+    let ask = Ask {
+        inbound,
+        agent,
+        route,
+        one_off,
+        form,
+    };
+    match key {
+        Some(key) => keyed(&state, key, ask).await,
+        None => plain(&state, ask).await,
+    }
+}
+
+/// A request without a key: a new message.
+async fn plain(state: &Arc<AppState>, ask: Ask) -> Result<Response, ApiError> {
+    let webchat = webchat_of(state)?;
+    let message_id = ask.inbound.message_id.clone();
+    if let Some(entries) = &ask.one_off {
+        seed(state, &ask.route, entries.clone()).await?;
+    }
+    let waiter = webchat.wait_for(&message_id);
+    // Waits beside the request until the reply ends, even if the client
+    // goes away, to remove the one-off session then.
+    let keeper = ask.one_off.is_some().then(|| webchat.wait_for(&message_id));
+    let created = waiter.started_ms() / 1000;
+    let submitted = match admit(state, ask.inbound, ask.agent, waiter).await {
+        Ok(Taken::Submitted(s)) => s,
+        Ok(Taken::Duplicate {
+            ingress_id, status, ..
+        }) => return Err(duplicate(&message_id, ingress_id, status)),
+        Err(e) => {
+            if ask.one_off.is_some() {
+                forget_one_off(state, &ask.route).await;
+            }
+            return Err(e);
         }
     };
-    let inbound = webchat_inbound(&user, text, message_id);
-    let submitted = submit(&state, inbound, agent).await?;
-    let model = submitted.agent.clone();
-    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let created = now_ms() / 1000;
-    if req.stream {
-        let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
-        Ok(stream_answer(submitted, id, model, created, include_usage).into_response())
-    } else {
-        whole_answer(submitted, id, model, created).await
+    if let Some(keeper) = keeper {
+        forget_when_answered(state.clone(), keeper, &submitted, ask.route.clone());
+    }
+    let label = Label {
+        id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+        created,
+        model: submitted.agent.clone(),
+    };
+    answer::live(submitted.waiter, None, label, ask.form, None).await
+}
+
+/// A request with an idempotency key: the first with it is offered; a
+/// repeat waits beside it, or gets the answer it got.
+async fn keyed(state: &Arc<AppState>, key: String, ask: Ask) -> Result<Response, ApiError> {
+    let webchat = webchat_of(state)?;
+    let mut notice = None;
+    for _ in 0..KEYED_ROUNDS {
+        if let Some(given) = state.answers.get(&key) {
+            return Ok(answer::given(&given, ask.form));
+        }
+        let mut waiter = webchat.wait_for(&key);
+        let label = Label {
+            id: format!("chatcmpl-{:016x}", fingerprint(key.as_bytes())),
+            created: waiter.started_ms() / 1000,
+            model: ask.route.agent.clone(),
+        };
+        let memo = || Memo {
+            state: state.clone(),
+            key: key.clone(),
+        };
+        if waiter.joined() {
+            // Another request with this key is in flight: wait beside it.
+            match waiter.events.recv().await {
+                // It ended without an answer for us: look again.
+                None => continue,
+                Some(ReplyEvent::Notice { text }) => {
+                    notice = Some(text);
+                    continue;
+                }
+                Some(first) => {
+                    return answer::live(waiter, Some(first), label, ask.form, Some(memo())).await;
+                }
+            }
+        }
+        if let Some(entries) = ask.one_off.as_ref().filter(|e| !e.is_empty()) {
+            let seeded = state
+                .store
+                .session_get(&ask.route.session_key)
+                .await
+                .map_err(ApiError::internal)?;
+            if seeded.is_none() {
+                seed(state, &ask.route, entries.clone()).await?;
+            }
+        }
+        return match admit(state, ask.inbound.clone(), ask.agent.clone(), waiter).await? {
+            Taken::Submitted(s) => answer::live(s.waiter, None, label, ask.form, Some(memo())).await,
+            Taken::Duplicate {
+                waiter, ingress_id, ..
+            } => {
+                let repeat = Repeat {
+                    state,
+                    ask: &ask,
+                    key: &key,
+                    label,
+                    notice,
+                };
+                repeat.answer(waiter, ingress_id).await
+            }
+        };
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "request_in_progress",
+        "another request with this Idempotency-Key was being answered and ended without an answer; send it again",
+    ))
+}
+
+/// A repeated key whose message is not in flight.
+struct Repeat<'a> {
+    state: &'a Arc<AppState>,
+    ask: &'a Ask,
+    key: &'a str,
+    label: Label,
+    /// A notice the request that was waited beside got.
+    notice: Option<String>,
+}
+
+impl Repeat<'_> {
+    /// Answer as the stored row of the message says: with the answer given,
+    /// the same error, by waiting for the answer still to come, or by
+    /// offering again a message refused before it was answered.
+    async fn answer(self, waiter: ReplyWaiter, ingress_id: i64) -> Result<Response, ApiError> {
+        let store = &self.state.store;
+        let row = match store.ingress_get(ingress_id).await {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                waiter.abandon();
+                return Err(duplicate(self.key, ingress_id, IngressStatus::Done));
+            }
+            Err(e) => {
+                waiter.abandon();
+                return Err(ApiError::internal(e));
+            }
+        };
+        let refused = match row.status {
+            IngressStatus::Ignored => true,
+            IngressStatus::Failed => row.error.as_deref() == Some(QUEUE_FULL),
+            IngressStatus::Pending | IngressStatus::Done => false,
+        };
+        if row.status == IngressStatus::Failed && !refused {
+            waiter.abandon();
+            let why = row.error.unwrap_or_else(|| "the turn failed".into());
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "provider_error",
+                format!("Sorry, I couldn't answer: {why}"),
+            ));
+        }
+        if !refused {
+            let stored = match store.answer_for_ingress(ingress_id).await {
+                Ok(a) => a,
+                Err(e) => {
+                    waiter.abandon();
+                    return Err(ApiError::internal(e));
+                }
+            };
+            if let Some(entry) = stored {
+                waiter.abandon();
+                let given = Answer {
+                    id: self.label.id,
+                    created: row.received_at / 1000,
+                    model: self.label.model,
+                    text: entry.content,
+                    usage: None,
+                };
+                return Ok(answer::given(&given, self.ask.form));
+            }
+        }
+        let memo = Memo {
+            state: self.state.clone(),
+            key: self.key.to_string(),
+        };
+        match row.status {
+            // Queued, or picked up again after a restart: its reply will
+            // come to this waiter's flight.
+            IngressStatus::Pending => {
+                answer::live(waiter, None, self.label, self.ask.form, Some(memo)).await
+            }
+            IngressStatus::Done => {
+                waiter.abandon();
+                match self.notice {
+                    Some(text) => {
+                        let given = Answer {
+                            id: self.label.id,
+                            created: self.label.created,
+                            model: self.label.model,
+                            text,
+                            usage: None,
+                        };
+                        Ok(answer::given(&given, self.ask.form))
+                    }
+                    None => Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "duplicate_message",
+                        format!(
+                            "message `{}` was answered by the gateway itself (a command or notice), and that answer is not stored; use a new Idempotency-Key to ask again",
+                            self.key
+                        ),
+                    )),
+                }
+            }
+            IngressStatus::Ignored | IngressStatus::Failed => {
+                self.offer_again(waiter, ingress_id, memo).await
+            }
+        }
+    }
+
+    /// Offer a message that was refused before it was answered once more
+    /// (the pipeline checks it all again). Only the request that holds the
+    /// key's flight does this, so two repeats cannot both.
+    async fn offer_again(
+        self,
+        waiter: ReplyWaiter,
+        ingress_id: i64,
+        memo: Memo,
+    ) -> Result<Response, ApiError> {
+        let state = self.state;
+        let reopened = state
+            .store
+            .ingress_finish(ingress_id, IngressStatus::Pending, None, now_ms())
+            .await;
+        let admission = match reopened {
+            Ok(()) => {
+                state
+                    .pipeline
+                    .process(ingress_id, self.ask.inbound.clone(), self.ask.agent.clone())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let admission = match admission {
+            Ok(a) => a,
+            Err(e) => {
+                waiter.abandon();
+                return Err(ApiError::internal(e));
+            }
+        };
+        match taken(state, admission, waiter)? {
+            Taken::Submitted(s) => {
+                answer::live(s.waiter, None, self.label, self.ask.form, Some(memo)).await
+            }
+            Taken::Duplicate {
+                waiter,
+                ingress_id,
+                status,
+            } => {
+                waiter.abandon();
+                Err(duplicate(self.key, ingress_id, status))
+            }
+        }
     }
 }
 
 /// Write a one-off session's earlier messages as its history.
-async fn seed_one_off(
-    state: &AppState,
-    user: &str,
-    agent: Option<&str>,
-    earlier: &[RequestMessage],
-) -> Result<(), ApiError> {
-    let entries: Vec<TurnEntry> = earlier
-        .iter()
-        .filter_map(|m| {
-            let role = match m.role.as_str() {
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                "system" | "developer" => Role::System,
-                _ => return None,
-            };
-            let content = content_text(&m.content);
-            (!content.is_empty()).then_some(TurnEntry {
-                role,
-                content,
-                ingress_id: None,
-            })
-        })
-        .collect();
+async fn seed(state: &AppState, route: &Route, entries: Vec<TurnEntry>) -> Result<(), ApiError> {
     if entries.is_empty() {
         return Ok(());
     }
-    let probe = webchat_inbound(user, String::new(), String::new());
-    let route = state.pipeline.router().route_with(&probe, agent);
     let now = now_ms();
     let session = state
         .store
@@ -194,163 +512,41 @@ async fn seed_one_off(
         .map_err(ApiError::internal)
 }
 
-fn usage_json(u: Option<TokenUsage>) -> Value {
-    let u = u.unwrap_or_default();
-    json!({
-        "prompt_tokens": u.input_tokens,
-        "completion_tokens": u.output_tokens,
-        "total_tokens": u.input_tokens + u.output_tokens,
-        "prompt_tokens_details": { "cached_tokens": u.cached_tokens },
-    })
-}
-
-async fn whole_answer(
-    mut s: Submitted,
-    id: String,
-    model: String,
-    created: i64,
-) -> Result<Response, ApiError> {
-    while let Some(event) = s.waiter.events.recv().await {
-        let (text, usage) = match event {
-            ReplyEvent::Done { text, usage } => (text, usage),
-            ReplyEvent::Notice { text } => (text, None),
-            ReplyEvent::Failed { message } => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "provider_error",
-                    message,
-                ));
-            }
-            ReplyEvent::Working | ReplyEvent::Delta { .. } => continue,
+/// Remove the one-off session of `submitted` once its reply ended, whether
+/// or not the client still waits. A reply that ended unanswered (a
+/// shutdown) leaves it: the message is answered there after the restart.
+fn forget_when_answered(
+    state: Arc<AppState>,
+    mut keeper: ReplyWaiter,
+    submitted: &Submitted,
+    route: Route,
+) {
+    let ingress_id = submitted.ingress_id;
+    tokio::spawn(async move {
+        while keeper.events.recv().await.is_some() {}
+        drop(keeper);
+        let finished = match state.store.ingress_get(ingress_id).await {
+            Ok(Some(row)) if row.status != IngressStatus::Pending => true,
+            Ok(_) => matches!(state.store.answer_for_ingress(ingress_id).await, Ok(Some(_))),
+            Err(_) => false,
         };
-        let body = json!({
-            "id": id,
-            "object": "chat.completion",
-            "created": created,
-            "model": model,
-            "choices": [{
-                "index": 0,
-                "message": { "role": "assistant", "content": text },
-                "finish_reason": "stop",
-            }],
-            "usage": usage_json(usage),
-        });
-        return Ok(axum::Json(body).into_response());
-    }
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "shutting_down",
-        format!(
-            "the gateway stopped before answering; the message (ingress row {}) will be answered after it restarts",
-            s.ingress_id
-        ),
-    ))
+        if finished {
+            forget_one_off(&state, &route).await;
+        }
+    });
 }
 
-/// Where a streamed answer is.
-enum Phase {
-    Role,
-    Streaming,
-    Usage(Option<TokenUsage>),
-    Done,
-    End,
-}
-
-struct StreamState {
-    submitted: Submitted,
-    id: String,
-    model: String,
-    created: i64,
-    include_usage: bool,
-    phase: Phase,
-}
-
-impl StreamState {
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> Event {
-        let c = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
-        });
-        Event::default().data(c.to_string())
+/// Remove a one-off session.
+///
+/// The store cannot delete a session with its transcript yet (that needs a
+/// `Store::session_delete`); until it can, a fresh generation stands in, so
+/// the session no longer carries the one-off's history.
+async fn forget_one_off(state: &AppState, route: &Route) {
+    if let Err(e) = state
+        .store
+        .session_reset(&route.session_key, &route.agent, now_ms())
+        .await
+    {
+        tracing::warn!(session_key = %route.session_key, error = %e, "cannot remove a one-off session");
     }
-
-    fn error(message: &str, code: &str) -> Event {
-        Event::default().data(
-            json!({ "error": { "message": message, "type": "server_error", "code": code } })
-                .to_string(),
-        )
-    }
-
-    /// The next SSE event, or `None` at the end.
-    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
-        let event = match std::mem::replace(&mut self.phase, Phase::Streaming) {
-            Phase::Role => self.chunk(json!({ "role": "assistant", "content": "" }), None),
-            Phase::Streaming => match self.submitted.waiter.events.recv().await {
-                Some(ReplyEvent::Working) => Event::default().comment("working"),
-                Some(ReplyEvent::Delta { text }) => self.chunk(json!({ "content": text }), None),
-                Some(ReplyEvent::Done { usage, .. }) => {
-                    self.phase = if self.include_usage {
-                        Phase::Usage(usage)
-                    } else {
-                        Phase::Done
-                    };
-                    self.chunk(json!({}), Some("stop"))
-                }
-                Some(ReplyEvent::Notice { text }) => {
-                    self.phase = Phase::Done;
-                    self.chunk(json!({ "content": text }), Some("stop"))
-                }
-                Some(ReplyEvent::Failed { message }) => {
-                    self.phase = Phase::Done;
-                    Self::error(&message, "provider_error")
-                }
-                None => {
-                    self.phase = Phase::Done;
-                    Self::error(
-                        "the gateway stopped before answering; the message will be answered after it restarts",
-                        "shutting_down",
-                    )
-                }
-            },
-            Phase::Usage(usage) => {
-                self.phase = Phase::Done;
-                let c = json!({
-                    "id": self.id,
-                    "object": "chat.completion.chunk",
-                    "created": self.created,
-                    "model": self.model,
-                    "choices": [],
-                    "usage": usage_json(usage),
-                });
-                Event::default().data(c.to_string())
-            }
-            Phase::Done => {
-                self.phase = Phase::End;
-                Event::default().data("[DONE]")
-            }
-            Phase::End => return None,
-        };
-        Some((Ok(event), self))
-    }
-}
-
-fn stream_answer(
-    submitted: Submitted,
-    id: String,
-    model: String,
-    created: i64,
-    include_usage: bool,
-) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
-    let state = StreamState {
-        submitted,
-        id,
-        model,
-        created,
-        include_usage,
-        phase: Phase::Role,
-    };
-    Sse::new(futures::stream::unfold(state, StreamState::next)).keep_alive(KeepAlive::default())
 }

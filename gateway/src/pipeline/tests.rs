@@ -343,6 +343,13 @@ async fn pending_rows_are_replayed_and_given_up_after_three_attempts() {
             _ => {}
         }
     }
+    // Notices go out on their own task: it may come after the answer.
+    told += h
+        .notices()
+        .await
+        .iter()
+        .filter(|(_, t)| t.contains("failed several times"))
+        .count();
     assert_eq!(
         told, 1,
         "the sender of the given-up message is told, not left waiting"

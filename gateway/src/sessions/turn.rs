@@ -470,6 +470,8 @@ async fn run_turn(
             tools: tools.clone(),
             context: context.clone(),
             approval: approval.clone(),
+            // About a quarter of the window (four bytes a token).
+            max_tool_result_chars: Some(slot.context.window.max(1024)),
         };
         slot.agent.run(request, cancel.clone())
     };

@@ -1,7 +1,8 @@
 //! The fake gateway WebSocket: HELLO, IDENTIFY → READY + GUILD_CREATE,
 //! HEARTBEAT → ACK (not on a zombie connection), RESUME → the missed
-//! events then RESUMED, and the close codes for a bad token (4004) and
-//! disallowed intents (4014).
+//! events then RESUMED (or INVALID_SESSION d=false for a session it does
+//! not know), a client's close with 1000 or 1001 ending the session, and
+//! the close codes for a bad token (4004) and disallowed intents (4014).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,7 +59,18 @@ async fn connection(shared: Arc<Shared>, path: String, mut socket: WebSocket) {
             frame = socket.recv() => {
                 let text = match frame {
                     Some(Ok(WsMessage::Text(t))) => t.to_string(),
-                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(WsMessage::Close(frame))) => {
+                        // As Discord: closing with 1000 or 1001 ends the
+                        // session; any other code leaves it resumable.
+                        if frame.is_some_and(|f| f.code == 1000 || f.code == 1001) {
+                            let mut inner = shared.lock();
+                            if inner.live.as_ref().is_some_and(|(c, _)| *c == conn) {
+                                inner.session = None;
+                            }
+                        }
+                        break;
+                    }
+                    None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 };
                 let Ok(p) = serde_json::from_str::<Value>(&text) else {

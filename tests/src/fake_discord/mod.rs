@@ -6,11 +6,17 @@
 //! the missed events replayed then RESUMED, RECONNECT, INVALID_SESSION,
 //! and the close codes 4004 (bad token) and 4014 (disallowed intents).
 //!
-//! Events dispatched while no connection is live are kept and replayed on
-//! resume, as Discord does. REST answers with Discord's shapes, including
-//! 429 with `Retry-After` and a JSON `retry_after`, and 400 "Invalid Form
-//! Body" for a message over 2000 characters. The messages the bot posted
-//! are kept per channel as a reader sees them (after edits).
+//! Events dispatched while no connection is live are kept for the session
+//! and replayed on resume, as Discord does, until the session expires
+//! ([`FakeDiscord::expire_session`], or a client closing with 1000/1001
+//! ends it): a RESUME of an unknown session gets INVALID_SESSION (d=false).
+//! REST answers with Discord's shapes, including 429 with `Retry-After`
+//! and a JSON `retry_after`, 400 "Invalid Form Body" for a message over
+//! 2000 characters, and each channel's message history
+//! (`GET /channels/{id}/messages?after=&limit=`, the oldest `limit` after
+//! `after`, newest first, without `guild_id`, as Discord sends them). The
+//! messages the bot posted are kept per channel as a reader sees them
+//! (after edits).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -18,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -71,6 +77,8 @@ pub struct Call {
     pub method: String,
     /// The path after `/api/v10`.
     pub path: String,
+    /// The query string, without `?` (empty when none).
+    pub query: String,
     /// The JSON body.
     pub body: Value,
     /// When it came.
@@ -106,6 +114,9 @@ pub(crate) enum Push {
 pub(crate) struct Inner {
     pub(crate) next_id: u64,
     pub(crate) shown: BTreeMap<String, Vec<Shown>>,
+    /// channel → every message posted in it (users' and the bot's), as
+    /// the history endpoint returns them.
+    pub(crate) history: BTreeMap<String, Vec<Value>>,
     pub(crate) calls: Vec<Call>,
     /// "METHOD /path-prefix" → answers to give instead (status, retry after).
     pub(crate) failures: Vec<(String, u16, Option<f64>)>,
@@ -214,6 +225,22 @@ impl Shared {
         self.changed.notify_waiters();
     }
 
+    /// Post message `m` from a user: into its channel's history (as REST
+    /// shows it, without the guild) and as a MESSAGE_CREATE.
+    fn post_from_user(&self, m: Value) {
+        let channel = m["channel_id"].as_str().unwrap_or_default().to_string();
+        let mut stored = m.clone();
+        if let Some(o) = stored.as_object_mut() {
+            o.remove("guild_id");
+            o.remove("member");
+        }
+        let mut inner = self.lock();
+        inner.history.entry(channel).or_default().push(stored);
+        dispatch_locked(&mut inner, "MESSAGE_CREATE", m);
+        drop(inner);
+        self.changed.notify_waiters();
+    }
+
     fn new_id(&self) -> String {
         let mut inner = self.lock();
         inner.next_id += 1;
@@ -225,10 +252,22 @@ async fn rest(
     State(shared): State<Arc<Shared>>,
     method: Method,
     Path(path): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let path = format!("/{path}");
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let query_string = query
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let auth = headers
         .get("authorization")
@@ -240,6 +279,7 @@ async fn rest(
         inner.calls.push(Call {
             method: method.to_string(),
             path: path.clone(),
+            query: query_string,
             body: body.clone(),
             at: Instant::now(),
         });
@@ -307,6 +347,27 @@ async fn rest(
             Some(c) => axum::Json(c).into_response(),
             None => error(404, 10003, "Unknown Channel"),
         },
+        ("GET", ["channels", channel, "messages"]) => {
+            let after: u64 = param("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+            let limit: usize = param("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(50)
+                .clamp(1, 100);
+            let id = |m: &Value| m["id"].as_str().and_then(|i| i.parse::<u64>().ok());
+            let mut page: Vec<Value> = shared
+                .lock()
+                .history
+                .get(*channel)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| id(m).is_some_and(|i| i > after))
+                .collect();
+            page.sort_by_key(|m| id(m));
+            page.truncate(limit);
+            page.reverse();
+            axum::Json(json!(page)).into_response()
+        }
         ("POST", ["channels", _, "typing"]) => StatusCode::NO_CONTENT.into_response(),
         ("POST", ["channels", channel, "messages"]) => post(&shared, channel, &body),
         ("PATCH", ["channels", channel, "messages", id]) => edit(&shared, channel, id, &body),
@@ -395,8 +456,13 @@ fn post(shared: &Shared, channel: &str, body: &Value) -> Response {
     let reply_to = body["message_reference"]["message_id"]
         .as_str()
         .map(str::to_string);
-    shared
-        .lock()
+    let mut inner = shared.lock();
+    inner
+        .history
+        .entry(channel.to_string())
+        .or_default()
+        .push(message_json(&id, channel, bot_user(), &content));
+    inner
         .shown
         .entry(channel.to_string())
         .or_default()
@@ -409,6 +475,7 @@ fn post(shared: &Shared, channel: &str, body: &Value) -> Response {
             at: now,
             changed: now,
         });
+    drop(inner);
     shared.changed.notify_waiters();
     axum::Json(message_json(&id, channel, bot_user(), &content)).into_response()
 }
@@ -465,7 +532,7 @@ impl FakeDiscord {
     pub fn dm(&self, user: u64, text: &str) -> String {
         let id = self.shared.new_id();
         let m = message_json(&id, &dm_channel(user), self::user(user), text);
-        self.shared.dispatch("MESSAGE_CREATE", m);
+        self.shared.post_from_user(m);
         id
     }
 
@@ -491,7 +558,7 @@ impl FakeDiscord {
         if mention {
             m["mentions"] = json!([bot_user()]);
         }
-        self.shared.dispatch("MESSAGE_CREATE", m);
+        self.shared.post_from_user(m);
         id
     }
 
@@ -619,6 +686,27 @@ impl FakeDiscord {
         if let Some((_, tx)) = &self.shared.lock().live {
             let _ = tx.send(Push::Frame(json!({"op": 7, "d": null}).to_string()));
         }
+    }
+
+    /// The session expires, as Discord's does a while after its
+    /// connection went away: its missed events are dropped and the next
+    /// RESUME gets INVALID_SESSION (d=false). Messages posted from now on
+    /// are still in the channels' history.
+    pub fn expire_session(&self) {
+        let mut inner = self.shared.lock();
+        inner.session = None;
+        inner.events.clear();
+    }
+
+    /// The messages in `channel`'s history (users' and the bot's), oldest
+    /// first.
+    pub fn history(&self, channel: &str) -> Vec<Value> {
+        self.shared
+            .lock()
+            .history
+            .get(channel)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Send INVALID_SESSION (op 9) on the live connection; a session that
