@@ -388,16 +388,25 @@ async fn a_huge_tool_result_is_cut_to_its_share_of_the_window_and_the_cut_said()
         },
     )
     .await;
-    assert!(matches!(events.last(), Some(AgentEvent::Done(_))), "{events:?}");
+    assert!(
+        matches!(events.last(), Some(AgentEvent::Done(_))),
+        "{events:?}"
+    );
     let requests = provider.requests.lock().unwrap();
     let tool_msg = requests[1]
         .messages
         .iter()
         .find(|m| m.role == MessageRole::Tool)
         .expect("the result went back");
-    assert!(tool_msg.content.len() <= share, "{}", tool_msg.content.len());
     assert!(
-        tool_msg.content.contains("[cut: this result was 262144 bytes"),
+        tool_msg.content.len() <= share,
+        "{}",
+        tool_msg.content.len()
+    );
+    assert!(
+        tool_msg
+            .content
+            .contains("[cut: this result was 262144 bytes"),
         "{}",
         &tool_msg.content[tool_msg.content.len() - 200..]
     );

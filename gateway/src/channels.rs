@@ -153,3 +153,39 @@ impl ChannelState for StoredState {
             .map_err(unavailable)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_memory::SqliteStore;
+
+    #[tokio::test]
+    async fn channel_state_is_kept_per_account_and_listed_by_prefix() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let main = StoredState::new(store.clone(), "discord", "main");
+        let other = StoredState::new(store.clone(), "discord", "other");
+        main.set(&[
+            ("seq", "3"),
+            ("last:2", "b"),
+            ("last:1", "a"),
+            ("lastly", "x"),
+        ])
+        .await
+        .unwrap();
+        other.set(&[("seq", "9")]).await.unwrap();
+        // Setting again replaces.
+        main.set(&[("seq", "4")]).await.unwrap();
+        assert_eq!(main.get("seq").await.unwrap().as_deref(), Some("4"));
+        assert_eq!(other.get("seq").await.unwrap().as_deref(), Some("9"));
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            main.list("last:").await.unwrap(),
+            [pair("last:1", "a"), pair("last:2", "b")]
+        );
+        assert!(other.list("last:").await.unwrap().is_empty());
+        main.remove(&["seq", "missing"]).await.unwrap();
+        assert_eq!(main.get("seq").await.unwrap(), None);
+        assert_eq!(other.get("seq").await.unwrap().as_deref(), Some("9"));
+        assert_eq!(main.list("").await.unwrap().len(), 3);
+    }
+}

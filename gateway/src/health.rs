@@ -160,7 +160,8 @@ mod tests {
         h.set("svc", State::Running, None);
         h.set("svc", State::Restarting, Some("panicked: boom".into()));
         h.set("svc", State::Running, None);
-        let c = &h.snapshot()["svc"];
+        let snapshot = h.snapshot();
+        let c = &snapshot["svc"];
         assert_eq!((c.state, c.restarts), (State::Running, 1));
         assert_eq!(c.last_failure.as_deref(), Some("panicked: boom"));
         assert_eq!(c.detail, None);

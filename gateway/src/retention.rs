@@ -205,15 +205,10 @@ mod tests {
     async fn a_failed_pass_ends_the_task_with_its_error() {
         let runs = Arc::new(AtomicU32::new(0));
         let counted = runs.clone();
-        let result = schedule(
-            Duration::ZERO,
-            EVERY,
-            CancellationToken::new(),
-            move || {
-                counted.fetch_add(1, Ordering::SeqCst);
-                async { Err::<(), String>("the database is locked".to_string()) }
-            },
-        )
+        let result = schedule(Duration::ZERO, EVERY, CancellationToken::new(), move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), String>("the database is locked".to_string()) }
+        })
         .await;
         assert_eq!(result, Err("the database is locked".to_string()));
         assert_eq!(runs.load(Ordering::SeqCst), 1);
@@ -223,7 +218,10 @@ mod tests {
     fn the_defaults_keep_a_week_of_ingress_and_everything_else() {
         let r = Retention::from(&RetentionConfig::default());
         assert_eq!(r.ingress_ms, 7 * DAY_MS);
-        assert_eq!((r.transcript_ms, r.usage_ms, r.approvals_ms), (None, None, None));
+        assert_eq!(
+            (r.transcript_ms, r.usage_ms, r.approvals_ms),
+            (None, None, None)
+        );
     }
 
     #[tokio::test]

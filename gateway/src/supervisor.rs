@@ -201,7 +201,11 @@ mod tests {
         let (n, t3) = rx.recv().await.unwrap();
         assert_eq!(n, 3, "restarted after each panic");
         assert_eq!(t2 - t1, FIRST_BACKOFF);
-        assert_eq!(t3 - t2, FIRST_BACKOFF * 2, "a panic backs off like an error");
+        assert_eq!(
+            t3 - t2,
+            FIRST_BACKOFF * 2,
+            "a panic backs off like an error"
+        );
         // Running again: the count and the last panic stay visible.
         let c = until_state(&health, "brittle", State::Running).await;
         assert_eq!(c.restarts, 2);

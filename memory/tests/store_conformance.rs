@@ -826,7 +826,10 @@ pub async fn approvals_prune_keeps_pending_and_recent_requests(store: &dyn Store
     assert_eq!(store.approvals_prune(20).await.unwrap(), 2);
     let kept = async |id: &str| store.approval_get(id).await.unwrap().is_some();
     assert!(kept("waiting").await, "a pending request was pruned");
-    assert!(kept("late").await, "a request decided after the cutoff was pruned");
+    assert!(
+        kept("late").await,
+        "a request decided after the cutoff was pruned"
+    );
     assert!(!kept("early").await);
     assert!(!kept("expired").await);
     assert_eq!(

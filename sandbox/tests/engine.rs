@@ -485,7 +485,10 @@ async fn one_file_cannot_grow_past_the_workspace_limit() {
     .await;
     let p = place("fsize");
     let out = b
-        .sh(&p, "dd if=/dev/zero of=big bs=1048576 count=8; echo exit=$?")
+        .sh(
+            &p,
+            "dd if=/dev/zero of=big bs=1048576 count=8; echo exit=$?",
+        )
         .await;
     assert!(!out.stdout_text().contains("exit=0"), "{out:?}");
     let size = std::fs::metadata(b.wb.host_dir(&p).unwrap().join("big"))
@@ -536,7 +539,12 @@ async fn host_commands_get_none_of_the_gateways_environment() {
         .collect();
     names.sort();
     names.retain(|n| !matches!(n.as_str(), "PWD" | "SHLVL" | "_" | "OLDPWD"));
-    assert_eq!(names, ["HOME", "LANG", "PATH", "PIP_INDEX_URL", "TERM"], "{}", out.stdout_text());
+    assert_eq!(
+        names,
+        ["HOME", "LANG", "PATH", "PIP_INDEX_URL", "TERM"],
+        "{}",
+        out.stdout_text()
+    );
     assert!(out.stdout_text().contains("PIP_INDEX_URL=http://mirror"));
     let _ = std::fs::remove_dir_all(&state);
 }

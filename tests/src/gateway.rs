@@ -43,7 +43,8 @@ pub fn built_binary(profile: &str) -> PathBuf {
 /// The target directory and cargo profile this executable was built in:
 /// `<target>/<profile dir>/deps/<test>` or `<target>/<profile dir>/<bin>`.
 fn own_build() -> Result<(PathBuf, String), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the test executable: {e}"))?;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the test executable: {e}"))?;
     let mut dir = exe.parent().ok_or("the test executable has no folder")?;
     if dir.file_name().is_some_and(|n| n == "deps") {
         dir = dir.parent().ok_or("deps/ has no parent folder")?;
@@ -51,7 +52,12 @@ fn own_build() -> Result<(PathBuf, String), String> {
     let profile = match dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") => "dev".to_string(),
         Some(name) => name.to_string(),
-        None => return Err(format!("cannot tell the cargo profile of {}", exe.display())),
+        None => {
+            return Err(format!(
+                "cannot tell the cargo profile of {}",
+                exe.display()
+            ));
+        }
     };
     let target_dir = dir
         .parent()

@@ -2,8 +2,14 @@
 //! (REST under `/api/v10` and a gateway WebSocket speaking the real
 //! opcodes): pairing then a streamed answer, guild mention gating and
 //! threads, a dropped socket resumed at the resume URL with the missed
-//! messages answered once, a zombie connection detected by missing
-//! heartbeat ACKs, 429 `retry_after`, slash commands, disallowed intents.
+//! messages answered once, a gateway killed (kill -9) and restarted that
+//! resumes its session and answers what was sent while it was down once,
+//! a restart after the session expired that catches up through the
+//! message history and says messages may have been missed, a zombie
+//! connection detected by missing heartbeat ACKs, 429 `retry_after`,
+//! slash commands, disallowed intents. One test drives the adapter
+//! directly: a gateway that stops taking messages holds the socket back
+//! (the bounded event queue) without losing the connection or a message.
 
 use std::time::Duration;
 
@@ -62,6 +68,41 @@ async fn answered(dc: &FakeDiscord, channel: &str, text: &str) -> Vec<Shown> {
             .then_some(msgs)
     })
     .await
+}
+
+/// Wait until session `key`'s transcript holds the answer `answer`: the
+/// turn is stored and its message done, so a crash now loses nothing of
+/// it. The gateway has no change notification for transcripts, so this
+/// asks again every 50 ms.
+async fn stored(gw: &Gateway, key: &str, answer: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(t) = gw.transcript(key).await
+            && t.iter()
+                .any(|(role, text)| role == "assistant" && text == answer)
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "`{answer}` was never stored in {key}:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Kill the gateway (kill -9) and wait until the fake saw its socket go.
+async fn crash(gw: &mut Gateway, dc: &FakeDiscord) {
+    gw.kill();
+    dc.wait(WAIT, "the killed gateway's socket to close", |d| {
+        (!d.connected()).then_some(())
+    })
+    .await;
+}
+
+fn texts(dc: &FakeDiscord, channel: &str) -> Vec<String> {
+    dc.shown(channel).into_iter().map(|m| m.content).collect()
 }
 
 /// `/api/status`'s view of the account once `check` holds.
@@ -213,6 +254,144 @@ async fn a_dropped_socket_is_resumed_and_what_was_missed_is_answered_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_mid_conversation_resumes_and_answers_what_came_meanwhile_once() {
+    let (model, dc, mut gw, _dir) = start("dm_policy = \"open\"").await;
+    let dm = dm_channel(51);
+    let first = "first, before the crash";
+    dc.dm(51, first);
+    answered(&dc, &dm, &echo_answer(first)).await;
+    stored(&gw, "agent:main:discord:dm:51", &echo_answer(first)).await;
+
+    crash(&mut gw, &dc).await;
+    dc.dm(51, "second, while it was down");
+    dc.dm(51, "third, while it was down");
+    gw.restart().await;
+    answered(&dc, &dm, &echo_answer("third, while it was down")).await;
+    // A sentinel: a second answer to anything before it would come first.
+    dc.dm(51, "sentinel");
+    answered(&dc, &dm, &echo_answer("sentinel")).await;
+    assert_eq!(
+        texts(&dc, &dm),
+        [
+            echo_answer(first),
+            echo_answer("second, while it was down"),
+            echo_answer("third, while it was down"),
+            echo_answer("sentinel"),
+        ],
+        "each message answered once"
+    );
+    assert_eq!(
+        model.seen().len(),
+        4,
+        "the model was asked once per message"
+    );
+    // The restarted gateway resumed the session of the killed one, at its
+    // resume URL, rather than starting a new one.
+    let handshakes = dc.handshakes();
+    assert!(
+        matches!(&handshakes[..], [Handshake::Identify { .. }, Handshake::Resume { path, seq }]
+            if path == "/resume" && *seq > 0),
+        "{handshakes:?}"
+    );
+    let c = status_until(&gw, "connected", |c| {
+        c["connection"]["state"] == "connected"
+    })
+    .await;
+    assert!(c["connection"]["notice"].is_null(), "{c}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_session_expired_a_restart_catches_up_through_the_history_and_says_so() {
+    let extra =
+        format!("dm_policy = \"open\"\nguilds = [\"{GUILD_ID}\"]\nchannels = [\"{CHANNEL_ID}\"]");
+    let (model, dc, mut gw, _dir) = start(&extra).await;
+    let dm = dm_channel(52);
+    let before_dm = dc.dm(52, "hello before");
+    answered(&dc, &dm, &echo_answer("hello before")).await;
+    dc.guild_message(GUILD_ID, CHANNEL_ID, 52, "channel before", true);
+    answered(&dc, CHANNEL_ID, &echo_answer("channel before")).await;
+    stored(
+        &gw,
+        "agent:main:discord:dm:52",
+        &echo_answer("hello before"),
+    )
+    .await;
+    let group = format!("agent:main:discord:group:{CHANNEL_ID}");
+    stored(&gw, &group, &echo_answer("channel before")).await;
+
+    crash(&mut gw, &dc).await;
+    // Down longer than Discord keeps a session: what is sent now never
+    // comes over the gateway, only through the history.
+    dc.expire_session();
+    dc.dm(52, "dm while down");
+    dc.guild_message(GUILD_ID, CHANNEL_ID, 52, "channel while down", true);
+    // Not mentioned: stored as context, not answered.
+    dc.guild_message(GUILD_ID, CHANNEL_ID, 53, "chatter while down", false);
+    gw.restart().await;
+    answered(&dc, &dm, &echo_answer("dm while down")).await;
+    answered(&dc, CHANNEL_ID, &echo_answer("channel while down")).await;
+    let c = status_until(&gw, "the missed-messages notice", |c| {
+        c["connection"]["notice"]
+            .as_str()
+            .is_some_and(|n| n.contains("may have been missed"))
+    })
+    .await;
+    assert!(
+        c["connection"]["notice"]
+            .as_str()
+            .unwrap()
+            .contains("3 message(s) were caught up from the history of 2"),
+        "{c}"
+    );
+
+    // Sentinels: a second answer to anything before them would come first.
+    dc.dm(52, "dm sentinel");
+    answered(&dc, &dm, &echo_answer("dm sentinel")).await;
+    dc.guild_message(GUILD_ID, CHANNEL_ID, 52, "channel sentinel", true);
+    answered(&dc, CHANNEL_ID, &echo_answer("channel sentinel")).await;
+    assert_eq!(
+        texts(&dc, &dm),
+        [
+            echo_answer("hello before"),
+            echo_answer("dm while down"),
+            echo_answer("dm sentinel"),
+        ]
+    );
+    assert_eq!(
+        texts(&dc, CHANNEL_ID),
+        [
+            echo_answer("channel before"),
+            echo_answer("channel while down"),
+            echo_answer("channel sentinel"),
+        ]
+    );
+    assert_eq!(
+        model.seen().len(),
+        6,
+        "the model was asked once per question"
+    );
+    // It tried to resume, was told the session is gone, started a new one
+    // and read the history after the last message it had stored.
+    let handshakes = dc.handshakes();
+    assert!(
+        matches!(&handshakes[..], [Handshake::Identify { .. }, Handshake::Resume { path, .. }, Handshake::Identify { path: again, .. }]
+            if path == "/resume" && again == "/gateway"),
+        "{handshakes:?}"
+    );
+    let reads = dc.calls_to(&format!("GET /channels/{dm}/messages"));
+    assert!(
+        reads
+            .iter()
+            .any(|c| c.query.contains(&format!("after={before_dm}"))),
+        "{reads:#?}"
+    );
+    assert!(
+        !dc.calls_to(&format!("GET /channels/{CHANNEL_ID}/messages"))
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_without_heartbeat_acks_is_replaced_and_resumed() {
     let (_model, dc, gw, _dir) =
         start_with(Duration::from_millis(300), "dm_policy = \"open\"").await;
@@ -304,4 +483,58 @@ async fn missing_message_content_intent_is_diagnosed() {
         ready.to_string().contains("channel:discord/main"),
         "{ready}"
     );
+}
+
+/// The event queue is bounded: while the gateway takes no messages, the
+/// adapter stops reading the socket once its queue is full, yet keeps
+/// the connection alive (heartbeats go on, and the ACKs it has not read
+/// do not make it a zombie), and hands everything over in order once the
+/// gateway takes messages again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_takes_no_messages_holds_the_socket_back_without_losing_any() {
+    use std::sync::Arc;
+    use switchboard_channel::{Channel, ChannelContext, Delivery};
+    use switchboard_discord::{DiscordChannel, DiscordSettings, EVENT_QUEUE};
+
+    let dc = FakeDiscord::start(Duration::from_millis(200)).await;
+    let mut settings = DiscordSettings::new("held", TOKEN);
+    settings.api_url = Some(dc.url());
+    let channel = Arc::new(DiscordChannel::new(settings).unwrap());
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Delivery>(1);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ctx = ChannelContext::new(tx, stop.clone());
+    let status = ctx.status.clone();
+    let listener = {
+        let channel = channel.clone();
+        tokio::spawn(async move { channel.run(ctx).await })
+    };
+    dc.wait(WAIT, "the gateway connection", |d| {
+        d.connected().then_some(())
+    })
+    .await;
+    // More than the queue holds; none is taken yet.
+    let ids: Vec<String> = (0..EVENT_QUEUE + 20)
+        .map(|i| dc.dm(95, &format!("message {i}")))
+        .collect();
+    let beats = dc.heartbeats();
+    dc.wait(WAIT, "heartbeats while held back", |d| {
+        (d.heartbeats() >= beats + 5).then_some(())
+    })
+    .await;
+    assert_eq!(dc.handshakes().len(), 1, "{:?}", dc.handshakes());
+    assert_eq!(status.snapshot().watchdog_restarts, 0);
+
+    let mut got = Vec::new();
+    while got.len() < ids.len() {
+        let delivery = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("the next message")
+            .expect("the listener is running");
+        got.push(delivery.inbound.message_id.clone());
+        delivery.stored.send(Ok(())).unwrap();
+    }
+    assert_eq!(got, ids, "every message, once, in order");
+    assert_eq!(dc.handshakes().len(), 1, "{:?}", dc.handshakes());
+    stop.cancel();
+    listener.await.unwrap().unwrap();
 }

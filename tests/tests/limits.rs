@@ -110,7 +110,9 @@ burst = 2
     let told = tg.chat(42);
     assert_eq!(told.len(), 1, "one pairing code, nothing else: {told:#?}");
     assert!(
-        told[0].text.contains("switchboard pairing approve telegram"),
+        told[0]
+            .text
+            .contains("switchboard pairing approve telegram"),
         "{told:#?}"
     );
     assert!(

@@ -291,8 +291,14 @@ async fn host_commands_see_none_of_the_gateways_environment() {
     assert_eq!(status, 200, "{v}\n{}", gw.log());
     let text = answer(&v);
     assert!(text.contains("PATH="), "{text}");
-    assert!(text.contains("PIP_INDEX_URL=http://mirror.invalid"), "{text}");
+    assert!(
+        text.contains("PIP_INDEX_URL=http://mirror.invalid"),
+        "{text}"
+    );
     for leaked in ["SWITCHBOARD", "CARGO", "RUST", "sk-test-key"] {
-        assert!(!text.contains(leaked), "{leaked} reached the command:\n{text}");
+        assert!(
+            !text.contains(leaked),
+            "{leaked} reached the command:\n{text}"
+        );
     }
 }

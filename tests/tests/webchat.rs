@@ -150,17 +150,55 @@ async fn separate_users_have_separate_sessions() {
 
 #[tokio::test]
 async fn a_message_delivered_twice_is_answered_once() {
-    let (fake, gw, _dir) = setup("").await;
+    let (fake, mut gw, _dir) = setup("").await;
     let body = json!({ "model": "main", "user": "dave", "messages": [{ "role": "user", "content": "once only" }] });
     let key = [("Idempotency-Key", "msg-42")];
     let (s1, _, t1) = gw.post_json("/v1/chat/completions", &body, &key).await;
     assert_eq!(s1, 200, "{t1}");
+    let first: Value = serde_json::from_str(&t1).unwrap();
+    assert_eq!(
+        first["choices"][0]["message"]["content"],
+        echo_answer("once only")
+    );
+
+    // The repeat after the answer gets the same body, not an error.
     let (s2, _, t2) = gw.post_json("/v1/chat/completions", &body, &key).await;
-    assert_eq!(s2, 409, "{t2}");
-    assert!(t2.contains("already received"), "{t2}");
+    assert_eq!(s2, 200, "{t2}");
+    let second: Value = serde_json::from_str(&t2).unwrap();
+    assert_eq!(second, first, "the same body");
+
+    // Asked as a stream, the repeat streams the same answer.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({ "include_usage": true });
+    let (s3, _, t3) = gw.post_json("/v1/chat/completions", &streamed, &key).await;
+    assert_eq!(s3, 200, "{t3}");
+    assert_eq!(sse::events(&t3).last().map(String::as_str), Some("[DONE]"));
+    let (text, chunks) = sse::completion_text(&t3);
+    assert_eq!(text, echo_answer("once only"));
+    assert!(chunks.iter().all(|c| c["id"] == first["id"]), "{t3}");
+    let usage = chunks
+        .iter()
+        .find(|c| c["usage"].is_object())
+        .expect("a usage chunk");
+    assert_eq!(usage["usage"], first["usage"]);
     assert_eq!(fake.seen().len(), 1, "the model was asked once");
     let transcript = gw.transcript("agent:main:webchat:dm:dave").await.unwrap();
     assert_eq!(transcript.iter().filter(|(r, _)| r == "user").count(), 1);
+
+    // After a restart the answer comes from the store.
+    let stopped = gw.terminate().await;
+    assert!(stopped.success(), "{stopped:?}:\n{}", gw.log());
+    gw.restart().await;
+    let (s4, _, t4) = gw.post_json("/v1/chat/completions", &body, &key).await;
+    assert_eq!(s4, 200, "{t4}");
+    let after: Value = serde_json::from_str(&t4).unwrap();
+    assert_eq!(after["id"], first["id"]);
+    assert_eq!(
+        after["choices"][0]["message"]["content"],
+        first["choices"][0]["message"]["content"]
+    );
+    assert_eq!(fake.seen().len(), 1, "not asked again after the restart");
 }
 
 #[tokio::test]
@@ -590,4 +628,158 @@ async fn a_system_prompt_can_live_in_a_file_of_the_agents_workspace() {
         err.contains("agents.lost.system_prompt_file") && err.contains("NOPE.md"),
         "{err}"
     );
+}
+
+/// A chat completion request with `text`, as `user` (none: a one-off).
+fn ask_body(user: Option<&str>, text: &str, stream: bool) -> Value {
+    let mut body = json!({ "model": "main", "stream": stream, "messages": [{ "role": "user", "content": text }] });
+    if let Some(user) = user {
+        body["user"] = json!(user);
+    }
+    body
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_idempotency_key_get_one_answer() {
+    let (fake, gw, _dir) = setup("").await;
+    fake.set(Behavior::Hold);
+    let client = reqwest::Client::new();
+    let post = |stream: bool| {
+        client
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .bearer_auth(TOKEN)
+            .header("Idempotency-Key", "together-1")
+            .json(&ask_body(Some("kim"), "say it once", stream))
+    };
+    let first = tokio::spawn(post(false).send());
+    // The first request reached the model, whose answer is held half-way.
+    fake.next_request().await;
+    // The second asks for a stream: its headers come once it waits beside
+    // the first.
+    let second = post(true).send().await.unwrap();
+    assert_eq!(second.status(), 200);
+    fake.release();
+    let streamed = second.text().await.unwrap();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(
+        first.status(),
+        200,
+        "the first request's wait was not taken by the second"
+    );
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(
+        first["choices"][0]["message"]["content"],
+        echo_answer("say it once")
+    );
+    let (text, chunks) = sse::completion_text(&streamed);
+    assert_eq!(text, echo_answer("say it once"), "{streamed}");
+    assert!(chunks.iter().all(|c| c["id"] == first["id"]), "{streamed}");
+    assert_eq!(fake.seen().len(), 1, "the model was asked once");
+    let transcript = gw.transcript("agent:main:webchat:dm:kim").await.unwrap();
+    assert_eq!(
+        transcript,
+        vec![
+            ("user".into(), "say it once".into()),
+            ("assistant".into(), echo_answer("say it once"))
+        ]
+    );
+
+    // A third, after both: the same body as the first.
+    let (status, _, text) = gw
+        .post_json(
+            "/v1/chat/completions",
+            &ask_body(Some("kim"), "say it once", false),
+            &[("Idempotency-Key", "together-1")],
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), first);
+    assert_eq!(fake.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn a_repeated_one_off_request_is_answered_once_with_its_history_written_once() {
+    let (fake, gw, _dir) = setup("").await;
+    let body = json!({ "model": "main", "messages": [
+        { "role": "user", "content": "first question" },
+        { "role": "assistant", "content": "first answer" },
+        { "role": "user", "content": "second question" },
+    ] });
+    let key = [("Idempotency-Key", "one-off-repeat-1")];
+    let (s1, _, t1) = gw.post_json("/v1/chat/completions", &body, &key).await;
+    assert_eq!(s1, 200, "{t1}");
+    let (s2, _, t2) = gw.post_json("/v1/chat/completions", &body, &key).await;
+    assert_eq!(s2, 200, "{t2}");
+    let first: Value = serde_json::from_str(&t1).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&t2).unwrap(), first);
+    assert_eq!(
+        first["choices"][0]["message"]["content"],
+        echo_answer("second question")
+    );
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 1, "the model was asked once");
+    let messages = seen[0].messages();
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|(_, c)| c == "first question")
+            .count(),
+        1,
+        "the request's history reached the model once: {messages:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_off_requests_past_the_limit_are_refused_before_any_work() {
+    let (fake, gw, _dir) =
+        setup("[channels.webchat.rate_limit]\nper_minute = 1\nburst = 2\n").await;
+    for i in 0..2 {
+        let (status, _, text) = gw
+            .post_json(
+                "/v1/chat/completions",
+                &ask_body(None, &format!("one-off {i}"), false),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 200, "{text}");
+    }
+    let (status, headers, text) = gw
+        .post_json(
+            "/v1/chat/completions",
+            &ask_body(None, "one too many", false),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 429, "{text}");
+    let wait: u64 = headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&wait), "Retry-After: {wait}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["type"], "rate_limit_error", "{v}");
+    assert_eq!(v["error"]["code"], "rate_limited", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("user"),
+        "{v}"
+    );
+    // Streamed, the refusal is the same status, before any stream.
+    let (status, headers, _) = gw
+        .post_json(
+            "/v1/chat/completions",
+            &ask_body(None, "streamed, one too many", true),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 429);
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(
+        fake.seen().len(),
+        2,
+        "the refused requests never reached the model"
+    );
+    // A named user is a sender of its own, limited by the pipeline.
+    let (status, v) = gw.chat("lee", "still there?").await;
+    assert_eq!(status, 200, "{v}");
 }

@@ -62,8 +62,8 @@ pub struct StatusSnapshot {
     pub state: Option<String>,
     /// What an operator should know that is not a fault now and does not
     /// pass with the next contact (messages that may have been missed
-    /// while a platform session was lost). Kept until the listener
-    /// starts again.
+    /// while a platform session was lost). Shown until replaced, for as
+    /// long as the gateway runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
 }
@@ -346,7 +346,12 @@ mod tests {
     async fn memory_state_lists_by_prefix_in_key_order() {
         let state = MemoryState::default();
         state
-            .set(&[("last:2", "b"), ("last:1", "a"), ("lastly", "x"), ("seq", "7")])
+            .set(&[
+                ("last:2", "b"),
+                ("last:1", "a"),
+                ("lastly", "x"),
+                ("seq", "7"),
+            ])
             .await
             .unwrap();
         let listed = state.list("last:").await.unwrap();

@@ -211,7 +211,9 @@ impl Gateway<'_> {
             Ok(Some(Ok(Frame::Text(t)))) => match serde_json::from_str::<Payload>(&t) {
                 Ok(p) if p.op == 10 => p.d["heartbeat_interval"].as_u64().unwrap_or(41_250),
                 _ => {
-                    return Ok(self.lost(&mut link.failures, "the gateway did not say HELLO".into()));
+                    return Ok(
+                        self.lost(&mut link.failures, "the gateway did not say HELLO".into())
+                    );
                 }
             },
             Ok(Some(Ok(Frame::Close(frame)))) => return self.closed(frame),

@@ -48,6 +48,7 @@ use switchboard_channel::{
 };
 
 pub use convert::{Place, command_inbound, to_inbound};
+pub use saved::Resumable;
 pub use surface::{CommandResponse, DiscordSurface, LIMIT};
 
 use channel_map::ChannelMap;
@@ -393,16 +394,14 @@ impl Inner {
         };
         let place = self.place(m.guild_id.as_deref(), &m.channel_id).await;
         self.offer(ctx, &bot_id, m, &place).await?;
-        Ok(self
-            .catches_up(&place, &m.channel_id)
-            .then(|| LastSeen {
-                message: m.id.clone(),
-                guild: m.guild_id.clone(),
-                parent: match &place {
-                    Place::Thread { parent } => Some(parent.clone()),
-                    _ => None,
-                },
-            }))
+        Ok(self.catches_up(&place, &m.channel_id).then(|| LastSeen {
+            message: m.id.clone(),
+            guild: m.guild_id.clone(),
+            parent: match &place {
+                Place::Thread { parent } => Some(parent.clone()),
+                _ => None,
+            },
+        }))
     }
 
     /// Hand `m` over if it is for us (not the bot's own, not a system
@@ -477,10 +476,11 @@ impl Inner {
         self.hand_over(ctx, inbound).await
     }
 
-    /// Hand one message to the gateway until it is stored. Discord never
-    /// sends an event again, so a store that fails is retried here (with
-    /// growing waits, said in health) rather than the message dropped;
-    /// only shutdown ends the wait.
+    /// Hand one message to the gateway until it is stored. Discord sends
+    /// an event once to a live connection, so a store that fails is
+    /// retried here (with growing waits, said in health) rather than the
+    /// event counted as handled; only shutdown ends the wait (and the next
+    /// run resumes from the last event handled).
     async fn hand_over(
         &self,
         ctx: &ChannelContext,

@@ -233,7 +233,9 @@ impl Saved {
         }
         if let Some(s) = self.handled {
             let s = s.to_string();
-            self.written = self.write("the handled sequence", &[(SEQ, s.as_str())]).await;
+            self.written = self
+                .write("the handled sequence", &[(SEQ, s.as_str())])
+                .await;
         }
     }
 
@@ -262,8 +264,11 @@ impl Saved {
     pub async fn remember(&self, channel: &str, last: &LastSeen) {
         let key = format!("{LAST}{channel}");
         let value = serde_json::to_string(last).unwrap_or_default();
-        self.write("where a channel was left", &[(key.as_str(), value.as_str())])
-            .await;
+        self.write(
+            "where a channel was left",
+            &[(key.as_str(), value.as_str())],
+        )
+        .await;
     }
 }
 

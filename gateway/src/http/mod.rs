@@ -8,7 +8,7 @@ mod openai;
 mod ws;
 
 pub use client_limit::ClientLimit;
-pub use memo::AnswerMemo;
+pub use memo::{Answer, AnswerMemo};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -48,6 +48,9 @@ const KEYED_ROUNDS: usize = 3;
 /// The error a row refused for a full session queue carries (set by the
 /// pipeline): such a message was never answered and may be offered again.
 const QUEUE_FULL: &str = "session queue full";
+/// The error of a row whose stored answer did not reach its caller (set by
+/// the sessions): a repeat gets the stored answer.
+const NOT_DELIVERED: &str = "reply not delivered";
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -257,7 +260,8 @@ async fn plain(state: &Arc<AppState>, ask: Ask) -> Result<Response, ApiError> {
             ingress_id, status, ..
         }) => return Err(duplicate(&message_id, ingress_id, status)),
         Err(e) => {
-            if ask.one_off.is_some() {
+            if ask.one_off.as_ref().is_some_and(|h| !h.is_empty()) {
+                // Refused: the history written for it goes again.
                 forget_one_off(state, &ask.route).await;
             }
             return Err(e);
@@ -307,18 +311,17 @@ async fn keyed(state: &Arc<AppState>, key: String, ask: Ask) -> Result<Response,
                 }
             }
         }
-        if let Some(entries) = ask.one_off.as_ref().filter(|e| !e.is_empty()) {
-            let seeded = state
-                .store
-                .session_get(&ask.route.session_key)
-                .await
-                .map_err(ApiError::internal)?;
-            if seeded.is_none() {
-                seed(state, &ask.route, entries.clone()).await?;
+        if let Some(entries) = &ask.one_off {
+            // A repeat comes to the same session: its history is there.
+            if let Err(e) = seed_once(state, &ask.route, entries).await {
+                waiter.abandon();
+                return Err(e);
             }
         }
         return match admit(state, ask.inbound.clone(), ask.agent.clone(), waiter).await? {
-            Taken::Submitted(s) => answer::live(s.waiter, None, label, ask.form, Some(memo())).await,
+            Taken::Submitted(s) => {
+                answer::live(s.waiter, None, label, ask.form, Some(memo())).await
+            }
             Taken::Duplicate {
                 waiter, ingress_id, ..
             } => {
@@ -355,7 +358,8 @@ impl Repeat<'_> {
     /// the same error, by waiting for the answer still to come, or by
     /// offering again a message refused before it was answered.
     async fn answer(self, waiter: ReplyWaiter, ingress_id: i64) -> Result<Response, ApiError> {
-        let store = &self.state.store;
+        let state = self.state;
+        let store = &state.store;
         let row = match store.ingress_get(ingress_id).await {
             Ok(Some(row)) => row,
             Ok(None) => {
@@ -372,16 +376,17 @@ impl Repeat<'_> {
             IngressStatus::Failed => row.error.as_deref() == Some(QUEUE_FULL),
             IngressStatus::Pending | IngressStatus::Done => false,
         };
-        if row.status == IngressStatus::Failed && !refused {
-            waiter.abandon();
-            let why = row.error.unwrap_or_else(|| "the turn failed".into());
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "provider_error",
-                format!("Sorry, I couldn't answer: {why}"),
-            ));
+        let memo = Memo {
+            state: state.clone(),
+            key: self.key.to_string(),
+        };
+        if refused {
+            return self.offer_again(waiter, ingress_id, memo).await;
         }
-        if !refused {
+        // Answered (a row may stay pending a moment after its answer was
+        // stored and sent), or answered and not delivered.
+        let undelivered = row.error.as_deref() == Some(NOT_DELIVERED);
+        if row.status != IngressStatus::Failed || undelivered {
             let stored = match store.answer_for_ingress(ingress_id).await {
                 Ok(a) => a,
                 Err(e) => {
@@ -401,10 +406,6 @@ impl Repeat<'_> {
                 return Ok(answer::given(&given, self.ask.form));
             }
         }
-        let memo = Memo {
-            state: self.state.clone(),
-            key: self.key.to_string(),
-        };
         match row.status {
             // Queued, or picked up again after a restart: its reply will
             // come to this waiter's flight.
@@ -428,14 +429,21 @@ impl Repeat<'_> {
                         StatusCode::CONFLICT,
                         "duplicate_message",
                         format!(
-                            "message `{}` was answered by the gateway itself (a command or notice), and that answer is not stored; use a new Idempotency-Key to ask again",
+                            "message `{}` was answered, and that answer is not stored (a chat command's answer, or one older than retention.transcript_days); use a new Idempotency-Key to ask again",
                             self.key
                         ),
                     )),
                 }
             }
-            IngressStatus::Ignored | IngressStatus::Failed => {
-                self.offer_again(waiter, ingress_id, memo).await
+            // The turn failed: the same error as the first time.
+            IngressStatus::Failed | IngressStatus::Ignored => {
+                waiter.abandon();
+                let why = row.error.unwrap_or_else(|| "the turn failed".into());
+                Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_error",
+                    format!("Sorry, I couldn't answer: {why}"),
+                ))
             }
         }
     }
@@ -486,6 +494,22 @@ impl Repeat<'_> {
     }
 }
 
+/// Write a one-off session's history unless the session is there already.
+async fn seed_once(state: &AppState, route: &Route, entries: &[TurnEntry]) -> Result<(), ApiError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let there = state
+        .store
+        .session_get(&route.session_key)
+        .await
+        .map_err(ApiError::internal)?;
+    match there {
+        Some(_) => Ok(()),
+        None => seed(state, route, entries.to_vec()).await,
+    }
+}
+
 /// Write a one-off session's earlier messages as its history.
 async fn seed(state: &AppState, route: &Route, entries: Vec<TurnEntry>) -> Result<(), ApiError> {
     if entries.is_empty() {
@@ -527,7 +551,10 @@ fn forget_when_answered(
         drop(keeper);
         let finished = match state.store.ingress_get(ingress_id).await {
             Ok(Some(row)) if row.status != IngressStatus::Pending => true,
-            Ok(_) => matches!(state.store.answer_for_ingress(ingress_id).await, Ok(Some(_))),
+            Ok(_) => matches!(
+                state.store.answer_for_ingress(ingress_id).await,
+                Ok(Some(_))
+            ),
             Err(_) => false,
         };
         if finished {
@@ -542,11 +569,17 @@ fn forget_when_answered(
 /// `Store::session_delete`); until it can, a fresh generation stands in, so
 /// the session no longer carries the one-off's history.
 async fn forget_one_off(state: &AppState, route: &Route) {
-    if let Err(e) = state
-        .store
-        .session_reset(&route.session_key, &route.agent, now_ms())
-        .await
-    {
+    let store = &state.store;
+    // A reset would create a session that was never opened.
+    let removed = match store.session_get(&route.session_key).await {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => store
+            .session_reset(&route.session_key, &route.agent, now_ms())
+            .await
+            .map(drop),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = removed {
         tracing::warn!(session_key = %route.session_key, error = %e, "cannot remove a one-off session");
     }
 }

@@ -592,7 +592,10 @@ impl Pipeline {
         if rows.is_empty() {
             return Ok(0);
         }
-        tracing::warn!(count = rows.len(), "picking up messages that were accepted but had no one working on them");
+        tracing::warn!(
+            count = rows.len(),
+            "picking up messages that were accepted but had no one working on them"
+        );
         self.replay(rows).await
     }
 

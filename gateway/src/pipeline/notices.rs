@@ -105,7 +105,10 @@ impl Notices {
                 self.deliver(notice).await;
             }
         };
-        if tokio::time::timeout(DRAIN_AT_SHUTDOWN, drain).await.is_err() {
+        if tokio::time::timeout(DRAIN_AT_SHUTDOWN, drain)
+            .await
+            .is_err()
+        {
             tracing::warn!("notices still queued at shutdown were not sent");
         }
         Ok(())

@@ -82,10 +82,7 @@ impl Harness {
             thread_id: None,
             reply_to: Some("sentinel".into()),
         };
-        self.pipeline
-            .notices()
-            .send(&target, SENTINEL.into())
-            .await;
+        self.pipeline.notices().send(&target, SENTINEL.into()).await;
         let mut out = Vec::new();
         loop {
             let (id, ev) = tokio::time::timeout(Duration::from_secs(10), self.replies.recv())
@@ -146,7 +143,10 @@ async fn pairing_gives_one_code_and_nothing_reaches_the_model_until_approved() {
             .unwrap(),
         Admission::Pairing
     );
-    assert!(h.notices().await.is_empty(), "only one reply per pending code");
+    assert!(
+        h.notices().await.is_empty(),
+        "only one reply per pending code"
+    );
     assert!(h.calls.try_recv().is_err(), "nothing reached a model");
 
     let approved = h
@@ -287,6 +287,7 @@ async fn a_chatty_sender_is_told_once_and_others_still_pass() {
     );
     let notices: Vec<_> = h
         .notices()
+        .await
         .into_iter()
         .filter(|(_, t)| t.contains("faster than I can take"))
         .collect();
@@ -432,7 +433,11 @@ async fn a_flooding_stranger_is_rate_limited_before_pairing() {
         "{admissions:?}"
     );
     let notices = h.notices().await;
-    assert_eq!(notices.len(), 1, "one pairing code, nothing else: {notices:?}");
+    assert_eq!(
+        notices.len(),
+        1,
+        "one pairing code, nothing else: {notices:?}"
+    );
     assert!(notices[0].1.contains("switchboard pairing approve test"));
     for id in 3..=10 {
         let row = h.store.ingress_get(id).await.unwrap().unwrap();
@@ -490,7 +495,10 @@ async fn an_approved_sender_over_the_limit_is_told_once() {
         .await
         .unwrap();
     assert!(matches!(
-        h.pipeline.admit(dm("known", "k0", "x"), None).await.unwrap(),
+        h.pipeline
+            .admit(dm("known", "k0", "x"), None)
+            .await
+            .unwrap(),
         Admission::Queued { .. }
     ));
     for i in 1..4 {

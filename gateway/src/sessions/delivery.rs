@@ -202,7 +202,8 @@ impl Deliveries {
                 );
                 tracing::error!(rows = ?owed.rows, channel = %owed.target.channel, %error, "giving up on a reply");
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                self.finish(&owed, IngressStatus::Failed, Some(&error)).await;
+                self.finish(&owed, IngressStatus::Failed, Some(&error))
+                    .await;
                 return;
             }
             wait = if wait.is_zero() {

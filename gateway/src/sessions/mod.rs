@@ -199,7 +199,10 @@ impl SessionRegistry {
                 None => {
                     // Already on its way here (a second hand-off of one row):
                     // answering it twice is the one thing not to do.
-                    tracing::warn!(ingress_id = job.ingress_id, "message already being handled; not handed on twice");
+                    tracing::warn!(
+                        ingress_id = job.ingress_id,
+                        "message already being handled; not handed on twice"
+                    );
                     return Ok(());
                 }
             }

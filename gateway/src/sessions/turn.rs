@@ -52,7 +52,11 @@ impl Replies {
                 .is_some_and(|c| c.reply_per_message())
         });
         let groups: Vec<(&Job, Vec<usize>)> = if per_message {
-            batch.iter().enumerate().map(|(i, j)| (j, vec![i])).collect()
+            batch
+                .iter()
+                .enumerate()
+                .map(|(i, j)| (j, vec![i]))
+                .collect()
         } else {
             batch
                 .last()
@@ -476,6 +480,8 @@ async fn run_turn(
         slot.agent.run(request, cancel.clone())
     };
     let mut overflow_retried = false;
+    // Once a tool ran, starting the turn over would run it again.
+    let mut tools_ran = false;
     let mut stream = start(history);
     let mut usage = Usage::default();
     while let Some(event) = stream.next().await {
@@ -486,6 +492,7 @@ async fn run_turn(
             }
             AgentEvent::Usage(u) => usage = u,
             AgentEvent::ToolCall(call) => {
+                tools_ran = true;
                 tracing::info!(tool = %call.name, "tool call");
                 publish(
                     ctx,
@@ -553,7 +560,7 @@ async fn run_turn(
                 context_overflow: true,
                 ref partial,
                 ..
-            } if !overflow_retried && partial.is_empty() => {
+            } if !overflow_retried && !tools_ran && partial.is_empty() => {
                 // The provider says the prompt is too long: compact once
                 // and try once more, never more.
                 overflow_retried = true;
