@@ -498,8 +498,22 @@ fn print_status(base: &str, v: &Value) {
                 .as_str()
                 .map(|d| format!(" — {d}"))
                 .unwrap_or_default();
+            let restarts = match c["restarts"].as_u64() {
+                Some(n) if n > 0 => {
+                    let last = c["last_failure"]
+                        .as_str()
+                        .map(|f| format!(", last: {f}"))
+                        .unwrap_or_default();
+                    format!(" (restarted {n}×{last})")
+                }
+                _ => String::new(),
+            };
+            let notice = c["connection"]["notice"]
+                .as_str()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default();
             println!(
-                "    {name:<28} {}{detail}",
+                "    {name:<28} {}{detail}{notice}{restarts}",
                 c["state"].as_str().unwrap_or("?")
             );
         }

@@ -545,11 +545,10 @@ async fn group_chatter_without_a_mention_is_stored_without_its_text() {
     asked.message_id = "g2".into();
     asked.mentioned = true;
     asked.text = "@bot my question".into();
-    assert!(matches!(
-        h.pipeline.admit(asked, None).await.unwrap(),
-        Admission::Queued { .. }
-    ));
-    let row = h.store.ingress_get(2).await.unwrap().unwrap();
+    let Admission::Queued { ingress_id, .. } = h.pipeline.admit(asked, None).await.unwrap() else {
+        panic!("a mention was not queued")
+    };
+    let row = h.store.ingress_get(ingress_id).await.unwrap().unwrap();
     assert!(row.payload.contains("my question"), "{}", row.payload);
     assert_eq!(h.answered().await, "re: @bot my question");
 }

@@ -106,7 +106,12 @@ async fn connection(shared: Arc<Shared>, path: String, mut socket: WebSocket) {
                         let d = &p["d"];
                         let seq = d["seq"].as_u64().unwrap_or(0);
                         let ok = {
-                            let inner = shared.lock();
+                            let mut inner = shared.lock();
+                            // Every attempt is recorded, refused or not.
+                            inner.handshakes.push(Handshake::Resume {
+                                path: path.to_string(),
+                                seq,
+                            });
                             d["token"].as_str() == Some(TOKEN)
                                 && inner.session.as_deref() == d["session_id"].as_str()
                         };
@@ -114,7 +119,7 @@ async fn connection(shared: Arc<Shared>, path: String, mut socket: WebSocket) {
                             let _ = socket.send(WsMessage::Text(json!({"op": 9, "d": false}).to_string().into())).await;
                             continue;
                         }
-                        resume(&shared, &path, seq, conn, tx.clone());
+                        resume(&shared, seq, conn, tx.clone());
                     }
                     _ => {}
                 }
@@ -160,12 +165,8 @@ fn identify(shared: &Shared, path: &str, intents: u64, conn: u64, tx: mpsc::Unbo
     );
 }
 
-fn resume(shared: &Shared, path: &str, seq: u64, conn: u64, tx: mpsc::UnboundedSender<Push>) {
+fn resume(shared: &Shared, seq: u64, conn: u64, tx: mpsc::UnboundedSender<Push>) {
     let mut inner = shared.lock();
-    inner.handshakes.push(Handshake::Resume {
-        path: path.to_string(),
-        seq,
-    });
     let from = if std::mem::take(&mut inner.replay_everything) {
         0
     } else {
