@@ -26,6 +26,10 @@ use crate::{
 };
 use exec::{Finished, Gone, KillFailed};
 
+/// The `uid:gid` the container's init and keeper run as: never the
+/// commands' user (`nobody`'s numbers; no account is needed in the image).
+pub(crate) const KEEPER_USER: &str = "65534:65534";
+
 /// What the engine says of itself, for `doctor` and health.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineInfo {
@@ -138,6 +142,7 @@ impl Sandboxes {
                 &settings.tmp_mb.to_string(),
                 &settings.workspace_max_mb.to_string(),
                 &settings.command_env().join("\n"),
+                KEEPER_USER,
             ])
         );
         Self {
@@ -458,7 +463,9 @@ impl Sandboxes {
         Ok(ContainerCreateBody {
             image: Some(s.image.clone()),
             cmd: Some(vec!["sleep".into(), "2147483647".into()]),
-            user: Some(format!("{}:{}", self.user.0, self.user.1)),
+            // Init and keeper run as a user commands cannot signal, so the
+            // sweep after each command can kill everything of theirs.
+            user: Some(KEEPER_USER.into()),
             working_dir: Some(WORKSPACE.into()),
             env: Some(s.command_env()),
             labels: Some(labels),
@@ -515,7 +522,7 @@ pub(crate) async fn image_present(docker: &Docker, image: &str) -> Result<bool, 
 fn default_user() -> (u32, u32) {
     use std::os::unix::fs::MetadataExt;
     match std::fs::metadata("/proc/self") {
-        Ok(m) if m.uid() != 0 && m.gid() != 0 => (m.uid(), m.gid()),
+        Ok(m) if m.uid() != 0 && m.gid() != 0 && m.uid() != 65534 => (m.uid(), m.gid()),
         _ => (1000, 1000),
     }
 }

@@ -208,6 +208,10 @@ impl SandboxSettings {
                     "user",
                     "tools never run as root in the sandbox; use a non-zero uid:gid such as \"1000:1000\"".into(),
                 )),
+                Some((65534, _)) => out.push((
+                    "user",
+                    "uid 65534 is the one the sandbox's own init runs as, which commands must not share; use another uid such as 1000".into(),
+                )),
                 Some(_) => {}
                 None => out.push(("user", format!("{user:?} is not uid:gid; write it as \"1000:1000\""))),
             }

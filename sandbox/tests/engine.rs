@@ -435,6 +435,8 @@ async fn nothing_a_command_starts_outlives_it_however_it_detaches() {
         "( ( sleep 4104 >/dev/null 2>&1 & ) & )",
         "setsid sh -c 'exec env -i sh -c \"sleep 4105\"' </dev/null >/dev/null 2>&1 &",
         "cp /bin/busybox /tmp/innocent && (cd /tmp && exec -a sleep ./innocent sleep 4106 >/dev/null 2>&1 &)",
+        // A chain that hops to a new process id every few milliseconds.
+        "hop() { sleep 0.01; hop & exit 0; }; (hop &) >/dev/null 2>&1",
     ];
     for line in escapes {
         let out = b.sh(&p, line).await;

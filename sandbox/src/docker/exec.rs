@@ -3,10 +3,11 @@
 //!
 //! Commands in one container run one at a time (the slot's run lock), and
 //! when one ends — finished, timed out, or dropped because its turn was
-//! cancelled — every process in the container but its init and keeper is
-//! killed ([`SWEEP`]). No marker, process group or session is trusted: a
-//! command that cleared its environment, called `setsid`, double-forked or
-//! renamed itself is still a process in the container, and goes.
+//! cancelled — every process of the command user in the container is
+//! killed ([`SWEEP`]); the container's init and keeper run as another user.
+//! No marker, process group or session is trusted: a command that cleared
+//! its environment, called `setsid`, double-forked or renamed itself is
+//! still a process of that user, and goes.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -218,33 +219,33 @@ async fn workspace_usage(dir: &std::path::Path) -> u64 {
     .unwrap_or(0)
 }
 
-/// Kills every process in the container except its init (PID 1), the
-/// keeper it runs (the oldest child of PID 1) and the sweep itself; exits 0
-/// once none is left, 1 when processes keep appearing (a fork bomb). Uses
-/// shell builtins only, so it needs no free process slot to work.
+/// Kills every process of the command user (`$1`) in the container:
+/// `kill -9 -1` signals each process the sender may signal but itself and
+/// PID 1, in one step the kernel takes atomically with respect to `fork`,
+/// and a thread group whose leader already exited goes with it. The
+/// container's init and keeper run as another user ([`super::KEEPER_USER`]),
+/// which the command user, without capabilities, cannot signal (so `kill`
+/// always "succeeds"; what is left is read from `/proc`). Exits 0 once
+/// nothing of the user's is left but zombies, 1 when processes keep coming
+/// back. Shell builtins only, but for `sleep`.
 const SWEEP: &str = r#"
-keeper=
-for d in /proc/[0-9]*; do
-  read -r line < "$d/stat" 2>/dev/null || continue
-  set -- ${line##*) }
-  [ "$2" = 1 ] || continue
-  p=${d#/proc/}
-  if [ -z "$keeper" ] || [ "$p" -lt "$keeper" ]; then keeper=$p; fi
-done
 i=0
-while [ $i -lt 100 ]; do
-  found=
+while :; do
+  kill -9 -1 2>/dev/null
+  left=
   for d in /proc/[0-9]*; do
-    p=${d#/proc/}
-    case " 1 $keeper $$ " in *" $p "*) continue;; esac
-    read -r line < "$d/stat" 2>/dev/null || continue
-    case "${line##*) }" in Z*|X*) continue;; esac
-    kill -9 "$p" 2>/dev/null && found=1
+    [ "${d#/proc/}" = "$$" ] && continue
+    uid=; state=
+    while read -r k a b; do
+      case "$k" in State:) state=$a;; Uid:) uid=$a; break;; esac
+    done < "$d/status" 2>/dev/null
+    [ "$uid" = "$1" ] && [ "$state" != Z ] && left=1
   done
-  [ -z "$found" ] && exit 0
+  [ -z "$left" ] && exit 0
   i=$((i+1))
+  [ $i -ge 300 ] && exit 1
+  sleep 0.01
 done
-exit 1
 "#;
 
 /// The sweep owed after a command, with the container's run lock: done by
@@ -285,7 +286,13 @@ impl Drop for Sweep {
 /// Run [`SWEEP`] in `container`; true when it left nothing behind.
 async fn sweep(docker: &Docker, container: &str, (uid, gid): (u32, u32)) -> bool {
     let config = ExecConfig {
-        cmd: Some(vec!["sh".into(), "-c".into(), SWEEP.into()]),
+        cmd: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            SWEEP.into(),
+            "sh".into(),
+            uid.to_string(),
+        ]),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         user: Some(format!("{uid}:{gid}")),
