@@ -91,6 +91,14 @@ pub(crate) fn provider_for(name: &str, p: &ProviderConfig, model: &str) -> Arc<d
 
 /// Run the gateway until Ctrl-C or SIGTERM, then drain and return.
 pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
+    // Not dumpable: a process of the same user (a host command with
+    // `host_exec`, anything else) cannot read this one's environment or
+    // memory through /proc, where the tokens and keys are.
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        tracing::warn!(error = %e, "cannot keep other processes out of this one's /proc entries");
+    }
     let config = loaded.config;
     let dir = data_dir(&config)?;
     // Transcripts and the token live here: only this user may read it.
@@ -489,6 +497,18 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
             }
         });
     }
+    if let Some(sb) = bench.sandboxes() {
+        let sb = sb.clone();
+        supervisor.spawn("sandbox-prune", move |stop| {
+            crate::sandbox::prune_loop(sb.clone(), stop)
+        });
+    }
+
+    let replayed = pipeline
+        .replay(leftover)
+        .await
+        .context("cannot read the ingress queue")?;
+    // Only now: the sweep must not race the start-up replay for its rows.
     {
         // Rows accepted but owned by no one (an admission that failed after
         // the ingress write, an actor that died) are answered without
@@ -510,17 +530,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
             }
         });
     }
-    if let Some(sb) = bench.sandboxes() {
-        let sb = sb.clone();
-        supervisor.spawn("sandbox-prune", move |stop| {
-            crate::sandbox::prune_loop(sb.clone(), stop)
-        });
-    }
 
-    let replayed = pipeline
-        .replay(leftover)
-        .await
-        .context("cannot read the ingress queue")?;
     state.ready.store(true, Ordering::Release);
     tracing::info!(
         address = %format!("http://{bind}"),

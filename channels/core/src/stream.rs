@@ -88,6 +88,10 @@ pub struct ReplyStream<S: Surface> {
     /// The platform asked us to wait until then before the next call.
     blocked_until: Option<Instant>,
     typing: Option<tokio::task::JoinHandle<()>>,
+    /// The last final text (by hash) and how many of its pieces went out:
+    /// the same final sent again (a retried delivery) goes on from the
+    /// first piece that did not, so none arrives twice.
+    finished: Option<(u64, usize)>,
 }
 
 impl<S: Surface> std::fmt::Debug for ReplyStream<S> {
@@ -119,6 +123,7 @@ impl<S: Surface> ReplyStream<S> {
             next_edit: None,
             blocked_until: None,
             typing: None,
+            finished: None,
         }
     }
 
@@ -225,16 +230,32 @@ impl<S: Surface> ReplyStream<S> {
             self.surface.measure(),
             self.surface.max_lines(),
         );
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            text.hash(&mut h);
+            h.finish()
+        };
+        let done = match self.finished {
+            Some((k, n)) if k == key => n,
+            _ => 0,
+        };
+        self.finished = Some((key, done));
         let mut result = Ok(());
-        for (i, piece) in pieces.iter().enumerate() {
+        for (i, piece) in pieces.iter().enumerate().skip(done) {
             let edit = if i == 0 { self.message.clone() } else { None };
             if edit.is_some() && *piece == self.shown {
+                self.finished = Some((key, i + 1));
                 continue;
             }
             if let Err(e) = self.deliver(edit, piece).await {
                 result = Err(e);
                 break;
             }
+            if i == 0 {
+                self.shown = piece.clone();
+            }
+            self.finished = Some((key, i + 1));
         }
         self.surface.finished(ok && result.is_ok()).await;
         result
@@ -284,6 +305,8 @@ mod tests {
     struct Fake {
         calls: Arc<Mutex<Vec<Call>>>,
         fail_next: Arc<Mutex<Vec<SurfaceError>>>,
+        /// Fail the send made when this many calls went through.
+        fail_send_at: Arc<Mutex<Option<usize>>>,
     }
 
     #[async_trait]
@@ -299,6 +322,13 @@ mod tests {
                 return Err(e);
             }
             let mut calls = self.calls.lock().unwrap();
+            let mut at = self.fail_send_at.lock().unwrap();
+            if *at == Some(calls.len()) {
+                *at = None;
+                return Err(SurfaceError::Failed(ChannelError::Unavailable(
+                    "502 Bad Gateway".into(),
+                )));
+            }
             calls.push(Call::Send(text.into()));
             Ok(format!("m{}", calls.len()))
         }
@@ -381,6 +411,39 @@ mod tests {
             .collect();
         assert!(shown.iter().all(|t| t.chars().count() <= 50));
         assert_eq!(shown.join(" ").split_whitespace().count(), 25);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_final_sent_again_after_a_failure_goes_on_where_it_stopped() {
+        let fake = Fake::default();
+        let mut s = ReplyStream::new(fake.clone(), settings());
+        s.send(ReplyEvent::Delta {
+            text: "start".into(),
+        })
+        .await
+        .unwrap();
+        // The preview and the first piece went out; the second fails.
+        *fake.fail_send_at.lock().unwrap() = Some(2);
+        let long = "word ".repeat(25);
+        let done = || ReplyEvent::Done {
+            text: long.clone(),
+            usage: None,
+        };
+        assert!(s.send(done()).await.is_err());
+        s.send(done()).await.unwrap();
+        let calls = fake.calls.lock().unwrap().clone();
+        assert!(
+            matches!(&calls[1], Call::Edit(id, _) if id == "m1"),
+            "{calls:?}"
+        );
+        let sent: Vec<String> = calls[1..]
+            .iter()
+            .map(|c| match c {
+                Call::Send(t) | Call::Edit(_, t) => t.clone(),
+            })
+            .collect();
+        // Every word once: nothing shown twice, nothing missing.
+        assert_eq!(sent.join(" ").split_whitespace().count(), 25, "{calls:?}");
     }
 
     #[tokio::test(start_paused = true)]

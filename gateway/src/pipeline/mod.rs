@@ -269,6 +269,20 @@ impl Pipeline {
         inbound: Inbound,
         agent: Option<String>,
     ) -> Result<Admission, StoreError> {
+        self.process_with(ingress_id, inbound, agent, None).await
+    }
+
+    /// [`process`](Self::process), for a row already claimed (a replayed
+    /// one): the claim travels with its job, and the rate limit, which the
+    /// row met when it arrived, is not applied again.
+    async fn process_with(
+        &self,
+        ingress_id: i64,
+        inbound: Inbound,
+        agent: Option<String>,
+        claim: Option<std::sync::Arc<crate::sessions::delivery::Claim>>,
+    ) -> Result<Admission, StoreError> {
+        let replayed = claim.is_some();
         let key = (inbound.channel.clone(), inbound.account.clone());
         let Some(account) = self.access.get(&key) else {
             return self.ignore(ingress_id, "unknown channel account").await;
@@ -280,6 +294,7 @@ impl Pipeline {
         // Before the allowlist lookup and pairing: a flood costs nothing
         // past its ingress rows.
         match account.gate.check(&inbound.sender.id) {
+            _ if replayed => {}
             RateVerdict::Pass => {}
             verdict => {
                 if verdict == RateVerdict::LimitedNotify && self.known(pre, &inbound).await? {
@@ -347,7 +362,7 @@ impl Pipeline {
             inbound,
             agent: route.agent.clone(),
             session_key: route.session_key.clone(),
-            claim: None,
+            claim,
         };
         match self.sessions.dispatch(job) {
             Ok(()) => Ok(Admission::Queued {
@@ -500,8 +515,22 @@ impl Pipeline {
     /// began (rows accepted since are already on their way and must not be
     /// handed on twice). Returns how many were handed on.
     pub async fn replay(&self, rows: Vec<IngressRecord>) -> Result<usize, StoreError> {
+        let ctx = self.sessions.context().clone();
         let mut n = 0;
+        // Stored answers owed, one per answer: the rows a batch answered
+        // share it, and it goes once, to the batch's last message.
+        let mut owed: Vec<crate::sessions::delivery::Owed> = Vec::new();
+        let mut owed_by_answer: HashMap<i64, usize> = HashMap::new();
         for row in rows {
+            // Owned first, then read again: the list may be older than a
+            // turn that finished meanwhile.
+            let Some(claim) = ctx.claims.claim(row.id) else {
+                continue; // someone here is on it
+            };
+            let row = match self.store.ingress_get(row.id).await? {
+                Some(fresh) if fresh.status == IngressStatus::Pending => fresh,
+                _ => continue,
+            };
             if row.attempts >= MAX_ATTEMPTS {
                 tracing::warn!(
                     ingress_id = row.id,
@@ -551,21 +580,50 @@ impl Pipeline {
                 // Answered and stored, but the reply was not confirmed
                 // delivered: deliver the stored answer (again, with backoff,
                 // until it goes out), never asking the model again.
-                let ctx = self.sessions.context();
-                let Some(claim) = ctx.claims.claim(row.id) else {
-                    continue; // already being delivered
-                };
-                ctx.deliveries.deliver(crate::sessions::delivery::Owed {
-                    target: payload.inbound.reply_target(),
-                    text: answer.content,
-                    rows: vec![row.id],
-                    claims: vec![claim],
-                    last_error: String::new(),
-                });
+                let per_message = self
+                    .channels
+                    .get(&payload.inbound.channel, &payload.inbound.account)
+                    .is_some_and(|c| c.reply_per_message());
+                if per_message {
+                    // Its caller is gone; a repeat of the request (same
+                    // Idempotency-Key) gets the stored answer.
+                    self.store
+                        .ingress_finish(
+                            row.id,
+                            IngressStatus::Failed,
+                            Some("reply not delivered"),
+                            now_ms(),
+                        )
+                        .await?;
+                    continue;
+                }
+                match owed_by_answer.get(&answer.seq) {
+                    Some(&i) => {
+                        let o = &mut owed[i];
+                        o.target = payload.inbound.reply_target();
+                        o.rows.push(row.id);
+                        o.claims.push(claim);
+                    }
+                    None => {
+                        owed_by_answer.insert(answer.seq, owed.len());
+                        owed.push(crate::sessions::delivery::Owed {
+                            target: payload.inbound.reply_target(),
+                            text: answer.content,
+                            rows: vec![row.id],
+                            claims: vec![claim],
+                            last_error: String::new(),
+                            sink: None,
+                        });
+                    }
+                }
                 continue;
             }
-            self.process(row.id, payload.inbound, payload.agent).await?;
+            self.process_with(row.id, payload.inbound, payload.agent, Some(claim))
+                .await?;
             n += 1;
+        }
+        for o in owed {
+            ctx.deliveries.deliver(o);
         }
         if n > 0 {
             tracing::info!(

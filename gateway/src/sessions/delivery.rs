@@ -77,7 +77,6 @@ impl Claims {
 }
 
 /// A stored answer not yet delivered.
-#[derive(Debug)]
 pub struct Owed {
     /// Where it goes.
     pub target: ReplyTarget,
@@ -89,6 +88,20 @@ pub struct Owed {
     pub claims: Vec<Arc<Claim>>,
     /// Why the last attempt failed (empty: not tried yet).
     pub last_error: String,
+    /// The reply it was streamed through, when there was one: sent again
+    /// through it, the answer replaces the preview it already showed and
+    /// skips the pieces that went out, rather than arriving twice.
+    pub sink: Option<Box<dyn switchboard_channel::ReplySink>>,
+}
+
+impl std::fmt::Debug for Owed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owed")
+            .field("target", &self.target)
+            .field("rows", &self.rows)
+            .field("last_error", &self.last_error)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The first wait before sending an owed answer again.
@@ -187,9 +200,9 @@ impl Deliveries {
                 () = self.stop.cancelled() => return, // pending: the next start delivers it
                 () = tokio::time::sleep(pause) => {}
             }
-            match self.attempt(&owed).await {
+            match self.attempt(&mut owed).await {
                 Ok(()) => {
-                    self.finish(&owed, IngressStatus::Done, None).await;
+                    self.finish(&owed.rows, IngressStatus::Done, None).await;
                     return;
                 }
                 Err(e) => owed.last_error = e,
@@ -202,7 +215,7 @@ impl Deliveries {
                 );
                 tracing::error!(rows = ?owed.rows, channel = %owed.target.channel, %error, "giving up on a reply");
                 self.failed.fetch_add(1, Ordering::Relaxed);
-                self.finish(&owed, IngressStatus::Failed, Some(&error))
+                self.finish(&owed.rows, IngressStatus::Failed, Some(&error))
                     .await;
                 return;
             }
@@ -214,8 +227,13 @@ impl Deliveries {
         }
     }
 
-    async fn attempt(&self, owed: &Owed) -> Result<(), String> {
-        let mut sink = self.channels.try_open_reply(&owed.target).await?;
+    async fn attempt(&self, owed: &mut Owed) -> Result<(), String> {
+        let sink = match &mut owed.sink {
+            Some(sink) => sink,
+            None => owed
+                .sink
+                .insert(self.channels.try_open_reply(&owed.target).await?),
+        };
         sink.send(ReplyEvent::Done {
             text: owed.text.clone(),
             usage: None,
@@ -224,9 +242,9 @@ impl Deliveries {
         .map_err(|e| e.to_string())
     }
 
-    async fn finish(&self, owed: &Owed, status: IngressStatus, error: Option<&str>) {
+    async fn finish(&self, rows: &[i64], status: IngressStatus, error: Option<&str>) {
         let now = now_ms();
-        for id in &owed.rows {
+        for id in rows {
             if let Err(e) = self.store.ingress_finish(*id, status, error, now).await {
                 // Still pending: the sweep offers it again.
                 tracing::error!(ingress_id = id, error = %e, "cannot record a reply's delivery");

@@ -136,12 +136,14 @@ impl Replies {
                 }
                 Err(e) => {
                     let jobs: Vec<&Job> = jobs.collect();
+                    let sink = std::mem::replace(&mut reply.sink, Err(e.clone())).ok();
                     ctx.deliveries.owe(super::delivery::Owed {
                         target: reply.target.clone(),
                         text: text.clone(),
                         rows: jobs.iter().map(|j| j.ingress_id).collect(),
                         claims: jobs.iter().filter_map(|j| j.claim.clone()).collect(),
                         last_error: e,
+                        sink,
                     });
                 }
             }
