@@ -363,15 +363,20 @@ impl Sandboxes {
                     if !running && let Err(e) = docker.start_container(&id, None).await {
                         return Err(self.fail("start the sandbox container", e).await);
                     }
-                    let l = Live {
-                        id,
-                        created: Instant::now(),
-                    };
-                    *live = Some(l.clone());
-                    return Ok(l);
+                    // Left by an earlier run that may have stopped mid-command:
+                    // nothing of that command may still run.
+                    if !running || exec::sweep(&docker, &id, self.user).await {
+                        let l = Live {
+                            id,
+                            created: Instant::now(),
+                        };
+                        *live = Some(l.clone());
+                        return Ok(l);
+                    }
+                    tracing::warn!(container = %name, "an earlier run's processes could not be ended; replacing the container");
                 }
-                // Made with other settings: replace it.
-                tracing::info!(container = %name, "sandbox settings changed; replacing the container");
+                // Made with other settings (or not clean): replace it.
+                tracing::info!(container = %name, "replacing the sandbox container");
                 if let Err(e) = docker.remove_container(&id, Some(force_remove())).await {
                     return Err(self.fail("remove an outdated sandbox container", e).await);
                 }

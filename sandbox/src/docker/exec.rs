@@ -149,10 +149,14 @@ impl Sandboxes {
         let ended = sweep.now().await;
         if let Some(used) = full {
             out.exit_code = None;
+            let holds = if used == u64::MAX {
+                "more than 200000 files".to_string()
+            } else {
+                format!("{} MiB", used / (1024 * 1024))
+            };
             stderr.push(
                 format!(
-                    "\n[stopped: /workspace holds {} MiB, over its limit of {} MiB (sandbox.workspace_max_mb); delete files to go on]\n",
-                    used / (1024 * 1024),
+                    "\n[stopped: /workspace holds {holds}, over its limit of {} MiB (sandbox.workspace_max_mb); delete files to go on]\n",
                     self.settings.workspace_max_mb
                 )
                 .as_bytes(),
@@ -186,8 +190,9 @@ async fn exit_code(docker: &Docker, exec: &str) -> Option<i64> {
 /// How often a running command's workspace is measured.
 const WORKSPACE_CHECK: Duration = Duration::from_millis(500);
 
-/// Bytes on disk under `dir` (links not followed; at most 200,000 entries
-/// counted, so a tree of tiny files cannot make this slow).
+/// Bytes on disk under `dir` (links not followed). A tree of more than
+/// 200,000 entries counts as over any limit: it is not measured further,
+/// so it cannot hide files past that count or make this slow.
 async fn workspace_usage(dir: &std::path::Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let dir = dir.to_path_buf();
@@ -202,7 +207,7 @@ async fn workspace_usage(dir: &std::path::Path) -> u64 {
             for e in entries.flatten() {
                 seen += 1;
                 if seen > 200_000 {
-                    return total;
+                    return u64::MAX;
                 }
                 let Ok(meta) = e.path().symlink_metadata() else {
                     continue;
@@ -256,10 +261,21 @@ struct Sweep {
 }
 
 impl Sweep {
-    /// Sweep now; false when the processes could not be ended from inside.
+    /// Sweep now; false when the processes could not be ended from inside,
+    /// and then the container is removed before its lock is let go, so no
+    /// other command starts in it.
     async fn now(&mut self) -> bool {
         match self.job.take() {
-            Some((docker, container, user, _lock)) => sweep(&docker, &container, user).await,
+            Some((docker, container, user, _lock)) => {
+                let ended = sweep(&docker, &container, user).await;
+                if !ended {
+                    tracing::warn!(%container, "a command's processes could not be ended; removing the container");
+                    let _ = docker
+                        .remove_container(&container, Some(super::force_remove()))
+                        .await;
+                }
+                ended
+            }
             None => true,
         }
     }
@@ -284,7 +300,7 @@ impl Drop for Sweep {
 }
 
 /// Run [`SWEEP`] in `container`; true when it left nothing behind.
-async fn sweep(docker: &Docker, container: &str, (uid, gid): (u32, u32)) -> bool {
+pub(super) async fn sweep(docker: &Docker, container: &str, (uid, gid): (u32, u32)) -> bool {
     let config = ExecConfig {
         cmd: Some(vec![
             "sh".into(),
