@@ -65,7 +65,7 @@ pub struct ChatDeciders {
 
 impl ChatDeciders {
     /// Whether the asker's conversation is a group (or a thread in one).
-    fn from_group(&self) -> bool {
+    fn asked_in_group(&self) -> bool {
         self.asker.chat_kind != ChatKind::Dm
     }
 
@@ -73,7 +73,7 @@ impl ChatDeciders {
     /// (who may, and how the operator can).
     pub fn check(&self, who: &ChatParty, id: &str) -> Result<(), String> {
         let allowed = if self.approvers.is_empty() {
-            !self.from_group()
+            !self.asked_in_group()
                 && who.chat_kind == ChatKind::Dm
                 && who.channel == self.asker.channel
                 && who.sender_id == self.asker.sender_id
@@ -93,7 +93,7 @@ impl ChatDeciders {
             format!(
                 "You cannot decide this request: only an approver named in agents.{agent}.approvals.approvers can; {operator}."
             )
-        } else if self.from_group() {
+        } else if self.asked_in_group() {
             format!(
                 "You cannot decide this request: no approvers are named for agent `{agent}`, so a request from a group waits for the operator; {operator}. To decide in chats, the operator can name approvers in agents.{agent}.approvals.approvers."
             )
@@ -108,7 +108,7 @@ impl ChatDeciders {
     /// it says only that a call waits for an approver, never its arguments.
     pub fn announcement(&self, id: &str, tool: &str, arguments: &str, timeout_secs: u64) -> String {
         let asker_decides = if self.approvers.is_empty() {
-            !self.from_group()
+            !self.asked_in_group()
         } else {
             let asker = sender_ref(&self.asker.channel, &self.asker.sender_id);
             self.approvers.iter().any(|a| a == &asker)
@@ -123,7 +123,7 @@ impl ChatDeciders {
             )
         };
         let expiry = format!("Unanswered, it is denied in {timeout_secs} s.");
-        if self.from_group() {
+        if self.asked_in_group() {
             format!(
                 "A tool call (`{tool}`) is waiting for an approver (request {id}). {how} {expiry}"
             )

@@ -272,135 +272,6 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::config::load_str;
-
-    fn problems(text: &str) -> String {
-        load_str(text, "c", &[]).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn references_and_addresses_are_checked() {
-        let p = problems("[agents.main]\nprovider = \"nope\"\n");
-        assert!(
-            p.contains("agents.main.provider: there is no provider named `nope`"),
-            "{p}"
-        );
-        let p = problems("[gateway]\nbind = \"localhost\"\n");
-        assert!(
-            p.contains("gateway.bind: `localhost` is not an address"),
-            "{p}"
-        );
-        let p = problems("[[bindings]]\nagent = \"ghost\"\n");
-        assert!(p.contains("bindings[0].agent"), "{p}");
-        let p = problems(
-            "[providers.local]\nkind = \"openai\"\nbase_url = \"ftp://x\"\nmodel = \"m\"\n",
-        );
-        assert!(p.contains("providers.local.base_url"), "{p}");
-    }
-
-    #[test]
-    fn public_bind_needs_a_token() {
-        let p = problems("[gateway]\nbind = \"0.0.0.0:7788\"\n");
-        assert!(p.contains("needs a token"), "{p}");
-        let ok = load_str(
-            "[gateway]\nbind = \"0.0.0.0:7788\"\n[gateway.auth]\ntoken = \"0123456789abcdef0123\"\n",
-            "c",
-            &[],
-        );
-        assert!(ok.is_ok());
-    }
-
-    #[test]
-    fn the_host_network_is_refused_with_what_to_use_instead() {
-        let p = problems("[sandbox]\nnetwork = \"host\"\n");
-        assert!(
-            p.contains("sandbox.network: \"host\" would put sandboxed commands on this machine's own network"),
-            "{p}"
-        );
-        assert!(
-            p.contains("use \"none\" (no network, the default) or a named bridge network"),
-            "{p}"
-        );
-        for ok in ["none", "bridge"] {
-            let text = format!("[sandbox]\nnetwork = \"{ok}\"\n");
-            assert!(load_str(&text, "c", &[]).is_ok(), "{ok}");
-        }
-    }
-
-    #[test]
-    fn approvers_are_channel_and_user_id() {
-        let ok = load_str(
-            "[agents.main]\nprovider = \"local\"\n[agents.main.approvals]\napprovers = [\"telegram:123456\", \"slack:U0123\", \"discord:80351110224678912\", \"webchat:me\"]\n",
-            "c",
-            &[],
-        );
-        assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
-        for (entry, says) in [
-            ("123456", "is not `<channel>:<sender id>`"),
-            (
-                "tg:123456",
-                "`tg` in `tg:123456` is not a channel: use one of telegram",
-            ),
-            ("telegram:", "has no sender id after `telegram:`"),
-            ("telegram:@alice", "names a username"),
-            (
-                "telegram:alice",
-                "is not a telegram user id, which is a number",
-            ),
-        ] {
-            let p = problems(&format!(
-                "[agents.main]\nprovider = \"local\"\n[agents.main.approvals]\napprovers = [\"slack:U1\", \"{entry}\"]\n"
-            ));
-            assert!(
-                p.contains("agents.main.approvals.approvers[1]: ") && p.contains(says),
-                "{entry}: {p}"
-            );
-        }
-    }
-
-    #[test]
-    fn retention_days_are_at_least_one_and_default_to_a_week_of_ingress() {
-        let d = load_str("", "c", &[]).unwrap().config.retention;
-        assert_eq!(d.ingress_days, 7);
-        assert_eq!(
-            (d.transcript_days, d.usage_days, d.approvals_days),
-            (None, None, None),
-            "kept forever unless set"
-        );
-        let ok = load_str(
-            "[retention]\ningress_days = 1\ntranscript_days = 30\nusage_days = 400\napprovals_days = 90\n",
-            "c",
-            &[],
-        )
-        .unwrap();
-        assert_eq!(ok.config.retention.transcript_days, Some(30));
-        let p = problems("[retention]\ningress_days = 0\n");
-        assert!(
-            p.contains("retention.ingress_days: must be at least 1"),
-            "{p}"
-        );
-        for key in ["transcript_days", "usage_days", "approvals_days"] {
-            let p = problems(&format!("[retention]\n{key} = 0\n"));
-            assert!(
-                p.contains(&format!("retention.{key}: must be at least 1"))
-                    && p.contains("leave it out"),
-                "{key}: {p}"
-            );
-        }
-        let p = problems("[retention]\ningress_days = 7\ntranscripts_days = 3\n");
-        assert!(p.contains("transcripts_days"), "an unknown key passed: {p}");
-    }
-
-    #[test]
-    fn several_problems_are_all_reported() {
-        let err =
-            load_str("[sessions]\nmailbox = 0\ndaily_reset_hour = 24\n", "c", &[]).unwrap_err();
-        assert_eq!(err.errors.len(), 2, "{err}");
-    }
-}
-
 /// A platform token: present (here or in its variable) and well formed.
 fn check_token(
     errors: &mut Vec<ConfigError>,
@@ -583,5 +454,134 @@ fn check_agent(
                 "there is no agent named `{agent}`: add [agents.{agent}] or name an existing one"
             ),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load_str;
+
+    fn problems(text: &str) -> String {
+        load_str(text, "c", &[]).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn references_and_addresses_are_checked() {
+        let p = problems("[agents.main]\nprovider = \"nope\"\n");
+        assert!(
+            p.contains("agents.main.provider: there is no provider named `nope`"),
+            "{p}"
+        );
+        let p = problems("[gateway]\nbind = \"localhost\"\n");
+        assert!(
+            p.contains("gateway.bind: `localhost` is not an address"),
+            "{p}"
+        );
+        let p = problems("[[bindings]]\nagent = \"ghost\"\n");
+        assert!(p.contains("bindings[0].agent"), "{p}");
+        let p = problems(
+            "[providers.local]\nkind = \"openai\"\nbase_url = \"ftp://x\"\nmodel = \"m\"\n",
+        );
+        assert!(p.contains("providers.local.base_url"), "{p}");
+    }
+
+    #[test]
+    fn public_bind_needs_a_token() {
+        let p = problems("[gateway]\nbind = \"0.0.0.0:7788\"\n");
+        assert!(p.contains("needs a token"), "{p}");
+        let ok = load_str(
+            "[gateway]\nbind = \"0.0.0.0:7788\"\n[gateway.auth]\ntoken = \"0123456789abcdef0123\"\n",
+            "c",
+            &[],
+        );
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn the_host_network_is_refused_with_what_to_use_instead() {
+        let p = problems("[sandbox]\nnetwork = \"host\"\n");
+        assert!(
+            p.contains("sandbox.network: \"host\" would put sandboxed commands on this machine's own network"),
+            "{p}"
+        );
+        assert!(
+            p.contains("use \"none\" (no network, the default) or a named bridge network"),
+            "{p}"
+        );
+        for ok in ["none", "bridge"] {
+            let text = format!("[sandbox]\nnetwork = \"{ok}\"\n");
+            assert!(load_str(&text, "c", &[]).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn approvers_are_channel_and_user_id() {
+        let ok = load_str(
+            "[agents.main]\nprovider = \"local\"\n[agents.main.approvals]\napprovers = [\"telegram:123456\", \"slack:U0123\", \"discord:80351110224678912\", \"webchat:me\"]\n",
+            "c",
+            &[],
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
+        for (entry, says) in [
+            ("123456", "is not `<channel>:<sender id>`"),
+            (
+                "tg:123456",
+                "`tg` in `tg:123456` is not a channel: use one of telegram",
+            ),
+            ("telegram:", "has no sender id after `telegram:`"),
+            ("telegram:@alice", "names a username"),
+            (
+                "telegram:alice",
+                "is not a telegram user id, which is a number",
+            ),
+        ] {
+            let p = problems(&format!(
+                "[agents.main]\nprovider = \"local\"\n[agents.main.approvals]\napprovers = [\"slack:U1\", \"{entry}\"]\n"
+            ));
+            assert!(
+                p.contains("agents.main.approvals.approvers[1]: ") && p.contains(says),
+                "{entry}: {p}"
+            );
+        }
+    }
+
+    #[test]
+    fn retention_days_are_at_least_one_and_default_to_a_week_of_ingress() {
+        let d = load_str("", "c", &[]).unwrap().config.retention;
+        assert_eq!(d.ingress_days, 7);
+        assert_eq!(
+            (d.transcript_days, d.usage_days, d.approvals_days),
+            (None, None, None),
+            "kept forever unless set"
+        );
+        let ok = load_str(
+            "[retention]\ningress_days = 1\ntranscript_days = 30\nusage_days = 400\napprovals_days = 90\n",
+            "c",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.config.retention.transcript_days, Some(30));
+        let p = problems("[retention]\ningress_days = 0\n");
+        assert!(
+            p.contains("retention.ingress_days: must be at least 1"),
+            "{p}"
+        );
+        for key in ["transcript_days", "usage_days", "approvals_days"] {
+            let p = problems(&format!("[retention]\n{key} = 0\n"));
+            assert!(
+                p.contains(&format!("retention.{key}: must be at least 1"))
+                    && p.contains("leave it out"),
+                "{key}: {p}"
+            );
+        }
+        let p = problems("[retention]\ningress_days = 7\ntranscripts_days = 3\n");
+        assert!(p.contains("transcripts_days"), "an unknown key passed: {p}");
+    }
+
+    #[test]
+    fn several_problems_are_all_reported() {
+        let err =
+            load_str("[sessions]\nmailbox = 0\ndaily_reset_hour = 24\n", "c", &[]).unwrap_err();
+        assert_eq!(err.errors.len(), 2, "{err}");
     }
 }

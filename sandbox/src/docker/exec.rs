@@ -257,8 +257,11 @@ done
 /// [`Sweep::now`], or from a task of its own when the command's future is
 /// dropped (its turn was cancelled), the lock held until it is done.
 struct Sweep {
-    job: Option<(Docker, String, (u32, u32), tokio::sync::OwnedMutexGuard<()>)>,
+    job: Option<SweepJob>,
 }
+
+/// The engine, the container, the command user, and the run lock.
+type SweepJob = (Docker, String, (u32, u32), tokio::sync::OwnedMutexGuard<()>);
 
 impl Sweep {
     /// Sweep now; false when the processes could not be ended from inside,
