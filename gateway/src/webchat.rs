@@ -215,7 +215,7 @@ impl ReplySink for FlightSink {
             return Ok(());
         };
         let last = event.is_final();
-        let waiters: Vec<mpsc::Sender<ReplyEvent>> = {
+        {
             let mut flights = lock(&self.flights);
             let Some(flight) = flights.get(&message_id, id) else {
                 self.flight = None;
@@ -228,16 +228,16 @@ impl ReplySink for FlightSink {
                 ReplyEvent::Delta { text } => flight.text.push_str(text),
                 _ => {}
             }
-            let waiters = flight.waiters.iter().map(|(_, tx)| tx.clone()).collect();
+            // Never waited on: a client that stopped reading (its buffer
+            // full) or went away is let go, and the turn goes on; the
+            // answer is stored for a repeat of the request.
+            flight
+                .waiters
+                .retain(|(_, tx)| tx.try_send(event.clone()).is_ok());
             if last {
                 flights.end(&message_id, id);
                 self.flight = None;
             }
-            waiters
-        };
-        for tx in waiters {
-            // A client that went away is not an error: the turn is stored.
-            let _ = tx.send(event.clone()).await;
         }
         Ok(())
     }

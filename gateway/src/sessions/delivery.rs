@@ -243,13 +243,7 @@ impl Deliveries {
     }
 
     async fn finish(&self, rows: &[i64], status: IngressStatus, error: Option<&str>) {
-        let now = now_ms();
-        for id in rows {
-            if let Err(e) = self.store.ingress_finish(*id, status, error, now).await {
-                // Still pending: the sweep offers it again.
-                tracing::error!(ingress_id = id, error = %e, "cannot record a reply's delivery");
-            }
-        }
+        let _ = record(self.store.as_ref(), rows, status, error).await;
     }
 
     fn report(&self) {
@@ -272,6 +266,37 @@ impl Deliveries {
         };
         self.health.set("delivery", state, Some(detail));
     }
+}
+
+/// Record how `rows` ended, trying a few times: once their reply went out,
+/// a row left pending by a failed write would be sent again by the sweep.
+pub(crate) async fn record(
+    store: &dyn Store,
+    rows: &[i64],
+    status: IngressStatus,
+    error: Option<&str>,
+) -> Result<(), switchboard_memory::StoreError> {
+    for id in rows {
+        let mut wait = Duration::from_millis(100);
+        let mut tries = 0;
+        loop {
+            match store.ingress_finish(*id, status, error, now_ms()).await {
+                Ok(()) => break,
+                Err(e) if tries < 4 => {
+                    tracing::warn!(ingress_id = id, error = %e, "cannot record a message's end yet; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                    tries += 1;
+                }
+                Err(e) => {
+                    // Still pending: the sweep offers it again.
+                    tracing::error!(ingress_id = id, error = %e, "cannot record a message's end");
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn plural_y(n: u64) -> &'static str {

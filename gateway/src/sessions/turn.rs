@@ -115,11 +115,9 @@ impl Replies {
             let jobs = reply.rows.iter().filter_map(|&i| batch.get(i));
             match sent {
                 Ok(()) => {
-                    for job in jobs {
-                        ctx.store
-                            .ingress_finish(job.ingress_id, IngressStatus::Done, None, now)
-                            .await?;
-                    }
+                    let rows: Vec<i64> = jobs.map(|j| j.ingress_id).collect();
+                    super::delivery::record(ctx.store.as_ref(), &rows, IngressStatus::Done, None)
+                        .await?;
                 }
                 Err(e) if self.per_message => {
                     tracing::warn!(error = %e, "reply not delivered to its caller");
