@@ -39,6 +39,31 @@ async fn start(extra: &str) -> (FakeOpenAi, FakeTelegram, Gateway, tempfile::Tem
     (model, tg, gw, dir)
 }
 
+/// A gateway whose Telegram DMs are open and whose agent has the shell and
+/// file tools in the busybox test sandbox (built through the CLI first).
+async fn start_sandboxed() -> (FakeOpenAi, FakeTelegram, Gateway, tempfile::TempDir) {
+    let built = std::process::Command::new(switchboard_tests::gateway::binary())
+        .args([
+            "sandbox",
+            "build-image",
+            "--from",
+            "busybox",
+            "--tag",
+            "switchboard-sandbox:busybox",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    start(
+        "dm_policy = \"open\"\n\n[agents.main.tools]\nprofile = \"coding\"\ndangerous_in_groups = false\ntrusted_channels = [\"telegram\"]\n\n[agents.main.approvals]\nmode = \"never\"\n\n[sandbox]\nimage = \"switchboard-sandbox:busybox\"",
+    )
+    .await
+}
+
 /// The chat's messages once the last one reads `text`.
 async fn answered(tg: &FakeTelegram, chat: i64, text: &str) -> Vec<Shown> {
     tg.wait(WAIT, &format!("`{text}` in chat {chat}"), |tg| {
@@ -399,26 +424,7 @@ async fn a_refused_token_is_a_clear_error_naming_the_account() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_land_in_the_session_workspace_and_are_described() {
-    let built = std::process::Command::new(switchboard_tests::gateway::binary())
-        .args([
-            "sandbox",
-            "build-image",
-            "--from",
-            "busybox",
-            "--tag",
-            "switchboard-sandbox:busybox",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let (model, tg, _gw, _dir) = start(
-        "dm_policy = \"open\"\n\n[agents.main.tools]\nprofile = \"coding\"\ndangerous_in_groups = false\ntrusted_channels = [\"telegram\"]\n\n[agents.main.approvals]\nmode = \"never\"\n\n[sandbox]\nimage = \"switchboard-sandbox:busybox\"",
-    )
-    .await;
+    let (model, tg, _gw, _dir) = start_sandboxed().await;
     tg.document(48, "notes.txt", b"milk, eggs, bread\n", 18, "my list");
     tg.wait(WAIT, "the answer to the document", |tg| {
         tg.chat(48)
@@ -471,26 +477,7 @@ async fn documents_land_in_the_session_workspace_and_are_described() {
 /// host path; the next document must not be written through it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_planted_in_the_workspace_does_not_steer_a_download() {
-    let built = std::process::Command::new(switchboard_tests::gateway::binary())
-        .args([
-            "sandbox",
-            "build-image",
-            "--from",
-            "busybox",
-            "--tag",
-            "switchboard-sandbox:busybox",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let (model, tg, _gw, dir) = start(
-        "dm_policy = \"open\"\n\n[agents.main.tools]\nprofile = \"coding\"\ndangerous_in_groups = false\ntrusted_channels = [\"telegram\"]\n\n[agents.main.approvals]\nmode = \"never\"\n\n[sandbox]\nimage = \"switchboard-sandbox:busybox\"",
-    )
-    .await;
+    let (model, tg, _gw, dir) = start_sandboxed().await;
     let outside = dir.path().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(outside.join("secret.txt"), "keep me").unwrap();

@@ -12,6 +12,7 @@ pub mod context;
 pub mod delivery;
 pub(crate) use actor::BUSY_NOTICE;
 pub mod queue;
+mod replies;
 pub mod reset;
 pub mod slot;
 #[cfg(test)]

@@ -1,0 +1,134 @@
+//! The replies of one turn: opened on the channels the batch came from,
+//! fed the turn's events, and finished with the stored answer — rows whose
+//! reply went out are marked done, the others are owed to
+//! [`Deliveries`](super::delivery::Deliveries), which sends them again.
+
+use switchboard_channel::{ReplyEvent, ReplySink, TokenUsage};
+use switchboard_memory::{IngressStatus, StoreError};
+
+use super::{Job, TurnContext};
+use crate::clock::now_ms;
+
+/// The sinks a batch replies through: the last message's, or every
+/// message's on channels that answer each request.
+pub(super) struct Replies {
+    sinks: Vec<Reply>,
+    /// Request/response channels (the web chat API): a reply that did not
+    /// reach its caller cannot be sent again later.
+    per_message: bool,
+}
+
+/// One reply of a batch: where it goes, the rows it answers, and its sink
+/// (or why that could not be opened).
+struct Reply {
+    target: switchboard_channel::ReplyTarget,
+    rows: Vec<usize>,
+    sink: Result<Box<dyn ReplySink>, String>,
+}
+
+impl Replies {
+    pub(super) async fn open(ctx: &TurnContext, batch: &[Job]) -> Self {
+        let mut sinks = Vec::new();
+        let per_message = batch.first().is_some_and(|j| {
+            ctx.channels
+                .get(&j.inbound.channel, &j.inbound.account)
+                .is_some_and(|c| c.reply_per_message())
+        });
+        let groups: Vec<(&Job, Vec<usize>)> = if per_message {
+            batch
+                .iter()
+                .enumerate()
+                .map(|(i, j)| (j, vec![i]))
+                .collect()
+        } else {
+            batch
+                .last()
+                .map(|j| (j, (0..batch.len()).collect()))
+                .into_iter()
+                .collect()
+        };
+        for (job, rows) in groups {
+            let target = job.inbound.reply_target();
+            let sink = ctx.channels.try_open_reply(&target).await;
+            if let Err(e) = &sink {
+                tracing::warn!(channel = %target.channel, error = %e, "cannot open a reply");
+            }
+            sinks.push(Reply { target, rows, sink });
+        }
+        Self { sinks, per_message }
+    }
+
+    pub(super) async fn send(&mut self, event: ReplyEvent) -> bool {
+        let mut all = true;
+        for reply in &mut self.sinks {
+            let Ok(sink) = &mut reply.sink else {
+                all = false;
+                continue;
+            };
+            if let Err(e) = sink.send(event.clone()).await {
+                tracing::warn!(error = %e, "reply not delivered");
+                all = false;
+            }
+        }
+        all
+    }
+
+    /// Send the stored answer `text`; rows whose reply went out are marked
+    /// done, the others are owed ([`Deliveries`](super::delivery::Deliveries)
+    /// sends them again) — or, on request/response channels, failed.
+    pub(super) async fn finish(
+        &mut self,
+        ctx: &TurnContext,
+        batch: &[Job],
+        text: String,
+        usage: TokenUsage,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        for reply in &mut self.sinks {
+            let sent = match &mut reply.sink {
+                Ok(sink) => sink
+                    .send(ReplyEvent::Done {
+                        text: text.clone(),
+                        usage: Some(usage),
+                    })
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            let jobs = reply.rows.iter().filter_map(|&i| batch.get(i));
+            match sent {
+                Ok(()) => {
+                    let rows: Vec<i64> = jobs.map(|j| j.ingress_id).collect();
+                    super::delivery::record(ctx.store.as_ref(), &rows, IngressStatus::Done, None)
+                        .await?;
+                }
+                Err(e) if self.per_message => {
+                    tracing::warn!(error = %e, "reply not delivered to its caller");
+                    for job in jobs {
+                        ctx.store
+                            .ingress_finish(
+                                job.ingress_id,
+                                IngressStatus::Failed,
+                                Some("reply not delivered"),
+                                now,
+                            )
+                            .await?;
+                    }
+                }
+                Err(e) => {
+                    let jobs: Vec<&Job> = jobs.collect();
+                    let sink = std::mem::replace(&mut reply.sink, Err(e.clone())).ok();
+                    ctx.deliveries.owe(super::delivery::Owed {
+                        target: reply.target.clone(),
+                        text: text.clone(),
+                        rows: jobs.iter().map(|j| j.ingress_id).collect(),
+                        claims: jobs.iter().filter_map(|j| j.claim.clone()).collect(),
+                        last_error: e,
+                        sink,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
