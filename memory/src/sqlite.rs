@@ -14,8 +14,7 @@ use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqlitePool};
 
 use crate::{
     AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing,
-    PairingRequest, Role, SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry,
-    TurnCommit,
+    PairingRequest, SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -178,57 +177,9 @@ impl SqliteStore {
     }
 }
 
-fn transcript_row(row: &sqlx::sqlite::SqliteRow) -> Result<TranscriptEntry, StoreError> {
-    Ok(TranscriptEntry {
-        seq: row.try_get("seq")?,
-        session_id: row.try_get("session_id")?,
-        role: Role::parse(&row.try_get::<String, _>("role")?)?,
-        content: row.try_get("content")?,
-        ingress_id: row.try_get("ingress_id")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn ingress_row(row: &sqlx::sqlite::SqliteRow) -> Result<IngressRecord, StoreError> {
-    Ok(IngressRecord {
-        id: row.try_get("id")?,
-        channel: row.try_get("channel")?,
-        account: row.try_get("account")?,
-        message_id: row.try_get("message_id")?,
-        payload: row.try_get("payload")?,
-        status: IngressStatus::parse(&row.try_get::<String, _>("status")?)?,
-        attempts: row.try_get("attempts")?,
-        error: row.try_get("error")?,
-        received_at: row.try_get("received_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-/// Rows a retention prune deletes per statement.
-const PRUNE_BATCH: i64 = 1000;
-
-/// Run `delete` (the cutoff bound as `?1`, the batch size as `?2`) until
-/// it deletes less than a batch, so that a first prune of a large
-/// database does not hold the one writer (and with it intake) for long.
-async fn delete_in_batches(
-    write: &SqlitePool,
-    delete: &'static str,
-    before: i64,
-) -> Result<u64, StoreError> {
-    let mut total = 0;
-    loop {
-        let done = sqlx::query(delete)
-            .bind(before)
-            .bind(PRUNE_BATCH)
-            .execute(write)
-            .await?
-            .rows_affected();
-        total += done;
-        if done < PRUNE_BATCH as u64 {
-            return Ok(total);
-        }
-    }
-}
+mod channel_state;
+mod rows;
+use rows::{delete_in_batches, ingress_row, transcript_row};
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -777,15 +728,7 @@ impl Store for SqliteStore {
         account: &str,
         key: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(
-            "SELECT value FROM channel_state WHERE channel = ? AND account = ? AND key = ?",
-        )
-        .bind(channel)
-        .bind(account)
-        .bind(key)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(row.map(|r| r.try_get::<String, _>("value")).transpose()?)
+        self.state_get(channel, account, key).await
     }
 
     async fn channel_state_set(
@@ -795,25 +738,7 @@ impl Store for SqliteStore {
         entries: &[(String, String)],
         now: i64,
     ) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let one = "INSERT INTO channel_state (channel, account, key, value, updated_at) \
-                   VALUES (?, ?, ?, ?, ?) \
-                   ON CONFLICT (channel, account, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;";
-        let sql = one.repeat(entries.len());
-        self.transact(&sql, |mut query| {
-            for (key, value) in entries {
-                query = query
-                    .bind(channel)
-                    .bind(account)
-                    .bind(key)
-                    .bind(value)
-                    .bind(now);
-            }
-            query
-        })
-        .await
+        self.state_set(channel, account, entries, now).await
     }
 
     async fn channel_state_remove(
@@ -822,18 +747,7 @@ impl Store for SqliteStore {
         account: &str,
         keys: &[String],
     ) -> Result<(), StoreError> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let one = "DELETE FROM channel_state WHERE channel = ? AND account = ? AND key = ?;";
-        let sql = one.repeat(keys.len());
-        self.transact(&sql, |mut query| {
-            for key in keys {
-                query = query.bind(channel).bind(account).bind(key);
-            }
-            query
-        })
-        .await
+        self.state_remove(channel, account, keys).await
     }
 
     async fn channel_state_list(
@@ -842,94 +756,9 @@ impl Store for SqliteStore {
         account: &str,
         prefix: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT key, value FROM channel_state \
-             WHERE channel = ?1 AND account = ?2 AND substr(key, 1, length(?3)) = ?3 \
-             ORDER BY key",
-        )
-        .bind(channel)
-        .bind(account)
-        .bind(prefix)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| -> Result<(String, String), StoreError> {
-                Ok((r.try_get("key")?, r.try_get("value")?))
-            })
-            .collect()
+        self.state_list(channel, account, prefix).await
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use futures::FutureExt;
-
-    use super::*;
-
-    const TWO_SESSIONS: &str = "INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at) VALUES (?, ?, 'main', 1, 1, 1);\
-         INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at) VALUES (?, ?, 'main', 1, 1, 1);";
-
-    async fn keys(store: &SqliteStore) -> Vec<String> {
-        store
-            .sessions_list(100)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|s| s.key)
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn a_failing_statement_takes_back_the_whole_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-        // The second insert repeats the first's session id (UNIQUE).
-        let failed = store
-            .transact(TWO_SESSIONS, |q| {
-                q.bind("a").bind("s1").bind("b").bind("s1")
-            })
-            .await;
-        assert!(failed.is_err());
-        assert!(keys(&store).await.is_empty(), "the first insert was kept");
-        // The writer is usable afterwards: no transaction was left open.
-        store
-            .transact(TWO_SESSIONS, |q| {
-                q.bind("a").bind("s1").bind("b").bind("s2")
-            })
-            .await
-            .unwrap();
-        assert_eq!(keys(&store).await.len(), 2);
-    }
-
-    #[tokio::test]
-    async fn a_batch_dropped_half_way_leaves_all_or_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-        for round in 0..20 {
-            let (k1, k2) = (format!("a{round}"), format!("b{round}"));
-            let (s1, s2) = (format!("s{round}a"), format!("s{round}b"));
-            // Polled once (the batch is on its way to the writer), then
-            // dropped.
-            let dropped = store
-                .transact(TWO_SESSIONS, |q| q.bind(&k1).bind(&s1).bind(&k2).bind(&s2))
-                .now_or_never();
-            assert!(dropped.is_none() || matches!(dropped, Some(Ok(()))));
-            let after = format!("c{round}");
-            let sid = format!("s{round}c");
-            store
-                .transact(
-                    "INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at) VALUES (?, ?, 'main', 1, 1, 1);",
-                    |q| q.bind(&after).bind(&sid),
-                )
-                .await
-                .unwrap();
-            let keys = keys(&store).await;
-            assert_eq!(
-                keys.contains(&k1),
-                keys.contains(&k2),
-                "half a batch was kept: {keys:?}"
-            );
-            assert!(keys.contains(&after));
-        }
-    }
-}
+mod tests;

@@ -202,4 +202,3 @@ pub async fn approvals_prune_keeps_pending_and_recent_requests(store: &dyn Store
         ["waiting"]
     );
 }
-
