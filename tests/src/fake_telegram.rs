@@ -602,6 +602,16 @@ impl FakeTelegram {
         self.shared.inner.lock().unwrap().token_refused = on;
     }
 
+    /// The messages of `chat` once its last one reads `text`, waiting at
+    /// most `within`.
+    pub async fn answered(&self, chat: i64, text: &str, within: Duration) -> Vec<Shown> {
+        self.wait(within, &format!("`{text}` in chat {chat}"), |tg| {
+            let msgs = tg.chat(chat);
+            msgs.last().is_some_and(|m| m.text == text).then_some(msgs)
+        })
+        .await
+    }
+
     /// Wait until `check` holds for the fake's state (checked on every
     /// change), or panic after `limit` with `what`.
     pub async fn wait<T>(

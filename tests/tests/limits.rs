@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use switchboard_tests::fake_openai::{FakeOpenAi, echo_answer};
-use switchboard_tests::fake_telegram::{FakeTelegram, Shown, TOKEN};
+use switchboard_tests::fake_telegram::{FakeTelegram, TOKEN};
 use switchboard_tests::gateway::{Gateway, config, free_port};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -39,15 +39,6 @@ watchdog_secs = 2
     (model, tg, gw, dir)
 }
 
-/// The chat's messages once the last one reads `text`.
-async fn answered(tg: &FakeTelegram, chat: i64, text: &str) -> Vec<Shown> {
-    tg.wait(WAIT, &format!("`{text}` in chat {chat}"), |tg| {
-        let msgs = tg.chat(chat);
-        msgs.last().is_some_and(|m| m.text == text).then_some(msgs)
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notice_the_platform_holds_back_does_not_hold_up_the_next_message() {
     let (_model, tg, _gw, _dir) = start(r#"allow_from = ["43"]"#).await;
@@ -66,7 +57,7 @@ async fn a_notice_the_platform_holds_back_does_not_hold_up_the_next_message() {
     // A friend's message, polled after the stranger's, is answered while
     // the code still waits out the platform's retry_after.
     tg.dm(43, "Friend", "are you there?");
-    answered(&tg, 43, &echo_answer("are you there?")).await;
+    tg.answered(43, &echo_answer("are you there?"), WAIT).await;
     assert!(
         tg.chat(42).is_empty(),
         "the friend's answer waited for the stranger's notice: {:#?}",

@@ -64,15 +64,6 @@ async fn start_sandboxed() -> (FakeOpenAi, FakeTelegram, Gateway, tempfile::Temp
     .await
 }
 
-/// The chat's messages once the last one reads `text`.
-async fn answered(tg: &FakeTelegram, chat: i64, text: &str) -> Vec<Shown> {
-    tg.wait(WAIT, &format!("`{text}` in chat {chat}"), |tg| {
-        let msgs = tg.chat(chat);
-        msgs.last().is_some_and(|m| m.text == text).then_some(msgs)
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stranger_pairs_then_gets_a_streamed_answer_built_from_edits() {
     let (model, tg, gw, _dir) = start("").await;
@@ -107,7 +98,7 @@ async fn a_stranger_pairs_then_gets_a_streamed_answer_built_from_edits() {
 
     let question = "please tell me a story about a lighthouse keeper";
     tg.dm(42, "Ada", question);
-    let msgs = answered(&tg, 42, &echo_answer(question)).await;
+    let msgs = tg.answered(42, &echo_answer(question), WAIT).await;
     let answer = msgs.last().unwrap();
     assert!(
         answer.edits >= 2,
@@ -138,7 +129,7 @@ async fn in_groups_only_mentions_and_replies_to_the_bot_are_answered() {
     tg.group(-1001, 7, "Bob", "just chatting among ourselves", json!({}));
     let mention = format!("@{BOT_USERNAME} what is 2+2?");
     let asked = tg.group(-1001, 7, "Bob", &mention, json!({}));
-    let msgs = answered(&tg, -1001, &echo_answer(&mention)).await;
+    let msgs = tg.answered(-1001, &echo_answer(&mention), WAIT).await;
     assert_eq!(msgs.len(), 1, "{msgs:#?}");
     assert_eq!(
         msgs[0].reply_to,
@@ -160,7 +151,7 @@ async fn in_groups_only_mentions_and_replies_to_the_bot_are_answered() {
         "and 3+3?",
         json!({ "reply_to_message": bot_msg }),
     );
-    answered(&tg, -1001, &echo_answer("and 3+3?")).await;
+    tg.answered(-1001, &echo_answer("and 3+3?"), WAIT).await;
     let topic = format!("@{BOT_USERNAME} in the topic");
     tg.group(
         -1001,
@@ -169,7 +160,7 @@ async fn in_groups_only_mentions_and_replies_to_the_bot_are_answered() {
         &topic,
         json!({ "message_thread_id": 55, "is_topic_message": true }),
     );
-    let msgs = answered(&tg, -1001, &echo_answer(&topic)).await;
+    let msgs = tg.answered(-1001, &echo_answer(&topic), WAIT).await;
     assert_eq!(msgs.last().unwrap().thread_id, Some(55));
 }
 
@@ -238,7 +229,7 @@ async fn a_429_retry_after_is_obeyed_and_the_answer_sent_once() {
         Some(2),
     );
     tg.dm(44, "Di", "hi");
-    let msgs = answered(&tg, 44, &echo_answer("hi")).await;
+    let msgs = tg.answered(44, &echo_answer("hi"), WAIT).await;
     assert_eq!(msgs.len(), 1, "{msgs:#?}");
     let sends = tg.calls_of("sendMessage");
     assert!(sends.len() >= 2);
@@ -264,7 +255,7 @@ async fn a_hung_poll_is_restarted_by_the_watchdog_and_nothing_is_lost_or_doubled
     })
     .await;
     tg.dm(45, "Ed", "are you there?");
-    let msgs = answered(&tg, 45, &echo_answer("are you there?")).await;
+    let msgs = tg.answered(45, &echo_answer("are you there?"), WAIT).await;
     assert_eq!(msgs.len(), 1);
     let (_, status) = gw.get("/api/status").await;
     let conn = &status["components"]["channel:telegram/main"]["connection"];
@@ -307,7 +298,7 @@ async fn a_409_conflict_shows_in_health() {
 async fn commands_work_through_telegram() {
     let (_model, tg, _gw, _dir) = start("dm_policy = \"open\"").await;
     tg.dm(46, "Flo", "remember me");
-    answered(&tg, 46, &echo_answer("remember me")).await;
+    tg.answered(46, &echo_answer("remember me"), WAIT).await;
     tg.dm(46, "Flo", &format!("/status@{BOT_USERNAME}"));
     let msgs = tg
         .wait(WAIT, "a status answer", |tg| {
@@ -326,7 +317,7 @@ async fn commands_work_through_telegram() {
     .await;
     tg.dm(46, "Flo", "/status@some_other_bot");
     tg.dm(46, "Flo", "after");
-    let msgs = answered(&tg, 46, &echo_answer("after")).await;
+    let msgs = tg.answered(46, &echo_answer("after"), WAIT).await;
     assert_eq!(
         msgs.len(),
         4,
@@ -371,7 +362,7 @@ async fn webhook_mode_checks_the_secret() {
         .await
         .unwrap();
     assert_eq!(right.status(), 200);
-    answered(&tg, 47, &echo_answer("via the hook")).await;
+    tg.answered(47, &echo_answer("via the hook"), WAIT).await;
     // Telegram redelivers when unsure: answered once all the same.
     let again = http
         .post(&hook)
