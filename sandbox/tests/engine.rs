@@ -399,9 +399,10 @@ async fn a_timeout_really_ends_the_command_and_its_children() {
 async fn concurrent_calls_of_one_session_share_one_container() {
     let b = Bench::new(settings()).await;
     let p = place("concurrent");
-    // Both ask at once; they take turns in the one container, and each
-    // finds nothing the other left running.
-    let line = "n=31; ps -o args | grep -c \"^sleep ${n}01\"; sleep ${n}01 >/dev/null 2>&1 &";
+    // Both ask at once; they take turns in the one container (neither
+    // finds the other's mark while it holds it), and each finds nothing the
+    // other left running.
+    let line = "[ -e busy ] && echo overlap; touch busy; n=31; ps -o args | grep -c \"^sleep ${n}01\"; sleep ${n}01 >/dev/null 2>&1 & sleep 0.5; rm busy";
     let (one, two) = tokio::join!(b.sh(&p, line), b.sh(&p, line));
     assert_eq!(one.stdout_text(), "0\n");
     assert_eq!(two.stdout_text(), "0\n");
