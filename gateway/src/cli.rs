@@ -71,6 +71,13 @@ pub enum Command {
     /// Check the config, the data directory, the providers and the sandbox
     /// (engine, image, policy), and name the risks.
     Doctor,
+    /// Print a one-time sign-in link to the control web UI (valid 5
+    /// minutes, used once).
+    Ui {
+        /// Also open it in the desktop's browser.
+        #[arg(long)]
+        open: bool,
+    },
 }
 
 /// How `sandbox build-image` makes the image.
@@ -279,6 +286,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::sandbox::cli(&loaded.config, command, cli.json).await
         }
         Command::Doctor => crate::doctor::run(load(&cli, cli.config.as_deref(), None)).await,
+        Command::Ui { open } => {
+            let client = Client::new(&cli)?;
+            let v = client.post("/api/ui/ticket").await?;
+            let path = v["path"].as_str().unwrap_or("/login");
+            let url = format!("{}{path}", client.base.trim_end_matches('/'));
+            if cli.json {
+                println!("{}", serde_json::json!({ "url": url, "expires_in_secs": v["expires_in_secs"] }));
+            } else {
+                println!("Open the control UI (this link works once, within 5 minutes):");
+                println!("  {url}");
+            }
+            if *open {
+                open_in_browser(&url);
+            }
+            Ok(())
+        }
         Command::Status => {
             let client = Client::new(&cli)?;
             let v = client.get("/api/status").await?;
@@ -517,6 +540,22 @@ fn print_status(base: &str, v: &Value) {
                 c["state"].as_str().unwrap_or("?")
             );
         }
+    }
+}
+
+/// Open `url` in the desktop's browser (`xdg-open`, `open` on macOS),
+/// saying so when that is not possible; the link was printed anyway.
+fn open_in_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    match std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(_) => eprintln!("Opening it in your browser."),
+        Err(e) => eprintln!("Cannot open a browser ({opener}: {e}); open the link above yourself."),
     }
 }
 

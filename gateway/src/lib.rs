@@ -33,6 +33,7 @@ pub mod sandbox;
 pub mod serve;
 pub mod sessions;
 pub mod supervisor;
+pub mod ui;
 pub mod webchat;
 
 #[cfg(test)]

@@ -390,6 +390,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
             .filter(|a| **a != loaded.default_agent)
             .cloned(),
     );
+    let restarts = crate::supervisor::Restarts::default();
     let state = Arc::new(AppState {
         pipeline: pipeline.clone(),
         store: store.clone(),
@@ -410,6 +411,14 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         started_ms: now_ms(),
         client_limit: http::ClientLimit::new(config.channels.webchat.rate_limit),
         answers: http::AnswerMemo::new(),
+        ui: Arc::new(crate::ui::UiAuth::new(
+            Some(dir.join("ui-sessions.json")),
+            config.ui.session_idle_hours,
+        )),
+        config: Arc::new(config.clone()),
+        config_path: loaded.path.clone(),
+        data_dir: dir.clone(),
+        restarts: restarts.clone(),
     });
 
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
@@ -432,7 +441,8 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     health.set("http", State::Running, Some(format!("http://{bind}")));
 
     // Long-running tasks.
-    let mut supervisor = Supervisor::new(shutdown.clone(), health.clone());
+    let mut supervisor =
+        Supervisor::new(shutdown.clone(), health.clone()).with_restarts(restarts.clone());
     let (inbound_tx, inbound_rx) = mpsc::channel::<Delivery>(config.gateway.inbound_queue);
     for channel in channels.all() {
         let channel = channel.clone();

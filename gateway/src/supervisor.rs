@@ -7,8 +7,9 @@
 //! it in health and restarts the service like any other failure.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::{JoinError, JoinSet};
@@ -30,6 +31,46 @@ pub struct Supervisor {
     tasks: JoinSet<()>,
     shutdown: CancellationToken,
     health: Arc<Health>,
+    restarts: Restarts,
+}
+
+/// Restarts of a supervised service asked for by an operator (the control
+/// UI's **Restart**): the current run is stopped and the next one starts at
+/// once, without the failure backoff.
+#[derive(Debug, Clone, Default)]
+pub struct Restarts {
+    runs: Arc<Mutex<HashMap<String, CancellationToken>>>,
+}
+
+impl Restarts {
+    /// Stop the current run of `name` so that it starts again; false when
+    /// no service of that name runs.
+    pub fn restart(&self, name: &str) -> bool {
+        let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        match runs.get(name) {
+            Some(run) => {
+                run.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn begin(&self, name: &str, shutdown: &CancellationToken) -> CancellationToken {
+        let run = shutdown.child_token();
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), run.clone());
+        run
+    }
+
+    fn end(&self, name: &str) {
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
 }
 
 impl Supervisor {
@@ -39,7 +80,15 @@ impl Supervisor {
             tasks: JoinSet::new(),
             shutdown,
             health,
+            restarts: Restarts::default(),
         }
+    }
+
+    /// Use `restarts` for operators' restart requests (made before the
+    /// supervisor, so the HTTP state can hold it).
+    pub fn with_restarts(mut self, restarts: Restarts) -> Self {
+        self.restarts = restarts;
+        self
     }
 
     /// Run `make(shutdown)` as the service `name` until shutdown; when it
@@ -51,19 +100,27 @@ impl Supervisor {
     {
         let shutdown = self.shutdown.clone();
         let health = self.health.clone();
+        let restarts = self.restarts.clone();
         let name = name.to_string();
         self.tasks.spawn(async move {
             let mut backoff = FIRST_BACKOFF;
             loop {
                 health.set(&name, State::Running, None);
                 let started = tokio::time::Instant::now();
+                let stop = restarts.begin(&name, &shutdown);
                 // Its own task, so that a panic ends this run, not the
                 // supervision; aborted if the supervision itself is dropped.
-                let run = AbortOnDropHandle::new(tokio::spawn(make(shutdown.clone())));
+                let run = AbortOnDropHandle::new(tokio::spawn(make(stop.clone())));
                 let result = run.await.unwrap_or_else(|e| Err(join_failure(e)));
                 if shutdown.is_cancelled() {
+                    restarts.end(&name);
                     health.set(&name, State::Stopped, None);
                     return;
+                }
+                if stop.is_cancelled() {
+                    tracing::info!(service = %name, "restarted by the operator");
+                    health.set(&name, State::Restarting, Some("restarted by the operator".into()));
+                    continue;
                 }
                 if started.elapsed() >= STABLE_AFTER {
                     backoff = FIRST_BACKOFF;

@@ -45,6 +45,28 @@ pub struct Config {
     /// `[sandbox]`: where the shell and file tools run (Docker containers by
     /// default) and the limits they run under.
     pub sandbox: switchboard_sandbox::SandboxSettings,
+    /// `[ui]`: the control web UI served at `/`.
+    pub ui: UiConfig,
+}
+
+/// `[ui]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// Serve the control web UI at `/`. Default true.
+    pub enabled: bool,
+    /// Hours a signed-in browser stays signed in without being used.
+    /// Default 12.
+    pub session_idle_hours: u64,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_idle_hours: 12,
+        }
+    }
 }
 
 /// `[tools]`

@@ -15,7 +15,7 @@ use crate::approvals::Resolution;
 use crate::approvals::rules::no_longer_waiting;
 use crate::clock::now_ms;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
+pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route(
             "/api/status",
@@ -32,21 +32,27 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/api/pairing", get(list_pairing))
         .route("/api/pairing/{channel}/{code}/approve", post(approve))
         .route("/api/pairing/{channel}/{code}/deny", post(deny))
+        .route("/api/allowlist", get(list_allowed))
+        .route("/api/allowlist/remove", post(remove_allowed))
+        .route(
+            "/api/channels/{channel}/{account}/restart",
+            post(restart_channel),
+        )
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct LimitQuery {
+pub(crate) struct LimitQuery {
     pub limit: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct SinceQuery {
+pub(crate) struct SinceQuery {
     /// ms since the epoch; default: the last local midnight.
     pub since_ms: Option<i64>,
 }
 
 /// Tokens per agent since a moment (default: today).
-pub(super) async fn usage_by_agent(
+pub(crate) async fn usage_by_agent(
     state: &AppState,
     since: Option<i64>,
 ) -> Result<Value, ApiError> {
@@ -69,14 +75,14 @@ async fn usage(
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct AllQuery {
+pub(crate) struct AllQuery {
     /// Include decided requests.
     #[serde(default)]
     pub all: bool,
 }
 
 /// Approval requests, newest first.
-pub(super) async fn approvals_list(state: &AppState, all: bool) -> Result<Value, ApiError> {
+pub(crate) async fn approvals_list(state: &AppState, all: bool) -> Result<Value, ApiError> {
     let list = state
         .store
         .approvals_list(!all, 200)
@@ -86,7 +92,7 @@ pub(super) async fn approvals_list(state: &AppState, all: bool) -> Result<Value,
 }
 
 /// Decide one approval request.
-pub(super) async fn approval_decide(
+pub(crate) async fn approval_decide(
     state: &AppState,
     id: &str,
     approve: bool,
@@ -158,12 +164,12 @@ async fn deny_call(
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct ChannelQuery {
+pub(crate) struct ChannelQuery {
     pub channel: Option<String>,
 }
 
 /// The gateway's health and counters.
-pub(super) fn status(state: &AppState) -> Value {
+pub(crate) fn status(state: &AppState) -> Value {
     let sessions = state.pipeline.sessions();
     let ctx = sessions.context();
     json!({
@@ -181,7 +187,7 @@ pub(super) fn status(state: &AppState) -> Value {
     })
 }
 
-pub(super) async fn sessions_list(state: &AppState, limit: Option<u32>) -> Result<Value, ApiError> {
+pub(crate) async fn sessions_list(state: &AppState, limit: Option<u32>) -> Result<Value, ApiError> {
     let list = state
         .store
         .sessions_list(limit.unwrap_or(100).min(10_000))
@@ -190,7 +196,7 @@ pub(super) async fn sessions_list(state: &AppState, limit: Option<u32>) -> Resul
     Ok(json!({ "sessions": list }))
 }
 
-pub(super) async fn session_show(
+pub(crate) async fn session_show(
     state: &AppState,
     key: &str,
     limit: Option<u32>,
@@ -223,7 +229,7 @@ pub(super) async fn session_show(
     )
 }
 
-pub(super) async fn session_reset(state: &AppState, key: &str) -> Result<Value, ApiError> {
+pub(crate) async fn session_reset(state: &AppState, key: &str) -> Result<Value, ApiError> {
     let Some(session) = state
         .store
         .session_get(key)
@@ -241,7 +247,7 @@ pub(super) async fn session_reset(state: &AppState, key: &str) -> Result<Value, 
 }
 
 /// Cancel the running turn of a session.
-pub(super) fn session_cancel(state: &AppState, key: &str) -> Value {
+pub(crate) fn session_cancel(state: &AppState, key: &str) -> Value {
     json!({ "cancelled": state.pipeline.sessions().cancel(key) })
 }
 
@@ -260,7 +266,7 @@ fn no_session(key: &str) -> ApiError {
     )
 }
 
-pub(super) async fn pairing_list(
+pub(crate) async fn pairing_list(
     state: &AppState,
     channel: Option<&str>,
 ) -> Result<Value, ApiError> {
@@ -272,7 +278,7 @@ pub(super) async fn pairing_list(
     Ok(json!({ "pending": list }))
 }
 
-pub(super) async fn pairing_decide(
+pub(crate) async fn pairing_decide(
     state: &AppState,
     channel: &str,
     code: &str,
@@ -295,6 +301,99 @@ pub(super) async fn pairing_decide(
             ),
         )),
     }
+}
+
+/// Senders on the stored allowlist (approved pairings), of one channel or
+/// of all. Senders in a channel's `allow_from` in the config are not here.
+pub(crate) async fn allow_list(state: &AppState, channel: Option<&str>) -> Result<Value, ApiError> {
+    let list = state
+        .store
+        .allow_list(channel)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json!({ "allowed": list }))
+}
+
+/// Take a sender off the stored allowlist: their next message is treated
+/// like a stranger's again (under `dm_policy = "pairing"` they get a code).
+pub(crate) async fn allow_remove(
+    state: &AppState,
+    channel: &str,
+    account: &str,
+    sender_id: &str,
+) -> Result<Value, ApiError> {
+    let removed = state
+        .store
+        .allow_remove(channel, account, sender_id)
+        .await
+        .map_err(ApiError::internal)?;
+    if !removed {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_allowlisted",
+            format!(
+                "sender `{sender_id}` is not on the allowlist of {channel}/{account} (removed already?): list it with GET /api/allowlist or on the Pairing page"
+            ),
+        ));
+    }
+    tracing::info!(channel, account, sender = %sender_id, "sender removed from the allowlist");
+    Ok(json!({
+        "removed": true,
+        "channel": channel,
+        "account": account,
+        "sender_id": sender_id,
+    }))
+}
+
+/// Restart the listener of channel account `channel`/`account`: its
+/// current run is stopped and the next starts at once.
+pub(crate) fn channel_restart(
+    state: &AppState,
+    channel: &str,
+    account: &str,
+) -> Result<Value, ApiError> {
+    let name = format!("channel:{channel}/{account}");
+    if !state.restarts.restart(&name) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_listener",
+            format!(
+                "there is no running listener {name}; check the channel and account names with `switchboard status` (only configured accounts run one)"
+            ),
+        ));
+    }
+    tracing::info!(component = %name, "listener restart asked for");
+    Ok(json!({ "restarting": true, "component": name }))
+}
+
+#[derive(Debug, Deserialize)]
+struct AllowRemoveBody {
+    channel: String,
+    account: String,
+    sender_id: String,
+}
+
+async fn list_allowed(
+    State(s): State<Arc<AppState>>,
+    Query(q): Query<ChannelQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    allow_list(&s, q.channel.as_deref()).await.map(axum::Json)
+}
+
+async fn remove_allowed(
+    State(s): State<Arc<AppState>>,
+    axum::Json(b): axum::Json<AllowRemoveBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    allow_remove(&s, &b.channel, &b.account, &b.sender_id)
+        .await
+        .map(axum::Json)
+}
+
+async fn restart_channel(
+    State(s): State<Arc<AppState>>,
+    Path((channel, account)): Path<(String, String)>,
+) -> Result<axum::Json<Value>, ApiError> {
+    channel_restart(&s, &channel, &account).map(axum::Json)
 }
 
 async fn list_sessions(

@@ -2,7 +2,7 @@
 //! OpenAI-compatible web chat API, the control API and the WebSocket.
 
 mod client_limit;
-mod control;
+pub(crate) mod control;
 mod memo;
 mod openai;
 mod ws;
@@ -61,6 +61,16 @@ pub struct AppState {
     pub client_limit: ClientLimit,
     /// Recent answers to requests with an `Idempotency-Key`.
     pub answers: AnswerMemo,
+    /// Signed-in browsers of the control UI and their tickets.
+    pub ui: Arc<crate::ui::UiAuth>,
+    /// The configuration the gateway runs with.
+    pub config: Arc<crate::config::Config>,
+    /// The file it was read from, if any (the UI's Config page edits it).
+    pub config_path: Option<std::path::PathBuf>,
+    /// The data directory.
+    pub data_dir: std::path::PathBuf,
+    /// Operators' restarts of supervised services (a channel's listener).
+    pub restarts: crate::supervisor::Restarts,
 }
 
 /// The router of the whole HTTP port.
@@ -69,14 +79,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(openai::routes())
         .merge(control::routes())
         .merge(ws::routes())
+        .merge(crate::ui::api_routes())
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let ui = if state.config.ui.enabled {
+        crate::ui::routes()
+    } else {
+        Router::new()
+            .route("/", get(crate::ui::disabled))
+            .route("/login", get(crate::ui::disabled))
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         // Platforms cannot send our token: each hook checks its own secret.
         .route("/hooks/{channel}/{account}", axum::routing::post(hook))
         .merge(protected)
+        .merge(ui)
         .fallback(not_found)
+        .layer(middleware::from_fn(crate::ui::refuse_cross_site))
+        .layer(middleware::from_fn(crate::ui::security_headers))
         .with_state(state)
 }
 
@@ -142,20 +163,66 @@ async fn not_found() -> ApiError {
     )
 }
 
-/// Bearer token check. The WebSocket may carry it as `?token=` because
-/// browsers cannot set headers on a WebSocket.
+/// Authentication of the API: the bearer token, or a browser signed in to
+/// the control UI (whose state-changing requests carry its CSRF token in
+/// `X-CSRF-Token`). The WebSocket, which browsers open without headers,
+/// also takes a one-time ticket (`?ticket=`, from `POST /api/ws/ticket`)
+/// or the token (`?token=`), and refuses a browser page of another site
+/// (cross-site WebSocket hijacking).
 async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let presented = bearer(req.headers()).or_else(|| {
-        (req.uri().path() == "/api/ws")
-            .then(|| {
-                req.uri().query().and_then(|q| {
-                    q.split('&')
-                        .find_map(|kv| kv.strip_prefix("token="))
-                        .map(str::to_string)
-                })
-            })
-            .flatten()
-    });
+    let is_ws = req.uri().path() == "/api/ws";
+    if is_ws && !crate::ui::same_origin(req.headers()) {
+        tracing::warn!("a WebSocket from another site's page was refused");
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "this WebSocket was opened by a page of another site, so it was refused; use the control UI on the gateway's own address",
+        )
+        .into_response();
+    }
+    let (ticket, url_token) = if is_ws {
+        let query = req.uri().query().unwrap_or("");
+        (query_value(query, "ticket"), query_value(query, "token"))
+    } else {
+        (None, None)
+    };
+    let presented = bearer(req.headers());
+    if presented.is_none() {
+        if let Some(ticket) = ticket {
+            if state.ui.redeem_ws_ticket(&ticket) {
+                return next.run(req).await;
+            }
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_ticket",
+                "this WebSocket ticket was used already or has expired (a ticket works once, within a minute): get a new one with POST /api/ws/ticket",
+            )
+            .into_response();
+        }
+    }
+    let presented = presented.or(url_token);
+    if presented.is_none() {
+        if let Some(signed) = crate::ui::signed_in(&state, req.headers()) {
+            let safe = matches!(
+                *req.method(),
+                axum::http::Method::GET | axum::http::Method::HEAD
+            );
+            let csrf = req
+                .headers()
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if safe || secret_eq(csrf, &signed.csrf) {
+                return next.run(req).await;
+            }
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "this request of a signed-in browser lacks its security token (X-CSRF-Token); reload the page and try again",
+            )
+            .into_response();
+        }
+    }
     match presented {
         Some(t) if secret_eq(&t, &state.token) => next.run(req).await,
         Some(_) => ApiError::new(
@@ -171,6 +238,14 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
         )
         .into_response(),
     }
+}
+
+/// The value of `name` in a query string.
+fn query_value(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+        .map(str::to_string)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -208,7 +283,17 @@ impl ApiError {
         self
     }
 
-    fn internal(e: impl std::fmt::Display) -> Self {
+    /// What went wrong and what to do, for people.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The HTTP status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,0 +1,185 @@
+//! `/login` (the token form and one-time links), `/logout`, and the
+//! tickets the CLI and the browser's scripts ask for.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use switchboard_channel::secret_eq;
+
+use super::auth::{COOKIE, TICKET_MS, WS_TICKET_MS};
+use super::{CsrfForm, Signed, check_csrf, render, signed_in};
+use crate::http::AppState;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/login", get(login_page).post(login_token))
+        .route("/logout", post(logout))
+}
+
+/// Routes behind the bearer token (or a signed-in browser): tickets.
+pub fn api_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/ui/ticket", post(sign_in_ticket))
+        .route("/api/ws/ticket", post(ws_ticket))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    next: String,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct LoginQuery {
+    ticket: Option<String>,
+    next: Option<String>,
+    signed_out: Option<String>,
+}
+
+/// Only a path of this gateway: never another site (`//host`, `https:`).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        _ => "/".into(),
+    }
+}
+
+/// The cookie that signs a browser in; `Secure` when the browser reached
+/// the gateway over TLS (directly or through a proxy that says so).
+fn session_cookie(value: &str, headers: &HeaderMap) -> HeaderValue {
+    let tls = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let secure = if tls { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn signed_in_now(state: &AppState, headers: &HeaderMap, next: &str) -> Response {
+    let (value, _) = state.ui.sign_in();
+    let mut resp = Redirect::to(next).into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&value, headers));
+    resp
+}
+
+async fn login_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let next = safe_next(q.next.as_deref());
+    if let Some(ticket) = q.ticket.as_deref() {
+        if state.ui.redeem_sign_in_ticket(ticket) {
+            tracing::info!("a browser signed in with a one-time link");
+            // The redirect takes the ticket out of the address bar.
+            return signed_in_now(&state, &headers, &next);
+        }
+        tracing::warn!("a used or expired sign-in link was refused");
+        let page = LoginPage {
+            next,
+            notice: None,
+            error: Some(format!(
+                "This sign-in link was used already or has expired: a link works once, within {} minutes. Run `switchboard ui` on the gateway's machine for a new one, or sign in with the token.",
+                TICKET_MS / 60_000
+            )),
+        };
+        return (StatusCode::UNAUTHORIZED, render(&page)).into_response();
+    }
+    if signed_in(&state, &headers).is_some() {
+        return Redirect::to(&next).into_response();
+    }
+    render(&LoginPage {
+        next,
+        notice: q
+            .signed_out
+            .map(|_| "You are signed out.".to_string()),
+        error: None,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn login_token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let next = safe_next(form.next.as_deref());
+    let token = form.token.trim();
+    if !token.is_empty() && secret_eq(token, &state.token) {
+        tracing::info!("a browser signed in with the token");
+        return signed_in_now(&state, &headers, &next);
+    }
+    tracing::warn!("a sign-in with a wrong token was refused");
+    let error = if token.is_empty() {
+        "Enter the control token to sign in.".to_string()
+    } else {
+        "That token is wrong. Use the control token: gateway.auth.token in the config, the SWITCHBOARD_TOKEN environment variable, or the file control-token in the gateway's data directory (or run `switchboard ui` for a sign-in link).".to_string()
+    };
+    let page = LoginPage {
+        next,
+        notice: None,
+        error: Some(error),
+    };
+    (StatusCode::UNAUTHORIZED, render(&page)).into_response()
+}
+
+async fn logout(
+    State(state): State<Arc<AppState>>,
+    signed: Signed,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(refused) = check_csrf(&signed, &form.csrf) {
+        return refused;
+    }
+    state.ui.sign_out(&signed.id);
+    let mut resp = Redirect::to("/login?signed_out=1").into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "switchboard_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        ),
+    );
+    resp
+}
+
+/// `POST /api/ui/ticket`: a one-time sign-in link's ticket, for
+/// `switchboard ui`.
+async fn sign_in_ticket(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let ticket = state.ui.issue_sign_in_ticket();
+    tracing::info!("a one-time sign-in link was issued");
+    Json(json!({
+        "ticket": ticket,
+        "path": format!("/login?ticket={ticket}"),
+        "expires_in_secs": TICKET_MS / 1000,
+    }))
+}
+
+/// `POST /api/ws/ticket`: a ticket to open `/api/ws?ticket=…` with, once,
+/// within a minute; so no long-lived token goes into a URL.
+async fn ws_ticket(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(json!({
+        "ticket": state.ui.issue_ws_ticket(),
+        "expires_in_secs": WS_TICKET_MS / 1000,
+    }))
+}

@@ -1,0 +1,1 @@
+//! STUB until the log capture lands.
