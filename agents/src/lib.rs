@@ -13,7 +13,7 @@ mod message;
 pub mod provider;
 pub mod tools;
 
-pub use agent::{Agent, AgentEvent, DEFAULT_MAX_STEPS, TurnOutcome, TurnRequest};
+pub use agent::{Agent, AgentEvent, DEFAULT_MAX_STEPS, TurnOutcome, TurnRequest, cut_tool_result};
 pub use message::{ChatMessage, MessageRole, ToolCall, ToolSpec, Usage};
 pub use provider::{
     AnthropicProvider, FallbackChain, ModelRequest, OpenAiProvider, Provider, ProviderError,

@@ -233,24 +233,40 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The log goes to stderr and, for the control UI's Logs page, into
+/// [`crate::ui::logs::tail`]; both behind the one filter `SWITCHBOARD_LOG`.
 fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = std::env::var("SWITCHBOARD_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info,sqlx=warn".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+    crate::ui::logs::tail().set_filter(&filter);
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
+        .with_target(false);
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new(filter))
+        .with(stderr)
+        .with(crate::ui::logs::layer())
         .try_init();
+}
+
+/// The `SWITCHBOARD_…` variables of this process, sorted: where the
+/// config's environment overrides come from.
+pub(crate) fn switchboard_env() -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("SWITCHBOARD_"))
+        .collect();
+    env.sort();
+    env
 }
 
 /// The `SWITCHBOARD_…` environment, plus command-line overrides last.
 fn environment(cli: &Cli, bind: Option<&str>) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("SWITCHBOARD_"))
-        .collect();
-    env.sort();
+    let mut env = switchboard_env();
     if let Some(d) = &cli.data_dir {
         env.push((
             "SWITCHBOARD_GATEWAY__DATA_DIR".into(),

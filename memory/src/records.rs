@@ -26,7 +26,7 @@ pub struct SessionRecord {
 
 /// Who said a transcript entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The person talking to the assistant.
     User,
@@ -34,6 +34,12 @@ pub enum Role {
     Assistant,
     /// A note from the gateway (e.g. a summary).
     System,
+    /// A tool call the assistant made, stored as it was made: JSON
+    /// `{"id", "name", "arguments"}`. Consecutive calls are one step.
+    ToolCall,
+    /// A tool call's result, stored as it came: JSON `{"id", "name",
+    /// "is_error", "output"}`.
+    ToolResult,
 }
 
 impl Role {
@@ -43,6 +49,8 @@ impl Role {
             Role::User => "user",
             Role::Assistant => "assistant",
             Role::System => "system",
+            Role::ToolCall => "tool_call",
+            Role::ToolResult => "tool_result",
         }
     }
 
@@ -51,6 +59,8 @@ impl Role {
             "user" => Ok(Role::User),
             "assistant" => Ok(Role::Assistant),
             "system" => Ok(Role::System),
+            "tool_call" => Ok(Role::ToolCall),
+            "tool_result" => Ok(Role::ToolResult),
             other => Err(StoreError::Corrupt(format!(
                 "unknown transcript role `{other}`"
             ))),

@@ -15,6 +15,7 @@ use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqlitePool};
 use crate::{
     AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing,
     PairingRequest, SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
+    TurnEntry,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -277,6 +278,27 @@ impl Store for SqliteStore {
         .fetch_optional(&self.read)
         .await?;
         row.as_ref().map(transcript_row).transpose()
+    }
+
+    async fn transcript_append(
+        &self,
+        session_id: &str,
+        entry: TurnEntry,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.transact(
+            "INSERT INTO transcript (session_id, role, content, ingress_id, created_at) \
+             VALUES (?, ?, ?, ?, ?);",
+            |query| {
+                query
+                    .bind(session_id)
+                    .bind(entry.role.as_str())
+                    .bind(entry.content)
+                    .bind(entry.ingress_id)
+                    .bind(now)
+            },
+        )
+        .await
     }
 
     async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use crate::{
     AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing,
-    PairingRequest, SessionRecord, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
+    PairingRequest, SessionRecord, StoreError, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
 };
 
 /// Everything the gateway persists. Times are milliseconds since the Unix
@@ -50,6 +50,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &self,
         ingress_id: i64,
     ) -> Result<Option<TranscriptEntry>, StoreError>;
+
+    /// Append one entry to a session generation now, outside a turn's
+    /// commit: a turn's user messages when it starts and its tool calls and
+    /// results as they happen, so a turn cut short by a crash is continued
+    /// where it stopped instead of run again.
+    async fn transcript_append(
+        &self,
+        session_id: &str,
+        entry: TurnEntry,
+        now: i64,
+    ) -> Result<(), StoreError>;
 
     /// Write a finished turn in one transaction: append its entries, bump the
     /// session's activity, and move its ingress rows to `commit.status`.

@@ -9,10 +9,13 @@
 //!   SSE event sequence;
 //! - [`gateway`]: starts the real `switchboard` binary on a free port with a
 //!   config pointing at the fakes, and drives it over HTTP;
-//! - [`sse`]: reads an SSE body the way an OpenAI client does.
+//! - [`sse`]: reads an SSE body the way an OpenAI client does;
+//! - [`browser`]: a headless Chromium driven over WebDriver, for the
+//!   control web UI, with helpers that find things as a person does.
 //!
 //! The tests themselves live in `tests/tests/`.
 
+pub mod browser;
 pub mod fake_anthropic;
 pub mod fake_discord;
 pub mod fake_openai;

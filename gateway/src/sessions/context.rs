@@ -158,16 +158,94 @@ pub enum CompactError {
     Store(#[from] StoreError),
 }
 
-/// The messages of a transcript, as the model sees them.
+/// A stored tool call (a [`Role::ToolCall`] entry's content).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StoredCall {
+    /// The provider's id of the call.
+    pub id: String,
+    /// The tool.
+    pub name: String,
+    /// Its arguments (JSON text).
+    pub arguments: String,
+}
+
+/// A stored tool result (a [`Role::ToolResult`] entry's content).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StoredResult {
+    /// The call it answers.
+    pub id: String,
+    /// The tool.
+    pub name: String,
+    /// Whether it failed.
+    pub is_error: bool,
+    /// What it returned (cut to the context's share).
+    pub output: String,
+}
+
+/// What the model is told of a call whose result was never stored: the
+/// gateway stopped while it ran.
+pub const INTERRUPTED_CALL: &str = "This tool call was interrupted: the gateway stopped while it ran, so it may or may not have taken effect. Check its effect before running it again, and tell the user if it matters.";
+
+/// The messages of a transcript, as the model sees them. Consecutive tool
+/// calls are one assistant step; each is followed by its result, or by a
+/// note that it was interrupted when the gateway stopped before the result
+/// was stored (providers refuse a call without a result). Results whose
+/// call is not in `entries` (cut off by the history's limit) are left out.
 pub fn to_messages(entries: Vec<TranscriptEntry>) -> Vec<ChatMessage> {
-    entries
-        .into_iter()
-        .map(|e| match e.role {
-            Role::User => ChatMessage::user(e.content),
-            Role::Assistant => ChatMessage::assistant(e.content),
-            Role::System => ChatMessage::system(e.content),
-        })
-        .collect()
+    let mut out: Vec<ChatMessage> = Vec::with_capacity(entries.len());
+    // Calls of the current step still waiting for their results.
+    let mut open: Vec<String> = Vec::new();
+    let close = |out: &mut Vec<ChatMessage>, open: &mut Vec<String>| {
+        for id in open.drain(..) {
+            out.push(ChatMessage::tool_result(id, INTERRUPTED_CALL));
+        }
+    };
+    for e in entries {
+        match e.role {
+            Role::ToolCall => {
+                let Ok(call) = serde_json::from_str::<StoredCall>(&e.content) else {
+                    continue;
+                };
+                let call = switchboard_agents::ToolCall {
+                    id: call.id,
+                    name: call.name,
+                    arguments: call.arguments,
+                };
+                open.push(call.id.clone());
+                // Calls of one step: one assistant message.
+                match out.last_mut() {
+                    Some(m)
+                        if m.role == MessageRole::Assistant
+                            && !m.tool_calls.is_empty()
+                            && open.len() > 1 =>
+                    {
+                        m.tool_calls.push(call);
+                    }
+                    _ => out.push(ChatMessage::assistant_calls("", vec![call])),
+                }
+            }
+            Role::ToolResult => {
+                let Ok(result) = serde_json::from_str::<StoredResult>(&e.content) else {
+                    continue;
+                };
+                let Some(at) = open.iter().position(|id| *id == result.id) else {
+                    continue;
+                };
+                open.remove(at);
+                out.push(ChatMessage::tool_result(result.id, result.output));
+            }
+            role => {
+                close(&mut out, &mut open);
+                out.push(match role {
+                    Role::User => ChatMessage::user(e.content),
+                    Role::System => ChatMessage::system(e.content),
+                    _ => ChatMessage::assistant(e.content),
+                });
+            }
+        }
+    }
+    close(&mut out, &mut open);
+    out
 }
 
 /// Drop the oldest messages until `history` fits: the last resort when a
@@ -182,8 +260,11 @@ pub fn truncate_to_fit(
         history.remove(0);
         dropped += 1;
     }
-    // Never start with a lone assistant message.
-    while history.len() > 1 && history[0].role == MessageRole::Assistant {
+    // Never start with a lone assistant message or a tool result whose
+    // call was dropped: a call goes with its results.
+    while history.len() > 1
+        && matches!(history[0].role, MessageRole::Assistant | MessageRole::Tool)
+    {
         history.remove(0);
         dropped += 1;
     }

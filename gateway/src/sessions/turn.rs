@@ -17,7 +17,9 @@ use switchboard_memory::{
     IngressStatus, Role, SessionRecord, StoreError, TokenCounts, TurnCommit, TurnEntry, TurnUsage,
 };
 
-use super::context::{compact, estimate_tokens, to_messages, truncate_to_fit};
+use super::context::{
+    StoredCall, StoredResult, compact, estimate_tokens, to_messages, truncate_to_fit,
+};
 use super::replies::Replies;
 use super::reset::ChatCommand;
 use super::slot::RunSlot;
@@ -305,6 +307,7 @@ async fn run_turn(
     for job in batch {
         ctx.store.ingress_started(job.ingress_id, now).await?;
     }
+    store_user_entries(ctx, &session, slot, batch, now).await?;
     replies.send(ReplyEvent::Working).await;
     publish(ctx, key, batch, EventKind::Started);
     let context = ToolContext {
@@ -345,14 +348,15 @@ async fn run_turn(
             );
         }
     }
+    // About a quarter of the window (four bytes a token).
+    let max_tool_result_chars = slot.context.window.max(1024);
     let start = |history| {
         let request = TurnRequest {
             history,
             tools: tools.clone(),
             context: context.clone(),
             approval: approval.clone(),
-            // About a quarter of the window (four bytes a token).
-            max_tool_result_chars: Some(slot.context.window.max(1024)),
+            max_tool_result_chars: Some(max_tool_result_chars),
         };
         slot.agent.run(request, cancel.clone())
     };
@@ -371,6 +375,14 @@ async fn run_turn(
             AgentEvent::ToolCall(call) => {
                 tools_ran = true;
                 tracing::info!(tool = %call.name, "tool call");
+                // Stored as it is made, so a turn continued after a crash
+                // knows it was made.
+                let stored = StoredCall {
+                    id: call.id.clone(),
+                    name: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                };
+                append(ctx, &session, Role::ToolCall, &stored, batch).await?;
                 publish(
                     ctx,
                     key,
@@ -389,6 +401,16 @@ async fn run_turn(
                 is_error,
                 output,
             } => {
+                let stored = StoredResult {
+                    id: id.clone(),
+                    name: name.clone(),
+                    is_error,
+                    output: switchboard_agents::cut_tool_result(
+                        output.clone(),
+                        Some(max_tool_result_chars),
+                    ),
+                };
+                append(ctx, &session, Role::ToolResult, &stored, batch).await?;
                 publish(
                     ctx,
                     key,
@@ -576,20 +598,72 @@ impl Ending {
     }
 }
 
-/// The session generation's recent transcript plus the batch's messages.
+/// The session generation's recent transcript, which ends with the batch's
+/// messages (stored when the turn started) and whatever tool calls and
+/// results an earlier run of this turn stored before the gateway stopped.
 async fn load_history(
     ctx: &TurnContext,
     session: &SessionRecord,
     slot: &AgentSlot,
-    batch: &[Job],
+    _batch: &[Job],
 ) -> Result<Vec<ChatMessage>, StoreError> {
-    let mut history = to_messages(
+    Ok(to_messages(
         ctx.store
             .transcript(&session.session_id, slot.history_limit)
             .await?,
-    );
-    history.extend(batch.iter().map(|j| ChatMessage::user(user_text(j))));
-    Ok(history)
+    ))
+}
+
+/// Store the batch's messages in the session generation when the turn
+/// starts, unless an earlier run of the same turn (cut short by a crash)
+/// stored them already.
+async fn store_user_entries(
+    ctx: &TurnContext,
+    session: &SessionRecord,
+    slot: &AgentSlot,
+    batch: &[Job],
+    now: i64,
+) -> Result<(), StoreError> {
+    let recent = ctx
+        .store
+        .transcript(&session.session_id, slot.history_limit.max(256))
+        .await?;
+    for job in batch {
+        let stored = recent
+            .iter()
+            .any(|e| e.role == Role::User && e.ingress_id == Some(job.ingress_id));
+        if !stored {
+            let entry = TurnEntry {
+                role: Role::User,
+                content: user_text(job),
+                ingress_id: Some(job.ingress_id),
+            };
+            ctx.store
+                .transcript_append(&session.session_id, entry, now)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Store a tool call or result of the running turn as it happens.
+async fn append(
+    ctx: &TurnContext,
+    session: &SessionRecord,
+    role: Role,
+    content: &impl serde::Serialize,
+    batch: &[Job],
+) -> Result<(), StoreError> {
+    let content = serde_json::to_string(content)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode a tool entry: {e}")))?;
+    let entry = TurnEntry {
+        role,
+        content,
+        ingress_id: batch.last().map(|j| j.ingress_id),
+    };
+    ctx.store
+        .transcript_append(&session.session_id, entry, now_ms())
+        .await
 }
 
 /// Compact the session; a failed summary is logged and the session left as
@@ -618,6 +692,9 @@ async fn compact_or_log(
     }
 }
 
+/// Write the end of a turn. With `session_id` the turn ran in that
+/// generation and its user messages are stored already; without, it ended
+/// before it started (no agent, budget spent) and they are stored now.
 async fn commit(
     ctx: &TurnContext,
     key: &str,
@@ -625,6 +702,7 @@ async fn commit(
     session_id: Option<&str>,
     ending: Ending,
 ) -> Result<(), StoreError> {
+    let users_stored = session_id.is_some();
     let Ending {
         status,
         error,
@@ -641,6 +719,7 @@ async fn commit(
     };
     let mut entries: Vec<TurnEntry> = batch
         .iter()
+        .filter(|_| !users_stored)
         .map(|j| TurnEntry {
             role: Role::User,
             content: user_text(j),

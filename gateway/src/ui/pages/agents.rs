@@ -149,9 +149,9 @@ fn mode_name(m: ApprovalMode) -> &'static str {
 /// A message as it would come from `channel` in a chat of `kind`, for the
 /// routing's session key (the sandbox offers tools by it).
 fn sample(channel: &str, kind: ChatKind) -> Inbound {
-    let (chat_id, sender) = match kind {
-        ChatKind::Dm => ("someone", "someone"),
-        ChatKind::Group | ChatKind::Thread => ("a-group", "someone"),
+    let chat_id = match kind {
+        ChatKind::Dm => "someone",
+        ChatKind::Group | ChatKind::Thread => "a-group",
     };
     Inbound {
         channel: channel.to_string(),
@@ -160,7 +160,7 @@ fn sample(channel: &str, kind: ChatKind) -> Inbound {
         chat_id: chat_id.into(),
         thread_id: None,
         sender: Sender {
-            id: sender.into(),
+            id: "someone".into(),
             name: None,
             is_bot: false,
         },
@@ -355,14 +355,14 @@ fn agent_view(
     let approvals = match policies.approvals.mode {
         ApprovalMode::Never => "off (mode = never): no call waits for the operator".to_string(),
         mode => format!(
-            "mode = {}, for {}; unanswered requests are denied after {} s; {}",
+            "mode = {}, for {}; unanswered requests are denied after {}; {}",
             mode_name(mode),
             if policies.approvals.tools.is_empty() {
                 "no tools".to_string()
             } else {
                 policies.approvals.tools.join(", ")
             },
-            a.approvals.timeout_secs,
+            super::duration(i64::try_from(a.approvals.timeout_secs).unwrap_or(i64::MAX)),
             if a.approvals.approvers.is_empty() {
                 "decided by the operator, or by the asker in their DM".to_string()
             } else {
@@ -456,4 +456,26 @@ async fn page(
         channels,
         agents,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        assert_eq!(
+            shown_url("http://127.0.0.1:11434/v1"),
+            "http://127.0.0.1:11434/v1"
+        );
+        assert_eq!(
+            shown_url("https://user:secret@example.com/v1"),
+            "https://••••@example.com/v1"
+        );
+        assert_eq!(
+            shown_url("https://example.com/v1?api-key=secret"),
+            "https://example.com/v1?••••"
+        );
+        assert_eq!(shown_url("https://example.com"), "https://example.com");
+    }
 }

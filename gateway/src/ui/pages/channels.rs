@@ -58,10 +58,10 @@ fn problems(c: &Component) -> Vec<String> {
             out.push(s.to_string());
         }
     };
-    if !matches!(c.state, Health::Running | Health::Stopped) {
-        if let Some(d) = &c.detail {
-            add(d);
-        }
+    if !matches!(c.state, Health::Running | Health::Stopped)
+        && let Some(d) = &c.detail
+    {
+        add(d);
     }
     if let Some(conn) = &c.connection {
         if let Some(p) = &conn.problem {

@@ -218,3 +218,16 @@ async fn remove(
         Err(e) => failed("/pairing", e.message()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_shows_with_name_and_id() {
+        assert_eq!(sender_of(Some("Ada"), "42"), "Ada (42)");
+        assert_eq!(sender_of(None, "42"), "42");
+        assert_eq!(sender_of(Some(""), "42"), "42");
+        assert_eq!(sender_of(Some("42"), "42"), "42");
+    }
+}
