@@ -17,6 +17,10 @@ command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need_apt+=(busybox-static)
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+# The control UI's tests drive Debian's headless Chromium through its
+# WebDriver (tests/tests/ui.rs); nothing is downloaded by the tests.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if ((${#need_apt[@]})); then
     say "installing Debian packages: ${need_apt[*]}"
     $SUDO apt-get update -q

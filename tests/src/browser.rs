@@ -9,6 +9,7 @@
 //! Waiting is on the page's state (thirtyfour's polling queries, or a
 //! script's answer checked again until it holds), never on a timer.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -445,4 +446,78 @@ pub fn csrf_of(html: &str) -> Option<String> {
     let start = rest.find("content=\"")? + "content=\"".len();
     let len = rest[start..].find('"')?;
     Some(rest[start..start + len].to_string())
+}
+
+/// The assets a page or a stylesheet or module names: `/assets/<name>`,
+/// and modules imported as `./<name>.js` (from `/assets/`).
+fn asset_refs(text: &str) -> Vec<String> {
+    let name_len = |s: &str| {
+        s.find(|c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)))
+            .unwrap_or(s.len())
+    };
+    let mut out = Vec::new();
+    for (at, _) in text.match_indices("/assets/") {
+        let rest = &text[at + "/assets/".len()..];
+        let name = &rest[..name_len(rest)];
+        if !name.is_empty() {
+            out.push(format!("/assets/{name}"));
+        }
+    }
+    for quote in ["\"./", "'./"] {
+        for (at, _) in text.match_indices(quote) {
+            let rest = &text[at + quote.len()..];
+            let name = &rest[..name_len(rest)];
+            if name.ends_with(".js") || name.ends_with(".css") {
+                out.push(format!("/assets/{name}"));
+            }
+        }
+    }
+    out
+}
+
+/// `GET path` with the session `cookie`; the body, which must be there (200).
+async fn fetch(http: &reqwest::Client, base: &str, cookie: &str, path: &str) -> Vec<u8> {
+    let r = http
+        .get(format!("{base}{path}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "GET {path} answered {} to a signed-in browser",
+        r.status()
+    );
+    r.bytes()
+        .await
+        .unwrap_or_else(|e| panic!("reading {path}: {e}"))
+        .to_vec()
+}
+
+/// What a browser with an empty cache downloads for the page at `path`
+/// of `base`, signed in with `cookie` (see [`session_cookie`]): its HTML and
+/// every asset it needs (and the modules and stylesheets those import), in
+/// bytes, and those assets.
+pub async fn page_weight(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    path: &str,
+) -> (usize, Vec<String>) {
+    let html = fetch(http, base, cookie, path).await;
+    let mut total = html.len();
+    let mut queue = asset_refs(&String::from_utf8_lossy(&html));
+    let mut seen = BTreeSet::new();
+    while let Some(asset) = queue.pop() {
+        if !seen.insert(asset.clone()) {
+            continue;
+        }
+        let body = fetch(http, base, cookie, &asset).await;
+        total += body.len();
+        if asset.ends_with(".js") || asset.ends_with(".css") {
+            queue.extend(asset_refs(&String::from_utf8_lossy(&body)));
+        }
+    }
+    (total, seen.into_iter().collect())
 }

@@ -29,6 +29,10 @@ pub enum Behavior {
     /// Echo, waiting this many milliseconds before each chunk (a model that
     /// streams slowly, so channels show the answer growing).
     Drip(u64),
+    /// Echo and call tools at once, but hold answers to a tool's result
+    /// before their first text until [`FakeOpenAi::release`] (a turn
+    /// stopped after its tool ran).
+    HoldAfterTools,
 }
 
 /// One request the fake received.
@@ -152,7 +156,7 @@ impl FakeOpenAi {
 
     /// Change how it answers from now on.
     pub fn set(&self, behavior: Behavior) {
-        if behavior == Behavior::Hold {
+        if matches!(behavior, Behavior::Hold | Behavior::HoldAfterTools) {
             self.shared.released.send_replace(false);
         }
         *self.shared.behavior.lock().unwrap() = behavior;
@@ -249,7 +253,15 @@ async fn completions(
         }))
         .into_response(),
         behavior => {
-            let hold = behavior == Behavior::Hold;
+            // Where the answer stops: after its first piece, or (after a
+            // tool) before any text.
+            let hold_at = if behavior == Behavior::Hold {
+                Some(2)
+            } else if behavior == Behavior::HoldAfterTools && last["role"] == "tool" {
+                Some(1)
+            } else {
+                None
+            };
             let drip = match behavior {
                 Behavior::Drip(ms) => Some(std::time::Duration::from_millis(ms)),
                 _ => None,
@@ -288,7 +300,7 @@ async fn completions(
             let stream = futures::stream::iter(parts.into_iter().enumerate()).then(move |(i, part)| {
                 let released = released.clone();
                 async move {
-                    if hold && i == 2 {
+                    if hold_at == Some(i) {
                         let mut rx = released.released.subscribe();
                         let _ = rx.wait_for(|r| *r).await;
                     }

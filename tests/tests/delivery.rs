@@ -100,3 +100,107 @@ async fn a_reply_that_never_goes_out_is_marked_failed_and_shown_in_status() {
     assert!(tg.chat(62).is_empty());
     assert_eq!(model.seen().len(), 1, "the model was asked again");
 }
+
+/// A hard stop after a tool ran and before the answer: the restarted
+/// gateway continues the turn from the stored call and result (the model
+/// sees them; the tool is not run again) and the user gets one answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_cut_short_by_a_crash_continues_without_running_its_tool_again() {
+    use switchboard_tests::fake_openai::{Behavior, tool_answer};
+    use switchboard_tests::gateway::config_for;
+
+    let model = FakeOpenAi::start().await;
+    let tg = FakeTelegram::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        r#"
+[channels.telegram.accounts.main]
+token = "{TOKEN}"
+api_url = "{}"
+dm_policy = "open"
+edit_interval_ms = 100
+poll_timeout_secs = 1
+"#,
+        tg.url()
+    );
+    let agent = "system_prompt = \"You are the test assistant.\"\n[agents.main.tools]\nprofile = \"minimal\"\n";
+    let mut gw = Gateway::start(
+        dir.path(),
+        &config_for(free_port(), &model.base_url(), agent, &extra),
+    )
+    .await;
+    model.set(Behavior::HoldAfterTools);
+    tg.dm(71, "Bo", "use tool session_status");
+    let asked = model.next_request().await;
+    assert_eq!(asked.messages().last().unwrap().0, "user");
+    let held = model.next_request().await;
+    let (role, result) = held.messages().last().unwrap().clone();
+    assert_eq!(role, "tool", "the second request answers the tool");
+    // The call and its result are in the transcript before the crash.
+    let key = "agent:main:telegram:dm:71";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let roles: Vec<String> = gw
+            .transcript(key)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
+        if roles == ["user", "tool_call", "tool_result"] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tool call and result were not stored as they happened: {roles:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.kill();
+    model.set(Behavior::Echo);
+    model.release();
+    gw.restart().await;
+
+    let continued = model.next_request().await;
+    let messages = continued.messages();
+    assert_eq!(
+        messages.last().unwrap(),
+        &("tool".to_string(), result.clone()),
+        "the restarted turn continues from the stored result: {messages:?}"
+    );
+    assert_eq!(
+        continued.body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["tool_calls"].is_array())
+            .count(),
+        1,
+        "the stored call is in the request: {}",
+        continued.body
+    );
+    let want = tool_answer(&result);
+    tg.wait(WAIT, "the answer after the restart", |tg| {
+        tg.chat(71).iter().any(|m| m.text == want).then_some(())
+    })
+    .await;
+    tg.dm(71, "Bo", "sentinel");
+    let sentinel = echo_answer("sentinel");
+    let msgs = tg
+        .wait(WAIT, "the sentinel's answer", |tg| {
+            let msgs = tg.chat(71);
+            msgs.iter().any(|m| m.text == sentinel).then_some(msgs)
+        })
+        .await;
+    let texts: Vec<&str> = msgs.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, [want.as_str(), sentinel.as_str()], "{msgs:#?}");
+    let from_the_user = model
+        .seen()
+        .iter()
+        .filter(|r| {
+            r.messages().last().map(|(role, text)| (role.as_str(), text.as_str()))
+                == Some(("user", "use tool session_status"))
+        })
+        .count();
+    assert_eq!(from_the_user, 1, "the turn was started over, so its tool ran again");
+}
