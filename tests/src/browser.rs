@@ -286,7 +286,7 @@ impl Browser {
     /// saying that `what` did not happen and what the page shows.
     pub async fn until(&self, what: &str, script: &str, args: Vec<Value>) -> Value {
         let mut poller = ElementPollerWithTimeout::new(WAIT, POLL);
-        let mut last = String::from("nothing");
+        let mut last;
         loop {
             match self.driver.execute(script, args.clone()).await {
                 Ok(r) if truthy(r.json()) => return r.json().clone(),

@@ -10,9 +10,13 @@
 //! (`docs/ui/`), each page's weight and the phone-width layout. One test
 //! binary: `cargo test -p switchboard-tests --test ui`.
 
+#[path = "ui/chat.rs"]
 mod chat;
+#[path = "ui/pages.rs"]
 mod pages;
+#[path = "ui/pairing.rs"]
 mod pairing;
+#[path = "ui/safety.rs"]
 mod safety;
 
 use switchboard_tests::browser::{Browser, SESSION_COOKIE};
