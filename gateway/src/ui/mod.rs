@@ -282,12 +282,19 @@ pub async fn refuse_cross_site(req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let exempt = path.starts_with("/hooks/") || req.headers().contains_key(header::AUTHORIZATION);
     if !safe && !exempt {
-        let site = req
-            .headers()
-            .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok());
-        if site.is_some_and(|s| s != "same-origin" && s != "none") || !same_origin(req.headers())
-        {
+        // Browsers say where a request comes from in `Sec-Fetch-Site`; older
+        // ones only in `Origin` (which is `null` for our own forms, as the
+        // pages send no referrer).
+        let cross = match req.headers().get("sec-fetch-site") {
+            Some(site) => !matches!(site.to_str(), Ok("same-origin" | "none")),
+            None => {
+                req.headers()
+                    .get(header::ORIGIN)
+                    .is_some_and(|o| o.as_bytes() != b"null")
+                    && !same_origin(req.headers())
+            }
+        };
+        if cross {
             return forbidden(
                 "this request came from another site, so it was refused. Use the control UI on the gateway's own address.",
             );
