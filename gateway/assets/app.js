@@ -39,21 +39,31 @@ async function refresh() {
 }
 
 if (document.querySelector("[data-live]")) {
-  let first = true;
   let pending = false;
+  let again = false;
   const source = new EventSource("/ui/live");
   source.addEventListener("open", () => say("Live"));
   source.addEventListener("error", () => say("Reconnecting…"));
+  // Every event, the first after (re)connecting included, refreshes: a
+  // change between this page's rendering and the stream's start, or while
+  // the gateway restarted, is not missed. Changes during a refresh queue
+  // one more refresh.
+  const run = () => {
+    pending = true;
+    refresh().catch(() => {}).finally(() => {
+      pending = false;
+      if (again) {
+        again = false;
+        run();
+      }
+    });
+  };
   source.addEventListener("changed", () => {
     say("Live");
-    // The first event after (re)connecting says how things are now: a
-    // reconnect after a restart may have missed changes, so refresh.
-    if (first) {
-      first = false;
-      if (!document.hidden && performance.now() < 3000) return;
+    if (pending) {
+      again = true;
+      return;
     }
-    if (pending) return;
-    pending = true;
-    refresh().catch(() => {}).finally(() => { pending = false; });
+    run();
   });
 }
