@@ -240,6 +240,57 @@ impl Store for SqliteStore {
             .ok_or_else(|| StoreError::NotFound(format!("session {key}")))
     }
 
+    async fn session_compact(
+        &self,
+        key: &str,
+        agent: &str,
+        entries: Vec<TurnEntry>,
+        now: i64,
+    ) -> Result<SessionRecord, StoreError> {
+        let mut sql = String::from(
+            "INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at) \
+             VALUES (?, 's_' || lower(hex(randomblob(12))), ?, ?, ?, ?) \
+             ON CONFLICT (key) DO UPDATE SET session_id = 's_' || lower(hex(randomblob(12))), \
+             agent = excluded.agent, updated_at = excluded.updated_at, \
+             last_active_at = excluded.last_active_at, turns = 0;",
+        );
+        for _ in &entries {
+            sql.push_str(
+                "INSERT INTO transcript (session_id, role, content, ingress_id, created_at) \
+                 VALUES ((SELECT session_id FROM sessions WHERE key = ?), ?, ?, ?, ?);",
+            );
+        }
+        self.transact(&sql, |mut query| {
+            query = query.bind(key).bind(agent).bind(now).bind(now).bind(now);
+            for e in entries {
+                query = query
+                    .bind(key)
+                    .bind(e.role.as_str())
+                    .bind(e.content)
+                    .bind(e.ingress_id)
+                    .bind(now);
+            }
+            query
+        })
+        .await?;
+        self.session_get(key)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("session {key}")))
+    }
+
+    async fn session_delete(&self, key: &str) -> Result<bool, StoreError> {
+        if self.session_get(key).await?.is_none() {
+            return Ok(false);
+        }
+        self.transact(
+            "DELETE FROM transcript WHERE session_id = (SELECT session_id FROM sessions WHERE key = ?);\
+             DELETE FROM sessions WHERE key = ?;",
+            |query| query.bind(key).bind(key),
+        )
+        .await?;
+        Ok(true)
+    }
+
     async fn sessions_list(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError> {
         Ok(sqlx::query_as::<_, SessionRecord>(
             "SELECT * FROM sessions ORDER BY last_active_at DESC, key LIMIT ?",

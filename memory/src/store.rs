@@ -33,6 +33,22 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: i64,
     ) -> Result<SessionRecord, StoreError>;
 
+    /// Continue the session under `key` in a fresh generation made of
+    /// `entries` (a compaction's summary and the recent messages), in one
+    /// transaction: a crash leaves the old generation or the new one whole.
+    async fn session_compact(
+        &self,
+        key: &str,
+        agent: &str,
+        entries: Vec<TurnEntry>,
+        now: i64,
+    ) -> Result<SessionRecord, StoreError>;
+
+    /// Remove the session under `key` and its current generation's
+    /// transcript (a one-off web chat session once answered). Its usage is
+    /// kept. False when there was no such session.
+    async fn session_delete(&self, key: &str) -> Result<bool, StoreError>;
+
     /// Sessions, most recently active first, at most `limit`.
     async fn sessions_list(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError>;
 

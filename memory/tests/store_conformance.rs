@@ -121,6 +121,59 @@ pub async fn reset_starts_an_empty_generation(store: &dyn Store) {
     assert_eq!(store.transcript(&s.session_id, 100).await.unwrap().len(), 2);
 }
 
+pub async fn compaction_replaces_the_generation_in_one_step(store: &dyn Store) {
+    let old = store.session_open("k:compact", "main", 1).await.unwrap();
+    let [id] = accept_all(store, &["c-1"]).await[..] else {
+        unreachable!()
+    };
+    store
+        .commit_turn(turn(&old.session_id, id, "hello", "hi", 2))
+        .await
+        .unwrap();
+    let entries = vec![
+        TurnEntry {
+            role: Role::System,
+            content: "Summary: greeted".into(),
+            ingress_id: None,
+        },
+        TurnEntry {
+            role: Role::ToolCall,
+            content: r#"{"id":"c1","name":"t","arguments":"{}"}"#.into(),
+            ingress_id: Some(id),
+        },
+    ];
+    let fresh = store
+        .session_compact("k:compact", "main", entries, 3)
+        .await
+        .unwrap();
+    assert_ne!(fresh.session_id, old.session_id);
+    assert_eq!(fresh.turns, 0);
+    let t = store.transcript(&fresh.session_id, 10).await.unwrap();
+    let roles: Vec<Role> = t.iter().map(|e| e.role).collect();
+    assert_eq!(roles, [Role::System, Role::ToolCall]);
+    assert_eq!(t[1].ingress_id, Some(id));
+    // The old generation is left as it was.
+    assert_eq!(store.transcript(&old.session_id, 10).await.unwrap().len(), 2);
+}
+
+pub async fn a_deleted_session_is_gone_with_its_transcript(store: &dyn Store) {
+    assert!(!store.session_delete("k:none").await.unwrap());
+    let s = store.session_open("k:delete", "main", 1).await.unwrap();
+    let [id] = accept_all(store, &["d-1"]).await[..] else {
+        unreachable!()
+    };
+    store
+        .commit_turn(turn(&s.session_id, id, "secret", "ok", 2))
+        .await
+        .unwrap();
+    assert!(store.session_delete("k:delete").await.unwrap());
+    assert!(store.session_get("k:delete").await.unwrap().is_none());
+    assert!(store.transcript(&s.session_id, 10).await.unwrap().is_empty());
+    // Opened again, it is a new session.
+    let again = store.session_open("k:delete", "main", 3).await.unwrap();
+    assert_ne!(again.session_id, s.session_id);
+}
+
 pub async fn transcript_keeps_order_and_limits_to_latest(store: &dyn Store) {
     let s = store.session_open("k", "main", 1).await.unwrap();
     for i in 0..5 {
@@ -584,6 +637,8 @@ macro_rules! store_suite {
             store_suite!(@tests $make;
                 sessions_open_is_idempotent,
                 reset_starts_an_empty_generation,
+                compaction_replaces_the_generation_in_one_step,
+                a_deleted_session_is_gone_with_its_transcript,
                 transcript_keeps_order_and_limits_to_latest,
                 ingress_deduplicates,
                 ingress_pending_is_what_is_unfinished,

@@ -563,23 +563,9 @@ fn forget_when_answered(
     });
 }
 
-/// Remove a one-off session.
-///
-/// The store cannot delete a session with its transcript yet (that needs a
-/// `Store::session_delete`); until it can, a fresh generation stands in, so
-/// the session no longer carries the one-off's history.
+/// Remove a one-off session with its transcript (its usage is kept).
 async fn forget_one_off(state: &AppState, route: &Route) {
-    let store = &state.store;
-    // A reset would create a session that was never opened.
-    let removed = match store.session_get(&route.session_key).await {
-        Ok(None) => Ok(()),
-        Ok(Some(_)) => store
-            .session_reset(&route.session_key, &route.agent, now_ms())
-            .await
-            .map(drop),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = removed {
+    if let Err(e) = state.store.session_delete(&route.session_key).await {
         tracing::warn!(session_key = %route.session_key, error = %e, "cannot remove a one-off session");
     }
 }

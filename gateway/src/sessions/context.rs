@@ -7,7 +7,7 @@ use futures::StreamExt;
 
 use switchboard_agents::{ChatMessage, MessageRole, Provider, ProviderEvent};
 use switchboard_memory::{
-    IngressStatus, Role, SessionRecord, StoreError, TranscriptEntry, TurnCommit, TurnEntry,
+    Role, SessionRecord, StoreError, TranscriptEntry, TurnEntry,
 };
 
 use super::TurnContext;
@@ -70,10 +70,12 @@ fn as_text(entries: &[TranscriptEntry]) -> String {
 
 /// Ask `provider` for a summary of `entries`, once.
 async fn summarize(provider: &dyn Provider, entries: &[TranscriptEntry]) -> Result<String, String> {
-    let request = vec![
-        ChatMessage::system(SUMMARY_PROMPT),
-        ChatMessage::user(as_text(entries)),
-    ];
+    summarize_text(provider, &as_text(entries)).await
+}
+
+/// Ask `provider` for a summary of `text`, once.
+async fn summarize_text(provider: &dyn Provider, text: &str) -> Result<String, String> {
+    let request = vec![ChatMessage::system(SUMMARY_PROMPT), ChatMessage::user(text)];
     let mut stream = provider.stream(request.into());
     let mut summary = String::new();
     while let Some(item) = stream.next().await {
@@ -87,6 +89,78 @@ async fn summarize(provider: &dyn Provider, entries: &[TranscriptEntry]) -> Resu
         return Err("the model returned an empty summary".into());
     }
     Ok(summary)
+}
+
+/// How many pieces, at most, a long history is summarized in; past that
+/// the oldest are left out of the summary.
+const MAX_PIECES: usize = 16;
+
+/// The history `entries` as pieces of text that each fit a summary request
+/// inside the window (`limit` tokens), oldest first. An entry too long for
+/// one piece is cut, saying so.
+fn pieces(entries: &[TranscriptEntry], limit: usize) -> Vec<String> {
+    let room = limit.saturating_sub(estimate_tokens(SUMMARY_PROMPT) + 64).max(64);
+    let max_chars = room * 4;
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for e in entries {
+        let mut line = format!("{}: {}", e.role.as_str(), e.content);
+        if line.len() > max_chars {
+            let mut end = max_chars.saturating_sub(40);
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+            line.push_str(" […cut for the summary]");
+        }
+        if !current.is_empty() && estimate_tokens(&current) + estimate_tokens(&line) > room {
+            out.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push_str("\n\n");
+        }
+        current.push_str(&line);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    if out.len() > MAX_PIECES {
+        out.drain(..out.len() - MAX_PIECES);
+    }
+    out
+}
+
+/// A summary of `entries` whose every request fits the window: one request
+/// when they fit, else one per piece and a last one of the pieces'
+/// summaries (each of which is short).
+async fn summarize_within(
+    provider: &dyn Provider,
+    entries: &[TranscriptEntry],
+    budget: ContextBudget,
+) -> Result<String, String> {
+    let limit = budget.prompt_limit();
+    let parts = pieces(entries, limit);
+    if parts.len() <= 1 {
+        return summarize(provider, entries).await;
+    }
+    let mut summaries = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let s = summarize_text(provider, part).await?;
+        summaries.push(format!("Part {} of {}:\n{s}", i + 1, parts.len()));
+    }
+    let joined = summaries.join("\n\n");
+    if estimate_tokens(&joined) + estimate_tokens(SUMMARY_PROMPT) > limit {
+        // Even the summaries do not fit one request: keep the newest.
+        let mut kept = String::new();
+        for s in summaries.iter().rev() {
+            if estimate_tokens(&kept) + estimate_tokens(s) + estimate_tokens(SUMMARY_PROMPT) > limit {
+                break;
+            }
+            kept = if kept.is_empty() { s.clone() } else { format!("{s}\n\n{kept}") };
+        }
+        return Ok(kept);
+    }
+    summarize_text(provider, &joined).await
 }
 
 /// What a compaction did.
@@ -114,11 +188,10 @@ pub async fn compact(
     let Some(older) = budget.split(entries.len()) else {
         return Ok(None);
     };
-    let summary = summarize(provider, &entries[..older])
+    let summary = summarize_within(provider, &entries[..older], budget)
         .await
         .map_err(CompactError::Summary)?;
     let now = now_ms();
-    let fresh = ctx.store.session_reset(key, &session.agent, now).await?;
     let mut kept = vec![TurnEntry {
         role: Role::System,
         content: format!("{SUMMARY_PREFIX}{summary}"),
@@ -129,16 +202,11 @@ pub async fn compact(
         content: e.content.clone(),
         ingress_id: e.ingress_id,
     }));
-    ctx.store
-        .commit_turn(TurnCommit {
-            session_id: fresh.session_id.clone(),
-            entries: kept,
-            ingress_ids: vec![],
-            status: IngressStatus::Done,
-            error: None,
-            now,
-            usage: None,
-        })
+    // The new generation and its entries in one transaction: a crash
+    // leaves the old generation or the new one, never an empty one.
+    let fresh = ctx
+        .store
+        .session_compact(key, &session.agent, kept, now)
         .await?;
     tracing::info!(session_key = key, summarized = older, "session compacted");
     Ok(Some(Compacted {
@@ -288,6 +356,79 @@ mod tests {
         assert!(b.overflows(0, &big));
         assert_eq!(b.split(10), Some(6));
         assert_eq!(b.split(4), None);
+    }
+
+    fn entry(role: Role, content: &str) -> TranscriptEntry {
+        TranscriptEntry {
+            seq: 0,
+            session_id: "s".into(),
+            role,
+            content: content.into(),
+            ingress_id: None,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_long_history_is_summarized_in_pieces_that_each_fit() {
+        let entries: Vec<_> = (0..40)
+            .map(|i| entry(Role::User, &format!("{i} {}", "x".repeat(400))))
+            .chain([entry(Role::ToolResult, &"y".repeat(100_000))])
+            .collect();
+        let limit = 1000;
+        let parts = pieces(&entries, limit);
+        assert!(parts.len() > 1);
+        for p in &parts {
+            assert!(
+                estimate_tokens(p) + estimate_tokens(SUMMARY_PROMPT) <= limit,
+                "a piece of {} tokens does not fit",
+                estimate_tokens(p)
+            );
+        }
+        assert!(parts.last().unwrap().contains("cut for the summary"));
+        assert!(parts.len() <= MAX_PIECES);
+        assert_eq!(pieces(&entries[..2], 100_000).len(), 1, "a short history is one piece");
+    }
+
+    #[test]
+    fn stored_tool_steps_become_calls_with_their_results() {
+        let call = |id: &str| {
+            entry(
+                Role::ToolCall,
+                &format!(r#"{{"id":"{id}","name":"exec","arguments":"{{}}"}}"#),
+            )
+        };
+        let result = |id: &str| {
+            entry(
+                Role::ToolResult,
+                &format!(r#"{{"id":"{id}","name":"exec","is_error":false,"output":"out {id}"}}"#),
+            )
+        };
+        // A step of two calls, one answered before the stop; a result whose
+        // call was cut off by the history's limit comes first.
+        let m = to_messages(vec![
+            result("old"),
+            entry(Role::User, "do it"),
+            call("a"),
+            call("b"),
+            result("a"),
+            entry(Role::User, "next"),
+        ]);
+        let roles: Vec<MessageRole> = m.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            [
+                MessageRole::User,
+                MessageRole::Assistant,
+                MessageRole::Tool,
+                MessageRole::Tool,
+                MessageRole::User
+            ]
+        );
+        assert_eq!(m[1].tool_calls.len(), 2, "one step, two calls");
+        assert_eq!(m[2].content, "out a");
+        assert_eq!(m[3].tool_call_id.as_deref(), Some("b"));
+        assert_eq!(m[3].content, INTERRUPTED_CALL);
     }
 
     #[test]
