@@ -783,3 +783,38 @@ async fn one_off_requests_past_the_limit_are_refused_before_any_work() {
     let (status, v) = gw.chat("lee", "still there?").await;
     assert_eq!(status, 200, "{v}");
 }
+
+#[tokio::test]
+async fn a_one_off_session_is_removed_with_its_transcript_once_answered() {
+    let (_fake, gw, _dir) = setup("").await;
+    let body = serde_json::json!({
+        "model": "main",
+        "messages": [
+            { "role": "user", "content": "my secret plan" },
+            { "role": "assistant", "content": "noted" },
+            { "role": "user", "content": "what was it?" }
+        ]
+    });
+    let (status, _, text) = gw.post_json("/v1/chat/completions", &body, &[]).await;
+    assert_eq!(status, 200, "{text}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, v) = gw.get("/api/sessions?limit=1000").await;
+        let one_offs: Vec<String> = v["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["key"].as_str())
+            .filter(|k| k.contains("oneoff-"))
+            .map(str::to_string)
+            .collect();
+        if one_offs.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the one-off session is still there after its answer: {one_offs:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
