@@ -4,7 +4,8 @@
 // EventSource continues where it was, also after a restart of the gateway.
 // Changing the level fetches the page at that level and follows from there.
 
-const MAX_LINES = 2000;
+// The page is sent with at most as many (PAGE_LOG_LINES in pages/logs.rs).
+const MAX_LINES = 500;
 const RANKS = { error: 0, warn: 1, info: 2, debug: 3, trace: 4 };
 
 const pre = document.getElementById("log");
@@ -12,6 +13,7 @@ const status = document.getElementById("log-status");
 const select = document.getElementById("log-level");
 const form = document.getElementById("log-filter");
 const empty = document.getElementById("log-empty");
+const older = document.getElementById("log-older");
 
 let level = (pre && pre.dataset.level) || "info";
 let source = null;
@@ -117,6 +119,11 @@ async function switchTo(next) {
     cursor = fresh.dataset.cursor || "";
     const freshEmpty = doc.getElementById("log-empty");
     if (empty) empty.hidden = !freshEmpty || freshEmpty.hidden;
+    const freshOlder = doc.getElementById("log-older");
+    if (older) {
+      older.textContent = freshOlder ? freshOlder.textContent : "";
+      older.hidden = !freshOlder || freshOlder.hidden;
+    }
     toBottom();
     follow();
   } catch {

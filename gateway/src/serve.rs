@@ -391,6 +391,14 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
             .cloned(),
     );
     let restarts = crate::supervisor::Restarts::default();
+    let ui = Arc::new(crate::ui::UiAuth::new(
+        Some(dir.join("ui-sessions.json")),
+        config.ui.session_idle_hours,
+        &token,
+    ));
+    // Stops the HTTP server; long-lived streams (server-sent events) end
+    // with it, so they do not hold shutdown up.
+    let http_stop = CancellationToken::new();
     let state = Arc::new(AppState {
         pipeline: pipeline.clone(),
         store: store.clone(),
@@ -411,20 +419,19 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         started_ms: now_ms(),
         client_limit: http::ClientLimit::new(config.channels.webchat.rate_limit),
         answers: http::AnswerMemo::new(),
-        ui: Arc::new(crate::ui::UiAuth::new(
-            Some(dir.join("ui-sessions.json")),
-            config.ui.session_idle_hours,
-        )),
+        ui,
         config: Arc::new(config.clone()),
         config_path: loaded.path.clone(),
         data_dir: dir.clone(),
         restarts: restarts.clone(),
+        http_stop: http_stop.clone(),
+        live: crate::ui::live::Live::default(),
     });
+    tokio::spawn(crate::ui::live::Live::run(state.clone()));
 
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
         format!("cannot listen on {bind}: is another switchboard running? Choose another address with --bind or gateway.bind")
     })?;
-    let http_stop = CancellationToken::new();
     let app = http::router(state.clone());
     let http_task = {
         let stop = http_stop.clone();

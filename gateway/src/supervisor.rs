@@ -22,6 +22,8 @@ use crate::health::{Health, State};
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// The longest restart delay.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long a run asked to restart may take to stop before it is aborted.
+const RESTART_GRACE: Duration = Duration::from_secs(5);
 /// A service that ran this long before failing starts its backoff afresh.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 
@@ -110,8 +112,24 @@ impl Supervisor {
                 let stop = restarts.begin(&name, &shutdown);
                 // Its own task, so that a panic ends this run, not the
                 // supervision; aborted if the supervision itself is dropped.
-                let run = AbortOnDropHandle::new(tokio::spawn(make(stop.clone())));
-                let result = run.await.unwrap_or_else(|e| Err(join_failure(e)));
+                let mut run = AbortOnDropHandle::new(tokio::spawn(make(stop.clone())));
+                let result = tokio::select! {
+                    r = &mut run => r.unwrap_or_else(|e| Err(join_failure(e))),
+                    // An operator's restart: a run that does not stop by
+                    // itself (it hangs, which is why it is restarted) is
+                    // aborted after a grace period.
+                    () = async {
+                        stop.cancelled().await;
+                        if !shutdown.is_cancelled() {
+                            tokio::time::sleep(RESTART_GRACE).await;
+                        } else {
+                            std::future::pending::<()>().await;
+                        }
+                    } => {
+                        run.abort();
+                        Ok(())
+                    }
+                };
                 if shutdown.is_cancelled() {
                     restarts.end(&name);
                     health.set(&name, State::Stopped, None);
@@ -131,12 +149,17 @@ impl Supervisor {
                 };
                 tracing::warn!(service = %name, error = %why, retry_in = ?backoff, "service failed; restarting");
                 health.set(&name, State::Restarting, Some(why));
+                // An operator's restart during the backoff starts it now.
+                let wake = restarts.begin(&name, &shutdown);
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
+                    biased;
                     () = shutdown.cancelled() => {
+                        restarts.end(&name);
                         health.set(&name, State::Stopped, None);
                         return;
                     }
+                    () = wake.cancelled() => {}
+                    () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -213,6 +236,48 @@ mod tests {
         shutdown.cancel();
         sup.wait().await;
         assert_eq!(health.snapshot()["flaky"].state, State::Stopped);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_operators_restart_stops_even_a_hung_run_and_skips_the_backoff() {
+        let shutdown = CancellationToken::new();
+        let health = Arc::new(Health::new());
+        let restarts = Restarts::default();
+        let mut sup =
+            Supervisor::new(shutdown.clone(), health.clone()).with_restarts(restarts.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let runs = Arc::new(AtomicU32::new(0));
+        let counter = runs.clone();
+        sup.spawn("listener", move |stop| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send((n, tokio::time::Instant::now()));
+                match n {
+                    // Hung: never looks at its stop token.
+                    1 => std::future::pending::<()>().await,
+                    // Fails at once: a backoff follows.
+                    2 => return Err("down".to_string()),
+                    _ => stop.cancelled().await,
+                }
+                Ok(())
+            }
+        });
+        let (_, t1) = rx.recv().await.unwrap();
+        assert!(!restarts.restart("no-such-service"));
+        assert!(restarts.restart("listener"));
+        let (n, t2) = rx.recv().await.unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(t2 - t1, RESTART_GRACE, "the hung run was aborted after the grace");
+        // Run 2 failed; during its backoff a restart starts run 3 at once.
+        until_state(&health, "listener", State::Restarting).await;
+        assert!(restarts.restart("listener"));
+        let (n, t3) = rx.recv().await.unwrap();
+        assert_eq!(n, 3);
+        assert!(t3 - t2 < FIRST_BACKOFF, "the backoff was skipped");
+        shutdown.cancel();
+        sup.wait().await;
+        assert_eq!(health.snapshot()["listener"].state, State::Stopped);
     }
 
     /// The component once it is in `state`, letting other tasks run (paused

@@ -71,6 +71,10 @@ pub struct AppState {
     pub data_dir: std::path::PathBuf,
     /// Operators' restarts of supervised services (a channel's listener).
     pub restarts: crate::supervisor::Restarts,
+    /// Cancelled when the HTTP server stops: streams end then.
+    pub http_stop: tokio_util::sync::CancellationToken,
+    /// What is live, for the UI's pages and the tray.
+    pub live: crate::ui::live::Live,
 }
 
 /// The router of the whole HTTP port.
@@ -80,6 +84,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(control::routes())
         .merge(ws::routes())
         .merge(crate::ui::api_routes())
+        .merge(crate::ui::live::api_routes())
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     let ui = if state.config.ui.enabled {
         crate::ui::routes()

@@ -43,6 +43,10 @@ pub struct Signed {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Session {
+    /// A digest of the control token it was signed in under: a changed
+    /// token signs every browser out.
+    #[serde(default)]
+    token: String,
     csrf: String,
     created_ms: i64,
     last_seen_ms: i64,
@@ -63,6 +67,10 @@ pub struct UiAuth {
     ws_tickets: Mutex<HashMap<String, i64>>,
     file: Option<PathBuf>,
     idle_ms: i64,
+    token: String,
+    /// Held while the file is written: one writer at a time, each writing
+    /// what the sessions are when it writes.
+    writing: Mutex<()>,
 }
 
 /// A random value of 32 bytes, as hex.
@@ -81,8 +89,9 @@ fn digest(value: &str) -> String {
 
 impl UiAuth {
     /// Sessions kept in `file` (none: in memory only), ending after
-    /// `idle_hours` without use.
-    pub fn new(file: Option<PathBuf>, idle_hours: u64) -> Self {
+    /// `idle_hours` without use or when the control `token` changes.
+    pub fn new(file: Option<PathBuf>, idle_hours: u64, token: &str) -> Self {
+        let token = digest(token);
         let idle_ms = i64::try_from(idle_hours.max(1).saturating_mul(3_600_000)).unwrap_or(i64::MAX);
         let mut sessions = HashMap::new();
         if let Some(path) = &file {
@@ -93,7 +102,7 @@ impl UiAuth {
                         sessions = saved
                             .sessions
                             .into_iter()
-                            .filter(|(_, s)| now - s.last_seen_ms < idle_ms)
+                            .filter(|(_, s)| now - s.last_seen_ms < idle_ms && s.token == token)
                             .map(|(k, mut s)| {
                                 s.persisted_seen_ms = s.last_seen_ms;
                                 (k, s)
@@ -112,6 +121,8 @@ impl UiAuth {
             ws_tickets: Mutex::default(),
             file,
             idle_ms,
+            token,
+            writing: Mutex::new(()),
         }
     }
 
@@ -121,6 +132,7 @@ impl UiAuth {
         let id = digest(&value);
         let now = now_ms();
         let session = Session {
+            token: self.token.clone(),
             csrf: random_hex(),
             created_ms: now,
             last_seen_ms: now,
@@ -178,6 +190,15 @@ impl UiAuth {
         signed
     }
 
+    /// Whether the session `id` (a [`Signed::id`]) is still signed in, for
+    /// streams that outlive the request that opened them.
+    pub fn is_live(&self, id: &str) -> bool {
+        let now = now_ms();
+        self.lock()
+            .get(id)
+            .is_some_and(|s| now - s.last_seen_ms < self.idle_ms)
+    }
+
     /// End the session `id` (a [`Signed::id`]).
     pub fn sign_out(&self, id: &str) {
         let removed = self.lock().remove(id).is_some();
@@ -214,6 +235,7 @@ impl UiAuth {
     /// so a crash leaves one or the other whole.
     fn persist(&self) {
         let Some(path) = &self.file else { return };
+        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let saved = Saved {
             sessions: self.lock().clone(),
         };
@@ -271,7 +293,7 @@ mod tests {
     fn a_session_survives_a_restart_and_ends_at_sign_out() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ui-sessions.json");
-        let auth = UiAuth::new(Some(file.clone()), 12);
+        let auth = UiAuth::new(Some(file.clone()), 12, "tok");
         let (cookie, signed) = auth.sign_in();
         assert_eq!(auth.check(&cookie).unwrap().csrf, signed.csrf);
         let text = std::fs::read_to_string(&file).unwrap();
@@ -281,18 +303,22 @@ mod tests {
             0o600
         );
 
-        let again = UiAuth::new(Some(file.clone()), 12);
+        let again = UiAuth::new(Some(file.clone()), 12, "tok");
+        assert!(
+            UiAuth::new(Some(file.clone()), 12, "a new token").check(&cookie).is_none(),
+            "a changed token signs browsers out"
+        );
         let s = again.check(&cookie).expect("signed in after a restart");
         assert_eq!(s.csrf, signed.csrf);
         again.sign_out(&s.id);
         assert!(again.check(&cookie).is_none());
-        assert!(UiAuth::new(Some(file), 12).check(&cookie).is_none());
+        assert!(UiAuth::new(Some(file), 12, "tok").check(&cookie).is_none());
         assert!(again.check("not-a-session").is_none());
     }
 
     #[test]
     fn tickets_work_once() {
-        let auth = UiAuth::new(None, 12);
+        let auth = UiAuth::new(None, 12, "tok");
         let t = auth.issue_sign_in_ticket();
         assert!(!auth.redeem_ws_ticket(&t), "kinds do not mix");
         assert!(auth.redeem_sign_in_ticket(&t));

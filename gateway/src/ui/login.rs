@@ -46,11 +46,32 @@ struct LoginQuery {
     signed_out: Option<String>,
 }
 
-/// Only a path of this gateway: never another site (`//host`, `https:`).
+/// Only a path of this gateway: never another site (`//host`, `/\\host`,
+/// `/<tab>/host`, which browsers read as `//host`, `https:`). Anything but
+/// plain path and query characters sends the browser to `/`.
 fn safe_next(next: Option<&str>) -> String {
+    let plain = |n: &str| {
+        n.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"/-._~%?=&:+,;@!$'()*".contains(&b)
+        })
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && plain(n) => n.into(),
         _ => "/".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_this_gateway() {
+        assert_eq!(safe_next(Some("/sessions?q=a%20b")), "/sessions?q=a%20b");
+        for evil in ["//evil.example", "/\\evil.example", "/\t/evil.example", "https://evil.example", "/\n/x", "evil"] {
+            assert_eq!(safe_next(Some(evil)), "/", "{evil:?}");
+        }
+        assert_eq!(safe_next(None), "/");
     }
 }
 

@@ -9,7 +9,7 @@
 
 pub mod assets;
 pub mod auth;
-mod live;
+pub mod live;
 mod login;
 pub mod logs;
 mod pages;

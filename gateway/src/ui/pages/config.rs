@@ -1,9 +1,11 @@
 //! **Config**: the config file with its secrets shown as `••••` (they never
-//! reach the browser), the effective configuration with the defaults, and
-//! **Validate** and **Save** of the edited file. Save refuses when the file
-//! changed on disk since the page was opened (the SHA-256 of its bytes is
-//! the form's `base`), writes atomically and says which sections changed;
-//! the gateway applies them at its next start.
+//! reach the browser; a file that is not valid TOML is not shown at all),
+//! the effective configuration with the defaults, and **Validate** and
+//! **Save** of the edited file. Save refuses when the file changed on disk
+//! since the page was opened (the SHA-256 of its bytes is the form's
+//! `base`) and when a kept secret would go to a changed address, writes
+//! atomically and says which sections changed; the gateway applies them
+//! at its next start.
 
 mod mask;
 
@@ -183,19 +185,47 @@ fn normalize(text: &str) -> String {
     text.replace("\r\n", "\n")
 }
 
-/// The file's text masked for the browser, checked: when the masked text
-/// is TOML, no secret may be left in it.
+/// The file's text masked for the browser, checked: the file and the
+/// masked text must both be TOML (what is not cannot be masked with
+/// certainty), and no secret may be left in the masked one. Otherwise no
+/// text of the file is shown, only why.
 fn masked_for_browser(text: &str, path: &str) -> Result<String, String> {
+    if let Err(e) = text.parse::<toml::Table>() {
+        let problem = syntax_problem(text, &e);
+        tracing::warn!(%problem, "the config file is not valid TOML; the editor is not shown");
+        return Err(format!(
+            "The config file on disk is not valid TOML ({problem}): fix it on the gateway's machine; it is not shown here so no secret in it can leak."
+        ));
+    }
     let masked = mask::mask(text);
-    if let Ok(table) = masked.parse::<toml::Table>()
-        && mask::has_unmasked_secret(&Value::Table(table))
-    {
+    let safe = masked
+        .parse::<toml::Table>()
+        .is_ok_and(|table| !mask::has_unmasked_secret(&Value::Table(table)));
+    if !safe {
         tracing::warn!("the config editor could not mask every secret of the file; it is not shown");
         return Err(format!(
             "This file is laid out in a way the editor cannot hide every secret of, so it is not shown here: edit {path} on the gateway's machine."
         ));
     }
     Ok(masked)
+}
+
+/// Where a TOML syntax error is and what it is, without the text of its
+/// line (the parser's message names only what it expected).
+fn syntax_problem(text: &str, e: &toml::de::Error) -> String {
+    let first = e.message().lines().next().unwrap_or_default().trim();
+    let mut what: String = mask::mask_loose(first, true).chars().take(200).collect();
+    if what.is_empty() {
+        what = "a syntax error".into();
+    }
+    match e.span().and_then(|span| text.get(..span.start)) {
+        Some(before) => {
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {what}")
+        }
+        None => what,
+    }
 }
 
 async fn page(
@@ -298,10 +328,19 @@ fn known_secrets(texts: &[&str], running: &Config, env: &[(String, String)]) -> 
         mask::secrets_in(&v, &mut out);
     }
     for (name, value) in env {
-        let last = name.rsplit("__").next().unwrap_or(name);
-        if name == "SWITCHBOARD_TOKEN" || mask::is_secret_key(last) {
+        if name == "SWITCHBOARD_TOKEN" {
             out.push(value.clone());
+            continue;
         }
+        // `SWITCHBOARD_A__B__C` sets the key `a.b.c`.
+        let path = name
+            .strip_prefix("SWITCHBOARD_")
+            .unwrap_or(name)
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+            .join(".");
+        mask::secrets_of(&path, value, &mut out);
     }
     // Short values would garble the messages and hide nothing.
     out.retain(|s| s.chars().count() >= 4 && s != mask::MASK);
@@ -349,15 +388,32 @@ fn rows(errors: &[ConfigError], text: &str, secrets: &[String]) -> Vec<ErrorRow>
 }
 
 /// The edited text with its secrets put back from the current file,
-/// validated as the gateway would load it.
+/// validated as the gateway would load it. The secrets that may not be put
+/// back come first among the problems; the rest of the text is checked all
+/// the same, so that every problem shows at once.
 fn check(
     edited: &str,
     current: &str,
     env: &[(String, String)],
 ) -> Result<(String, config::LoadedConfig), Vec<ConfigError>> {
-    let restored = mask::restore(edited, current)?;
-    let loaded = config::load_str(&restored, SOURCE, env).map_err(|e| e.errors)?;
-    Ok((restored, loaded))
+    let restored = mask::restore(edited, current);
+    let loaded = config::load_str(&restored.text, SOURCE, env);
+    let mut errors = restored.errors;
+    match loaded {
+        Ok(loaded) if errors.is_empty() => return Ok((restored.text, loaded)),
+        Ok(_) => {}
+        Err(e) => {
+            // A refused secret is still `••••`: what the loader says of it
+            // adds nothing.
+            let more: Vec<ConfigError> = e
+                .errors
+                .into_iter()
+                .filter(|x| !errors.iter().any(|r| r.key == x.key))
+                .collect();
+            errors.extend(more);
+        }
+    }
+    Err(errors)
 }
 
 async fn validate(
@@ -453,7 +509,7 @@ async fn save(
                 "Saved; nothing changed.".to_string()
             } else {
                 format!(
-                    "Saved. These changes take effect after a restart: {}. Restart the gateway (e.g. `systemctl restart switchboard` or stop and start `switchboard serve`).",
+                    "Saved. Nothing applies until a restart; these sections changed: {}.",
                     changed.join(", ")
                 )
             };
@@ -643,5 +699,55 @@ mod tests {
         assert!(!m.contains("12345678"), "{m}");
         let m = scrub("TOML parse error at line 1\n1 | token = \"abcdef\n  |", &[]);
         assert!(!m.contains("abcdef"), "{m}");
+        let secrets = known_secrets(
+            &["[providers.x]\nbase_url = \"https://u:pa55word@h.example/v1?key=q-value\"\n"],
+            &Config::default(),
+            &[("SWITCHBOARD_SANDBOX__ENV__PAT".into(), "ghp-env-value".into())],
+        );
+        let m = scrub(
+            "invalid URL https://u:pa55word@h.example/v1?key=q-value; PAT is ghp-env-value",
+            &secrets,
+        );
+        for secret in ["pa55word", "q-value", "ghp-env-value"] {
+            assert!(!m.contains(secret), "{secret} in {m}");
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_is_not_shown() {
+        for text in [
+            "[gateway.auth]\ntoken = \"s3cret-unclosed\n",
+            "[gateway.auth]\ntoken: \"s3cret-colon\"\n",
+            "note = \"\"\"\n[gateway.auth]\ntoken = \"s3cret-in-a-string\"\n",
+            "[sandbox.env]\nGITHUB_PAT = \"s3cret-env\n",
+            "[providers.x]\nbase_url = \"https://u:s3cret-pw@h.example/v1\n",
+        ] {
+            let why = masked_for_browser(text, "switchboard.toml").expect_err("the file is not shown");
+            assert!(why.starts_with("The config file on disk is not valid TOML ("), "{why}");
+            assert!(!why.contains("s3cret"), "{why}");
+        }
+        let shown = masked_for_browser("[gateway.auth]\ntoken = \"s3cret-token\"\n", "switchboard.toml")
+            .expect("a valid file is shown");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn save_refuses_a_kept_key_next_to_a_changed_address() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("switchboard.toml");
+        let text = "[providers.openai]\nkind = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\nmodel = \"gpt-4o\"\napi_key = \"sk-live-0123456789\"\n";
+        std::fs::write(&path, text).expect("write");
+        let running = Config::default();
+        let base = sha256_hex(text.as_bytes());
+        let edited = mask::mask(text).replace("https://api.openai.com/v1", "https://evil.example/v1");
+        assert!(!edited.contains("sk-live-0123456789"), "{edited}");
+        match save_blocking(&path, &base, &edited, &[], &running) {
+            Saved::Invalid(errors) => {
+                assert_eq!(errors[0].key, "providers.openai.api_key", "{errors:?}");
+                assert!(errors[0].message.contains("providers.openai.base_url"), "{errors:?}");
+            }
+            _ => panic!("the key was kept for a new address"),
+        }
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), text, "the file was written");
     }
 }
