@@ -213,6 +213,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     }
     for (name, url, provider) in probes {
         let health = health.clone();
+        let url = switchboard_agents::shown_url(&url);
         tokio::spawn(probe_provider(name, url, provider, health));
     }
 

@@ -82,3 +82,38 @@ impl ProviderError {
         }
     }
 }
+
+/// `url` as it may be shown and logged: credentials in it (`user:pw@`, a
+/// query such as `?api-key=…`) replaced by `••••`.
+pub fn shown_url(url: &str) -> String {
+    let (url, query) = match url.split_once('?') {
+        Some((u, _)) => (u, "?••••"),
+        None => (url, ""),
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return format!("{url}{query}");
+    };
+    let (authority, path) = match rest.split_once('/') {
+        Some((a, p)) => (a, format!("/{p}")),
+        None => (rest, String::new()),
+    };
+    let host = match authority.rsplit_once('@') {
+        Some((_, h)) => format!("••••@{h}"),
+        None => authority.to_string(),
+    };
+    format!("{scheme}://{host}{path}{query}")
+}
+
+#[cfg(test)]
+mod shown_url_tests {
+    use super::shown_url;
+
+    #[test]
+    fn credentials_are_not_shown() {
+        assert_eq!(
+            shown_url("https://bob:pw@api.example/v1?api-key=k"),
+            "https://••••@api.example/v1?••••"
+        );
+        assert_eq!(shown_url("http://127.0.0.1:11434/v1"), "http://127.0.0.1:11434/v1");
+    }
+}

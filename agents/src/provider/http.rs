@@ -82,7 +82,7 @@ impl HttpClient {
         }
         ProviderError::Unreachable {
             provider: self.settings.name.clone(),
-            url: self.settings.base_url.clone(),
+            url: super::error::shown_url(&self.settings.base_url),
             reason: root_cause(e),
         }
     }

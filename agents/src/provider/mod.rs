@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 pub use anthropic::AnthropicProvider;
-pub use error::ProviderError;
+pub use error::{ProviderError, shown_url};
 pub use http::ProviderSettings;
 pub use openai::OpenAiProvider;
 pub use resilient::{FallbackChain, RetryPolicy};

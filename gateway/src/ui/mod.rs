@@ -75,11 +75,19 @@ impl Layout {
     /// The layout of `page` for `signed`, with the notice or error passed
     /// on by the action that redirected here.
     pub fn new(page: &'static str, signed: &Signed, flash: &Flash) -> Self {
+        // Only messages this gateway wrote: a link cannot put words on
+        // its pages ("your token expired, paste it at …").
+        let sig = flash.sig.as_deref().unwrap_or("");
+        let genuine = |kind: &str, text: &Option<String>| {
+            text.as_ref()
+                .filter(|t| switchboard_channel::secret_eq(sig, &flash_sig(kind, t)))
+                .cloned()
+        };
         Self {
             page,
             csrf: signed.csrf.clone(),
-            notice: flash.notice.clone(),
-            error: flash.error.clone(),
+            notice: genuine("notice", &flash.notice),
+            error: genuine("error", &flash.error),
         }
     }
 
@@ -119,6 +127,24 @@ pub struct Flash {
     pub notice: Option<String>,
     /// What failed and what to do.
     pub error: Option<String>,
+    /// The gateway's signature of the message (see [`done`]).
+    pub sig: Option<String>,
+}
+
+/// The signature of a message of `kind` in an address: keyed by a random
+/// key of this process, so only the gateway's own redirects carry one.
+fn flash_sig(kind: &str, text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    static KEY: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(|| {
+        use rand::Rng;
+        rand::rng().random()
+    });
+    let mut h = Sha256::new();
+    h.update(*KEY);
+    h.update(kind.as_bytes());
+    h.update([0]);
+    h.update(text.as_bytes());
+    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Render a template as a page, or a page saying what failed.
@@ -170,14 +196,22 @@ pub fn urlencode(s: &str) -> String {
 
 /// Redirect (303) to `path` with a notice to show there.
 pub fn done(path: &str, notice: &str) -> Response {
-    let sep = if path.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{path}{sep}notice={}", urlencode(notice))).into_response()
+    flash(path, "notice", notice)
 }
 
 /// Redirect (303) to `path` with an error to show there.
 pub fn failed(path: &str, error: &str) -> Response {
+    flash(path, "error", error)
+}
+
+fn flash(path: &str, kind: &str, text: &str) -> Response {
     let sep = if path.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{path}{sep}error={}", urlencode(error))).into_response()
+    Redirect::to(&format!(
+        "{path}{sep}{kind}={}&sig={}",
+        urlencode(text),
+        flash_sig(kind, text)
+    ))
+    .into_response()
 }
 
 /// The value of cookie `name` in `headers`.
@@ -333,4 +367,51 @@ pub async fn disabled(State(_): State<Arc<AppState>>) -> Response {
         Html("<!doctype html><meta charset=utf-8><title>Control UI disabled</title><h1>Control UI disabled</h1><p>The control web UI is turned off: set <code>[ui] enabled = true</code> in the config and restart the gateway.</p>"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(query: &str) -> Option<String> {
+        let flash: Flash = serde_urlencoded_like(query);
+        let signed = Signed {
+            id: String::new(),
+            csrf: String::new(),
+        };
+        let l = Layout::new("Overview", &signed, &flash);
+        l.notice.or(l.error)
+    }
+
+    /// A query string as the pages' `Query<Flash>` reads it.
+    fn serde_urlencoded_like(query: &str) -> Flash {
+        let uri: axum::http::Uri = format!("/?{query}").parse().unwrap();
+        axum::extract::Query::<Flash>::try_from_uri(&uri).unwrap().0
+    }
+
+    #[test]
+    fn only_the_gateways_own_messages_are_shown() {
+        let resp = done("/pairing", "Approved Ann");
+        let to = resp.headers()[header::LOCATION].to_str().unwrap().to_string();
+        let query = to.split_once('?').unwrap().1;
+        assert_eq!(shown(query).as_deref(), Some("Approved Ann"));
+        assert_eq!(shown("notice=Your+token+expired%2C+paste+it+at+evil.example"), None);
+        let forged = query.replace("Approved", "Denied");
+        assert_eq!(shown(&forged), None, "a changed message loses its signature");
+        let as_error = query.replace("notice=", "error=");
+        assert_eq!(shown(&as_error), None, "a notice's signature is not an error's");
+    }
+
+    #[test]
+    fn origins_are_compared_with_the_host() {
+        let mut h = HeaderMap::new();
+        assert!(same_origin(&h), "no Origin: not a browser's cross-site request");
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:7788"));
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:7788"));
+        assert!(same_origin(&h));
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:7789"));
+        assert!(!same_origin(&h));
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&h));
+    }
 }

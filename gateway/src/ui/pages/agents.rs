@@ -110,24 +110,7 @@ struct AgentsPage {
 }
 
 /// `url` without what can carry a credential (user info, the query).
-fn shown_url(url: &str) -> String {
-    let (url, query) = match url.split_once('?') {
-        Some((u, _)) => (u, "?••••"),
-        None => (url, ""),
-    };
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return format!("{url}{query}");
-    };
-    let (authority, path) = match rest.split_once('/') {
-        Some((a, p)) => (a, format!("/{p}")),
-        None => (rest, String::new()),
-    };
-    let host = match authority.rsplit_once('@') {
-        Some((_, h)) => format!("••••@{h}"),
-        None => authority.to_string(),
-    };
-    format!("{scheme}://{host}{path}{query}")
-}
+use switchboard_agents::shown_url;
 
 fn profile_name(p: Profile) -> &'static str {
     match p {
