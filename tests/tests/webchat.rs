@@ -818,3 +818,36 @@ async fn a_one_off_session_is_removed_with_its_transcript_once_answered() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn an_idempotency_key_is_the_clients_own() {
+    let (fake, gw, _dir) = setup("").await;
+    let key = [("Idempotency-Key", "shared-key-1")];
+    let ask = |user: &str, text: &str| ask_body(Some(user), text, false);
+    let (status, _, ann) = gw
+        .post_json("/v1/chat/completions", &ask("ann", "ann's question"), &key)
+        .await;
+    assert_eq!(status, 200, "{ann}");
+    // Another user with the same key is another request.
+    let (status, _, bob) = gw
+        .post_json("/v1/chat/completions", &ask("bob", "bob's question"), &key)
+        .await;
+    assert_eq!(status, 200, "{bob}");
+    let said = |text: &str| {
+        let v: Value = serde_json::from_str(text).unwrap();
+        v["choices"][0]["message"]["content"].as_str().unwrap().to_string()
+    };
+    assert_eq!(said(&ann), echo_answer("ann's question"));
+    assert_eq!(said(&bob), echo_answer("bob's question"), "bob got ann's answer");
+    // The same user and key with another message is a new request too;
+    // repeated as it was, it is answered from the first.
+    let (_, _, again) = gw
+        .post_json("/v1/chat/completions", &ask("ann", "another question"), &key)
+        .await;
+    assert_eq!(said(&again), echo_answer("another question"));
+    let (_, _, repeat) = gw
+        .post_json("/v1/chat/completions", &ask("ann", "ann's question"), &key)
+        .await;
+    assert_eq!(said(&repeat), echo_answer("ann's question"));
+    assert_eq!(fake.seen().len(), 3, "the repeat did not ask the model");
+}

@@ -141,6 +141,26 @@ struct Ask {
     form: Form,
 }
 
+/// The key a client's `Idempotency-Key` stands for: a digest of its
+/// scope, the request (model and messages) and the key.
+fn scoped_key(scope: &str, model: Option<&str>, messages: &[RequestMessage], key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(scope.as_bytes());
+    h.update([0]);
+    h.update(model.unwrap_or("").as_bytes());
+    for m in messages {
+        h.update([0]);
+        h.update(m.role.as_bytes());
+        h.update([0]);
+        h.update(content_text(&m.content).as_bytes());
+    }
+    h.update([0]);
+    h.update(key.as_bytes());
+    let digest: String = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("idem-{digest}")
+}
+
 async fn chat_completions(
     State(state): State<Arc<AppState>>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -197,7 +217,7 @@ async fn chat_completions(
         // to the pipeline, so its per-sender limit cannot hold them.
         let client = client_key(
             bearer(&headers).as_deref(),
-            connect.map(|Extension(ConnectInfo(addr))| addr),
+            connect.as_ref().map(|Extension(ConnectInfo(addr))| *addr),
         );
         if let Err(wait) = state.client_limit.check(&client) {
             return Err(ApiError::new(
@@ -210,6 +230,23 @@ async fn chat_completions(
             .retry_after(wait));
         }
     }
+    // A key is the client's own: scoped to the named user (or, for
+    // one-off requests, to the client: token and address) and to the
+    // request, so another user's key, or the same key sent with another
+    // request, never gets someone else's answer.
+    let key = key.map(|k| {
+        let scope = match &named {
+            Some(u) => format!("user\0{u}"),
+            None => format!(
+                "client\0{}",
+                client_key(
+                    bearer(&headers).as_deref(),
+                    connect.as_ref().map(|Extension(ConnectInfo(addr))| *addr),
+                )
+            ),
+        };
+        scoped_key(&scope, req.model.as_deref(), &req.messages, &k)
+    });
     let one_off = named.is_none().then(|| history(earlier));
     let user = named.unwrap_or_else(|| match &key {
         // Repeats of a keyed one-off request come to the same session.
