@@ -308,7 +308,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let path = v["path"].as_str().unwrap_or("/login");
             let url = format!("{}{path}", client.base.trim_end_matches('/'));
             if cli.json {
-                println!("{}", serde_json::json!({ "url": url, "expires_in_secs": v["expires_in_secs"] }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "url": url, "expires_in_secs": v["expires_in_secs"] })
+                );
             } else {
                 println!("Open the control UI (this link works once, within 5 minutes):");
                 println!("  {url}");
@@ -562,7 +565,11 @@ fn print_status(base: &str, v: &Value) {
 /// Open `url` in the desktop's browser (`xdg-open`, `open` on macOS),
 /// saying so when that is not possible; the link was printed anyway.
 fn open_in_browser(url: &str) {
-    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
     match std::process::Command::new(opener)
         .arg(url)
         .stdin(std::process::Stdio::null())

@@ -65,12 +65,18 @@ pub async fn run(loaded: anyhow::Result<LoadedConfig>) -> anyhow::Result<()> {
         match tokio::time::timeout(Duration::from_secs(10), provider.probe()).await {
             Ok(Ok(())) => line(
                 Some(true),
-                &format!("provider {name}: {} answers", switchboard_agents::shown_url(&p.base_url)),
+                &format!(
+                    "provider {name}: {} answers",
+                    switchboard_agents::shown_url(&p.base_url)
+                ),
             ),
             Ok(Err(e)) => line(Some(false), &format!("provider {name}: {e}")),
             Err(_) => line(
                 Some(false),
-                &format!("provider {name}: {} did not answer within 10 s", switchboard_agents::shown_url(&p.base_url)),
+                &format!(
+                    "provider {name}: {} did not answer within 10 s",
+                    switchboard_agents::shown_url(&p.base_url)
+                ),
             ),
         }
     }

@@ -268,7 +268,11 @@ mod tests {
         assert!(restarts.restart("listener"));
         let (n, t2) = rx.recv().await.unwrap();
         assert_eq!(n, 2);
-        assert_eq!(t2 - t1, RESTART_GRACE, "the hung run was aborted after the grace");
+        assert_eq!(
+            t2 - t1,
+            RESTART_GRACE,
+            "the hung run was aborted after the grace"
+        );
         // Run 2 failed; during its backoff a restart starts run 3 at once.
         until_state(&health, "listener", State::Restarting).await;
         assert!(restarts.restart("listener"));

@@ -308,6 +308,7 @@ mod tests {
             chat_id: "u".into(),
             thread_id: None,
             reply_to: Some(message_id.into()),
+            resume: None,
         }
     }
 

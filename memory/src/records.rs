@@ -208,6 +208,10 @@ pub struct IngressRecord {
     pub received_at: i64,
     /// When its status last changed, ms since the epoch.
     pub updated_at: i64,
+    /// The platform message its reply is being edited into, once a preview
+    /// of it was shown.
+    #[serde(default)]
+    pub reply_message_id: Option<String>,
 }
 
 /// The outcome of offering a message to the ingress queue.

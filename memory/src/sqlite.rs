@@ -494,6 +494,20 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn ingress_reply_message(&self, ids: &[i64], message_id: &str) -> Result<(), StoreError> {
+        let mut sql = String::new();
+        for _ in ids {
+            sql.push_str("UPDATE ingress SET reply_message_id = ? WHERE id = ?;");
+        }
+        self.transact(&sql, |mut query| {
+            for id in ids {
+                query = query.bind(message_id).bind(id);
+            }
+            query
+        })
+        .await
+    }
+
     async fn ingress_started(&self, id: i64, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE ingress SET attempts = attempts + 1, updated_at = ? WHERE id = ?")
             .bind(now)

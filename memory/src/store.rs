@@ -109,6 +109,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: i64,
     ) -> Result<IngressAccept, StoreError>;
 
+    /// Record the platform message the rows' reply is edited into (see
+    /// [`IngressRecord::reply_message_id`]).
+    async fn ingress_reply_message(&self, ids: &[i64], message_id: &str) -> Result<(), StoreError>;
+
     /// Record that processing of a row started (counts attempts).
     async fn ingress_started(&self, id: i64, now: i64) -> Result<(), StoreError>;
 

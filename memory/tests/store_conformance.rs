@@ -153,7 +153,10 @@ pub async fn compaction_replaces_the_generation_in_one_step(store: &dyn Store) {
     assert_eq!(roles, [Role::System, Role::ToolCall]);
     assert_eq!(t[1].ingress_id, Some(id));
     // The old generation is left as it was.
-    assert_eq!(store.transcript(&old.session_id, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        store.transcript(&old.session_id, 10).await.unwrap().len(),
+        2
+    );
 }
 
 pub async fn a_deleted_session_is_gone_with_its_transcript(store: &dyn Store) {
@@ -168,7 +171,13 @@ pub async fn a_deleted_session_is_gone_with_its_transcript(store: &dyn Store) {
         .unwrap();
     assert!(store.session_delete("k:delete").await.unwrap());
     assert!(store.session_get("k:delete").await.unwrap().is_none());
-    assert!(store.transcript(&s.session_id, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .transcript(&s.session_id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Opened again, it is a new session.
     let again = store.session_open("k:delete", "main", 3).await.unwrap();
     assert_ne!(again.session_id, s.session_id);

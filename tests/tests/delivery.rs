@@ -198,9 +198,53 @@ poll_timeout_secs = 1
         .seen()
         .iter()
         .filter(|r| {
-            r.messages().last().map(|(role, text)| (role.as_str(), text.as_str()))
+            r.messages()
+                .last()
+                .map(|(role, text)| (role.as_str(), text.as_str()))
                 == Some(("user", "use tool session_status"))
         })
         .count();
-    assert_eq!(from_the_user, 1, "the turn was started over, so its tool ran again");
+    assert_eq!(
+        from_the_user, 1,
+        "the turn was started over, so its tool ran again"
+    );
+}
+
+/// A hard stop while the answer streams into a Telegram message: after the
+/// restart the answer is edited into that message, not sent as a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_cut_short_by_a_crash_is_edited_into_its_preview() {
+    use switchboard_tests::fake_openai::Behavior;
+
+    let (model, tg, mut gw, _dir) = start("").await;
+    let text = "tell me a fairly long story about the sea and its ships";
+    let want = echo_answer(text);
+    model.set(Behavior::Drip(150));
+    tg.dm(72, "Cy", text);
+    // The preview is shown and was edited once: its id was stored when it
+    // was sent, before the next piece came.
+    let preview = tg
+        .wait(WAIT, "a preview that grows", |tg| {
+            tg.chat(72).first().filter(|m| m.edits >= 1).cloned()
+        })
+        .await;
+    assert_ne!(preview.text, want, "the answer finished before the crash");
+    gw.kill();
+    model.set(Behavior::Echo);
+    gw.restart().await;
+    tg.wait(WAIT, "the answer in the preview's message", |tg| {
+        tg.chat(72).iter().any(|m| m.text == want).then_some(())
+    })
+    .await;
+    tg.dm(72, "Cy", "sentinel");
+    let sentinel = echo_answer("sentinel");
+    let msgs = tg
+        .wait(WAIT, "the sentinel's answer", |tg| {
+            let msgs = tg.chat(72);
+            msgs.iter().any(|m| m.text == sentinel).then_some(msgs)
+        })
+        .await;
+    let texts: Vec<&str> = msgs.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, [want.as_str(), sentinel.as_str()], "{msgs:#?}");
+    assert_eq!(msgs[0].id, preview.id, "the answer went into the preview's message");
 }

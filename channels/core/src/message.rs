@@ -98,6 +98,7 @@ impl Inbound {
             chat_id: self.chat_id.clone(),
             thread_id: self.thread_id.clone(),
             reply_to: Some(self.message_id.clone()),
+            resume: None,
         }
     }
 }

@@ -22,6 +22,11 @@ pub struct ReplyTarget {
     /// The platform message this replies to, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// A message an earlier run of this reply left on the platform (a
+    /// streamed preview when the gateway stopped): the reply edits it into
+    /// the answer instead of sending a second message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
 }
 
 /// One step of a reply as the adapter must render it.
@@ -83,4 +88,12 @@ pub struct TokenUsage {
 pub trait ReplySink: Send {
     /// Render one event. An error means the platform did not take it.
     async fn send(&mut self, event: ReplyEvent) -> Result<(), ChannelError>;
+
+    /// The platform's id of the message this reply edits in place (its
+    /// streamed preview), once there is one; the gateway stores it so a
+    /// reply continued after a restart edits that message
+    /// ([`ReplyTarget::resume`]).
+    fn message_id(&self) -> Option<String> {
+        None
+    }
 }

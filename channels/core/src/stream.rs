@@ -127,6 +127,16 @@ impl<S: Surface> ReplyStream<S> {
         }
     }
 
+    /// Continue the message `id` an earlier run of this reply left (see
+    /// [`ReplyTarget::resume`](crate::ReplyTarget::resume)): the preview
+    /// and the answer's first piece edit it.
+    pub fn resuming(mut self, id: Option<String>) -> Self {
+        if id.is_some() {
+            self.message = id;
+        }
+        self
+    }
+
     fn stop_typing(&mut self) {
         if let Some(t) = self.typing.take() {
             t.abort();
@@ -264,6 +274,10 @@ impl<S: Surface> ReplyStream<S> {
 
 #[async_trait]
 impl<S: Surface> ReplySink for ReplyStream<S> {
+    fn message_id(&self) -> Option<String> {
+        self.message.clone()
+    }
+
     async fn send(&mut self, event: ReplyEvent) -> Result<(), ChannelError> {
         match event {
             ReplyEvent::Working => {

@@ -597,13 +597,16 @@ impl Channel for DiscordChannel {
             command,
             inner.settings.max_lines,
         )?;
-        Ok(Box::new(ReplyStream::new(
-            surface,
-            StreamSettings {
-                edit_interval: inner.settings.edit_interval,
-                ..StreamSettings::default()
-            },
-        )))
+        Ok(Box::new(
+            ReplyStream::new(
+                surface,
+                StreamSettings {
+                    edit_interval: inner.settings.edit_interval,
+                    ..StreamSettings::default()
+                },
+            )
+            .resuming(target.resume.clone()),
+        ))
     }
 
     async fn fetch(

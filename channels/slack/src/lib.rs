@@ -448,13 +448,16 @@ impl Channel for SlackChannel {
             asked,
             inner.settings.reactions.clone(),
         );
-        Ok(Box::new(ReplyStream::new(
-            surface,
-            StreamSettings {
-                edit_interval: inner.settings.edit_interval,
-                ..StreamSettings::default()
-            },
-        )))
+        Ok(Box::new(
+            ReplyStream::new(
+                surface,
+                StreamSettings {
+                    edit_interval: inner.settings.edit_interval,
+                    ..StreamSettings::default()
+                },
+            )
+            .resuming(target.resume.clone()),
+        ))
     }
 
     fn webhook(&self) -> Option<Arc<dyn Webhook>> {

@@ -348,13 +348,16 @@ impl Channel for TelegramChannel {
 
     async fn open_reply(&self, target: &ReplyTarget) -> Result<Box<dyn ReplySink>, ChannelError> {
         let surface = TelegramSurface::new(self.inner.bot.clone(), target)?;
-        Ok(Box::new(ReplyStream::new(
-            surface,
-            StreamSettings {
-                edit_interval: self.inner.settings.edit_interval,
-                ..StreamSettings::default()
-            },
-        )))
+        Ok(Box::new(
+            ReplyStream::new(
+                surface,
+                StreamSettings {
+                    edit_interval: self.inner.settings.edit_interval,
+                    ..StreamSettings::default()
+                },
+            )
+            .resuming(target.resume.clone()),
+        ))
     }
 
     async fn fetch(

@@ -157,7 +157,10 @@ fn scoped_key(scope: &str, model: Option<&str>, messages: &[RequestMessage], key
     }
     h.update([0]);
     h.update(key.as_bytes());
-    let digest: String = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let digest: String = h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("idem-{digest}")
 }
 

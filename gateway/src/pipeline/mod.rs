@@ -269,7 +269,8 @@ impl Pipeline {
         inbound: Inbound,
         agent: Option<String>,
     ) -> Result<Admission, StoreError> {
-        self.process_with(ingress_id, inbound, agent, None).await
+        self.process_with(ingress_id, inbound, agent, None, None)
+            .await
     }
 
     /// [`process`](Self::process), for a row already claimed (a replayed
@@ -281,6 +282,7 @@ impl Pipeline {
         inbound: Inbound,
         agent: Option<String>,
         claim: Option<std::sync::Arc<crate::sessions::delivery::Claim>>,
+        resume: Option<String>,
     ) -> Result<Admission, StoreError> {
         let replayed = claim.is_some();
         let key = (inbound.channel.clone(), inbound.account.clone());
@@ -363,6 +365,7 @@ impl Pipeline {
             agent: route.agent.clone(),
             session_key: route.session_key.clone(),
             claim,
+            resume,
         };
         match self.sessions.dispatch(job) {
             Ok(()) => Ok(Admission::Queued {
@@ -483,6 +486,7 @@ impl Pipeline {
                 chat_id: r.chat_id.clone(),
                 thread_id: None,
                 reply_to: None,
+                resume: None,
             };
             self.channels
                 .notify(
@@ -601,13 +605,16 @@ impl Pipeline {
                     Some(&i) => {
                         let o = &mut owed[i];
                         o.target = payload.inbound.reply_target();
+                        o.target.resume.clone_from(&row.reply_message_id);
                         o.rows.push(row.id);
                         o.claims.push(claim);
                     }
                     None => {
                         owed_by_answer.insert(answer.seq, owed.len());
+                        let mut target = payload.inbound.reply_target();
+                        target.resume.clone_from(&row.reply_message_id);
                         owed.push(crate::sessions::delivery::Owed {
-                            target: payload.inbound.reply_target(),
+                            target,
                             text: answer.content,
                             rows: vec![row.id],
                             claims: vec![claim],
@@ -618,8 +625,14 @@ impl Pipeline {
                 }
                 continue;
             }
-            self.process_with(row.id, payload.inbound, payload.agent, Some(claim))
-                .await?;
+            self.process_with(
+                row.id,
+                payload.inbound,
+                payload.agent,
+                Some(claim),
+                row.reply_message_id.clone(),
+            )
+            .await?;
             n += 1;
         }
         for o in owed {

@@ -192,6 +192,7 @@ mod tests {
             chat_id: "c".into(),
             thread_id: None,
             reply_to: None,
+            resume: None,
         }
     }
 

@@ -81,6 +81,7 @@ impl Harness {
             chat_id: "sentinel".into(),
             thread_id: None,
             reply_to: Some("sentinel".into()),
+            resume: None,
         };
         self.pipeline.notices().send(&target, SENTINEL.into()).await;
         let mut out = Vec::new();

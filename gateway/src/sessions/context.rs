@@ -6,9 +6,7 @@
 use futures::StreamExt;
 
 use switchboard_agents::{ChatMessage, MessageRole, Provider, ProviderEvent};
-use switchboard_memory::{
-    Role, SessionRecord, StoreError, TranscriptEntry, TurnEntry,
-};
+use switchboard_memory::{Role, SessionRecord, StoreError, TranscriptEntry, TurnEntry};
 
 use super::TurnContext;
 use crate::clock::now_ms;
@@ -99,7 +97,9 @@ const MAX_PIECES: usize = 16;
 /// inside the window (`limit` tokens), oldest first. An entry too long for
 /// one piece is cut, saying so.
 fn pieces(entries: &[TranscriptEntry], limit: usize) -> Vec<String> {
-    let room = limit.saturating_sub(estimate_tokens(SUMMARY_PROMPT) + 64).max(64);
+    let room = limit
+        .saturating_sub(estimate_tokens(SUMMARY_PROMPT) + 64)
+        .max(64);
     let max_chars = room * 4;
     let mut out: Vec<String> = Vec::new();
     let mut current = String::new();
@@ -153,10 +153,15 @@ async fn summarize_within(
         // Even the summaries do not fit one request: keep the newest.
         let mut kept = String::new();
         for s in summaries.iter().rev() {
-            if estimate_tokens(&kept) + estimate_tokens(s) + estimate_tokens(SUMMARY_PROMPT) > limit {
+            if estimate_tokens(&kept) + estimate_tokens(s) + estimate_tokens(SUMMARY_PROMPT) > limit
+            {
                 break;
             }
-            kept = if kept.is_empty() { s.clone() } else { format!("{s}\n\n{kept}") };
+            kept = if kept.is_empty() {
+                s.clone()
+            } else {
+                format!("{s}\n\n{kept}")
+            };
         }
         return Ok(kept);
     }
@@ -330,8 +335,7 @@ pub fn truncate_to_fit(
     }
     // Never start with a lone assistant message or a tool result whose
     // call was dropped: a call goes with its results.
-    while history.len() > 1
-        && matches!(history[0].role, MessageRole::Assistant | MessageRole::Tool)
+    while history.len() > 1 && matches!(history[0].role, MessageRole::Assistant | MessageRole::Tool)
     {
         history.remove(0);
         dropped += 1;
@@ -387,7 +391,11 @@ mod tests {
         }
         assert!(parts.last().unwrap().contains("cut for the summary"));
         assert!(parts.len() <= MAX_PIECES);
-        assert_eq!(pieces(&entries[..2], 100_000).len(), 1, "a short history is one piece");
+        assert_eq!(
+            pieces(&entries[..2], 100_000).len(),
+            1,
+            "a short history is one piece"
+        );
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct Job {
     /// released when the job (every copy) is gone; the periodic sweep
     /// leaves claimed rows alone.
     pub claim: Option<Arc<delivery::Claim>>,
+    /// The platform message an earlier run of its reply left (a preview
+    /// shown before the gateway stopped), to be edited into the answer.
+    pub resume: Option<String>,
 }
 
 impl Job {

@@ -16,6 +16,7 @@ pub(super) struct Replies {
     /// Request/response channels (the web chat API): a reply that did not
     /// reach its caller cannot be sent again later.
     per_message: bool,
+    store: std::sync::Arc<dyn switchboard_memory::Store>,
 }
 
 /// One reply of a batch: where it goes, the rows it answers, and its sink
@@ -24,6 +25,10 @@ struct Reply {
     target: switchboard_channel::ReplyTarget,
     rows: Vec<usize>,
     sink: Result<Box<dyn ReplySink>, String>,
+    /// The ingress rows it answers.
+    ingress_ids: Vec<i64>,
+    /// The platform message it edits in place, as last stored.
+    recorded: Option<String>,
 }
 
 impl Replies {
@@ -48,14 +53,34 @@ impl Replies {
                 .collect()
         };
         for (job, rows) in groups {
-            let target = job.inbound.reply_target();
+            let mut target = job.inbound.reply_target();
+            // A message an earlier run of this reply left: edit it.
+            target.resume = rows
+                .iter()
+                .filter_map(|&i| batch.get(i))
+                .find_map(|j| j.resume.clone());
             let sink = ctx.channels.try_open_reply(&target).await;
             if let Err(e) = &sink {
                 tracing::warn!(channel = %target.channel, error = %e, "cannot open a reply");
             }
-            sinks.push(Reply { target, rows, sink });
+            let ingress_ids = rows
+                .iter()
+                .filter_map(|&i| batch.get(i))
+                .map(|j| j.ingress_id)
+                .collect();
+            sinks.push(Reply {
+                recorded: target.resume.clone(),
+                target,
+                rows,
+                sink,
+                ingress_ids,
+            });
         }
-        Self { sinks, per_message }
+        Self {
+            sinks,
+            per_message,
+            store: ctx.store.clone(),
+        }
     }
 
     pub(super) async fn send(&mut self, event: ReplyEvent) -> bool {
@@ -68,6 +93,21 @@ impl Replies {
             if let Err(e) = sink.send(event.clone()).await {
                 tracing::warn!(error = %e, "reply not delivered");
                 all = false;
+            }
+            // The preview's message, stored once it is there: a restart
+            // edits it into the answer instead of sending a second one.
+            let shown = sink.message_id();
+            if shown.is_some() && shown != reply.recorded {
+                if let Some(id) = &shown {
+                    if let Err(e) = self
+                        .store
+                        .ingress_reply_message(&reply.ingress_ids, id)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "cannot store the reply's message id");
+                    }
+                }
+                reply.recorded = shown;
             }
         }
         all
@@ -118,8 +158,10 @@ impl Replies {
                 Err(e) => {
                     let jobs: Vec<&Job> = jobs.collect();
                     let sink = std::mem::replace(&mut reply.sink, Err(e.clone())).ok();
+                    let mut target = reply.target.clone();
+                    target.resume.clone_from(&reply.recorded);
                     ctx.deliveries.owe(super::delivery::Owed {
-                        target: reply.target.clone(),
+                        target,
                         text: text.clone(),
                         rows: jobs.iter().map(|j| j.ingress_id).collect(),
                         claims: jobs.iter().filter_map(|j| j.claim.clone()).collect(),

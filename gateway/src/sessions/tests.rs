@@ -45,6 +45,7 @@ async fn harness_with_idle(
 fn job(ingress_id: i64, session: &str, id: &str, text: &str) -> Job {
     let inbound = dm(session, id, text);
     Job {
+        resume: None,
         ingress_id,
         inbound,
         agent: "main".into(),

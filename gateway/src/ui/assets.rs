@@ -7,12 +7,36 @@ use axum::response::{IntoResponse, Response};
 
 /// Every asset: (name under `/assets/`, content type, bytes).
 pub const ASSETS: &[(&str, &str, &[u8])] = &[
-    ("app.css", "text/css; charset=utf-8", include_bytes!("../../assets/app.css")),
-    ("app.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/app.js")),
-    ("chat.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/chat.js")),
-    ("markdown.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/markdown.js")),
-    ("logs.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/logs.js")),
-    ("icon.svg", "image/svg+xml", include_bytes!("../../assets/icon.svg")),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/app.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/app.js"),
+    ),
+    (
+        "chat.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/chat.js"),
+    ),
+    (
+        "markdown.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/markdown.js"),
+    ),
+    (
+        "logs.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/logs.js"),
+    ),
+    (
+        "icon.svg",
+        "image/svg+xml",
+        include_bytes!("../../assets/icon.svg"),
+    ),
 ];
 
 /// The asset `name`, if there is one.
@@ -37,10 +61,6 @@ pub async fn serve(Path(name): Path<String>) -> Response {
             );
             resp
         }
-        None => (
-            StatusCode::NOT_FOUND,
-            format!("no asset `{name}`"),
-        )
-            .into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no asset `{name}`")).into_response(),
     }
 }

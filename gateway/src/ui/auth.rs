@@ -92,7 +92,8 @@ impl UiAuth {
     /// `idle_hours` without use or when the control `token` changes.
     pub fn new(file: Option<PathBuf>, idle_hours: u64, token: &str) -> Self {
         let token = digest(token);
-        let idle_ms = i64::try_from(idle_hours.max(1).saturating_mul(3_600_000)).unwrap_or(i64::MAX);
+        let idle_ms =
+            i64::try_from(idle_hours.max(1).saturating_mul(3_600_000)).unwrap_or(i64::MAX);
         let mut sessions = HashMap::new();
         if let Some(path) = &file {
             match std::fs::read(path) {
@@ -109,10 +110,14 @@ impl UiAuth {
                             })
                             .collect();
                     }
-                    Err(e) => tracing::warn!(file = %path.display(), error = %e, "the saved browser sessions cannot be read; browsers sign in again"),
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), error = %e, "the saved browser sessions cannot be read; browsers sign in again")
+                    }
                 },
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!(file = %path.display(), error = %e, "the saved browser sessions cannot be read; browsers sign in again"),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "the saved browser sessions cannot be read; browsers sign in again")
+                }
             }
         }
         Self {
@@ -266,11 +271,7 @@ fn issue(tickets: &Mutex<HashMap<String, i64>>, valid_ms: i64) -> String {
     let mut map = tickets.lock().unwrap_or_else(|e| e.into_inner());
     map.retain(|_, expires| *expires > now);
     if map.len() >= MAX_TICKETS {
-        if let Some(first) = map
-            .iter()
-            .min_by_key(|(_, e)| **e)
-            .map(|(k, _)| k.clone())
-        {
+        if let Some(first) = map.iter().min_by_key(|(_, e)| **e).map(|(k, _)| k.clone()) {
             map.remove(&first);
         }
     }
@@ -305,7 +306,9 @@ mod tests {
 
         let again = UiAuth::new(Some(file.clone()), 12, "tok");
         assert!(
-            UiAuth::new(Some(file.clone()), 12, "a new token").check(&cookie).is_none(),
+            UiAuth::new(Some(file.clone()), 12, "a new token")
+                .check(&cookie)
+                .is_none(),
             "a changed token signs browsers out"
         );
         let s = again.check(&cookie).expect("signed in after a restart");

@@ -114,8 +114,16 @@ pub async fn look(state: &AppState) -> Snapshot {
         }
     }
     h.update(steady.to_string().as_bytes());
-    h.update(serde_json::to_string(&pairing).unwrap_or_default().as_bytes());
-    h.update(serde_json::to_string(&approvals).unwrap_or_default().as_bytes());
+    h.update(
+        serde_json::to_string(&pairing)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    h.update(
+        serde_json::to_string(&approvals)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     let fingerprint = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     let approvals_waiting: Vec<Value> = approvals
         .iter()

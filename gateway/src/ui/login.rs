@@ -51,9 +51,8 @@ struct LoginQuery {
 /// plain path and query characters sends the browser to `/`.
 fn safe_next(next: Option<&str>) -> String {
     let plain = |n: &str| {
-        n.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"/-._~%?=&:+,;@!$'()*".contains(&b)
-        })
+        n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~%?=&:+,;@!$'()*".contains(&b))
     };
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && plain(n) => n.into(),
@@ -68,7 +67,14 @@ mod tests {
     #[test]
     fn next_stays_on_this_gateway() {
         assert_eq!(safe_next(Some("/sessions?q=a%20b")), "/sessions?q=a%20b");
-        for evil in ["//evil.example", "/\\evil.example", "/\t/evil.example", "https://evil.example", "/\n/x", "evil"] {
+        for evil in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "https://evil.example",
+            "/\n/x",
+            "evil",
+        ] {
             assert_eq!(safe_next(Some(evil)), "/", "{evil:?}");
         }
         assert_eq!(safe_next(None), "/");
@@ -125,9 +131,7 @@ async fn login_page(
     }
     render(&LoginPage {
         next,
-        notice: q
-            .signed_out
-            .map(|_| "You are signed out.".to_string()),
+        notice: q.signed_out.map(|_| "You are signed out.".to_string()),
         error: None,
     })
 }

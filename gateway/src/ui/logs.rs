@@ -356,7 +356,10 @@ mod tests {
         let text = &*lines[0].text;
         assert_eq!(lines[0].level, Level::WARN);
         assert!(text.contains(" WARN turn{session=\"agent:main:webchat:dm:a\"}: the answer was cut tokens=12 model=\"m\""), "{text}");
-        assert!(text.starts_with("20") && text.contains('T') && text.contains("Z "), "{text}");
+        assert!(
+            text.starts_with("20") && text.contains('T') && text.contains("Z "),
+            "{text}"
+        );
     }
 
     #[test]

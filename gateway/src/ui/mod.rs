@@ -144,7 +144,10 @@ fn flash_sig(kind: &str, text: &str) -> String {
     h.update(kind.as_bytes());
     h.update([0]);
     h.update(text.as_bytes());
-    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Render a template as a page, or a page saying what failed.
@@ -392,24 +395,47 @@ mod tests {
     #[test]
     fn only_the_gateways_own_messages_are_shown() {
         let resp = done("/pairing", "Approved Ann");
-        let to = resp.headers()[header::LOCATION].to_str().unwrap().to_string();
+        let to = resp.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_string();
         let query = to.split_once('?').unwrap().1;
         assert_eq!(shown(query).as_deref(), Some("Approved Ann"));
-        assert_eq!(shown("notice=Your+token+expired%2C+paste+it+at+evil.example"), None);
+        assert_eq!(
+            shown("notice=Your+token+expired%2C+paste+it+at+evil.example"),
+            None
+        );
         let forged = query.replace("Approved", "Denied");
-        assert_eq!(shown(&forged), None, "a changed message loses its signature");
+        assert_eq!(
+            shown(&forged),
+            None,
+            "a changed message loses its signature"
+        );
         let as_error = query.replace("notice=", "error=");
-        assert_eq!(shown(&as_error), None, "a notice's signature is not an error's");
+        assert_eq!(
+            shown(&as_error),
+            None,
+            "a notice's signature is not an error's"
+        );
     }
 
     #[test]
     fn origins_are_compared_with_the_host() {
         let mut h = HeaderMap::new();
-        assert!(same_origin(&h), "no Origin: not a browser's cross-site request");
+        assert!(
+            same_origin(&h),
+            "no Origin: not a browser's cross-site request"
+        );
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:7788"));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:7788"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:7788"),
+        );
         assert!(same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:7789"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:7789"),
+        );
         assert!(!same_origin(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!same_origin(&h));

@@ -330,11 +330,7 @@ fn agent_view(
             format!("{p} ({model})")
         })
         .collect();
-    let (budget, budget_badge) = budget_of(
-        name,
-        a,
-        used.get(name).map_or(0, TokenCounts::total),
-    );
+    let (budget, budget_badge) = budget_of(name, a, used.get(name).map_or(0, TokenCounts::total));
     let approvals = match policies.approvals.mode {
         ApprovalMode::Never => "off (mode = never): no call waits for the operator".to_string(),
         mode => format!(

@@ -105,8 +105,13 @@ fn account_row(name: &str, c: &Component) -> Option<AccountRow> {
     };
     // The web chat has no listener of its own: its messages come through
     // the gateway's HTTP server.
-    let restart = (channel != crate::webchat::NAME)
-        .then(|| format!("/channels/{}/{}/restart", urlencode(channel), urlencode(account)));
+    let restart = (channel != crate::webchat::NAME).then(|| {
+        format!(
+            "/channels/{}/{}/restart",
+            urlencode(channel),
+            urlencode(account)
+        )
+    });
     Some(AccountRow {
         state: word(c.state),
         badge: badge(c.state),

@@ -105,7 +105,8 @@ async fn page(
         .or_else(|| state.agents.first().cloned())
         .unwrap_or_default();
     let session_key = ui_session_key(&state, &agent);
-    let history: Vec<Said> = match control::session_show(&state, &session_key, Some(HISTORY)).await {
+    let history: Vec<Said> = match control::session_show(&state, &session_key, Some(HISTORY)).await
+    {
         Ok(v) => entries(&v)
             .into_iter()
             .map(|e| Said::of(e, &agent))

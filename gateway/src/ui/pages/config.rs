@@ -83,10 +83,7 @@ impl ConfigPage {
     fn new(state: &AppState, layout: Layout) -> Self {
         Self {
             layout,
-            path: state
-                .config_path
-                .as_ref()
-                .map(|p| p.display().to_string()),
+            path: state.config_path.as_ref().map(|p| p.display().to_string()),
             problem: None,
             editable: false,
             text: String::new(),
@@ -202,7 +199,9 @@ fn masked_for_browser(text: &str, path: &str) -> Result<String, String> {
         .parse::<toml::Table>()
         .is_ok_and(|table| !mask::has_unmasked_secret(&Value::Table(table)));
     if !safe {
-        tracing::warn!("the config editor could not mask every secret of the file; it is not shown");
+        tracing::warn!(
+            "the config editor could not mask every secret of the file; it is not shown"
+        );
         return Err(format!(
             "This file is laid out in a way the editor cannot hide every secret of, so it is not shown here: edit {path} on the gateway's machine."
         ));
@@ -289,7 +288,10 @@ fn accept(
                 state,
                 signed,
                 e.status(),
-                format!("The form could not be read ({}). Reload the page and try again.", e.body_text()),
+                format!(
+                    "The form could not be read ({}). Reload the page and try again.",
+                    e.body_text()
+                ),
             ));
         }
     };
@@ -448,7 +450,11 @@ async fn validate(
             render(&page)
         }
         Err(errors) => {
-            let secrets = known_secrets(&[edited.as_str(), current.text.as_str()], &state.config, &env);
+            let secrets = known_secrets(
+                &[edited.as_str(), current.text.as_str()],
+                &state.config,
+                &env,
+            );
             let rows = rows(&errors, &edited, &secrets);
             let page = page.with_errors(&problems_title(rows.len(), false), rows);
             (StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response()
@@ -493,7 +499,8 @@ async fn save(
     let edited = normalize(&form.text);
     let env = crate::cli::switchboard_env();
     let job = {
-        let (path, base, edited, env) = (path.clone(), form.base.clone(), edited.clone(), env.clone());
+        let (path, base, edited, env) =
+            (path.clone(), form.base.clone(), edited.clone(), env.clone());
         let running = state.config.clone();
         tokio::task::spawn_blocking(move || save_blocking(&path, &base, &edited, &env, &running))
     };
@@ -521,7 +528,10 @@ async fn save(
             (StatusCode::CONFLICT, render(&page)).into_response()
         }
         Saved::Invalid(errors) => {
-            let current = Current::read_async(&path).await.map(|c| c.text).unwrap_or_default();
+            let current = Current::read_async(&path)
+                .await
+                .map(|c| c.text)
+                .unwrap_or_default();
             let secrets = known_secrets(&[edited.as_str(), current.as_str()], &state.config, &env);
             let rows = rows(&errors, &edited, &secrets);
             let page = page.with_errors(&problems_title(rows.len(), true), rows);
@@ -581,7 +591,8 @@ fn save_blocking(
 
 /// The top-level sections (`gateway`, `providers`, …) that differ.
 fn changed_sections(before: &Config, after: &Config) -> Vec<String> {
-    let (Ok(Value::Table(a)), Ok(Value::Table(b))) = (Value::try_from(before), Value::try_from(after))
+    let (Ok(Value::Table(a)), Ok(Value::Table(b))) =
+        (Value::try_from(before), Value::try_from(after))
     else {
         return vec!["(all)".into()];
     };
@@ -642,9 +653,13 @@ mod tests {
     #[test]
     fn sections_that_differ_are_named() {
         let a = config::load_str("", "a", &[]).expect("defaults").config;
-        let b = config::load_str("[gateway]\nmax_concurrent_runs = 3\n[ui]\nsession_idle_hours = 2\n", "b", &[])
-            .expect("valid")
-            .config;
+        let b = config::load_str(
+            "[gateway]\nmax_concurrent_runs = 3\n[ui]\nsession_idle_hours = 2\n",
+            "b",
+            &[],
+        )
+        .expect("valid")
+        .config;
         assert_eq!(changed_sections(&a, &b), ["gateway", "ui"]);
         assert!(changed_sections(&a, &a).is_empty());
     }
@@ -695,14 +710,20 @@ mod tests {
     #[test]
     fn messages_do_not_show_secrets() {
         let secrets = known_secrets(&["token = 12345678\n"], &Config::default(), &[]);
-        let m = scrub("invalid type: integer `12345678`, expected a string", &secrets);
+        let m = scrub(
+            "invalid type: integer `12345678`, expected a string",
+            &secrets,
+        );
         assert!(!m.contains("12345678"), "{m}");
         let m = scrub("TOML parse error at line 1\n1 | token = \"abcdef\n  |", &[]);
         assert!(!m.contains("abcdef"), "{m}");
         let secrets = known_secrets(
             &["[providers.x]\nbase_url = \"https://u:pa55word@h.example/v1?key=q-value\"\n"],
             &Config::default(),
-            &[("SWITCHBOARD_SANDBOX__ENV__PAT".into(), "ghp-env-value".into())],
+            &[(
+                "SWITCHBOARD_SANDBOX__ENV__PAT".into(),
+                "ghp-env-value".into(),
+            )],
         );
         let m = scrub(
             "invalid URL https://u:pa55word@h.example/v1?key=q-value; PAT is ghp-env-value",
@@ -722,12 +743,19 @@ mod tests {
             "[sandbox.env]\nGITHUB_PAT = \"s3cret-env\n",
             "[providers.x]\nbase_url = \"https://u:s3cret-pw@h.example/v1\n",
         ] {
-            let why = masked_for_browser(text, "switchboard.toml").expect_err("the file is not shown");
-            assert!(why.starts_with("The config file on disk is not valid TOML ("), "{why}");
+            let why =
+                masked_for_browser(text, "switchboard.toml").expect_err("the file is not shown");
+            assert!(
+                why.starts_with("The config file on disk is not valid TOML ("),
+                "{why}"
+            );
             assert!(!why.contains("s3cret"), "{why}");
         }
-        let shown = masked_for_browser("[gateway.auth]\ntoken = \"s3cret-token\"\n", "switchboard.toml")
-            .expect("a valid file is shown");
+        let shown = masked_for_browser(
+            "[gateway.auth]\ntoken = \"s3cret-token\"\n",
+            "switchboard.toml",
+        )
+        .expect("a valid file is shown");
         assert!(!shown.contains("s3cret"), "{shown}");
     }
 
@@ -739,15 +767,23 @@ mod tests {
         std::fs::write(&path, text).expect("write");
         let running = Config::default();
         let base = sha256_hex(text.as_bytes());
-        let edited = mask::mask(text).replace("https://api.openai.com/v1", "https://evil.example/v1");
+        let edited =
+            mask::mask(text).replace("https://api.openai.com/v1", "https://evil.example/v1");
         assert!(!edited.contains("sk-live-0123456789"), "{edited}");
         match save_blocking(&path, &base, &edited, &[], &running) {
             Saved::Invalid(errors) => {
                 assert_eq!(errors[0].key, "providers.openai.api_key", "{errors:?}");
-                assert!(errors[0].message.contains("providers.openai.base_url"), "{errors:?}");
+                assert!(
+                    errors[0].message.contains("providers.openai.base_url"),
+                    "{errors:?}"
+                );
             }
             _ => panic!("the key was kept for a new address"),
         }
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), text, "the file was written");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            text,
+            "the file was written"
+        );
     }
 }

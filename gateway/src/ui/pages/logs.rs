@@ -13,8 +13,8 @@ use askama::Template;
 use axum::Router;
 use axum::extract::Query;
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::Response;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use futures::Stream;
 use serde::Deserialize;
@@ -241,7 +241,11 @@ mod tests {
         let all = lines(2000, &"x".repeat(200));
         let shown = newest_that_fit(&all, PAGE_LOG_BYTES, PAGE_LOG_LINES);
         assert!(!shown.is_empty() && shown.len() < all.len());
-        assert_eq!(shown.last().map(|l| l.seq), Some(2000), "the newest line is shown");
+        assert_eq!(
+            shown.last().map(|l| l.seq),
+            Some(2000),
+            "the newest line is shown"
+        );
         let bytes: usize = shown.iter().map(|l| shown_bytes(&l.text)).sum();
         assert!(bytes <= PAGE_LOG_BYTES, "{bytes}");
         // Quotes are counted as escaped.
@@ -249,7 +253,13 @@ mod tests {
         assert!(newest_that_fit(&quoted, PAGE_LOG_BYTES, PAGE_LOG_LINES).len() < shown.len());
         // Short lines stop at the line cap.
         let short = lines(2000, "ok");
-        assert_eq!(newest_that_fit(&short, PAGE_LOG_BYTES, PAGE_LOG_LINES).len(), PAGE_LOG_LINES);
-        assert_eq!(newest_that_fit(&short[..3], PAGE_LOG_BYTES, PAGE_LOG_LINES).len(), 3);
+        assert_eq!(
+            newest_that_fit(&short, PAGE_LOG_BYTES, PAGE_LOG_LINES).len(),
+            PAGE_LOG_LINES
+        );
+        assert_eq!(
+            newest_that_fit(&short[..3], PAGE_LOG_BYTES, PAGE_LOG_LINES).len(),
+            3
+        );
     }
 }

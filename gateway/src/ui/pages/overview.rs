@@ -130,12 +130,20 @@ async fn page(
         })
         .map(|(n, c)| Unreachable {
             name: n.trim_start_matches("provider:").to_string(),
-            why: c.detail.clone().unwrap_or_else(|| "it does not answer".into()),
+            why: c
+                .detail
+                .clone()
+                .unwrap_or_else(|| "it does not answer".into()),
         })
         .collect();
     let problems = components
         .values()
-        .filter(|c| matches!(c.state, Health::Failed | Health::Degraded | Health::Restarting))
+        .filter(|c| {
+            matches!(
+                c.state,
+                Health::Failed | Health::Degraded | Health::Restarting
+            )
+        })
         .count();
     let (channels, rows): (Vec<_>, Vec<_>) = components
         .iter()

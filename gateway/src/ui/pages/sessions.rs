@@ -306,7 +306,10 @@ async fn show(
         .get("session")
         .and_then(|s| serde_json::from_value::<SessionRecord>(s.clone()).ok())
     else {
-        return failed("/sessions", &format!("the session `{key}` could not be read"));
+        return failed(
+            "/sessions",
+            &format!("the session `{key}` could not be read"),
+        );
     };
     let transcript: Vec<Said> = entries(&shown).into_iter().map(Said::of).collect();
     let chat_href = (ui_session_key(&state, &session.agent) == session.key)
@@ -362,7 +365,10 @@ mod tests {
         assert_eq!(channel_of("agent:main:telegram:dm:42"), Some("telegram"));
         assert_eq!(channel_of("agent:main:webchat:dm:ui"), Some("webchat"));
         assert_eq!(channel_of("agent:main:slack:T1:dm:U2"), Some("slack"));
-        assert_eq!(channel_of("agent:main:telegram:group:-100"), Some("telegram"));
+        assert_eq!(
+            channel_of("agent:main:telegram:group:-100"),
+            Some("telegram")
+        );
         assert_eq!(channel_of("agent:main:main"), None);
         assert_eq!(channel_of("agent:main:dm:42"), None);
         assert_eq!(channel_of("other"), None);

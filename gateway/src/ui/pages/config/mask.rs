@@ -118,12 +118,7 @@ impl Scan {
                 .iter()
                 .find(|a| a.path == path)
                 .map(|a| a.line)
-                .or_else(|| {
-                    self.tables
-                        .iter()
-                        .find(|(p, _)| p == path)
-                        .map(|(_, l)| *l)
-                })
+                .or_else(|| self.tables.iter().find(|(p, _)| p == path).map(|(_, l)| *l))
         };
         if key.is_empty() {
             return None;
@@ -623,7 +618,10 @@ fn url_secrets(url: &str, out: &mut Vec<String>) {
             out.push(password.to_string());
         }
     }
-    if let Some((_, rest)) = parts.tail.filter(|(_, rest)| !rest.is_empty() && *rest != MASK) {
+    if let Some((_, rest)) = parts
+        .tail
+        .filter(|(_, rest)| !rest.is_empty() && *rest != MASK)
+    {
         out.push(rest.to_string());
         for pair in rest.split(['&', ';', '#']) {
             if let Some((_, value)) = pair.split_once('=') {
@@ -669,12 +667,20 @@ fn restore_url(posted: &str, original: Option<&str>) -> Result<Option<String>, U
         return Err(UrlRefusal::Moved);
     }
     let userinfo = if user_kept {
-        Some(o.userinfo.filter(|u| !u.is_empty()).ok_or(UrlRefusal::Missing)?)
+        Some(
+            o.userinfo
+                .filter(|u| !u.is_empty())
+                .ok_or(UrlRefusal::Missing)?,
+        )
     } else {
         p.userinfo
     };
     let tail = if tail_kept {
-        Some(o.tail.filter(|(_, rest)| !rest.is_empty()).ok_or(UrlRefusal::Missing)?)
+        Some(
+            o.tail
+                .filter(|(_, rest)| !rest.is_empty())
+                .ok_or(UrlRefusal::Missing)?,
+        )
     } else {
         p.tail
     };
@@ -802,7 +808,10 @@ fn loose(text: &str, colon: bool, every: bool) -> String {
             let (inner_start, inner_end) = match b.get(value_start) {
                 Some(&q) if q == b'"' || q == b'\'' => {
                     let closed = value_end > value_start + 1 && b[value_end - 1] == q;
-                    (value_start + 1, if closed { value_end - 1 } else { value_end })
+                    (
+                        value_start + 1,
+                        if closed { value_end - 1 } else { value_end },
+                    )
                 }
                 _ => (value_start, value_end),
             };
@@ -1168,9 +1177,15 @@ peer = { password = "p4ss" }
             assert!(!m.contains(secret), "{secret} in\n{m}");
         }
         let parsed = Value::Table(m.parse().expect("still TOML"));
-        assert!(!has_unmasked_secret(&parsed), "the check finds a secret in\n{m}");
+        assert!(
+            !has_unmasked_secret(&parsed),
+            "the check finds a secret in\n{m}"
+        );
         let original = Value::Table(text.parse().expect("TOML"));
-        assert!(has_unmasked_secret(&original), "the check misses one in\n{text}");
+        assert!(
+            has_unmasked_secret(&original),
+            "the check misses one in\n{text}"
+        );
         let back = restore(&m, text);
         assert!(back.errors.is_empty(), "{:?}", back.errors);
         assert_eq!(back.text, text);
@@ -1194,7 +1209,10 @@ peer = { password = "p4ss" }
         assert!(m.contains("# Switchboard\n"), "{m}");
         assert!(m.contains("bind = \"127.0.0.1:7788\"   # loopback"), "{m}");
         assert!(m.contains("token = \"••••\""), "{m}");
-        assert!(m.contains("base_url = \"https://api.openai.com/v1\""), "{m}");
+        assert!(
+            m.contains("base_url = \"https://api.openai.com/v1\""),
+            "{m}"
+        );
         assert!(m.contains("api_key_env = \"OPENAI_API_KEY\""), "{m}");
         assert!(m.contains("max_tokens = 512"), "{m}");
         assert!(m.contains("webhook_secret = \"\""), "{m}");
@@ -1209,7 +1227,10 @@ peer = { password = "p4ss" }
         );
         assert!(m.contains("network = \"bridge\""), "{m}");
         assert!(m.contains("GITHUB_PAT = \"••••\""), "{m}");
-        assert_masked("sandbox.env.DOTTED = \"dotted-value-4\"\n", &["dotted-value-4"]);
+        assert_masked(
+            "sandbox.env.DOTTED = \"dotted-value-4\"\n",
+            &["dotted-value-4"],
+        );
         assert_masked("[sandbox]\nenv.X = \"x-value-5\"\n", &["x-value-5"]);
         let m = assert_masked(
             "[sandbox]\nenv = { INLINE = \"inline-value-6\", B = \"b-value-7\" }\n",
@@ -1232,7 +1253,14 @@ api_url = 'https://bot:tg-pass@tg.example.com/'
     fn credentials_of_addresses_are_masked_and_the_address_kept() {
         let m = assert_masked(
             ADDRESSES,
-            &["user", "pa55word", "api-key", "q-value-1", "tg-pass", "old-pass"],
+            &[
+                "user",
+                "pa55word",
+                "api-key",
+                "q-value-1",
+                "tg-pass",
+                "old-pass",
+            ],
         );
         assert!(
             m.contains("base_url = \"https://••••@proxy.example.com:8443/v1?••••\""),
@@ -1241,10 +1269,17 @@ api_url = 'https://bot:tg-pass@tg.example.com/'
         assert!(m.contains("https://••••@tg.example.com/"), "{m}");
         assert!(m.contains("https://••••@hooks.example.com/x"), "{m}");
         // A new password is taken as written.
-        let edited = m.replace("https://••••@tg.example.com/", "https://bot:new-pass@tg.example.com/");
+        let edited = m.replace(
+            "https://••••@tg.example.com/",
+            "https://bot:new-pass@tg.example.com/",
+        );
         let back = restore(&edited, ADDRESSES);
         assert!(back.errors.is_empty(), "{:?}", back.errors);
-        assert!(back.text.contains("https://bot:new-pass@tg.example.com/"), "{}", back.text);
+        assert!(
+            back.text.contains("https://bot:new-pass@tg.example.com/"),
+            "{}",
+            back.text
+        );
     }
 
     #[test]
@@ -1252,8 +1287,15 @@ api_url = 'https://bot:tg-pass@tg.example.com/'
         let edited = mask(ADDRESSES).replace("proxy.example.com:8443/v1", "evil.example/v1");
         let back = restore(&edited, ADDRESSES);
         let keys: Vec<&str> = back.errors.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, ["providers.openai.base_url", "providers.openai.api_key"]);
-        assert!(back.errors[0].message.contains("the address changed"), "{:?}", back.errors);
+        assert_eq!(
+            keys,
+            ["providers.openai.base_url", "providers.openai.api_key"]
+        );
+        assert!(
+            back.errors[0].message.contains("the address changed"),
+            "{:?}",
+            back.errors
+        );
         for secret in ["pa55word", "q-value-1", "sk-live-abc"] {
             assert!(!back.text.contains(secret), "{secret} in\n{}", back.text);
         }
@@ -1267,7 +1309,9 @@ api_url = 'https://bot:tg-pass@tg.example.com/'
         assert_eq!(back.errors.len(), 1, "{:?}", back.errors);
         assert_eq!(back.errors[0].key, "providers.openai.api_key");
         assert!(
-            back.errors[0].message.contains("(providers.openai.base_url)"),
+            back.errors[0]
+                .message
+                .contains("(providers.openai.base_url)"),
             "{}",
             back.errors[0].message
         );
@@ -1318,7 +1362,11 @@ api_url = 'https://bot:tg-pass@tg.example.com/'
         let errors = restore(&edited, FILE).errors;
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].key, "providers.other.api_key");
-        assert!(errors[0].message.contains("enter the value, or remove the line"));
+        assert!(
+            errors[0]
+                .message
+                .contains("enter the value, or remove the line")
+        );
     }
 
     #[test]
@@ -1345,7 +1393,10 @@ api_url = 'https://bot:tg-pass@tg.example.com/'
         mask_value(&mut v);
         assert!(!has_unmasked_secret(&v));
         let text = toml::to_string(&v).expect("serializes");
-        assert!(!text.contains("sk-live-abc") && text.contains("OPENAI_API_KEY"), "{text}");
+        assert!(
+            !text.contains("sk-live-abc") && text.contains("OPENAI_API_KEY"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -1355,7 +1406,10 @@ api_url = 'https://bot:tg-pass@tg.example.com/'
         let mut found = Vec::new();
         secrets_in(&v, &mut found);
         for secret in ["any-value-1", "user:pa55word", "pa55word", "q-value-1"] {
-            assert!(found.iter().any(|f| f == secret), "{secret} not in {found:?}");
+            assert!(
+                found.iter().any(|f| f == secret),
+                "{secret} not in {found:?}"
+            );
         }
         mask_value(&mut v);
         assert!(!has_unmasked_secret(&v));
@@ -1363,6 +1417,9 @@ api_url = 'https://bot:tg-pass@tg.example.com/'
         for secret in ["any-value-1", "pa55word", "q-value-1", "tg-pass"] {
             assert!(!text.contains(secret), "{secret} in\n{text}");
         }
-        assert!(text.contains("https://••••@proxy.example.com:8443/v1?••••"), "{text}");
+        assert!(
+            text.contains("https://••••@proxy.example.com:8443/v1?••••"),
+            "{text}"
+        );
     }
 }
