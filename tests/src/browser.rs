@@ -104,7 +104,8 @@ impl Browser {
         caps.set_binary(CHROMIUM)
             .expect("the browser binary as a capability");
         for arg in ARGS {
-            caps.add_arg(arg).expect("a browser argument as a capability");
+            caps.add_arg(arg)
+                .expect("a browser argument as a capability");
         }
         caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))
             .expect("the profile folder as a capability");
@@ -203,8 +204,11 @@ impl Browser {
 
     /// The button whose text is `text`.
     pub async fn find_button(&self, text: &str) -> WebElement {
-        self.wait_for(&format!("a button \"{text}\""), By::XPath(button_xpath("", text)))
-            .await
+        self.wait_for(
+            &format!("a button \"{text}\""),
+            By::XPath(button_xpath("", text)),
+        )
+        .await
     }
 
     /// The button whose text is `text` inside what XPath `scope` selects
@@ -239,7 +243,10 @@ impl Browser {
         let found = self
             .wait_for(
                 &format!("a field labelled \"{label}\""),
-                By::XPath(format!("//label[normalize-space()={}]", xpath_literal(label))),
+                By::XPath(format!(
+                    "//label[normalize-space()={}]",
+                    xpath_literal(label)
+                )),
             )
             .await;
         if let Ok(Some(id)) = found.attr("for").await
@@ -259,9 +266,7 @@ impl Browser {
             Ok(field) => field,
             Err(_) => {
                 let page = self.describe().await;
-                panic!(
-                    "the label \"{label}\" names no field (no `for`, nothing inside it); {page}"
-                )
+                panic!("the label \"{label}\" names no field (no `for`, nothing inside it); {page}")
             }
         }
     }
@@ -272,7 +277,10 @@ impl Browser {
         let link = self
             .wait_for(
                 &format!("the navigation link \"{name}\""),
-                By::XPath(format!("//nav//a[normalize-space()={}]", xpath_literal(name))),
+                By::XPath(format!(
+                    "//nav//a[normalize-space()={}]",
+                    xpath_literal(name)
+                )),
             )
             .await;
         if let Err(e) = link.click().await {

@@ -29,11 +29,7 @@ use thirtyfour::prelude::*;
 async fn start(extra: &str) -> (FakeOpenAi, Gateway, tempfile::TempDir) {
     let model = FakeOpenAi::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(
-        dir.path(),
-        &config(free_port(), &model.base_url(), extra),
-    )
-    .await;
+    let gw = Gateway::start(dir.path(), &config(free_port(), &model.base_url(), extra)).await;
     (model, gw, dir)
 }
 
@@ -161,7 +157,9 @@ async fn a_one_time_link_signs_in_once() {
         .find(|l| l.contains("/login?ticket="))
         .and_then(|l| l.split_whitespace().last())
         .unwrap_or_else(|| {
-            panic!("`switchboard ui` printed no sign-in link (a line with /login?ticket=): {out}{err}")
+            panic!(
+                "`switchboard ui` printed no sign-in link (a line with /login?ticket=): {out}{err}"
+            )
         })
         .to_string();
 

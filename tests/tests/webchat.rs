@@ -835,14 +835,25 @@ async fn an_idempotency_key_is_the_clients_own() {
     assert_eq!(status, 200, "{bob}");
     let said = |text: &str| {
         let v: Value = serde_json::from_str(text).unwrap();
-        v["choices"][0]["message"]["content"].as_str().unwrap().to_string()
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     assert_eq!(said(&ann), echo_answer("ann's question"));
-    assert_eq!(said(&bob), echo_answer("bob's question"), "bob got ann's answer");
+    assert_eq!(
+        said(&bob),
+        echo_answer("bob's question"),
+        "bob got ann's answer"
+    );
     // The same user and key with another message is a new request too;
     // repeated as it was, it is answered from the first.
     let (_, _, again) = gw
-        .post_json("/v1/chat/completions", &ask("ann", "another question"), &key)
+        .post_json(
+            "/v1/chat/completions",
+            &ask("ann", "another question"),
+            &key,
+        )
         .await;
     assert_eq!(said(&again), echo_answer("another question"));
     let (_, _, repeat) = gw

@@ -114,6 +114,9 @@ mod shown_url_tests {
             shown_url("https://bob:pw@api.example/v1?api-key=k"),
             "https://••••@api.example/v1?••••"
         );
-        assert_eq!(shown_url("http://127.0.0.1:11434/v1"), "http://127.0.0.1:11434/v1");
+        assert_eq!(
+            shown_url("http://127.0.0.1:11434/v1"),
+            "http://127.0.0.1:11434/v1"
+        );
     }
 }

@@ -151,16 +151,22 @@ async fn stop_cancels_a_running_turn() {
             vec![],
         )
         .await;
-    let status = eventually("the gateway to show no run in flight after Stop", async || {
-        let (_, s) = gw.get("/api/status").await;
-        (s["runs_in_flight"] == 0).then_some(s)
-    })
+    let status = eventually(
+        "the gateway to show no run in flight after Stop",
+        async || {
+            let (_, s) = gw.get("/api/status").await;
+            (s["runs_in_flight"] == 0).then_some(s)
+        },
+    )
     .await;
     assert_eq!(status["runs_waiting_for_a_slot"], 0, "{status}");
 
     model.release();
     let page = browser
-        .run("return document.getElementById('conversation').innerText", vec![])
+        .run(
+            "return document.getElementById('conversation').innerText",
+            vec![],
+        )
         .await;
     assert!(
         !page.as_str().unwrap_or_default().contains(&answer),

@@ -53,11 +53,7 @@ async fn screenshots_of_every_page() {
     let tg = FakeTelegram::start().await;
     let dir = tempfile::tempdir().unwrap();
     let extra = format!("{}{GUARDED_AGENT}", telegram(&tg.url()));
-    let gw = Gateway::start(
-        dir.path(),
-        &config(free_port(), &model.base_url(), &extra),
-    )
-    .await;
+    let gw = Gateway::start(dir.path(), &config(free_port(), &model.base_url(), &extra)).await;
 
     // Something to show: a conversation in the Chat page's session (web
     // chat user "ui"), a stranger waiting to pair, a call waiting for
@@ -97,15 +93,16 @@ async fn screenshots_of_every_page() {
         let link = browser
             .wait_for(
                 &format!("the navigation link \"{name}\""),
-                By::XPath(format!("//nav//a[normalize-space()={}]", xpath_literal(name))),
+                By::XPath(format!(
+                    "//nav//a[normalize-space()={}]",
+                    xpath_literal(name)
+                )),
             )
             .await;
-        let href = link
-            .attr("href")
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("the navigation link \"{name}\" leads nowhere (no href)"));
+        let href =
+            link.attr("href").await.ok().flatten().unwrap_or_else(|| {
+                panic!("the navigation link \"{name}\" leads nowhere (no href)")
+            });
         let path = href.strip_prefix(&gw.url).unwrap_or(&href).to_string();
         paths.push((name, path));
     }
@@ -124,7 +121,10 @@ async fn screenshots_of_every_page() {
             .text()
             .await
             .unwrap_or_default();
-        assert_eq!(current, name, "the navigation bar marks another page as current");
+        assert_eq!(
+            current, name,
+            "the navigation bar marks another page as current"
+        );
         if name == "Chat" {
             chat_connected(&browser).await;
         }

@@ -18,8 +18,7 @@ fn pairing_code(notice: &str) -> String {
         .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
         .find(|w| {
             w.len() == 8
-                && w
-                    .chars()
+                && w.chars()
                     .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         })
         .unwrap_or_else(|| panic!("no pairing code in the stranger's notice: {notice}"))
