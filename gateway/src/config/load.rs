@@ -218,7 +218,7 @@ fn apply_env(table: &mut Table, env: &[(String, String)]) -> Result<(), ConfigEr
 /// `SWITCHBOARD_GATEWAY__MAX_CONCURRENT_RUNS=4` is a number and a numeric
 /// token stays a string.
 fn typed_env_value(path: &[String], raw: &str) -> Result<Value, String> {
-    let template = template_value(path);
+    let template = template_value(path).or_else(|| optional_number(path));
     match template {
         Some(Value::Integer(_)) => raw
             .trim()
@@ -251,6 +251,17 @@ fn typed_env_value(path: &[String], raw: &str) -> Result<Value, String> {
             }
         }
         _ => Ok(Value::String(raw.to_string())),
+    }
+}
+
+/// Keys that are numbers but unset by default, so the defaults hold no
+/// value to take the type from (`SWITCHBOARD_RETENTION__TRANSCRIPT_DAYS=30`).
+fn optional_number(path: &[String]) -> Option<Value> {
+    let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+    match parts.as_slice() {
+        ["retention", "transcript_days" | "usage_days" | "approvals_days"]
+        | ["agents", _, "daily_token_budget"] => Some(Value::Integer(0)),
+        _ => None,
     }
 }
 
@@ -313,6 +324,27 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn unset_numbers_can_be_set_from_the_environment() {
+        let env = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let c = load_str(
+            "[agents.main]\nprovider = \"local\"\n",
+            "x",
+            &[
+                env("SWITCHBOARD_RETENTION__TRANSCRIPT_DAYS", "30"),
+                env("SWITCHBOARD_AGENTS__MAIN__DAILY_TOKEN_BUDGET", "5000"),
+            ],
+        )
+        .unwrap()
+        .config;
+        assert_eq!(c.retention.transcript_days, Some(30));
+        assert_eq!(c.agents["main"].daily_token_budget, Some(5000));
+        let err = load_str("", "x", &[env("SWITCHBOARD_RETENTION__USAGE_DAYS", "a month")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retention.usage_days") && err.contains("whole number"), "{err}");
     }
 
     #[test]
