@@ -21,6 +21,8 @@ command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 # WebDriver (tests/tests/ui.rs); nothing is downloaded by the tests.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+# The tray's test starts a private D-Bus session bus (tests/tests/tray.rs).
+command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus)
 if ((${#need_apt[@]})); then
     say "installing Debian packages: ${need_apt[*]}"
     $SUDO apt-get update -q

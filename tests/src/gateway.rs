@@ -10,23 +10,79 @@ use serde_json::Value;
 /// The control token every test gateway uses.
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
-/// The `switchboard` binary the tests run: `SWITCHBOARD_BIN` as given, or
-/// `target/<profile>/switchboard` of the profile these tests were built
-/// with, made current once per test process by [`built_binary`] (so
-/// `cargo test -p switchboard-tests` alone never tests a stale build).
-pub fn binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("SWITCHBOARD_BIN") {
+/// A binary of the workspace the tests run, and what it is built from.
+struct Product {
+    /// Its cargo package.
+    package: &'static str,
+    /// Its binary's name.
+    bin: &'static str,
+    /// The variable that names another build to test instead.
+    env: &'static str,
+    /// What it is built from, relative to the workspace root.
+    sources: &'static [&'static str],
+}
+
+/// The gateway (the tray and these tests are not part of it).
+const GATEWAY: Product = Product {
+    package: "switchboard",
+    bin: "switchboard",
+    env: "SWITCHBOARD_BIN",
+    sources: &[
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo",
+        "gateway",
+        "channels",
+        "agents",
+        "memory",
+        "sandbox",
+    ],
+};
+
+/// The desktop tray (it depends on no other workspace crate).
+const TRAY: Product = Product {
+    package: "switchboard-tray",
+    bin: "switchboard-tray",
+    env: "SWITCHBOARD_TRAY_BIN",
+    sources: &["Cargo.toml", "Cargo.lock", ".cargo", "tray"],
+};
+
+/// `product`'s binary: its variable's value as given, or the build of the
+/// profile these tests were built with, made current once per test
+/// process.
+fn current(
+    product: &'static Product,
+    built: &'static OnceLock<Result<PathBuf, String>>,
+) -> PathBuf {
+    if let Some(p) = std::env::var_os(product.env) {
         return PathBuf::from(p);
     }
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
+    let built = built.get_or_init(|| {
         let (target_dir, profile) = own_build()?;
-        build_if_stale(&target_dir, &profile)
+        build_if_stale(&target_dir, &profile, product)
     });
     match built {
         Ok(bin) => bin.clone(),
         Err(why) => panic!("{why}"),
     }
+}
+
+/// The `switchboard` binary the tests run: `SWITCHBOARD_BIN` as given, or
+/// `target/<profile>/switchboard` of the profile these tests were built
+/// with, made current once per test process by [`built_binary`] (so
+/// `cargo test -p switchboard-tests` alone never tests a stale build).
+pub fn binary() -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    current(&GATEWAY, &BUILT)
+}
+
+/// The `switchboard-tray` binary the tests run: `SWITCHBOARD_TRAY_BIN` as
+/// given, or `target/<profile>/switchboard-tray`, built with `cargo build
+/// -p switchboard-tray` when it is older than its sources, as [`binary`]
+/// does for the gateway.
+pub fn tray_binary() -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    current(&TRAY, &BUILT)
 }
 
 /// The `switchboard` binary of cargo profile `profile` (`dev`, `release`,
@@ -36,7 +92,7 @@ pub fn binary() -> PathBuf {
 /// `built_binary("release")`. Panics, saying why, when the build fails.
 pub fn built_binary(profile: &str) -> PathBuf {
     own_build()
-        .and_then(|(target_dir, _)| build_if_stale(&target_dir, profile))
+        .and_then(|(target_dir, _)| build_if_stale(&target_dir, profile, &GATEWAY))
         .unwrap_or_else(|why| panic!("{why}"))
 }
 
@@ -73,19 +129,6 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// What the `switchboard` binary is built from (the tray and these tests
-/// are not part of it).
-const BINARY_SOURCES: &[&str] = &[
-    "Cargo.toml",
-    "Cargo.lock",
-    ".cargo",
-    "gateway",
-    "channels",
-    "agents",
-    "memory",
-    "sandbox",
-];
-
 /// The newest modification time under `path` (files and folders, which
 /// change when a file is removed), skipping `target` and hidden entries.
 fn newest_under(path: &Path, newest: &mut Option<SystemTime>) {
@@ -115,32 +158,36 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// `<target_dir>/<profile dir>/switchboard`, built first unless it (or the
-/// stamp of the last build from here, written when that build started) is
-/// newer than every source. Cargo decides what to rebuild; when nothing
-/// changed, nothing runs at all.
+/// `<target_dir>/<profile dir>/<product's binary>`, built first unless it
+/// (or the stamp of the last build from here, written when that build
+/// started) is newer than every source. Cargo decides what to rebuild;
+/// when nothing changed, nothing runs at all.
 #[allow(clippy::print_stderr)] // progress of a build the tests wait for
-fn build_if_stale(target_dir: &Path, profile: &str) -> Result<PathBuf, String> {
+fn build_if_stale(target_dir: &Path, profile: &str, product: &Product) -> Result<PathBuf, String> {
     let profile_dir = target_dir.join(match profile {
         "dev" | "test" => "debug",
         "bench" => "release",
         other => other,
     });
-    let bin = profile_dir.join("switchboard");
-    let stamp = profile_dir.join("switchboard.tests-stamp");
+    let bin = profile_dir.join(product.bin);
+    let stamp = profile_dir.join(format!("{}.tests-stamp", product.bin));
     let root = workspace_root();
     let mut newest = None;
-    for part in BINARY_SOURCES {
+    for part in product.sources {
         newest_under(&root.join(part), &mut newest);
     }
     let built = modified(&bin).map(|b| b.max(modified(&stamp).unwrap_or(b)));
     if bin.exists() && newest.is_some() && built >= newest {
         return Ok(bin);
     }
-    let command = format!("cargo build -p switchboard --bin switchboard --profile {profile}");
+    let command = format!(
+        "cargo build -p {} --bin {} --profile {profile}",
+        product.package, product.bin
+    );
     eprintln!(
-        "switchboard-tests: {} is missing or older than the sources; running `{command}` (set SWITCHBOARD_BIN to test another binary)",
-        bin.display()
+        "switchboard-tests: {} is missing or older than the sources; running `{command}` (set {} to test another binary)",
+        bin.display(),
+        product.env
     );
     // Sources changed after this moment are not in the build: the stamp
     // is older than them, so the next run builds again.
@@ -153,7 +200,7 @@ fn build_if_stale(target_dir: &Path, profile: &str) -> Result<PathBuf, String> {
         .unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(&root)
-        .args(["build", "-p", "switchboard", "--bin", "switchboard"])
+        .args(["build", "-p", product.package, "--bin", product.bin])
         .args(["--profile", profile])
         .arg("--target-dir")
         .arg(target_dir)
@@ -162,11 +209,14 @@ fn build_if_stale(target_dir: &Path, profile: &str) -> Result<PathBuf, String> {
     let failed = match status {
         Ok(s) if s.success() => None,
         Ok(s) => Some(format!(
-            "`{command}` failed ({s}): fix the build (its errors are above), or set SWITCHBOARD_BIN to the binary to test"
+            "`{command}` failed ({s}): fix the build (its errors are above), or set {} to the binary to test",
+            product.env
         )),
         Err(e) => Some(format!(
-            "cannot run {} to build the switchboard binary: {e}. Build it with `{command}` and set SWITCHBOARD_BIN to it",
-            Path::new(&cargo).display()
+            "cannot run {} to build the {} binary: {e}. Build it with `{command}` and set {} to it",
+            Path::new(&cargo).display(),
+            product.bin,
+            product.env
         )),
     };
     if let Some(why) = failed {

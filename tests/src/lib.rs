@@ -8,7 +8,8 @@
 //! - [`fake_anthropic`]: a fake Anthropic Messages API streaming its real
 //!   SSE event sequence;
 //! - [`gateway`]: starts the real `switchboard` binary on a free port with a
-//!   config pointing at the fakes, and drives it over HTTP;
+//!   config pointing at the fakes, and drives it over HTTP; finds (and
+//!   builds when stale) the `switchboard-tray` binary too;
 //! - [`sse`]: reads an SSE body the way an OpenAI client does;
 //! - [`browser`]: a headless Chromium driven over WebDriver, for the
 //!   control web UI, with helpers that find things as a person does.
