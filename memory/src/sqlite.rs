@@ -323,6 +323,7 @@ impl Store for SqliteStore {
         let row = sqlx::query(
             "SELECT a.* FROM transcript u JOIN transcript a \
              ON a.session_id = u.session_id AND a.seq > u.seq AND a.role = 'assistant' \
+             AND (a.ingress_id IS NULL OR a.ingress_id <= u.ingress_id) \
              WHERE u.ingress_id = ? AND u.role = 'user' ORDER BY a.seq LIMIT 1",
         )
         .bind(ingress_id)

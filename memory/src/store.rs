@@ -60,8 +60,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<TranscriptEntry>, StoreError>;
 
     /// The stored answer to the message of ingress row `ingress_id`: the
-    /// first assistant entry after its user entry in the same session. A
-    /// restart uses it to re-deliver instead of asking the model again.
+    /// first assistant entry after its user entry in the same session that
+    /// belongs to its batch (an answer is stored with the batch's first
+    /// row, so a later turn's answer never counts for a row whose own turn
+    /// did not finish). A restart uses it to re-deliver instead of asking
+    /// the model again.
     async fn answer_for_ingress(
         &self,
         ingress_id: i64,

@@ -342,7 +342,7 @@ pub async fn answer_for_ingress_finds_the_reply_of_a_collected_message(store: &d
     let s = store.session_open("k", "main", 1).await.unwrap();
     let ids = accept_all(store, &["m1", "m2", "m3"]).await;
     assert_eq!(store.answer_for_ingress(ids[0]).await.unwrap(), None);
-    // m1 and m2 answered together; the answer hangs off the last one.
+    // m1 and m2 answered together; the answer hangs off the first one.
     store
         .commit_turn(TurnCommit {
             session_id: s.session_id.clone(),
@@ -360,7 +360,7 @@ pub async fn answer_for_ingress_finds_the_reply_of_a_collected_message(store: &d
                 TurnEntry {
                     role: Role::Assistant,
                     content: "both".into(),
-                    ingress_id: Some(ids[1]),
+                    ingress_id: Some(ids[0]),
                 },
             ],
             ingress_ids: vec![ids[0], ids[1]],
@@ -394,6 +394,32 @@ pub async fn answer_for_ingress_finds_the_reply_of_a_collected_message(store: &d
         store.ingress_pending().await.unwrap().len(),
         3,
         "pending until delivered"
+    );
+    // m3's turn stored its message and stopped; a later message's turn
+    // answered. That answer is not m3's.
+    store
+        .transcript_append(
+            &s.session_id,
+            TurnEntry {
+                role: Role::User,
+                content: "three".into(),
+                ingress_id: Some(ids[2]),
+            },
+            3,
+        )
+        .await
+        .unwrap();
+    let [m4] = accept_all(store, &["m4"]).await[..] else {
+        unreachable!()
+    };
+    store
+        .commit_turn(turn(&s.session_id, m4, "four", "answer to four", 4))
+        .await
+        .unwrap();
+    assert_eq!(store.answer_for_ingress(ids[2]).await.unwrap(), None);
+    assert_eq!(
+        store.answer_for_ingress(m4).await.unwrap().unwrap().content,
+        "answer to four"
     );
 }
 

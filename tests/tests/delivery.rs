@@ -246,5 +246,8 @@ async fn an_answer_cut_short_by_a_crash_is_edited_into_its_preview() {
         .await;
     let texts: Vec<&str> = msgs.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, [want.as_str(), sentinel.as_str()], "{msgs:#?}");
-    assert_eq!(msgs[0].id, preview.id, "the answer went into the preview's message");
+    assert_eq!(
+        msgs[0].id, preview.id,
+        "the answer went into the preview's message"
+    );
 }

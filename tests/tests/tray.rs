@@ -414,13 +414,15 @@ async fn the_tray_shows_the_gateway_on_dbus_and_opens_the_ui_with_one_time_links
     let fake = FakeOpenAi::start().await;
     let mut gw = Gateway::start(dir.path(), &config(free_port(), &fake.base_url(), GUARDED)).await;
 
-    // The opener records the links it is given.
+    // The opener records the links it is given, and its environment.
     let opened_file = dir.path().join("opened.txt");
+    let opener_env = dir.path().join("opener-env.txt");
     let opener = dir.path().join("opener.sh");
     std::fs::write(
         &opener,
         format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
+            "#!/bin/sh\nenv > '{}'\nprintf '%s\\n' \"$1\" >> '{}'\n",
+            opener_env.display(),
             opened_file.display()
         ),
     )
@@ -606,6 +608,12 @@ async fn the_tray_shows_the_gateway_on_dbus_and_opens_the_ui_with_one_time_links
         })
         .await;
     };
+    // The browser gets a one-time link, never the token.
+    let env = std::fs::read_to_string(&opener_env).unwrap_or_default();
+    assert!(
+        !env.contains(TOKEN) && !env.contains("SWITCHBOARD_TOKEN"),
+        "the opener's environment holds the control token"
+    );
     assert!(
         link.starts_with(&format!("{}/login?ticket=", gw.url)),
         "{link}"

@@ -28,7 +28,15 @@ pub fn opener_program(configured: Option<OsString>) -> OsString {
 /// on its own; it is reaped when it exits.
 pub fn open(url: &str) -> Result<(), Error> {
     let program = opener_program(std::env::var_os(OPENER_VAR));
-    let mut child = tokio::process::Command::new(&program)
+    let mut command = tokio::process::Command::new(&program);
+    // The browser and whatever it starts get none of the tray's settings,
+    // the control token least of all.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SWITCHBOARD_") {
+            command.env_remove(&name);
+        }
+    }
+    let mut child = command
         .arg(url)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

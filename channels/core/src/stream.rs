@@ -92,6 +92,9 @@ pub struct ReplyStream<S: Surface> {
     /// the same final sent again (a retried delivery) goes on from the
     /// first piece that did not, so none arrives twice.
     finished: Option<(u64, usize)>,
+    /// `message` was left by an earlier run of this reply: if it cannot be
+    /// edited (deleted, too old), the reply goes out as a new message.
+    resumed: bool,
 }
 
 impl<S: Surface> std::fmt::Debug for ReplyStream<S> {
@@ -124,6 +127,7 @@ impl<S: Surface> ReplyStream<S> {
             blocked_until: None,
             typing: None,
             finished: None,
+            resumed: false,
         }
     }
 
@@ -133,8 +137,22 @@ impl<S: Surface> ReplyStream<S> {
     pub fn resuming(mut self, id: Option<String>) -> Self {
         if id.is_some() {
             self.message = id;
+            self.resumed = true;
         }
         self
+    }
+
+    /// The message left by an earlier run cannot be edited: forget it, so
+    /// the reply goes out as a new message.
+    fn give_up_resumed(&mut self, e: &ChannelError) -> bool {
+        if !self.resumed {
+            return false;
+        }
+        tracing::info!(error = %e, "the earlier message of this reply cannot be edited; sending a new one");
+        self.resumed = false;
+        self.message = None;
+        self.shown.clear();
+        true
     }
 
     fn stop_typing(&mut self) {
@@ -193,6 +211,7 @@ impl<S: Surface> ReplyStream<S> {
                 self.blocked_until = Some(refused + d.min(self.settings.max_wait));
                 Ok(())
             }
+            Err(SurfaceError::Failed(e)) if self.give_up_resumed(&e) => Ok(()),
             Err(SurfaceError::Failed(e)) => Err(e),
         }
     }
@@ -258,7 +277,14 @@ impl<S: Surface> ReplyStream<S> {
                 self.finished = Some((key, i + 1));
                 continue;
             }
-            if let Err(e) = self.deliver(edit, piece).await {
+            let resumed_edit = edit.is_some() && self.resumed;
+            let mut sent = self.deliver(edit, piece).await;
+            if let Err(e) = &sent {
+                if resumed_edit && self.give_up_resumed(e) {
+                    sent = self.deliver(None, piece).await;
+                }
+            }
+            if let Err(e) = sent {
                 result = Err(e);
                 break;
             }
@@ -425,6 +451,44 @@ mod tests {
             .collect();
         assert!(shown.iter().all(|t| t.chars().count() <= 50));
         assert_eq!(shown.join(" ").split_whitespace().count(), 25);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resumed_reply_edits_the_earlier_message_or_sends_anew_when_it_is_gone() {
+        let fake = Fake::default();
+        let mut s = ReplyStream::new(fake.clone(), settings()).resuming(Some("m9".into()));
+        assert_eq!(s.message_id().as_deref(), Some("m9"));
+        s.send(ReplyEvent::Done {
+            text: "the answer".into(),
+            usage: None,
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            fake.calls.lock().unwrap().clone(),
+            [Call::Edit("m9".into(), "the answer".into())]
+        );
+
+        // The earlier message was deleted: its edit fails, the answer is
+        // sent as a new message instead of being lost.
+        let fake = Fake::default();
+        fake.fail_next
+            .lock()
+            .unwrap()
+            .push(SurfaceError::Failed(ChannelError::Rejected(
+                "message to edit not found".into(),
+            )));
+        let mut s = ReplyStream::new(fake.clone(), settings()).resuming(Some("gone".into()));
+        s.send(ReplyEvent::Done {
+            text: "the answer".into(),
+            usage: None,
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            fake.calls.lock().unwrap().clone(),
+            [Call::Send("the answer".into())]
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -259,7 +259,10 @@ fn typed_env_value(path: &[String], raw: &str) -> Result<Value, String> {
 fn optional_number(path: &[String]) -> Option<Value> {
     let parts: Vec<&str> = path.iter().map(String::as_str).collect();
     match parts.as_slice() {
-        ["retention", "transcript_days" | "usage_days" | "approvals_days"]
+        [
+            "retention",
+            "transcript_days" | "usage_days" | "approvals_days",
+        ]
         | ["agents", _, "daily_token_budget"] => Some(Value::Integer(0)),
         _ => None,
     }
@@ -341,10 +344,17 @@ mod tests {
         .config;
         assert_eq!(c.retention.transcript_days, Some(30));
         assert_eq!(c.agents["main"].daily_token_budget, Some(5000));
-        let err = load_str("", "x", &[env("SWITCHBOARD_RETENTION__USAGE_DAYS", "a month")])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("retention.usage_days") && err.contains("whole number"), "{err}");
+        let err = load_str(
+            "",
+            "x",
+            &[env("SWITCHBOARD_RETENTION__USAGE_DAYS", "a month")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("retention.usage_days") && err.contains("whole number"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -273,9 +273,17 @@ pub fn to_messages(entries: Vec<TranscriptEntry>) -> Vec<ChatMessage> {
             out.push(ChatMessage::tool_result(id, INTERRUPTED_CALL));
         }
     };
+    let mut previous: Option<Role> = None;
     for e in entries {
-        match e.role {
+        let role = e.role;
+        let before = previous.replace(role);
+        match role {
             Role::ToolCall => {
+                // A call after a result starts a new step: the calls of the
+                // last one still open were cut short.
+                if before == Some(Role::ToolResult) {
+                    close(&mut out, &mut open);
+                }
                 let Ok(call) = serde_json::from_str::<StoredCall>(&e.content) else {
                     continue;
                 };
@@ -290,7 +298,7 @@ pub fn to_messages(entries: Vec<TranscriptEntry>) -> Vec<ChatMessage> {
                     Some(m)
                         if m.role == MessageRole::Assistant
                             && !m.tool_calls.is_empty()
-                            && open.len() > 1 =>
+                            && before == Some(Role::ToolCall) =>
                     {
                         m.tool_calls.push(call);
                     }
@@ -307,7 +315,7 @@ pub fn to_messages(entries: Vec<TranscriptEntry>) -> Vec<ChatMessage> {
                 open.remove(at);
                 out.push(ChatMessage::tool_result(result.id, result.output));
             }
-            role => {
+            _ => {
                 close(&mut out, &mut open);
                 out.push(match role {
                     Role::User => ChatMessage::user(e.content),
@@ -434,6 +442,34 @@ mod tests {
             ]
         );
         assert_eq!(m[1].tool_calls.len(), 2, "one step, two calls");
+        // A step of two calls cut short after one result, then a new step
+        // of the continued turn: the cut call is closed before it.
+        let m2 = to_messages(vec![
+            entry(Role::User, "go"),
+            call("a"),
+            call("b"),
+            result("a"),
+            call("c"),
+            result("c"),
+            entry(Role::Assistant, "done"),
+        ]);
+        let shape: Vec<(MessageRole, Option<&str>)> = m2
+            .iter()
+            .map(|m| (m.role, m.tool_call_id.as_deref()))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (MessageRole::User, None),
+                (MessageRole::Assistant, None),
+                (MessageRole::Tool, Some("a")),
+                (MessageRole::Tool, Some("b")),
+                (MessageRole::Assistant, None),
+                (MessageRole::Tool, Some("c")),
+                (MessageRole::Assistant, None),
+            ]
+        );
+        assert_eq!(m2[3].content, INTERRUPTED_CALL);
         assert_eq!(m[2].content, "out a");
         assert_eq!(m[3].tool_call_id.as_deref(), Some("b"));
         assert_eq!(m[3].content, INTERRUPTED_CALL);

@@ -301,7 +301,12 @@ async fn run_turn(
     }
     let mut session = ctx.store.session_open(key, &primary, now).await?;
     let offset = Local::now().offset().fix();
-    if session.turns > 0 && ctx.reset.is_stale(session.last_active_at, now, offset) {
+    // A turn continued after a stop keeps its generation, where its
+    // messages and tool calls are: a reset would run them again.
+    let resumed = !stored_in_place(ctx, &session, slot, batch)
+        .await?
+        .is_empty();
+    if !resumed && session.turns > 0 && ctx.reset.is_stale(session.last_active_at, now, offset) {
         session = ctx.store.session_reset(key, &primary, now).await?;
     }
     for job in batch {
@@ -614,9 +619,39 @@ async fn load_history(
     ))
 }
 
+/// The batch's rows whose messages an earlier run of this turn stored at
+/// the end of the generation (after its last answer): the turn continues
+/// there.
+async fn stored_in_place(
+    ctx: &TurnContext,
+    session: &SessionRecord,
+    slot: &AgentSlot,
+    batch: &[Job],
+) -> Result<Vec<i64>, StoreError> {
+    let recent = ctx
+        .store
+        .transcript(&session.session_id, slot.history_limit.max(256))
+        .await?;
+    let after_last_answer = recent
+        .iter()
+        .rposition(|e| e.role == Role::Assistant)
+        .map_or(0, |i| i + 1);
+    Ok(batch
+        .iter()
+        .map(|j| j.ingress_id)
+        .filter(|id| {
+            recent[after_last_answer..]
+                .iter()
+                .any(|e| e.role == Role::User && e.ingress_id == Some(*id))
+        })
+        .collect())
+}
+
 /// Store the batch's messages in the session generation when the turn
 /// starts, unless an earlier run of the same turn (cut short by a crash)
-/// stored them already.
+/// stored them at its end already. One stored before a later answer (its
+/// turn never finished, others went on) is stored again, so the history
+/// ends with the question.
 async fn store_user_entries(
     ctx: &TurnContext,
     session: &SessionRecord,
@@ -624,15 +659,9 @@ async fn store_user_entries(
     batch: &[Job],
     now: i64,
 ) -> Result<(), StoreError> {
-    let recent = ctx
-        .store
-        .transcript(&session.session_id, slot.history_limit.max(256))
-        .await?;
+    let in_place = stored_in_place(ctx, session, slot, batch).await?;
     for job in batch {
-        let stored = recent
-            .iter()
-            .any(|e| e.role == Role::User && e.ingress_id == Some(job.ingress_id));
-        if !stored {
+        if !in_place.contains(&job.ingress_id) {
             let entry = TurnEntry {
                 role: Role::User,
                 content: user_text(job),
@@ -659,7 +688,9 @@ async fn append(
     let entry = TurnEntry {
         role,
         content,
-        ingress_id: batch.last().map(|j| j.ingress_id),
+        // The batch's first row: its answer is found from each of its rows
+        // and never from an earlier one (`Store::answer_for_ingress`).
+        ingress_id: batch.first().map(|j| j.ingress_id),
     };
     ctx.store
         .transcript_append(&session.session_id, entry, now_ms())
@@ -727,7 +758,7 @@ async fn commit(
         })
         .collect();
     if let Some(answer) = answer {
-        let ingress_id = batch.last().map(|j| j.ingress_id);
+        let ingress_id = batch.first().map(|j| j.ingress_id);
         entries.push(TurnEntry {
             role: Role::Assistant,
             content: answer,

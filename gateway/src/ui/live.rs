@@ -94,7 +94,7 @@ pub async fn look(state: &AppState) -> Snapshot {
         .unwrap_or_default();
     let approvals = state
         .store
-        .approvals_list(false, 200)
+        .approvals_list(true, 200)
         .await
         .unwrap_or_default();
     let mut h = Sha256::new();
