@@ -4,7 +4,9 @@
 //! provides).
 //!
 //! ```sh
-//! cargo run --release -p switchboard-tests --bin bench_tray   # target/bench/tray.json
+//! cargo build --release -p switchboard-tray
+//! SWITCHBOARD_TRAY_BIN=target/release/switchboard-tray \
+//!     cargo run -p switchboard-tests --bin bench_tray   # target/bench/tray.json
 //! ```
 //!
 //! It waits until the item registered and the first status arrived, lets
@@ -167,10 +169,10 @@ async fn main() {
     tokio::time::sleep(idle).await;
     let cpu_idle = cpu(pid).saturating_sub(cpu_before);
     let rss = rss_kib(pid);
-    let profile = if cfg!(debug_assertions) {
-        "dev"
-    } else {
+    let profile = if bin.components().any(|c| c.as_os_str() == "release") {
         "release"
+    } else {
+        "dev"
     };
     let result = json!({
         "profile": profile,
