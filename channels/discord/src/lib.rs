@@ -596,7 +596,8 @@ impl Channel for DiscordChannel {
             reply_to,
             command,
             inner.settings.max_lines,
-        )?;
+        )?
+        .resuming(target.resume.as_deref());
         Ok(Box::new(
             ReplyStream::new(
                 surface,

@@ -80,6 +80,16 @@ impl DiscordSurface {
             max_lines,
         })
     }
+
+    /// A reply continuing the message `id` an earlier run left: when that
+    /// is the command's response, later pieces follow up instead of
+    /// overwriting it.
+    pub fn resuming(mut self, id: Option<&str>) -> Self {
+        if id == Some(ORIGINAL) {
+            self.original_used = true;
+        }
+        self
+    }
 }
 
 #[async_trait]

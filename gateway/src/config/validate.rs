@@ -189,6 +189,12 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
                 "must be at least 1",
             ));
         }
+        if a.keep_recent_messages == 0 {
+            errors.push(ConfigError::new(
+                format!("agents.{name}.keep_recent_messages"),
+                "must be at least 1: a compaction keeps the conversation's latest message whole",
+            ));
+        }
         for (i, entry) in a.approvals.approvers.iter().enumerate() {
             if let Some(why) = approver_problem(entry) {
                 errors.push(ConfigError::new(

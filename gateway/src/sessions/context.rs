@@ -168,6 +168,19 @@ async fn summarize_within(
     summarize_text(provider, &joined).await
 }
 
+/// Where the kept part of `entries` starts: at least the last
+/// `keep_recent`, and always at a person's message, so a turn (its
+/// question, its tool calls and results) is never split between the
+/// summary and what is kept. `None` when nothing before it is left to
+/// summarize.
+fn keep_from(entries: &[TranscriptEntry], budget: ContextBudget) -> Option<usize> {
+    let mut at = budget.split(entries.len())?;
+    while at > 0 && entries[at].role != Role::User {
+        at -= 1;
+    }
+    (at > 0).then_some(at)
+}
+
 /// What a compaction did.
 #[derive(Debug)]
 pub struct Compacted {
@@ -190,7 +203,7 @@ pub async fn compact(
     budget: ContextBudget,
 ) -> Result<Option<Compacted>, CompactError> {
     let entries = ctx.store.transcript(&session.session_id, u32::MAX).await?;
-    let Some(older) = budget.split(entries.len()) else {
+    let Some(older) = keep_from(&entries, budget) else {
         return Ok(None);
     };
     let summary = summarize_within(provider, &entries[..older], budget)
@@ -379,6 +392,26 @@ mod tests {
             ingress_id: None,
             created_at: 0,
         }
+    }
+
+    #[test]
+    fn a_compaction_never_splits_a_turn() {
+        let b = ContextBudget {
+            window: 1000,
+            keep_recent: 2,
+        };
+        let e = vec![
+            entry(Role::User, "old"),
+            entry(Role::Assistant, "old answer"),
+            entry(Role::User, "do it"),
+            entry(Role::ToolCall, "{}"),
+            entry(Role::ToolResult, "{}"),
+        ];
+        // The last two are a call and its result: the kept part starts at
+        // their question.
+        assert_eq!(keep_from(&e, b), Some(2));
+        // A history that is one turn has nothing to summarize.
+        assert_eq!(keep_from(&e[2..], b), None);
     }
 
     #[test]
