@@ -243,39 +243,50 @@ impl Store for SqliteStore {
     async fn session_compact(
         &self,
         key: &str,
-        agent: &str,
+        from: &str,
         entries: Vec<TurnEntry>,
         now: i64,
-    ) -> Result<SessionRecord, StoreError> {
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let fresh = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (key, from, now, entries.len()).hash(&mut h);
+            format!("s_{:016x}{:08x}", h.finish(), now as u32)
+        };
+        // Only from generation `from`; the entries only where it moved on.
         let mut sql = String::from(
-            "INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at) \
-             VALUES (?, 's_' || lower(hex(randomblob(12))), ?, ?, ?, ?) \
-             ON CONFLICT (key) DO UPDATE SET session_id = 's_' || lower(hex(randomblob(12))), \
-             agent = excluded.agent, updated_at = excluded.updated_at, \
-             last_active_at = excluded.last_active_at, turns = 0;",
+            "UPDATE sessions SET session_id = ?, updated_at = ?, last_active_at = ?, turns = 0 \
+             WHERE key = ? AND session_id = ?;",
         );
         for _ in &entries {
             sql.push_str(
                 "INSERT INTO transcript (session_id, role, content, ingress_id, created_at) \
-                 VALUES ((SELECT session_id FROM sessions WHERE key = ?), ?, ?, ?, ?);",
+                 SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sessions WHERE session_id = ?);",
             );
         }
         self.transact(&sql, |mut query| {
-            query = query.bind(key).bind(agent).bind(now).bind(now).bind(now);
+            query = query
+                .bind(fresh.clone())
+                .bind(now)
+                .bind(now)
+                .bind(key)
+                .bind(from);
             for e in entries {
                 query = query
-                    .bind(key)
+                    .bind(fresh.clone())
                     .bind(e.role.as_str())
                     .bind(e.content)
                     .bind(e.ingress_id)
-                    .bind(now);
+                    .bind(now)
+                    .bind(fresh.clone());
             }
             query
         })
         .await?;
-        self.session_get(key)
+        Ok(self
+            .session_get(key)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("session {key}")))
+            .filter(|s| s.session_id == fresh))
     }
 
     async fn session_delete(&self, key: &str) -> Result<bool, StoreError> {

@@ -33,16 +33,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: i64,
     ) -> Result<SessionRecord, StoreError>;
 
-    /// Continue the session under `key` in a fresh generation made of
-    /// `entries` (a compaction's summary and the recent messages), in one
-    /// transaction: a crash leaves the old generation or the new one whole.
+    /// Continue the session under `key`, whose generation `from` was
+    /// summarized, in a fresh generation made of `entries` (the summary and
+    /// the recent messages), in one transaction: a crash leaves the old
+    /// generation or the new one whole. `None`, and nothing written, when
+    /// the session is no longer in generation `from` (it was reset while
+    /// the summary was made).
     async fn session_compact(
         &self,
         key: &str,
-        agent: &str,
+        from: &str,
         entries: Vec<TurnEntry>,
         now: i64,
-    ) -> Result<SessionRecord, StoreError>;
+    ) -> Result<Option<SessionRecord>, StoreError>;
 
     /// Remove the session under `key` and its current generation's
     /// transcript (a one-off web chat session once answered). Its usage is

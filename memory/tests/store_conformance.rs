@@ -143,9 +143,10 @@ pub async fn compaction_replaces_the_generation_in_one_step(store: &dyn Store) {
         },
     ];
     let fresh = store
-        .session_compact("k:compact", "main", entries, 3)
+        .session_compact("k:compact", &old.session_id, entries.clone(), 3)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("compacted");
     assert_ne!(fresh.session_id, old.session_id);
     assert_eq!(fresh.turns, 0);
     let t = store.transcript(&fresh.session_id, 10).await.unwrap();
@@ -156,6 +157,25 @@ pub async fn compaction_replaces_the_generation_in_one_step(store: &dyn Store) {
     assert_eq!(
         store.transcript(&old.session_id, 10).await.unwrap().len(),
         2
+    );
+    // A compaction of a generation that is no longer current (the
+    // session was reset meanwhile) writes nothing.
+    let reset = store.session_reset("k:compact", "main", 4).await.unwrap();
+    assert!(
+        store
+            .session_compact("k:compact", &fresh.session_id, entries, 5)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let now = store.session_get("k:compact").await.unwrap().unwrap();
+    assert_eq!(now.session_id, reset.session_id);
+    assert!(
+        store
+            .transcript(&reset.session_id, 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 

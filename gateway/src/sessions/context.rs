@@ -222,10 +222,17 @@ pub async fn compact(
     }));
     // The new generation and its entries in one transaction: a crash
     // leaves the old generation or the new one, never an empty one.
-    let fresh = ctx
+    let Some(fresh) = ctx
         .store
-        .session_compact(key, &session.agent, kept, now)
-        .await?;
+        .session_compact(key, &session.session_id, kept, now)
+        .await?
+    else {
+        tracing::info!(
+            session_key = key,
+            "the session was reset while it was compacted; left as it is"
+        );
+        return Ok(None);
+    };
     tracing::info!(session_key = key, summarized = older, "session compacted");
     Ok(Some(Compacted {
         session: fresh,
