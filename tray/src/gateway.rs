@@ -231,6 +231,17 @@ impl GatewayClient {
                         crate::log(format!(
                             "cannot read a status event ({e}); is the gateway newer than this tray?"
                         ));
+                        // Something answers: say so rather than keep an
+                        // old view (or "not running").
+                        if !streamed {
+                            let refused = Observed::Refused {
+                                url: self.url.clone(),
+                                why: "its status cannot be read: the gateway may be newer than this tray; update switchboard-tray".into(),
+                            };
+                            if tx.send(refused).await.is_err() {
+                                return (streamed, Ended::Gone);
+                            }
+                        }
                     }
                     Err(_) => {}
                 }
