@@ -35,6 +35,28 @@ poll_timeout_secs = 1
     (model, tg, gw, dir)
 }
 
+/// Send a sentinel to `chat` and wait for its answer: by then a second
+/// copy of `want` would have arrived before it. Asserts the chat shows
+/// exactly `want` and the sentinel's answer, and returns its messages.
+async fn only_answer_then_sentinel(
+    tg: &FakeTelegram,
+    chat: i64,
+    name: &str,
+    want: &str,
+) -> Vec<switchboard_tests::fake_telegram::Shown> {
+    tg.dm(chat, name, "sentinel");
+    let sentinel = echo_answer("sentinel");
+    let msgs = tg
+        .wait(WAIT, "the sentinel's answer", |tg| {
+            let msgs = tg.chat(chat);
+            msgs.iter().any(|m| m.text == sentinel).then_some(msgs)
+        })
+        .await;
+    let texts: Vec<&str> = msgs.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, [want, sentinel.as_str()], "{msgs:#?}");
+    msgs
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_refused_for_a_while_is_sent_once_it_can_be_without_asking_the_model_again() {
     let (model, tg, _gw, _dir) = start("").await;
@@ -51,16 +73,7 @@ async fn a_reply_refused_for_a_while_is_sent_once_it_can_be_without_asking_the_m
     .await;
     // A sentinel: once it is answered, a second copy of the first answer
     // would have arrived before it.
-    tg.dm(61, "Ann", "sentinel");
-    let sentinel = echo_answer("sentinel");
-    let msgs = tg
-        .wait(WAIT, "the sentinel's answer", |tg| {
-            let msgs = tg.chat(61);
-            msgs.iter().any(|m| m.text == sentinel).then_some(msgs)
-        })
-        .await;
-    let texts: Vec<&str> = msgs.iter().map(|m| m.text.as_str()).collect();
-    assert_eq!(texts, [want.as_str(), sentinel.as_str()], "{msgs:#?}");
+    only_answer_then_sentinel(&tg, 61, "Ann", &want).await;
     let asked: Vec<String> = model
         .seen()
         .iter()
@@ -184,16 +197,7 @@ poll_timeout_secs = 1
         tg.chat(71).iter().any(|m| m.text == want).then_some(())
     })
     .await;
-    tg.dm(71, "Bo", "sentinel");
-    let sentinel = echo_answer("sentinel");
-    let msgs = tg
-        .wait(WAIT, "the sentinel's answer", |tg| {
-            let msgs = tg.chat(71);
-            msgs.iter().any(|m| m.text == sentinel).then_some(msgs)
-        })
-        .await;
-    let texts: Vec<&str> = msgs.iter().map(|m| m.text.as_str()).collect();
-    assert_eq!(texts, [want.as_str(), sentinel.as_str()], "{msgs:#?}");
+    only_answer_then_sentinel(&tg, 71, "Bo", &want).await;
     let from_the_user = model
         .seen()
         .iter()
@@ -236,16 +240,7 @@ async fn an_answer_cut_short_by_a_crash_is_edited_into_its_preview() {
         tg.chat(72).iter().any(|m| m.text == want).then_some(())
     })
     .await;
-    tg.dm(72, "Cy", "sentinel");
-    let sentinel = echo_answer("sentinel");
-    let msgs = tg
-        .wait(WAIT, "the sentinel's answer", |tg| {
-            let msgs = tg.chat(72);
-            msgs.iter().any(|m| m.text == sentinel).then_some(msgs)
-        })
-        .await;
-    let texts: Vec<&str> = msgs.iter().map(|m| m.text.as_str()).collect();
-    assert_eq!(texts, [want.as_str(), sentinel.as_str()], "{msgs:#?}");
+    let msgs = only_answer_then_sentinel(&tg, 72, "Cy", &want).await;
     assert_eq!(
         msgs[0].id, preview.id,
         "the answer went into the preview's message"
