@@ -180,6 +180,7 @@ impl SqliteStore {
 
 mod channel_state;
 mod rows;
+mod sessions;
 use rows::{delete_in_batches, ingress_row, transcript_row};
 
 #[async_trait]
@@ -247,59 +248,11 @@ impl Store for SqliteStore {
         entries: Vec<TurnEntry>,
         now: i64,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let fresh = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (key, from, now, entries.len()).hash(&mut h);
-            format!("s_{:016x}{:08x}", h.finish(), now as u32)
-        };
-        // Only from generation `from`; the entries only where it moved on.
-        let mut sql = String::from(
-            "UPDATE sessions SET session_id = ?, updated_at = ?, last_active_at = ?, turns = 0 \
-             WHERE key = ? AND session_id = ?;",
-        );
-        for _ in &entries {
-            sql.push_str(
-                "INSERT INTO transcript (session_id, role, content, ingress_id, created_at) \
-                 SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sessions WHERE session_id = ?);",
-            );
-        }
-        self.transact(&sql, |mut query| {
-            query = query
-                .bind(fresh.clone())
-                .bind(now)
-                .bind(now)
-                .bind(key)
-                .bind(from);
-            for e in entries {
-                query = query
-                    .bind(fresh.clone())
-                    .bind(e.role.as_str())
-                    .bind(e.content)
-                    .bind(e.ingress_id)
-                    .bind(now)
-                    .bind(fresh.clone());
-            }
-            query
-        })
-        .await?;
-        Ok(self
-            .session_get(key)
-            .await?
-            .filter(|s| s.session_id == fresh))
+        self.compact_session(key, from, entries, now).await
     }
 
     async fn session_delete(&self, key: &str) -> Result<bool, StoreError> {
-        if self.session_get(key).await?.is_none() {
-            return Ok(false);
-        }
-        self.transact(
-            "DELETE FROM transcript WHERE session_id = (SELECT session_id FROM sessions WHERE key = ?);\
-             DELETE FROM sessions WHERE key = ?;",
-            |query| query.bind(key).bind(key),
-        )
-        .await?;
-        Ok(true)
+        self.delete_session(key).await
     }
 
     async fn sessions_list(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError> {
