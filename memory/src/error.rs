@@ -21,6 +21,18 @@ pub enum StoreError {
     /// A stored value could not be read back (a corrupt or foreign row).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A stored value does not decrypt (a wrong key, or a value changed or
+    /// moved from another row).
+    #[error("cannot decrypt {what}: {error}")]
+    Crypto {
+        /// Which value, e.g. `transcript.content of session s_1`.
+        what: String,
+        /// Why.
+        error: crate::crypto::CryptoError,
+    },
+    /// The keyring could not be read or written.
+    #[error(transparent)]
+    Keyring(#[from] crate::crypto::KeyringError),
     /// The record the call names does not exist.
     #[error("not found: {0}")]
     NotFound(String),

@@ -9,16 +9,19 @@
 //! This crate depends on no other workspace crate: it stores plain records and
 //! knows nothing of channels, agents or policies.
 
+pub mod crypto;
 mod error;
 mod records;
+mod sealed;
 mod sqlite;
 mod store;
 
 pub use error::StoreError;
 pub use records::{
-    AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing,
-    PairingRequest, Role, SessionRecord, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
-    TurnUsage,
+    AllowEntry, ApprovalRecord, Cell, Column, ForgetReport, IngressAccept, IngressRecord,
+    IngressStatus, MemoryRecord, NewPairing, PairingRequest, Role, SecretInfo, SessionRecord,
+    TokenCounts, TranscriptEntry, TurnCommit, TurnEntry, TurnUsage, subject_of,
 };
+pub use sealed::SealedStore;
 pub use sqlite::SqliteStore;
 pub use store::Store;

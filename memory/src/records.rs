@@ -22,6 +22,12 @@ pub struct SessionRecord {
     pub last_active_at: i64,
     /// Turns completed in the current generation.
     pub turns: i64,
+    /// The person the session belongs to (`<channel>:<sender id>`, a DM's
+    /// sender), whose own key its records are encrypted under; `None` for
+    /// a shared session (a group, or every DM in one `main` session).
+    #[sqlx(default)]
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 /// Who said a transcript entry.
@@ -293,4 +299,114 @@ pub struct ApprovalRecord {
     pub expires_at: i64,
     /// When it was decided, ms since the epoch.
     pub decided_at: Option<i64>,
+}
+
+/// One long-term memory: a fact an agent saved to find again later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryRecord {
+    /// A random id, unique across the store.
+    pub id: String,
+    /// The agent whose memory it is.
+    pub agent: String,
+    /// The person it belongs to (`<channel>:<sender id>`), or `""` when
+    /// the agent shares its memory across everyone (`memory.scope =
+    /// "agent"`).
+    pub owner: String,
+    /// What to remember.
+    pub text: String,
+    /// Optional labels.
+    pub tags: Vec<String>,
+    /// The text's embedding, when the agent has an embeddings model.
+    pub vector: Option<Vec<f32>>,
+    /// When it was saved, ms since the epoch.
+    pub created_at: i64,
+}
+
+/// A stored secret's name and when it was set (its value is never listed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    /// The name config files refer to as `"secret:NAME"`.
+    pub name: String,
+    /// When it was last set, ms since the epoch.
+    pub updated_at: i64,
+}
+
+/// What `forget` removed, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgetReport {
+    /// Sessions removed.
+    pub sessions: u64,
+    /// Transcript entries removed.
+    pub transcript_entries: u64,
+    /// Ingress rows removed (pending or done).
+    pub ingress_rows: u64,
+    /// Long-term memories removed.
+    pub memories: u64,
+    /// Approval requests removed.
+    pub approvals: u64,
+    /// Pairing requests removed.
+    pub pairing_requests: u64,
+    /// Allowlist entries removed.
+    pub allowlist_entries: u64,
+    /// Keys destroyed.
+    pub keys: u64,
+}
+
+/// A column the store keeps encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Column {
+    /// `transcript.content`, bound to its session generation.
+    TranscriptContent,
+    /// `ingress.payload`, bound to (channel, account, message id).
+    IngressPayload,
+    /// `approvals.arguments`, bound to the request id.
+    ApprovalArguments,
+    /// `memories.text`, bound to the memory id. Sealed, it holds the
+    /// memory's text, tags and vector together.
+    MemoryText,
+    /// `secrets.value`, bound to the secret name.
+    SecretValue,
+}
+
+impl Column {
+    /// Every sealed column.
+    pub const ALL: [Column; 5] = [
+        Column::TranscriptContent,
+        Column::IngressPayload,
+        Column::ApprovalArguments,
+        Column::MemoryText,
+        Column::SecretValue,
+    ];
+
+    /// `table.column`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::TranscriptContent => "transcript.content",
+            Column::IngressPayload => "ingress.payload",
+            Column::ApprovalArguments => "approvals.arguments",
+            Column::MemoryText => "memories.text",
+            Column::SecretValue => "secrets.value",
+        }
+    }
+}
+
+/// The subject (see [`SessionRecord::subject`]) of a person: sender
+/// `sender_id` on `channel`.
+pub fn subject_of(channel: &str, sender_id: &str) -> String {
+    format!("{channel}:{sender_id}")
+}
+
+/// One stored value of a sealed column, with what binds it to its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    /// The backend's opaque handle of the row (also the scan cursor).
+    pub row: String,
+    /// What the value is bound to besides its column: the session
+    /// generation, the message's (channel, account, id), the request,
+    /// memory or secret id.
+    pub context: String,
+    /// Whose key the value belongs under (`None`: the shared key).
+    pub subject: Option<String>,
+    /// The stored value (sealed, or plain before the upgrade).
+    pub value: String,
 }

@@ -13,9 +13,9 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqlitePool};
 
 use crate::{
-    AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing,
-    PairingRequest, SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
-    TurnEntry,
+    AllowEntry, ApprovalRecord, Cell, Column, ForgetReport, IngressAccept, IngressRecord,
+    IngressStatus, MemoryRecord, NewPairing, PairingRequest, SecretInfo, SessionRecord, Store,
+    StoreError, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -48,7 +48,12 @@ impl SqliteStore {
             // can take back the last transactions.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Deleted values are overwritten, not left in free pages, and
+            // sorts and temporary tables stay in memory: nothing of a
+            // record outlives it in a file.
+            .pragma("secure_delete", "ON")
+            .pragma("temp_store", "MEMORY");
         Self::connect(options, &path.display().to_string()).await
     }
 
@@ -179,7 +184,9 @@ impl SqliteStore {
 }
 
 mod channel_state;
+mod memories;
 mod rows;
+mod sealing;
 mod sessions;
 use rows::{delete_in_batches, ingress_row, transcript_row};
 
@@ -194,46 +201,60 @@ impl Store for SqliteStore {
         )
     }
 
-    async fn session_open(
+    async fn session_open_as(
         &self,
         key: &str,
         agent: &str,
+        subject: Option<&str>,
         now: i64,
     ) -> Result<SessionRecord, StoreError> {
         // Nearly every turn finds its session: a read needs no write lock.
         if let Some(found) = self.session_get(key).await? {
-            return Ok(found);
+            if found.subject.is_some() || subject.is_none() {
+                return Ok(found);
+            }
+            // A session from before subjects were recorded learns its own.
+            sqlx::query("UPDATE sessions SET subject = ? WHERE key = ? AND subject IS NULL")
+                .bind(subject)
+                .bind(key)
+                .execute(&self.write)
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at, subject) \
+                 VALUES (?1, 's_' || lower(hex(randomblob(12))), ?2, ?3, ?3, ?3, ?4) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(agent)
+            .bind(now)
+            .bind(subject)
+            .execute(&self.write)
+            .await?;
         }
-        sqlx::query(
-            "INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at) \
-             VALUES (?1, 's_' || lower(hex(randomblob(12))), ?2, ?3, ?3, ?3) \
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(agent)
-        .bind(now)
-        .execute(&self.write)
-        .await?;
         self.session_get(key)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("session {key}")))
     }
 
-    async fn session_reset(
+    async fn session_reset_as(
         &self,
         key: &str,
         agent: &str,
+        subject: Option<&str>,
         now: i64,
     ) -> Result<SessionRecord, StoreError> {
         sqlx::query(
-            "INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at) \
-             VALUES (?1, 's_' || lower(hex(randomblob(12))), ?2, ?3, ?3, ?3) \
+            "INSERT INTO sessions (key, session_id, agent, created_at, updated_at, last_active_at, subject) \
+             VALUES (?1, 's_' || lower(hex(randomblob(12))), ?2, ?3, ?3, ?3, ?4) \
              ON CONFLICT (key) DO UPDATE SET session_id = 's_' || lower(hex(randomblob(12))), \
-             agent = ?2, updated_at = ?3, last_active_at = ?3, turns = 0",
+             agent = ?2, updated_at = ?3, last_active_at = ?3, turns = 0, \
+             subject = coalesce(subject, ?4)",
         )
         .bind(key)
         .bind(agent)
         .bind(now)
+        .bind(subject)
         .execute(&self.write)
         .await?;
         self.session_get(key)
@@ -241,14 +262,24 @@ impl Store for SqliteStore {
             .ok_or_else(|| StoreError::NotFound(format!("session {key}")))
     }
 
-    async fn session_compact(
+    async fn session_by_id(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(
+            sqlx::query_as::<_, SessionRecord>("SELECT * FROM sessions WHERE session_id = ?")
+                .bind(session_id)
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+
+    async fn session_compact_into(
         &self,
         key: &str,
         from: &str,
+        to: &str,
         entries: Vec<TurnEntry>,
         now: i64,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        self.compact_session(key, from, entries, now).await
+        self.compact_session(key, from, to, entries, now).await
     }
 
     async fn session_delete(&self, key: &str) -> Result<bool, StoreError> {
@@ -421,17 +452,18 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn ingress_accept(
+    async fn ingress_accept_as(
         &self,
         channel: &str,
         account: &str,
         message_id: &str,
         payload: &str,
+        subject: Option<&str>,
         now: i64,
     ) -> Result<IngressAccept, StoreError> {
         let inserted = sqlx::query(
-            "INSERT INTO ingress (channel, account, message_id, payload, status, received_at, updated_at) \
-             VALUES (?, ?, ?, ?, 'pending', ?, ?) \
+            "INSERT INTO ingress (channel, account, message_id, payload, status, received_at, updated_at, subject) \
+             VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) \
              ON CONFLICT (channel, account, message_id) DO NOTHING RETURNING id",
         )
         .bind(channel)
@@ -440,6 +472,7 @@ impl Store for SqliteStore {
         .bind(payload)
         .bind(now)
         .bind(now)
+        .bind(subject)
         .fetch_optional(&self.write)
         .await?;
         if let Some(row) = inserted {
@@ -772,6 +805,78 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+
+    async fn memory_insert(&self, record: MemoryRecord) -> Result<(), StoreError> {
+        self.insert_memory(record).await
+    }
+
+    async fn memory_list(
+        &self,
+        agent: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<Vec<MemoryRecord>, StoreError> {
+        self.list_memories(agent, owner).await
+    }
+
+    async fn memory_delete(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete_memory(id).await
+    }
+
+    async fn secret_set(&self, name: &str, value: &str, now: i64) -> Result<(), StoreError> {
+        self.set_secret(name, value, now).await
+    }
+
+    async fn secret_get(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.get_secret(name).await
+    }
+
+    async fn secrets_list(&self) -> Result<Vec<SecretInfo>, StoreError> {
+        self.list_secrets().await
+    }
+
+    async fn secret_remove(&self, name: &str) -> Result<bool, StoreError> {
+        self.remove_secret(name).await
+    }
+
+    async fn forget_rows(
+        &self,
+        subject: &str,
+        channel: &str,
+        sender_id: &str,
+        sealed_prefixes: &[String],
+    ) -> Result<ForgetReport, StoreError> {
+        self.delete_person(subject, channel, sender_id, sealed_prefixes)
+            .await
+    }
+
+    async fn cells(
+        &self,
+        column: Column,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Cell>, StoreError> {
+        self.read_cells(column, after, limit).await
+    }
+
+    async fn cells_write(
+        &self,
+        column: Column,
+        values: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        self.write_cells(column, values).await
+    }
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.get_meta(key).await
+    }
+
+    async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.set_meta(key, value).await
+    }
+
+    async fn scrub(&self) -> Result<(), StoreError> {
+        self.scrub_files().await
     }
 
     async fn channel_state_get(

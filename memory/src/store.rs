@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 
 use crate::{
-    AllowEntry, ApprovalRecord, IngressAccept, IngressRecord, IngressStatus, NewPairing,
-    PairingRequest, SessionRecord, StoreError, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
+    AllowEntry, ApprovalRecord, Cell, Column, ForgetReport, IngressAccept, IngressRecord,
+    IngressStatus, MemoryRecord, NewPairing, PairingRequest, SecretInfo, SessionRecord,
+    StoreError, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
 };
 
 /// Everything the gateway persists. Times are milliseconds since the Unix
@@ -22,6 +23,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         key: &str,
         agent: &str,
         now: i64,
+    ) -> Result<SessionRecord, StoreError> {
+        self.session_open_as(key, agent, None, now).await
+    }
+
+    /// The session under `key`, created for `agent` and belonging to
+    /// `subject` (see [`SessionRecord::subject`]) if it does not exist yet.
+    async fn session_open_as(
+        &self,
+        key: &str,
+        agent: &str,
+        subject: Option<&str>,
+        now: i64,
     ) -> Result<SessionRecord, StoreError>;
 
     /// Start a fresh generation of the session under `key` (a new
@@ -31,7 +44,22 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         key: &str,
         agent: &str,
         now: i64,
+    ) -> Result<SessionRecord, StoreError> {
+        self.session_reset_as(key, agent, None, now).await
+    }
+
+    /// [`Store::session_reset`], creating the session for `subject` if
+    /// needed (an existing session keeps its subject).
+    async fn session_reset_as(
+        &self,
+        key: &str,
+        agent: &str,
+        subject: Option<&str>,
+        now: i64,
     ) -> Result<SessionRecord, StoreError>;
+
+    /// The session whose current generation is `session_id`, if any.
+    async fn session_by_id(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError>;
 
     /// Continue the session under `key`, whose generation `from` was
     /// summarized, in a fresh generation made of `entries` (the summary and
@@ -43,6 +71,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &self,
         key: &str,
         from: &str,
+        entries: Vec<TurnEntry>,
+        now: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let fresh = new_session_id();
+        self.session_compact_into(key, from, &fresh, entries, now)
+            .await
+    }
+
+    /// [`Store::session_compact`] into the new generation id `to`.
+    async fn session_compact_into(
+        &self,
+        key: &str,
+        from: &str,
+        to: &str,
         entries: Vec<TurnEntry>,
         now: i64,
     ) -> Result<Option<SessionRecord>, StoreError>;
@@ -112,6 +154,22 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         account: &str,
         message_id: &str,
         payload: &str,
+        now: i64,
+    ) -> Result<IngressAccept, StoreError> {
+        self.ingress_accept_as(channel, account, message_id, payload, None, now)
+            .await
+    }
+
+    /// [`Store::ingress_accept`] of a message from `subject` (the sender,
+    /// `<channel>:<sender id>`), whose own key it is encrypted under and
+    /// whom `forget` removes it with.
+    async fn ingress_accept_as(
+        &self,
+        channel: &str,
+        account: &str,
+        message_id: &str,
+        payload: &str,
+        subject: Option<&str>,
         now: i64,
     ) -> Result<IngressAccept, StoreError>;
 
@@ -278,4 +336,95 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         account: &str,
         prefix: &str,
     ) -> Result<Vec<(String, String)>, StoreError>;
+
+    // ---- long-term memory ----
+
+    /// Store one memory (its id is new).
+    async fn memory_insert(&self, record: MemoryRecord) -> Result<(), StoreError>;
+
+    /// Memories, oldest first: of one agent and/or one owner (`""` is the
+    /// agent-wide scope), or all.
+    async fn memory_list(
+        &self,
+        agent: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<Vec<MemoryRecord>, StoreError>;
+
+    /// Delete one memory; false when there was none with that id.
+    async fn memory_delete(&self, id: &str) -> Result<bool, StoreError>;
+
+    // ---- secrets ----
+
+    /// Set (or replace) the secret `name`.
+    async fn secret_set(&self, name: &str, value: &str, now: i64) -> Result<(), StoreError>;
+
+    /// The value of secret `name`, if set.
+    async fn secret_get(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Every secret's name and when it was set, by name; never values.
+    async fn secrets_list(&self) -> Result<Vec<SecretInfo>, StoreError>;
+
+    /// Remove the secret `name`; false when it was not set.
+    async fn secret_remove(&self, name: &str) -> Result<bool, StoreError>;
+
+    // ---- forgetting a person ----
+
+    /// Forget sender `sender_id` of `channel`: everything of theirs is
+    /// deleted and, where records are encrypted, their keys destroyed.
+    async fn forget(&self, channel: &str, sender_id: &str) -> Result<ForgetReport, StoreError> {
+        let subject = crate::subject_of(channel, sender_id);
+        self.forget_rows(&subject, channel, sender_id, &[]).await
+    }
+
+
+    /// Delete everything of one person in one transaction: the sessions
+    /// whose subject is `subject` with their transcripts, usage and
+    /// approvals; ingress rows from `subject`; memories owned by it;
+    /// pairing requests and allowlist entries of `sender_id` on `channel`;
+    /// and every row of a sealed column whose value starts with one of
+    /// `sealed_prefixes` (records encrypted under the person's keys). Then
+    /// the freed pages are wiped (see [`Store::scrub`]).
+    async fn forget_rows(
+        &self,
+        subject: &str,
+        channel: &str,
+        sender_id: &str,
+        sealed_prefixes: &[String],
+    ) -> Result<ForgetReport, StoreError>;
+
+    // ---- encryption at rest: raw access for sealing and re-sealing ----
+
+    /// Up to `limit` values of `column` in rows after the opaque cursor
+    /// `after` (from the start when `None`), in a stable order.
+    async fn cells(
+        &self,
+        column: Column,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Cell>, StoreError>;
+
+    /// Replace values of `column` (by [`Cell::row`]) in one transaction.
+    async fn cells_write(&self, column: Column, values: &[(String, String)])
+    -> Result<(), StoreError>;
+
+    /// A value of the store's own metadata (the encryption state, ...).
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Set a value of the store's own metadata.
+    async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Leave no trace of deleted or overwritten values in the files:
+    /// rewrite free pages and empty the write-ahead log.
+    async fn scrub(&self) -> Result<(), StoreError>;
+}
+
+/// A fresh random session generation id (`s_` and 24 hex digits).
+pub fn new_session_id() -> String {
+    let b: [u8; 12] = rand::random();
+    let mut id = String::with_capacity(26);
+    id.push_str("s_");
+    for x in b {
+        id.push_str(&format!("{x:02x}"));
+    }
+    id
 }

@@ -11,6 +11,9 @@ use switchboard_memory::{
 #[path = "store_conformance/retention.rs"]
 mod retention;
 use retention::*;
+#[path = "store_conformance/privacy.rs"]
+mod privacy;
+use privacy::*;
 
 const HOUR: i64 = 3_600_000;
 
@@ -708,6 +711,10 @@ macro_rules! store_suite {
                 transcript_prune_keeps_recent_entries_and_owed_answers,
                 usage_prune_deletes_old_turns_only,
                 approvals_prune_keeps_pending_and_recent_requests,
+                memories_are_kept_per_agent_and_owner,
+                secrets_are_set_listed_and_removed,
+                forget_removes_a_person_and_nothing_else,
+                a_session_keeps_its_subject,
             );
         }
     };
@@ -734,7 +741,25 @@ async fn sqlite_memory() -> (SqliteStore, ()) {
     (SqliteStore::in_memory().await.unwrap(), ())
 }
 
+async fn sealed_file() -> (switchboard_memory::SealedStore, tempfile::TempDir) {
+    use switchboard_memory::crypto::{KekSource, Keyring};
+    let dir = tempfile::tempdir().unwrap();
+    let inner = SqliteStore::open(&dir.path().join("switchboard.db"))
+        .await
+        .unwrap();
+    let ring = Keyring::create(
+        &dir.path().join("keyring"),
+        &KekSource::KeyFile(dir.path().join("key")),
+    )
+    .unwrap();
+    (
+        switchboard_memory::SealedStore::new(std::sync::Arc::new(inner), std::sync::Arc::new(ring)),
+        dir,
+    )
+}
+
 store_suite!(sqlite, sqlite_file());
+store_suite!(sealed_sqlite, sealed_file());
 store_suite!(sqlite_in_memory, sqlite_memory());
 
 #[tokio::test]

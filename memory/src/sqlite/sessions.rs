@@ -10,15 +10,11 @@ impl SqliteStore {
         &self,
         key: &str,
         from: &str,
+        fresh: &str,
         entries: Vec<TurnEntry>,
         now: i64,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let fresh = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (key, from, now, entries.len()).hash(&mut h);
-            format!("s_{:016x}{:08x}", h.finish(), now as u32)
-        };
+        let fresh = fresh.to_string();
         // Only from generation `from`; the entries only where it moved on.
         let mut sql = String::from(
             "UPDATE sessions SET session_id = ?, updated_at = ?, last_active_at = ?, turns = 0 \

@@ -1,0 +1,830 @@
+//! Encryption at rest: AES-256-GCM sealing of single values, and the
+//! envelope keys they are sealed under.
+//!
+//! A sealed value is `sb1:<key id>:<base64 of nonce ‖ ciphertext ‖ tag>`,
+//! with a random 96-bit nonce per value and associated data naming the
+//! column and the row (or session) it belongs to, so a value copied into
+//! another row does not open. Data keys are random; the [`Keyring`]
+//! file holds them wrapped (sealed) under the key encryption key, which
+//! comes from a key file or a passphrase (PBKDF2-HMAC-SHA256). Key
+//! material lives in [`Key`], zeroized on drop.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// The prefix of every sealed value.
+pub const PREFIX: &str = "sb1:";
+/// PBKDF2 iterations below which a passphrase is not accepted.
+pub const MIN_ITERATIONS: u32 = 600_000;
+
+/// A 256-bit key, zeroized when dropped; never printed.
+#[derive(Clone)]
+pub struct Key(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(…)")
+    }
+}
+
+impl Key {
+    /// A fresh random key.
+    pub fn random() -> Self {
+        let mut k = Zeroizing::new([0u8; 32]);
+        rand::fill(&mut k[..]);
+        Self(k)
+    }
+
+    /// The key derived from `passphrase` with PBKDF2-HMAC-SHA256.
+    pub fn derive(passphrase: &[u8], salt: &[u8], iterations: u32) -> Self {
+        let mut k = Zeroizing::new([0u8; 32]);
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(passphrase, salt, iterations, &mut k[..]);
+        Self(k)
+    }
+
+    fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let arr: [u8; 32] = bytes.try_into().ok()?;
+        Some(Self(Zeroizing::new(arr)))
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new((&*self.0).into())
+    }
+
+    /// Seal `plain` under this key (named `kid` in the result), bound to
+    /// `aad`.
+    pub fn seal(&self, kid: &str, aad: &[u8], plain: &[u8]) -> String {
+        let nonce: [u8; 12] = rand::random();
+        let sealed = self
+            .cipher()
+            .encrypt(&Nonce::from(nonce), Payload { msg: plain, aad })
+            .unwrap_or_default();
+        let mut raw = Vec::with_capacity(12 + sealed.len());
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&sealed);
+        let mut out = String::with_capacity(PREFIX.len() + kid.len() + 1 + raw.len() * 4 / 3 + 4);
+        out.push_str(PREFIX);
+        out.push_str(kid);
+        out.push(':');
+        B64.encode_string(&raw, &mut out);
+        out
+    }
+
+    /// Open a value sealed under this key with `aad`.
+    pub fn open(&self, aad: &[u8], sealed: &str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let (_, raw) = parse(sealed).ok_or(CryptoError::NotSealed)?;
+        if raw.len() < 12 + 16 {
+            return Err(CryptoError::Tampered);
+        }
+        let (nonce, body) = raw.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| CryptoError::Tampered)?;
+        self.cipher()
+            .decrypt(&Nonce::from(nonce), Payload { msg: body, aad })
+            .map(Zeroizing::new)
+            .map_err(|_| CryptoError::Tampered)
+    }
+}
+
+/// The key id and raw bytes of a sealed value; `None` when `value` is not
+/// one.
+pub fn parse(value: &str) -> Option<(&str, Vec<u8>)> {
+    let rest = value.strip_prefix(PREFIX)?;
+    let (kid, body) = rest.split_once(':')?;
+    if kid.is_empty() || kid.len() > 32 || !kid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    Some((kid, B64.decode(body).ok()?))
+}
+
+/// The key id a sealed value names, if it is one.
+pub fn key_id(value: &str) -> Option<&str> {
+    let rest = value.strip_prefix(PREFIX)?;
+    rest.split_once(':').map(|(kid, _)| kid)
+}
+
+/// Why a value or the keyring could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// The value is not in the sealed format.
+    #[error("the value is not encrypted")]
+    NotSealed,
+    /// Authentication failed: a wrong key, or the value was changed or
+    /// moved from another row.
+    #[error("the value does not decrypt with its key (changed, or moved from another row)")]
+    Tampered,
+    /// The value names a key the keyring does not hold.
+    #[error("the value is encrypted under key {0}, which the keyring does not hold")]
+    UnknownKey(String),
+}
+
+/// Why the keyring could not be opened, created or written.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    /// The key encryption key does not open the keyring.
+    #[error(
+        "the {from} does not open the keyring {path}: it is not the key the data was encrypted with. Check {hint}. Nothing was changed."
+    )]
+    WrongKey {
+        /// Which source the key came from.
+        from: String,
+        /// The keyring file.
+        path: PathBuf,
+        /// What to check.
+        hint: String,
+    },
+    /// A file could not be read or written.
+    #[error("{what} {path}: {error}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        error: std::io::Error,
+    },
+    /// The keyring or key file is not in the expected format.
+    #[error("{path} is not a Switchboard key file or keyring: {detail}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// How the key encryption key was made, as stored in the keyring.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KekParams {
+    /// `keyfile` or `passphrase`.
+    pub mode: String,
+    /// PBKDF2 salt (base64), passphrase mode only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+    /// PBKDF2 iterations, passphrase mode only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u32>,
+}
+
+/// Where the key encryption key comes from.
+#[derive(Debug, Clone)]
+pub enum KekSource {
+    /// A random key in a file (created when missing, mode 0600).
+    KeyFile(PathBuf),
+    /// A passphrase, and where it came from (for messages).
+    Passphrase {
+        /// The passphrase.
+        passphrase: Zeroizing<String>,
+        /// Which source it came from, e.g. `SWITCHBOARD_PASSPHRASE`.
+        source: String,
+        /// PBKDF2 iterations for a new keyring (or a rotation).
+        iterations: u32,
+    },
+}
+
+impl KekSource {
+    fn describe(&self) -> String {
+        match self {
+            KekSource::KeyFile(p) => format!("key file {}", p.display()),
+            KekSource::Passphrase { source, .. } => format!("passphrase from {source}"),
+        }
+    }
+
+    fn hint(&self) -> String {
+        match self {
+            KekSource::KeyFile(p) => format!(
+                "that {} is the key file this keyring was made with (restore it from your backup)",
+                p.display()
+            ),
+            KekSource::Passphrase { source, .. } => {
+                format!("the passphrase in {source} (a typo, a trailing space, or an old one)")
+            }
+        }
+    }
+}
+
+/// One data key of the keyring, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredKey {
+    id: String,
+    #[serde(default)]
+    subject: Option<String>,
+    /// The key sealed under the key encryption key.
+    wrapped: String,
+    created_at: i64,
+    #[serde(default)]
+    retired: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RingFile {
+    format: u32,
+    id: String,
+    kek: KekParams,
+    /// A known value sealed under the key encryption key: proves it right
+    /// even with no data keys yet.
+    check: String,
+    keys: Vec<StoredKey>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    subject: Option<String>,
+    key: Key,
+    created_at: i64,
+    retired: bool,
+}
+
+#[derive(Debug)]
+struct RingState {
+    kek: Key,
+    params: KekParams,
+    /// Key id → key.
+    keys: HashMap<String, Arc<Entry>>,
+    /// Subject (`None`: shared) → the active key's id.
+    active: HashMap<Option<String>, String>,
+}
+
+/// The data keys, wrapped under the key encryption key in one file
+/// outside the data directory. Records of a person are sealed under a key
+/// of their own: removing it from here (`forget`) leaves copies of the
+/// database made before unreadable for them.
+#[derive(Debug)]
+pub struct Keyring {
+    path: PathBuf,
+    id: String,
+    state: Mutex<RingState>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn random_id() -> String {
+    let b: [u8; 8] = rand::random();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn check_aad(id: &str) -> Vec<u8> {
+    format!("switchboard keyring check\0{id}").into_bytes()
+}
+
+fn wrap_aad(ring: &str, kid: &str, subject: Option<&str>) -> Vec<u8> {
+    format!("switchboard data key\0{ring}\0{kid}\0{}", subject.unwrap_or("")).into_bytes()
+}
+
+/// Write `bytes` to `path` atomically with mode 0600: a temporary file
+/// beside it, synced, renamed over it, and the directory synced.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The key in key file `path`; `Ok(None)` when there is no such file.
+pub fn read_key_file(path: &Path) -> Result<Option<Key>, KeyringError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => Zeroizing::new(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => {
+            return Err(KeyringError::Io {
+                what: "cannot read the key file",
+                path: path.into(),
+                error,
+            });
+        }
+    };
+    let bytes = Zeroizing::new(B64.decode(text.trim()).map_err(|_| KeyringError::Format {
+        path: path.into(),
+        detail: "not base64".into(),
+    })?);
+    let key = Key::from_slice(&bytes).ok_or_else(|| KeyringError::Format {
+        path: path.into(),
+        detail: format!("{} bytes where 32 were expected", bytes.len()),
+    })?;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %path.display(),
+            "the key file can be read by other users: run `chmod 600` on it"
+        );
+    }
+    Ok(Some(key))
+}
+
+/// Create key file `path` with a fresh key (mode 0600); fails if it exists.
+pub fn create_key_file(path: &Path) -> Result<Key, KeyringError> {
+    let key = Key::random();
+    let text = Zeroizing::new(format!("{}\n", B64.encode(&key.0[..])));
+    let io = |error| KeyringError::Io {
+        what: "cannot create the key file",
+        path: path.into(),
+        error,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    Ok(key)
+}
+
+/// The key encryption key of `source` for a keyring made with `params`
+/// (`None`: a new keyring), and the parameters to store with it.
+fn kek_of(source: &KekSource, params: Option<&KekParams>) -> Result<(Key, KekParams), KeyringError> {
+    match source {
+        KekSource::KeyFile(path) => {
+            let key = match read_key_file(path)? {
+                Some(k) => k,
+                None if params.is_none() => create_key_file(path)?,
+                None => {
+                    return Err(KeyringError::Io {
+                        what: "the key file the keyring was made with is missing",
+                        path: path.clone(),
+                        error: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "restore it from your backup; without it the stored data cannot be read",
+                        ),
+                    });
+                }
+            };
+            Ok((
+                key,
+                KekParams {
+                    mode: "keyfile".into(),
+                    salt: None,
+                    iterations: None,
+                },
+            ))
+        }
+        KekSource::Passphrase {
+            passphrase,
+            iterations,
+            ..
+        } => {
+            let (salt, iterations) = match params {
+                Some(p) if p.mode == "passphrase" => {
+                    let salt = p.salt.as_deref().and_then(|s| B64.decode(s).ok()).unwrap_or_default();
+                    (salt, p.iterations.unwrap_or(MIN_ITERATIONS))
+                }
+                _ => (rand::random::<[u8; 16]>().to_vec(), (*iterations).max(MIN_ITERATIONS)),
+            };
+            let key = Key::derive(passphrase.as_bytes(), &salt, iterations);
+            Ok((
+                key,
+                KekParams {
+                    mode: "passphrase".into(),
+                    salt: Some(B64.encode(&salt)),
+                    iterations: Some(iterations),
+                },
+            ))
+        }
+    }
+}
+
+impl Keyring {
+    /// Whether a keyring file exists at `path`.
+    pub fn exists(path: &Path) -> bool {
+        path.exists()
+    }
+
+    /// Open the keyring at `path` with the key from `source`. A wrong key
+    /// changes nothing on disk.
+    pub fn open(path: &Path, source: &KekSource) -> Result<Self, KeyringError> {
+        let text = std::fs::read_to_string(path).map_err(|error| KeyringError::Io {
+            what: "cannot read the keyring",
+            path: path.into(),
+            error,
+        })?;
+        let file: RingFile = serde_json::from_str(&text).map_err(|e| KeyringError::Format {
+            path: path.into(),
+            detail: e.to_string(),
+        })?;
+        let wrong = || KeyringError::WrongKey {
+            from: source.describe(),
+            path: path.into(),
+            hint: source.hint(),
+        };
+        let source_mode = match source {
+            KekSource::KeyFile(_) => "keyfile",
+            KekSource::Passphrase { .. } => "passphrase",
+        };
+        if file.kek.mode != source_mode {
+            return Err(KeyringError::Format {
+                path: path.into(),
+                detail: format!(
+                    "it was made in mode `{}` but `[store.encryption] mode` is `{source_mode}`; set the mode it was made with",
+                    file.kek.mode
+                ),
+            });
+        }
+        let (mut kek, params) = kek_of(source, Some(&file.kek))?;
+        if kek.open(&check_aad(&file.id), &file.check).is_err() {
+            // A rotation stopped between saving the keyring under the new
+            // key and moving the new key file over the old one: finish it.
+            let fresh = match source {
+                KekSource::KeyFile(p) => Some(p.with_extension("key.new")),
+                KekSource::Passphrase { .. } => None,
+            };
+            let recovered = fresh.as_deref().and_then(|f| {
+                let key = read_key_file(f).ok().flatten()?;
+                key.open(&check_aad(&file.id), &file.check).ok()?;
+                Some(key)
+            });
+            match (recovered, fresh, source) {
+                (Some(key), Some(fresh), KekSource::KeyFile(p)) => {
+                    std::fs::rename(&fresh, p).map_err(|error| KeyringError::Io {
+                        what: "cannot move the new key file into place",
+                        path: p.clone(),
+                        error,
+                    })?;
+                    kek = key;
+                }
+                _ => return Err(wrong()),
+            }
+        }
+        let mut keys = HashMap::new();
+        let mut active = HashMap::new();
+        for k in &file.keys {
+            let raw = kek
+                .open(&wrap_aad(&file.id, &k.id, k.subject.as_deref()), &k.wrapped)
+                .map_err(|_| wrong())?;
+            let key = Key::from_slice(&raw).ok_or_else(|| KeyringError::Format {
+                path: path.into(),
+                detail: format!("key {} is not 32 bytes", k.id),
+            })?;
+            if !k.retired {
+                active.insert(k.subject.clone(), k.id.clone());
+            }
+            keys.insert(
+                k.id.clone(),
+                Arc::new(Entry {
+                    subject: k.subject.clone(),
+                    key,
+                    created_at: k.created_at,
+                    retired: k.retired,
+                }),
+            );
+        }
+        Ok(Self {
+            path: path.into(),
+            id: file.id,
+            state: Mutex::new(RingState {
+                kek,
+                params,
+                keys,
+                active,
+            }),
+        })
+    }
+
+    /// Create a new, empty keyring at `path` (and the key file, in key
+    /// file mode, when it is missing).
+    pub fn create(path: &Path, source: &KekSource) -> Result<Self, KeyringError> {
+        let (kek, params) = kek_of(source, None)?;
+        let ring = Self {
+            path: path.into(),
+            id: random_id(),
+            state: Mutex::new(RingState {
+                kek,
+                params,
+                keys: HashMap::new(),
+                active: HashMap::new(),
+            }),
+        };
+        ring.save(&ring.lock())?;
+        Ok(ring)
+    }
+
+    /// The keyring's id (stored with the data it encrypts).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The keyring file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How the key encryption key is made.
+    pub fn params(&self) -> KekParams {
+        self.lock().params.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RingState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn save(&self, state: &RingState) -> Result<(), KeyringError> {
+        let mut keys: Vec<StoredKey> = state
+            .keys
+            .iter()
+            .map(|(id, e)| StoredKey {
+                id: id.clone(),
+                subject: e.subject.clone(),
+                wrapped: state.kek.seal(
+                    "kek",
+                    &wrap_aad(&self.id, id, e.subject.as_deref()),
+                    &e.key.0[..],
+                ),
+                created_at: e.created_at,
+                retired: e.retired,
+            })
+            .collect();
+        keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let file = RingFile {
+            format: 1,
+            id: self.id.clone(),
+            kek: state.params.clone(),
+            check: state.kek.seal("kek", &check_aad(&self.id), b"switchboard"),
+            keys,
+        };
+        let text = serde_json::to_vec_pretty(&file).unwrap_or_default();
+        write_private(&self.path, &text).map_err(|error| KeyringError::Io {
+            what: "cannot write the keyring",
+            path: self.path.clone(),
+            error,
+        })
+    }
+
+    /// The active key of `subject` (`None`: the shared key), made and
+    /// stored first when it has none.
+    pub fn key_for(&self, subject: Option<&str>) -> Result<(String, Key), KeyringError> {
+        let mut state = self.lock();
+        let subject = subject.map(str::to_string);
+        if let Some(kid) = state.active.get(&subject)
+            && let Some(e) = state.keys.get(kid)
+        {
+            return Ok((kid.clone(), e.key.clone()));
+        }
+        let kid = random_id();
+        let key = Key::random();
+        state.keys.insert(
+            kid.clone(),
+            Arc::new(Entry {
+                subject: subject.clone(),
+                key: key.clone(),
+                created_at: now_ms(),
+                retired: false,
+            }),
+        );
+        state.active.insert(subject.clone(), kid.clone());
+        if let Err(e) = self.save(&state) {
+            state.keys.remove(&kid);
+            state.active.remove(&subject);
+            return Err(e);
+        }
+        Ok((kid, key))
+    }
+
+    /// The key named `kid`, with the subject it belongs to.
+    pub fn key_by_id(&self, kid: &str) -> Option<(Option<String>, Key, bool)> {
+        let state = self.lock();
+        state
+            .keys
+            .get(kid)
+            .map(|e| (e.subject.clone(), e.key.clone(), e.retired))
+    }
+
+    /// The ids of every key of `subject`.
+    pub fn key_ids_of(&self, subject: &str) -> Vec<String> {
+        let state = self.lock();
+        state
+            .keys
+            .iter()
+            .filter(|(_, e)| e.subject.as_deref() == Some(subject))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Destroy every key of `subject`. Returns how many there were.
+    pub fn destroy(&self, subject: &str) -> Result<usize, KeyringError> {
+        let mut state = self.lock();
+        let before = state.keys.len();
+        state
+            .keys
+            .retain(|_, e| e.subject.as_deref() != Some(subject));
+        state.active.remove(&Some(subject.to_string()));
+        let n = before - state.keys.len();
+        if n > 0 {
+            self.save(&state)?;
+        }
+        Ok(n)
+    }
+
+    /// Wrap every data key under the key from `source` instead (a new key
+    /// file is written beside the old one first and moved over it once the
+    /// keyring is saved). The data keys stay; records need no rewriting.
+    pub fn rewrap(&self, source: &KekSource) -> Result<(), KeyringError> {
+        let mut state = self.lock();
+        let (kek, params) = match source {
+            KekSource::KeyFile(path) => {
+                let fresh = path.with_extension("key.new");
+                let _ = std::fs::remove_file(&fresh);
+                let key = create_key_file(&fresh)?;
+                (
+                    key,
+                    KekParams {
+                        mode: "keyfile".into(),
+                        salt: None,
+                        iterations: None,
+                    },
+                )
+            }
+            KekSource::Passphrase { .. } => kek_of(source, None)?,
+        };
+        let old = std::mem::replace(&mut state.kek, kek);
+        let old_params = std::mem::replace(&mut state.params, params);
+        if let Err(e) = self.save(&state) {
+            state.kek = old;
+            state.params = old_params;
+            return Err(e);
+        }
+        if let KekSource::KeyFile(path) = source {
+            let fresh = path.with_extension("key.new");
+            std::fs::rename(&fresh, path).map_err(|error| KeyringError::Io {
+                what: "cannot move the new key file into place",
+                path: path.clone(),
+                error,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Start re-encryption: every active key is retired and replaced by a
+    /// new one for the same subject. Records under retired keys are then
+    /// re-sealed ([`Keyring::finish_reencrypt`] drops the retired keys).
+    /// Does nothing when a re-encryption is already under way.
+    pub fn begin_reencrypt(&self) -> Result<(), KeyringError> {
+        let mut state = self.lock();
+        if state.keys.values().any(|e| e.retired) {
+            return Ok(());
+        }
+        let old: Vec<(String, Option<String>)> = state
+            .keys
+            .iter()
+            .map(|(id, e)| (id.clone(), e.subject.clone()))
+            .collect();
+        for (id, subject) in old {
+            if let Some(e) = state.keys.get(&id) {
+                let retired = Entry {
+                    subject: e.subject.clone(),
+                    key: e.key.clone(),
+                    created_at: e.created_at,
+                    retired: true,
+                };
+                state.keys.insert(id, Arc::new(retired));
+            }
+            let kid = random_id();
+            state.keys.insert(
+                kid.clone(),
+                Arc::new(Entry {
+                    subject: subject.clone(),
+                    key: Key::random(),
+                    created_at: now_ms(),
+                    retired: false,
+                }),
+            );
+            state.active.insert(subject, kid);
+        }
+        self.save(&state)
+    }
+
+    /// Whether retired keys wait for their records to be re-sealed.
+    pub fn reencrypting(&self) -> bool {
+        self.lock().keys.values().any(|e| e.retired)
+    }
+
+    /// Drop the retired keys once nothing is sealed under them.
+    pub fn finish_reencrypt(&self) -> Result<(), KeyringError> {
+        let mut state = self.lock();
+        let before = state.keys.len();
+        state.keys.retain(|_, e| !e.retired);
+        if state.keys.len() != before {
+            self.save(&state)?;
+        }
+        Ok(())
+    }
+
+    /// How many data keys the keyring holds (retired ones included).
+    pub fn len(&self) -> usize {
+        self.lock().keys.len()
+    }
+
+    /// Whether it holds no data key yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Seal `plain` for `subject` under its active key, bound to `aad`.
+    pub fn seal(&self, subject: Option<&str>, aad: &[u8], plain: &[u8]) -> Result<String, KeyringError> {
+        let (kid, key) = self.key_for(subject)?;
+        Ok(key.seal(&kid, aad, plain))
+    }
+
+    /// Open a sealed value bound to `aad`.
+    pub fn unseal(&self, aad: &[u8], sealed: &str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let kid = key_id(sealed).ok_or(CryptoError::NotSealed)?;
+        let (_, key, _) = self
+            .key_by_id(kid)
+            .ok_or_else(|| CryptoError::UnknownKey(kid.to_string()))?;
+        key.open(aad, sealed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_opens_only_with_its_own_binding() {
+        let k = Key::random();
+        let s = k.seal("abc", b"transcript.content\0s_1", b"secret words");
+        assert!(!s.contains("secret"));
+        assert_eq!(&k.open(b"transcript.content\0s_1", &s).unwrap()[..], b"secret words");
+        assert!(matches!(
+            k.open(b"transcript.content\0s_2", &s),
+            Err(CryptoError::Tampered)
+        ));
+        assert!(Key::random().open(b"transcript.content\0s_1", &s).is_err());
+        let again = k.seal("abc", b"transcript.content\0s_1", b"secret words");
+        assert_ne!(s, again, "every value gets its own nonce");
+    }
+
+    #[test]
+    fn a_wrong_passphrase_does_not_open_the_keyring_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring");
+        let good = KekSource::Passphrase {
+            passphrase: Zeroizing::new("correct horse".into()),
+            source: "test".into(),
+            iterations: MIN_ITERATIONS,
+        };
+        let ring = Keyring::create(&path, &good).unwrap();
+        let (kid, _) = ring.key_for(Some("telegram:1")).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let bad = KekSource::Passphrase {
+            passphrase: Zeroizing::new("battery staple".into()),
+            source: "test".into(),
+            iterations: MIN_ITERATIONS,
+        };
+        let err = Keyring::open(&path, &bad).unwrap_err().to_string();
+        assert!(err.contains("passphrase from test"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        let again = Keyring::open(&path, &good).unwrap();
+        assert!(again.key_by_id(&kid).is_some());
+    }
+
+    #[test]
+    fn destroying_a_subject_keeps_the_others_and_rewrap_keeps_every_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let keyfile = dir.path().join("k.key");
+        let source = KekSource::KeyFile(keyfile.clone());
+        let ring = Keyring::create(&dir.path().join("ring"), &source).unwrap();
+        let a = ring.seal(Some("a"), b"x", b"alpha").unwrap();
+        let b = ring.seal(Some("b"), b"x", b"beta").unwrap();
+        let old_key = std::fs::read(&keyfile).unwrap();
+        ring.rewrap(&source).unwrap();
+        assert_ne!(std::fs::read(&keyfile).unwrap(), old_key);
+        let reopened = Keyring::open(&dir.path().join("ring"), &source).unwrap();
+        assert_eq!(&reopened.unseal(b"x", &a).unwrap()[..], b"alpha");
+        assert_eq!(reopened.destroy("a").unwrap(), 1);
+        let reopened = Keyring::open(&dir.path().join("ring"), &source).unwrap();
+        assert!(matches!(reopened.unseal(b"x", &a), Err(CryptoError::UnknownKey(_))));
+        assert_eq!(&reopened.unseal(b"x", &b).unwrap()[..], b"beta");
+    }
+}

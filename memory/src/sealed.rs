@@ -1,0 +1,725 @@
+//! [`SealedStore`]: any backend, with user content encrypted before it
+//! reaches it (see [`crate::crypto`]). The backend stores and returns
+//! sealed strings and never sees a key; this layer picks the key (the
+//! person's own, or the shared one) and binds each value to its column
+//! and row.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{self, Keyring};
+use crate::{
+    AllowEntry, ApprovalRecord, Cell, Column, ForgetReport, IngressAccept, IngressRecord,
+    IngressStatus, MemoryRecord, NewPairing, PairingRequest, SecretInfo, SessionRecord, Store,
+    StoreError, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
+};
+
+/// Session generations whose subject is remembered (past this, the map is
+/// cleared and refilled as sessions are used).
+const SUBJECT_CACHE: usize = 10_000;
+/// Records re-sealed per transaction by [`SealedStore::seal_all`].
+const BATCH: u32 = 500;
+
+/// A store whose user content is encrypted at rest.
+#[derive(Debug)]
+pub struct SealedStore {
+    inner: Arc<dyn Store>,
+    ring: Arc<Keyring>,
+    /// Session generation id → the session's subject.
+    subjects: Mutex<HashMap<String, Option<String>>>,
+}
+
+/// A memory's fields sealed together in `memories.text`.
+#[derive(Serialize, Deserialize)]
+struct MemoryBody {
+    text: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    vector: Option<Vec<f32>>,
+}
+
+fn aad(column: Column, context: &str) -> Vec<u8> {
+    let mut a = Vec::with_capacity(column.name().len() + 1 + context.len());
+    a.extend_from_slice(column.name().as_bytes());
+    a.push(0);
+    a.extend_from_slice(context.as_bytes());
+    a
+}
+
+fn ingress_context(channel: &str, account: &str, message_id: &str) -> String {
+    format!("{channel}\0{account}\0{message_id}")
+}
+
+impl SealedStore {
+    /// `inner`, with its user content sealed under `ring`'s keys.
+    pub fn new(inner: Arc<dyn Store>, ring: Arc<Keyring>) -> Self {
+        Self {
+            inner,
+            ring,
+            subjects: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.ring
+    }
+
+    /// The backend.
+    pub fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
+    }
+
+    fn seal(
+        &self,
+        column: Column,
+        context: &str,
+        subject: Option<&str>,
+        plain: &str,
+    ) -> Result<String, StoreError> {
+        Ok(self
+            .ring
+            .seal(subject, &aad(column, context), plain.as_bytes())?)
+    }
+
+    fn open(&self, column: Column, context: &str, sealed: &str) -> Result<String, StoreError> {
+        let what = || format!("{} of {}", column.name(), context.replace('\0', "/"));
+        let plain = self
+            .ring
+            .unseal(&aad(column, context), sealed)
+            .map_err(|error| StoreError::Crypto {
+                what: what(),
+                error,
+            })?;
+        String::from_utf8(plain.to_vec()).map_err(|_| StoreError::Corrupt(what()))
+    }
+
+    fn remember(&self, s: &SessionRecord) {
+        let mut map = self.subjects.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= SUBJECT_CACHE {
+            map.clear();
+        }
+        map.insert(s.session_id.clone(), s.subject.clone());
+    }
+
+    fn remembered(&self, s: SessionRecord) -> SessionRecord {
+        self.remember(&s);
+        s
+    }
+
+    /// The subject of session generation `session_id` (`None`: shared, or
+    /// a generation no longer current).
+    async fn subject_of_generation(&self, session_id: &str) -> Result<Option<String>, StoreError> {
+        if let Some(s) = self
+            .subjects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(session_id)
+        {
+            return Ok(s.clone());
+        }
+        Ok(match self.inner.session_by_id(session_id).await? {
+            Some(s) => self.remembered(s).subject,
+            None => None,
+        })
+    }
+
+    fn open_entry(&self, mut e: TranscriptEntry) -> Result<TranscriptEntry, StoreError> {
+        e.content = self.open(Column::TranscriptContent, &e.session_id, &e.content)?;
+        Ok(e)
+    }
+
+    fn seal_entries(
+        &self,
+        session_id: &str,
+        subject: Option<&str>,
+        entries: Vec<TurnEntry>,
+    ) -> Result<Vec<TurnEntry>, StoreError> {
+        entries
+            .into_iter()
+            .map(|mut e| {
+                e.content = self.seal(Column::TranscriptContent, session_id, subject, &e.content)?;
+                Ok(e)
+            })
+            .collect()
+    }
+
+    fn open_ingress(&self, mut r: IngressRecord) -> Result<IngressRecord, StoreError> {
+        let context = ingress_context(&r.channel, &r.account, &r.message_id);
+        r.payload = self.open(Column::IngressPayload, &context, &r.payload)?;
+        Ok(r)
+    }
+
+    fn open_approval(&self, mut r: ApprovalRecord) -> Result<ApprovalRecord, StoreError> {
+        r.arguments = self.open(Column::ApprovalArguments, &r.id, &r.arguments)?;
+        Ok(r)
+    }
+
+    fn open_memory(&self, mut m: MemoryRecord) -> Result<MemoryRecord, StoreError> {
+        let body = self.open(Column::MemoryText, &m.id, &m.text)?;
+        let body: MemoryBody = serde_json::from_str(&body)
+            .map_err(|e| StoreError::Corrupt(format!("memory {}: {e}", m.id)))?;
+        m.text = body.text;
+        m.tags = body.tags;
+        m.vector = body.vector;
+        Ok(m)
+    }
+
+    fn seal_memory(&self, m: &MemoryRecord) -> Result<String, StoreError> {
+        let body = MemoryBody {
+            text: m.text.clone(),
+            tags: m.tags.clone(),
+            vector: m.vector.clone(),
+        };
+        let json = serde_json::to_string(&body).unwrap_or_default();
+        let owner = (!m.owner.is_empty()).then_some(m.owner.as_str());
+        self.seal(Column::MemoryText, &m.id, owner, &json)
+    }
+
+    /// Seal every value not sealed under an active key: plain values (the
+    /// upgrade of a data directory written before encryption, or with it
+    /// off) and values under retired keys (`keys rotate --reencrypt`), in
+    /// batches of one transaction each, so that a run stopped half-way
+    /// goes on where it stopped. `progress` hears each column's count so
+    /// far. Returns how many values were rewritten.
+    pub async fn seal_all(
+        &self,
+        progress: &mut (dyn FnMut(Column, u64) + Send),
+    ) -> Result<u64, StoreError> {
+        let mut total = 0;
+        for column in Column::ALL {
+            let mut after: Option<String> = None;
+            let mut done = 0u64;
+            let mut plain_memories: Option<HashMap<String, MemoryRecord>> = None;
+            loop {
+                let cells = self.inner.cells(column, after.as_deref(), BATCH).await?;
+                let Some(last) = cells.last() else { break };
+                after = Some(last.row.clone());
+                let mut writes = Vec::new();
+                for cell in &cells {
+                    if let Some(sealed) = self
+                        .reseal(column, cell, &mut plain_memories)
+                        .await?
+                    {
+                        writes.push((cell.row.clone(), sealed));
+                    }
+                }
+                if !writes.is_empty() {
+                    self.inner.cells_write(column, &writes).await?;
+                    done += writes.len() as u64;
+                    total += writes.len() as u64;
+                    progress(column, done);
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// The value `cell` should hold instead, if it is not sealed under an
+    /// active key yet.
+    async fn reseal(
+        &self,
+        column: Column,
+        cell: &Cell,
+        plain_memories: &mut Option<HashMap<String, MemoryRecord>>,
+    ) -> Result<Option<String>, StoreError> {
+        let binding = aad(column, &cell.context);
+        if let Some(kid) = crypto::key_id(&cell.value)
+            && crypto::parse(&cell.value).is_some()
+        {
+            let Some((subject, key, retired)) = self.ring.key_by_id(kid) else {
+                return Err(StoreError::Crypto {
+                    what: format!("{} of {}", column.name(), cell.context.replace('\0', "/")),
+                    error: crypto::CryptoError::UnknownKey(kid.to_string()),
+                });
+            };
+            if !retired {
+                return Ok(None);
+            }
+            let plain = key.open(&binding, &cell.value).map_err(|error| StoreError::Crypto {
+                what: format!("{} of {}", column.name(), cell.context.replace('\0', "/")),
+                error,
+            })?;
+            return Ok(Some(self.ring.seal(subject.as_deref(), &binding, &plain)?));
+        }
+        if column == Column::MemoryText {
+            // A plain memory keeps its tags and vector in columns of their
+            // own; sealed, they go with the text.
+            if plain_memories.is_none() {
+                let all = self.inner.memory_list(None, None).await?;
+                *plain_memories = Some(all.into_iter().map(|m| (m.id.clone(), m)).collect());
+            }
+            let Some(m) = plain_memories.as_ref().and_then(|all| all.get(&cell.context)) else {
+                return Ok(None);
+            };
+            return Ok(Some(self.seal_memory(m)?));
+        }
+        Ok(Some(self.ring.seal(
+            cell.subject.as_deref(),
+            &binding,
+            cell.value.as_bytes(),
+        )?))
+    }
+}
+
+#[async_trait]
+impl Store for SealedStore {
+    async fn session_get(&self, key: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.inner.session_get(key).await?.map(|s| self.remembered(s)))
+    }
+
+    async fn session_open_as(
+        &self,
+        key: &str,
+        agent: &str,
+        subject: Option<&str>,
+        now: i64,
+    ) -> Result<SessionRecord, StoreError> {
+        let s = self.inner.session_open_as(key, agent, subject, now).await?;
+        Ok(self.remembered(s))
+    }
+
+    async fn session_reset_as(
+        &self,
+        key: &str,
+        agent: &str,
+        subject: Option<&str>,
+        now: i64,
+    ) -> Result<SessionRecord, StoreError> {
+        let s = self.inner.session_reset_as(key, agent, subject, now).await?;
+        Ok(self.remembered(s))
+    }
+
+    async fn session_by_id(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self
+            .inner
+            .session_by_id(session_id)
+            .await?
+            .map(|s| self.remembered(s)))
+    }
+
+    async fn session_compact_into(
+        &self,
+        key: &str,
+        from: &str,
+        to: &str,
+        entries: Vec<TurnEntry>,
+        now: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let subject = self.subject_of_generation(from).await?;
+        let entries = self.seal_entries(to, subject.as_deref(), entries)?;
+        let s = self
+            .inner
+            .session_compact_into(key, from, to, entries, now)
+            .await?;
+        Ok(s.map(|s| self.remembered(s)))
+    }
+
+    async fn session_delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.inner.session_delete(key).await
+    }
+
+    async fn sessions_list(&self, limit: u32) -> Result<Vec<SessionRecord>, StoreError> {
+        self.inner.sessions_list(limit).await
+    }
+
+    async fn transcript(
+        &self,
+        session_id: &str,
+        limit: u32,
+    ) -> Result<Vec<TranscriptEntry>, StoreError> {
+        self.inner
+            .transcript(session_id, limit)
+            .await?
+            .into_iter()
+            .map(|e| self.open_entry(e))
+            .collect()
+    }
+
+    async fn answer_for_ingress(
+        &self,
+        ingress_id: i64,
+    ) -> Result<Option<TranscriptEntry>, StoreError> {
+        self.inner
+            .answer_for_ingress(ingress_id)
+            .await?
+            .map(|e| self.open_entry(e))
+            .transpose()
+    }
+
+    async fn transcript_append(
+        &self,
+        session_id: &str,
+        entry: TurnEntry,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let subject = self.subject_of_generation(session_id).await?;
+        let mut sealed = self.seal_entries(session_id, subject.as_deref(), vec![entry])?;
+        let entry = sealed.pop().ok_or_else(|| StoreError::Corrupt("no entry".into()))?;
+        self.inner.transcript_append(session_id, entry, now).await
+    }
+
+    async fn commit_turn(&self, mut commit: TurnCommit) -> Result<(), StoreError> {
+        let subject = self.subject_of_generation(&commit.session_id).await?;
+        commit.entries = self.seal_entries(
+            &commit.session_id,
+            subject.as_deref(),
+            std::mem::take(&mut commit.entries),
+        )?;
+        self.inner.commit_turn(commit).await
+    }
+
+    async fn usage_for_session(
+        &self,
+        session_key: &str,
+        since: i64,
+    ) -> Result<TokenCounts, StoreError> {
+        self.inner.usage_for_session(session_key, since).await
+    }
+
+    async fn usage_for_agent(&self, agent: &str, since: i64) -> Result<TokenCounts, StoreError> {
+        self.inner.usage_for_agent(agent, since).await
+    }
+
+    async fn usage_by_agent(&self, since: i64) -> Result<Vec<(String, TokenCounts)>, StoreError> {
+        self.inner.usage_by_agent(since).await
+    }
+
+    async fn ingress_accept_as(
+        &self,
+        channel: &str,
+        account: &str,
+        message_id: &str,
+        payload: &str,
+        subject: Option<&str>,
+        now: i64,
+    ) -> Result<IngressAccept, StoreError> {
+        let context = ingress_context(channel, account, message_id);
+        let sealed = self.seal(Column::IngressPayload, &context, subject, payload)?;
+        self.inner
+            .ingress_accept_as(channel, account, message_id, &sealed, subject, now)
+            .await
+    }
+
+    async fn ingress_reply_message(&self, ids: &[i64], message_id: &str) -> Result<(), StoreError> {
+        self.inner.ingress_reply_message(ids, message_id).await
+    }
+
+    async fn ingress_started(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        self.inner.ingress_started(id, now).await
+    }
+
+    async fn ingress_finish(
+        &self,
+        id: i64,
+        status: IngressStatus,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.ingress_finish(id, status, error, now).await
+    }
+
+    async fn ingress_get(&self, id: i64) -> Result<Option<IngressRecord>, StoreError> {
+        self.inner
+            .ingress_get(id)
+            .await?
+            .map(|r| self.open_ingress(r))
+            .transpose()
+    }
+
+    async fn ingress_pending(&self) -> Result<Vec<IngressRecord>, StoreError> {
+        self.inner
+            .ingress_pending()
+            .await?
+            .into_iter()
+            .map(|r| self.open_ingress(r))
+            .collect()
+    }
+
+    async fn ingress_prune(&self, before: i64) -> Result<u64, StoreError> {
+        self.inner.ingress_prune(before).await
+    }
+
+    async fn transcript_prune(&self, before: i64) -> Result<u64, StoreError> {
+        self.inner.transcript_prune(before).await
+    }
+
+    async fn usage_prune(&self, before: i64) -> Result<u64, StoreError> {
+        self.inner.usage_prune(before).await
+    }
+
+    async fn approvals_prune(&self, before: i64) -> Result<u64, StoreError> {
+        self.inner.approvals_prune(before).await
+    }
+
+    async fn pairing_insert(&self, request: NewPairing) -> Result<(), StoreError> {
+        self.inner.pairing_insert(request).await
+    }
+
+    async fn pairing_list(
+        &self,
+        channel: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<PairingRequest>, StoreError> {
+        self.inner.pairing_list(channel, now).await
+    }
+
+    async fn pairing_approve(
+        &self,
+        channel: &str,
+        code: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<Option<PairingRequest>, StoreError> {
+        self.inner.pairing_approve(channel, code, by, now).await
+    }
+
+    async fn pairing_deny(
+        &self,
+        channel: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<Option<PairingRequest>, StoreError> {
+        self.inner.pairing_deny(channel, code, now).await
+    }
+
+    async fn pairing_purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        self.inner.pairing_purge_expired(now).await
+    }
+
+    async fn allow_add(&self, entry: AllowEntry) -> Result<(), StoreError> {
+        self.inner.allow_add(entry).await
+    }
+
+    async fn allow_contains(
+        &self,
+        channel: &str,
+        account: &str,
+        sender_id: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.allow_contains(channel, account, sender_id).await
+    }
+
+    async fn allow_list(&self, channel: Option<&str>) -> Result<Vec<AllowEntry>, StoreError> {
+        self.inner.allow_list(channel).await
+    }
+
+    async fn allow_remove(
+        &self,
+        channel: &str,
+        account: &str,
+        sender_id: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.allow_remove(channel, account, sender_id).await
+    }
+
+    async fn approval_insert(&self, mut request: ApprovalRecord) -> Result<(), StoreError> {
+        let subject = self
+            .inner
+            .session_get(&request.session_key)
+            .await?
+            .and_then(|s| s.subject);
+        request.arguments = self.seal(
+            Column::ApprovalArguments,
+            &request.id,
+            subject.as_deref(),
+            &request.arguments,
+        )?;
+        self.inner.approval_insert(request).await
+    }
+
+    async fn approval_decide(
+        &self,
+        id: &str,
+        status: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        self.inner
+            .approval_decide(id, status, by, now)
+            .await?
+            .map(|r| self.open_approval(r))
+            .transpose()
+    }
+
+    async fn approval_get(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        self.inner
+            .approval_get(id)
+            .await?
+            .map(|r| self.open_approval(r))
+            .transpose()
+    }
+
+    async fn approvals_list(
+        &self,
+        pending_only: bool,
+        limit: u32,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        self.inner
+            .approvals_list(pending_only, limit)
+            .await?
+            .into_iter()
+            .map(|r| self.open_approval(r))
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+
+    async fn close(&self) {
+        self.inner.close().await;
+    }
+
+    async fn channel_state_get(
+        &self,
+        channel: &str,
+        account: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.channel_state_get(channel, account, key).await
+    }
+
+    async fn channel_state_set(
+        &self,
+        channel: &str,
+        account: &str,
+        entries: &[(String, String)],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .channel_state_set(channel, account, entries, now)
+            .await
+    }
+
+    async fn channel_state_remove(
+        &self,
+        channel: &str,
+        account: &str,
+        keys: &[String],
+    ) -> Result<(), StoreError> {
+        self.inner.channel_state_remove(channel, account, keys).await
+    }
+
+    async fn channel_state_list(
+        &self,
+        channel: &str,
+        account: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.inner.channel_state_list(channel, account, prefix).await
+    }
+
+    async fn memory_insert(&self, record: MemoryRecord) -> Result<(), StoreError> {
+        let sealed = MemoryRecord {
+            text: self.seal_memory(&record)?,
+            tags: Vec::new(),
+            vector: None,
+            ..record
+        };
+        self.inner.memory_insert(sealed).await
+    }
+
+    async fn memory_list(
+        &self,
+        agent: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<Vec<MemoryRecord>, StoreError> {
+        self.inner
+            .memory_list(agent, owner)
+            .await?
+            .into_iter()
+            .map(|m| self.open_memory(m))
+            .collect()
+    }
+
+    async fn memory_delete(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.memory_delete(id).await
+    }
+
+    async fn secret_set(&self, name: &str, value: &str, now: i64) -> Result<(), StoreError> {
+        let sealed = self.seal(Column::SecretValue, name, None, value)?;
+        self.inner.secret_set(name, &sealed, now).await
+    }
+
+    async fn secret_get(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.inner
+            .secret_get(name)
+            .await?
+            .map(|v| self.open(Column::SecretValue, name, &v))
+            .transpose()
+    }
+
+    async fn secrets_list(&self) -> Result<Vec<SecretInfo>, StoreError> {
+        self.inner.secrets_list().await
+    }
+
+    async fn secret_remove(&self, name: &str) -> Result<bool, StoreError> {
+        self.inner.secret_remove(name).await
+    }
+
+    async fn forget(&self, channel: &str, sender_id: &str) -> Result<ForgetReport, StoreError> {
+        let subject = crate::subject_of(channel, sender_id);
+        let prefixes: Vec<String> = self
+            .ring
+            .key_ids_of(&subject)
+            .into_iter()
+            .map(|kid| format!("{}{kid}:", crypto::PREFIX))
+            .collect();
+        let mut report = self
+            .inner
+            .forget_rows(&subject, channel, sender_id, &prefixes)
+            .await?;
+        report.keys = self.ring.destroy(&subject)? as u64;
+        self.subjects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, s| s.as_deref() != Some(subject.as_str()));
+        Ok(report)
+    }
+
+    async fn forget_rows(
+        &self,
+        subject: &str,
+        channel: &str,
+        sender_id: &str,
+        sealed_prefixes: &[String],
+    ) -> Result<ForgetReport, StoreError> {
+        self.inner
+            .forget_rows(subject, channel, sender_id, sealed_prefixes)
+            .await
+    }
+
+    async fn cells(
+        &self,
+        column: Column,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Cell>, StoreError> {
+        self.inner.cells(column, after, limit).await
+    }
+
+    async fn cells_write(
+        &self,
+        column: Column,
+        values: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        self.inner.cells_write(column, values).await
+    }
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.inner.meta_get(key).await
+    }
+
+    async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.inner.meta_set(key, value).await
+    }
+
+    async fn scrub(&self) -> Result<(), StoreError> {
+        self.inner.scrub().await
+    }
+}
