@@ -92,6 +92,9 @@ pub struct TurnRequest {
     /// its context window); longer results are cut and the cut said.
     /// `None`: no cut.
     pub max_tool_result_chars: Option<usize>,
+    /// Text added to the agent's system prompt for this turn only (the
+    /// memories recalled for the message); empty: none.
+    pub system_suffix: String,
 }
 
 /// `content` cut to at most `max` bytes (on a character boundary),
@@ -199,8 +202,13 @@ impl Agent {
         cancel: CancellationToken,
     ) -> BoxStream<'static, AgentEvent> {
         let mut messages = Vec::with_capacity(request.history.len() + 1);
-        if !self.system_prompt.is_empty() {
-            messages.push(ChatMessage::system(self.system_prompt.clone()));
+        let system = match (self.system_prompt.is_empty(), request.system_suffix.is_empty()) {
+            (_, true) => self.system_prompt.clone(),
+            (true, false) => request.system_suffix.clone(),
+            (false, false) => format!("{}\n\n{}", self.system_prompt, request.system_suffix),
+        };
+        if !system.is_empty() {
+            messages.push(ChatMessage::system(system));
         }
         messages.extend(request.history);
         let run = TurnLoop {

@@ -16,6 +16,6 @@ pub mod tools;
 pub use agent::{Agent, AgentEvent, DEFAULT_MAX_STEPS, TurnOutcome, TurnRequest, cut_tool_result};
 pub use message::{ChatMessage, MessageRole, ToolCall, ToolSpec, Usage};
 pub use provider::{
-    AnthropicProvider, FallbackChain, ModelRequest, OpenAiProvider, Provider, ProviderError,
-    ProviderEvent, ProviderSettings, RetryPolicy, shown_url,
+    AnthropicProvider, EmbeddingsClient, FallbackChain, ModelRequest, OpenAiProvider, Provider,
+    ProviderError, ProviderEvent, ProviderSettings, RetryPolicy, shown_url,
 };

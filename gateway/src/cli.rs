@@ -11,6 +11,9 @@ use serde_json::Value;
 
 use crate::config::{self, LoadedConfig};
 
+mod memory;
+mod privacy;
+
 /// Switchboard: a self-hosted multi-channel messaging gateway for your AI assistant.
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about, propagate_version = true)]
@@ -58,6 +61,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ApprovalsCommand,
     },
+    /// List, search, export and delete the agents' long-term memories.
+    Memory {
+        #[command(subcommand)]
+        command: memory::MemoryCommand,
+    },
     /// Check a config file.
     Config {
         #[command(subcommand)]
@@ -71,6 +79,24 @@ pub enum Command {
     /// Check the config, the data directory, the providers and the sandbox
     /// (engine, image, policy), and name the risks.
     Doctor,
+    /// Set, list and remove secrets a config names as "secret:NAME".
+    Secrets {
+        #[command(subcommand)]
+        command: privacy::SecretsCommand,
+    },
+    /// Rotate the encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: privacy::KeysCommand,
+    },
+    /// Forget a person: delete their sessions, transcripts, memory,
+    /// pending messages and allowlist entry, and destroy their key.
+    Forget {
+        /// The channel, e.g. `telegram`.
+        channel: String,
+        /// Their sender id on it.
+        sender: String,
+    },
     /// Print a one-time sign-in link to the control web UI (valid 5
     /// minutes, used once).
     Ui {
@@ -279,31 +305,71 @@ fn environment(cli: &Cli, bind: Option<&str>) -> Vec<(String, String)> {
     env
 }
 
-fn load(cli: &Cli, path: Option<&Path>, bind: Option<&str>) -> anyhow::Result<LoadedConfig> {
-    config::load(path, &environment(cli, bind)).map_err(|e| anyhow::anyhow!("{e}"))
+/// The config at `path`, with the secrets it names read from the store
+/// (which is opened for that only when it names any).
+async fn load(cli: &Cli, path: Option<&Path>, bind: Option<&str>) -> anyhow::Result<LoadedConfig> {
+    let env = environment(cli, bind);
+    let boot = config::bootstrap(path, &env);
+    if boot.secrets.is_empty() {
+        return config::load(path, &env).map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    let opened = crate::vault::open(&privacy::location(path, &boot)?).await?;
+    let secrets = crate::vault::read_secrets(opened.store.as_ref(), &boot.secrets).await;
+    opened.store.close().await;
+    config::load_with_secrets(path, &env, &secrets?).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// [`load`], keeping the store open (for `serve`).
+async fn load_opening(
+    cli: &Cli,
+    path: Option<&Path>,
+    bind: Option<&str>,
+) -> anyhow::Result<(LoadedConfig, crate::vault::Opened)> {
+    let env = environment(cli, bind);
+    let boot = config::bootstrap(path, &env);
+    // A config that does not load is reported before any key is asked for.
+    if boot.secrets.is_empty() {
+        config::load(path, &env).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let opened = crate::vault::open(&privacy::location(path, &boot)?).await?;
+    let secrets = match crate::vault::read_secrets(opened.store.as_ref(), &boot.secrets).await {
+        Ok(s) => s,
+        Err(e) => {
+            opened.store.close().await;
+            return Err(e);
+        }
+    };
+    match config::load_with_secrets(path, &env, &secrets) {
+        Ok(loaded) => Ok((loaded, opened)),
+        Err(e) => {
+            opened.store.close().await;
+            Err(anyhow::anyhow!("{e}"))
+        }
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Serve { bind } => {
-            let loaded = load(&cli, cli.config.as_deref(), bind.as_deref())?;
-            crate::serve::serve(loaded).await
+            let (loaded, opened) =
+                load_opening(&cli, cli.config.as_deref(), bind.as_deref()).await?;
+            crate::serve::serve(loaded, Some(opened)).await
         }
         Command::Config {
             command: ConfigCommand::Check { path },
         } => {
             let path = path.as_deref().or(cli.config.as_deref());
-            let loaded = load(&cli, path, None)?;
+            let loaded = load(&cli, path, None).await?;
             print_config_ok(path, &loaded);
             Ok(())
         }
         Command::Sandbox { command } => {
-            let loaded = load(&cli, cli.config.as_deref(), None)?;
+            let loaded = load(&cli, cli.config.as_deref(), None).await?;
             crate::sandbox::cli(&loaded.config, command, cli.json).await
         }
-        Command::Doctor => crate::doctor::run(load(&cli, cli.config.as_deref(), None)).await,
+        Command::Doctor => crate::doctor::run(load(&cli, cli.config.as_deref(), None).await).await,
         Command::Ui { open } => {
-            let client = Client::new(&cli)?;
+            let client = Client::new(&cli).await?;
             let v = client.post("/api/ui/ticket").await?;
             let path = v["path"].as_str().unwrap_or("/login");
             let url = format!("{}{path}", client.base.trim_end_matches('/'));
@@ -321,8 +387,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Memory { command } => memory::run(&cli, command).await,
+        Command::Secrets { command } => privacy::secrets(&cli, command).await,
+        Command::Keys { command } => privacy::keys(&cli, command).await,
+        Command::Forget { channel, sender } => {
+            let client = Client::new(&cli).await?;
+            privacy::forget(&client, cli.json, channel, sender).await
+        }
         Command::Status => {
-            let client = Client::new(&cli)?;
+            let client = Client::new(&cli).await?;
             let v = client.get("/api/status").await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -332,7 +405,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sessions { command } => {
-            let client = Client::new(&cli)?;
+            let client = Client::new(&cli).await?;
             let v = match command {
                 SessionsCommand::List { limit } => {
                     client.get(&format!("/api/sessions?limit={limit}")).await?
@@ -362,7 +435,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Approvals { command } => {
-            let client = Client::new(&cli)?;
+            let client = Client::new(&cli).await?;
             let v = match command {
                 ApprovalsCommand::List { all } => {
                     client.get(&format!("/api/approvals?all={all}")).await?
@@ -402,7 +475,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Pairing { command } => {
-            let client = Client::new(&cli)?;
+            let client = Client::new(&cli).await?;
             let v = match command {
                 PairingCommand::List { channel } => match channel {
                     Some(c) => {
@@ -701,8 +774,8 @@ struct Client {
 }
 
 impl Client {
-    fn new(cli: &Cli) -> anyhow::Result<Self> {
-        let loaded = load(cli, cli.config.as_deref(), None)?;
+    async fn new(cli: &Cli) -> anyhow::Result<Self> {
+        let loaded = load(cli, cli.config.as_deref(), None).await?;
         let c = &loaded.config;
         let base = match &cli.url {
             Some(u) => u.trim_end_matches('/').to_string(),

@@ -60,6 +60,7 @@ pub async fn run(loaded: anyhow::Result<LoadedConfig>) -> anyhow::Result<()> {
         }
         Err(e) => line(Some(false), &format!("data directory: {e}")),
     }
+    encryption(&loaded, &mut line);
     for (name, p) in &config.providers {
         let provider = crate::serve::provider_for(name, p, &p.model);
         match tokio::time::timeout(Duration::from_secs(10), provider.probe()).await {
@@ -84,4 +85,54 @@ pub async fn run(loaded: anyhow::Result<LoadedConfig>) -> anyhow::Result<()> {
         anyhow::bail!("{problems} check(s) failed");
     }
     Ok(())
+}
+
+/// Encryption at rest: off is a risk; the key file must be private.
+fn encryption(loaded: &LoadedConfig, line: &mut impl FnMut(Option<bool>, &str)) {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use crate::config::EncryptionMode;
+    let enc = &loaded.config.store.encryption;
+    let Ok(data_dir) = crate::serve::data_dir(&loaded.config) else {
+        return;
+    };
+    let loc = crate::vault::Location {
+        data_dir,
+        config_dir: crate::vault::config_dir(loaded.path.as_deref()),
+        encryption: enc.clone(),
+    };
+    match enc.mode {
+        EncryptionMode::Off => line(
+            None,
+            "encryption at rest: off ([store.encryption] mode = \"off\"): transcripts, messages and memories are stored in plain text; set mode = \"keyfile\" (the default)",
+        ),
+        mode => {
+            line(
+                Some(true),
+                &format!(
+                    "encryption at rest: {} (keyring {})",
+                    mode.as_str(),
+                    loc.keyring().display()
+                ),
+            );
+            if mode == EncryptionMode::Keyfile
+                && let Ok(meta) = std::fs::metadata(loc.key_file())
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                line(
+                    None,
+                    &format!(
+                        "key file {} can be read by other users: run `chmod 600` on it",
+                        loc.key_file().display()
+                    ),
+                );
+            }
+            if loc.key_file().starts_with(&loc.data_dir) || loc.keyring().starts_with(&loc.data_dir) {
+                line(
+                    None,
+                    "the key file or keyring is inside the data directory: a copy of the data directory alone can then be read; keep them in the config directory",
+                );
+            }
+        }
+    }
 }

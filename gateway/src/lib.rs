@@ -9,6 +9,8 @@
 //!   rate limit, routing to an agent and a session key;
 //! - [`sessions`]: one actor per session, queue modes, resets, the global
 //!   cap on concurrent runs;
+//! - [`memories`]: long-term memory — per-person (or per-agent) scopes,
+//!   the in-memory search index, recall and the flush before compaction;
 //! - [`http`]: health, the OpenAI-compatible web chat API, the control API
 //!   and the WebSocket;
 //! - [`webchat`]: the built-in web chat channel;
@@ -27,6 +29,7 @@ pub mod doctor;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod memories;
 pub mod pipeline;
 pub mod retention;
 pub mod sandbox;
@@ -34,6 +37,7 @@ pub mod serve;
 pub mod sessions;
 pub mod supervisor;
 pub mod ui;
+pub mod vault;
 pub mod webchat;
 
 #[cfg(test)]

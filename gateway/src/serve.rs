@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use switchboard_agents::tools::ToolRegistry;
 use switchboard_agents::{
-    Agent, AnthropicProvider, FallbackChain, OpenAiProvider, Provider, ProviderSettings,
-    RetryPolicy,
+    Agent, AnthropicProvider, EmbeddingsClient, FallbackChain, OpenAiProvider, Provider,
+    ProviderSettings, RetryPolicy,
 };
 use switchboard_channel::{Channel, ChannelContext, ChannelState, Delivery};
 use switchboard_discord::{DiscordChannel, DiscordSettings};
-use switchboard_memory::{SqliteStore, Store};
+use switchboard_memory::Store;
 use switchboard_slack::{SlackChannel, SlackSettings};
 use switchboard_telegram::{TelegramChannel, TelegramSettings};
 
@@ -89,8 +88,25 @@ pub(crate) fn provider_for(name: &str, p: &ProviderConfig, model: &str) -> Arc<d
     }
 }
 
-/// Run the gateway until Ctrl-C or SIGTERM, then drain and return.
-pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
+/// The embeddings client of provider `name` asking `model`
+/// (`agents.<agent>.memory.embeddings`; validation saw to it that the
+/// provider is OpenAI-compatible).
+pub(crate) fn embeddings_for(name: &str, p: &ProviderConfig, model: &str) -> EmbeddingsClient {
+    EmbeddingsClient::new(ProviderSettings {
+        name: name.to_string(),
+        base_url: p.base_url.clone(),
+        api_key: api_key(name, p),
+        model: model.to_string(),
+        idle_timeout: Duration::from_secs(p.timeout_secs),
+        temperature: None,
+        max_tokens: None,
+    })
+}
+
+/// Run the gateway until Ctrl-C or SIGTERM, then drain and return. The
+/// store is `opened` already (by the CLI, which read the config's secrets
+/// from it), or opened here.
+pub async fn serve(loaded: LoadedConfig, opened: Option<crate::vault::Opened>) -> anyhow::Result<()> {
     // Not dumpable: a process of the same user (a host command with
     // `host_exec`, anything else) cannot read this one's environment or
     // memory through /proc, where the tokens and keys are.
@@ -99,26 +115,31 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     {
         tracing::warn!(error = %e, "cannot keep other processes out of this one's /proc entries");
     }
+    let config_path = loaded.path.clone();
     let config = loaded.config;
     let dir = data_dir(&config)?;
-    // Transcripts and the token live here: only this user may read it.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     let bind: SocketAddr = config
         .gateway
         .bind
         .parse()
         .context("gateway.bind is not an address")?;
 
-    let db_path = dir.join("switchboard.db");
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&db_path)
-            .await
-            .with_context(|| format!("cannot open the store at {}", db_path.display()))?,
-    );
+    let opened = match opened {
+        Some(o) => o,
+        None => {
+            crate::vault::open(&crate::vault::Location {
+                data_dir: dir.clone(),
+                config_dir: crate::vault::config_dir(config_path.as_deref()),
+                encryption: config.store.encryption.clone(),
+            })
+            .await?
+        }
+    };
+    let db_path = opened.db_path.clone();
+    let store: Arc<dyn Store> = opened.store.clone();
+    if opened.mode == crate::config::EncryptionMode::Off {
+        tracing::warn!("[store.encryption] mode is off: transcripts and messages are stored in plain text");
+    }
     // What the last run left unanswered, read before any intake starts.
     let leftover = store
         .ingress_pending()
@@ -220,7 +241,15 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     // Tools: the built-in ones, and the shell and file tools wherever the
     // sandbox (or an explicit host_exec) lets them run.
     let bench = Arc::new(crate::sandbox::workbench(&config, &dir));
-    let tools = ToolRegistry::standard(config.tools.web_fetch.settings(), bench.clone());
+    let mut tools = ToolRegistry::standard(config.tools.web_fetch.settings(), bench.clone());
+    // Long-term memory: each scope's index is built from the store when
+    // first used, so nothing is read here.
+    let memories = Arc::new(crate::memories::Memories::from_config(
+        store.clone(),
+        &config,
+        embeddings_for,
+    ));
+    tools.register_memory(crate::memories::Memories::book(&memories));
     tokio::spawn(crate::sandbox::check_at_start(
         bench.clone(),
         health.clone(),
@@ -366,6 +395,7 @@ pub async fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
         turns_failed: AtomicU64::new(0),
         claims: Default::default(),
         deliveries,
+        memories: Some(memories),
     });
     let sessions = SessionRegistry::new(ctx);
     let router = Router::new(

@@ -181,6 +181,7 @@ pub(crate) async fn rig(
         turns_failed: AtomicU64::new(0),
         claims: Default::default(),
         deliveries,
+        memories: None,
     });
     Rig {
         store,

@@ -5,14 +5,43 @@
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use switchboard::config::{Config, load_str};
-use switchboard_agents::tools::{ApprovalPolicy, Profile, ToolRegistry, policy::DANGEROUS};
+use switchboard_agents::tools::{
+    ApprovalPolicy, MemoryBook, MemoryHit, Profile, ToolContext, ToolRegistry, policy::DANGEROUS,
+};
 
-/// The registry as `switchboard serve` builds it, sandboxed tools included.
+/// A memory book that keeps nothing: only the tools' names matter here.
+struct NoMemory;
+
+impl MemoryBook for NoMemory {
+    fn save(
+        &self,
+        _ctx: &ToolContext,
+        _text: String,
+        _tags: Vec<String>,
+    ) -> BoxFuture<'static, Result<String, String>> {
+        Box::pin(async { Err("this test keeps no memories".to_string()) })
+    }
+
+    fn search(
+        &self,
+        _ctx: &ToolContext,
+        _query: String,
+        _limit: usize,
+    ) -> BoxFuture<'static, Result<Vec<MemoryHit>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// The registry as `switchboard serve` builds it, sandboxed and memory
+/// tools included.
 fn registered(config: &Config) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let bench = Arc::new(switchboard::sandbox::workbench(config, dir.path()));
-    ToolRegistry::standard(config.tools.web_fetch.settings(), bench).names()
+    let mut tools = ToolRegistry::standard(config.tools.web_fetch.settings(), bench);
+    tools.register_memory(Arc::new(NoMemory));
+    tools.names()
 }
 
 fn assert_registered(names: &[String], list: &str, tools: &[impl AsRef<str>]) {
@@ -34,10 +63,18 @@ fn assert_registered(names: &[String], list: &str, tools: &[impl AsRef<str>]) {
 fn every_listed_tool_is_a_registered_tool() {
     let defaults = load_str("", "defaults", &[]).unwrap().config;
     let names = registered(&defaults);
-    for tool in ["exec", "read_file", "write_file", "edit_file", "list_files"] {
+    for tool in [
+        "exec",
+        "read_file",
+        "write_file",
+        "edit_file",
+        "list_files",
+        "memory_save",
+        "memory_search",
+    ] {
         assert!(
             names.iter().any(|n| n == tool),
-            "the sandboxed `{tool}` is missing from {names:?}"
+            "`{tool}` is missing from {names:?}"
         );
     }
 

@@ -1,5 +1,5 @@
 //! A fake OpenAI-compatible server: `POST /v1/chat/completions` (streaming
-//! SSE or one JSON body) and `GET /v1/models`.
+//! SSE or one JSON body), `POST /v1/embeddings` and `GET /v1/models`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -45,6 +45,18 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// The names of the tools offered.
+    pub fn tools(&self) -> Vec<String> {
+        self.body["tools"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The `messages` as (role, content) pairs.
     pub fn messages(&self) -> Vec<(String, String)> {
         self.body["messages"]
@@ -68,7 +80,17 @@ struct Shared {
     seen: Mutex<Vec<Seen>>,
     arrivals: mpsc::UnboundedSender<Seen>,
     released: watch::Sender<bool>,
+    /// Tools called when offered alone: (tool, arguments).
+    alone: Mutex<Vec<(String, String)>>,
+    /// Embedding rules: (word, vector).
+    vectors: Mutex<Vec<(String, Vec<f32>)>>,
+    /// Embeddings requests so far.
+    embedded: Mutex<Vec<Seen>>,
 }
+
+/// The length of the fake's embeddings. The last axis is where inputs no
+/// rule of [`FakeOpenAi::embed`] matches point: unrelated to the others.
+pub const EMBEDDING_DIMENSIONS: usize = 4;
 
 /// A running fake.
 pub struct FakeOpenAi {
@@ -129,9 +151,13 @@ impl FakeOpenAi {
             seen: Mutex::new(Vec::new()),
             arrivals: tx,
             released: watch::Sender::new(false),
+            alone: Mutex::new(Vec::new()),
+            vectors: Mutex::new(Vec::new()),
+            embedded: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
+            .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -167,6 +193,36 @@ impl FakeOpenAi {
         self.shared.released.send_replace(true);
     }
 
+    /// From now on, a request that offers `tool` and no other tool (and
+    /// does not end with a tool's result) is answered with one call of
+    /// `tool` with `arguments` (JSON text): a model that does what a
+    /// narrow request asks.
+    pub fn call_when_alone(&self, tool: &str, arguments: &str) {
+        self.shared
+            .alone
+            .lock()
+            .unwrap()
+            .push((tool.to_string(), arguments.to_string()));
+    }
+
+    /// `/v1/embeddings` gives an input containing `word` (in any case)
+    /// `vector`, padded or cut to [`EMBEDDING_DIMENSIONS`]; the first
+    /// matching rule wins. Inputs no rule matches get the last axis.
+    pub fn embed(&self, word: &str, vector: &[f32]) {
+        let mut v = vector.to_vec();
+        v.resize(EMBEDDING_DIMENSIONS, 0.0);
+        self.shared
+            .vectors
+            .lock()
+            .unwrap()
+            .push((word.to_lowercase(), v));
+    }
+
+    /// Every embeddings request so far.
+    pub fn embedding_requests(&self) -> Vec<Seen> {
+        self.shared.embedded.lock().unwrap().clone()
+    }
+
     /// Every request so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.seen.lock().unwrap().clone()
@@ -186,6 +242,90 @@ async fn models() -> impl IntoResponse {
     axum::Json(
         json!({ "object": "list", "data": [{ "id": "fake-model", "object": "model", "created": 0, "owned_by": "fake" }] }),
     )
+}
+
+/// The vector of `text` by the rules of [`FakeOpenAi::embed`].
+fn vector_for(shared: &Shared, text: &str) -> Vec<f32> {
+    let text = text.to_lowercase();
+    shared
+        .vectors
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(word, _)| text.contains(word.as_str()))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| {
+            let mut v = vec![0.0; EMBEDDING_DIMENSIONS];
+            v[EMBEDDING_DIMENSIONS - 1] = 1.0;
+            v
+        })
+}
+
+/// `POST /v1/embeddings` as OpenAI answers it: `input` is a string or an
+/// array of them; the vectors come back listed last first, each with its
+/// `index` (clients must not rely on the order).
+async fn embeddings(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
+    let body = body.0;
+    shared.embedded.lock().unwrap().push(Seen {
+        body: body.clone(),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    });
+    let inputs: Vec<String> = match &body["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) if a.iter().all(Value::is_string) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "error": { "message": "'input' must be a string or an array of strings", "type": "invalid_request_error", "code": null } })),
+            )
+                .into_response();
+        }
+    };
+    let mut data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| json!({ "object": "embedding", "index": i, "embedding": vector_for(&shared, text) }))
+        .collect();
+    data.reverse();
+    let tokens: usize = inputs.iter().map(|t| t.split_whitespace().count()).sum();
+    axum::Json(json!({
+        "object": "list",
+        "data": data,
+        "model": body["model"],
+        "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
+    }))
+    .into_response()
+}
+
+/// A call of the tool a request offers alone, if the fake was told to make
+/// one (see [`FakeOpenAi::call_when_alone`]).
+fn alone_tool(shared: &Shared, body: &Value) -> Option<(String, String)> {
+    let last = body["messages"].as_array()?.last()?;
+    if last["role"] == "tool" {
+        return None;
+    }
+    let offered = body["tools"].as_array()?;
+    let [only] = offered.as_slice() else {
+        return None;
+    };
+    let name = only["function"]["name"].as_str()?;
+    shared
+        .alone
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(tool, _)| tool == name)
+        .cloned()
 }
 
 fn last_user(body: &Value) -> String {
@@ -233,7 +373,7 @@ async fn completions(
     } else {
         echo_answer(&last_user(&body))
     };
-    let tool = wanted_tool(&body);
+    let tool = wanted_tool(&body).or_else(|| alone_tool(&shared, &body));
     let prompt_tokens = body["messages"].as_array().map_or(0, Vec::len) as u64 * 10;
     let completion_tokens = answer.split_whitespace().count() as u64;
     let usage = json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens });

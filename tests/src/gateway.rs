@@ -246,6 +246,17 @@ pub fn free_port() -> u16 {
 /// Start `bin serve` with `config` and `data_dir`, its log appended to
 /// `log`.
 pub fn spawn_serve(bin: &Path, config: &Path, data_dir: &Path, log: &Path) -> Child {
+    spawn_serve_env(bin, config, data_dir, log, &[])
+}
+
+/// [`spawn_serve`] with `env` added to its environment.
+pub fn spawn_serve_env(
+    bin: &Path,
+    config: &Path,
+    data_dir: &Path,
+    log: &Path,
+    env: &[(String, String)],
+) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -258,7 +269,9 @@ pub fn spawn_serve(bin: &Path, config: &Path, data_dir: &Path, log: &Path) -> Ch
         .arg(data_dir)
         .arg("serve")
         .env_remove("SWITCHBOARD_TOKEN")
+        .env_remove("SWITCHBOARD_PASSPHRASE")
         .env("SWITCHBOARD_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -316,6 +329,8 @@ pub struct Gateway {
     log_path: PathBuf,
     /// An HTTP client.
     pub http: reqwest::Client,
+    /// Variables added to the environment of the gateway and its CLI.
+    pub env: Vec<(String, String)>,
 }
 
 impl Drop for Gateway {
@@ -340,7 +355,17 @@ impl Gateway {
         Self::start_until(dir, config, "/healthz").await
     }
 
-    async fn start_until(dir: &Path, config: &str, probe: &'static str) -> Self {
+    /// [`Gateway::start`] with `env` added to its environment (and its
+    /// CLI's).
+    pub async fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Self {
+        let mut gw = Self::prepare(dir, config);
+        gw.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        gw.spawn_until("/readyz").await;
+        gw
+    }
+
+    /// The gateway of `config` in `dir`, not started.
+    pub fn prepare(dir: &Path, config: &str) -> Self {
         let config_path = dir.join("switchboard.toml");
         std::fs::write(&config_path, config).unwrap();
         let data_dir = dir.join("data");
@@ -349,16 +374,39 @@ impl Gateway {
             .find_map(|l| l.trim().strip_prefix("bind = \"127.0.0.1:"))
             .and_then(|rest| rest.trim_end_matches('"').parse::<u16>().ok())
             .expect("config has a loopback bind");
-        let mut gw = Self {
+        Self {
             child: None,
             url: format!("http://127.0.0.1:{port}"),
             data_dir,
             config_path,
             log_path: dir.join("gateway.log"),
             http: reqwest::Client::new(),
-        };
+            env: Vec::new(),
+        }
+    }
+
+    async fn start_until(dir: &Path, config: &str, probe: &'static str) -> Self {
+        let mut gw = Self::prepare(dir, config);
         gw.spawn_until(probe).await;
         gw
+    }
+
+    /// Start the process and return without waiting (for a start that is
+    /// meant to fail: see [`Gateway::wait_exit`]).
+    pub fn spawn_only(&mut self) {
+        assert!(self.child.is_none(), "stop it first");
+        self.child = Some(spawn_serve_env(
+            &binary(),
+            &self.config_path,
+            &self.data_dir,
+            &self.log_path,
+            &self.env,
+        ));
+    }
+
+    /// Rewrite its config file (takes effect at the next start).
+    pub fn rewrite_config(&self, config: &str) {
+        std::fs::write(&self.config_path, config).unwrap();
     }
 
     async fn spawn(&mut self) {
@@ -366,7 +414,13 @@ impl Gateway {
     }
 
     async fn spawn_until(&mut self, probe: &'static str) {
-        let child = spawn_serve(&binary(), &self.config_path, &self.data_dir, &self.log_path);
+        let child = spawn_serve_env(
+            &binary(),
+            &self.config_path,
+            &self.data_dir,
+            &self.log_path,
+            &self.env,
+        );
         self.child = Some(child);
         self.wait_for(probe).await;
     }
@@ -567,15 +621,32 @@ impl Gateway {
     /// Run a CLI command against this gateway; returns exit status, stdout
     /// and stderr.
     pub fn cli(&self, args: &[&str]) -> (ExitStatus, String, String) {
-        let out = Command::new(binary())
+        self.cli_with_stdin(args, None)
+    }
+
+    /// [`Gateway::cli`] with `stdin` piped in (`None`: no input).
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> (ExitStatus, String, String) {
+        use std::io::Write as _;
+        let mut child = Command::new(binary())
             .arg("--config")
             .arg(&self.config_path)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(args)
             .env_remove("SWITCHBOARD_TOKEN")
-            .output()
+            .env_remove("SWITCHBOARD_PASSPHRASE")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
         (
             out.status,
             String::from_utf8_lossy(&out.stdout).into(),

@@ -2,7 +2,8 @@
 //!
 //! - [`fake_openai`]: a fake OpenAI-compatible Chat Completions server that
 //!   speaks the real SSE wire format, records what it was asked, and can be
-//!   told to fail, hang or hold its answer;
+//!   told to fail, hang or hold its answer, or to call a tool offered
+//!   alone; with an `/embeddings` endpoint whose vectors a test chooses;
 //! - [`fake_discord`]: a fake Discord REST API and gateway WebSocket;
 //! - [`fake_slack`]: a fake Slack Web API and Socket Mode WebSocket;
 //! - [`fake_anthropic`]: a fake Anthropic Messages API streaming its real

@@ -562,8 +562,8 @@ async fn a_context_overflow_compacts_once_and_retries_once() {
     );
     assert_eq!(
         fake.seen().len() - before,
-        3,
-        "the refused call, the summary, the retry"
+        4,
+        "the refused call, the chance to save memories before compaction, the summary, the retry"
     );
 
     // A provider that keeps saying so gets one retry, not a loop.
@@ -574,8 +574,8 @@ async fn a_context_overflow_compacts_once_and_retries_once() {
         .await;
     assert_eq!(status, 502, "{body}");
     assert!(
-        fake.seen().len() - before <= 3,
-        "bounded: {} calls",
+        fake.seen().len() - before <= 4,
+        "bounded (the refused call, the memory flush, the summary, the retry): {} calls",
         fake.seen().len() - before
     );
 }

@@ -1,6 +1,8 @@
-//! Model providers: the [`Provider`] contract and its implementations.
+//! Model providers: the [`Provider`] contract and its implementations, and
+//! the [`EmbeddingsClient`] of OpenAI-compatible embeddings endpoints.
 
 mod anthropic;
+mod embeddings;
 mod error;
 pub(crate) mod http;
 mod openai;
@@ -11,6 +13,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 pub use anthropic::AnthropicProvider;
+pub use embeddings::EmbeddingsClient;
 pub use error::{ProviderError, shown_url};
 pub use http::ProviderSettings;
 pub use openai::OpenAiProvider;

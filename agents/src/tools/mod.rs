@@ -1,10 +1,12 @@
 //! Tools an agent can call: the [`Tool`] contract, the registry, the policy
 //! deciding which tools a conversation gets, and the built-in tools that need
 //! no sandbox. The shell and file tools ([`sandboxed`]) plug into the same
-//! registry and run where the sandbox's workbench says.
+//! registry and run where the sandbox's workbench says; the long-term memory
+//! tools ([`memory`]) keep what they save in the gateway's [`MemoryBook`].
 
 pub mod approval;
 mod builtin;
+pub mod memory;
 pub mod policy;
 pub mod sandboxed;
 mod web_fetch;
@@ -20,6 +22,7 @@ pub use approval::{
     ApprovalGate, ApprovalMode, ApprovalPolicy, ApprovalRequest, Approver, Decision,
 };
 pub use builtin::{CurrentTime, SessionStatus};
+pub use memory::{MemoryBook, MemoryHit, MemorySave, MemorySearch};
 pub use policy::{Profile, ToolPolicy};
 pub use web_fetch::{WebFetch, WebFetchSettings, html_to_text, is_forbidden};
 
@@ -40,6 +43,9 @@ pub struct ToolContext {
     pub chat_kind: String,
     /// Turns completed in this session before this one.
     pub turns: i64,
+    /// The person the message is from, `<channel>:<sender id>` (whose
+    /// memories `memory_save` and `memory_search` use); empty when unknown.
+    pub subject: String,
 }
 
 /// What a tool call returned, as the model will read it.

@@ -14,7 +14,7 @@ use super::ToolContext;
 pub enum Profile {
     /// Only tools that read the gateway's own state.
     Minimal,
-    /// Minimal plus reading the web (the default).
+    /// Minimal plus reading the web and long-term memory (the default).
     #[default]
     Messaging,
     /// Messaging plus the sandboxed shell and file tools.
@@ -30,7 +30,7 @@ pub const DANGEROUS: &[&str] = &["exec", "write_file", "edit_file"];
 
 /// What each profile adds to the one before it.
 const MINIMAL: &[&str] = &["current_time", "session_status"];
-const MESSAGING: &[&str] = &["web_fetch"];
+const MESSAGING: &[&str] = &["web_fetch", "memory_save", "memory_search"];
 const CODING: &[&str] = &["exec", "read_file", "write_file", "edit_file", "list_files"];
 
 impl Profile {

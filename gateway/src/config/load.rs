@@ -1,5 +1,6 @@
 //! Reading a config: file, environment overrides, defaults, validation.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -75,7 +76,130 @@ pub struct LoadedConfig {
 
 /// Load the file at `path` (or only defaults when `None`), apply the
 /// environment `env` (pairs of name and value), normalize and validate.
+/// A `"secret:NAME"` value is an error here: see [`load_with_secrets`].
 pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<LoadedConfig, ConfigErrors> {
+    load_with_secrets(path, env, &BTreeMap::new())
+}
+
+/// The keys whose values are secrets: each accepts `"secret:NAME"`, the
+/// secret `NAME` set with `switchboard secrets set`.
+pub const SECRET_KEYS: &[&str] = &[
+    "api_key",
+    "token",
+    "bot_token",
+    "app_token",
+    "signing_secret",
+    "webhook_secret",
+    "url",
+];
+
+/// What the store must be opened with before `"secret:NAME"` values can
+/// be read: the data directory and `[store]`, read from the file and the
+/// environment alone, and the secrets it names.
+#[derive(Debug, Clone, Default)]
+pub struct Bootstrap {
+    /// `gateway.data_dir`, if set.
+    pub data_dir: Option<PathBuf>,
+    /// `gateway.bind`, if set.
+    pub bind: Option<String>,
+    /// `[store]`.
+    pub store: super::StoreConfig,
+    /// The names of the secrets the config refers to, sorted, once each.
+    pub secrets: Vec<String>,
+}
+
+/// Read what [`Bootstrap`] holds from the file at `path` and `env`. Errors
+/// are left to the full load, which reports them properly.
+pub fn bootstrap(path: Option<&Path>, env: &[(String, String)]) -> Bootstrap {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Gateway {
+        data_dir: Option<PathBuf>,
+        bind: Option<String>,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Partial {
+        gateway: Gateway,
+        store: super::StoreConfig,
+    }
+    let text = path
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let Ok(mut table) = text.parse::<Table>() else {
+        return Bootstrap::default();
+    };
+    let _ = apply_env(&mut table, env);
+    let mut secrets = Vec::new();
+    secret_refs(&table, "", &mut secrets);
+    let secrets: Vec<String> = {
+        let mut names: Vec<String> = secrets.into_iter().map(|(_, n)| n).collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    let partial: Partial = Value::Table(table).try_into().unwrap_or_default();
+    Bootstrap {
+        data_dir: partial.gateway.data_dir,
+        bind: partial.gateway.bind,
+        store: partial.store,
+        secrets,
+    }
+}
+
+/// Every `(key path, secret name)` of a `"secret:NAME"` value at a secret
+/// key under `table`.
+fn secret_refs(table: &Table, at: &str, out: &mut Vec<(String, String)>) {
+    for (k, v) in table {
+        let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+        match v {
+            Value::Table(t) => secret_refs(t, &path, out),
+            Value::String(s) if SECRET_KEYS.contains(&k.as_str()) => {
+                if let Some(name) = s.strip_prefix("secret:") {
+                    out.push((path, name.trim().to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Put each secret's value in place of its `"secret:NAME"`; an error per
+/// secret that is not set.
+fn resolve_secrets(
+    table: &mut Table,
+    at: &str,
+    secrets: &BTreeMap<String, String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (k, v) in table.iter_mut() {
+        let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+        match v {
+            Value::Table(t) => resolve_secrets(t, &path, secrets, errors),
+            Value::String(s) if SECRET_KEYS.contains(&k.as_str()) => {
+                if let Some(name) = s.strip_prefix("secret:").map(str::trim) {
+                    match secrets.get(name) {
+                        Some(value) => *s = value.clone(),
+                        None => errors.push(ConfigError::new(
+                            path,
+                            format!(
+                                "names the secret `{name}`, which is not set: run `switchboard secrets set {name}` (see `switchboard secrets list`)"
+                            ),
+                        )),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// [`load`], with the values of the secrets the config names (by name).
+pub fn load_with_secrets(
+    path: Option<&Path>,
+    env: &[(String, String)],
+    secrets: &BTreeMap<String, String>,
+) -> Result<LoadedConfig, ConfigErrors> {
     let source_name = path.map_or_else(
         || "the default config".to_string(),
         |p| p.display().to_string(),
@@ -92,7 +216,7 @@ pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<LoadedConfi
         })?,
         None => String::new(),
     };
-    let mut loaded = load_str(&text, &source_name, env)?;
+    let mut loaded = load_str_with_secrets(&text, &source_name, env, secrets)?;
     loaded.path = path.map(Path::to_path_buf);
     Ok(loaded)
 }
@@ -102,6 +226,16 @@ pub fn load_str(
     text: &str,
     source_name: &str,
     env: &[(String, String)],
+) -> Result<LoadedConfig, ConfigErrors> {
+    load_str_with_secrets(text, source_name, env, &BTreeMap::new())
+}
+
+/// [`load_with_secrets`] for config text already in memory.
+pub fn load_str_with_secrets(
+    text: &str,
+    source_name: &str,
+    env: &[(String, String)],
+    secrets: &BTreeMap<String, String>,
 ) -> Result<LoadedConfig, ConfigErrors> {
     let fail = |errors| ConfigErrors {
         source_name: source_name.to_string(),
@@ -123,6 +257,11 @@ pub fn load_str(
         }
     }
     apply_env(&mut table, env).map_err(|e| fail(vec![e]))?;
+    let mut unset = Vec::new();
+    resolve_secrets(&mut table, "", secrets, &mut unset);
+    if !unset.is_empty() {
+        return Err(fail(unset));
+    }
     let mut config: Config = serde_path_to_error::deserialize(Value::Table(table))
         .map_err(|e| fail(vec![deserialize_error(&e)]))?;
     fill_defaults(&mut config);

@@ -8,6 +8,8 @@
 
 mod channels;
 mod load;
+mod memory;
+mod store;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -16,7 +18,12 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use channels::*;
-pub use load::{ConfigError, ConfigErrors, LoadedConfig, load, load_str};
+pub use store::{EncryptionConfig, EncryptionMode, StoreConfig};
+pub use memory::{AgentMemoryConfig, DEFAULT_MAX_ENTRIES, MemoryScope};
+pub use load::{
+    Bootstrap, ConfigError, ConfigErrors, LoadedConfig, SECRET_KEYS, bootstrap, load, load_str,
+    load_str_with_secrets, load_with_secrets,
+};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -47,6 +54,8 @@ pub struct Config {
     pub sandbox: switchboard_sandbox::SandboxSettings,
     /// `[ui]`: the control web UI served at `/`.
     pub ui: UiConfig,
+    /// `[store]`: encryption at rest.
+    pub store: StoreConfig,
 }
 
 /// `[ui]`
@@ -313,6 +322,11 @@ pub struct AgentConfig {
     /// Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallbacks: Vec<String>,
+    /// `[agents.<name>.memory]`: long-term memory (whose it is, embeddings,
+    /// recall into the prompt, its size). Default: per person, keyword
+    /// search, no recall, 10000 entries.
+    #[serde(default)]
+    pub memory: AgentMemoryConfig,
 }
 
 impl AgentConfig {
@@ -476,6 +490,7 @@ impl AgentConfig {
             keep_recent_messages: default_keep_recent(),
             daily_token_budget: None,
             fallbacks: Vec::new(),
+            memory: AgentMemoryConfig::default(),
         }
     }
 }

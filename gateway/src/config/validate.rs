@@ -71,6 +71,22 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
     for (name, a) in &config.channels.slack.accounts {
         check_slack(&mut errors, config, name, a);
     }
+    let enc = &config.store.encryption;
+    if enc.iterations < switchboard_memory::crypto::MIN_ITERATIONS {
+        errors.push(ConfigError::new(
+            "store.encryption.iterations",
+            format!(
+                "must be {} or more (PBKDF2-HMAC-SHA256 below that is too cheap to guess against)",
+                switchboard_memory::crypto::MIN_ITERATIONS
+            ),
+        ));
+    }
+    if enc.credential.is_empty() || enc.credential.contains('/') {
+        errors.push(ConfigError::new(
+            "store.encryption.credential",
+            "must be a systemd credential name (no `/`)",
+        ));
+    }
     for (k, why) in config.sandbox.problems() {
         errors.push(ConfigError::new(format!("sandbox.{k}"), why));
     }
@@ -195,6 +211,7 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
                 "must be at least 1: a compaction keeps the conversation's latest message whole",
             ));
         }
+        check_memory(&mut errors, config, name, a);
         for (i, entry) in a.approvals.approvers.iter().enumerate() {
             if let Some(why) = approver_problem(entry) {
                 errors.push(ConfigError::new(
@@ -420,6 +437,65 @@ fn approver_problem(entry: &str) -> Option<String> {
     None
 }
 
+/// `[agents.<name>.memory]`: the embeddings model names an
+/// OpenAI-compatible provider, the store holds at least one memory, and
+/// the recall leaves room for the conversation.
+fn check_memory(
+    errors: &mut Vec<ConfigError>,
+    config: &Config,
+    agent: &str,
+    a: &super::AgentConfig,
+) {
+    let m = &a.memory;
+    let key = |k: &str| format!("agents.{agent}.memory.{k}");
+    if m.max_entries == 0 {
+        errors.push(ConfigError::new(
+            key("max_entries"),
+            "must be at least 1 (it is how many memories each person, or the agent, may keep)",
+        ));
+    }
+    if u64::from(m.recall_tokens) * 2 > u64::from(a.context_window) {
+        errors.push(ConfigError::new(
+            key("recall_tokens"),
+            format!(
+                "{} tokens of recalled memories would take more than half of the context window ({} tokens, agents.{agent}.context_window): lower it, or 0 to turn recall off",
+                m.recall_tokens, a.context_window
+            ),
+        ));
+    }
+    let Some(wanted) = &m.embeddings else { return };
+    let providers = config
+        .providers
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some((provider, _)) = m.embeddings_pair() else {
+        errors.push(ConfigError::new(
+            key("embeddings"),
+            format!(
+                "`{wanted}` is not \"provider/model\": write a provider of [providers.*] and its embeddings model, e.g. \"local/nomic-embed-text\""
+            ),
+        ));
+        return;
+    };
+    match config.providers.get(provider) {
+        None => errors.push(ConfigError::new(
+            key("embeddings"),
+            format!(
+                "there is no provider named `{provider}`: write \"provider/model\" with one of: {providers}"
+            ),
+        )),
+        Some(p) if p.kind != super::ProviderKind::Openai => errors.push(ConfigError::new(
+            key("embeddings"),
+            format!(
+                "`{provider}` is not an OpenAI-compatible provider (kind = \"openai\"), so it has no /embeddings endpoint: name one that has, e.g. an Ollama or OpenAI provider"
+            ),
+        )),
+        Some(_) => {}
+    }
+}
+
 /// An account's `agent` names a configured agent.
 /// `[retention]`: every period a day or more (no upper limit: `u32`
 /// days in milliseconds fit an `i64`).
@@ -582,6 +658,48 @@ mod tests {
         }
         let p = problems("[retention]\ningress_days = 7\ntranscripts_days = 3\n");
         assert!(p.contains("transcripts_days"), "an unknown key passed: {p}");
+    }
+
+    #[test]
+    fn memory_settings_are_checked() {
+        let d = load_str("", "c", &[]).unwrap().config.agents["main"]
+            .memory
+            .clone();
+        assert_eq!(d.scope, crate::config::MemoryScope::Person);
+        assert_eq!((d.recall_tokens, d.max_entries), (0, 10_000));
+        assert_eq!(d.embeddings, None);
+        let ok = load_str(
+            "[agents.main]\nprovider = \"local\"\n[agents.main.memory]\nscope = \"agent\"\nembeddings = \"local/nomic-embed-text\"\nrecall_tokens = 500\n",
+            "c",
+            &[],
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
+        for (memory, says) in [
+            (
+                "embeddings = \"nope/m\"",
+                "agents.main.memory.embeddings: there is no provider named `nope`",
+            ),
+            (
+                "embeddings = \"nomic-embed-text\"",
+                "agents.main.memory.embeddings: `nomic-embed-text` is not \"provider/model\"",
+            ),
+            (
+                "embeddings = \"claude/m\"",
+                "is not an OpenAI-compatible provider",
+            ),
+            ("max_entries = 0", "agents.main.memory.max_entries: must be at least 1"),
+            (
+                "recall_tokens = 20000",
+                "agents.main.memory.recall_tokens: 20000 tokens",
+            ),
+            ("scope = \"everyone\"", "scope"),
+            ("recal_tokens = 5", "recal_tokens"),
+        ] {
+            let p = problems(&format!(
+                "[providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:11434/v1\"\nmodel = \"m\"\n[providers.claude]\nkind = \"anthropic\"\nmodel = \"c\"\napi_key = \"k\"\n[agents.main]\nprovider = \"local\"\n[agents.main.memory]\n{memory}\n"
+            ));
+            assert!(p.contains(says), "{memory}: {p}");
+        }
     }
 
     #[test]

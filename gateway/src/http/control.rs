@@ -34,6 +34,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/api/pairing/{channel}/{code}/deny", post(deny))
         .route("/api/allowlist", get(list_allowed))
         .route("/api/allowlist/remove", post(remove_allowed))
+        .route("/api/forget", post(super::forget::forget_handler))
         .route(
             "/api/channels/{channel}/{account}/restart",
             post(restart_channel),

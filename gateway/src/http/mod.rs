@@ -3,7 +3,9 @@
 
 mod client_limit;
 pub(crate) mod control;
+pub(crate) mod forget;
 mod memo;
+pub(crate) mod memory;
 mod openai;
 mod ws;
 
@@ -82,6 +84,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .merge(openai::routes())
         .merge(control::routes())
+        .merge(memory::routes())
         .merge(ws::routes())
         .merge(crate::ui::api_routes())
         .merge(crate::ui::live::api_routes())

@@ -225,11 +225,12 @@ impl Pipeline {
         let payload = json.map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let accepted = self
             .store
-            .ingress_accept(
+            .ingress_accept_as(
                 &inbound.channel,
                 &inbound.account,
                 &inbound.message_id,
                 &payload,
+                Some(&switchboard_memory::subject_of(&inbound.channel, &inbound.sender.id)),
                 now_ms(),
             )
             .await?;

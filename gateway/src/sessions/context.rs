@@ -5,6 +5,7 @@
 
 use futures::StreamExt;
 
+use switchboard_agents::tools::ToolContext;
 use switchboard_agents::{ChatMessage, MessageRole, Provider, ProviderEvent};
 use switchboard_memory::{Role, SessionRecord, StoreError, TranscriptEntry, TurnEntry};
 
@@ -192,20 +193,26 @@ pub struct Compacted {
 
 /// Compact the session under `key`: summarize all but the last
 /// `keep_recent` entries of its generation and continue in a new
-/// generation of the summary and those entries. `Ok(None)` when there is
-/// nothing to summarize; an error when the summary failed (the session is
-/// left as it was).
+/// generation of the summary and those entries. First the agent gets one
+/// bounded chance to save what should last from them with `memory_save`,
+/// in the conversation `tools` describes (see
+/// [`crate::memories::flush`]). `Ok(None)` when there is nothing to
+/// summarize; an error when the summary failed (the session is left as it
+/// was).
 pub async fn compact(
     ctx: &TurnContext,
     key: &str,
     session: &SessionRecord,
     provider: &dyn Provider,
     budget: ContextBudget,
+    tools: &ToolContext,
 ) -> Result<Option<Compacted>, CompactError> {
     let entries = ctx.store.transcript(&session.session_id, u32::MAX).await?;
     let Some(older) = keep_from(&entries, budget) else {
         return Ok(None);
     };
+    crate::memories::flush::before_compaction(ctx, provider, tools, &entries[..older], budget)
+        .await;
     let summary = summarize_within(provider, &entries[..older], budget)
         .await
         .map_err(CompactError::Summary)?;

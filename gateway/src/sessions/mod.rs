@@ -62,6 +62,44 @@ impl Job {
     fn command(&self) -> Option<ChatCommand> {
         parse_command(&self.inbound.text)
     }
+
+    /// The person the message is from, `<channel>:<sender id>`.
+    pub fn subject(&self) -> String {
+        crate::memories::subject_of(&self.inbound)
+    }
+
+    /// Whose session this message's is: its sender's in a DM session of
+    /// their own (their key seals it and `forget` removes it); `None` for
+    /// a group's or the one `main` session everyone shares.
+    pub fn session_subject(&self) -> Option<String> {
+        (self.inbound.chat_kind == switchboard_channel::ChatKind::Dm
+            && self.session_key.contains(":dm:"))
+        .then(|| switchboard_memory::subject_of(&self.inbound.channel, &self.inbound.sender.id))
+    }
+}
+
+/// What the tools of a turn of `agent` (on `slot`) in session `key` know
+/// of it: the conversation of the batch's last message, whose sender is
+/// the turn's person.
+pub(crate) fn tool_context(
+    key: &str,
+    agent: &str,
+    slot: &AgentSlot,
+    batch: &[Job],
+    turns: i64,
+) -> switchboard_agents::tools::ToolContext {
+    let last = batch.last();
+    switchboard_agents::tools::ToolContext {
+        session_key: key.to_string(),
+        agent: agent.to_string(),
+        model: slot.model.clone(),
+        channel: last.map(|j| j.inbound.channel.clone()).unwrap_or_default(),
+        chat_kind: last
+            .map(|j| j.inbound.chat_kind.as_str().to_string())
+            .unwrap_or_default(),
+        turns,
+        subject: last.map(Job::subject).unwrap_or_default(),
+    }
 }
 
 impl queue::Batchable for Job {
@@ -138,6 +176,9 @@ pub struct TurnContext {
     pub claims: Arc<delivery::Claims>,
     /// Answers whose delivery failed, being sent again.
     pub deliveries: Arc<delivery::Deliveries>,
+    /// Long-term memory (recall into prompts, the flush before
+    /// compaction). `None`: the gateway keeps none.
+    pub memories: Option<Arc<crate::memories::Memories>>,
 }
 
 /// Why a message could not be handed to its session.

@@ -23,7 +23,7 @@ use super::context::{
 use super::replies::Replies;
 use super::reset::ChatCommand;
 use super::slot::RunSlot;
-use super::{AgentSlot, Job, TurnContext};
+use super::{AgentSlot, Job, TurnContext, tool_context};
 use crate::approvals::SessionApprover;
 use crate::approvals::rules::{ChatDeciders, ChatParty};
 use crate::clock::{local_midnight_ms, now_ms};
@@ -76,17 +76,18 @@ async fn run_command(
     ctx.store.ingress_started(job.ingress_id, now).await?;
     let text = match command {
         ChatCommand::Reset => {
-            ctx.store.session_reset(key, &job.agent, now).await?;
+            ctx.store.session_reset_as(key, &job.agent, job.session_subject().as_deref(), now).await?;
             "Started a new session. Earlier messages are no longer part of the conversation."
                 .to_string()
         }
         ChatCommand::Compact => {
-            let s = ctx.store.session_open(key, &job.agent, now).await?;
+            let s = ctx.store.session_open_as(key, &job.agent, job.session_subject().as_deref(), now).await?;
             match ctx.agents.get(&job.agent) {
                 None => format!("The agent `{}` is not configured.", job.agent),
                 Some(slot) => {
-                    match compact(ctx, key, &s, slot.agent.provider().as_ref(), slot.context).await
-                    {
+                    let tools = tool_context(key, &job.agent, slot, std::slice::from_ref(job), s.turns);
+                    let provider = slot.agent.provider().as_ref();
+                    match compact(ctx, key, &s, provider, slot.context, &tools).await {
                         Ok(Some(c)) => format!(
                             "Compacted {} earlier messages into a summary; the last {} are kept as they were.",
                             c.summarized, slot.context.keep_recent
@@ -100,7 +101,7 @@ async fn run_command(
             }
         }
         ChatCommand::Status => {
-            let s = ctx.store.session_open(key, &job.agent, now).await?;
+            let s = ctx.store.session_open_as(key, &job.agent, job.session_subject().as_deref(), now).await?;
             let slot = ctx.agents.get(&job.agent);
             let model = slot.map_or("?", |a| a.model.as_str());
             let used = ctx.store.usage_for_session(key, s.updated_at).await?;
@@ -299,7 +300,11 @@ async fn run_turn(
             return Ok(());
         }
     }
-    let mut session = ctx.store.session_open(key, &primary, now).await?;
+    let subject = batch.first().and_then(Job::session_subject);
+    let mut session = ctx
+        .store
+        .session_open_as(key, &primary, subject.as_deref(), now)
+        .await?;
     let offset = Local::now().offset().fix();
     // A turn continued after a stop keeps its generation, where its
     // messages and tool calls are: a reset would run them again.
@@ -307,7 +312,10 @@ async fn run_turn(
         .await?
         .is_empty();
     if !resumed && session.turns > 0 && ctx.reset.is_stale(session.last_active_at, now, offset) {
-        session = ctx.store.session_reset(key, &primary, now).await?;
+        session = ctx
+            .store
+            .session_reset_as(key, &primary, subject.as_deref(), now)
+            .await?;
     }
     for job in batch {
         ctx.store.ingress_started(job.ingress_id, now).await?;
@@ -315,23 +323,14 @@ async fn run_turn(
     store_user_entries(ctx, &session, slot, batch, now).await?;
     replies.send(ReplyEvent::Working).await;
     publish(ctx, key, batch, EventKind::Started);
-    let context = ToolContext {
-        session_key: key.to_string(),
-        agent: primary.clone(),
-        model: slot.model.clone(),
-        channel: batch
-            .last()
-            .map(|j| j.inbound.channel.clone())
-            .unwrap_or_default(),
-        chat_kind: batch
-            .last()
-            .map(|j| j.inbound.chat_kind.as_str().to_string())
-            .unwrap_or_default(),
-        turns: session.turns,
-    };
+    let context = tool_context(key, &primary, slot, batch, session.turns);
     let tools = ctx.tools.select(&slot.tools, &context);
     let approval = approval_gate(ctx, key, slot, batch, run_slot);
+    let asked: Vec<&str> = batch.iter().map(|j| j.inbound.text.as_str()).collect();
+    let recalled =
+        crate::memories::recall_for_turn(ctx.memories.as_ref(), &context, &asked.join("\n")).await;
     let overhead = estimate_tokens(slot.agent.system_prompt())
+        + (!recalled.is_empty()).then(|| estimate_tokens(&recalled)).unwrap_or(0)
         + tools
             .iter()
             .map(|t| {
@@ -341,7 +340,7 @@ async fn run_turn(
             .sum::<usize>();
     let mut history = load_history(ctx, &session, slot, batch).await?;
     if slot.context.overflows(overhead, &history) {
-        if let Some(s) = compact_or_log(ctx, key, &session, slot).await {
+        if let Some(s) = compact_or_log(ctx, key, &session, slot, &context).await {
             session = s;
             history = load_history(ctx, &session, slot, batch).await?;
         }
@@ -362,6 +361,7 @@ async fn run_turn(
             context: context.clone(),
             approval: approval.clone(),
             max_tool_result_chars: Some(max_tool_result_chars),
+            system_suffix: recalled.clone(),
         };
         slot.agent.run(request, cancel.clone())
     };
@@ -471,7 +471,7 @@ async fn run_turn(
                 tracing::warn!(
                     "context overflow reported by the provider; compacting and retrying once"
                 );
-                if let Some(s) = compact_or_log(ctx, key, &session, slot).await {
+                if let Some(s) = compact_or_log(ctx, key, &session, slot, &context).await {
                     session = s;
                 }
                 let mut history = load_history(ctx, &session, slot, batch).await?;
@@ -704,6 +704,7 @@ async fn compact_or_log(
     key: &str,
     session: &SessionRecord,
     slot: &AgentSlot,
+    context: &ToolContext,
 ) -> Option<SessionRecord> {
     match compact(
         ctx,
@@ -711,6 +712,7 @@ async fn compact_or_log(
         session,
         slot.agent.provider().as_ref(),
         slot.context,
+        context,
     )
     .await
     {

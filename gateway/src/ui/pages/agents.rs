@@ -184,6 +184,7 @@ fn offers(
         channel: channel.to_string(),
         chat_kind: kind.as_str().to_string(),
         turns: 0,
+        subject: crate::memories::subject_of(&m),
     };
     let offered: BTreeSet<String> = registry
         .select(&p.tools, &ctx)

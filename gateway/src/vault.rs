@@ -1,0 +1,407 @@
+//! Opening the store with its encryption (`[store.encryption]`): where the
+//! key encryption key comes from, the keyring, the first start that
+//! encrypts a plain data directory, and the secrets config files name.
+#![allow(clippy::print_stderr)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use switchboard_memory::crypto::{KekSource, Keyring};
+use switchboard_memory::{Column, SealedStore, SqliteStore, Store};
+use zeroize::Zeroizing;
+
+use crate::config::{EncryptionConfig, EncryptionMode};
+
+/// The environment variable a passphrase is read from first.
+pub const PASSPHRASE_ENV: &str = "SWITCHBOARD_PASSPHRASE";
+/// The environment variable `keys rotate` reads a new passphrase from.
+pub const NEW_PASSPHRASE_ENV: &str = "SWITCHBOARD_NEW_PASSPHRASE";
+
+/// `store_meta` keys.
+const META_STATE: &str = "encryption";
+const META_KEYRING: &str = "keyring";
+
+/// Where a store lives and how it is encrypted.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The data directory (the database is `switchboard.db` in it).
+    pub data_dir: PathBuf,
+    /// The config directory: the config file's, or the platform's.
+    pub config_dir: PathBuf,
+    /// `[store.encryption]`.
+    pub encryption: EncryptionConfig,
+}
+
+impl Location {
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("switchboard.db")
+    }
+
+    /// The key file (mode `keyfile`).
+    pub fn key_file(&self) -> PathBuf {
+        self.encryption
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.config_dir.join("switchboard.key"))
+    }
+
+    /// The keyring file.
+    pub fn keyring(&self) -> PathBuf {
+        self.encryption.keyring.clone().unwrap_or_else(|| {
+            let key = self.key_file();
+            key.parent()
+                .map_or_else(|| PathBuf::from("switchboard.keyring"), |d| d.join("switchboard.keyring"))
+        })
+    }
+}
+
+/// The config directory for a config file at `path` (or none).
+pub fn config_dir(path: Option<&Path>) -> PathBuf {
+    match path.and_then(Path::parent) {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        Some(_) => PathBuf::from("."),
+        None => dirs::config_dir()
+            .unwrap_or_else(|| PathBuf::from(".config"))
+            .join("switchboard"),
+    }
+}
+
+/// An open store.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The store the gateway uses (sealed unless encryption is off).
+    pub store: Arc<dyn Store>,
+    /// The same store with its keys, unless encryption is off.
+    pub sealed: Option<Arc<SealedStore>>,
+    /// The database file.
+    pub db_path: PathBuf,
+    /// How it is encrypted: `keyfile`, `passphrase` or `off`.
+    pub mode: EncryptionMode,
+}
+
+/// A passphrase read from a file or credential: the file's text without
+/// its trailing newline.
+fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<Zeroizing<String>> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the passphrase from {what} {}", path.display()))?,
+    );
+    let trimmed = text.strip_suffix('\n').unwrap_or(&text);
+    let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
+    Ok(Zeroizing::new(trimmed.to_string()))
+}
+
+/// Ask on the terminal without echo (twice when `confirm`).
+fn prompt(question: &str, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
+    let first = Zeroizing::new(rpassword::prompt_password(question).context("cannot read from the terminal")?);
+    if confirm {
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Type it again: ").context("cannot read from the terminal")?,
+        );
+        if *first != *again {
+            anyhow::bail!("the two passphrases differ; nothing was changed");
+        }
+    }
+    Ok(first)
+}
+
+/// The passphrase for `settings`: `SWITCHBOARD_PASSPHRASE`, then
+/// `passphrase_file`, then the systemd credential, then the terminal.
+/// `creating` asks twice on a terminal.
+fn passphrase(settings: &EncryptionConfig, creating: bool) -> anyhow::Result<KekSource> {
+    let (passphrase, source) = if let Some(p) = std::env::var_os(PASSPHRASE_ENV) {
+        let p = p
+            .into_string()
+            .map_err(|_| anyhow::anyhow!("{PASSPHRASE_ENV} is not valid UTF-8"))?;
+        (Zeroizing::new(p), PASSPHRASE_ENV.to_string())
+    } else if let Some(file) = &settings.passphrase_file {
+        (
+            read_secret_file(file, "passphrase_file")?,
+            format!("passphrase_file {}", file.display()),
+        )
+    } else if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY")
+        && Path::new(&dir).join(&settings.credential).exists()
+    {
+        let file = Path::new(&dir).join(&settings.credential);
+        (
+            read_secret_file(&file, "the systemd credential")?,
+            format!("the systemd credential {}", settings.credential),
+        )
+    } else if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let p = prompt("Passphrase for the Switchboard store: ", creating)?;
+        (p, "the terminal".to_string())
+    } else {
+        anyhow::bail!(
+            "[store.encryption] mode is `passphrase` but no passphrase was given: set {PASSPHRASE_ENV}, \
+             set store.encryption.passphrase_file, give a systemd credential named `{}` \
+             (LoadCredential=), or start it on a terminal to be asked",
+            settings.credential
+        )
+    };
+    if passphrase.is_empty() {
+        anyhow::bail!("the passphrase from {source} is empty");
+    }
+    Ok(KekSource::Passphrase {
+        passphrase,
+        source,
+        iterations: settings.iterations,
+    })
+}
+
+/// The key encryption key's source for `loc`.
+fn kek_source(loc: &Location, creating: bool) -> anyhow::Result<KekSource> {
+    match loc.encryption.mode {
+        EncryptionMode::Passphrase => passphrase(&loc.encryption, creating),
+        _ => Ok(KekSource::KeyFile(loc.key_file())),
+    }
+}
+
+/// Open the store at `loc`: check the key before anything on disk is
+/// touched, create the key and keyring at the first start, and encrypt
+/// what a plain data directory holds (resumably, with progress on
+/// stderr). A wrong key or passphrase changes nothing.
+pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
+    let db_path = loc.db_path();
+    let mode = loc.encryption.mode;
+    if mode == EncryptionMode::Off {
+        let store = open_db(loc).await?;
+        if let Some(state) = store.meta_get(META_STATE).await? {
+            store.close().await;
+            anyhow::bail!(
+                "the store at {} is encrypted ({state}), but [store.encryption] mode is `off`: \
+                 set it back to `keyfile` or `passphrase`",
+                db_path.display()
+            );
+        }
+        return Ok(Opened {
+            store: Arc::new(store),
+            sealed: None,
+            db_path,
+            mode,
+        });
+    }
+    let ring_path = loc.keyring();
+    // The key is checked against the keyring before the database is opened.
+    let ring = if Keyring::exists(&ring_path) {
+        let source = kek_source(loc, false)?;
+        let started = std::time::Instant::now();
+        let ring = Keyring::open(&ring_path, &source)?;
+        if mode == EncryptionMode::Passphrase {
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                iterations = ring.params().iterations.unwrap_or_default(),
+                "passphrase accepted (PBKDF2 paid once per start)"
+            );
+        }
+        Some(ring)
+    } else {
+        None
+    };
+    let store = open_db(loc).await?;
+    let state = store.meta_get(META_STATE).await?;
+    let ring = match ring {
+        Some(r) => r,
+        None => {
+            if state.is_some() {
+                store.close().await;
+                anyhow::bail!(
+                    "the store at {} is encrypted, but its keyring {} is missing: restore it \
+                     (and the key file or passphrase it was made with) from your backup",
+                    db_path.display(),
+                    ring_path.display()
+                );
+            }
+            let source = kek_source(loc, true)?;
+            let key_existed = loc.key_file().exists();
+            let created = Keyring::create(&ring_path, &source).and_then(|ring| {
+                // The shared key exists from the start, so another process
+                // (`secrets set`) never has to add one to the file.
+                ring.key_for(None)?;
+                Ok(ring)
+            });
+            let ring = match created {
+                Ok(r) => r,
+                Err(e) => {
+                    store.close().await;
+                    return Err(e.into());
+                }
+            };
+            match &source {
+                KekSource::KeyFile(k) if !key_existed => eprintln!(
+                    "Created an encryption key at {} and a keyring at {}: the store is encrypted with them. \
+                     Back both up (apart from the data directory): without them the data cannot be read.",
+                    k.display(),
+                    ring_path.display()
+                ),
+                _ => eprintln!(
+                    "Created a keyring at {}: the store is encrypted with its keys. Back it up: without it the data cannot be read.",
+                    ring_path.display()
+                ),
+            }
+            ring
+        }
+    };
+    if let Some(id) = store.meta_get(META_KEYRING).await?
+        && id != ring.id()
+    {
+        store.close().await;
+        anyhow::bail!(
+            "the keyring {} (id {}) is not the one the store at {} was encrypted with (id {id}): \
+             point store.encryption.keyring at the right one",
+            ring_path.display(),
+            ring.id(),
+            db_path.display()
+        );
+    }
+    let inner: Arc<dyn Store> = Arc::new(store);
+    let sealed = Arc::new(SealedStore::new(inner, Arc::new(ring)));
+    if state.as_deref() != Some("sealed") || sealed.keyring().reencrypting() {
+        seal_everything(&sealed, state.as_deref() != Some("sealed")).await?;
+    }
+    Ok(Opened {
+        store: sealed.clone(),
+        sealed: Some(sealed),
+        db_path,
+        mode,
+    })
+}
+
+async fn open_db(loc: &Location) -> anyhow::Result<SqliteStore> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&loc.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", loc.data_dir.display()))?;
+    let path = loc.db_path();
+    SqliteStore::open(&path)
+        .await
+        .with_context(|| format!("cannot open the store at {}", path.display()))
+}
+
+/// Encrypt every value not under an active key (the first start with
+/// encryption, or a re-encryption that was stopped), then wipe the plain
+/// remains from the files.
+pub async fn seal_everything(sealed: &SealedStore, upgrading: bool) -> anyhow::Result<u64> {
+    let store = sealed.inner();
+    if upgrading {
+        store.meta_set(META_KEYRING, sealed.keyring().id()).await?;
+        store.meta_set(META_STATE, "upgrading").await?;
+        eprintln!("Encrypting the records stored so far (this is done once; it can be stopped and goes on at the next start)…");
+    } else {
+        eprintln!("Re-encrypting the stored records under new data keys (it can be stopped and goes on at the next start)…");
+    }
+    let mut last: Option<Column> = None;
+    let total = sealed
+        .seal_all(&mut |column, done| {
+            if last != Some(column) {
+                last = Some(column);
+            }
+            eprintln!("  {}: {done} records", column.name());
+        })
+        .await?;
+    if sealed.keyring().reencrypting() {
+        sealed.keyring().finish_reencrypt()?;
+    }
+    store.scrub().await?;
+    store.meta_set(META_STATE, "sealed").await?;
+    eprintln!("Done: {total} records encrypted; no plain copy is left in the database files.");
+    Ok(total)
+}
+
+/// The values of the secrets `names`, from the store at `loc`.
+pub async fn read_secrets(
+    store: &dyn Store,
+    names: &[String],
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for name in names {
+        if let Some(v) = store
+            .secret_get(name)
+            .await
+            .with_context(|| format!("cannot read the secret `{name}`"))?
+        {
+            out.insert(name.clone(), v);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `name` can name a secret.
+pub fn valid_secret_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// `keys rotate`: wrap the data keys under a new key encryption key (a
+/// new key file, or a new passphrase from `SWITCHBOARD_NEW_PASSPHRASE` or
+/// the terminal), and with `reencrypt` re-seal every record under new
+/// data keys.
+pub async fn rotate(
+    loc: &Location,
+    opened: &Opened,
+    reencrypt: bool,
+    iterations: Option<u32>,
+) -> anyhow::Result<()> {
+    let Some(sealed) = &opened.sealed else {
+        anyhow::bail!("[store.encryption] mode is `off`: there are no keys to rotate");
+    };
+    let ring = sealed.keyring();
+    let source = match loc.encryption.mode {
+        EncryptionMode::Passphrase => {
+            let passphrase = match std::env::var_os(NEW_PASSPHRASE_ENV) {
+                Some(p) => Zeroizing::new(
+                    p.into_string()
+                        .map_err(|_| anyhow::anyhow!("{NEW_PASSPHRASE_ENV} is not valid UTF-8"))?,
+                ),
+                None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                    prompt("New passphrase (it may be the current one): ", true)?
+                }
+                None => anyhow::bail!(
+                    "set {NEW_PASSPHRASE_ENV} to the new passphrase (it may be the current one), or run this on a terminal"
+                ),
+            };
+            if passphrase.is_empty() {
+                anyhow::bail!("the new passphrase is empty; nothing was changed");
+            }
+            KekSource::Passphrase {
+                passphrase,
+                source: "the new passphrase".into(),
+                iterations: iterations.unwrap_or(loc.encryption.iterations),
+            }
+        }
+        _ => KekSource::KeyFile(loc.key_file()),
+    };
+    if let Some(n) = iterations
+        && n < switchboard_memory::crypto::MIN_ITERATIONS
+    {
+        anyhow::bail!(
+            "--iterations must be {} or more",
+            switchboard_memory::crypto::MIN_ITERATIONS
+        );
+    }
+    ring.rewrap(&source)?;
+    eprintln!(
+        "Re-wrapped {} data keys under a new {} ({}).",
+        ring.len(),
+        match loc.encryption.mode {
+            EncryptionMode::Passphrase => "passphrase key",
+            _ => "key file",
+        },
+        match &source {
+            KekSource::KeyFile(p) => p.display().to_string(),
+            KekSource::Passphrase { iterations, .. } => format!("PBKDF2, {iterations} iterations"),
+        }
+    );
+    if reencrypt {
+        ring.begin_reencrypt()?;
+        seal_everything(sealed, false).await?;
+    }
+    Ok(())
+}
