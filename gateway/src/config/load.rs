@@ -147,6 +147,21 @@ pub fn bootstrap(path: Option<&Path>, env: &[(String, String)]) -> Bootstrap {
     }
 }
 
+/// The names of the secrets config text `text` (with `env` applied)
+/// refers to, sorted, once each; none when it does not parse.
+pub fn secret_names(text: &str, env: &[(String, String)]) -> Vec<String> {
+    let Ok(mut table) = text.parse::<Table>() else {
+        return Vec::new();
+    };
+    let _ = apply_env(&mut table, env);
+    let mut refs = Vec::new();
+    secret_refs(&table, "", &mut refs);
+    let mut names: Vec<String> = refs.into_iter().map(|(_, n)| n).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Every `(key path, secret name)` of a `"secret:NAME"` value at a secret
 /// key under `table`.
 fn secret_refs(table: &Table, at: &str, out: &mut Vec<(String, String)>) {

@@ -22,7 +22,7 @@ pub use store::{EncryptionConfig, EncryptionMode, StoreConfig};
 pub use memory::{AgentMemoryConfig, DEFAULT_MAX_ENTRIES, MemoryScope};
 pub use load::{
     Bootstrap, ConfigError, ConfigErrors, LoadedConfig, SECRET_KEYS, bootstrap, load, load_str,
-    load_str_with_secrets, load_with_secrets,
+    load_str_with_secrets, load_with_secrets, secret_names,
 };
 
 /// The whole configuration.

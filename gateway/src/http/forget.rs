@@ -44,6 +44,9 @@ pub(crate) async fn forget(state: &AppState, channel: &str, sender: &str) -> Res
         .forget(channel, sender)
         .await
         .map_err(ApiError::internal)?;
+    if let Some(m) = state.pipeline.sessions().context().memories.as_ref() {
+        m.forget_owner(&subject).await;
+    }
     tracing::info!(channel, sessions = report.sessions, keys = report.keys, "a person was forgotten");
     Ok(json!({ "channel": channel, "sender": sender, "removed": report }))
 }

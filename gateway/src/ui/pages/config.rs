@@ -9,6 +9,7 @@
 
 mod mask;
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -389,6 +390,24 @@ fn rows(errors: &[ConfigError], text: &str, secrets: &[String]) -> Vec<ErrorRow>
         .collect()
 }
 
+/// The stored values of the secrets (`"secret:NAME"`) the `texts` name,
+/// for validating them as the gateway would load them; never shown.
+async fn stored_secrets(
+    state: &AppState,
+    texts: &[&str],
+    env: &[(String, String)],
+) -> BTreeMap<String, String> {
+    let mut names: Vec<String> = texts
+        .iter()
+        .flat_map(|t| config::secret_names(t, env))
+        .collect();
+    names.sort();
+    names.dedup();
+    crate::vault::read_secrets(state.store.as_ref(), &names)
+        .await
+        .unwrap_or_default()
+}
+
 /// The edited text with its secrets put back from the current file,
 /// validated as the gateway would load it. The secrets that may not be put
 /// back come first among the problems; the rest of the text is checked all
@@ -397,9 +416,10 @@ fn check(
     edited: &str,
     current: &str,
     env: &[(String, String)],
+    secrets: &BTreeMap<String, String>,
 ) -> Result<(String, config::LoadedConfig), Vec<ConfigError>> {
     let restored = mask::restore(edited, current);
-    let loaded = config::load_str(&restored.text, SOURCE, env);
+    let loaded = config::load_str_with_secrets(&restored.text, SOURCE, env, secrets);
     let mut errors = restored.errors;
     match loaded {
         Ok(loaded) if errors.is_empty() => return Ok((restored.text, loaded)),
@@ -444,7 +464,8 @@ async fn validate(
         page.warning = Some(changed_on_disk());
     }
     let env = crate::cli::switchboard_env();
-    match check(&edited, &current.text, &env) {
+    let secrets = stored_secrets(&state, &[&edited, &current.text], &env).await;
+    match check(&edited, &current.text, &env, &secrets) {
         Ok(_) => {
             page.outcome = Some("The config is valid.".into());
             render(&page)
@@ -498,11 +519,17 @@ async fn save(
     };
     let edited = normalize(&form.text);
     let env = crate::cli::switchboard_env();
+    let secrets = match Current::read_async(&path).await {
+        Ok(c) => stored_secrets(&state, &[&edited, &c.text], &env).await,
+        Err(_) => BTreeMap::new(),
+    };
     let job = {
         let (path, base, edited, env) =
             (path.clone(), form.base.clone(), edited.clone(), env.clone());
         let running = state.config.clone();
-        tokio::task::spawn_blocking(move || save_blocking(&path, &base, &edited, &env, &running))
+        tokio::task::spawn_blocking(move || {
+            save_blocking(&path, &base, &edited, &env, &secrets, &running)
+        })
     };
     let saved = job
         .await
@@ -553,6 +580,7 @@ fn save_blocking(
     base: &str,
     edited: &str,
     env: &[(String, String)],
+    secrets: &BTreeMap<String, String>,
     running: &Config,
 ) -> Saved {
     let _one_at_a_time = SAVING.lock().unwrap_or_else(PoisonError::into_inner);
@@ -563,7 +591,7 @@ fn save_blocking(
     if current.hash != base {
         return Saved::Conflict;
     }
-    let (restored, loaded) = match check(edited, &current.text, env) {
+    let (restored, loaded) = match check(edited, &current.text, env, secrets) {
         Ok(ok) => ok,
         Err(errors) => return Saved::Invalid(errors),
     };
@@ -583,7 +611,7 @@ fn save_blocking(
     }
     // What the file said before, read as the gateway would; the running
     // config when the old file did not load.
-    let before = config::load_str(&current.text, SOURCE, env)
+    let before = config::load_str_with_secrets(&current.text, SOURCE, env, secrets)
         .map(|l| l.config)
         .unwrap_or_else(|_| running.clone());
     Saved::Done(changed_sections(&before, &loaded.config))
@@ -689,16 +717,16 @@ mod tests {
         let masked = mask::mask(text);
         assert!(!masked.contains("0123456789abcdef0123"));
         assert!(matches!(
-            save_blocking(&path, "other", &masked, &[], &running),
+            save_blocking(&path, "other", &masked, &[], &BTreeMap::new(), &running),
             Saved::Conflict
         ));
         let bad = format!("{masked}[gateway]\nbnd = 1\n");
-        match save_blocking(&path, &base, &bad, &[], &running) {
+        match save_blocking(&path, &base, &bad, &[], &BTreeMap::new(), &running) {
             Saved::Invalid(errors) => assert_eq!(errors[0].key, "gateway.bnd"),
             _ => panic!("invalid text was accepted"),
         }
         let edited = format!("{masked}\n[ui]\nsession_idle_hours = 3\n");
-        match save_blocking(&path, &base, &edited, &[], &running) {
+        match save_blocking(&path, &base, &edited, &[], &BTreeMap::new(), &running) {
             Saved::Done(changed) => assert_eq!(changed, ["ui"]),
             _ => panic!("the save failed"),
         }
@@ -770,7 +798,7 @@ mod tests {
         let edited =
             mask::mask(text).replace("https://api.openai.com/v1", "https://evil.example/v1");
         assert!(!edited.contains("sk-live-0123456789"), "{edited}");
-        match save_blocking(&path, &base, &edited, &[], &running) {
+        match save_blocking(&path, &base, &edited, &[], &BTreeMap::new(), &running) {
             Saved::Invalid(errors) => {
                 assert_eq!(errors[0].key, "providers.openai.api_key", "{errors:?}");
                 assert!(
