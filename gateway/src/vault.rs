@@ -217,12 +217,7 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
             }
             let source = kek_source(loc, true)?;
             let key_existed = loc.key_file().exists();
-            let created = Keyring::create(&ring_path, &source).and_then(|ring| {
-                // The shared key exists from the start, so another process
-                // (`secrets set`) never has to add one to the file.
-                ring.key_for(None)?;
-                Ok(ring)
-            });
+            let created = Keyring::create(&ring_path, &source);
             let ring = match created {
                 Ok(r) => r,
                 Err(e) => {
@@ -287,6 +282,21 @@ async fn open_db(loc: &Location) -> anyhow::Result<SqliteStore> {
 /// remains from the files.
 pub async fn seal_everything(sealed: &SealedStore, upgrading: bool) -> anyhow::Result<u64> {
     let store = sealed.inner();
+    if upgrading && !sealed.keyring().reencrypting() {
+        // A new store (or one with nothing in it) has nothing to encrypt.
+        let mut empty = true;
+        for column in Column::ALL {
+            if !store.cells(column, None, 1).await?.is_empty() {
+                empty = false;
+                break;
+            }
+        }
+        if empty {
+            store.meta_set(META_KEYRING, sealed.keyring().id()).await?;
+            store.meta_set(META_STATE, "sealed").await?;
+            return Ok(0);
+        }
+    }
     if upgrading {
         store.meta_set(META_KEYRING, sealed.keyring().id()).await?;
         store.meta_set(META_STATE, "upgrading").await?;
@@ -294,12 +304,8 @@ pub async fn seal_everything(sealed: &SealedStore, upgrading: bool) -> anyhow::R
     } else {
         eprintln!("Re-encrypting the stored records under new data keys (it can be stopped and goes on at the next start)…");
     }
-    let mut last: Option<Column> = None;
     let total = sealed
         .seal_all(&mut |column, done| {
-            if last != Some(column) {
-                last = Some(column);
-            }
             eprintln!("  {}: {done} records", column.name());
         })
         .await?;

@@ -15,8 +15,8 @@ use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::aead::{AeadInPlace as _, KeyInit as _};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
@@ -27,9 +27,16 @@ pub const PREFIX: &str = "sb1:";
 /// PBKDF2 iterations below which a passphrase is not accepted.
 pub const MIN_ITERATIONS: u32 = 600_000;
 
-/// A 256-bit key, zeroized when dropped; never printed.
+/// A 256-bit key, zeroized when dropped (its cipher's key schedule too);
+/// never printed. Clones share one copy.
 #[derive(Clone)]
-pub struct Key(Zeroizing<[u8; 32]>);
+pub struct Key(Arc<KeyInner>);
+
+struct KeyInner {
+    bytes: Zeroizing<[u8; 32]>,
+    /// The expanded key, made once rather than for every value.
+    cipher: Aes256Gcm,
+}
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,37 +49,43 @@ impl Key {
     pub fn random() -> Self {
         let mut k = Zeroizing::new([0u8; 32]);
         rand::fill(&mut k[..]);
-        Self(k)
+        Self::from_array(k)
     }
 
     /// The key derived from `passphrase` with PBKDF2-HMAC-SHA256.
     pub fn derive(passphrase: &[u8], salt: &[u8], iterations: u32) -> Self {
         let mut k = Zeroizing::new([0u8; 32]);
         pbkdf2::pbkdf2_hmac::<sha2::Sha256>(passphrase, salt, iterations, &mut k[..]);
-        Self(k)
+        Self::from_array(k)
     }
 
     fn from_slice(bytes: &[u8]) -> Option<Self> {
         let arr: [u8; 32] = bytes.try_into().ok()?;
-        Some(Self(Zeroizing::new(arr)))
+        Some(Self::from_array(Zeroizing::new(arr)))
     }
 
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new((&*self.0).into())
+    fn from_array(bytes: Zeroizing<[u8; 32]>) -> Self {
+        let cipher = Aes256Gcm::new((&*bytes).into());
+        Self(Arc::new(KeyInner { bytes, cipher }))
+    }
+
+    fn cipher(&self) -> &Aes256Gcm {
+        &self.0.cipher
     }
 
     /// Seal `plain` under this key (named `kid` in the result), bound to
     /// `aad`.
     pub fn seal(&self, kid: &str, aad: &[u8], plain: &[u8]) -> String {
         let nonce: [u8; 12] = rand::random();
-        let sealed = self
-            .cipher()
-            .encrypt(&Nonce::from(nonce), Payload { msg: plain, aad })
-            .unwrap_or_default();
-        let mut raw = Vec::with_capacity(12 + sealed.len());
+        let mut raw = Vec::with_capacity(12 + plain.len() + 16);
         raw.extend_from_slice(&nonce);
-        raw.extend_from_slice(&sealed);
-        let mut out = String::with_capacity(PREFIX.len() + kid.len() + 1 + raw.len() * 4 / 3 + 4);
+        raw.extend_from_slice(plain);
+        let tag = self
+            .cipher()
+            .encrypt_in_place_detached(&Nonce::from(nonce), aad, &mut raw[12..])
+            .expect("AES-GCM seals any value shorter than 64 GiB");
+        raw.extend_from_slice(&tag);
+        let mut out = String::with_capacity(PREFIX.len() + kid.len() + 1 + raw.len().div_ceil(3) * 4);
         out.push_str(PREFIX);
         out.push_str(kid);
         out.push(':');
@@ -83,15 +96,21 @@ impl Key {
     /// Open a value sealed under this key with `aad`.
     pub fn open(&self, aad: &[u8], sealed: &str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let (_, raw) = parse(sealed).ok_or(CryptoError::NotSealed)?;
+        let mut raw = Zeroizing::new(raw);
         if raw.len() < 12 + 16 {
             return Err(CryptoError::Tampered);
         }
-        let (nonce, body) = raw.split_at(12);
-        let nonce: [u8; 12] = nonce.try_into().map_err(|_| CryptoError::Tampered)?;
+        let tag_at = raw.len() - 16;
+        let (head, tag) = raw.split_at_mut(tag_at);
+        let (nonce, body) = head.split_at_mut(12);
+        let nonce: [u8; 12] = (&*nonce).try_into().map_err(|_| CryptoError::Tampered)?;
+        let tag: [u8; 16] = (&*tag).try_into().map_err(|_| CryptoError::Tampered)?;
         self.cipher()
-            .decrypt(&Nonce::from(nonce), Payload { msg: body, aad })
-            .map(Zeroizing::new)
-            .map_err(|_| CryptoError::Tampered)
+            .decrypt_in_place_detached(&Nonce::from(nonce), aad, body, &Tag::from(tag))
+            .map_err(|_| CryptoError::Tampered)?;
+        raw.copy_within(12..tag_at, 0);
+        raw.truncate(tag_at - 12);
+        Ok(raw)
     }
 }
 
@@ -343,7 +362,7 @@ pub fn read_key_file(path: &Path) -> Result<Option<Key>, KeyringError> {
 /// Create key file `path` with a fresh key (mode 0600); fails if it exists.
 pub fn create_key_file(path: &Path) -> Result<Key, KeyringError> {
     let key = Key::random();
-    let text = Zeroizing::new(format!("{}\n", B64.encode(&key.0[..])));
+    let text = Zeroizing::new(format!("{}\n", B64.encode(&key.0.bytes[..])));
     let io = |error| KeyringError::Io {
         what: "cannot create the key file",
         path: path.into(),
@@ -512,18 +531,32 @@ impl Keyring {
         })
     }
 
-    /// Create a new, empty keyring at `path` (and the key file, in key
-    /// file mode, when it is missing).
+    /// Create a new keyring at `path` (and the key file, in key file mode,
+    /// when it is missing), holding the shared data key: another process
+    /// (`secrets set`) then never has to add a key to the file.
     pub fn create(path: &Path, source: &KekSource) -> Result<Self, KeyringError> {
         let (kek, params) = kek_of(source, None)?;
+        let shared = random_id();
+        let mut keys = HashMap::new();
+        keys.insert(
+            shared.clone(),
+            Arc::new(Entry {
+                subject: None,
+                key: Key::random(),
+                created_at: now_ms(),
+                retired: false,
+            }),
+        );
+        let mut active = HashMap::new();
+        active.insert(None, shared);
         let ring = Self {
             path: path.into(),
             id: random_id(),
             state: Mutex::new(RingState {
                 kek,
                 params,
-                keys: HashMap::new(),
-                active: HashMap::new(),
+                keys,
+                active,
             }),
         };
         ring.save(&ring.lock())?;
@@ -559,7 +592,7 @@ impl Keyring {
                 wrapped: state.kek.seal(
                     "kek",
                     &wrap_aad(&self.id, id, e.subject.as_deref()),
-                    &e.key.0[..],
+                    &e.key.0.bytes[..],
                 ),
                 created_at: e.created_at,
                 retired: e.retired,

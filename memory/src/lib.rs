@@ -6,13 +6,21 @@
 //! PostgreSQL backend for scale-out implements the same trait), and one
 //! conformance suite in `tests/store_conformance.rs` runs against each.
 //!
-//! This crate depends on no other workspace crate: it stores plain records and
-//! knows nothing of channels, agents or policies.
+//! Encryption at rest happens here too: [`SealedStore`] wraps any backend
+//! and seals user content (transcripts, queued messages, approval
+//! arguments, memories, secrets) with the keys of a [`crypto::Keyring`]
+//! before the backend sees it, so callers see plain records and no backend
+//! sees plain text. [`search`] is the in-memory ranked index long-term
+//! memory is searched with.
+//!
+//! This crate depends on no other workspace crate: it knows nothing of
+//! channels, agents or policies.
 
 pub mod crypto;
 mod error;
 mod records;
 mod sealed;
+pub mod search;
 mod sqlite;
 mod store;
 

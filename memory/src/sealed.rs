@@ -88,14 +88,14 @@ impl SealedStore {
 
     fn open(&self, column: Column, context: &str, sealed: &str) -> Result<String, StoreError> {
         let what = || format!("{} of {}", column.name(), context.replace('\0', "/"));
-        let plain = self
+        let mut plain = self
             .ring
             .unseal(&aad(column, context), sealed)
             .map_err(|error| StoreError::Crypto {
                 what: what(),
                 error,
             })?;
-        String::from_utf8(plain.to_vec()).map_err(|_| StoreError::Corrupt(what()))
+        String::from_utf8(std::mem::take(&mut *plain)).map_err(|_| StoreError::Corrupt(what()))
     }
 
     fn remember(&self, s: &SessionRecord) {

@@ -14,7 +14,8 @@
 //! a person is the subject string a turn hands it.
 
 pub mod flush;
-pub mod index;
+/// The search index, kept with the store in `switchboard-memory`.
+pub use switchboard_memory::search as index;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use switchboard_memory::MemoryRecord;
+use crate::MemoryRecord;
 
 /// BM25's term-frequency saturation.
 pub const K1: f32 = 1.2;
