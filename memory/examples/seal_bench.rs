@@ -109,15 +109,20 @@ async fn main() {
         [text(240, 1), text(200, 2), text(600, 3)],
         (0..20).map(|i| text(400, i)).collect::<Vec<_>>(),
     );
+    let (kid, _, _) = ring.assign("telegram:1", 0).unwrap();
     let sealed_history: Vec<String> = history
         .iter()
-        .map(|h| ring.seal(Some("telegram:1"), b"transcript.content\0s_1", h.as_bytes()).unwrap())
+        .map(|h| {
+            let key = ring.person_key("telegram:1").unwrap().1;
+            key.seal(&kid, b"transcript.content\0s_1", h.as_bytes())
+        })
         .collect();
     let mut crypto = Vec::new();
     for _ in 0..turns {
         let t = Instant::now();
         for v in &values {
-            std::hint::black_box(ring.seal(Some("telegram:1"), b"ingress.payload\0x", v.as_bytes()).unwrap());
+            let (kid, key) = ring.person_key("telegram:1").unwrap();
+            std::hint::black_box(key.seal(&kid, b"ingress.payload\0x", v.as_bytes()));
         }
         for h in &sealed_history {
             std::hint::black_box(ring.unseal(b"transcript.content\0s_1", h).unwrap());

@@ -235,8 +235,12 @@ impl KekSource {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredKey {
     id: String,
+    /// The shared key (records of no one person); else a person's key.
     #[serde(default)]
-    subject: Option<String>,
+    shared: bool,
+    /// A person key's place in the pool (handed out in this order).
+    #[serde(default)]
+    seq: u64,
     /// The key sealed under the key encryption key.
     wrapped: String,
     created_at: i64,
@@ -257,7 +261,8 @@ struct RingFile {
 
 #[derive(Debug)]
 struct Entry {
-    subject: Option<String>,
+    shared: bool,
+    seq: u64,
     key: Key,
     created_at: i64,
     retired: bool,
@@ -269,20 +274,30 @@ struct RingState {
     params: KekParams,
     /// Key id → key.
     keys: HashMap<String, Arc<Entry>>,
-    /// Subject (`None`: shared) → the active key's id.
-    active: HashMap<Option<String>, String>,
+    /// Pool place → key id, of the person keys not retired.
+    pool: std::collections::BTreeMap<u64, String>,
+    /// The active shared key's id.
+    shared: Option<String>,
+    /// Subject → its key's id, as learned from the store this run.
+    people: HashMap<String, String>,
 }
 
-/// The data keys, wrapped under the key encryption key in one file
+/// The data keys, wrapped under the key encryption key, in one file
 /// outside the data directory. Records of a person are sealed under a key
-/// of their own: removing it from here (`forget`) leaves copies of the
-/// database made before unreadable for them.
+/// of their own, handed out from a pool made ahead (so a new person costs
+/// no write of this file) and recorded in the store; removing it from
+/// here (`forget`) leaves copies of the database made before unreadable
+/// for them.
 #[derive(Debug)]
 pub struct Keyring {
     path: PathBuf,
     id: String,
     state: Mutex<RingState>,
 }
+
+/// Person keys made at once when the pool runs dry (at least; an eighth
+/// of the keys held when that is more, so the file is rewritten rarely).
+const POOL_REFILL: u64 = 64;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -299,8 +314,8 @@ fn check_aad(id: &str) -> Vec<u8> {
     format!("switchboard keyring check\0{id}").into_bytes()
 }
 
-fn wrap_aad(ring: &str, kid: &str, subject: Option<&str>) -> Vec<u8> {
-    format!("switchboard data key\0{ring}\0{kid}\0{}", subject.unwrap_or("")).into_bytes()
+fn wrap_aad(ring: &str, kid: &str, shared: bool) -> Vec<u8> {
+    format!("switchboard data key\0{ring}\0{kid}\0{}", if shared { "shared" } else { "person" }).into_bytes()
 }
 
 /// Write `bytes` to `path` atomically with mode 0600: a temporary file
@@ -496,68 +511,61 @@ impl Keyring {
                 _ => return Err(wrong()),
             }
         }
-        let mut keys = HashMap::new();
-        let mut active = HashMap::new();
+        let mut state = RingState {
+            kek,
+            params,
+            keys: HashMap::new(),
+            pool: std::collections::BTreeMap::new(),
+            shared: None,
+            people: HashMap::new(),
+        };
         for k in &file.keys {
-            let raw = kek
-                .open(&wrap_aad(&file.id, &k.id, k.subject.as_deref()), &k.wrapped)
+            let raw = state
+                .kek
+                .open(&wrap_aad(&file.id, &k.id, k.shared), &k.wrapped)
                 .map_err(|_| wrong())?;
             let key = Key::from_slice(&raw).ok_or_else(|| KeyringError::Format {
                 path: path.into(),
                 detail: format!("key {} is not 32 bytes", k.id),
             })?;
-            if !k.retired {
-                active.insert(k.subject.clone(), k.id.clone());
-            }
-            keys.insert(
+            state.add(
                 k.id.clone(),
-                Arc::new(Entry {
-                    subject: k.subject.clone(),
+                Entry {
+                    shared: k.shared,
+                    seq: k.seq,
                     key,
                     created_at: k.created_at,
                     retired: k.retired,
-                }),
+                },
             );
         }
         Ok(Self {
             path: path.into(),
             id: file.id,
-            state: Mutex::new(RingState {
-                kek,
-                params,
-                keys,
-                active,
-            }),
+            state: Mutex::new(state),
         })
     }
 
     /// Create a new keyring at `path` (and the key file, in key file mode,
-    /// when it is missing), holding the shared data key: another process
-    /// (`secrets set`) then never has to add a key to the file.
+    /// when it is missing) holding the shared key and a first pool of
+    /// person keys: another process (`secrets set`) never has to add a key
+    /// to the file.
     pub fn create(path: &Path, source: &KekSource) -> Result<Self, KeyringError> {
         let (kek, params) = kek_of(source, None)?;
-        let shared = random_id();
-        let mut keys = HashMap::new();
-        keys.insert(
-            shared.clone(),
-            Arc::new(Entry {
-                subject: None,
-                key: Key::random(),
-                created_at: now_ms(),
-                retired: false,
-            }),
-        );
-        let mut active = HashMap::new();
-        active.insert(None, shared);
+        let mut state = RingState {
+            kek,
+            params,
+            keys: HashMap::new(),
+            pool: std::collections::BTreeMap::new(),
+            shared: None,
+            people: HashMap::new(),
+        };
+        state.new_shared();
+        state.refill(0);
         let ring = Self {
             path: path.into(),
             id: random_id(),
-            state: Mutex::new(RingState {
-                kek,
-                params,
-                keys,
-                active,
-            }),
+            state: Mutex::new(state),
         };
         ring.save(&ring.lock())?;
         Ok(ring)
@@ -588,17 +596,16 @@ impl Keyring {
             .iter()
             .map(|(id, e)| StoredKey {
                 id: id.clone(),
-                subject: e.subject.clone(),
-                wrapped: state.kek.seal(
-                    "kek",
-                    &wrap_aad(&self.id, id, e.subject.as_deref()),
-                    &e.key.0.bytes[..],
-                ),
+                shared: e.shared,
+                seq: e.seq,
+                wrapped: state
+                    .kek
+                    .seal("kek", &wrap_aad(&self.id, id, e.shared), &e.key.0.bytes[..]),
                 created_at: e.created_at,
                 retired: e.retired,
             })
             .collect();
-        keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        keys.sort_by(|a, b| (a.seq, a.created_at, &a.id).cmp(&(b.seq, b.created_at, &b.id)));
         let file = RingFile {
             format: 1,
             id: self.id.clone(),
@@ -614,65 +621,115 @@ impl Keyring {
         })
     }
 
-    /// The active key of `subject` (`None`: the shared key), made and
-    /// stored first when it has none.
-    pub fn key_for(&self, subject: Option<&str>) -> Result<(String, Key), KeyringError> {
+    /// The active shared key (records of no one person).
+    pub fn shared_key(&self) -> Result<(String, Key), KeyringError> {
         let mut state = self.lock();
-        let subject = subject.map(str::to_string);
-        if let Some(kid) = state.active.get(&subject)
-            && let Some(e) = state.keys.get(kid)
+        if let Some(kid) = state.shared.clone()
+            && let Some(e) = state.keys.get(&kid)
         {
-            return Ok((kid.clone(), e.key.clone()));
+            return Ok((kid, e.key.clone()));
         }
-        let kid = random_id();
-        let key = Key::random();
-        state.keys.insert(
-            kid.clone(),
-            Arc::new(Entry {
-                subject: subject.clone(),
-                key: key.clone(),
-                created_at: now_ms(),
-                retired: false,
-            }),
-        );
-        state.active.insert(subject.clone(), kid.clone());
-        if let Err(e) = self.save(&state) {
-            state.keys.remove(&kid);
-            state.active.remove(&subject);
-            return Err(e);
-        }
+        let kid = state.new_shared();
+        self.save(&state)?;
+        let key = state.keys[&kid].key.clone();
         Ok((kid, key))
     }
 
-    /// The key named `kid`, with the subject it belongs to.
-    pub fn key_by_id(&self, kid: &str) -> Option<(Option<String>, Key, bool)> {
+    /// The key of `subject` learned this run, unless retired or gone.
+    pub fn person_key(&self, subject: &str) -> Option<(String, Key)> {
+        let state = self.lock();
+        let kid = state.people.get(subject)?;
+        let e = state.keys.get(kid).filter(|e| !e.retired && !e.shared)?;
+        Some((kid.clone(), e.key.clone()))
+    }
+
+    /// Remember that `subject`'s records are sealed under `kid` (as the
+    /// store says); false when the keyring has no usable such key.
+    pub fn learn(&self, subject: &str, kid: &str) -> bool {
+        let mut state = self.lock();
+        let usable = state
+            .keys
+            .get(kid)
+            .is_some_and(|e| !e.retired && !e.shared);
+        if usable {
+            state.people.insert(subject.to_string(), kid.to_string());
+        }
+        usable
+    }
+
+    /// Forget which key `subject` has this run (its handing out could not
+    /// be recorded; the key is not used for anyone).
+    pub fn unlearn(&self, subject: &str) {
+        self.lock().people.remove(subject);
+    }
+
+    /// Hand the pool key at place `seq` (or the first after it) to
+    /// `subject`; the pool is refilled (one write of the file) when it runs
+    /// dry. Returns the key and the place after it. The caller records
+    /// both in the store before sealing anything with the key, so no key is
+    /// ever handed out twice.
+    pub fn assign(&self, subject: &str, seq: u64) -> Result<(String, Key, u64), KeyringError> {
+        let mut state = self.lock();
+        let found = state
+            .pool
+            .range(seq..)
+            .next()
+            .map(|(s, k)| (*s, k.clone()));
+        let (place, kid) = match found {
+            Some(f) => f,
+            None => {
+                let from = state.pool.keys().next_back().map_or(seq, |last| (last + 1).max(seq));
+                state.refill(from);
+                self.save(&state)?;
+                let (s, k) = state
+                    .pool
+                    .range(seq..)
+                    .next()
+                    .map(|(s, k)| (*s, k.clone()))
+                    .ok_or_else(|| KeyringError::Format {
+                        path: self.path.clone(),
+                        detail: "the key pool did not refill".into(),
+                    })?;
+                (s, k)
+            }
+        };
+        state.pool.remove(&place);
+        state.people.insert(subject.to_string(), kid.clone());
+        let key = state.keys[&kid].key.clone();
+        Ok((kid, key, place + 1))
+    }
+
+    /// The key named `kid`: whether it is the shared one, the key, and
+    /// whether it is retired.
+    pub fn key_by_id(&self, kid: &str) -> Option<(bool, Key, bool)> {
         let state = self.lock();
         state
             .keys
             .get(kid)
-            .map(|e| (e.subject.clone(), e.key.clone(), e.retired))
+            .map(|e| (e.shared, e.key.clone(), e.retired))
     }
 
-    /// The ids of every key of `subject`.
-    pub fn key_ids_of(&self, subject: &str) -> Vec<String> {
-        let state = self.lock();
-        state
-            .keys
-            .iter()
-            .filter(|(_, e)| e.subject.as_deref() == Some(subject))
-            .map(|(id, _)| id.clone())
-            .collect()
-    }
-
-    /// Destroy every key of `subject`. Returns how many there were.
-    pub fn destroy(&self, subject: &str) -> Result<usize, KeyringError> {
+    /// Destroy the person keys `kids` (a shared key is never destroyed),
+    /// and forget `subject`. Returns how many were destroyed.
+    pub fn destroy(&self, subject: &str, kids: &[String]) -> Result<usize, KeyringError> {
         let mut state = self.lock();
-        let before = state.keys.len();
-        state
-            .keys
-            .retain(|_, e| e.subject.as_deref() != Some(subject));
-        state.active.remove(&Some(subject.to_string()));
-        let n = before - state.keys.len();
+        let mut n = 0;
+        for kid in kids {
+            if state.keys.get(kid).is_some_and(|e| !e.shared) {
+                state.keys.remove(kid);
+                n += 1;
+            }
+        }
+        state.people.remove(subject);
+        let gone: Vec<u64> = state
+            .pool
+            .iter()
+            .filter(|(_, k)| !state.keys.contains_key(*k))
+            .map(|(s, _)| *s)
+            .collect();
+        for s in gone {
+            state.pool.remove(&s);
+        }
         if n > 0 {
             self.save(&state)?;
         }
@@ -718,42 +775,35 @@ impl Keyring {
         Ok(())
     }
 
-    /// Start re-encryption: every active key is retired and replaced by a
-    /// new one for the same subject. Records under retired keys are then
-    /// re-sealed ([`Keyring::finish_reencrypt`] drops the retired keys).
-    /// Does nothing when a re-encryption is already under way.
+    /// Start re-encryption: every key is retired, a new shared key and a
+    /// new pool are made, and each person gets a new key when next used.
+    /// Records under retired keys are then re-sealed
+    /// ([`Keyring::finish_reencrypt`] drops the retired keys). Does nothing
+    /// when a re-encryption is already under way.
     pub fn begin_reencrypt(&self) -> Result<(), KeyringError> {
         let mut state = self.lock();
         if state.keys.values().any(|e| e.retired) {
             return Ok(());
         }
-        let old: Vec<(String, Option<String>)> = state
-            .keys
-            .iter()
-            .map(|(id, e)| (id.clone(), e.subject.clone()))
-            .collect();
-        for (id, subject) in old {
+        let ids: Vec<String> = state.keys.keys().cloned().collect();
+        for id in ids {
             if let Some(e) = state.keys.get(&id) {
                 let retired = Entry {
-                    subject: e.subject.clone(),
+                    shared: e.shared,
+                    seq: e.seq,
                     key: e.key.clone(),
                     created_at: e.created_at,
                     retired: true,
                 };
                 state.keys.insert(id, Arc::new(retired));
             }
-            let kid = random_id();
-            state.keys.insert(
-                kid.clone(),
-                Arc::new(Entry {
-                    subject: subject.clone(),
-                    key: Key::random(),
-                    created_at: now_ms(),
-                    retired: false,
-                }),
-            );
-            state.active.insert(subject, kid);
         }
+        let next = state.keys.values().map(|e| e.seq + 1).max().unwrap_or(0);
+        state.pool.clear();
+        state.people.clear();
+        state.shared = None;
+        state.new_shared();
+        state.refill(next);
         self.save(&state)
     }
 
@@ -773,20 +823,15 @@ impl Keyring {
         Ok(())
     }
 
-    /// How many data keys the keyring holds (retired ones included).
+    /// How many data keys the keyring holds (pool and retired ones
+    /// included).
     pub fn len(&self) -> usize {
         self.lock().keys.len()
     }
 
-    /// Whether it holds no data key yet.
+    /// Whether it holds no data key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Seal `plain` for `subject` under its active key, bound to `aad`.
-    pub fn seal(&self, subject: Option<&str>, aad: &[u8], plain: &[u8]) -> Result<String, KeyringError> {
-        let (kid, key) = self.key_for(subject)?;
-        Ok(key.seal(&kid, aad, plain))
     }
 
     /// Open a sealed value bound to `aad`.
@@ -796,6 +841,52 @@ impl Keyring {
             .key_by_id(kid)
             .ok_or_else(|| CryptoError::UnknownKey(kid.to_string()))?;
         key.open(aad, sealed)
+    }
+}
+
+impl RingState {
+    fn add(&mut self, id: String, e: Entry) {
+        if !e.retired {
+            if e.shared {
+                self.shared = Some(id.clone());
+            } else {
+                self.pool.insert(e.seq, id.clone());
+            }
+        }
+        self.keys.insert(id, Arc::new(e));
+    }
+
+    fn new_shared(&mut self) -> String {
+        let kid = random_id();
+        self.add(
+            kid.clone(),
+            Entry {
+                shared: true,
+                seq: 0,
+                key: Key::random(),
+                created_at: now_ms(),
+                retired: false,
+            },
+        );
+        kid
+    }
+
+    /// Make person keys at places `from`, `from + 1`, ….
+    fn refill(&mut self, from: u64) {
+        let n = POOL_REFILL.max(self.keys.len() as u64 / 8);
+        let now = now_ms();
+        for seq in from..from + n {
+            self.add(
+                random_id(),
+                Entry {
+                    shared: false,
+                    seq,
+                    key: Key::random(),
+                    created_at: now,
+                    retired: false,
+                },
+            );
+        }
     }
 }
 
@@ -828,7 +919,7 @@ mod tests {
             iterations: MIN_ITERATIONS,
         };
         let ring = Keyring::create(&path, &good).unwrap();
-        let (kid, _) = ring.key_for(Some("telegram:1")).unwrap();
+        let (kid, _, _) = ring.assign("telegram:1", 0).unwrap();
         let before = std::fs::read(&path).unwrap();
         let bad = KekSource::Passphrase {
             passphrase: Zeroizing::new("battery staple".into()),
@@ -843,21 +934,48 @@ mod tests {
     }
 
     #[test]
-    fn destroying_a_subject_keeps_the_others_and_rewrap_keeps_every_key() {
+    fn pool_keys_are_handed_out_once_and_the_pool_refills() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = KekSource::KeyFile(dir.path().join("k.key"));
+        let path = dir.path().join("ring");
+        let ring = Keyring::create(&path, &source).unwrap();
+        let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        let mut next = 0;
+        for i in 0..(POOL_REFILL * 2 + 3) {
+            let (kid, _, after) = ring.assign(&format!("p:{i}"), next).unwrap();
+            assert!(seen.insert(kid), "a key is handed out once");
+            assert!(after > next);
+            next = after;
+        }
+        // Reopened, the places already handed out are not handed again.
+        let reopened = Keyring::open(&path, &source).unwrap();
+        let (kid, _, _) = reopened.assign("p:new", next).unwrap();
+        assert!(!seen.contains(&kid));
+        let _ = written;
+    }
+
+    #[test]
+    fn destroying_a_person_key_keeps_the_others_and_rewrap_keeps_every_key() {
         let dir = tempfile::tempdir().unwrap();
         let keyfile = dir.path().join("k.key");
         let source = KekSource::KeyFile(keyfile.clone());
         let ring = Keyring::create(&dir.path().join("ring"), &source).unwrap();
-        let a = ring.seal(Some("a"), b"x", b"alpha").unwrap();
-        let b = ring.seal(Some("b"), b"x", b"beta").unwrap();
+        let (ka, a_key, next) = ring.assign("a", 0).unwrap();
+        let (_, b_key, _) = ring.assign("b", next).unwrap();
+        let a = a_key.seal(&ka, b"x", b"alpha");
+        let (kb, _) = (ring.person_key("b").unwrap().0, ());
+        let b = b_key.seal(&kb, b"x", b"beta");
         let old_key = std::fs::read(&keyfile).unwrap();
         ring.rewrap(&source).unwrap();
         assert_ne!(std::fs::read(&keyfile).unwrap(), old_key);
         let reopened = Keyring::open(&dir.path().join("ring"), &source).unwrap();
         assert_eq!(&reopened.unseal(b"x", &a).unwrap()[..], b"alpha");
-        assert_eq!(reopened.destroy("a").unwrap(), 1);
+        let (shared, _) = reopened.shared_key().unwrap();
+        assert_eq!(reopened.destroy("a", &[ka.clone(), shared.clone()]).unwrap(), 1, "never the shared key");
         let reopened = Keyring::open(&dir.path().join("ring"), &source).unwrap();
         assert!(matches!(reopened.unseal(b"x", &a), Err(CryptoError::UnknownKey(_))));
         assert_eq!(&reopened.unseal(b"x", &b).unwrap()[..], b"beta");
+        assert!(reopened.key_by_id(&shared).is_some());
     }
 }

@@ -22,6 +22,10 @@ use crate::{
 const SUBJECT_CACHE: usize = 10_000;
 /// Records re-sealed per transaction by [`SealedStore::seal_all`].
 const BATCH: u32 = 500;
+/// `store_meta` key of the next pool place to hand out.
+const POOL_NEXT: &str = "key-pool-next";
+/// `store_meta` key prefix of a person's key id (`subject-key:<subject>`).
+pub(crate) const SUBJECT_KEY: &str = "subject-key:";
 
 /// A store whose user content is encrypted at rest.
 #[derive(Debug)]
@@ -30,6 +34,8 @@ pub struct SealedStore {
     ring: Arc<Keyring>,
     /// Session generation id → the session's subject.
     subjects: Mutex<HashMap<String, Option<String>>>,
+    /// Held while a person is handed a key from the pool.
+    assigning: tokio::sync::Mutex<()>,
 }
 
 /// A memory's fields sealed together in `memories.text`.
@@ -61,7 +67,50 @@ impl SealedStore {
             inner,
             ring,
             subjects: Mutex::new(HashMap::new()),
+            assigning: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The key `subject`'s records are sealed under (`None`: the shared
+    /// key): learned from the store, or handed from the keyring's pool and
+    /// recorded in the store first.
+    async fn key_for(&self, subject: Option<&str>) -> Result<(String, crypto::Key), StoreError> {
+        let Some(subject) = subject else {
+            return Ok(self.ring.shared_key()?);
+        };
+        if let Some(k) = self.ring.person_key(subject) {
+            return Ok(k);
+        }
+        let _one = self.assigning.lock().await;
+        if let Some(k) = self.ring.person_key(subject) {
+            return Ok(k);
+        }
+        let mapping = format!("{SUBJECT_KEY}{subject}");
+        if let Some(kid) = self.inner.meta_get(&mapping).await?
+            && self.ring.learn(subject, &kid)
+            && let Some(k) = self.ring.person_key(subject)
+        {
+            return Ok(k);
+        }
+        let next: u64 = self
+            .inner
+            .meta_get(POOL_NEXT)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let (kid, key, after) = self.ring.assign(subject, next)?;
+        // Recorded before anything is sealed with it: a key is never handed
+        // to two people, even after a crash here.
+        let recorded = async {
+            self.inner.meta_set(POOL_NEXT, &after.to_string()).await?;
+            self.inner.meta_set(&mapping, &kid).await
+        }
+        .await;
+        if let Err(e) = recorded {
+            self.ring.unlearn(subject);
+            return Err(e);
+        }
+        Ok((kid, key))
     }
 
     /// The keyring.
@@ -74,16 +123,15 @@ impl SealedStore {
         &self.inner
     }
 
-    fn seal(
+    async fn seal(
         &self,
         column: Column,
         context: &str,
         subject: Option<&str>,
         plain: &str,
     ) -> Result<String, StoreError> {
-        Ok(self
-            .ring
-            .seal(subject, &aad(column, context), plain.as_bytes())?)
+        let (kid, key) = self.key_for(subject).await?;
+        Ok(key.seal(&kid, &aad(column, context), plain.as_bytes()))
     }
 
     fn open(&self, column: Column, context: &str, sealed: &str) -> Result<String, StoreError> {
@@ -133,19 +181,21 @@ impl SealedStore {
         Ok(e)
     }
 
-    fn seal_entries(
+    async fn seal_entries(
         &self,
         session_id: &str,
         subject: Option<&str>,
         entries: Vec<TurnEntry>,
     ) -> Result<Vec<TurnEntry>, StoreError> {
-        entries
+        let (kid, key) = self.key_for(subject).await?;
+        let binding = aad(Column::TranscriptContent, session_id);
+        Ok(entries
             .into_iter()
             .map(|mut e| {
-                e.content = self.seal(Column::TranscriptContent, session_id, subject, &e.content)?;
-                Ok(e)
+                e.content = key.seal(&kid, &binding, e.content.as_bytes());
+                e
             })
-            .collect()
+            .collect())
     }
 
     fn open_ingress(&self, mut r: IngressRecord) -> Result<IngressRecord, StoreError> {
@@ -169,7 +219,7 @@ impl SealedStore {
         Ok(m)
     }
 
-    fn seal_memory(&self, m: &MemoryRecord) -> Result<String, StoreError> {
+    async fn seal_memory(&self, m: &MemoryRecord) -> Result<String, StoreError> {
         let body = MemoryBody {
             text: m.text.clone(),
             tags: m.tags.clone(),
@@ -177,7 +227,7 @@ impl SealedStore {
         };
         let json = serde_json::to_string(&body).unwrap_or_default();
         let owner = (!m.owner.is_empty()).then_some(m.owner.as_str());
-        self.seal(Column::MemoryText, &m.id, owner, &json)
+        self.seal(Column::MemoryText, &m.id, owner, &json).await
     }
 
     /// Seal every value not sealed under an active key: plain values (the
@@ -231,7 +281,7 @@ impl SealedStore {
         if let Some(kid) = crypto::key_id(&cell.value)
             && crypto::parse(&cell.value).is_some()
         {
-            let Some((subject, key, retired)) = self.ring.key_by_id(kid) else {
+            let Some((shared, key, retired)) = self.ring.key_by_id(kid) else {
                 return Err(StoreError::Crypto {
                     what: format!("{} of {}", column.name(), cell.context.replace('\0', "/")),
                     error: crypto::CryptoError::UnknownKey(kid.to_string()),
@@ -244,7 +294,9 @@ impl SealedStore {
                 what: format!("{} of {}", column.name(), cell.context.replace('\0', "/")),
                 error,
             })?;
-            return Ok(Some(self.ring.seal(subject.as_deref(), &binding, &plain)?));
+            let subject = if shared { None } else { cell.subject.as_deref() };
+            let (kid, key) = self.key_for(subject).await?;
+            return Ok(Some(key.seal(&kid, &binding, &plain)));
         }
         if column == Column::MemoryText {
             // A plain memory keeps its tags and vector in columns of their
@@ -256,13 +308,11 @@ impl SealedStore {
             let Some(m) = plain_memories.as_ref().and_then(|all| all.get(&cell.context)) else {
                 return Ok(None);
             };
-            return Ok(Some(self.seal_memory(m)?));
+            let m = m.clone();
+            return Ok(Some(self.seal_memory(&m).await?));
         }
-        Ok(Some(self.ring.seal(
-            cell.subject.as_deref(),
-            &binding,
-            cell.value.as_bytes(),
-        )?))
+        let (kid, key) = self.key_for(cell.subject.as_deref()).await?;
+        Ok(Some(key.seal(&kid, &binding, cell.value.as_bytes())))
     }
 }
 
@@ -311,7 +361,7 @@ impl Store for SealedStore {
         now: i64,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let subject = self.subject_of_generation(from).await?;
-        let entries = self.seal_entries(to, subject.as_deref(), entries)?;
+        let entries = self.seal_entries(to, subject.as_deref(), entries).await?;
         let s = self
             .inner
             .session_compact_into(key, from, to, entries, now)
@@ -358,7 +408,9 @@ impl Store for SealedStore {
         now: i64,
     ) -> Result<(), StoreError> {
         let subject = self.subject_of_generation(session_id).await?;
-        let mut sealed = self.seal_entries(session_id, subject.as_deref(), vec![entry])?;
+        let mut sealed = self
+            .seal_entries(session_id, subject.as_deref(), vec![entry])
+            .await?;
         let entry = sealed.pop().ok_or_else(|| StoreError::Corrupt("no entry".into()))?;
         self.inner.transcript_append(session_id, entry, now).await
     }
@@ -369,7 +421,8 @@ impl Store for SealedStore {
             &commit.session_id,
             subject.as_deref(),
             std::mem::take(&mut commit.entries),
-        )?;
+        )
+        .await?;
         self.inner.commit_turn(commit).await
     }
 
@@ -399,7 +452,9 @@ impl Store for SealedStore {
         now: i64,
     ) -> Result<IngressAccept, StoreError> {
         let context = ingress_context(channel, account, message_id);
-        let sealed = self.seal(Column::IngressPayload, &context, subject, payload)?;
+        let sealed = self
+            .seal(Column::IngressPayload, &context, subject, payload)
+            .await?;
         self.inner
             .ingress_accept_as(channel, account, message_id, &sealed, subject, now)
             .await
@@ -528,7 +583,8 @@ impl Store for SealedStore {
             &request.id,
             subject.as_deref(),
             &request.arguments,
-        )?;
+        )
+        .await?;
         self.inner.approval_insert(request).await
     }
 
@@ -616,7 +672,7 @@ impl Store for SealedStore {
 
     async fn memory_insert(&self, record: MemoryRecord) -> Result<(), StoreError> {
         let sealed = MemoryRecord {
-            text: self.seal_memory(&record)?,
+            text: self.seal_memory(&record).await?,
             tags: Vec::new(),
             vector: None,
             ..record
@@ -642,7 +698,7 @@ impl Store for SealedStore {
     }
 
     async fn secret_set(&self, name: &str, value: &str, now: i64) -> Result<(), StoreError> {
-        let sealed = self.seal(Column::SecretValue, name, None, value)?;
+        let sealed = self.seal(Column::SecretValue, name, None, value).await?;
         self.inner.secret_set(name, &sealed, now).await
     }
 
@@ -664,17 +720,30 @@ impl Store for SealedStore {
 
     async fn forget(&self, channel: &str, sender_id: &str) -> Result<ForgetReport, StoreError> {
         let subject = crate::subject_of(channel, sender_id);
-        let prefixes: Vec<String> = self
+        let mut kids: Vec<String> = self
             .ring
-            .key_ids_of(&subject)
+            .person_key(&subject)
+            .map(|(kid, _)| kid)
             .into_iter()
+            .collect();
+        if let Some(kid) = self
+            .inner
+            .meta_get(&format!("{SUBJECT_KEY}{subject}"))
+            .await?
+        {
+            kids.push(kid);
+        }
+        kids.sort();
+        kids.dedup();
+        let prefixes: Vec<String> = kids
+            .iter()
             .map(|kid| format!("{}{kid}:", crypto::PREFIX))
             .collect();
         let mut report = self
             .inner
             .forget_rows(&subject, channel, sender_id, &prefixes)
             .await?;
-        report.keys = self.ring.destroy(&subject)? as u64;
+        report.keys = self.ring.destroy(&subject, &kids)? as u64;
         self.subjects
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

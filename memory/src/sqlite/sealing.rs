@@ -164,6 +164,10 @@ impl SqliteStore {
         report.sessions += run!("DELETE FROM sessions WHERE subject = ?", subject);
         report.ingress_rows += run!("DELETE FROM ingress WHERE subject = ?", subject);
         report.memories += run!("DELETE FROM memories WHERE owner = ?", subject);
+        run!(
+            "DELETE FROM store_meta WHERE key = ?",
+            format!("{}{subject}", crate::sealed::SUBJECT_KEY)
+        );
         report.pairing_requests += run!(
             "DELETE FROM pairing WHERE channel = ? AND sender_id = ?",
             channel,
