@@ -22,8 +22,10 @@ use crate::{
 const SUBJECT_CACHE: usize = 10_000;
 /// Records re-sealed per transaction by [`SealedStore::seal_all`].
 const BATCH: u32 = 500;
-/// `store_meta` key of the next pool place to hand out.
+/// `store_meta` key of the first pool place not reserved yet.
 const POOL_NEXT: &str = "key-pool-next";
+/// Pool places reserved at once.
+const RESERVE: u64 = 64;
 /// `store_meta` key prefix of a person's key id (`subject-key:<subject>`).
 pub(crate) const SUBJECT_KEY: &str = "subject-key:";
 
@@ -34,8 +36,9 @@ pub struct SealedStore {
     ring: Arc<Keyring>,
     /// Session generation id → the session's subject.
     subjects: Mutex<HashMap<String, Option<String>>>,
-    /// Held while a person is handed a key from the pool.
-    assigning: tokio::sync::Mutex<()>,
+    /// Held while a person is handed a key from the pool; holds the pool
+    /// places reserved in the store for this run (next, end).
+    assigning: tokio::sync::Mutex<Option<(u64, u64)>>,
 }
 
 /// A memory's fields sealed together in `memories.text`.
@@ -67,7 +70,7 @@ impl SealedStore {
             inner,
             ring,
             subjects: Mutex::new(HashMap::new()),
-            assigning: tokio::sync::Mutex::new(()),
+            assigning: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -81,7 +84,7 @@ impl SealedStore {
         if let Some(k) = self.ring.person_key(subject) {
             return Ok(k);
         }
-        let _one = self.assigning.lock().await;
+        let mut reserved = self.assigning.lock().await;
         if let Some(k) = self.ring.person_key(subject) {
             return Ok(k);
         }
@@ -92,21 +95,46 @@ impl SealedStore {
         {
             return Ok(k);
         }
-        let next: u64 = self
-            .inner
-            .meta_get(POOL_NEXT)
-            .await?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        // Pool places are reserved in the store a block at a time (one write
+        // per block, not per person): after a crash the rest of a block is
+        // skipped, never handed out again.
+        let next = match *reserved {
+            Some((next, end)) if next < end => next,
+            _ => {
+                let stored: u64 = self
+                    .inner
+                    .meta_get(POOL_NEXT)
+                    .await?
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let start = reserved.map_or(stored, |(next, _)| next.max(stored));
+                self.inner
+                    .meta_set(POOL_NEXT, &(start + RESERVE).to_string())
+                    .await?;
+                *reserved = Some((start, start + RESERVE));
+                start
+            }
+        };
         let (kid, key, after) = self.ring.assign(subject, next)?;
-        // Recorded before anything is sealed with it: a key is never handed
-        // to two people, even after a crash here.
-        let recorded = async {
-            self.inner.meta_set(POOL_NEXT, &after.to_string()).await?;
-            self.inner.meta_set(&mapping, &kid).await
+        let end = reserved.map_or(0, |(_, end)| end);
+        if after > end {
+            // The pool's next key lay past the block (after a
+            // re-encryption): reserve up to it before the key is used.
+            if let Err(e) = self
+                .inner
+                .meta_set(POOL_NEXT, &(after + RESERVE).to_string())
+                .await
+            {
+                self.ring.unlearn(subject);
+                return Err(e);
+            }
+            *reserved = Some((after, after + RESERVE));
+        } else {
+            *reserved = Some((after, end));
         }
-        .await;
-        if let Err(e) = recorded {
+        // Recorded before anything is sealed with it, so the key stays
+        // theirs after a restart.
+        if let Err(e) = self.inner.meta_set(&mapping, &kid).await {
             self.ring.unlearn(subject);
             return Err(e);
         }

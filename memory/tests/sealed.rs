@@ -269,3 +269,45 @@ async fn a_forgotten_person_cannot_be_read_even_from_a_copy_made_before() {
     assert_eq!(old.transcript(&kept, 10).await.unwrap().len(), 2);
     old.close().await;
 }
+
+#[tokio::test]
+async fn every_person_gets_a_key_of_their_own_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let kid_of = |v: &str| switchboard_memory::crypto::key_id(v).unwrap().to_string();
+    let store = sealed(dir.path()).await;
+    for (i, who) in ["a", "b", "c"].iter().enumerate() {
+        accept(&store, who, i as u32).await;
+    }
+    store.close().await;
+    let store = sealed(dir.path()).await;
+    accept(&store, "a", 10).await;
+    accept(&store, "d", 11).await;
+    let cells = store
+        .cells(switchboard_memory::Column::IngressPayload, None, 100)
+        .await
+        .unwrap();
+    let by: std::collections::HashMap<String, Vec<String>> =
+        cells.iter().fold(Default::default(), |mut m, c| {
+            m.entry(c.subject.clone().unwrap()).or_default().push(kid_of(&c.value));
+            m
+        });
+    assert_eq!(by["telegram:a"][0], by["telegram:a"][1], "a keeps their key after a restart");
+    let mut firsts: Vec<&String> = by.values().map(|k| &k[0]).collect();
+    firsts.sort();
+    firsts.dedup();
+    assert_eq!(firsts.len(), 4, "four people, four keys: {by:?}");
+}
+
+async fn accept(store: &dyn Store, sender: &str, n: u32) {
+    store
+        .ingress_accept_as(
+            "telegram",
+            "bot",
+            &format!("{sender}-{n}"),
+            "hello",
+            Some(&subject_of("telegram", sender)),
+            1,
+        )
+        .await
+        .unwrap();
+}
