@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::config::{self, LoadedConfig};
 
 mod memory;
+mod cron;
 mod privacy;
 
 /// Switchboard: a self-hosted multi-channel messaging gateway for your AI assistant.
@@ -79,6 +80,11 @@ pub enum Command {
     /// Check the config, the data directory, the providers and the sandbox
     /// (engine, image, policy), and name the risks.
     Doctor,
+    /// List, show, run, pause, resume, add and remove scheduled jobs.
+    Cron {
+        #[command(subcommand)]
+        command: cron::CronCommand,
+    },
     /// Set, list and remove secrets a config names as "secret:NAME".
     Secrets {
         #[command(subcommand)]
@@ -388,6 +394,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Memory { command } => memory::run(&cli, command).await,
+        Command::Cron { command } => cron::run(&cli, command).await,
         Command::Secrets { command } => privacy::secrets(&cli, command).await,
         Command::Keys { command } => privacy::keys(&cli, command).await,
         Command::Forget { channel, sender } => {

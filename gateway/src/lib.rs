@@ -25,6 +25,7 @@ pub mod channels;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cron;
 pub mod doctor;
 pub mod events;
 pub mod health;

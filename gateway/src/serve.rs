@@ -270,6 +270,8 @@ pub async fn serve(loaded: LoadedConfig, opened: Option<crate::vault::Opened>) -
             config.channels.webchat.access(),
         ));
     }
+    // Scheduled runs whose answer goes to no chat reply through this.
+    channels.add(Arc::new(crate::cron::NullChannel) as Arc<dyn Channel>);
     let mut bindings = config.bindings.clone();
     for (account, t) in &config.channels.telegram.accounts {
         let mut settings = TelegramSettings::new(account.clone(), t.token().unwrap_or_default());
@@ -413,6 +415,18 @@ pub async fn serve(loaded: LoadedConfig, opened: Option<crate::vault::Opened>) -
         approvals.clone(),
     ));
 
+    let cron = crate::cron::runner::Cron::new(
+        store.clone(),
+        pipeline.clone(),
+        events.clone(),
+        health.clone(),
+        &config.cron.jobs,
+        config.hooks.hooks.clone(),
+        loaded.default_agent.clone(),
+    )
+    .await
+    .context("cannot read the scheduled jobs")?;
+
     let mut agent_names: Vec<String> = vec![loaded.default_agent.clone()];
     agent_names.extend(
         config
@@ -457,6 +471,7 @@ pub async fn serve(loaded: LoadedConfig, opened: Option<crate::vault::Opened>) -
         restarts: restarts.clone(),
         http_stop: http_stop.clone(),
         live: crate::ui::live::Live::default(),
+        cron: Some(cron.clone()),
     });
     tokio::spawn(crate::ui::live::Live::run(state.clone()));
 
@@ -517,6 +532,10 @@ pub async fn serve(loaded: LoadedConfig, opened: Option<crate::vault::Opened>) -
             let notices = notices.clone();
             async move { notices.run(stop).await }
         });
+    }
+    {
+        let cron = cron.clone();
+        supervisor.spawn("cron", move |stop| cron.clone().run(stop));
     }
     // `[retention]`: old records pruned a minute after start, then hourly.
     let retention = Retention::from(&config.retention);

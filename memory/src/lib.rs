@@ -26,7 +26,7 @@ mod store;
 
 pub use error::StoreError;
 pub use records::{
-    AllowEntry, ApprovalRecord, Cell, Column, ForgetReport, IngressAccept, IngressRecord,
+    AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport, IngressAccept, IngressRecord,
     IngressStatus, MemoryRecord, NewPairing, PairingRequest, Role, SecretInfo, SessionRecord,
     TokenCounts, TranscriptEntry, TurnCommit, TurnEntry, TurnUsage, subject_of,
 };

@@ -410,3 +410,42 @@ pub struct Cell {
     /// The stored value (sealed, or plain before the upgrade).
     pub value: String,
 }
+
+/// A scheduled job as the store keeps it: where it came from, its state
+/// and, for one made at run time, its definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronJobRecord {
+    /// Its name (`[cron.jobs.<name>]`, or given to `cron add`).
+    pub name: String,
+    /// `config` or `runtime`.
+    pub source: String,
+    /// A run-time job's definition (JSON); the config's jobs keep theirs in
+    /// the config.
+    pub spec: Option<String>,
+    /// When the store first saw it, ms since the epoch: no slot before it
+    /// counts, and `every` slots count from it.
+    pub created_at: i64,
+    /// Whether it is paused (by the operator, or after failing too often).
+    pub paused: bool,
+    /// Why it is paused.
+    pub paused_reason: Option<String>,
+    /// Runs that failed in a row.
+    pub failures: i64,
+}
+
+/// One slot of a job: run, missed or skipped, at most once ever.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronRunRecord {
+    /// The job.
+    pub job: String,
+    /// The slot, ms since the epoch (UTC).
+    pub slot: i64,
+    /// `running`, `ok`, `failed`, `missed` or `skipped`.
+    pub status: String,
+    /// Why it was missed or skipped, or what failed.
+    pub reason: Option<String>,
+    /// When it was recorded, ms since the epoch.
+    pub recorded_at: i64,
+    /// When it finished, ms since the epoch.
+    pub finished_at: Option<i64>,
+}

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{self, Keyring};
 use crate::{
-    AllowEntry, ApprovalRecord, Cell, Column, ForgetReport, IngressAccept, IngressRecord,
+    AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport, IngressAccept, IngressRecord,
     IngressStatus, MemoryRecord, NewPairing, PairingRequest, SecretInfo, SessionRecord, Store,
     StoreError, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
 };
@@ -806,6 +806,60 @@ impl Store for SealedStore {
         values: &[(String, String)],
     ) -> Result<(), StoreError> {
         self.inner.cells_write(column, values).await
+    }
+
+    async fn cron_job_ensure(
+        &self,
+        name: &str,
+        source: &str,
+        spec: Option<&str>,
+        now: i64,
+    ) -> Result<CronJobRecord, StoreError> {
+        self.inner.cron_job_ensure(name, source, spec, now).await
+    }
+
+    async fn cron_jobs(&self) -> Result<Vec<CronJobRecord>, StoreError> {
+        self.inner.cron_jobs().await
+    }
+
+    async fn cron_job_state(
+        &self,
+        name: &str,
+        paused: bool,
+        reason: Option<&str>,
+        failures: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.cron_job_state(name, paused, reason, failures).await
+    }
+
+    async fn cron_job_remove(&self, name: &str) -> Result<bool, StoreError> {
+        self.inner.cron_job_remove(name).await
+    }
+
+    async fn cron_run_record(
+        &self,
+        job: &str,
+        slot: i64,
+        status: &str,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.cron_run_record(job, slot, status, reason, now).await
+    }
+
+    async fn cron_run_finish(
+        &self,
+        job: &str,
+        slot: i64,
+        status: &str,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.cron_run_finish(job, slot, status, reason, now).await
+    }
+
+    async fn cron_runs(&self, job: &str, limit: u32) -> Result<Vec<CronRunRecord>, StoreError> {
+        self.inner.cron_runs(job, limit).await
     }
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {

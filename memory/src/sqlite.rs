@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqlitePool};
 
 use crate::{
-    AllowEntry, ApprovalRecord, Cell, Column, ForgetReport, IngressAccept, IngressRecord,
+    AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport, IngressAccept, IngressRecord,
     IngressStatus, MemoryRecord, NewPairing, PairingRequest, SecretInfo, SessionRecord, Store,
     StoreError, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
 };
@@ -184,6 +184,7 @@ impl SqliteStore {
 }
 
 mod channel_state;
+mod cron;
 mod memories;
 mod rows;
 mod sealing;
@@ -865,6 +866,60 @@ impl Store for SqliteStore {
         values: &[(String, String)],
     ) -> Result<(), StoreError> {
         self.write_cells(column, values).await
+    }
+
+    async fn cron_job_ensure(
+        &self,
+        name: &str,
+        source: &str,
+        spec: Option<&str>,
+        now: i64,
+    ) -> Result<CronJobRecord, StoreError> {
+        self.ensure_cron_job(name, source, spec, now).await
+    }
+
+    async fn cron_jobs(&self) -> Result<Vec<CronJobRecord>, StoreError> {
+        self.list_cron_jobs().await
+    }
+
+    async fn cron_job_state(
+        &self,
+        name: &str,
+        paused: bool,
+        reason: Option<&str>,
+        failures: i64,
+    ) -> Result<bool, StoreError> {
+        self.set_cron_state(name, paused, reason, failures).await
+    }
+
+    async fn cron_job_remove(&self, name: &str) -> Result<bool, StoreError> {
+        self.remove_cron_job(name).await
+    }
+
+    async fn cron_run_record(
+        &self,
+        job: &str,
+        slot: i64,
+        status: &str,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.record_cron_run(job, slot, status, reason, now).await
+    }
+
+    async fn cron_run_finish(
+        &self,
+        job: &str,
+        slot: i64,
+        status: &str,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.finish_cron_run(job, slot, status, reason, now).await
+    }
+
+    async fn cron_runs(&self, job: &str, limit: u32) -> Result<Vec<CronRunRecord>, StoreError> {
+        self.list_cron_runs(job, limit).await
     }
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {

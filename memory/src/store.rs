@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::{
-    AllowEntry, ApprovalRecord, Cell, Column, ForgetReport, IngressAccept, IngressRecord,
+    AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport, IngressAccept, IngressRecord,
     IngressStatus, MemoryRecord, NewPairing, PairingRequest, SecretInfo, SessionRecord,
     StoreError, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
 };
@@ -416,6 +416,59 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Leave no trace of deleted or overwritten values in the files:
     /// rewrite free pages and empty the write-ahead log.
     async fn scrub(&self) -> Result<(), StoreError>;
+
+    // ---- scheduled jobs ----
+
+    /// The job `name`, stored now (from `source`, `config` or `runtime`,
+    /// with `spec` for a run-time job) when it is new; an existing job
+    /// keeps its creation time and state, and takes `spec` when given.
+    async fn cron_job_ensure(
+        &self,
+        name: &str,
+        source: &str,
+        spec: Option<&str>,
+        now: i64,
+    ) -> Result<CronJobRecord, StoreError>;
+
+    /// Every stored job, by name.
+    async fn cron_jobs(&self) -> Result<Vec<CronJobRecord>, StoreError>;
+
+    /// Set a job's state; false when there is no such job.
+    async fn cron_job_state(
+        &self,
+        name: &str,
+        paused: bool,
+        reason: Option<&str>,
+        failures: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Remove a job (its run history stays); false when there was none.
+    async fn cron_job_remove(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Record slot `slot` (ms, UTC) of `job` as `status`. False, and
+    /// nothing written, when that slot was recorded before: a slot runs at
+    /// most once, ever.
+    async fn cron_run_record(
+        &self,
+        job: &str,
+        slot: i64,
+        status: &str,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Settle a recorded run.
+    async fn cron_run_finish(
+        &self,
+        job: &str,
+        slot: i64,
+        status: &str,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// A job's runs, latest slot first, at most `limit`.
+    async fn cron_runs(&self, job: &str, limit: u32) -> Result<Vec<CronRunRecord>, StoreError>;
 }
 
 /// A fresh random session generation id (`s_` and 24 hex digits).

@@ -23,6 +23,6 @@ pub use channel::{
     Channel, ChannelContext, ChannelError, ChannelState, ChannelStatus, Delivery, MemoryState,
     StatusSnapshot, Webhook, WebhookRequest, WebhookResponse,
 };
-pub use message::{Attachment, ChatKind, Inbound, Sender};
+pub use message::{Attachment, ChatKind, GATEWAY_MESSAGE_PREFIX, Inbound, Sender};
 pub use reply::{ReplyEvent, ReplySink, ReplyTarget, TokenUsage};
 pub use secret::secret_eq;

@@ -97,8 +97,16 @@ impl Inbound {
             chat_kind: self.chat_kind,
             chat_id: self.chat_id.clone(),
             thread_id: self.thread_id.clone(),
-            reply_to: Some(self.message_id.clone()),
+            // A message the gateway made itself (a scheduled run, a
+            // webhook) is answered with a new message, not a reply.
+            reply_to: (!self.message_id.starts_with(GATEWAY_MESSAGE_PREFIX))
+                .then(|| self.message_id.clone()),
             resume: None,
         }
     }
 }
+
+/// The prefix of the id of a message the gateway made itself (a scheduled
+/// run, an inbound webhook's turn): no platform message has it, and its
+/// reply is a new message rather than a reply to one.
+pub const GATEWAY_MESSAGE_PREFIX: &str = "switchboard:";

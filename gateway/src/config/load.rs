@@ -90,6 +90,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "app_token",
     "signing_secret",
     "webhook_secret",
+    "secret",
     "url",
 ];
 

@@ -7,6 +7,7 @@
 //! error names the key and says what to do.
 
 mod channels;
+mod cron;
 mod load;
 mod memory;
 mod store;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use channels::*;
+pub use cron::{CronConfig, CronJobConfig, HookConfig, HooksConfig, MAX_HOOK_BODY_BYTES, Misfire};
 pub use store::{EncryptionConfig, EncryptionMode, StoreConfig};
 pub use memory::{AgentMemoryConfig, DEFAULT_MAX_ENTRIES, MemoryScope};
 pub use load::{
@@ -56,6 +58,11 @@ pub struct Config {
     pub ui: UiConfig,
     /// `[store]`: encryption at rest.
     pub store: StoreConfig,
+    /// `[cron.jobs.<name>]`: turns the assistant starts at a time.
+    pub cron: CronConfig,
+    /// `[hooks.<name>]`: turns another system starts with a POST to
+    /// `/hooks/custom/<name>`.
+    pub hooks: HooksConfig,
 }
 
 /// `[ui]`

@@ -71,6 +71,29 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
     for (name, a) in &config.channels.slack.accounts {
         check_slack(&mut errors, config, name, a);
     }
+    for (key, why) in config.cron.problems().into_iter().chain(config.hooks.problems()) {
+        errors.push(ConfigError::new(key, why));
+    }
+    for (name, job) in &config.cron.jobs {
+        if let Some(a) = &job.agent
+            && !config.agents.contains_key(a)
+        {
+            errors.push(ConfigError::new(
+                format!("cron.jobs.{name}.agent"),
+                format!("names the agent `{a}`, which is not configured: add [agents.{a}] or name one of the agents"),
+            ));
+        }
+    }
+    for (name, hook) in &config.hooks.hooks {
+        if let Some(a) = &hook.agent
+            && !config.agents.contains_key(a)
+        {
+            errors.push(ConfigError::new(
+                format!("hooks.{name}.agent"),
+                format!("names the agent `{a}`, which is not configured: add [agents.{a}] or name one of the agents"),
+            ));
+        }
+    }
     let enc = &config.store.encryption;
     if enc.iterations < switchboard_memory::crypto::MIN_ITERATIONS {
         errors.push(ConfigError::new(

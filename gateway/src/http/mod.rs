@@ -3,6 +3,7 @@
 
 mod client_limit;
 pub(crate) mod control;
+pub(crate) mod cron;
 pub(crate) mod forget;
 mod memo;
 pub(crate) mod memory;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub http_stop: tokio_util::sync::CancellationToken,
     /// What is live, for the UI's pages and the tray.
     pub live: crate::ui::live::Live,
+    /// The scheduler and the inbound webhooks' runs.
+    pub cron: Option<Arc<crate::cron::runner::Cron>>,
 }
 
 /// The router of the whole HTTP port.
@@ -85,6 +88,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(openai::routes())
         .merge(control::routes())
         .merge(memory::routes())
+        .merge(cron::routes())
         .merge(ws::routes())
         .merge(crate::ui::api_routes())
         .merge(crate::ui::live::api_routes())
@@ -101,6 +105,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         // Platforms cannot send our token: each hook checks its own secret.
         .route("/hooks/{channel}/{account}", axum::routing::post(hook))
+        .merge(cron::hook_routes())
         .merge(protected)
         .merge(ui)
         .fallback(not_found)

@@ -114,6 +114,17 @@ struct IngressPayload {
     /// ignored before it was stored, and its row only serves deduplication.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     redacted: bool,
+    /// A turn the gateway started itself (a scheduled run, a webhook):
+    /// no access rules, this agent and session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scheduled: Option<ScheduledRoute>,
+}
+
+/// Where a turn the gateway started itself runs.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ScheduledRoute {
+    agent: String,
+    session_key: String,
 }
 
 impl IngressPayload {
@@ -132,6 +143,7 @@ impl IngressPayload {
             },
             agent: None,
             redacted: true,
+            scheduled: None,
         }
     }
 }
@@ -216,6 +228,7 @@ impl Pipeline {
             inbound,
             agent,
             redacted: false,
+            scheduled: None,
         };
         let json = match ignored {
             Some(_) => serde_json::to_string(&IngressPayload::redacted(&payload.inbound)),
@@ -246,6 +259,77 @@ impl Pipeline {
                 Some(reason) => self.ignore(id, reason).await,
                 None => self.process(id, inbound, agent).await,
             },
+        }
+    }
+
+    /// Offer a turn the gateway starts itself (a scheduled run, an inbound
+    /// webhook's): stored durably like any message, so that its id runs it
+    /// once however often it is offered and a restart finishes it; not
+    /// subject to access rules; run by `agent` in `session_key`.
+    pub async fn admit_scheduled(
+        &self,
+        inbound: Inbound,
+        agent: String,
+        session_key: String,
+    ) -> Result<Admission, StoreError> {
+        let route = ScheduledRoute { agent, session_key };
+        let payload = IngressPayload {
+            inbound,
+            agent: None,
+            redacted: false,
+            scheduled: Some(route.clone()),
+        };
+        let json = serde_json::to_string(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let inbound = payload.inbound;
+        let accepted = self
+            .store
+            .ingress_accept_as(
+                &inbound.channel,
+                &inbound.account,
+                &inbound.message_id,
+                &json,
+                None,
+                now_ms(),
+            )
+            .await?;
+        match accepted {
+            IngressAccept::Duplicate { id, status } => Ok(Admission::Duplicate {
+                ingress_id: id,
+                status,
+            }),
+            IngressAccept::Accepted(id) => Ok(self.dispatch_scheduled(id, inbound, route, None, None).await?),
+        }
+    }
+
+    async fn dispatch_scheduled(
+        &self,
+        ingress_id: i64,
+        inbound: Inbound,
+        route: ScheduledRoute,
+        claim: Option<std::sync::Arc<crate::sessions::delivery::Claim>>,
+        resume: Option<String>,
+    ) -> Result<Admission, StoreError> {
+        let job = Job {
+            ingress_id,
+            inbound,
+            agent: route.agent.clone(),
+            session_key: route.session_key.clone(),
+            claim,
+            resume,
+        };
+        match self.sessions.dispatch(job) {
+            Ok(()) => Ok(Admission::Queued {
+                ingress_id,
+                session_key: route.session_key,
+                agent: route.agent,
+            }),
+            Err(DispatchError::Busy(_)) => {
+                self.store
+                    .ingress_finish(ingress_id, IngressStatus::Failed, Some("session queue full"), now_ms())
+                    .await?;
+                Ok(Admission::Busy)
+            }
+            Err(DispatchError::Closed(_)) => Ok(Admission::Deferred),
         }
     }
 
@@ -626,14 +710,28 @@ impl Pipeline {
                 }
                 continue;
             }
-            self.process_with(
-                row.id,
-                payload.inbound,
-                payload.agent,
-                Some(claim),
-                row.reply_message_id.clone(),
-            )
-            .await?;
+            match payload.scheduled {
+                Some(route) => {
+                    self.dispatch_scheduled(
+                        row.id,
+                        payload.inbound,
+                        route,
+                        Some(claim),
+                        row.reply_message_id.clone(),
+                    )
+                    .await?;
+                }
+                None => {
+                    self.process_with(
+                        row.id,
+                        payload.inbound,
+                        payload.agent,
+                        Some(claim),
+                        row.reply_message_id.clone(),
+                    )
+                    .await?;
+                }
+            }
             n += 1;
         }
         for o in owed {
