@@ -537,6 +537,23 @@ pub async fn serve(loaded: LoadedConfig, opened: Option<crate::vault::Opened>) -
         let cron = cron.clone();
         supervisor.spawn("cron", move |stop| cron.clone().run(stop));
     }
+    {
+        // A scheduler that stopped ticking (stuck, not crashed) is a failed
+        // component, not silence.
+        let cron = cron.clone();
+        supervisor.spawn("cron-watchdog", move |stop| {
+            let cron = cron.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    }
+                    cron.check_stalled(now_ms(), 15_000);
+                }
+            }
+        });
+    }
     // `[retention]`: old records pruned a minute after start, then hourly.
     let retention = Retention::from(&config.retention);
     {

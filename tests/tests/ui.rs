@@ -7,8 +7,9 @@
 //! `ui/pairing.rs` a pairing approved from the live Pairing page;
 //! `ui/safety.rs` other sites' requests refused and a config key's error
 //! without a secret in the page; `ui/pages.rs` a screenshot of every page
-//! (`docs/ui/`), each page's weight and the phone-width layout. One test
-//! binary: `cargo test -p switchboard-tests --test ui`.
+//! (`docs/ui/`), each page's weight, the phone-width layout, and a job
+//! paused, resumed and run from the Cron page. One test binary:
+//! `cargo test -p switchboard-tests --test ui`.
 
 #[path = "ui/chat.rs"]
 mod chat;

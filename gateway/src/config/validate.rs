@@ -74,6 +74,38 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
     for (key, why) in config.cron.problems().into_iter().chain(config.hooks.problems()) {
         errors.push(ConfigError::new(key, why));
     }
+    let targets = config
+        .cron
+        .jobs
+        .iter()
+        .map(|(n, j)| (format!("cron.jobs.{n}.deliver"), &j.deliver))
+        .chain(
+            config
+                .hooks
+                .hooks
+                .iter()
+                .map(|(n, h)| (format!("hooks.{n}.deliver"), &h.deliver)),
+        );
+    for (key, deliver) in targets {
+        if let Ok(crate::cron::parse::Deliver::Chat { channel, account, .. }) =
+            crate::cron::parse::parse_deliver(deliver)
+        {
+            let known = match channel.as_str() {
+                "telegram" => config.channels.telegram.accounts.contains_key(&account),
+                "discord" => config.channels.discord.accounts.contains_key(&account),
+                "slack" => config.channels.slack.accounts.contains_key(&account),
+                _ => false,
+            };
+            if !known {
+                errors.push(ConfigError::new(
+                    key,
+                    format!(
+                        "delivers to `{channel}:{account}`, which is not a configured channel account: add [channels.{channel}.accounts.{account}], or write channel:account:chat with one of the telegram, discord or slack accounts"
+                    ),
+                ));
+            }
+        }
+    }
     for (name, job) in &config.cron.jobs {
         if let Some(a) = &job.agent
             && !config.agents.contains_key(a)

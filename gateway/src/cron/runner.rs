@@ -103,6 +103,8 @@ pub struct Cron {
     jobs: Mutex<BTreeMap<String, Job>>,
     running: Mutex<HashSet<String>>,
     last_tick: AtomicI64,
+    /// The health detail last set.
+    shown: Mutex<Option<String>>,
     hooks: BTreeMap<String, HookConfig>,
 }
 
@@ -164,6 +166,7 @@ impl Cron {
             jobs: Mutex::new(BTreeMap::new()),
             running: Mutex::new(HashSet::new()),
             last_tick: AtomicI64::new(0),
+            shown: Mutex::new(None),
             hooks,
         });
         let now = now_ms();
@@ -230,6 +233,8 @@ impl Cron {
 
     /// Tick until `stop`: the supervised task.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) -> Result<(), String> {
+        // The supervisor has just reset the component's detail.
+        *self.shown.lock().unwrap_or_else(PoisonError::into_inner) = None;
         self.settle_interrupted().await.map_err(|e| e.to_string())?;
         loop {
             self.tick().await.map_err(|e| e.to_string())?;
@@ -311,15 +316,20 @@ impl Cron {
             }
             self.keep(&name, job);
         }
+        // Only what changes when a run is due: the status (and what
+        // follows it, the UI and the tray) is not stirred every tick. A
+        // scheduler that stops ticking is reported by the watchdog.
         let detail = match &soonest {
             Some((t, name)) => format!(
-                "last tick {}; next run: {name} at {}",
-                now.format("%H:%M:%S UTC"),
+                "next run: {name} at {}",
                 t.format("%Y-%m-%d %H:%M:%S UTC")
             ),
-            None => format!("last tick {}; no run due", now.format("%H:%M:%S UTC")),
+            None => "no run due".to_string(),
         };
-        self.health.set("cron", State::Running, Some(detail));
+        if self.shown.lock().unwrap_or_else(PoisonError::into_inner).as_deref() != Some(detail.as_str()) {
+            self.health.set("cron", State::Running, Some(detail.clone()));
+            *self.shown.lock().unwrap_or_else(PoisonError::into_inner) = Some(detail);
+        }
         Ok(())
     }
 
@@ -776,6 +786,21 @@ impl Cron {
     /// The agent a job or hook without one uses.
     pub fn default_agent(&self) -> &str {
         &self.default_agent
+    }
+
+    /// Report the scheduler failed when it has not ticked for `limit` ms
+    /// (stuck, not crashed: the supervisor sees no failure); its next tick
+    /// reports it running again.
+    pub fn check_stalled(&self, now: i64, limit: i64) {
+        let last = self.last_tick_ms();
+        if last > 0 && now - last > limit {
+            *self.shown.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            self.health.set(
+                "cron",
+                State::Failed,
+                Some(format!("the scheduler has not ticked for {} s", (now - last) / 1000)),
+            );
+        }
     }
 
     /// When the scheduler last ticked, ms since the epoch (0: never).

@@ -39,6 +39,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("Approvals", "/approvals"),
     ("Channels", "/channels"),
     ("Agents", "/agents"),
+    ("Cron", "/cron"),
     ("Usage", "/usage"),
     ("Logs", "/logs"),
     ("Config", "/config"),

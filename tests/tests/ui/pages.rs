@@ -1,7 +1,7 @@
 //! Every page: reached from the navigation bar, its heading, a
 //! screenshot into `docs/ui/<page>.png` for the README, under 100 KB
 //! (HTML, CSS and JavaScript together), and no sideways scrolling at a
-//! phone's width.
+//! phone's width. And the Cron page's actions: Pause, Resume, Run now.
 
 use serde_json::json;
 use switchboard_tests::browser::{
@@ -16,7 +16,7 @@ use super::{chat_connected, telegram};
 
 /// The pages of the navigation bar, in its order; each page's `<h1>` is
 /// its name.
-const PAGES: [&str; 10] = [
+const PAGES: [&str; 11] = [
     "Overview",
     "Chat",
     "Sessions",
@@ -24,6 +24,7 @@ const PAGES: [&str; 10] = [
     "Approvals",
     "Channels",
     "Agents",
+    "Cron",
     "Usage",
     "Logs",
     "Config",
@@ -47,12 +48,27 @@ tools = ["session_status"]
 timeout_secs = 600
 "#;
 
+/// A scheduled job for the Cron page's screenshot.
+const BRIEFING_JOB: &str = r#"
+[cron.jobs.briefing]
+schedule = "0 30 7 * * Mon-Fri"
+message = "Give me today's briefing."
+"#;
+
+/// A job that does not come due during a test (its first slot is an hour
+/// after the gateway starts).
+const TICK_JOB: &str = r#"
+[cron.jobs.tick]
+every = "1h"
+message = "x"
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screenshots_of_every_page() {
     let model = FakeOpenAi::start().await;
     let tg = FakeTelegram::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let extra = format!("{}{GUARDED_AGENT}", telegram(&tg.url()));
+    let extra = format!("{}{GUARDED_AGENT}{BRIEFING_JOB}", telegram(&tg.url()));
     let gw = Gateway::start(dir.path(), &config(free_port(), &model.base_url(), &extra)).await;
 
     // Something to show: a conversation in the Chat page's session (web
@@ -170,4 +186,87 @@ async fn screenshots_of_every_page() {
     );
     phone.quit().await;
     asking.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_paused_resumed_and_run_from_the_cron_page() {
+    let (_model, gw, _dir) = super::start(TICK_JOB).await;
+    let (status, v) = gw.get("/api/cron").await;
+    assert_eq!(status, 200, "GET /api/cron: {v}");
+    let next = v["jobs"][0]["next"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the job tick has no next run in GET /api/cron: {v}"))
+        .to_string();
+
+    let browser = Browser::start().await;
+    browser.sign_in(&gw.url, TOKEN).await;
+    browser.nav("Cron").await;
+    let row = "//tr[td/a[normalize-space()='tick']]";
+    let state = |s: &str| {
+        By::XPath(format!(
+            "{row}//span[contains(@class, 'badge') and normalize-space()={}]",
+            xpath_literal(s)
+        ))
+    };
+    let notice = |s: &str| {
+        By::XPath(format!(
+            "//p[contains(@class, 'notice') and contains(., {})]",
+            xpath_literal(s)
+        ))
+    };
+    let shown = browser
+        .wait_for("the row of the job tick", By::XPath(row))
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        shown.contains(&next),
+        "the row of tick should show its next run {next:?}: {shown:?}"
+    );
+    browser.wait_for("tick shown active", state("active")).await;
+
+    browser
+        .find_button_in(row, "Pause")
+        .await
+        .click()
+        .await
+        .expect("press Pause");
+    browser.wait_for("tick shown paused after Pause", state("paused")).await;
+    browser.wait_for("the notice that tick was paused", notice("Paused")).await;
+
+    browser
+        .find_button_in(row, "Resume")
+        .await
+        .click()
+        .await
+        .expect("press Resume");
+    browser.wait_for("tick shown active after Resume", state("active")).await;
+    browser.wait_for("the notice that tick was resumed", notice("Resumed")).await;
+
+    browser
+        .find_button_in(row, "Run now")
+        .await
+        .click()
+        .await
+        .expect("press Run now");
+    browser.wait_for("the notice that tick was started", notice("Started")).await;
+
+    // Its own page: the next 5 run times and the history (Resume's mark).
+    browser
+        .wait_for("the link to the job tick", By::XPath(format!("{row}//a")))
+        .await
+        .click()
+        .await
+        .expect("open the page of tick");
+    browser
+        .until(
+            "the next 5 runs and the history of tick on its page",
+            "const h = document.getElementById('history');
+             return document.querySelectorAll('#upcoming li').length === 5
+               && !!h && h.textContent.includes('resumed here');",
+            vec![],
+        )
+        .await;
+    browser.quit().await;
 }

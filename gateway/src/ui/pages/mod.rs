@@ -15,6 +15,7 @@ mod approvals;
 mod channels;
 mod chat;
 mod config;
+mod cron;
 mod logs;
 mod overview;
 mod pairing;
@@ -30,6 +31,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .merge(approvals::routes())
         .merge(channels::routes())
         .merge(agents::routes())
+        .merge(cron::routes())
         .merge(usage::routes())
         .merge(logs::routes())
         .merge(config::routes())
