@@ -250,6 +250,15 @@ pub async fn serve(loaded: LoadedConfig, opened: Option<crate::vault::Opened>) -
         embeddings_for,
     ));
     tools.register_memory(crate::memories::Memories::book(&memories));
+    // The scheduler is made after the sessions that hold the tools: the
+    // `schedule` tool finds it here once it exists.
+    let scheduler = Arc::new(std::sync::OnceLock::new());
+    if config.cron.agent_jobs {
+        tools.register(Arc::new(crate::cron::tool::ScheduleTool::new(
+            scheduler.clone(),
+            config.cron.agent_jobs_per_hour,
+        )));
+    }
     tokio::spawn(crate::sandbox::check_at_start(
         bench.clone(),
         health.clone(),
@@ -426,6 +435,7 @@ pub async fn serve(loaded: LoadedConfig, opened: Option<crate::vault::Opened>) -
     )
     .await
     .context("cannot read the scheduled jobs")?;
+    let _ = scheduler.set(cron.clone());
 
     let mut agent_names: Vec<String> = vec![loaded.default_agent.clone()];
     agent_names.extend(

@@ -41,6 +41,11 @@ fn registered(config: &Config) -> Vec<String> {
     let bench = Arc::new(switchboard::sandbox::workbench(config, dir.path()));
     let mut tools = ToolRegistry::standard(config.tools.web_fetch.settings(), bench);
     tools.register_memory(Arc::new(NoMemory));
+    // Registered when `[cron] agent_jobs = true`.
+    tools.register(Arc::new(switchboard::cron::tool::ScheduleTool::new(
+        Arc::new(std::sync::OnceLock::new()),
+        3,
+    )));
     tools.names()
 }
 

@@ -270,3 +270,57 @@ async fn a_webhook_starts_a_turn_once_and_only_with_its_secret() {
     let unknown = http.post(format!("{}/hooks/custom/nope", gw.url)).json(&body).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
 }
+
+#[tokio::test]
+async fn the_agent_schedules_a_job_only_when_allowed_and_approved() {
+    let model = FakeOpenAi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[agents.main.tools]\nallow = [\"schedule\"]\n\n[cron]\nagent_jobs = true\nagent_jobs_per_hour = 1\n";
+    let gw = Gateway::start(dir.path(), &config(free_port(), &model.base_url(), extra)).await;
+    let ask = |text: &'static str| {
+        let (http, url) = (gw.http.clone(), gw.url.clone());
+        tokio::spawn(async move {
+            http.post(format!("{url}/v1/chat/completions"))
+                .bearer_auth(switchboard_tests::gateway::TOKEN)
+                .json(&json!({ "model": "main", "user": "amy", "messages": [{ "role": "user", "content": text }] }))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    let approve = || async {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (_, v) = gw.get("/api/approvals?pending=true").await;
+            if let Some(r) = v["approvals"].as_array().and_then(|a| a.iter().find(|r| r["status"] == "pending")) {
+                assert_eq!(r["tool"], "schedule", "{r}");
+                let id = r["id"].as_str().unwrap().to_string();
+                let (ok, out, err) = gw.cli(&["approvals", "approve", &id]);
+                assert!(ok.success(), "{out}{err}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "no approval was asked for: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let reply = ask("use tool schedule {\"message\": \"ping later\", \"every\": \"2s\"}");
+    approve().await;
+    let text = reply.await.unwrap()["choices"][0]["message"]["content"].as_str().unwrap_or("").to_string();
+    assert!(text.contains("scheduled as `agent-"), "{text}");
+    let (_, v) = gw.get("/api/cron").await;
+    let job = v["jobs"].as_array().unwrap().iter().find(|j| j["source"] == "runtime").cloned().expect("the agent's job");
+    assert_eq!(job["when"], "every 2s");
+    let name = job["name"].as_str().unwrap().to_string();
+    show_until(&gw, &name, "the agent's job running", |v| count(v, "ok") >= 1).await;
+    // Past its hourly limit the agent is told so.
+    let reply = ask("use tool schedule {\"message\": \"again\", \"every\": \"1h\"}");
+    approve().await;
+    let text = reply.await.unwrap()["choices"][0]["message"]["content"].as_str().unwrap_or("").to_string();
+    assert!(text.contains("at most 1 jobs an hour"), "{text}");
+    // And the operator removes it.
+    let (ok, out, err) = gw.cli(&["cron", "remove", &name]);
+    assert!(ok.success(), "{out}{err}");
+}

@@ -41,6 +41,12 @@ pub struct ToolContext {
     pub channel: String,
     /// `dm`, `group` or `thread`.
     pub chat_kind: String,
+    /// The channel account of the message.
+    pub account: String,
+    /// The chat of the message, as the platform names it.
+    pub chat_id: String,
+    /// The thread or topic, if any.
+    pub thread_id: Option<String>,
     /// Turns completed in this session before this one.
     pub turns: i64,
     /// The person the message is from, `<channel>:<sender id>` (whose

@@ -23,10 +23,11 @@ pub enum Profile {
     Full,
 }
 
-/// Tools that run commands or change files: kept from untrusted contexts,
+/// Tools that run commands, change files or act later (`schedule`): kept
+/// from untrusted contexts,
 /// and the ones approvals gate by default. Every name is a registered tool
 /// (a test holds the lists to the registry).
-pub const DANGEROUS: &[&str] = &["exec", "write_file", "edit_file"];
+pub const DANGEROUS: &[&str] = &["exec", "write_file", "edit_file", "schedule"];
 
 /// What each profile adds to the one before it.
 const MINIMAL: &[&str] = &["current_time", "session_status"];

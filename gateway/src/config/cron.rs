@@ -16,12 +16,29 @@ use crate::cron::template;
 pub const MAX_HOOK_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// `[cron]`
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CronConfig {
     /// `[cron.jobs.<name>]`: the jobs of the file (jobs added at run time
     /// are kept in the store). Default: none.
     pub jobs: BTreeMap<String, CronJobConfig>,
+    /// Offer agents the `schedule` tool, so they can set reminders and
+    /// checks that answer in the conversation they were asked in (a
+    /// dangerous tool: approvals gate it by default, and an agent needs it
+    /// in its profile or `tools.allow`). Default false.
+    pub agent_jobs: bool,
+    /// At most this many jobs the agents may schedule an hour. Default 3.
+    pub agent_jobs_per_hour: u32,
+}
+
+impl Default for CronConfig {
+    fn default() -> Self {
+        Self {
+            jobs: BTreeMap::new(),
+            agent_jobs: false,
+            agent_jobs_per_hour: 3,
+        }
+    }
 }
 
 /// What becomes of slots that passed while the gateway was not running.

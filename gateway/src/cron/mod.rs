@@ -14,6 +14,7 @@
 
 pub mod parse;
 pub mod runner;
+pub mod tool;
 pub mod schedule;
 pub mod template;
 

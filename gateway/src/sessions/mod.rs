@@ -99,6 +99,9 @@ pub(crate) fn tool_context(
             .unwrap_or_default(),
         turns,
         subject: last.map(Job::subject).unwrap_or_default(),
+        account: last.map(|j| j.inbound.account.clone()).unwrap_or_default(),
+        chat_id: last.map(|j| j.inbound.chat_id.clone()).unwrap_or_default(),
+        thread_id: last.and_then(|j| j.inbound.thread_id.clone()),
     }
 }
 

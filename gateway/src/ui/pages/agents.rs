@@ -185,6 +185,7 @@ fn offers(
         chat_kind: kind.as_str().to_string(),
         turns: 0,
         subject: crate::memories::subject_of(&m),
+        ..ToolContext::default()
     };
     let offered: BTreeSet<String> = registry
         .select(&p.tools, &ctx)

@@ -443,6 +443,6 @@ mod tests {
         };
         let html = page.render().unwrap();
         assert!(!html.contains("<script>alert"), "{html}");
-        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("&#60;script&#62;alert(1)"), "shown, escaped: {html}");
     }
 }
