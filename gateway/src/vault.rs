@@ -305,7 +305,7 @@ pub async fn seal_everything(sealed: &SealedStore, upgrading: bool) -> anyhow::R
         eprintln!("Re-encrypting the stored records under new data keys (it can be stopped and goes on at the next start)…");
     }
     let total = sealed
-        .seal_all(&mut |column, done| {
+        .seal_all(upgrading, &mut |column, done| {
             eprintln!("  {}: {done} records", column.name());
         })
         .await?;

@@ -195,7 +195,7 @@ pub struct KekParams {
 }
 
 /// Where the key encryption key comes from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum KekSource {
     /// A random key in a file (created when missing, mode 0600).
     KeyFile(PathBuf),
@@ -208,6 +208,13 @@ pub enum KekSource {
         /// PBKDF2 iterations for a new keyring (or a rotation).
         iterations: u32,
     },
+}
+
+impl std::fmt::Debug for KekSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the passphrase itself.
+        f.write_str(&self.describe())
+    }
 }
 
 impl KekSource {
@@ -268,7 +275,7 @@ struct Entry {
     retired: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct RingState {
     kek: Key,
     params: KekParams,
@@ -342,6 +349,13 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Sync the directory holding `path`, so a new or renamed file in it
+/// survives a power loss.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// The key in key file `path`; `Ok(None)` when there is no such file.
 pub fn read_key_file(path: &Path) -> Result<Option<Key>, KeyringError> {
     let text = match std::fs::read_to_string(path) {
@@ -394,6 +408,7 @@ pub fn create_key_file(path: &Path) -> Result<Key, KeyringError> {
         .map_err(io)?;
     f.write_all(text.as_bytes()).map_err(io)?;
     f.sync_all().map_err(io)?;
+    sync_dir(path).map_err(io)?;
     Ok(key)
 }
 
@@ -629,8 +644,11 @@ impl Keyring {
         {
             return Ok((kid, e.key.clone()));
         }
-        let kid = state.new_shared();
-        self.save(&state)?;
+        // Saved before it is used; memory changes only once it is.
+        let mut next = state.clone();
+        let kid = next.new_shared();
+        self.save(&next)?;
+        *state = next;
         let key = state.keys[&kid].key.clone();
         Ok((kid, key))
     }
@@ -679,8 +697,10 @@ impl Keyring {
             Some(f) => f,
             None => {
                 let from = state.pool.keys().next_back().map_or(seq, |last| (last + 1).max(seq));
-                state.refill(from);
-                self.save(&state)?;
+                let mut next = state.clone();
+                next.refill(from);
+                self.save(&next)?;
+                *state = next;
                 let (s, k) = state
                     .pool
                     .range(seq..)
@@ -712,7 +732,9 @@ impl Keyring {
     /// Destroy the person keys `kids` (a shared key is never destroyed),
     /// and forget `subject`. Returns how many were destroyed.
     pub fn destroy(&self, subject: &str, kids: &[String]) -> Result<usize, KeyringError> {
-        let mut state = self.lock();
+        // Changed on a copy, kept only once saved.
+        let mut guard = self.lock();
+        let mut state = guard.clone();
         let mut n = 0;
         for kid in kids {
             if state.keys.get(kid).is_some_and(|e| !e.shared) {
@@ -733,6 +755,7 @@ impl Keyring {
         if n > 0 {
             self.save(&state)?;
         }
+        *guard = state;
         Ok(n)
     }
 
@@ -766,11 +789,13 @@ impl Keyring {
         }
         if let KekSource::KeyFile(path) = source {
             let fresh = path.with_extension("key.new");
-            std::fs::rename(&fresh, path).map_err(|error| KeyringError::Io {
-                what: "cannot move the new key file into place",
-                path: path.clone(),
-                error,
-            })?;
+            std::fs::rename(&fresh, path)
+                .and_then(|()| sync_dir(path))
+                .map_err(|error| KeyringError::Io {
+                    what: "cannot move the new key file into place",
+                    path: path.clone(),
+                    error,
+                })?;
         }
         Ok(())
     }
@@ -781,7 +806,9 @@ impl Keyring {
     /// ([`Keyring::finish_reencrypt`] drops the retired keys). Does nothing
     /// when a re-encryption is already under way.
     pub fn begin_reencrypt(&self) -> Result<(), KeyringError> {
-        let mut state = self.lock();
+        // Changed on a copy, kept only once saved.
+        let mut guard = self.lock();
+        let mut state = guard.clone();
         if state.keys.values().any(|e| e.retired) {
             return Ok(());
         }
@@ -804,7 +831,9 @@ impl Keyring {
         state.shared = None;
         state.new_shared();
         state.refill(next);
-        self.save(&state)
+        self.save(&state)?;
+        *guard = state;
+        Ok(())
     }
 
     /// Whether retired keys wait for their records to be re-sealed.
@@ -814,12 +843,15 @@ impl Keyring {
 
     /// Drop the retired keys once nothing is sealed under them.
     pub fn finish_reencrypt(&self) -> Result<(), KeyringError> {
-        let mut state = self.lock();
+        // Changed on a copy, kept only once saved.
+        let mut guard = self.lock();
+        let mut state = guard.clone();
         let before = state.keys.len();
         state.keys.retain(|_, e| !e.retired);
         if state.keys.len() != before {
             self.save(&state)?;
         }
+        *guard = state;
         Ok(())
     }
 

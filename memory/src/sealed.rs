@@ -266,9 +266,19 @@ impl SealedStore {
     /// far. Returns how many values were rewritten.
     pub async fn seal_all(
         &self,
+        upgrading: bool,
         progress: &mut (dyn FnMut(Column, u64) + Send),
     ) -> Result<u64, StoreError> {
         let mut total = 0;
+        // Whose each person key is (for values re-sealed from a retired
+        // one: the row itself may not say, e.g. an earlier conversation).
+        let owners: HashMap<String, String> = self
+            .inner
+            .meta_list(SUBJECT_KEY)
+            .await?
+            .into_iter()
+            .filter_map(|(k, kid)| Some((kid, k.strip_prefix(SUBJECT_KEY)?.to_string())))
+            .collect();
         for column in Column::ALL {
             let mut after: Option<String> = None;
             let mut done = 0u64;
@@ -280,7 +290,7 @@ impl SealedStore {
                 let mut writes = Vec::new();
                 for cell in &cells {
                     if let Some(sealed) = self
-                        .reseal(column, cell, &mut plain_memories)
+                        .reseal(column, cell, upgrading, &owners, &mut plain_memories)
                         .await?
                     {
                         writes.push((cell.row.clone(), sealed));
@@ -303,28 +313,37 @@ impl SealedStore {
         &self,
         column: Column,
         cell: &Cell,
+        upgrading: bool,
+        owners: &HashMap<String, String>,
         plain_memories: &mut Option<HashMap<String, MemoryRecord>>,
     ) -> Result<Option<String>, StoreError> {
         let binding = aad(column, &cell.context);
+        let what = || format!("{} of {}", column.name(), cell.context.replace('\0', "/"));
         if let Some(kid) = crypto::key_id(&cell.value)
             && crypto::parse(&cell.value).is_some()
         {
-            let Some((shared, key, retired)) = self.ring.key_by_id(kid) else {
-                return Err(StoreError::Crypto {
-                    what: format!("{} of {}", column.name(), cell.context.replace('\0', "/")),
-                    error: crypto::CryptoError::UnknownKey(kid.to_string()),
-                });
-            };
-            if !retired {
-                return Ok(None);
+            match self.ring.key_by_id(kid) {
+                Some((_, _, false)) => return Ok(None),
+                Some((shared, key, true)) => match key.open(&binding, &cell.value) {
+                    Ok(plain) => {
+                        let owner = owners.get(kid).map(String::as_str);
+                        let subject = if shared { None } else { owner.or(cell.subject.as_deref()) };
+                        let (kid, key) = self.key_for(subject).await?;
+                        return Ok(Some(key.seal(&kid, &binding, &plain)));
+                    }
+                    // Plain text that only looks sealed (someone wrote it
+                    // before encryption was on) is sealed as it is.
+                    Err(_) if upgrading => {}
+                    Err(error) => return Err(StoreError::Crypto { what: what(), error }),
+                },
+                None if upgrading => {}
+                None => {
+                    return Err(StoreError::Crypto {
+                        what: what(),
+                        error: crypto::CryptoError::UnknownKey(kid.to_string()),
+                    });
+                }
             }
-            let plain = key.open(&binding, &cell.value).map_err(|error| StoreError::Crypto {
-                what: format!("{} of {}", column.name(), cell.context.replace('\0', "/")),
-                error,
-            })?;
-            let subject = if shared { None } else { cell.subject.as_deref() };
-            let (kid, key) = self.key_for(subject).await?;
-            return Ok(Some(key.seal(&kid, &binding, &plain)));
         }
         if column == Column::MemoryText {
             // A plain memory keeps its tags and vector in columns of their
@@ -767,11 +786,15 @@ impl Store for SealedStore {
             .iter()
             .map(|kid| format!("{}{kid}:", crypto::PREFIX))
             .collect();
+        // The keys first: once they are gone nothing of theirs can be read,
+        // even if deleting the rows fails (then a retry deletes them by
+        // subject).
+        let keys = self.ring.destroy(&subject, &kids)? as u64;
         let mut report = self
             .inner
             .forget_rows(&subject, channel, sender_id, &prefixes)
             .await?;
-        report.keys = self.ring.destroy(&subject, &kids)? as u64;
+        report.keys = keys;
         self.subjects
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -864,6 +887,10 @@ impl Store for SealedStore {
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.inner.meta_get(key).await
+    }
+
+    async fn meta_list(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.inner.meta_list(prefix).await
     }
 
     async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError> {

@@ -926,6 +926,10 @@ impl Store for SqliteStore {
         self.get_meta(key).await
     }
 
+    async fn meta_list(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.list_meta(prefix).await
+    }
+
     async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.set_meta(key, value).await
     }

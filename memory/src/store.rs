@@ -410,6 +410,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A value of the store's own metadata (the encryption state, ...).
     async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError>;
 
+    /// Every metadata key starting with `prefix`, with its value, by key.
+    async fn meta_list(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError>;
+
     /// Set a value of the store's own metadata.
     async fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError>;
 

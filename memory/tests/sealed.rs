@@ -188,7 +188,7 @@ async fn reencryption_keeps_every_record_readable_under_new_keys() {
         .collect();
     store.keyring().begin_reencrypt().unwrap();
     let mut seen = Vec::new();
-    let n = store.seal_all(&mut |c, done| seen.push((c, done))).await.unwrap();
+    let n = store.seal_all(false, &mut |c, done| seen.push((c, done))).await.unwrap();
     assert!(n >= 10, "{n} values re-sealed");
     assert!(!seen.is_empty(), "progress was reported");
     store.keyring().finish_reencrypt().unwrap();
@@ -224,10 +224,13 @@ async fn a_plain_store_is_encrypted_in_place_and_nothing_is_lost() {
     let plain = SqliteStore::open(&db).await.unwrap();
     let s = fill(&plain, "1").await;
     plain.secret_set("tok", CANARY, 1).await.unwrap();
+    // Someone once sent text that looks sealed: the upgrade seals it too.
+    let lookalike = "sb1:abcdef0123:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    plain.secret_set("lookalike", lookalike, 1).await.unwrap();
     plain.close().await;
     assert!(!files_containing(dir.path(), CANARY).is_empty(), "the old release stored plain text");
     let store = sealed(dir.path()).await;
-    let n = store.seal_all(&mut |_, _| {}).await.unwrap();
+    let n = store.seal_all(true, &mut |_, _| {}).await.unwrap();
     assert!(n >= 6, "{n}");
     store.scrub().await.unwrap();
     let t = store.transcript(&s, 10).await.unwrap();
@@ -236,8 +239,9 @@ async fn a_plain_store_is_encrypted_in_place_and_nothing_is_lost() {
     let m = store.memory_list(None, None).await.unwrap();
     assert_eq!(m[0].tags, vec![CANARY.to_string()], "tags kept");
     assert_eq!(store.secret_get("tok").await.unwrap().as_deref(), Some(CANARY));
+    assert_eq!(store.secret_get("lookalike").await.unwrap().as_deref(), Some(lookalike));
     // Running it again finds nothing left to do.
-    assert_eq!(store.seal_all(&mut |_, _| {}).await.unwrap(), 0);
+    assert_eq!(store.seal_all(true, &mut |_, _| {}).await.unwrap(), 0);
     store.close().await;
     assert_eq!(files_containing(dir.path(), CANARY), Vec::<String>::new());
 }

@@ -355,24 +355,31 @@ impl Cron {
         slot: i64,
         why: Option<&str>,
     ) -> Result<bool, StoreError> {
-        if self.is_running(name) {
+        // Claimed under one lock, so two starts at once (a tick and `cron
+        // run`) cannot both run it.
+        let claimed = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string());
+        if !claimed {
             let why = MissReason::StillRunning;
             self.store
                 .cron_run_record(name, slot, why.status(), Some(&why.to_string()), now_ms())
                 .await?;
             return Ok(false);
         }
-        if !self
+        let recorded = self
             .store
             .cron_run_record(name, slot, "running", why, now_ms())
-            .await?
-        {
-            return Ok(false);
+            .await;
+        if !matches!(recorded, Ok(true)) {
+            self.running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(name);
+            return recorded;
         }
-        self.running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_string());
         let this = self.clone();
         let (name, cfg) = (name.to_string(), cfg.clone());
         tokio::spawn(async move {

@@ -211,7 +211,7 @@ async fn hook(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let Some(cron) = s.cron.clone() else {
         return refuse(StatusCode::NOT_FOUND, "no_such_hook", "no webhooks are configured");
@@ -223,13 +223,25 @@ async fn hook(
             &format!("there is no hook `{name}`: add [hooks.{name}] to the config"),
         );
     };
-    if body.len() > hook.max_body_bytes {
-        return refuse(
+    // The hook's own limit, before anything is read.
+    let too_large = || {
+        refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             &format!("the body is over this hook's max_body_bytes ({})", hook.max_body_bytes),
-        );
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > hook.max_body_bytes) {
+        return too_large();
     }
+    let body: Bytes = match axum::body::to_bytes(body, hook.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => return too_large(),
+    };
     if !authentic(&headers, &body, &hook.secret, &hook.signature_header) {
         tracing::warn!(hook = %name, "a webhook call without the right secret was refused");
         return refuse(

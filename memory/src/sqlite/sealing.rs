@@ -107,6 +107,18 @@ impl SqliteStore {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
+    pub(super) async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key, value FROM store_meta WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+        )
+        .bind(prefix)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     pub(super) async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO store_meta (key, value) VALUES (?1, ?2) \
