@@ -324,3 +324,38 @@ async fn the_agent_schedules_a_job_only_when_allowed_and_approved() {
     let (ok, out, err) = gw.cli(&["cron", "remove", &name]);
     assert!(ok.success(), "{out}{err}");
 }
+
+#[tokio::test]
+async fn with_misfire_all_every_missed_slot_is_run_one_after_another() {
+    let model = FakeOpenAi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[cron.jobs.all]\nevery = \"2s\"\nmessage = \"catch up\"\nmisfire = \"all\"\nmax_catch_up = 5\n";
+    let mut gw = Gateway::start(dir.path(), &config(free_port(), &model.base_url(), extra)).await;
+    show_until(&gw, "all", "a first run", |v| count(v, "ok") >= 1).await;
+    assert!(gw.terminate().await.success());
+    let stopped = chrono_ms();
+    // Two slots or more pass while it is down: real time must pass.
+    while chrono_ms() < stopped + 4_500 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let restarted = chrono_ms();
+    gw.restart().await;
+    let in_downtime = |v: &Value| {
+        runs(v)
+            .into_iter()
+            .filter(|r| {
+                let slot = r["slot"].as_i64().unwrap();
+                slot > stopped && slot < restarted
+            })
+            .collect::<Vec<_>>()
+    };
+    let v = show_until(&gw, "all", "every missed slot run", |v| {
+        let down = in_downtime(v);
+        down.len() >= 2 && down.iter().all(|r| r["status"] == "ok")
+    })
+    .await;
+    assert!(
+        in_downtime(&v).iter().all(|r| r["status"] != "skipped"),
+        "none skipped as still running: {v:#}"
+    );
+}

@@ -298,8 +298,10 @@ impl Cron {
                         .cron_run_record(&name, slot.timestamp_millis(), why.status(), Some(&why.to_string()), now_ms())
                         .await?;
                 }
-                for slot in &plan.run {
-                    self.start(&name, &job.cfg, slot.timestamp_millis(), None).await?;
+                if !plan.run.is_empty() {
+                    // Catch-up slots (`misfire = "all"`) run one after another.
+                    let slots: Vec<i64> = plan.run.iter().map(DateTime::timestamp_millis).collect();
+                    self.start(&name, &job.cfg, &slots, None).await?;
                 }
                 last = plan.last_slot().or(last);
                 job.next = plan.next;
@@ -352,9 +354,12 @@ impl Cron {
         self: &Arc<Self>,
         name: &str,
         cfg: &CronJobConfig,
-        slot: i64,
+        slots: &[i64],
         why: Option<&str>,
     ) -> Result<bool, StoreError> {
+        let Some(&first) = slots.first() else {
+            return Ok(false);
+        };
         // Claimed under one lock, so two starts at once (a tick and `cron
         // run`) cannot both run it.
         let claimed = self
@@ -364,14 +369,16 @@ impl Cron {
             .insert(name.to_string());
         if !claimed {
             let why = MissReason::StillRunning;
-            self.store
-                .cron_run_record(name, slot, why.status(), Some(&why.to_string()), now_ms())
-                .await?;
+            for &slot in slots {
+                self.store
+                    .cron_run_record(name, slot, why.status(), Some(&why.to_string()), now_ms())
+                    .await?;
+            }
             return Ok(false);
         }
         let recorded = self
             .store
-            .cron_run_record(name, slot, "running", why, now_ms())
+            .cron_run_record(name, first, "running", why, now_ms())
             .await;
         if !matches!(recorded, Ok(true)) {
             self.running
@@ -381,16 +388,37 @@ impl Cron {
             return recorded;
         }
         let this = self.clone();
-        let (name, cfg) = (name.to_string(), cfg.clone());
+        let (name, cfg, slots) = (name.to_string(), cfg.clone(), slots.to_vec());
         tokio::spawn(async move {
-            let outcome = this.execute(&name, &cfg, slot).await;
+            for (i, &slot) in slots.iter().enumerate() {
+                if i > 0 {
+                    // A later slot is recorded when its turn comes.
+                    let paused = this.jobs().get(&name).is_none_or(|j| j.record.paused);
+                    if paused {
+                        break;
+                    }
+                    match this
+                        .store
+                        .cron_run_record(&name, slot, "running", None, now_ms())
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(e) => {
+                            tracing::error!(job = %name, error = %e, "a catch-up run could not be recorded");
+                            break;
+                        }
+                    }
+                }
+                let outcome = this.execute(&name, &cfg, slot).await;
+                if let Err(e) = this.finish(&name, &cfg, slot, outcome).await {
+                    tracing::error!(job = %name, error = %e, "a run's outcome could not be stored");
+                }
+            }
             this.running
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&name);
-            if let Err(e) = this.finish(&name, &cfg, slot, outcome).await {
-                tracing::error!(job = %name, error = %e, "a run's outcome could not be stored");
-            }
         });
         Ok(true)
     }
@@ -710,7 +738,7 @@ impl Cron {
             return Err(format!("`{name}` is running already; wait for it to finish"));
         }
         let slot = now_ms();
-        self.start(name, &cfg, slot, Some("started by the operator"))
+        self.start(name, &cfg, &[slot], Some("started by the operator"))
             .await
             .map_err(|e| e.to_string())?;
         Ok(Some(slot))
