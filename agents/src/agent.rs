@@ -202,7 +202,10 @@ impl Agent {
         cancel: CancellationToken,
     ) -> BoxStream<'static, AgentEvent> {
         let mut messages = Vec::with_capacity(request.history.len() + 1);
-        let system = match (self.system_prompt.is_empty(), request.system_suffix.is_empty()) {
+        let system = match (
+            self.system_prompt.is_empty(),
+            request.system_suffix.is_empty(),
+        ) {
             (_, true) => self.system_prompt.clone(),
             (true, false) => request.system_suffix.clone(),
             (false, false) => format!("{}\n\n{}", self.system_prompt, request.system_suffix),

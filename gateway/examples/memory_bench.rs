@@ -140,7 +140,11 @@ async fn main() {
         async move { hits }
     })
     .await;
-    rows.push((format!("index, keywords + {DIMENSIONS}-d vectors"), p50, p95));
+    rows.push((
+        format!("index, keywords + {DIMENSIONS}-d vectors"),
+        p50,
+        p95,
+    ));
     drop(index);
 
     // The service over a store: what the tool calls.
@@ -174,7 +178,9 @@ async fn main() {
     .await;
     rows.push(("service (store loaded), keywords".into(), p50, p95));
 
-    println!("memory_search over {n} memories in one scope ({QUERIES} searches of 2–4 words, limit 5)");
+    println!(
+        "memory_search over {n} memories in one scope ({QUERIES} searches of 2–4 words, limit 5)"
+    );
     println!("{:<40} {:>10} {:>10}", "", "p50 ms", "p95 ms");
     for (what, p50, p95) in &rows {
         println!("{what:<40} {p50:>10.3} {p95:>10.3}");

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::config::{self, LoadedConfig};
 
-mod memory;
 mod cron;
+mod memory;
 mod privacy;
 
 /// Switchboard: a self-hosted multi-channel messaging gateway for your AI assistant.

@@ -127,7 +127,8 @@ fn encryption(loaded: &LoadedConfig, line: &mut impl FnMut(Option<bool>, &str)) 
                     ),
                 );
             }
-            if loc.key_file().starts_with(&loc.data_dir) || loc.keyring().starts_with(&loc.data_dir) {
+            if loc.key_file().starts_with(&loc.data_dir) || loc.keyring().starts_with(&loc.data_dir)
+            {
                 line(
                     None,
                     "the key file or keyring is inside the data directory: a copy of the data directory alone can then be read; keep them in the config directory",

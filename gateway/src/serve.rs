@@ -106,7 +106,10 @@ pub(crate) fn embeddings_for(name: &str, p: &ProviderConfig, model: &str) -> Emb
 /// Run the gateway until Ctrl-C or SIGTERM, then drain and return. The
 /// store is `opened` already (by the CLI, which read the config's secrets
 /// from it), or opened here.
-pub async fn serve(loaded: LoadedConfig, opened: Option<crate::vault::Opened>) -> anyhow::Result<()> {
+pub async fn serve(
+    loaded: LoadedConfig,
+    opened: Option<crate::vault::Opened>,
+) -> anyhow::Result<()> {
     // Not dumpable: a process of the same user (a host command with
     // `host_exec`, anything else) cannot read this one's environment or
     // memory through /proc, where the tokens and keys are.
@@ -138,7 +141,9 @@ pub async fn serve(loaded: LoadedConfig, opened: Option<crate::vault::Opened>) -
     let db_path = opened.db_path.clone();
     let store: Arc<dyn Store> = opened.store.clone();
     if opened.mode == crate::config::EncryptionMode::Off {
-        tracing::warn!("[store.encryption] mode is off: transcripts and messages are stored in plain text");
+        tracing::warn!(
+            "[store.encryption] mode is off: transcripts and messages are stored in plain text"
+        );
     }
     // What the last run left unanswered, read before any intake starts.
     let leftover = store

@@ -53,8 +53,10 @@ impl Location {
     pub fn keyring(&self) -> PathBuf {
         self.encryption.keyring.clone().unwrap_or_else(|| {
             let key = self.key_file();
-            key.parent()
-                .map_or_else(|| PathBuf::from("switchboard.keyring"), |d| d.join("switchboard.keyring"))
+            key.parent().map_or_else(
+                || PathBuf::from("switchboard.keyring"),
+                |d| d.join("switchboard.keyring"),
+            )
         })
     }
 }
@@ -86,10 +88,10 @@ pub struct Opened {
 /// A passphrase read from a file or credential: the file's text without
 /// its trailing newline.
 fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<Zeroizing<String>> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the passphrase from {what} {}", path.display()))?,
-    );
+    let text =
+        Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
+            format!("cannot read the passphrase from {what} {}", path.display())
+        })?);
     let trimmed = text.strip_suffix('\n').unwrap_or(&text);
     let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
     Ok(Zeroizing::new(trimmed.to_string()))
@@ -97,10 +99,13 @@ fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<Zeroizing<String>
 
 /// Ask on the terminal without echo (twice when `confirm`).
 fn prompt(question: &str, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
-    let first = Zeroizing::new(rpassword::prompt_password(question).context("cannot read from the terminal")?);
+    let first = Zeroizing::new(
+        rpassword::prompt_password(question).context("cannot read from the terminal")?,
+    );
     if confirm {
         let again = Zeroizing::new(
-            rpassword::prompt_password("Type it again: ").context("cannot read from the terminal")?,
+            rpassword::prompt_password("Type it again: ")
+                .context("cannot read from the terminal")?,
         );
         if *first != *again {
             anyhow::bail!("the two passphrases differ; nothing was changed");
@@ -270,7 +275,12 @@ async fn open_db(loc: &Location) -> anyhow::Result<SqliteStore> {
         .recursive(true)
         .mode(0o700)
         .create(&loc.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", loc.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                loc.data_dir.display()
+            )
+        })?;
     let path = loc.db_path();
     SqliteStore::open(&path)
         .await
@@ -300,9 +310,13 @@ pub async fn seal_everything(sealed: &SealedStore, upgrading: bool) -> anyhow::R
     if upgrading {
         store.meta_set(META_KEYRING, sealed.keyring().id()).await?;
         store.meta_set(META_STATE, "upgrading").await?;
-        eprintln!("Encrypting the records stored so far (this is done once; it can be stopped and goes on at the next start)…");
+        eprintln!(
+            "Encrypting the records stored so far (this is done once; it can be stopped and goes on at the next start)…"
+        );
     } else {
-        eprintln!("Re-encrypting the stored records under new data keys (it can be stopped and goes on at the next start)…");
+        eprintln!(
+            "Re-encrypting the stored records under new data keys (it can be stopped and goes on at the next start)…"
+        );
     }
     let total = sealed
         .seal_all(upgrading, &mut |column, done| {

@@ -16,7 +16,9 @@ use switchboard_memory::{
 };
 
 fn text(n: usize, seed: usize) -> String {
-    let words = ["the", "meeting", "moved", "to", "thursday", "at", "noon", "please", "remind", "me"];
+    let words = [
+        "the", "meeting", "moved", "to", "thursday", "at", "noon", "please", "remind", "me",
+    ];
     let mut s = String::with_capacity(n);
     let mut i = seed;
     while s.len() < n {
@@ -42,13 +44,23 @@ async fn turn(store: &dyn Store, n: usize) -> Duration {
     let key = format!("agent:main:telegram:dm:{sender}");
     let payload = format!("{{\"text\":\"{}\",\"sender\":\"{sender}\"}}", text(200, n));
     let IngressAccept::Accepted(id) = store
-        .ingress_accept_as("telegram", "bot", &format!("m{n}"), &payload, Some(&subject), 1)
+        .ingress_accept_as(
+            "telegram",
+            "bot",
+            &format!("m{n}"),
+            &payload,
+            Some(&subject),
+            1,
+        )
         .await
         .unwrap()
     else {
         panic!("duplicate")
     };
-    let s = store.session_open_as(&key, "main", Some(&subject), 1).await.unwrap();
+    let s = store
+        .session_open_as(&key, "main", Some(&subject), 1)
+        .await
+        .unwrap();
     let history = store.transcript(&s.session_id, 20).await.unwrap();
     std::hint::black_box(history);
     store
@@ -132,8 +144,14 @@ async fn main() {
     crypto.sort();
 
     // Whole store turns, plain and sealed, on files in WAL mode.
-    let plain = SqliteStore::open(&dir.path().join("plain.db")).await.unwrap();
-    let inner: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("sealed.db")).await.unwrap());
+    let plain = SqliteStore::open(&dir.path().join("plain.db"))
+        .await
+        .unwrap();
+    let inner: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.path().join("sealed.db"))
+            .await
+            .unwrap(),
+    );
     let ring = Keyring::create(
         &dir.path().join("ring2"),
         &KekSource::KeyFile(dir.path().join("key2")),
@@ -154,15 +172,25 @@ async fn main() {
 
     // A passphrase start: one PBKDF2 derivation.
     let t = Instant::now();
-    std::hint::black_box(Key::derive(b"correct horse battery staple", b"0123456789abcdef", MIN_ITERATIONS));
+    std::hint::black_box(Key::derive(
+        b"correct horse battery staple",
+        b"0123456789abcdef",
+        MIN_ITERATIONS,
+    ));
     let pbkdf2 = t.elapsed();
 
     let rows = [
-        ("crypto of one turn (3 sealed, 21 opened) p50", pct(&crypto, 0.5)),
+        (
+            "crypto of one turn (3 sealed, 21 opened) p50",
+            pct(&crypto, 0.5),
+        ),
         ("crypto of one turn p99", pct(&crypto, 0.99)),
         ("store turn, plain p50", pct(&p, 0.5)),
         ("store turn, encrypted p50", pct(&s, 0.5)),
-        ("added by encryption, p50 difference", pct(&s, 0.5) - pct(&p, 0.5)),
+        (
+            "added by encryption, p50 difference",
+            pct(&s, 0.5) - pct(&p, 0.5),
+        ),
         ("store turn, plain p99", pct(&p, 0.99)),
         ("store turn, encrypted p99", pct(&s, 0.99)),
     ];
@@ -187,5 +215,8 @@ async fn main() {
     });
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     let _ = std::fs::create_dir_all(&out);
-    let _ = std::fs::write(out.join("seal.json"), serde_json::to_vec_pretty(&json).unwrap());
+    let _ = std::fs::write(
+        out.join("seal.json"),
+        serde_json::to_vec_pretty(&json).unwrap(),
+    );
 }

@@ -85,7 +85,8 @@ impl Key {
             .encrypt_in_place_detached(&Nonce::from(nonce), aad, &mut raw[12..])
             .expect("AES-GCM seals any value shorter than 64 GiB");
         raw.extend_from_slice(&tag);
-        let mut out = String::with_capacity(PREFIX.len() + kid.len() + 1 + raw.len().div_ceil(3) * 4);
+        let mut out =
+            String::with_capacity(PREFIX.len() + kid.len() + 1 + raw.len().div_ceil(3) * 4);
         out.push_str(PREFIX);
         out.push_str(kid);
         out.push(':');
@@ -322,7 +323,11 @@ fn check_aad(id: &str) -> Vec<u8> {
 }
 
 fn wrap_aad(ring: &str, kid: &str, shared: bool) -> Vec<u8> {
-    format!("switchboard data key\0{ring}\0{kid}\0{}", if shared { "shared" } else { "person" }).into_bytes()
+    format!(
+        "switchboard data key\0{ring}\0{kid}\0{}",
+        if shared { "shared" } else { "person" }
+    )
+    .into_bytes()
 }
 
 /// Write `bytes` to `path` atomically with mode 0600: a temporary file
@@ -352,7 +357,10 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Sync the directory holding `path`, so a new or renamed file in it
 /// survives a power loss.
 fn sync_dir(path: &Path) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::File::open(dir)?.sync_all()
 }
 
@@ -414,7 +422,10 @@ pub fn create_key_file(path: &Path) -> Result<Key, KeyringError> {
 
 /// The key encryption key of `source` for a keyring made with `params`
 /// (`None`: a new keyring), and the parameters to store with it.
-fn kek_of(source: &KekSource, params: Option<&KekParams>) -> Result<(Key, KekParams), KeyringError> {
+fn kek_of(
+    source: &KekSource,
+    params: Option<&KekParams>,
+) -> Result<(Key, KekParams), KeyringError> {
     match source {
         KekSource::KeyFile(path) => {
             let key = match read_key_file(path)? {
@@ -447,10 +458,17 @@ fn kek_of(source: &KekSource, params: Option<&KekParams>) -> Result<(Key, KekPar
         } => {
             let (salt, iterations) = match params {
                 Some(p) if p.mode == "passphrase" => {
-                    let salt = p.salt.as_deref().and_then(|s| B64.decode(s).ok()).unwrap_or_default();
+                    let salt = p
+                        .salt
+                        .as_deref()
+                        .and_then(|s| B64.decode(s).ok())
+                        .unwrap_or_default();
                     (salt, p.iterations.unwrap_or(MIN_ITERATIONS))
                 }
-                _ => (rand::random::<[u8; 16]>().to_vec(), (*iterations).max(MIN_ITERATIONS)),
+                _ => (
+                    rand::random::<[u8; 16]>().to_vec(),
+                    (*iterations).max(MIN_ITERATIONS),
+                ),
             };
             let key = Key::derive(passphrase.as_bytes(), &salt, iterations);
             Ok((
@@ -613,9 +631,11 @@ impl Keyring {
                 id: id.clone(),
                 shared: e.shared,
                 seq: e.seq,
-                wrapped: state
-                    .kek
-                    .seal("kek", &wrap_aad(&self.id, id, e.shared), &e.key.0.bytes[..]),
+                wrapped: state.kek.seal(
+                    "kek",
+                    &wrap_aad(&self.id, id, e.shared),
+                    &e.key.0.bytes[..],
+                ),
                 created_at: e.created_at,
                 retired: e.retired,
             })
@@ -665,10 +685,7 @@ impl Keyring {
     /// store says); false when the keyring has no usable such key.
     pub fn learn(&self, subject: &str, kid: &str) -> bool {
         let mut state = self.lock();
-        let usable = state
-            .keys
-            .get(kid)
-            .is_some_and(|e| !e.retired && !e.shared);
+        let usable = state.keys.get(kid).is_some_and(|e| !e.retired && !e.shared);
         if usable {
             state.people.insert(subject.to_string(), kid.to_string());
         }
@@ -688,15 +705,15 @@ impl Keyring {
     /// ever handed out twice.
     pub fn assign(&self, subject: &str, seq: u64) -> Result<(String, Key, u64), KeyringError> {
         let mut state = self.lock();
-        let found = state
-            .pool
-            .range(seq..)
-            .next()
-            .map(|(s, k)| (*s, k.clone()));
+        let found = state.pool.range(seq..).next().map(|(s, k)| (*s, k.clone()));
         let (place, kid) = match found {
             Some(f) => f,
             None => {
-                let from = state.pool.keys().next_back().map_or(seq, |last| (last + 1).max(seq));
+                let from = state
+                    .pool
+                    .keys()
+                    .next_back()
+                    .map_or(seq, |last| (last + 1).max(seq));
                 let mut next = state.clone();
                 next.refill(from);
                 self.save(&next)?;
@@ -931,7 +948,10 @@ mod tests {
         let k = Key::random();
         let s = k.seal("abc", b"transcript.content\0s_1", b"secret words");
         assert!(!s.contains("secret"));
-        assert_eq!(&k.open(b"transcript.content\0s_1", &s).unwrap()[..], b"secret words");
+        assert_eq!(
+            &k.open(b"transcript.content\0s_1", &s).unwrap()[..],
+            b"secret words"
+        );
         assert!(matches!(
             k.open(b"transcript.content\0s_2", &s),
             Err(CryptoError::Tampered)
@@ -1004,9 +1024,18 @@ mod tests {
         let reopened = Keyring::open(&dir.path().join("ring"), &source).unwrap();
         assert_eq!(&reopened.unseal(b"x", &a).unwrap()[..], b"alpha");
         let (shared, _) = reopened.shared_key().unwrap();
-        assert_eq!(reopened.destroy("a", &[ka.clone(), shared.clone()]).unwrap(), 1, "never the shared key");
+        assert_eq!(
+            reopened
+                .destroy("a", &[ka.clone(), shared.clone()])
+                .unwrap(),
+            1,
+            "never the shared key"
+        );
         let reopened = Keyring::open(&dir.path().join("ring"), &source).unwrap();
-        assert!(matches!(reopened.unseal(b"x", &a), Err(CryptoError::UnknownKey(_))));
+        assert!(matches!(
+            reopened.unseal(b"x", &a),
+            Err(CryptoError::UnknownKey(_))
+        ));
         assert_eq!(&reopened.unseal(b"x", &b).unwrap()[..], b"beta");
         assert!(reopened.key_by_id(&shared).is_some());
     }

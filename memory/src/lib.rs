@@ -26,9 +26,10 @@ mod store;
 
 pub use error::StoreError;
 pub use records::{
-    AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport, IngressAccept, IngressRecord,
-    IngressStatus, MemoryRecord, NewPairing, PairingRequest, Role, SecretInfo, SessionRecord,
-    TokenCounts, TranscriptEntry, TurnCommit, TurnEntry, TurnUsage, subject_of,
+    AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport,
+    IngressAccept, IngressRecord, IngressStatus, MemoryRecord, NewPairing, PairingRequest, Role,
+    SecretInfo, SessionRecord, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry, TurnUsage,
+    subject_of,
 };
 pub use sealed::SealedStore;
 pub use sqlite::SqliteStore;

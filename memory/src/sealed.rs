@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{self, Keyring};
 use crate::{
-    AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport, IngressAccept, IngressRecord,
-    IngressStatus, MemoryRecord, NewPairing, PairingRequest, SecretInfo, SessionRecord, Store,
-    StoreError, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
+    AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport,
+    IngressAccept, IngressRecord, IngressStatus, MemoryRecord, NewPairing, PairingRequest,
+    SecretInfo, SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
+    TurnEntry,
 };
 
 /// Session generations whose subject is remembered (past this, the map is
@@ -327,14 +328,23 @@ impl SealedStore {
                 Some((shared, key, true)) => match key.open(&binding, &cell.value) {
                     Ok(plain) => {
                         let owner = owners.get(kid).map(String::as_str);
-                        let subject = if shared { None } else { owner.or(cell.subject.as_deref()) };
+                        let subject = if shared {
+                            None
+                        } else {
+                            owner.or(cell.subject.as_deref())
+                        };
                         let (kid, key) = self.key_for(subject).await?;
                         return Ok(Some(key.seal(&kid, &binding, &plain)));
                     }
                     // Plain text that only looks sealed (someone wrote it
                     // before encryption was on) is sealed as it is.
                     Err(_) if upgrading => {}
-                    Err(error) => return Err(StoreError::Crypto { what: what(), error }),
+                    Err(error) => {
+                        return Err(StoreError::Crypto {
+                            what: what(),
+                            error,
+                        });
+                    }
                 },
                 None if upgrading => {}
                 None => {
@@ -352,7 +362,10 @@ impl SealedStore {
                 let all = self.inner.memory_list(None, None).await?;
                 *plain_memories = Some(all.into_iter().map(|m| (m.id.clone(), m)).collect());
             }
-            let Some(m) = plain_memories.as_ref().and_then(|all| all.get(&cell.context)) else {
+            let Some(m) = plain_memories
+                .as_ref()
+                .and_then(|all| all.get(&cell.context))
+            else {
                 return Ok(None);
             };
             let m = m.clone();
@@ -366,7 +379,11 @@ impl SealedStore {
 #[async_trait]
 impl Store for SealedStore {
     async fn session_get(&self, key: &str) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self.inner.session_get(key).await?.map(|s| self.remembered(s)))
+        Ok(self
+            .inner
+            .session_get(key)
+            .await?
+            .map(|s| self.remembered(s)))
     }
 
     async fn session_open_as(
@@ -387,7 +404,10 @@ impl Store for SealedStore {
         subject: Option<&str>,
         now: i64,
     ) -> Result<SessionRecord, StoreError> {
-        let s = self.inner.session_reset_as(key, agent, subject, now).await?;
+        let s = self
+            .inner
+            .session_reset_as(key, agent, subject, now)
+            .await?;
         Ok(self.remembered(s))
     }
 
@@ -458,18 +478,21 @@ impl Store for SealedStore {
         let mut sealed = self
             .seal_entries(session_id, subject.as_deref(), vec![entry])
             .await?;
-        let entry = sealed.pop().ok_or_else(|| StoreError::Corrupt("no entry".into()))?;
+        let entry = sealed
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("no entry".into()))?;
         self.inner.transcript_append(session_id, entry, now).await
     }
 
     async fn commit_turn(&self, mut commit: TurnCommit) -> Result<(), StoreError> {
         let subject = self.subject_of_generation(&commit.session_id).await?;
-        commit.entries = self.seal_entries(
-            &commit.session_id,
-            subject.as_deref(),
-            std::mem::take(&mut commit.entries),
-        )
-        .await?;
+        commit.entries = self
+            .seal_entries(
+                &commit.session_id,
+                subject.as_deref(),
+                std::mem::take(&mut commit.entries),
+            )
+            .await?;
         self.inner.commit_turn(commit).await
     }
 
@@ -625,13 +648,14 @@ impl Store for SealedStore {
             .session_get(&request.session_key)
             .await?
             .and_then(|s| s.subject);
-        request.arguments = self.seal(
-            Column::ApprovalArguments,
-            &request.id,
-            subject.as_deref(),
-            &request.arguments,
-        )
-        .await?;
+        request.arguments = self
+            .seal(
+                Column::ApprovalArguments,
+                &request.id,
+                subject.as_deref(),
+                &request.arguments,
+            )
+            .await?;
         self.inner.approval_insert(request).await
     }
 
@@ -705,7 +729,9 @@ impl Store for SealedStore {
         account: &str,
         keys: &[String],
     ) -> Result<(), StoreError> {
-        self.inner.channel_state_remove(channel, account, keys).await
+        self.inner
+            .channel_state_remove(channel, account, keys)
+            .await
     }
 
     async fn channel_state_list(
@@ -714,7 +740,9 @@ impl Store for SealedStore {
         account: &str,
         prefix: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        self.inner.channel_state_list(channel, account, prefix).await
+        self.inner
+            .channel_state_list(channel, account, prefix)
+            .await
     }
 
     async fn memory_insert(&self, record: MemoryRecord) -> Result<(), StoreError> {
@@ -852,7 +880,9 @@ impl Store for SealedStore {
         reason: Option<&str>,
         failures: i64,
     ) -> Result<bool, StoreError> {
-        self.inner.cron_job_state(name, paused, reason, failures).await
+        self.inner
+            .cron_job_state(name, paused, reason, failures)
+            .await
     }
 
     async fn cron_job_remove(&self, name: &str) -> Result<bool, StoreError> {
@@ -867,7 +897,9 @@ impl Store for SealedStore {
         reason: Option<&str>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        self.inner.cron_run_record(job, slot, status, reason, now).await
+        self.inner
+            .cron_run_record(job, slot, status, reason, now)
+            .await
     }
 
     async fn cron_run_finish(
@@ -878,7 +910,9 @@ impl Store for SealedStore {
         reason: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.inner.cron_run_finish(job, slot, status, reason, now).await
+        self.inner
+            .cron_run_finish(job, slot, status, reason, now)
+            .await
     }
 
     async fn cron_runs(&self, job: &str, limit: u32) -> Result<Vec<CronRunRecord>, StoreError> {

@@ -386,7 +386,8 @@ mod tests {
         let hits = index.search("dentist", None, 10);
         assert_eq!(hits.len(), 3);
         assert!(
-            ids(&hits).iter().position(|&i| i == "short") < ids(&hits).iter().position(|&i| i == "long"),
+            ids(&hits).iter().position(|&i| i == "short")
+                < ids(&hits).iter().position(|&i| i == "long"),
             "{:?}",
             ids(&hits)
         );
@@ -462,6 +463,10 @@ mod tests {
         let a: Vec<f32> = (0..1027).map(|i| (i % 7) as f32 - 3.0).collect();
         let b: Vec<f32> = (0..1027).map(|i| (i % 5) as f32 * 0.5).collect();
         let slow: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!((dot(&a, &b) - slow).abs() < 1e-2, "{} vs {slow}", dot(&a, &b));
+        assert!(
+            (dot(&a, &b) - slow).abs() < 1e-2,
+            "{} vs {slow}",
+            dot(&a, &b)
+        );
     }
 }

@@ -13,9 +13,10 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqlitePool};
 
 use crate::{
-    AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport, IngressAccept, IngressRecord,
-    IngressStatus, MemoryRecord, NewPairing, PairingRequest, SecretInfo, SessionRecord, Store,
-    StoreError, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
+    AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport,
+    IngressAccept, IngressRecord, IngressStatus, MemoryRecord, NewPairing, PairingRequest,
+    SecretInfo, SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
+    TurnEntry,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

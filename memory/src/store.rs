@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 
 use crate::{
-    AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport, IngressAccept, IngressRecord,
-    IngressStatus, MemoryRecord, NewPairing, PairingRequest, SecretInfo, SessionRecord,
-    StoreError, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
+    AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport,
+    IngressAccept, IngressRecord, IngressStatus, MemoryRecord, NewPairing, PairingRequest,
+    SecretInfo, SessionRecord, StoreError, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
 };
 
 /// Everything the gateway persists. Times are milliseconds since the Unix
@@ -376,7 +376,6 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         self.forget_rows(&subject, channel, sender_id, &[]).await
     }
 
-
     /// Delete everything of one person in one transaction: the sessions
     /// whose subject is `subject` with their transcripts, usage and
     /// approvals; ingress rows from `subject`; memories owned by it;
@@ -404,8 +403,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<Cell>, StoreError>;
 
     /// Replace values of `column` (by [`Cell::row`]) in one transaction.
-    async fn cells_write(&self, column: Column, values: &[(String, String)])
-    -> Result<(), StoreError>;
+    async fn cells_write(
+        &self,
+        column: Column,
+        values: &[(String, String)],
+    ) -> Result<(), StoreError>;
 
     /// A value of the store's own metadata (the encryption state, ...).
     async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError>;

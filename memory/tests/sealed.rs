@@ -17,7 +17,9 @@ fn source(dir: &Path) -> KekSource {
 
 async fn sealed(dir: &Path) -> SealedStore {
     std::fs::create_dir_all(dir.join("data")).unwrap();
-    let inner = SqliteStore::open(&dir.join("data/switchboard.db")).await.unwrap();
+    let inner = SqliteStore::open(&dir.join("data/switchboard.db"))
+        .await
+        .unwrap();
     let ring_path = dir.join("switchboard.keyring");
     let ring = if ring_path.exists() {
         Keyring::open(&ring_path, &source(dir)).unwrap()
@@ -52,7 +54,10 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
 async fn fill(store: &dyn Store, sender: &str) -> String {
     let subject = subject_of("telegram", sender);
     let key = format!("agent:main:telegram:dm:{sender}");
-    let s = store.session_open_as(&key, "main", Some(&subject), 1).await.unwrap();
+    let s = store
+        .session_open_as(&key, "main", Some(&subject), 1)
+        .await
+        .unwrap();
     let IngressAccept::Accepted(id) = store
         .ingress_accept_as(
             "telegram",
@@ -120,9 +125,24 @@ async fn no_user_content_is_left_in_plain_text_in_any_file() {
     // Everything reads back.
     let t = store.transcript(&session, 10).await.unwrap();
     assert!(t[0].content.starts_with(CANARY));
-    assert_eq!(store.secret_get("bot_token").await.unwrap().as_deref(), Some(CANARY));
-    assert!(store.ingress_pending().await.unwrap()[0].payload.contains(CANARY));
-    assert!(store.approval_get("ap-1").await.unwrap().unwrap().arguments.contains(CANARY));
+    assert_eq!(
+        store.secret_get("bot_token").await.unwrap().as_deref(),
+        Some(CANARY)
+    );
+    assert!(
+        store.ingress_pending().await.unwrap()[0]
+            .payload
+            .contains(CANARY)
+    );
+    assert!(
+        store
+            .approval_get("ap-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .arguments
+            .contains(CANARY)
+    );
     // While open (the WAL holds the writes) and after closing.
     assert_eq!(files_containing(dir.path(), CANARY), Vec::<String>::new());
     store.close().await;
@@ -138,7 +158,9 @@ async fn a_ciphertext_copied_into_another_row_does_not_decrypt() {
     store.close().await;
     // The attacker, with write access to the database file, moves a's
     // ciphertexts into b's rows.
-    let raw = SqliteStore::open(&dir.path().join("data/switchboard.db")).await.unwrap();
+    let raw = SqliteStore::open(&dir.path().join("data/switchboard.db"))
+        .await
+        .unwrap();
     let db = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}",
         dir.path().join("data/switchboard.db").display()
@@ -161,11 +183,17 @@ async fn a_ciphertext_copied_into_another_row_does_not_decrypt() {
     .execute(&db)
     .await
     .unwrap();
-    sqlx::query("UPDATE secrets SET value = 'x'").execute(&db).await.unwrap();
+    sqlx::query("UPDATE secrets SET value = 'x'")
+        .execute(&db)
+        .await
+        .unwrap();
     db.close().await;
     raw.close().await;
     let store = sealed(dir.path()).await;
-    assert!(store.transcript(&a, 10).await.is_ok(), "a's own rows still open");
+    assert!(
+        store.transcript(&a, 10).await.is_ok(),
+        "a's own rows still open"
+    );
     let moved = store.transcript(&b, 10).await.unwrap_err();
     assert!(matches!(moved, StoreError::Crypto { .. }), "{moved}");
     assert!(moved.to_string().contains("transcript.content"), "{moved}");
@@ -180,7 +208,8 @@ async fn reencryption_keeps_every_record_readable_under_new_keys() {
     let s1 = fill(&store, "1").await;
     let s2 = fill(&store, "2").await;
     store.secret_set("api", "k-value", 1).await.unwrap();
-    let old: Vec<String> = store.cells(switchboard_memory::Column::TranscriptContent, None, 100)
+    let old: Vec<String> = store
+        .cells(switchboard_memory::Column::TranscriptContent, None, 100)
         .await
         .unwrap()
         .into_iter()
@@ -188,7 +217,10 @@ async fn reencryption_keeps_every_record_readable_under_new_keys() {
         .collect();
     store.keyring().begin_reencrypt().unwrap();
     let mut seen = Vec::new();
-    let n = store.seal_all(false, &mut |c, done| seen.push((c, done))).await.unwrap();
+    let n = store
+        .seal_all(false, &mut |c, done| seen.push((c, done)))
+        .await
+        .unwrap();
     assert!(n >= 10, "{n} values re-sealed");
     assert!(!seen.is_empty(), "progress was reported");
     store.keyring().finish_reencrypt().unwrap();
@@ -199,9 +231,13 @@ async fn reencryption_keeps_every_record_readable_under_new_keys() {
         let t = store.transcript(s, 10).await.unwrap();
         assert_eq!(t[1].content, format!("{CANARY} answers {sender}"));
     }
-    assert_eq!(store.secret_get("api").await.unwrap().as_deref(), Some("k-value"));
+    assert_eq!(
+        store.secret_get("api").await.unwrap().as_deref(),
+        Some("k-value")
+    );
     assert_eq!(store.memory_list(None, None).await.unwrap().len(), 2);
-    let new: Vec<String> = store.cells(switchboard_memory::Column::TranscriptContent, None, 100)
+    let new: Vec<String> = store
+        .cells(switchboard_memory::Column::TranscriptContent, None, 100)
         .await
         .unwrap()
         .into_iter()
@@ -228,7 +264,10 @@ async fn a_plain_store_is_encrypted_in_place_and_nothing_is_lost() {
     let lookalike = "sb1:abcdef0123:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     plain.secret_set("lookalike", lookalike, 1).await.unwrap();
     plain.close().await;
-    assert!(!files_containing(dir.path(), CANARY).is_empty(), "the old release stored plain text");
+    assert!(
+        !files_containing(dir.path(), CANARY).is_empty(),
+        "the old release stored plain text"
+    );
     let store = sealed(dir.path()).await;
     let n = store.seal_all(true, &mut |_, _| {}).await.unwrap();
     assert!(n >= 6, "{n}");
@@ -238,8 +277,14 @@ async fn a_plain_store_is_encrypted_in_place_and_nothing_is_lost() {
     assert_eq!(t[0].content, format!("{CANARY} asks 1"));
     let m = store.memory_list(None, None).await.unwrap();
     assert_eq!(m[0].tags, vec![CANARY.to_string()], "tags kept");
-    assert_eq!(store.secret_get("tok").await.unwrap().as_deref(), Some(CANARY));
-    assert_eq!(store.secret_get("lookalike").await.unwrap().as_deref(), Some(lookalike));
+    assert_eq!(
+        store.secret_get("tok").await.unwrap().as_deref(),
+        Some(CANARY)
+    );
+    assert_eq!(
+        store.secret_get("lookalike").await.unwrap().as_deref(),
+        Some(lookalike)
+    );
     // Running it again finds nothing left to do.
     assert_eq!(store.seal_all(true, &mut |_, _| {}).await.unwrap(), 0);
     store.close().await;
@@ -292,10 +337,15 @@ async fn every_person_gets_a_key_of_their_own_across_restarts() {
         .unwrap();
     let by: std::collections::HashMap<String, Vec<String>> =
         cells.iter().fold(Default::default(), |mut m, c| {
-            m.entry(c.subject.clone().unwrap()).or_default().push(kid_of(&c.value));
+            m.entry(c.subject.clone().unwrap())
+                .or_default()
+                .push(kid_of(&c.value));
             m
         });
-    assert_eq!(by["telegram:a"][0], by["telegram:a"][1], "a keeps their key after a restart");
+    assert_eq!(
+        by["telegram:a"][0], by["telegram:a"][1],
+        "a keeps their key after a restart"
+    );
     let mut firsts: Vec<&String> = by.values().map(|k| &k[0]).collect();
     firsts.sort();
     firsts.dedup();

@@ -359,7 +359,10 @@ impl Gateway {
     /// CLI's).
     pub async fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Self {
         let mut gw = Self::prepare(dir, config);
-        gw.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        gw.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         gw.spawn_until("/readyz").await;
         gw
     }
@@ -625,7 +628,11 @@ impl Gateway {
     }
 
     /// [`Gateway::cli`] with `stdin` piped in (`None`: no input).
-    pub fn cli_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> (ExitStatus, String, String) {
+    pub fn cli_with_stdin(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> (ExitStatus, String, String) {
         use std::io::Write as _;
         let mut child = Command::new(binary())
             .arg("--config")

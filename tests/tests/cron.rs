@@ -35,7 +35,10 @@ async fn show_until(gw: &Gateway, name: &str, what: &str, check: impl Fn(&Value)
         if check(&v) {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {v:#}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {v:#}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -58,10 +61,13 @@ async fn a_job_every_two_seconds_delivers_the_answer_to_the_chat() {
         telegram(&tg.url())
     );
     let gw = Gateway::start(dir.path(), &config(free_port(), &model.base_url(), &extra)).await;
-    tg.answered(CHAT, &echo_answer("Give me the briefing."), WAIT).await;
+    tg.answered(CHAT, &echo_answer("Give me the briefing."), WAIT)
+        .await;
     let sent = tg.calls_of("sendMessage");
     assert!(
-        sent.iter().all(|c| c.params.get("reply_to_message_id").is_none() && c.params.get("reply_parameters").is_none()),
+        sent.iter()
+            .all(|c| c.params.get("reply_to_message_id").is_none()
+                && c.params.get("reply_parameters").is_none()),
         "a new message, not a reply: {sent:?}"
     );
     let v = show_until(&gw, "tick", "a run recorded ok", |v| count(v, "ok") >= 1).await;
@@ -73,7 +79,13 @@ async fn a_job_every_two_seconds_delivers_the_answer_to_the_chat() {
     let (_, status) = gw.get("/api/status").await;
     let cron = &status["components"]["cron"];
     assert_eq!(cron["state"], "running", "{status}");
-    assert!(cron["detail"].as_str().unwrap_or("").contains("next run: tick"), "{cron}");
+    assert!(
+        cron["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("next run: tick"),
+        "{cron}"
+    );
     // Pausing stops it: after a tick has passed, no new run starts.
     let (ok, _, err) = gw.cli(&["cron", "pause", "tick"]);
     assert!(ok.success(), "{err}");
@@ -83,7 +95,9 @@ async fn a_job_every_two_seconds_delivers_the_answer_to_the_chat() {
     assert!(ok.success(), "{err}");
     let after = show_until(&gw, "tick", "the run by hand", |v| runs(v).len() > before).await;
     assert_eq!(
-        runs(&after)[0]["reason"].as_str().map(|r| r.contains("operator") || r.contains("answered")),
+        runs(&after)[0]["reason"]
+            .as_str()
+            .map(|r| r.contains("operator") || r.contains("answered")),
         Some(true),
         "{after}"
     );
@@ -105,11 +119,14 @@ async fn slots_missed_while_stopped_are_caught_up_once_and_never_again() {
     let restarted = chrono_ms();
     gw.restart().await;
     let v = show_until(&gw, "beat", "the catch-up", |v| {
-        runs(v).iter().any(|r| r["reason"].as_str().is_some_and(|s| s.contains("caught up once")))
-            && runs(v).iter().any(|r| {
-                let slot = r["slot"].as_i64().unwrap();
-                slot > stopped && slot < restarted && (r["status"] == "ok" || r["status"] == "running")
-            })
+        runs(v).iter().any(|r| {
+            r["reason"]
+                .as_str()
+                .is_some_and(|s| s.contains("caught up once"))
+        }) && runs(v).iter().any(|r| {
+            let slot = r["slot"].as_i64().unwrap();
+            slot > stopped && slot < restarted && (r["status"] == "ok" || r["status"] == "running")
+        })
     })
     .await;
     let all = runs(&v);
@@ -122,7 +139,10 @@ async fn slots_missed_while_stopped_are_caught_up_once_and_never_again() {
         .collect();
     let ran = down.iter().filter(|r| r["status"] != "missed").count();
     assert_eq!(ran, 1, "exactly one catch-up run: {down:#?}");
-    assert!(down.iter().any(|r| r["status"] == "missed"), "the others are recorded missed: {down:#?}");
+    assert!(
+        down.iter().any(|r| r["status"] == "missed"),
+        "the others are recorded missed: {down:#?}"
+    );
     // A second restart does not run any of those slots again.
     show_until(&gw, "beat", "the catch-up finished", |v| {
         runs(v).iter().all(|r| r["status"] != "running")
@@ -132,7 +152,9 @@ async fn slots_missed_while_stopped_are_caught_up_once_and_never_again() {
     let second = chrono_ms();
     gw.restart().await;
     let again = show_until(&gw, "beat", "a run after the second start", |v| {
-        runs(v).iter().any(|r| r["slot"].as_i64().unwrap() > second && r["status"] == "ok")
+        runs(v)
+            .iter()
+            .any(|r| r["slot"].as_i64().unwrap() > second && r["status"] == "ok")
     })
     .await;
     let ran_again = runs(&again)
@@ -166,7 +188,10 @@ async fn a_one_shot_runs_once() {
     let gw = Gateway::start(dir.path(), &config(free_port(), &model.base_url(), &extra)).await;
     let v = show_until(&gw, "once", "the one run", |v| count(v, "ok") == 1).await;
     assert_eq!(runs(&v).len(), 1, "{v}");
-    assert!(v["upcoming"].as_array().unwrap().is_empty(), "no more slots: {v}");
+    assert!(
+        v["upcoming"].as_array().unwrap().is_empty(),
+        "no more slots: {v}"
+    );
     // A sentinel: a job run by hand afterwards is its only other run.
     let (ok, _, err) = gw.cli(&["cron", "run", "once"]);
     assert!(ok.success(), "{err}");
@@ -175,7 +200,11 @@ async fn a_one_shot_runs_once() {
     let asked = model
         .seen()
         .iter()
-        .filter(|s| s.messages().iter().any(|(r, c)| r == "user" && c == "remind me of the dentist"))
+        .filter(|s| {
+            s.messages()
+                .iter()
+                .any(|(r, c)| r == "user" && c == "remind me of the dentist")
+        })
         .count();
     assert!(asked >= 2, "{asked}");
 }
@@ -185,7 +214,10 @@ fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
     let bytes = mac.finalize().into_bytes();
-    format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "sha256={}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 #[tokio::test]
@@ -203,13 +235,22 @@ async fn a_webhook_starts_a_turn_once_and_only_with_its_secret() {
     let http = reqwest::Client::new();
     let body = json!({ "status": "failed", "repo": { "name": "api" } });
 
-    let wrong = http.post(&url).bearer_auth("not-the-secret").json(&body).send().await.unwrap();
+    let wrong = http
+        .post(&url)
+        .bearer_auth("not-the-secret")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
     let unsigned = http.post(&url).json(&body).send().await.unwrap();
     assert_eq!(unsigned.status(), 401);
     let bad_sig = http
         .post(&url)
-        .header("X-Signature-256", sign("other", body.to_string().as_bytes()))
+        .header(
+            "X-Signature-256",
+            sign("other", body.to_string().as_bytes()),
+        )
         .body(body.to_string())
         .send()
         .await
@@ -228,7 +269,8 @@ async fn a_webhook_starts_a_turn_once_and_only_with_its_secret() {
     let v: Value = good.json().await.unwrap();
     assert_eq!(v["run_id"], "hook:build:d-1");
     assert_eq!(v["duplicate"], false);
-    tg.answered(CHAT, &echo_answer("Build failed for api"), WAIT).await;
+    tg.answered(CHAT, &echo_answer("Build failed for api"), WAIT)
+        .await;
 
     // The same delivery again: accepted, not run.
     let again = http
@@ -246,7 +288,10 @@ async fn a_webhook_starts_a_turn_once_and_only_with_its_secret() {
     let sentinel = json!({ "status": "fixed", "repo": { "name": "api" } });
     let signed = http
         .post(&url)
-        .header("X-Signature-256", sign(secret, sentinel.to_string().as_bytes()))
+        .header(
+            "X-Signature-256",
+            sign(secret, sentinel.to_string().as_bytes()),
+        )
         .header("X-Delivery-Id", "d-2")
         .header("content-type", "application/json")
         .body(sentinel.to_string())
@@ -254,20 +299,36 @@ async fn a_webhook_starts_a_turn_once_and_only_with_its_secret() {
         .await
         .unwrap();
     assert_eq!(signed.status(), 202);
-    tg.answered(CHAT, &echo_answer("Build fixed for api"), WAIT).await;
+    tg.answered(CHAT, &echo_answer("Build fixed for api"), WAIT)
+        .await;
     let asked = |text: &str| {
         model
             .seen()
             .iter()
-            .filter(|s| s.messages().last().is_some_and(|(r, c)| r == "user" && c == text))
+            .filter(|s| {
+                s.messages()
+                    .last()
+                    .is_some_and(|(r, c)| r == "user" && c == text)
+            })
             .count()
     };
     assert_eq!(asked("Build failed for api"), 1, "run once");
     // Too big a body is refused before anything else.
     let big = "x".repeat(70_000);
-    let huge = http.post(&url).bearer_auth(secret).json(&json!({ "status": big })).send().await.unwrap();
+    let huge = http
+        .post(&url)
+        .bearer_auth(secret)
+        .json(&json!({ "status": big }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(huge.status(), 413);
-    let unknown = http.post(format!("{}/hooks/custom/nope", gw.url)).json(&body).send().await.unwrap();
+    let unknown = http
+        .post(format!("{}/hooks/custom/nope", gw.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown.status(), 404);
 }
 
@@ -295,7 +356,10 @@ async fn the_agent_schedules_a_job_only_when_allowed_and_approved() {
         let deadline = Instant::now() + WAIT;
         loop {
             let (_, v) = gw.get("/api/approvals?pending=true").await;
-            if let Some(r) = v["approvals"].as_array().and_then(|a| a.iter().find(|r| r["status"] == "pending")) {
+            if let Some(r) = v["approvals"]
+                .as_array()
+                .and_then(|a| a.iter().find(|r| r["status"] == "pending"))
+            {
                 assert_eq!(r["tool"], "schedule", "{r}");
                 let id = r["id"].as_str().unwrap().to_string();
                 let (ok, out, err) = gw.cli(&["approvals", "approve", &id]);
@@ -308,17 +372,32 @@ async fn the_agent_schedules_a_job_only_when_allowed_and_approved() {
     };
     let reply = ask("use tool schedule {\"message\": \"ping later\", \"every\": \"2s\"}");
     approve().await;
-    let text = reply.await.unwrap()["choices"][0]["message"]["content"].as_str().unwrap_or("").to_string();
+    let text = reply.await.unwrap()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert!(text.contains("scheduled as `agent-"), "{text}");
     let (_, v) = gw.get("/api/cron").await;
-    let job = v["jobs"].as_array().unwrap().iter().find(|j| j["source"] == "runtime").cloned().expect("the agent's job");
+    let job = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["source"] == "runtime")
+        .cloned()
+        .expect("the agent's job");
     assert_eq!(job["when"], "every 2s");
     let name = job["name"].as_str().unwrap().to_string();
-    show_until(&gw, &name, "the agent's job running", |v| count(v, "ok") >= 1).await;
+    show_until(&gw, &name, "the agent's job running", |v| {
+        count(v, "ok") >= 1
+    })
+    .await;
     // Past its hourly limit the agent is told so.
     let reply = ask("use tool schedule {\"message\": \"again\", \"every\": \"1h\"}");
     approve().await;
-    let text = reply.await.unwrap()["choices"][0]["message"]["content"].as_str().unwrap_or("").to_string();
+    let text = reply.await.unwrap()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert!(text.contains("at most 1 jobs an hour"), "{text}");
     // And the operator removes it.
     let (ok, out, err) = gw.cli(&["cron", "remove", &name]);

@@ -62,21 +62,40 @@ async fn a_canary_sent_answered_and_remembered_is_in_no_file_of_the_data_directo
         .await;
     assert_eq!(status, 200, "{v}");
     let (_, listed) = gw.get("/api/memory?agent=main").await;
-    assert!(listed.to_string().contains(CANARY), "the memory was saved: {listed}");
+    assert!(
+        listed.to_string().contains(CANARY),
+        "the memory was saved: {listed}"
+    );
     let transcript = gw.transcript("agent:main:webchat:dm:alice").await.unwrap();
-    assert!(transcript.iter().any(|(_, c)| c.contains(CANARY)), "readable through the API");
+    assert!(
+        transcript.iter().any(|(_, c)| c.contains(CANARY)),
+        "readable through the API"
+    );
     // While it runs (the write-ahead log holds the latest writes)…
     assert_eq!(holding(&gw.data_dir, CANARY), Vec::<String>::new());
     assert!(gw.terminate().await.success());
     // …and after it stopped.
     assert_eq!(holding(&gw.data_dir, CANARY), Vec::<String>::new());
-    assert!(!gw.log().contains(CANARY), "the log at the default level holds no user content");
+    assert!(
+        !gw.log().contains(CANARY),
+        "the log at the default level holds no user content"
+    );
     // The key was made at first start, said so, and only its owner reads it.
     let key = dir.path().join("switchboard.key");
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(dir.path().join("switchboard.keyring").exists());
-    assert!(gw.log().contains("Created an encryption key at"), "{}", gw.log());
-    assert!(!key.starts_with(&gw.data_dir), "the key is not in the data directory");
+    assert!(
+        gw.log().contains("Created an encryption key at"),
+        "{}",
+        gw.log()
+    );
+    assert!(
+        !key.starts_with(&gw.data_dir),
+        "the key is not in the data directory"
+    );
 }
 
 fn passphrase_config(port: u16, model: &str) -> String {
@@ -88,9 +107,12 @@ async fn a_wrong_passphrase_refuses_to_start_and_leaves_every_file_as_it_was() {
     let model = FakeOpenAi::start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = passphrase_config(free_port(), &model.base_url());
-    let mut gw =
-        Gateway::start_with_env(dir.path(), &cfg, &[("SWITCHBOARD_PASSPHRASE", "correct horse")])
-            .await;
+    let mut gw = Gateway::start_with_env(
+        dir.path(),
+        &cfg,
+        &[("SWITCHBOARD_PASSPHRASE", "correct horse")],
+    )
+    .await;
     say(&gw, "alice", "hello there").await;
     assert!(gw.terminate().await.success());
     let before = snapshot(dir.path());
@@ -110,7 +132,11 @@ async fn a_wrong_passphrase_refuses_to_start_and_leaves_every_file_as_it_was() {
 
     // Unattended, from a systemd credential, it comes up with no prompt.
     let creds = tempfile::tempdir().unwrap();
-    std::fs::write(creds.path().join("switchboard-passphrase"), "correct horse\n").unwrap();
+    std::fs::write(
+        creds.path().join("switchboard-passphrase"),
+        "correct horse\n",
+    )
+    .unwrap();
     gw.env = vec![(
         "CREDENTIALS_DIRECTORY".into(),
         creds.path().display().to_string(),
@@ -149,8 +175,15 @@ async fn rotating_the_keys_both_ways_keeps_every_transcript_readable() {
     let before = std::fs::read(&db).unwrap();
     let (ok, out, err) = gw.cli(&["keys", "rotate", "--reencrypt"]);
     assert!(ok.success(), "{out}{err}");
-    assert!(err.contains("transcript.content: 4 records"), "progress shown: {err}");
-    assert_ne!(std::fs::read(&db).unwrap(), before, "every record rewritten");
+    assert!(
+        err.contains("transcript.content: 4 records"),
+        "progress shown: {err}"
+    );
+    assert_ne!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "every record rewritten"
+    );
     gw.restart().await;
     for (k, who) in keys.iter().zip(["alice", "bob"]) {
         let t = gw.transcript(k).await.unwrap();
@@ -164,7 +197,11 @@ async fn a_plain_data_directory_is_encrypted_at_the_first_start_and_nothing_is_l
     let model = FakeOpenAi::start().await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let plain = config(port, &model.base_url(), "[store.encryption]\nmode = \"off\"\n");
+    let plain = config(
+        port,
+        &model.base_url(),
+        "[store.encryption]\nmode = \"off\"\n",
+    );
     let mut gw = Gateway::start(dir.path(), &plain).await;
     say(&gw, "alice", &format!("plain {CANARY}")).await;
     assert!(gw.terminate().await.success());
@@ -178,8 +215,16 @@ async fn a_plain_data_directory_is_encrypted_at_the_first_start_and_nothing_is_l
 
     gw.rewrite_config(&config(port, &model.base_url(), ""));
     gw.restart().await;
-    assert!(gw.log().contains("Encrypting the records stored so far"), "{}", gw.log());
-    assert!(gw.log().contains("transcript.content: 2 records"), "{}", gw.log());
+    assert!(
+        gw.log().contains("Encrypting the records stored so far"),
+        "{}",
+        gw.log()
+    );
+    assert!(
+        gw.log().contains("transcript.content: 2 records"),
+        "{}",
+        gw.log()
+    );
     let t = gw.transcript("agent:main:webchat:dm:alice").await.unwrap();
     assert_eq!(t[0].1, format!("plain {CANARY}"));
     assert_eq!(t[1].1, echo_answer(&format!("plain {CANARY}")));
@@ -200,7 +245,11 @@ async fn forget_removes_the_person_and_keeps_everyone_else() {
     let dir = tempfile::tempdir().unwrap();
     let gw = Gateway::start(dir.path(), &config(free_port(), &model.base_url(), "")).await;
     say(&gw, "alice", "alice's secret").await;
-    gw.chat("alice", "use tool memory_save {\"text\": \"alice likes tea\"}").await;
+    gw.chat(
+        "alice",
+        "use tool memory_save {\"text\": \"alice likes tea\"}",
+    )
+    .await;
     say(&gw, "bob", "bob's secret").await;
     let (ok, out, err) = gw.cli(&["forget", "webchat", "alice"]);
     assert!(ok.success(), "{out}{err}");
@@ -214,7 +263,11 @@ async fn forget_removes_the_person_and_keeps_everyone_else() {
     assert_eq!(bob[0].1, "bob's secret");
     // A missing field is a clear error.
     let (status, _, text) = gw
-        .post_json("/api/forget", &serde_json::json!({ "channel": "webchat", "sender": "" }), &[])
+        .post_json(
+            "/api/forget",
+            &serde_json::json!({ "channel": "webchat", "sender": "" }),
+            &[],
+        )
         .await;
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("sender"), "{text}");
@@ -225,17 +278,25 @@ async fn a_secret_named_in_the_config_reaches_the_provider_and_nowhere_else() {
     let model = FakeOpenAi::start().await;
     let dir = tempfile::tempdir().unwrap();
     let value = "sk-secret-0f9e8d7c6b5a";
-    let cfg = config(free_port(), &model.base_url(), "")
-        .replace("api_key = \"sk-test-key\"", "api_key = \"secret:provider_key\"");
+    let cfg = config(free_port(), &model.base_url(), "").replace(
+        "api_key = \"sk-test-key\"",
+        "api_key = \"secret:provider_key\"",
+    );
     let mut gw = Gateway::prepare(dir.path(), &cfg);
     std::fs::write(&gw.config_path, &cfg).unwrap();
 
     // Unset, the config says what to do.
     let (ok, out, err) = gw.cli(&["config", "check"]);
     assert!(!ok.success(), "{out}");
-    assert!(err.contains("switchboard secrets set provider_key"), "{err}");
+    assert!(
+        err.contains("switchboard secrets set provider_key"),
+        "{err}"
+    );
 
-    let (ok, out, err) = gw.cli_with_stdin(&["secrets", "set", "provider_key"], Some(&format!("{value}\n")));
+    let (ok, out, err) = gw.cli_with_stdin(
+        &["secrets", "set", "provider_key"],
+        Some(&format!("{value}\n")),
+    );
     assert!(ok.success(), "{out}{err}");
     let (ok, out, err) = gw.cli(&["secrets", "list"]);
     assert!(ok.success(), "{err}");
@@ -257,7 +318,11 @@ async fn a_secret_named_in_the_config_reaches_the_provider_and_nowhere_else() {
     assert!(!status.to_string().contains(value));
     assert!(gw.terminate().await.success());
     assert!(!gw.log().contains(value));
-    assert_eq!(holding(&gw.data_dir, value), Vec::<String>::new(), "stored encrypted");
+    assert_eq!(
+        holding(&gw.data_dir, value),
+        Vec::<String>::new(),
+        "stored encrypted"
+    );
 
     let (ok, _, err) = gw.cli(&["secrets", "remove", "nope"]);
     assert!(!ok.success());

@@ -82,7 +82,10 @@ async fn a_persons_memory_outlives_the_session_and_is_theirs_alone() {
     // Another person asks the same agent the same question.
     let other = answer(&gw, "bob", &search("what is my cat called")).await;
     let fed = last_tool_result(&fake);
-    assert!(!fed.contains("Pixel"), "another person's memory leaked: {fed}");
+    assert!(
+        !fed.contains("Pixel"),
+        "another person's memory leaked: {fed}"
+    );
     assert!(fed.contains("No saved memories match"), "{fed}");
     assert!(!other.contains("Pixel"), "{other}");
 
@@ -102,15 +105,26 @@ async fn a_persons_memory_outlives_the_session_and_is_theirs_alone() {
         .find(|l| l.starts_with(&id))
         .unwrap_or_else(|| panic!("no line for {id}: {out}"));
     assert!(
-        line.contains("webchat:ada") && line.contains("pets") && line.contains("Ada's cat is called Pixel"),
+        line.contains("webchat:ada")
+            && line.contains("pets")
+            && line.contains("Ada's cat is called Pixel"),
         "{line}"
     );
     let (ok, out, err) = gw.cli(&[
-        "memory", "search", "cat", "--agent", "main", "--owner", "webchat:ada",
+        "memory",
+        "search",
+        "cat",
+        "--agent",
+        "main",
+        "--owner",
+        "webchat:ada",
     ]);
     assert!(ok.success() && out.contains(&id), "{out}{err}");
     let (ok, out, err) = gw.cli(&["memory", "search", "PIXEL"]);
-    assert!(ok.success() && out.contains(&id), "any case, any owner: {out}{err}");
+    assert!(
+        ok.success() && out.contains(&id),
+        "any case, any owner: {out}{err}"
+    );
     let (ok, out, err) = gw.cli(&["memory", "export", "--agent", "main"]);
     assert!(ok.success(), "{err}");
     let exported: Value = serde_json::from_str(&out).unwrap();
@@ -239,7 +253,10 @@ async fn relevant_memories_are_recalled_into_the_system_prompt() {
     answer(&gw, "ray", "what is my sister called?").await;
     let system = fake.seen().last().unwrap().messages()[0].clone();
     assert_eq!(system.0, "system");
-    assert!(system.1.starts_with("You are the test assistant."), "{system:?}");
+    assert!(
+        system.1.starts_with("You are the test assistant."),
+        "{system:?}"
+    );
     assert!(
         system.1.contains("Memories from earlier conversations") && system.1.contains(fact),
         "{system:?}"

@@ -40,7 +40,11 @@ impl EmbeddingsClient {
             return Ok(Vec::new());
         }
         let body = json!({ "model": self.http.settings.model, "input": texts });
-        let mut req = self.http.client.post(self.http.url("embeddings")).json(&body);
+        let mut req = self
+            .http
+            .client
+            .post(self.http.url("embeddings"))
+            .json(&body);
         if let Some(key) = &self.http.settings.api_key {
             req = req.bearer_auth(key);
         }
@@ -84,7 +88,11 @@ fn parse(answer: &Value, expected: usize) -> Result<Vec<Vec<f32>>, String> {
             match n.as_f64() {
                 // Embeddings are stored and compared as f32.
                 Some(x) if x.is_finite() => vector.push(x as f32),
-                _ => return Err(format!("vector {index} of the embeddings answer holds a value that is not a number")),
+                _ => {
+                    return Err(format!(
+                        "vector {index} of the embeddings answer holds a value that is not a number"
+                    ));
+                }
             }
         }
         if vector.is_empty() {
@@ -118,7 +126,11 @@ mod tests {
             parse(&answer, 2).unwrap(),
             vec![vec![1.0, 0.5], vec![0.0, 1.0]]
         );
-        assert!(parse(&answer, 3).unwrap_err().contains("2 vectors for 3 inputs"));
+        assert!(
+            parse(&answer, 3)
+                .unwrap_err()
+                .contains("2 vectors for 3 inputs")
+        );
         assert!(parse(&json!({ "error": "no" }), 1).is_err());
         let base64 = json!({ "data": [{ "index": 0, "embedding": "AAAA" }] });
         assert!(parse(&base64, 1).unwrap_err().contains("float"));

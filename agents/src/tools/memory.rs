@@ -126,9 +126,10 @@ fn parse_limit(args: &Value) -> Result<usize, String> {
     let n = match args.get("limit") {
         None | Some(Value::Null) => return Ok(DEFAULT_LIMIT),
         Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
-        Some(Value::String(s)) => s.trim().parse::<f64>().map_err(|_| {
-            format!("`limit` must be a number from 1 to {MAX_LIMIT}")
-        })?,
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("`limit` must be a number from 1 to {MAX_LIMIT}"))?,
         Some(_) => return Err(format!("`limit` must be a number from 1 to {MAX_LIMIT}")),
     };
     if !n.is_finite() || n < 1.0 {
@@ -140,8 +141,10 @@ fn parse_limit(args: &Value) -> Result<usize, String> {
 
 /// A time in ms since the epoch as a UTC date, `2026-03-01`.
 fn date(ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .map_or_else(|| "unknown date".into(), |t| t.format("%Y-%m-%d").to_string())
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms).map_or_else(
+        || "unknown date".into(),
+        |t| t.format("%Y-%m-%d").to_string(),
+    )
 }
 
 /// What a search found, as the model reads it.
@@ -152,7 +155,11 @@ fn describe(query: &str, hits: &[MemoryHit]) -> String {
     let mut out = format!(
         "{} saved {} for \"{query}\", best match first:",
         hits.len(),
-        if hits.len() == 1 { "memory" } else { "memories" }
+        if hits.len() == 1 {
+            "memory"
+        } else {
+            "memories"
+        }
     );
     for (i, h) in hits.iter().enumerate() {
         out.push_str(&format!("\n{}. {}", i + 1, h.text));
@@ -364,8 +371,17 @@ mod tests {
 
         let out = call(SEARCH, json!({ "query": "birthday" })).await;
         assert!(!out.is_error, "{out:?}");
-        for part in ["Ana's birthday is 3 May", "family, dates", "2026-03-01", "id m1"] {
-            assert!(out.content.contains(part), "{part} missing: {}", out.content);
+        for part in [
+            "Ana's birthday is 3 May",
+            "family, dates",
+            "2026-03-01",
+            "id m1",
+        ] {
+            assert!(
+                out.content.contains(part),
+                "{part} missing: {}",
+                out.content
+            );
         }
         let out = call(SEARCH, json!({ "limit": 3 })).await;
         assert!(out.is_error, "a query is required");

@@ -111,15 +111,25 @@ pub(crate) async fn run(cli: &Cli, command: &CronCommand) -> anyhow::Result<()> 
                 .get(&format!("/api/cron/{}?history={history}", encode(name)))
                 .await?
         }
-        CronCommand::Run { name } => client.post(&format!("/api/cron/{}/run", encode(name))).await?,
+        CronCommand::Run { name } => {
+            client
+                .post(&format!("/api/cron/{}/run", encode(name)))
+                .await?
+        }
         CronCommand::Pause { name } => {
-            client.post(&format!("/api/cron/{}/pause", encode(name))).await?
+            client
+                .post(&format!("/api/cron/{}/pause", encode(name)))
+                .await?
         }
         CronCommand::Resume { name } => {
-            client.post(&format!("/api/cron/{}/resume", encode(name))).await?
+            client
+                .post(&format!("/api/cron/{}/resume", encode(name)))
+                .await?
         }
         CronCommand::Remove { name } => {
-            client.post(&format!("/api/cron/{}/remove", encode(name))).await?
+            client
+                .post(&format!("/api/cron/{}/remove", encode(name)))
+                .await?
         }
         CronCommand::Add {
             name,
@@ -135,13 +145,24 @@ pub(crate) async fn run(cli: &Cli, command: &CronCommand) -> anyhow::Result<()> 
             let mut body = json!({
                 "name": name, "message": message, "deliver": deliver, "session": session,
             });
-            for (k, v) in [("schedule", schedule), ("every", every), ("at", at), ("tz", tz), ("agent", agent)] {
+            for (k, v) in [
+                ("schedule", schedule),
+                ("every", every),
+                ("at", at),
+                ("tz", tz),
+                ("agent", agent),
+            ] {
                 if let Some(v) = v {
                     body[k] = json!(v);
                 }
             }
             client
-                .send(client.http.post(format!("{}/api/cron", client.base)).json(&body))
+                .send(
+                    client
+                        .http
+                        .post(format!("{}/api/cron", client.base))
+                        .json(&body),
+                )
                 .await?
         }
     };
@@ -153,7 +174,9 @@ pub(crate) async fn run(cli: &Cli, command: &CronCommand) -> anyhow::Result<()> 
         CronCommand::List => {
             let jobs = v["jobs"].as_array().cloned().unwrap_or_default();
             if jobs.is_empty() {
-                println!("No jobs. Add one under [cron.jobs.<name>] in the config, or with `switchboard cron add`.");
+                println!(
+                    "No jobs. Add one under [cron.jobs.<name>] in the config, or with `switchboard cron add`."
+                );
             }
             for j in &jobs {
                 println!("{}", line(j));
@@ -182,10 +205,14 @@ pub(crate) async fn run(cli: &Cli, command: &CronCommand) -> anyhow::Result<()> 
                 );
             }
         }
-        CronCommand::Run { name } => println!("Started {name}; see `switchboard cron show {name}`."),
+        CronCommand::Run { name } => {
+            println!("Started {name}; see `switchboard cron show {name}`.")
+        }
         CronCommand::Pause { name } => println!("Paused {name}."),
         CronCommand::Resume { name } => println!("Resumed {name}."),
-        CronCommand::Add { name, .. } => println!("Added {name}; see `switchboard cron show {name}`."),
+        CronCommand::Add { name, .. } => {
+            println!("Added {name}; see `switchboard cron show {name}`.")
+        }
         CronCommand::Remove { name } => println!("Removed {name}."),
     }
     Ok(())

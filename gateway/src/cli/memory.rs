@@ -96,7 +96,12 @@ pub(super) async fn run(cli: &Cli, command: &MemoryCommand) -> anyhow::Result<()
             owner,
             limit,
         } => {
-            let q = query(agent.as_deref(), owner.as_deref(), Some(words.as_str()), Some(*limit));
+            let q = query(
+                agent.as_deref(),
+                owner.as_deref(),
+                Some(words.as_str()),
+                Some(*limit),
+            );
             let v = client.get(&format!("/api/memory?{q}")).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);

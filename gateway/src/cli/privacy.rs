@@ -89,7 +89,9 @@ fn read_value(name: &str) -> anyhow::Result<Zeroizing<String>> {
         Zeroizing::new(trimmed.to_string())
     };
     if value.is_empty() {
-        anyhow::bail!("the value is empty; nothing was stored (pipe it in, e.g. `printf %s \"$TOKEN\" | switchboard secrets set {name}`)");
+        anyhow::bail!(
+            "the value is empty; nothing was stored (pipe it in, e.g. `printf %s \"$TOKEN\" | switchboard secrets set {name}`)"
+        );
     }
     Ok(value)
 }

@@ -167,7 +167,11 @@ pub fn secret_names(text: &str, env: &[(String, String)]) -> Vec<String> {
 /// key under `table`.
 fn secret_refs(table: &Table, at: &str, out: &mut Vec<(String, String)>) {
     for (k, v) in table {
-        let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+        let path = if at.is_empty() {
+            k.clone()
+        } else {
+            format!("{at}.{k}")
+        };
         match v {
             Value::Table(t) => secret_refs(t, &path, out),
             Value::String(s) if SECRET_KEYS.contains(&k.as_str()) => {
@@ -189,7 +193,11 @@ fn resolve_secrets(
     errors: &mut Vec<ConfigError>,
 ) {
     for (k, v) in table.iter_mut() {
-        let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+        let path = if at.is_empty() {
+            k.clone()
+        } else {
+            format!("{at}.{k}")
+        };
         match v {
             Value::Table(t) => resolve_secrets(t, &path, secrets, errors),
             Value::String(s) if SECRET_KEYS.contains(&k.as_str()) => {

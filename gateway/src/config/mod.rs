@@ -20,12 +20,12 @@ use serde::{Deserialize, Serialize};
 
 pub use channels::*;
 pub use cron::{CronConfig, CronJobConfig, HookConfig, HooksConfig, MAX_HOOK_BODY_BYTES, Misfire};
-pub use store::{EncryptionConfig, EncryptionMode, StoreConfig};
-pub use memory::{AgentMemoryConfig, DEFAULT_MAX_ENTRIES, MemoryScope};
 pub use load::{
     Bootstrap, ConfigError, ConfigErrors, LoadedConfig, SECRET_KEYS, bootstrap, load, load_str,
     load_str_with_secrets, load_with_secrets, secret_names,
 };
+pub use memory::{AgentMemoryConfig, DEFAULT_MAX_ENTRIES, MemoryScope};
+pub use store::{EncryptionConfig, EncryptionMode, StoreConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

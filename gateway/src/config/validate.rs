@@ -71,7 +71,12 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
     for (name, a) in &config.channels.slack.accounts {
         check_slack(&mut errors, config, name, a);
     }
-    for (key, why) in config.cron.problems().into_iter().chain(config.hooks.problems()) {
+    for (key, why) in config
+        .cron
+        .problems()
+        .into_iter()
+        .chain(config.hooks.problems())
+    {
         errors.push(ConfigError::new(key, why));
     }
     let targets = config
@@ -87,8 +92,9 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
                 .map(|(n, h)| (format!("hooks.{n}.deliver"), &h.deliver)),
         );
     for (key, deliver) in targets {
-        if let Ok(crate::cron::parse::Deliver::Chat { channel, account, .. }) =
-            crate::cron::parse::parse_deliver(deliver)
+        if let Ok(crate::cron::parse::Deliver::Chat {
+            channel, account, ..
+        }) = crate::cron::parse::parse_deliver(deliver)
         {
             let known = match channel.as_str() {
                 "telegram" => config.channels.telegram.accounts.contains_key(&account),
@@ -742,7 +748,10 @@ mod tests {
                 "embeddings = \"claude/m\"",
                 "is not an OpenAI-compatible provider",
             ),
-            ("max_entries = 0", "agents.main.memory.max_entries: must be at least 1"),
+            (
+                "max_entries = 0",
+                "agents.main.memory.max_entries: must be at least 1",
+            ),
             (
                 "recall_tokens = 20000",
                 "agents.main.memory.recall_tokens: 20000 tokens",

@@ -14,9 +14,9 @@
 
 pub mod parse;
 pub mod runner;
-pub mod tool;
 pub mod schedule;
 pub mod template;
+pub mod tool;
 
 #[cfg(test)]
 mod tests;

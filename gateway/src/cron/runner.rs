@@ -171,7 +171,10 @@ impl Cron {
         });
         let now = now_ms();
         for (name, cfg) in configured {
-            let record = cron.store.cron_job_ensure(name, "config", None, now).await?;
+            let record = cron
+                .store
+                .cron_job_ensure(name, "config", None, now)
+                .await?;
             cron.insert(name, cfg.clone(), record);
         }
         for record in cron.store.cron_jobs().await? {
@@ -187,7 +190,9 @@ impl Cron {
                     let name = record.name.clone();
                     cron.insert(&name, cfg, record);
                 }
-                _ => tracing::warn!(job = %record.name, "a stored job's definition is unreadable; it does not run"),
+                _ => {
+                    tracing::warn!(job = %record.name, "a stored job's definition is unreadable; it does not run")
+                }
             }
         }
         Ok(cron)
@@ -271,7 +276,8 @@ impl Cron {
     /// Settle every job's due slots once.
     pub async fn tick(self: &Arc<Self>) -> Result<(), StoreError> {
         let now = Utc::now();
-        self.last_tick.store(now.timestamp_millis(), Ordering::Relaxed);
+        self.last_tick
+            .store(now.timestamp_millis(), Ordering::Relaxed);
         let names: Vec<String> = self.jobs().keys().cloned().collect();
         let mut soonest: Option<(DateTime<Utc>, String)> = None;
         for name in names {
@@ -285,7 +291,9 @@ impl Cron {
             let anchor = utc_ms(job.record.created_at);
             let last = job.last.flatten();
             if !job.cfg.enabled || job.record.paused {
-                job.next = job.timing.next_after(last.unwrap_or(anchor).max(now), anchor);
+                job.next = job
+                    .timing
+                    .next_after(last.unwrap_or(anchor).max(now), anchor);
                 self.keep(&name, job);
                 continue;
             }
@@ -295,7 +303,13 @@ impl Cron {
                 let plan = schedule::plan(&job.timing, anchor, last, now, &job.policy);
                 for (slot, why) in &plan.missed {
                     self.store
-                        .cron_run_record(&name, slot.timestamp_millis(), why.status(), Some(&why.to_string()), now_ms())
+                        .cron_run_record(
+                            &name,
+                            slot.timestamp_millis(),
+                            why.status(),
+                            Some(&why.to_string()),
+                            now_ms(),
+                        )
                         .await?;
                 }
                 if !plan.run.is_empty() {
@@ -322,14 +336,18 @@ impl Cron {
         // follows it, the UI and the tray) is not stirred every tick. A
         // scheduler that stops ticking is reported by the watchdog.
         let detail = match &soonest {
-            Some((t, name)) => format!(
-                "next run: {name} at {}",
-                t.format("%Y-%m-%d %H:%M:%S UTC")
-            ),
+            Some((t, name)) => format!("next run: {name} at {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
             None => "no run due".to_string(),
         };
-        if self.shown.lock().unwrap_or_else(PoisonError::into_inner).as_deref() != Some(detail.as_str()) {
-            self.health.set("cron", State::Running, Some(detail.clone()));
+        if self
+            .shown
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_deref()
+            != Some(detail.as_str())
+        {
+            self.health
+                .set("cron", State::Running, Some(detail.clone()));
             *self.shown.lock().unwrap_or_else(PoisonError::into_inner) = Some(detail);
         }
         Ok(())
@@ -455,12 +473,21 @@ impl Cron {
                     record.paused_reason = Some(format!(
                         "paused after {failures} failed runs in a row (the last: {why}); resume it with `switchboard cron resume {name}`"
                     ));
-                    tracing::warn!(job = name, failures, "a job was paused after failing repeatedly");
+                    tracing::warn!(
+                        job = name,
+                        failures,
+                        "a job was paused after failing repeatedly"
+                    );
                 }
             }
         }
         self.store
-            .cron_job_state(name, record.paused, record.paused_reason.as_deref(), record.failures)
+            .cron_job_state(
+                name,
+                record.paused,
+                record.paused_reason.as_deref(),
+                record.failures,
+            )
             .await?;
         if let Some(job) = self.jobs().get_mut(name) {
             job.record.failures = record.failures;
@@ -474,15 +501,28 @@ impl Cron {
     /// its session, the answer delivered as `deliver` says.
     async fn execute(&self, name: &str, cfg: &CronJobConfig, slot: i64) -> Result<String, String> {
         let deliver = parse::parse_deliver(&cfg.deliver)?;
-        let agent = cfg.agent.clone().unwrap_or_else(|| self.default_agent.clone());
+        let agent = cfg
+            .agent
+            .clone()
+            .unwrap_or_else(|| self.default_agent.clone());
         let session_key = if cfg.session == "isolated" {
             format!("agent:{agent}:cron:{name}")
         } else {
             cfg.session.clone()
         };
-        let message_id = format!("{}cron:{name}:{slot}", switchboard_channel::GATEWAY_MESSAGE_PREFIX);
+        let message_id = format!(
+            "{}cron:{name}:{slot}",
+            switchboard_channel::GATEWAY_MESSAGE_PREFIX
+        );
         let answer = self
-            .turn(&deliver, &format!("cron:{name}"), &cfg.message, &agent, &session_key, &message_id)
+            .turn(
+                &deliver,
+                &format!("cron:{name}"),
+                &cfg.message,
+                &agent,
+                &session_key,
+                &message_id,
+            )
             .await?;
         self.deliver_to_url(&deliver, &serde_json_job(name, slot, &answer))
             .await?;
@@ -501,7 +541,10 @@ impl Cron {
         let shown = switchboard_agents::shown_url(url);
         match self.http.post(url).json(body).send().await {
             Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("delivering to {shown} failed: it answered {}", r.status())),
+            Ok(r) => Err(format!(
+                "delivering to {shown} failed: it answered {}",
+                r.status()
+            )),
             Err(e) => Err(format!("delivering to {shown} failed: {e}")),
         }
     }
@@ -541,8 +584,18 @@ impl Cron {
                 account,
                 chat,
                 thread,
-            } => (channel.clone(), account.clone(), chat.clone(), thread.clone()),
-            _ => (CHANNEL.to_string(), "default".to_string(), sender.to_string(), None),
+            } => (
+                channel.clone(),
+                account.clone(),
+                chat.clone(),
+                thread.clone(),
+            ),
+            _ => (
+                CHANNEL.to_string(),
+                "default".to_string(),
+                sender.to_string(),
+                None,
+            ),
         };
         let chat_kind = if thread.is_some() {
             ChatKind::Thread
@@ -682,7 +735,10 @@ impl Cron {
         let next = if job.cfg.enabled && !job.record.paused {
             job.next.or_else(|| {
                 job.timing.next_after(
-                    job.last.flatten().unwrap_or(utc_ms(job.record.created_at)).max(Utc::now()),
+                    job.last
+                        .flatten()
+                        .unwrap_or(utc_ms(job.record.created_at))
+                        .max(Utc::now()),
                     utc_ms(job.record.created_at),
                 )
             })
@@ -694,7 +750,11 @@ impl Cron {
             source: job.record.source.clone(),
             when: describe_when(&job.cfg),
             tz: tz.name().to_string(),
-            agent: job.cfg.agent.clone().unwrap_or_else(|| self.default_agent.clone()),
+            agent: job
+                .cfg
+                .agent
+                .clone()
+                .unwrap_or_else(|| self.default_agent.clone()),
             deliver: parse::parse_deliver(&job.cfg.deliver)
                 .map(|d| d.to_string())
                 .unwrap_or_else(|e| e),
@@ -735,7 +795,9 @@ impl Cron {
             return Ok(None);
         };
         if self.is_running(name) {
-            return Err(format!("`{name}` is running already; wait for it to finish"));
+            return Err(format!(
+                "`{name}` is running already; wait for it to finish"
+            ));
         }
         let slot = now_ms();
         self.start(name, &cfg, &[slot], Some("started by the operator"))
@@ -761,7 +823,13 @@ impl Cron {
             job.last = Some(Some(now));
             let _ = self
                 .store
-                .cron_run_record(name, now.timestamp_millis(), "skipped", Some("skipped: resumed here; slots while paused do not run"), now_ms())
+                .cron_run_record(
+                    name,
+                    now.timestamp_millis(),
+                    "skipped",
+                    Some("skipped: resumed here; slots while paused do not run"),
+                    now_ms(),
+                )
                 .await?;
         }
         if let Some(held) = self.jobs().get_mut(name) {
@@ -773,11 +841,19 @@ impl Cron {
     /// Add a run-time job (kept in the store); an error when the name is
     /// taken or the job does not parse.
     pub async fn add(&self, name: &str, cfg: CronJobConfig) -> Result<(), String> {
-        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') || name.is_empty() {
-            return Err(format!("`{name}` cannot name a job: use letters, digits, `_` and `-`"));
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            || name.is_empty()
+        {
+            return Err(format!(
+                "`{name}` cannot name a job: use letters, digits, `_` and `-`"
+            ));
         }
         if self.jobs().contains_key(name) {
-            return Err(format!("a job named `{name}` exists; remove it first or choose another name"));
+            return Err(format!(
+                "a job named `{name}` exists; remove it first or choose another name"
+            ));
         }
         if let Some((key, why)) = cfg.problems().into_iter().next() {
             return Err(format!("{key}: {why}"));
@@ -833,7 +909,10 @@ impl Cron {
             self.health.set(
                 "cron",
                 State::Failed,
-                Some(format!("the scheduler has not ticked for {} s", (now - last) / 1000)),
+                Some(format!(
+                    "the scheduler has not ticked for {} s",
+                    (now - last) / 1000
+                )),
             );
         }
     }

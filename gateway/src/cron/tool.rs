@@ -85,7 +85,10 @@ impl Tool for ScheduleTool {
             let Some(message) = text("message").filter(|m| !m.trim().is_empty()) else {
                 return ToolOutput::error("give `message`: what you will be told when it runs");
             };
-            let deliver = if ctx.channel.is_empty() || ctx.channel == "webchat" || ctx.channel == super::runner::CHANNEL {
+            let deliver = if ctx.channel.is_empty()
+                || ctx.channel == "webchat"
+                || ctx.channel == super::runner::CHANNEL
+            {
                 "none".to_string()
             } else {
                 match &ctx.thread_id {

@@ -88,7 +88,9 @@ async fn run(
     match scheduler(&s)?.run_now(&name).await {
         Ok(Some(slot)) => {
             tracing::info!(job = %name, "a job was started by the operator");
-            Ok(axum::Json(json!({ "started": true, "job": name, "slot_ms": slot })))
+            Ok(axum::Json(
+                json!({ "started": true, "job": name, "slot_ms": slot }),
+            ))
         }
         Ok(None) => Err(no_job(&name)),
         Err(why) => Err(ApiError::new(StatusCode::CONFLICT, "job_running", why)),
@@ -214,7 +216,11 @@ async fn hook(
     body: axum::body::Body,
 ) -> Response {
     let Some(cron) = s.cron.clone() else {
-        return refuse(StatusCode::NOT_FOUND, "no_such_hook", "no webhooks are configured");
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "no_such_hook",
+            "no webhooks are configured",
+        );
     };
     let Some(hook) = cron.hook(&name).cloned() else {
         return refuse(
@@ -228,7 +234,10 @@ async fn hook(
         refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            &format!("the body is over this hook's max_body_bytes ({})", hook.max_body_bytes),
+            &format!(
+                "the body is over this hook's max_body_bytes ({})",
+                hook.max_body_bytes
+            ),
         )
     };
     let declared = headers
@@ -286,7 +295,14 @@ async fn hook(
     let run_id = format!("hook:{name}:{delivery}");
     let message_id = format!("{}{run_id}", switchboard_channel::GATEWAY_MESSAGE_PREFIX);
     let begun = match cron
-        .begin(&deliver, &format!("hook:{name}"), &rendered.text, &agent, &session_key, &message_id)
+        .begin(
+            &deliver,
+            &format!("hook:{name}"),
+            &rendered.text,
+            &agent,
+            &session_key,
+            &message_id,
+        )
         .await
     {
         Ok(b) => b,

@@ -21,7 +21,11 @@ pub(crate) struct ForgetBody {
 
 /// Stop the person's running turns, then delete everything of theirs
 /// and destroy their keys.
-pub(crate) async fn forget(state: &AppState, channel: &str, sender: &str) -> Result<Value, ApiError> {
+pub(crate) async fn forget(
+    state: &AppState,
+    channel: &str,
+    sender: &str,
+) -> Result<Value, ApiError> {
     if channel.trim().is_empty() || sender.trim().is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -36,7 +40,10 @@ pub(crate) async fn forget(state: &AppState, channel: &str, sender: &str) -> Res
         .await
         .map_err(ApiError::internal)?;
     // A turn still running would write to the session after it is gone.
-    for s in sessions.iter().filter(|s| s.subject.as_deref() == Some(&subject)) {
+    for s in sessions
+        .iter()
+        .filter(|s| s.subject.as_deref() == Some(&subject))
+    {
         state.pipeline.sessions().cancel(&s.key);
     }
     let report = state
@@ -47,7 +54,12 @@ pub(crate) async fn forget(state: &AppState, channel: &str, sender: &str) -> Res
     if let Some(m) = state.pipeline.sessions().context().memories.as_ref() {
         m.forget_owner(&subject).await;
     }
-    tracing::info!(channel, sessions = report.sessions, keys = report.keys, "a person was forgotten");
+    tracing::info!(
+        channel,
+        sessions = report.sessions,
+        keys = report.keys,
+        "a person was forgotten"
+    );
     Ok(json!({ "channel": channel, "sender": sender, "removed": report }))
 }
 

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use switchboard_memory::MemoryRecord;
 
 use super::{ApiError, AppState};
-use crate::memories::{MemoryError, Memories};
+use crate::memories::{Memories, MemoryError};
 
 /// The most memories one list or search answers with.
 const MAX_LIMIT: usize = 10_000;
@@ -98,7 +98,11 @@ pub(crate) async fn memory_list(state: &AppState, q: &MemoryQuery) -> Result<Val
             .await
             .map_err(|e| match e {
                 MemoryError::Store(e) => ApiError::internal(e),
-                other => ApiError::new(StatusCode::BAD_REQUEST, "memory_unavailable", other.to_string()),
+                other => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "memory_unavailable",
+                    other.to_string(),
+                ),
             })?;
         let list: Vec<MemoryView> = hits
             .into_iter()

@@ -89,10 +89,7 @@ async fn flush(
             .iter()
             .map(|s| estimate_tokens(&s.parameters.to_string()) + estimate_tokens(&s.description))
             .sum::<usize>();
-    let room = budget
-        .prompt_limit()
-        .saturating_sub(overhead + 64)
-        .max(64);
+    let room = budget.prompt_limit().saturating_sub(overhead + 64).max(64);
     let text = newest_within(entries, room);
     if text.is_empty() {
         return Ok(0);

@@ -303,7 +303,11 @@ impl Memories {
         let mut guard = self.open(agent, owner).await?;
         let index = guard.get_or_insert_with(ScopeIndex::default);
         if index.len() >= settings.max_entries {
-            tracing::warn!(agent, max = settings.max_entries, "memory full; a save was refused");
+            tracing::warn!(
+                agent,
+                max = settings.max_entries,
+                "memory full; a save was refused"
+            );
             return Err(MemoryError::Full {
                 agent: agent.to_string(),
                 max: settings.max_entries,
@@ -395,7 +399,12 @@ impl Memories {
         match self.search(agent, &owner, text, RECALL_CANDIDATES).await {
             Ok(hits) => {
                 let block = recall_block(&hits, budget);
-                tracing::debug!(agent, candidates = hits.len(), tokens = estimate_tokens(&block), "memories recalled");
+                tracing::debug!(
+                    agent,
+                    candidates = hits.len(),
+                    tokens = estimate_tokens(&block),
+                    "memories recalled"
+                );
                 block
             }
             Err(e) => {

@@ -42,9 +42,14 @@ async fn a_persons_memories_are_theirs_and_an_agents_are_everyones() {
         m.owner_for("main", ""),
         Err(MemoryError::NoPerson)
     ));
-    m.save("main", &ada, "Ada's cat is called Pixel", vec!["pets".into()])
-        .await
-        .unwrap();
+    m.save(
+        "main",
+        &ada,
+        "Ada's cat is called Pixel",
+        vec!["pets".into()],
+    )
+    .await
+    .unwrap();
     let found = m.search("main", &ada, "cat", 5).await.unwrap();
     assert_eq!(texts(&found), ["Ada's cat is called Pixel"]);
     assert_eq!(found[0].record.tags, ["pets"]);
@@ -63,7 +68,10 @@ async fn a_persons_memories_are_theirs_and_an_agents_are_everyones() {
         ["Stand-up is at nine"]
     );
     assert!(
-        m.search("main", &ada, "stand-up", 5).await.unwrap().is_empty(),
+        m.search("main", &ada, "stand-up", 5)
+            .await
+            .unwrap()
+            .is_empty(),
         "another agent's memories are its own"
     );
 }
@@ -72,7 +80,9 @@ async fn a_persons_memories_are_theirs_and_an_agents_are_everyones() {
 async fn a_full_scope_refuses_saying_how_to_make_room() {
     let (_, m) = memories(&[("main", MemoryScope::Person, 2)]).await;
     for text in ["one fact", "two facts"] {
-        m.save("main", "telegram:1", text, Vec::new()).await.unwrap();
+        m.save("main", "telegram:1", text, Vec::new())
+            .await
+            .unwrap();
     }
     let e = m
         .save("main", "telegram:1", "three facts", Vec::new())
@@ -122,27 +132,49 @@ async fn deleted_memories_are_not_found_and_unloaded_scopes_load_again() {
     // Removed behind the index's back (as `forget` does), then dropped.
     assert!(store.memory_delete(&kept.id).await.unwrap());
     m.forget_owner("telegram:1").await;
-    assert!(m.search("main", "telegram:1", "pizza", 5).await.unwrap().is_empty());
+    assert!(
+        m.search("main", "telegram:1", "pizza", 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn a_recall_is_the_best_memories_within_the_budget() {
     let (_, m) = memories(&[("main", MemoryScope::Person, 100)]).await;
-    m.save("main", "telegram:1", "Ada's sister is called Maren", Vec::new())
-        .await
-        .unwrap();
-    m.save("main", "telegram:1", "Ada walks her dog at seven", Vec::new())
-        .await
-        .unwrap();
+    m.save(
+        "main",
+        "telegram:1",
+        "Ada's sister is called Maren",
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    m.save(
+        "main",
+        "telegram:1",
+        "Ada walks her dog at seven",
+        Vec::new(),
+    )
+    .await
+    .unwrap();
     let block = m
         .recall("main", "telegram:1", "what is my sister called?")
         .await;
     assert!(block.starts_with(RECALL_HEADING), "{block}");
-    assert!(block.contains("- Ada's sister is called Maren (saved "), "{block}");
+    assert!(
+        block.contains("- Ada's sister is called Maren (saved "),
+        "{block}"
+    );
     assert!(!block.contains("dog"), "not related: {block}");
     assert_eq!(m.recall("main", "telegram:2", "my sister").await, "");
     assert_eq!(m.recall("main", "telegram:1", "zebras").await, "");
-    assert_eq!(m.recall("other", "telegram:1", "my sister").await, "", "recall off");
+    assert_eq!(
+        m.recall("other", "telegram:1", "my sister").await,
+        "",
+        "recall off"
+    );
 }
 
 #[test]
@@ -164,7 +196,10 @@ fn a_recall_block_keeps_to_its_budget() {
     let hits = [hit(&"long ".repeat(100)), hit("short one")];
     let heading = estimate_tokens(RECALL_HEADING);
     let block = recall_block(&hits, heading + 20);
-    assert!(block.contains("- short one (tags: t; saved 1970-01-01)"), "{block}");
+    assert!(
+        block.contains("- short one (tags: t; saved 1970-01-01)"),
+        "{block}"
+    );
     assert!(!block.contains("long"), "too long for the budget: {block}");
     assert_eq!(recall_block(&hits, heading), "", "nothing fits");
 }

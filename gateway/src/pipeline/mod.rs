@@ -243,7 +243,10 @@ impl Pipeline {
                 &inbound.account,
                 &inbound.message_id,
                 &payload,
-                Some(&switchboard_memory::subject_of(&inbound.channel, &inbound.sender.id)),
+                Some(&switchboard_memory::subject_of(
+                    &inbound.channel,
+                    &inbound.sender.id,
+                )),
                 now_ms(),
             )
             .await?;
@@ -279,7 +282,8 @@ impl Pipeline {
             redacted: false,
             scheduled: Some(route.clone()),
         };
-        let json = serde_json::to_string(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json =
+            serde_json::to_string(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let inbound = payload.inbound;
         let accepted = self
             .store
@@ -297,7 +301,9 @@ impl Pipeline {
                 ingress_id: id,
                 status,
             }),
-            IngressAccept::Accepted(id) => Ok(self.dispatch_scheduled(id, inbound, route, None, None).await?),
+            IngressAccept::Accepted(id) => Ok(self
+                .dispatch_scheduled(id, inbound, route, None, None)
+                .await?),
         }
     }
 
@@ -325,7 +331,12 @@ impl Pipeline {
             }),
             Err(DispatchError::Busy(_)) => {
                 self.store
-                    .ingress_finish(ingress_id, IngressStatus::Failed, Some("session queue full"), now_ms())
+                    .ingress_finish(
+                        ingress_id,
+                        IngressStatus::Failed,
+                        Some("session queue full"),
+                        now_ms(),
+                    )
                     .await?;
                 Ok(Admission::Busy)
             }

@@ -76,16 +76,22 @@ async fn run_command(
     ctx.store.ingress_started(job.ingress_id, now).await?;
     let text = match command {
         ChatCommand::Reset => {
-            ctx.store.session_reset_as(key, &job.agent, job.session_subject().as_deref(), now).await?;
+            ctx.store
+                .session_reset_as(key, &job.agent, job.session_subject().as_deref(), now)
+                .await?;
             "Started a new session. Earlier messages are no longer part of the conversation."
                 .to_string()
         }
         ChatCommand::Compact => {
-            let s = ctx.store.session_open_as(key, &job.agent, job.session_subject().as_deref(), now).await?;
+            let s = ctx
+                .store
+                .session_open_as(key, &job.agent, job.session_subject().as_deref(), now)
+                .await?;
             match ctx.agents.get(&job.agent) {
                 None => format!("The agent `{}` is not configured.", job.agent),
                 Some(slot) => {
-                    let tools = tool_context(key, &job.agent, slot, std::slice::from_ref(job), s.turns);
+                    let tools =
+                        tool_context(key, &job.agent, slot, std::slice::from_ref(job), s.turns);
                     let provider = slot.agent.provider().as_ref();
                     match compact(ctx, key, &s, provider, slot.context, &tools).await {
                         Ok(Some(c)) => format!(
@@ -101,7 +107,10 @@ async fn run_command(
             }
         }
         ChatCommand::Status => {
-            let s = ctx.store.session_open_as(key, &job.agent, job.session_subject().as_deref(), now).await?;
+            let s = ctx
+                .store
+                .session_open_as(key, &job.agent, job.session_subject().as_deref(), now)
+                .await?;
             let slot = ctx.agents.get(&job.agent);
             let model = slot.map_or("?", |a| a.model.as_str());
             let used = ctx.store.usage_for_session(key, s.updated_at).await?;
@@ -330,7 +339,9 @@ async fn run_turn(
     let recalled =
         crate::memories::recall_for_turn(ctx.memories.as_ref(), &context, &asked.join("\n")).await;
     let overhead = estimate_tokens(slot.agent.system_prompt())
-        + (!recalled.is_empty()).then(|| estimate_tokens(&recalled)).unwrap_or(0)
+        + (!recalled.is_empty())
+            .then(|| estimate_tokens(&recalled))
+            .unwrap_or(0)
         + tools
             .iter()
             .map(|t| {

@@ -46,7 +46,8 @@ impl SqliteStore {
                 let id: String = row.try_get("id")?;
                 let tags: String = row.try_get("tags")?;
                 let vector: Option<String> = row.try_get("vector")?;
-                let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("memory {id}: {e}"));
+                let corrupt =
+                    |e: serde_json::Error| StoreError::Corrupt(format!("memory {id}: {e}"));
                 Ok(MemoryRecord {
                     agent: row.try_get("agent")?,
                     owner: row.try_get("owner")?,

@@ -107,7 +107,10 @@ impl SqliteStore {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    pub(super) async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+    pub(super) async fn list_meta(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT key, value FROM store_meta WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
         )
@@ -197,15 +200,21 @@ impl SqliteStore {
                 n,
                 prefix
             );
-            report.ingress_rows +=
-                run!("DELETE FROM ingress WHERE substr(payload, 1, ?) = ?", n, prefix);
+            report.ingress_rows += run!(
+                "DELETE FROM ingress WHERE substr(payload, 1, ?) = ?",
+                n,
+                prefix
+            );
             report.approvals += run!(
                 "DELETE FROM approvals WHERE substr(arguments, 1, ?) = ?",
                 n,
                 prefix
             );
-            report.memories +=
-                run!("DELETE FROM memories WHERE substr(text, 1, ?) = ?", n, prefix);
+            report.memories += run!(
+                "DELETE FROM memories WHERE substr(text, 1, ?) = ?",
+                n,
+                prefix
+            );
         }
         tx.commit().await?;
         self.checkpoint().await?;

@@ -232,8 +232,12 @@ async fn a_job_is_paused_resumed_and_run_from_the_cron_page() {
         .click()
         .await
         .expect("press Pause");
-    browser.wait_for("tick shown paused after Pause", state("paused")).await;
-    browser.wait_for("the notice that tick was paused", notice("Paused")).await;
+    browser
+        .wait_for("tick shown paused after Pause", state("paused"))
+        .await;
+    browser
+        .wait_for("the notice that tick was paused", notice("Paused"))
+        .await;
 
     browser
         .find_button_in(row, "Resume")
@@ -241,8 +245,12 @@ async fn a_job_is_paused_resumed_and_run_from_the_cron_page() {
         .click()
         .await
         .expect("press Resume");
-    browser.wait_for("tick shown active after Resume", state("active")).await;
-    browser.wait_for("the notice that tick was resumed", notice("Resumed")).await;
+    browser
+        .wait_for("tick shown active after Resume", state("active"))
+        .await;
+    browser
+        .wait_for("the notice that tick was resumed", notice("Resumed"))
+        .await;
 
     browser
         .find_button_in(row, "Run now")
@@ -250,7 +258,9 @@ async fn a_job_is_paused_resumed_and_run_from_the_cron_page() {
         .click()
         .await
         .expect("press Run now");
-    browser.wait_for("the notice that tick was started", notice("Started")).await;
+    browser
+        .wait_for("the notice that tick was started", notice("Started"))
+        .await;
 
     // Its own page: the next 5 run times and the history (Resume's mark).
     browser

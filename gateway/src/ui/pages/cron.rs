@@ -160,7 +160,9 @@ fn next_of(j: &JobView) -> String {
     } else if j.paused {
         "none while paused".into()
     } else {
-        j.next.clone().unwrap_or_else(|| "none: no more slots".into())
+        j.next
+            .clone()
+            .unwrap_or_else(|| "none: no more slots".into())
     }
 }
 
@@ -239,10 +241,7 @@ async fn show(
         Ok(Some(shown)) => shown,
         Ok(None) => return failed("/cron", &no_job(&name)),
         Err(e) => {
-            return failed(
-                "/cron",
-                &format!("the job {name} could not be read: {e}"),
-            );
+            return failed("/cron", &format!("the job {name} could not be read: {e}"));
         }
     };
     let tz = zone(&view);
@@ -412,8 +411,22 @@ mod tests {
         assert_eq!(next_of(&paused), "none while paused");
         let row = job_row(&paused);
         assert_eq!(row.paused_reason.as_deref(), Some("paused by the operator"));
-        assert_eq!(state_of(&JobView { enabled: false, ..view() }).0, "disabled");
-        assert_eq!(state_of(&JobView { running: true, ..paused }).0, "running");
+        assert_eq!(
+            state_of(&JobView {
+                enabled: false,
+                ..view()
+            })
+            .0,
+            "disabled"
+        );
+        assert_eq!(
+            state_of(&JobView {
+                running: true,
+                ..paused
+            })
+            .0,
+            "running"
+        );
     }
 
     #[test]
@@ -443,6 +456,9 @@ mod tests {
         };
         let html = page.render().unwrap();
         assert!(!html.contains("<script>alert"), "{html}");
-        assert!(html.contains("&#60;script&#62;alert(1)"), "shown, escaped: {html}");
+        assert!(
+            html.contains("&#60;script&#62;alert(1)"),
+            "shown, escaped: {html}"
+        );
     }
 }
