@@ -8,6 +8,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::provider::http::AbortOnDrop;
 use crate::tools::{
@@ -33,6 +34,8 @@ pub enum AgentEvent {
         output: String,
         /// Whether it failed.
         is_error: bool,
+        /// How long the call took (its wait for approval included).
+        elapsed: std::time::Duration,
     },
     /// Tokens used so far by the turn's model calls.
     Usage(Usage),
@@ -226,20 +229,25 @@ impl Agent {
             usage: Usage::default(),
         };
         let (tx, rx) = mpsc::channel(64);
-        let task = tokio::spawn(async move {
-            let last = tokio::select! {
-                biased;
-                () = cancel.cancelled() => None,
-                last = run.run(&tx) => Some(last),
-            };
-            let event = match last {
-                Some(event) => event,
-                None => AgentEvent::Cancelled {
-                    partial: String::new(),
-                },
-            };
-            let _ = tx.send(event).await;
-        });
+        // In the caller's span (the turn's): model calls and tool calls
+        // are its children.
+        let task = tokio::spawn(
+            async move {
+                let last = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => None,
+                    last = run.run(&tx) => Some(last),
+                };
+                let event = match last {
+                    Some(event) => event,
+                    None => AgentEvent::Cancelled {
+                        partial: String::new(),
+                    },
+                };
+                let _ = tx.send(event).await;
+            }
+            .in_current_span(),
+        );
         let guard = AbortOnDrop(task);
         futures::stream::unfold(
             (rx, guard, String::new()),
@@ -276,6 +284,25 @@ struct TurnLoop {
 }
 
 impl TurnLoop {
+    /// Run `call` in its own span (`execute_tool <name>`, as OpenTelemetry's
+    /// GenAI conventions name it), timed.
+    async fn timed_call(&self, call: &ToolCall) -> (ToolOutput, std::time::Duration) {
+        let span = tracing::info_span!(
+            "execute_tool",
+            otel.name = %format_args!("execute_tool {}", call.name),
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = %call.name,
+            gen_ai.tool.call.id = %call.id,
+            "error.type" = tracing::field::Empty,
+        );
+        let started = std::time::Instant::now();
+        let out = self.approved_call(call).instrument(span.clone()).await;
+        if out.is_error {
+            span.record("error.type", "tool_error");
+        }
+        (out, started.elapsed())
+    }
+
     /// Run `call`, first asking for approval when the gate says so.
     async fn approved_call(&self, call: &ToolCall) -> ToolOutput {
         if let Some(gate) = self
@@ -370,15 +397,17 @@ impl TurnLoop {
             }
             // Independent calls of one step run concurrently; a gated call
             // waits for its decision without holding up the others.
-            let runs = calls.iter().map(|c| self.approved_call(c));
-            let outputs: Vec<ToolOutput> = futures::future::join_all(runs).await;
-            for (c, out) in calls.iter().zip(outputs) {
+            let runs = calls.iter().map(|c| self.timed_call(c));
+            let outputs: Vec<(ToolOutput, std::time::Duration)> =
+                futures::future::join_all(runs).await;
+            for (c, (out, elapsed)) in calls.iter().zip(outputs) {
                 let _ = tx
                     .send(AgentEvent::ToolResult {
                         id: c.id.clone(),
                         name: c.name.clone(),
                         output: out.content.clone(),
                         is_error: out.is_error,
+                        elapsed,
                     })
                     .await;
                 let content = cut_tool_result(out.content, self.max_tool_result_chars);

@@ -17,5 +17,5 @@ pub use agent::{Agent, AgentEvent, DEFAULT_MAX_STEPS, TurnOutcome, TurnRequest, 
 pub use message::{ChatMessage, MessageRole, ToolCall, ToolSpec, Usage};
 pub use provider::{
     AnthropicProvider, EmbeddingsClient, FallbackChain, ModelRequest, OpenAiProvider, Provider,
-    ProviderError, ProviderEvent, ProviderSettings, RetryPolicy, shown_url,
+    ProviderError, ProviderEvent, ProviderSettings, RetryPolicy, TraceParent, shown_url,
 };

@@ -92,15 +92,27 @@ impl ChatMessage {
     }
 }
 
-/// Tokens a model call used, as the provider reports them.
+/// Tokens a model call used, as the provider reports them, and what they cost.
+///
+/// Every provider reports `input_tokens` *including* the prompt tokens served
+/// from its cache, so `cached_tokens` is always a part of `input_tokens`, never
+/// added to it: OpenAI's `prompt_tokens` already count its cached tokens, and the
+/// Anthropic provider adds `cache_read_input_tokens` and
+/// `cache_creation_input_tokens` to Anthropic's `input_tokens` (which excludes
+/// both). The uncached part of a prompt is `input_tokens - cached_tokens`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
-    /// Prompt tokens.
+    /// Prompt tokens, cached ones included.
     pub input_tokens: u64,
     /// Completion tokens.
     pub output_tokens: u64,
-    /// Prompt tokens served from the provider's cache.
+    /// Prompt tokens served from the provider's cache (a part of `input_tokens`).
     pub cached_tokens: u64,
+    /// What the call cost, in millionths of a US dollar. Providers leave it 0;
+    /// the gateway prices usage from the provider's `pricing` table. 0 when no
+    /// pricing is configured (and when absent from serialised usage).
+    #[serde(default)]
+    pub cost_micros: u64,
 }
 
 impl Usage {
@@ -109,5 +121,6 @@ impl Usage {
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
         self.cached_tokens += other.cached_tokens;
+        self.cost_micros += other.cost_micros;
     }
 }

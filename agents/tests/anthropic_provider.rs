@@ -47,6 +47,7 @@ fn provider(base_url: String) -> AnthropicProvider {
         idle_timeout: Duration::from_secs(5),
         temperature: None,
         max_tokens: None,
+        traceparent: None,
     })
 }
 
@@ -83,7 +84,8 @@ async fn text_streams_and_usage_counts_cached_tokens() {
             ProviderEvent::Usage(Usage {
                 input_tokens: 100,
                 output_tokens: 4,
-                cached_tokens: 90
+                cached_tokens: 90,
+                cost_micros: 0
             }),
         ]
     );

@@ -27,6 +27,7 @@ fn provider(base_url: String) -> OpenAiProvider {
         idle_timeout: Duration::from_secs(5),
         temperature: None,
         max_tokens: None,
+        traceparent: None,
     })
 }
 
@@ -61,7 +62,8 @@ async fn sse_deltas_and_usage_are_read() {
             ProviderEvent::Usage(Usage {
                 input_tokens: 7,
                 output_tokens: 2,
-                cached_tokens: 3
+                cached_tokens: 3,
+                cost_micros: 0
             }),
         ]
     );

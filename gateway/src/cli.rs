@@ -245,7 +245,6 @@ pub enum ConfigCommand {
 /// Run the command line; the exit code says whether it worked.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -256,7 +255,10 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    init_logging(&cli, runtime.handle().clone());
+    let result = runtime.block_on(run(cli));
+    crate::telemetry::logging::shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -265,24 +267,17 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The log goes to stderr and, for the control UI's Logs page, into
-/// [`crate::ui::logs::tail`]; both behind the one filter `SWITCHBOARD_LOG`.
-fn init_logging() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = std::env::var("SWITCHBOARD_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info,sqlx=warn".into());
-    crate::ui::logs::tail().set_filter(&filter);
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false);
-    let _ = tracing_subscriber::registry()
-        .with(tracing_subscriber::EnvFilter::new(filter))
-        .with(stderr)
-        .with(crate::ui::logs::layer())
-        .try_init();
+/// The log goes to stderr (as `[observability] log_format` says) and, for
+/// the control UI's Logs page, into [`crate::ui::logs::tail`]; `serve`
+/// also exports spans when `[observability.otlp]` names a collector.
+fn init_logging(cli: &Cli, runtime: tokio::runtime::Handle) {
+    let serving = matches!(cli.command, Command::Serve { .. });
+    let bind = match &cli.command {
+        Command::Serve { bind } => bind.as_deref(),
+        _ => None,
+    };
+    let boot = config::bootstrap(cli.config.as_deref(), &environment(cli, bind));
+    crate::telemetry::logging::init(&boot.observability, serving, runtime);
 }
 
 /// The `SWITCHBOARD_…` variables of this process, sorted: where the
@@ -705,8 +700,12 @@ fn print_session(v: &Value) {
         ms_to_local(s["last_active_at"].as_i64())
     );
     let u = &v["usage"];
+    let cost = match u["cost_micros"].as_i64() {
+        Some(micros) if micros > 0 => crate::telemetry::cost::format_usd(micros),
+        _ => "—".to_string(),
+    };
     println!(
-        "  tokens: {} in ({} cached), {} out over {} turns",
+        "  tokens: {} in ({} cached), {} out over {} turns   cost: {cost}",
         u["input_tokens"], u["cached_tokens"], u["output_tokens"], u["turns"]
     );
     let entries = v["transcript"].as_array().cloned().unwrap_or_default();

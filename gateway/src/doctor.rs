@@ -62,7 +62,8 @@ pub async fn run(loaded: anyhow::Result<LoadedConfig>) -> anyhow::Result<()> {
     }
     encryption(&loaded, &mut line);
     for (name, p) in &config.providers {
-        let provider = crate::serve::provider_for(name, p, &p.model);
+        let provider =
+            crate::serve::provider_for(name, p, &p.model, &crate::telemetry::Telemetry::disabled());
         match tokio::time::timeout(Duration::from_secs(10), provider.probe()).await {
             Ok(Ok(())) => line(
                 Some(true),

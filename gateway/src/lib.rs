@@ -16,6 +16,7 @@
 //! - [`webchat`]: the built-in web chat channel;
 //! - [`retention`]: pruning what `[retention]` no longer keeps;
 //! - [`supervisor`] and [`health`]: long-running tasks and their state;
+//! - [`telemetry`]: metrics, traces, the log's format and cost;
 //! - [`serve`]: start-up, the signal, and the drain;
 //! - [`cli`]: the `switchboard` command line.
 
@@ -37,6 +38,7 @@ pub mod sandbox;
 pub mod serve;
 pub mod sessions;
 pub mod supervisor;
+pub mod telemetry;
 pub mod ui;
 pub mod vault;
 pub mod webchat;

@@ -265,6 +265,7 @@ mod tests {
                         output_tokens: 1,
                         cached_tokens: 0,
                         turns: 1,
+                        cost_micros: 0,
                     },
                 }),
             })

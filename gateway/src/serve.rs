@@ -38,6 +38,8 @@ use crate::sessions::context::ContextBudget;
 use crate::sessions::reset::ResetPolicy;
 use crate::sessions::{AgentSlot, SessionRegistry, TurnContext};
 use crate::supervisor::Supervisor;
+use crate::telemetry::Telemetry;
+use crate::telemetry::model::Observed;
 use crate::webchat::{self, WebChat};
 
 /// How often pending rows without an owner are looked for.
@@ -72,7 +74,12 @@ fn api_key(name: &str, p: &ProviderConfig) -> Option<String> {
 
 /// The client for provider `name` asking `model`: the one place provider
 /// kinds are registered.
-pub(crate) fn provider_for(name: &str, p: &ProviderConfig, model: &str) -> Arc<dyn Provider> {
+pub(crate) fn provider_for(
+    name: &str,
+    p: &ProviderConfig,
+    model: &str,
+    telemetry: &Arc<Telemetry>,
+) -> Arc<dyn Provider> {
     let settings = ProviderSettings {
         name: name.to_string(),
         base_url: p.base_url.clone(),
@@ -81,11 +88,18 @@ pub(crate) fn provider_for(name: &str, p: &ProviderConfig, model: &str) -> Arc<d
         idle_timeout: Duration::from_secs(p.timeout_secs),
         temperature: p.temperature,
         max_tokens: p.max_tokens,
+        traceparent: telemetry.traceparent_fn(),
     };
-    match p.kind {
-        ProviderKind::Openai => Arc::new(OpenAiProvider::new(settings)),
-        ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(settings)),
-    }
+    let (inner, system): (Arc<dyn Provider>, _) = match p.kind {
+        ProviderKind::Openai => (Arc::new(OpenAiProvider::new(settings)), "openai"),
+        ProviderKind::Anthropic => (Arc::new(AnthropicProvider::new(settings)), "anthropic"),
+    };
+    Arc::new(Observed::new(
+        inner,
+        telemetry.clone(),
+        system,
+        p.pricing.clone(),
+    ))
 }
 
 /// The embeddings client of provider `name` asking `model`
@@ -100,6 +114,7 @@ pub(crate) fn embeddings_for(name: &str, p: &ProviderConfig, model: &str) -> Emb
         idle_timeout: Duration::from_secs(p.timeout_secs),
         temperature: None,
         max_tokens: None,
+        traceparent: None,
     })
 }
 
@@ -170,6 +185,14 @@ pub async fn serve(
         }
     }
 
+    let telemetry = Arc::new(Telemetry::new(
+        &config.observability,
+        crate::telemetry::logging::exporting(),
+    ));
+    if let Some(url) = crate::telemetry::logging::traces_url() {
+        tracing::info!(url = %url, "traces are exported over OTLP");
+    }
+
     // Providers and agents.
     let mut agents = HashMap::new();
     let mut probes: Vec<(String, String, Arc<dyn Provider>)> = Vec::new();
@@ -177,7 +200,7 @@ pub async fn serve(
         probes.push((
             name.clone(),
             p.base_url.clone(),
-            provider_for(name, p, &p.model),
+            provider_for(name, p, &p.model, &telemetry),
         ));
     }
     for (name, a) in &config.agents {
@@ -207,7 +230,7 @@ pub async fn serve(
             .into_iter()
             .map(|(name, m)| {
                 let fp = &config.providers[name];
-                provider_for(name, fp, m.unwrap_or(&fp.model))
+                provider_for(name, fp, m.unwrap_or(&fp.model), &telemetry)
             })
             .collect();
         let policy = RetryPolicy {
@@ -215,7 +238,7 @@ pub async fn serve(
             ..RetryPolicy::default()
         };
         let provider: Arc<dyn Provider> = Arc::new(FallbackChain::new(
-            provider_for(&a.provider, p, &model),
+            provider_for(&a.provider, p, &model, &telemetry),
             fallbacks,
             policy,
         ));
@@ -412,6 +435,7 @@ pub async fn serve(
         claims: Default::default(),
         deliveries,
         memories: Some(memories),
+        telemetry: telemetry.clone(),
     });
     let sessions = SessionRegistry::new(ctx);
     let router = Router::new(
@@ -507,6 +531,16 @@ pub async fn serve(
         })
     };
     health.set("http", State::Running, Some(format!("http://{bind}")));
+    let metrics_task = match config
+        .observability
+        .metrics_bind
+        .as_deref()
+        .filter(|_| config.observability.metrics)
+    {
+        Some(addr) => Some(serve_metrics(addr, state.clone(), http_stop.clone(), &health).await?),
+        None => None,
+    };
+    watch_exports(&health);
 
     // Long-running tasks.
     let mut supervisor =
@@ -658,6 +692,9 @@ pub async fn serve(
         Err(_) => tracing::info!("closing remaining connections"),
         _ => {}
     }
+    if let Some(task) = metrics_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
     if let Some(sb) = bench.sandboxes()
         && sb.settings().remove_on_shutdown
         && sb.used()
@@ -674,6 +711,71 @@ pub async fn serve(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `observability.metrics_bind`: `/metrics` on a listener of its own.
+async fn serve_metrics(
+    addr: &str,
+    state: Arc<AppState>,
+    stop: CancellationToken,
+    health: &Health,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("observability.metrics_bind: cannot listen on {addr}: choose a free address")
+    })?;
+    let shown = listener
+        .local_addr()
+        .map_or_else(|_| addr.to_string(), |a| a.to_string());
+    health.set(
+        "metrics",
+        State::Running,
+        Some(format!("http://{shown}/metrics")),
+    );
+    let app = http::metrics::standalone(state);
+    Ok(tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    }))
+}
+
+/// The `telemetry` component: running while spans reach the collector,
+/// degraded (never failed: users are answered all the same) while they
+/// do not.
+fn watch_exports(health: &Arc<Health>) {
+    let (Some(mut state), Some(url)) = (
+        crate::telemetry::logging::export_state(),
+        crate::telemetry::logging::traces_url(),
+    ) else {
+        return;
+    };
+    let shown = switchboard_agents::shown_url(url);
+    health.set(
+        "telemetry",
+        State::Running,
+        Some(format!("traces to {shown}")),
+    );
+    let health = health.clone();
+    tokio::spawn(async move {
+        while state.changed().await.is_ok() {
+            let now = state.borrow_and_update().clone();
+            match now {
+                None => health.set(
+                    "telemetry",
+                    State::Running,
+                    Some(format!("traces to {shown}")),
+                ),
+                Some(e) => {
+                    tracing::warn!(error = %e, "spans could not be sent to the collector");
+                    health.set(
+                        "telemetry",
+                        State::Degraded,
+                        Some(format!("spans could not be sent to {shown}: {e}; they are dropped until the collector answers")),
+                    );
+                }
+            }
+        }
+    });
 }
 
 async fn probe_provider(

@@ -182,6 +182,7 @@ pub(crate) async fn rig(
         claims: Default::default(),
         deliveries,
         memories: None,
+        telemetry: crate::telemetry::Telemetry::disabled(),
     });
     Rig {
         store,

@@ -144,6 +144,10 @@ pub struct TokenCounts {
     pub cached_tokens: i64,
     /// Turns counted.
     pub turns: i64,
+    /// What the turns cost, in millionths of a US dollar; 0 when no pricing is
+    /// configured for the provider (`[providers.x.pricing]`).
+    #[serde(default)]
+    pub cost_micros: i64,
 }
 
 impl TokenCounts {

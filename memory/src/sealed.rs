@@ -451,6 +451,10 @@ impl Store for SealedStore {
             .collect()
     }
 
+    async fn ingress_pending_count(&self) -> Result<u64, StoreError> {
+        self.inner.ingress_pending_count().await
+    }
+
     async fn ingress_prune(&self, before: i64) -> Result<u64, StoreError> {
         self.inner.ingress_prune(before).await
     }

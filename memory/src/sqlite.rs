@@ -363,8 +363,8 @@ impl Store for SqliteStore {
         );
         if commit.usage.is_some() {
             sql.push_str(
-                "INSERT INTO usage (session_key, session_id, agent, input_tokens, output_tokens, cached_tokens, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?);",
+                "INSERT INTO usage (session_key, session_id, agent, input_tokens, output_tokens, cached_tokens, cost_micros, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?);",
             );
         }
         for _ in &commit.ingress_ids {
@@ -388,6 +388,7 @@ impl Store for SqliteStore {
                     .bind(u.tokens.input_tokens)
                     .bind(u.tokens.output_tokens)
                     .bind(u.tokens.cached_tokens)
+                    .bind(u.tokens.cost_micros)
                     .bind(commit.now);
             }
             for id in &commit.ingress_ids {
@@ -409,7 +410,8 @@ impl Store for SqliteStore {
     ) -> Result<TokenCounts, StoreError> {
         Ok(sqlx::query_as::<_, TokenCounts>(
             "SELECT COALESCE(SUM(input_tokens), 0) AS input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens, \
-             COALESCE(SUM(cached_tokens), 0) AS cached_tokens, COUNT(*) AS turns \
+             COALESCE(SUM(cached_tokens), 0) AS cached_tokens, COUNT(*) AS turns, \
+             COALESCE(SUM(cost_micros), 0) AS cost_micros \
              FROM usage WHERE session_key = ? AND created_at >= ?",
         )
         .bind(session_key)
@@ -421,7 +423,8 @@ impl Store for SqliteStore {
     async fn usage_for_agent(&self, agent: &str, since: i64) -> Result<TokenCounts, StoreError> {
         Ok(sqlx::query_as::<_, TokenCounts>(
             "SELECT COALESCE(SUM(input_tokens), 0) AS input_tokens, COALESCE(SUM(output_tokens), 0) AS output_tokens, \
-             COALESCE(SUM(cached_tokens), 0) AS cached_tokens, COUNT(*) AS turns \
+             COALESCE(SUM(cached_tokens), 0) AS cached_tokens, COUNT(*) AS turns, \
+             COALESCE(SUM(cost_micros), 0) AS cost_micros \
              FROM usage WHERE agent = ? AND created_at >= ?",
         )
         .bind(agent)
@@ -433,7 +436,8 @@ impl Store for SqliteStore {
     async fn usage_by_agent(&self, since: i64) -> Result<Vec<(String, TokenCounts)>, StoreError> {
         let rows = sqlx::query(
             "SELECT agent, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, \
-             SUM(cached_tokens) AS cached_tokens, COUNT(*) AS turns \
+             SUM(cached_tokens) AS cached_tokens, COUNT(*) AS turns, \
+             COALESCE(SUM(cost_micros), 0) AS cost_micros \
              FROM usage WHERE created_at >= ? GROUP BY agent ORDER BY agent",
         )
         .bind(since)
@@ -448,6 +452,7 @@ impl Store for SqliteStore {
                         output_tokens: r.try_get("output_tokens")?,
                         cached_tokens: r.try_get("cached_tokens")?,
                         turns: r.try_get("turns")?,
+                        cost_micros: r.try_get("cost_micros")?,
                     },
                 ))
             })
@@ -547,6 +552,13 @@ impl Store for SqliteStore {
             .fetch_all(&self.read)
             .await?;
         rows.iter().map(ingress_row).collect()
+    }
+
+    async fn ingress_pending_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ingress WHERE status = 'pending'")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn ingress_prune(&self, before: i64) -> Result<u64, StoreError> {

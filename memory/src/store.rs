@@ -195,6 +195,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Rows still pending, oldest first: what a restart must pick up again.
     async fn ingress_pending(&self) -> Result<Vec<IngressRecord>, StoreError>;
 
+    /// How many rows are still pending (for the metrics; cheaper than
+    /// [`ingress_pending`](Self::ingress_pending) where a backend counts).
+    async fn ingress_pending_count(&self) -> Result<u64, StoreError> {
+        Ok(self.ingress_pending().await?.len() as u64)
+    }
+
     /// Delete finished rows last changed before `before`. Returns how many.
     async fn ingress_prune(&self, before: i64) -> Result<u64, StoreError>;
 

@@ -465,6 +465,7 @@ pub async fn usage_is_summed_per_session_and_agent(store: &dyn Store) {
                 output_tokens: o,
                 cached_tokens: i / 2,
                 turns: 1,
+                cost_micros: i * 37,
             },
         }),
     };
@@ -487,8 +488,15 @@ pub async fn usage_is_summed_per_session_and_agent(store: &dyn Store) {
             input_tokens: 300,
             output_tokens: 30,
             cached_tokens: 150,
-            turns: 2
-        }
+            turns: 2,
+            cost_micros: 11_100,
+        },
+        "cost is stored with each turn and summed like the tokens"
+    );
+    assert_eq!(
+        store.usage_for_agent("main", 10).await.unwrap().cost_micros,
+        7_400,
+        "since excludes the cost of older turns"
     );
     assert_eq!(
         store.usage_for_agent("main", 10).await.unwrap().total(),
@@ -502,9 +510,9 @@ pub async fn usage_is_summed_per_session_and_agent(store: &dyn Store) {
     let by = store.usage_by_agent(0).await.unwrap();
     assert_eq!(
         by.iter()
-            .map(|(a, t)| (a.as_str(), t.turns))
+            .map(|(a, t)| (a.as_str(), t.turns, t.cost_micros))
             .collect::<Vec<_>>(),
-        [("main", 2), ("other", 1)]
+        [("main", 2, 11_100), ("other", 1, 259)]
     );
 }
 

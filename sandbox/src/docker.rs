@@ -163,6 +163,16 @@ impl Sandboxes {
         &self.settings
     }
 
+    /// How many containers this process holds now (a slot busy making or
+    /// using its container counts as one).
+    pub fn containers(&self) -> usize {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .values()
+            .filter(|s| s.live.try_lock().map_or(true, |live| live.is_some()))
+            .count()
+    }
+
     /// Whether this process has run anything in a container yet.
     pub fn used(&self) -> bool {
         self.execs.load(Ordering::Relaxed) > 0

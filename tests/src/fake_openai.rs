@@ -42,6 +42,12 @@ pub struct Seen {
     pub body: Value,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// The W3C `traceparent` header, if any.
+    pub traceparent: Option<String>,
+    /// The usage the fake reported in its answer: (prompt tokens,
+    /// completion tokens, cached prompt tokens); `None` when it reported
+    /// none (a failure, or a stream that did not ask for usage).
+    pub usage: Option<(u64, u64, u64)>,
 }
 
 impl Seen {
@@ -272,10 +278,9 @@ async fn embeddings(
     let body = body.0;
     shared.embedded.lock().unwrap().push(Seen {
         body: body.clone(),
-        authorization: headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        authorization: header(&headers, "authorization"),
+        traceparent: header(&headers, "traceparent"),
+        usage: None,
     });
     let inputs: Vec<String> = match &body["input"] {
         Value::String(s) => vec![s.clone()],
@@ -328,6 +333,20 @@ fn alone_tool(shared: &Shared, body: &Value) -> Option<(String, String)> {
         .cloned()
 }
 
+/// The value of header `name`, if present and readable.
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The cached part of `prompt_tokens` the fake reports: a fixed quarter,
+/// so cached-token counters have something to count.
+pub fn cached_tokens(prompt_tokens: u64) -> u64 {
+    prompt_tokens / 4
+}
+
 fn last_user(body: &Value) -> String {
     body["messages"]
         .as_array()
@@ -343,14 +362,6 @@ async fn completions(
     body: axum::Json<Value>,
 ) -> Response {
     let body = body.0;
-    let seen = Seen {
-        body: body.clone(),
-        authorization: headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-    };
-    shared.seen.lock().unwrap().push(seen.clone());
     let behavior = {
         let mut b = shared.behavior.lock().unwrap();
         let now = b.clone();
@@ -361,8 +372,6 @@ async fn completions(
             now
         }
     };
-    let released = shared.clone();
-    let _ = shared.arrivals.send(seen);
     let last = body["messages"]
         .as_array()
         .and_then(|m| m.last())
@@ -376,14 +385,36 @@ async fn completions(
     let tool = wanted_tool(&body).or_else(|| alone_tool(&shared, &body));
     let prompt_tokens = body["messages"].as_array().map_or(0, Vec::len) as u64 * 10;
     let completion_tokens = answer.split_whitespace().count() as u64;
-    let usage = json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens });
+    let cached = cached_tokens(prompt_tokens);
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": { "cached_tokens": cached },
+    });
+    let streamed = body["stream"] == json!(true);
+    let include_usage = body["stream_options"]["include_usage"] == json!(true);
+    let reported = match behavior {
+        Behavior::Fail(..) => None,
+        _ if !streamed || include_usage => Some((prompt_tokens, completion_tokens, cached)),
+        _ => None,
+    };
+    let seen = Seen {
+        body: body.clone(),
+        authorization: header(&headers, "authorization"),
+        traceparent: header(&headers, "traceparent"),
+        usage: reported,
+    };
+    shared.seen.lock().unwrap().push(seen.clone());
+    let released = shared.clone();
+    let _ = shared.arrivals.send(seen);
     let model = body["model"].as_str().unwrap_or("fake-model").to_string();
     match behavior {
         Behavior::Fail(status, message) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             (status, axum::Json(json!({ "error": { "message": message, "type": "server_error", "code": null } }))).into_response()
         }
-        _ if body["stream"] != json!(true) => axum::Json(json!({
+        _ if !streamed => axum::Json(json!({
             "id": "chatcmpl-fake",
             "object": "chat.completion",
             "created": 0,
@@ -406,7 +437,6 @@ async fn completions(
                 Behavior::Drip(ms) => Some(std::time::Duration::from_millis(ms)),
                 _ => None,
             };
-            let include_usage = body["stream_options"]["include_usage"] == json!(true);
             let chunk = move |delta: Value, finish: Value| {
                 format!(
                     "data: {}\n\n",

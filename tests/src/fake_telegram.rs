@@ -497,6 +497,13 @@ impl FakeTelegram {
         })
     }
 
+    /// `message` (as returned by [`FakeTelegram::dm`] or
+    /// [`FakeTelegram::group`]) again in a new update, as Telegram does
+    /// when unsure it was delivered; returns the new update's id.
+    pub fn redeliver(&self, message: &Value) -> i64 {
+        self.push_update(message.clone())
+    }
+
     /// A private message from user `from`; returns the update.
     pub fn dm(&self, from: i64, name: &str, text: &str) -> Value {
         let chat = json!({ "id": from, "type": "private", "first_name": name });

@@ -8,6 +8,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::{ProviderError, ProviderEvent, SseParser};
 
@@ -29,7 +30,15 @@ pub struct ProviderSettings {
     pub temperature: Option<f32>,
     /// Optional cap on answer tokens.
     pub max_tokens: Option<u32>,
+    /// The W3C `traceparent` of the current span, sent with each request
+    /// so the provider's side of a call joins the turn's trace. Default
+    /// none: no header.
+    pub traceparent: Option<TraceParent>,
 }
+
+/// Gives the W3C `traceparent` header of the span current where it is
+/// called, if traces are exported.
+pub type TraceParent = std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 impl std::fmt::Debug for ProviderSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,6 +137,10 @@ impl HttpClient {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ProviderError> {
+        let req = match self.settings.traceparent.as_ref().and_then(|t| t()) {
+            Some(tp) => req.header("traceparent", tp),
+            None => req,
+        };
         let resp = tokio::time::timeout(self.settings.idle_timeout, req.send())
             .await
             .map_err(|_| self.timeout())?
@@ -212,11 +225,15 @@ where
 {
     let (tx, rx) = mpsc::channel(64);
     let fut = work(tx.clone());
-    let task = AbortOnDrop(tokio::spawn(async move {
-        if let Err(e) = fut.await {
-            let _ = tx.send(Err(e)).await;
+    // In the caller's span: the request is part of its model call.
+    let task = AbortOnDrop(tokio::spawn(
+        async move {
+            if let Err(e) = fut.await {
+                let _ = tx.send(Err(e)).await;
+            }
         }
-    }));
+        .in_current_span(),
+    ));
     futures::stream::unfold((rx, task), |(mut rx, task)| async move {
         rx.recv().await.map(|e| (e, (rx, task)))
     })

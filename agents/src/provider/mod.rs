@@ -15,7 +15,7 @@ use futures::stream::BoxStream;
 pub use anthropic::AnthropicProvider;
 pub use embeddings::EmbeddingsClient;
 pub use error::{ProviderError, shown_url};
-pub use http::ProviderSettings;
+pub use http::{ProviderSettings, TraceParent};
 pub use openai::OpenAiProvider;
 pub use resilient::{FallbackChain, RetryPolicy};
 pub use sse::SseParser;

@@ -247,6 +247,7 @@ fn parse_usage(usage: &Value) -> Usage {
         input_tokens: n("/prompt_tokens"),
         output_tokens: n("/completion_tokens"),
         cached_tokens: n("/prompt_tokens_details/cached_tokens"),
+        cost_micros: 0,
     }
 }
 

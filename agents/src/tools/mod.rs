@@ -52,6 +52,10 @@ pub struct ToolContext {
     /// The person the message is from, `<channel>:<sender id>` (whose
     /// memories `memory_save` and `memory_search` use); empty when unknown.
     pub subject: String,
+    /// The W3C `traceparent` of the turn, given to sandboxed commands as
+    /// `TRACEPARENT` so what they report joins the turn's trace; none when
+    /// traces are not exported.
+    pub traceparent: Option<String>,
 }
 
 /// What a tool call returned, as the model will read it.

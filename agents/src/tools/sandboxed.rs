@@ -217,7 +217,7 @@ impl Tool for SandboxTool {
         Box::pin(async move {
             let place = place(&ctx);
             let result = match kind {
-                Kind::Exec => exec(&bench, &place, &args).await,
+                Kind::Exec => exec(&bench, &place, &args, ctx.traceparent.as_deref()).await,
                 Kind::ReadFile => read(&bench, &place, &args).await,
                 Kind::WriteFile => write(&bench, &place, &args).await,
                 Kind::EditFile => edit(&bench, &place, &args).await,
@@ -234,8 +234,16 @@ fn failed(e: switchboard_sandbox::SandboxError) -> ToolOutput {
     ToolOutput::error(e.to_string())
 }
 
-async fn exec(bench: &Workbench, place: &Place, args: &Value) -> Outcome {
+async fn exec(
+    bench: &Workbench,
+    place: &Place,
+    args: &Value,
+    traceparent: Option<&str>,
+) -> Outcome {
     let mut req = ExecRequest::shell(str_arg(args, "command")?);
+    if let Some(tp) = traceparent {
+        req.env.push(format!("TRACEPARENT={tp}"));
+    }
     req.timeout = args["timeout_secs"].as_u64().map(Duration::from_secs);
     let out = bench.exec(place, req).await.map_err(failed)?;
     Ok(describe_exec(&out, bench.settings().memory_mb))

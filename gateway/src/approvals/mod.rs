@@ -260,6 +260,8 @@ pub struct SessionApprover {
     /// The turn's run slot, given back while a call waits (`None`: the
     /// turn holds none).
     pub run_slot: Option<Arc<RunSlot>>,
+    /// Where decisions are counted (`switchboard_approvals_total`).
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl Approver for SessionApprover {
@@ -270,6 +272,7 @@ impl Approver for SessionApprover {
         let message_id = self.message_id.clone();
         let deciders = self.deciders.clone();
         let run_slot = self.run_slot.clone();
+        let telemetry = self.telemetry.clone();
         let id = rules::new_id(&mut rand::rng());
         Box::pin(async move {
             let now = now_ms();
@@ -338,6 +341,16 @@ impl Approver for SessionApprover {
             if let Some(pause) = pause {
                 pause.resume().await;
             }
+            let outcome = match &decision {
+                Decision::Approved { .. } => "approved",
+                Decision::Denied { by } if by == "timeout" => "timeout",
+                Decision::Denied { .. } => "denied",
+            };
+            telemetry
+                .metrics
+                .approvals
+                .get_or_create(&crate::telemetry::metrics::OutcomeLabels { outcome })
+                .inc();
             decision
         })
     }

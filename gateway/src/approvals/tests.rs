@@ -60,6 +60,7 @@ fn approver(
             asker: party("7", ChatKind::Group, GROUP),
         },
         run_slot: slot,
+        telemetry: crate::telemetry::Telemetry::disabled(),
     }
 }
 

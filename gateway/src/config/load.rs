@@ -92,6 +92,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "webhook_secret",
     "secret",
     "url",
+    "metrics_token",
 ];
 
 /// What the store must be opened with before `"secret:NAME"` values can
@@ -107,6 +108,9 @@ pub struct Bootstrap {
     pub store: super::StoreConfig,
     /// The names of the secrets the config refers to, sorted, once each.
     pub secrets: Vec<String>,
+    /// `[observability]`, for the log set up before the full load (the
+    /// defaults when it does not parse: the full load says why).
+    pub observability: super::ObservabilityConfig,
 }
 
 /// Read what [`Bootstrap`] holds from the file at `path` and `env`. Errors
@@ -123,6 +127,7 @@ pub fn bootstrap(path: Option<&Path>, env: &[(String, String)]) -> Bootstrap {
     struct Partial {
         gateway: Gateway,
         store: super::StoreConfig,
+        observability: Option<toml::Value>,
     }
     let text = path
         .and_then(|p| std::fs::read_to_string(p).ok())
@@ -145,6 +150,10 @@ pub fn bootstrap(path: Option<&Path>, env: &[(String, String)]) -> Bootstrap {
         bind: partial.gateway.bind,
         store: partial.store,
         secrets,
+        observability: partial
+            .observability
+            .and_then(|v| v.try_into().ok())
+            .unwrap_or_default(),
     }
 }
 
@@ -427,6 +436,12 @@ fn optional_number(path: &[String]) -> Option<Value> {
             "transcript_days" | "usage_days" | "approvals_days",
         ]
         | ["agents", _, "daily_token_budget"] => Some(Value::Integer(0)),
+        [
+            "providers",
+            _,
+            "pricing",
+            "input_per_mtok" | "output_per_mtok" | "cached_per_mtok",
+        ] => Some(Value::Float(0.0)),
         _ => None,
     }
 }

@@ -10,6 +10,7 @@ mod channels;
 mod cron;
 mod load;
 mod memory;
+mod observability;
 mod store;
 mod validate;
 
@@ -25,6 +26,7 @@ pub use load::{
     load_str_with_secrets, load_with_secrets, secret_names,
 };
 pub use memory::{AgentMemoryConfig, DEFAULT_MAX_ENTRIES, MemoryScope};
+pub use observability::{LogFormat, ObservabilityConfig, OtlpConfig, SpanSessionKeys};
 pub use store::{EncryptionConfig, EncryptionMode, StoreConfig};
 
 /// The whole configuration.
@@ -63,6 +65,8 @@ pub struct Config {
     /// `[hooks.<name>]`: turns another system starts with a POST to
     /// `/hooks/custom/<name>`.
     pub hooks: HooksConfig,
+    /// `[observability]`: metrics, traces and the log's format.
+    pub observability: ObservabilityConfig,
 }
 
 /// `[ui]`
@@ -237,6 +241,24 @@ pub struct ProviderConfig {
     /// timeout or no connection, honouring `Retry-After`. Default 2.
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
+    /// `[providers.<name>.pricing]`: US dollars per million tokens, which
+    /// turn each turn's usage into its cost (stored with the usage, shown in
+    /// `/status`, the control API, the UI and the metrics), e.g.
+    ///
+    /// ```toml
+    /// [providers.openai.pricing]
+    /// input_per_mtok = 2.50
+    /// output_per_mtok = 10.00
+    /// cached_per_mtok = 1.25      # default: input_per_mtok
+    ///
+    /// [providers.openai.pricing.models."gpt-4o-mini"]
+    /// input_per_mtok = 0.15
+    /// output_per_mtok = 0.60
+    /// ```
+    ///
+    /// Default: none, so cost is not counted (stored as 0, shown as "—").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<crate::telemetry::cost::Pricing>,
 }
 
 fn default_provider_timeout() -> u64 {
@@ -255,6 +277,7 @@ impl std::fmt::Debug for ProviderConfig {
             .field("model", &self.model)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("api_key_env", &self.api_key_env)
+            .field("pricing", &self.pricing)
             .finish_non_exhaustive()
     }
 }
@@ -272,6 +295,7 @@ impl ProviderConfig {
             temperature: None,
             max_tokens: None,
             max_retries: default_max_retries(),
+            pricing: None,
         }
     }
 }

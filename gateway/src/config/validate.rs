@@ -222,6 +222,11 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
         if p.timeout_secs == 0 {
             errors.push(ConfigError::new(key("timeout_secs"), "must be at least 1"));
         }
+        if let Some(pricing) = &p.pricing {
+            for (k, why) in pricing.problems(&key("pricing")) {
+                errors.push(ConfigError::new(k, why));
+            }
+        }
     }
     let provider_names = || {
         config
@@ -626,6 +631,24 @@ mod tests {
             "[providers.local]\nkind = \"openai\"\nbase_url = \"ftp://x\"\nmodel = \"m\"\n",
         );
         assert!(p.contains("providers.local.base_url"), "{p}");
+    }
+
+    #[test]
+    fn a_negative_price_refuses_the_config() {
+        let provider = "[providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:11434/v1\"\nmodel = \"m\"\n[providers.local.pricing]\n";
+        let p = problems(&format!("{provider}input_per_mtok = -1\n"));
+        assert!(
+            p.contains(
+                "providers.local.pricing.input_per_mtok: is -1: a price must be a number ≥ 0"
+            ),
+            "{p}"
+        );
+        let ok = load_str(
+            &format!("{provider}input_per_mtok = 0.15\noutput_per_mtok = 0.6\n"),
+            "c",
+            &[],
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err());
     }
 
     #[test]

@@ -63,9 +63,24 @@ pub(crate) async fn usage_by_agent(
         .usage_by_agent(since)
         .await
         .map_err(ApiError::internal)?;
-    let agents: serde_json::Map<String, Value> =
-        rows.into_iter().map(|(a, t)| (a, json!(t))).collect();
+    let agents: serde_json::Map<String, Value> = rows
+        .into_iter()
+        .map(|(a, t)| (a, counts_json(&t)))
+        .collect();
     Ok(json!({ "since_ms": since, "agents": agents }))
+}
+
+/// Token counts as JSON, with their cost in dollars (`cost_usd`) next to
+/// `cost_micros`.
+fn counts_json(t: &switchboard_memory::TokenCounts) -> Value {
+    let mut v = json!(t);
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "cost_usd".into(),
+            json!(crate::telemetry::cost::micros_to_usd(t.cost_micros)),
+        );
+    }
+    v
 }
 
 async fn usage(
@@ -226,7 +241,7 @@ pub(crate) async fn session_show(
         .await
         .map_err(ApiError::internal)?;
     Ok(
-        json!({ "session": session, "transcript": transcript, "usage": usage, "usage_all_generations": all_time }),
+        json!({ "session": session, "transcript": transcript, "usage": counts_json(&usage), "usage_all_generations": counts_json(&all_time) }),
     )
 }
 

@@ -7,6 +7,7 @@ pub(crate) mod cron;
 pub(crate) mod forget;
 mod memo;
 pub(crate) mod memory;
+pub(crate) mod metrics;
 mod openai;
 mod ws;
 
@@ -106,6 +107,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         // Platforms cannot send our token: each hook checks its own secret.
         .route("/hooks/{channel}/{account}", axum::routing::post(hook))
         .merge(cron::hook_routes())
+        // Its own check: a scrape token works here and nowhere else.
+        .merge(metrics::routes())
         .merge(protected)
         .merge(ui)
         .fallback(not_found)

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use tracing::Instrument as _;
 
 use switchboard_channel::{ChatKind, Inbound, ReplyTarget, Sender};
 use switchboard_memory::{
@@ -35,6 +36,7 @@ use crate::channels::ChannelSet;
 use crate::clock::now_ms;
 use crate::config::AccessRules;
 use crate::sessions::{DispatchError, Job, SessionRegistry};
+use crate::telemetry::metrics::ChannelLabels;
 use access::{Access, Precheck, precheck};
 use notices::Notices;
 use pairing::PairingDecision;
@@ -89,6 +91,19 @@ pub enum Admission {
     /// The gateway is shutting down; the message stays pending and is
     /// answered after the restart.
     Deferred,
+}
+
+/// The `reason` label of a message not answered, for
+/// `switchboard_messages_rejected_total`.
+fn rejection(a: &Admission) -> Option<&'static str> {
+    match a {
+        Admission::Ignored { .. } => Some("policy"),
+        Admission::Pairing => Some("pairing"),
+        Admission::RateLimited => Some("rate_limit"),
+        Admission::Duplicate { .. } => Some("duplicate"),
+        Admission::Busy => Some("busy"),
+        Admission::Queued { .. } | Admission::Answered { .. } | Admission::Deferred => None,
+    }
 }
 
 /// `/approve <id>` or `/deny <id>` (also `/approve@bot <id>`).
@@ -223,6 +238,35 @@ impl Pipeline {
         inbound: Inbound,
         agent: Option<String>,
     ) -> Result<Admission, StoreError> {
+        let telemetry = &self.sessions.context().telemetry;
+        let channel = inbound.channel.clone();
+        // One trace per message: its root span lives as long as its job.
+        let message = telemetry.message_span(&inbound.channel, &inbound.account);
+        telemetry
+            .metrics
+            .messages_received
+            .get_or_create(&ChannelLabels {
+                channel: inbound.channel.clone(),
+                account: inbound.account.clone(),
+            })
+            .inc();
+        let admit = tracing::info_span!(parent: &message, "admit");
+        let admission = self
+            .admit_in(inbound, agent, message)
+            .instrument(admit)
+            .await?;
+        if let Some(reason) = rejection(&admission) {
+            telemetry.metrics.rejected(&channel, reason);
+        }
+        Ok(admission)
+    }
+
+    async fn admit_in(
+        &self,
+        inbound: Inbound,
+        agent: Option<String>,
+        message: tracing::Span,
+    ) -> Result<Admission, StoreError> {
         let ignored = self.ignored_outright(&inbound);
         let payload = IngressPayload {
             inbound,
@@ -260,7 +304,10 @@ impl Pipeline {
             }
             IngressAccept::Accepted(id) => match ignored {
                 Some(reason) => self.ignore(id, reason).await,
-                None => self.process(id, inbound, agent).await,
+                None => {
+                    self.process_with(id, inbound, agent, None, None, message)
+                        .await
+                }
             },
         }
     }
@@ -276,6 +323,11 @@ impl Pipeline {
         session_key: String,
     ) -> Result<Admission, StoreError> {
         let route = ScheduledRoute { agent, session_key };
+        let message = self
+            .sessions
+            .context()
+            .telemetry
+            .message_span(&inbound.channel, &inbound.account);
         let payload = IngressPayload {
             inbound,
             agent: None,
@@ -302,7 +354,7 @@ impl Pipeline {
                 status,
             }),
             IngressAccept::Accepted(id) => Ok(self
-                .dispatch_scheduled(id, inbound, route, None, None)
+                .dispatch_scheduled(id, inbound, route, None, None, message)
                 .await?),
         }
     }
@@ -314,7 +366,12 @@ impl Pipeline {
         route: ScheduledRoute,
         claim: Option<std::sync::Arc<crate::sessions::delivery::Claim>>,
         resume: Option<String>,
+        message: tracing::Span,
     ) -> Result<Admission, StoreError> {
+        self.sessions
+            .context()
+            .telemetry
+            .record_session(&message, &route.session_key);
         let job = Job {
             ingress_id,
             inbound,
@@ -322,6 +379,8 @@ impl Pipeline {
             session_key: route.session_key.clone(),
             claim,
             resume,
+            span: message,
+            queued: None,
         };
         match self.sessions.dispatch(job) {
             Ok(()) => Ok(Admission::Queued {
@@ -365,7 +424,12 @@ impl Pipeline {
         inbound: Inbound,
         agent: Option<String>,
     ) -> Result<Admission, StoreError> {
-        self.process_with(ingress_id, inbound, agent, None, None)
+        let message = self
+            .sessions
+            .context()
+            .telemetry
+            .message_span(&inbound.channel, &inbound.account);
+        self.process_with(ingress_id, inbound, agent, None, None, message)
             .await
     }
 
@@ -379,6 +443,7 @@ impl Pipeline {
         agent: Option<String>,
         claim: Option<std::sync::Arc<crate::sessions::delivery::Claim>>,
         resume: Option<String>,
+        message: tracing::Span,
     ) -> Result<Admission, StoreError> {
         let replayed = claim.is_some();
         let key = (inbound.channel.clone(), inbound.account.clone());
@@ -455,6 +520,10 @@ impl Pipeline {
                 agent: route.agent,
             });
         }
+        self.sessions
+            .context()
+            .telemetry
+            .record_session(&message, &route.session_key);
         let job = Job {
             ingress_id,
             inbound,
@@ -462,6 +531,8 @@ impl Pipeline {
             session_key: route.session_key.clone(),
             claim,
             resume,
+            span: message,
+            queued: None,
         };
         match self.sessions.dispatch(job) {
             Ok(()) => Ok(Admission::Queued {
@@ -721,6 +792,9 @@ impl Pipeline {
                 }
                 continue;
             }
+            let message = ctx
+                .telemetry
+                .message_span(&payload.inbound.channel, &payload.inbound.account);
             match payload.scheduled {
                 Some(route) => {
                     self.dispatch_scheduled(
@@ -729,6 +803,7 @@ impl Pipeline {
                         route,
                         Some(claim),
                         row.reply_message_id.clone(),
+                        message,
                     )
                     .await?;
                 }
@@ -739,6 +814,7 @@ impl Pipeline {
                         payload.agent,
                         Some(claim),
                         row.reply_message_id.clone(),
+                        message,
                     )
                     .await?;
                 }

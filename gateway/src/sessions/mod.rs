@@ -56,6 +56,12 @@ pub struct Job {
     /// The platform message an earlier run of its reply left (a preview
     /// shown before the gateway stopped), to be edited into the answer.
     pub resume: Option<String>,
+    /// The message's root span (`message`): the turn that answers it and
+    /// its reply's delivery are its children.
+    pub span: tracing::Span,
+    /// Its wait in the session's queue (`queue`), from its hand-off to the
+    /// start of the turn that answers it.
+    pub queued: Option<tracing::Span>,
 }
 
 impl Job {
@@ -102,6 +108,7 @@ pub(crate) fn tool_context(
         account: last.map(|j| j.inbound.account.clone()).unwrap_or_default(),
         chat_id: last.map(|j| j.inbound.chat_id.clone()).unwrap_or_default(),
         thread_id: last.and_then(|j| j.inbound.thread_id.clone()),
+        traceparent: None,
     }
 }
 
@@ -182,6 +189,8 @@ pub struct TurnContext {
     /// Long-term memory (recall into prompts, the flush before
     /// compaction). `None`: the gateway keeps none.
     pub memories: Option<Arc<crate::memories::Memories>>,
+    /// Metrics, and how spans are labelled.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// Why a message could not be handed to its session.
@@ -255,6 +264,7 @@ impl SessionRegistry {
                 }
             }
         }
+        job.queued = Some(tracing::info_span!(parent: &job.span, "queue"));
         let mut actors = self.inner.actors.lock().unwrap_or_else(|e| e.into_inner());
         let mut job = job;
         if let Some(tx) = actors.get(&job.session_key) {

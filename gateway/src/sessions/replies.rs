@@ -5,6 +5,7 @@
 
 use switchboard_channel::{ReplyEvent, ReplySink, TokenUsage};
 use switchboard_memory::{IngressStatus, StoreError};
+use tracing::Instrument as _;
 
 use super::{Job, TurnContext};
 use crate::clock::now_ms;
@@ -125,16 +126,32 @@ impl Replies {
     ) -> Result<(), StoreError> {
         let now = now_ms();
         for reply in &mut self.sinks {
+            // Part of the trace of the message it answers.
+            let parent = reply
+                .rows
+                .last()
+                .and_then(|&i| batch.get(i))
+                .map_or_else(tracing::Span::none, |j| j.span.clone());
+            let deliver = tracing::info_span!(
+                parent: &parent,
+                "deliver",
+                "error.type" = tracing::field::Empty,
+            );
             let sent = match &mut reply.sink {
                 Ok(sink) => sink
                     .send(ReplyEvent::Done {
                         text: text.clone(),
                         usage: Some(usage),
                     })
+                    .instrument(deliver.clone())
                     .await
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(e.clone()),
             };
+            if sent.is_err() {
+                deliver.record("error.type", "not_delivered");
+            }
+            drop(deliver);
             let jobs = reply.rows.iter().filter_map(|&i| batch.get(i));
             match sent {
                 Ok(()) => {

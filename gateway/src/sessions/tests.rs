@@ -51,6 +51,8 @@ fn job(ingress_id: i64, session: &str, id: &str, text: &str) -> Job {
         agent: "main".into(),
         session_key: format!("s:{session}"),
         claim: None,
+        span: tracing::Span::none(),
+        queued: None,
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use chrono::{Local, Offset};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use switchboard_agents::tools::{ApprovalGate, ToolContext};
 use switchboard_agents::{AgentEvent, ChatMessage, TurnRequest, Usage};
@@ -28,6 +29,7 @@ use crate::approvals::SessionApprover;
 use crate::approvals::rules::{ChatDeciders, ChatParty};
 use crate::clock::{local_midnight_ms, now_ms};
 use crate::events::{EventKind, GatewayEvent};
+use crate::telemetry::turn::TurnWatch;
 
 fn publish(ctx: &TurnContext, key: &str, batch: &[Job], kind: EventKind) {
     if !ctx.events.has_subscribers() {
@@ -57,10 +59,34 @@ pub(super) async fn run_batch(
         }
         return;
     }
+    // The wait in the queue ends here; the turn is a child of the last
+    // message's trace, linked from the others'.
+    let span = {
+        let last = batch
+            .last()
+            .map_or_else(tracing::Span::none, |j| j.span.clone());
+        let span = tracing::info_span!(
+            parent: &last,
+            "turn",
+            agent = %batch.last().map_or("", |j| j.agent.as_str()),
+            session = tracing::field::Empty,
+        );
+        ctx.telemetry.record_session(&span, key);
+        for job in &mut batch {
+            job.queued = None;
+            if job.span.id() != last.id() {
+                span.follows_from(&job.span);
+            }
+        }
+        span
+    };
     for job in &mut batch {
-        fetch_attachments(ctx, key, job).await;
+        fetch_attachments(ctx, key, job)
+            .instrument(span.clone())
+            .await;
     }
-    if let Err(e) = run_turn(ctx, key, &batch, cancel, run_slot).await {
+    let turn = run_turn(ctx, key, &batch, cancel, run_slot, span.clone()).instrument(span);
+    if let Err(e) = turn.await {
         // Rows stay pending and are answered again after a restart.
         tracing::error!(error = %e, "turn could not be stored");
     }
@@ -118,6 +144,12 @@ async fn run_command(
                 "Session {key}\nAgent: {} (model {model})\nTurns in this session: {}\nTokens in this session: {} in ({} cached), {} out",
                 job.agent, s.turns, used.input_tokens, used.cached_tokens, used.output_tokens
             );
+            if used.cost_micros > 0 {
+                text.push_str(&format!(
+                    "\nCost in this session: {}",
+                    crate::telemetry::cost::format_usd(used.cost_micros)
+                ));
+            }
             if let Some(budget) = slot.and_then(|a| a.daily_token_budget) {
                 let today = ctx
                     .store
@@ -256,8 +288,10 @@ async fn run_turn(
     batch: &[Job],
     cancel: CancellationToken,
     run_slot: Arc<RunSlot>,
+    span: tracing::Span,
 ) -> Result<(), StoreError> {
     let primary = batch.last().map(|j| j.agent.clone()).unwrap_or_default();
+    let mut watch = TurnWatch::start(&ctx.telemetry, &primary, span.clone());
     let now = now_ms();
     let mut replies = Replies::open(ctx, batch).await;
     let Some(slot) = ctx.agents.get(&primary) else {
@@ -332,7 +366,8 @@ async fn run_turn(
     store_user_entries(ctx, &session, slot, batch, now).await?;
     replies.send(ReplyEvent::Working).await;
     publish(ctx, key, batch, EventKind::Started);
-    let context = tool_context(key, &primary, slot, batch, session.turns);
+    let mut context = tool_context(key, &primary, slot, batch, session.turns);
+    context.traceparent = crate::telemetry::traceparent(&span);
     let tools = ctx.tools.select(&slot.tools, &context);
     let approval = approval_gate(ctx, key, slot, batch, run_slot);
     let asked: Vec<&str> = batch.iter().map(|j| j.inbound.text.as_str()).collect();
@@ -384,6 +419,7 @@ async fn run_turn(
     while let Some(event) = stream.next().await {
         match event {
             AgentEvent::TextDelta(text) => {
+                watch.text();
                 publish(ctx, key, batch, EventKind::Delta { text: text.clone() });
                 replies.send(ReplyEvent::Delta { text }).await;
             }
@@ -416,7 +452,10 @@ async fn run_turn(
                 name,
                 is_error,
                 output,
+                elapsed,
             } => {
+                let known = tools.iter().any(|t| t.spec().name == name);
+                watch.tool(&name, known, is_error, elapsed);
                 let stored = StoredResult {
                     id: id.clone(),
                     name: name.clone(),
@@ -460,6 +499,7 @@ async fn run_turn(
                     .usage(outcome.usage);
                 commit(ctx, key, batch, Some(&session.session_id), ending).await?;
                 ctx.turns_done.fetch_add(1, Ordering::Relaxed);
+                watch.end("ok");
                 publish(
                     ctx,
                     key,
@@ -495,6 +535,7 @@ async fn run_turn(
                 tracing::warn!(error = %message, "turn failed");
                 let shown = format!("Sorry, I couldn't answer: {message}");
                 ctx.turns_failed.fetch_add(1, Ordering::Relaxed);
+                watch.end("error");
                 let partial = (!partial.is_empty()).then_some(partial);
                 let ending = Ending::new(IngressStatus::Failed)
                     .error(message)
@@ -513,6 +554,7 @@ async fn run_turn(
                 return Ok(());
             }
             AgentEvent::Cancelled { partial } => {
+                watch.end("cancelled");
                 if ctx.hard_stop.is_cancelled() {
                     // Shutdown: store nothing; the rows stay pending and are
                     // answered after the restart.
@@ -579,6 +621,7 @@ fn approval_gate(
                 },
             },
             run_slot: Some(run_slot),
+            telemetry: ctx.telemetry.clone(),
         }),
     })
 }
@@ -794,6 +837,7 @@ async fn commit(
                     output_tokens: i64::try_from(u.output_tokens).unwrap_or(i64::MAX),
                     cached_tokens: i64::try_from(u.cached_tokens).unwrap_or(i64::MAX),
                     turns: 1,
+                    cost_micros: i64::try_from(u.cost_micros).unwrap_or(i64::MAX),
                 },
             }),
         })

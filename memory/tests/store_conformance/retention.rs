@@ -135,6 +135,7 @@ pub async fn usage_prune_deletes_old_turns_only(store: &dyn Store) {
                         output_tokens: 1,
                         cached_tokens: 0,
                         turns: 1,
+                        cost_micros: 0,
                     },
                 }),
             })

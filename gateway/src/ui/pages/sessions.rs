@@ -251,6 +251,8 @@ struct Usage {
     cached: i64,
     total: i64,
     turns: i64,
+    /// `$0.0123`, or `—` when no cost was counted.
+    cost: String,
 }
 
 impl Usage {
@@ -266,6 +268,7 @@ impl Usage {
             cached: t.cached_tokens,
             total: t.total(),
             turns: t.turns,
+            cost: super::usage::cost_cell(t.cost_micros),
         }
     }
 }

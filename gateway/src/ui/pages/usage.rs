@@ -1,5 +1,5 @@
-//! **Usage**: tokens per agent per local day and per session, and the
-//! per-day table as a CSV download (`/usage.csv`).
+//! **Usage**: tokens and their cost per agent per local day and per session,
+//! and the per-day table as a CSV download (`/usage.csv`).
 //!
 //! The store keeps totals "since a moment" ([`control::usage_by_agent`]);
 //! a day's tokens are the totals since its start less the totals since the
@@ -20,6 +20,7 @@ use serde::Deserialize;
 use switchboard_memory::{SessionRecord, TokenCounts};
 
 use crate::http::{ApiError, AppState, control};
+use crate::telemetry::cost::format_usd;
 use crate::ui::{Flash, Layout, Signed, failed, render, urlencode};
 
 /// Days shown when the address names none.
@@ -67,6 +68,23 @@ pub(super) fn thousands(n: i64) -> String {
     out
 }
 
+/// A cost for a table cell: `$0.0123`, or `—` when nothing was counted (no
+/// `[providers.x.pricing]`, or nothing used).
+pub(super) fn cost_cell(micros: i64) -> String {
+    if micros > 0 {
+        format_usd(micros)
+    } else {
+        "—".to_string()
+    }
+}
+
+/// Millionths of a US dollar as dollars for a spreadsheet, exactly:
+/// `0.023400`.
+fn csv_usd(micros: i64) -> String {
+    let m = micros.max(0);
+    format!("{}.{:06}", m / 1_000_000, m % 1_000_000)
+}
+
 /// One CSV field: quoted when it holds a separator, a quote or a line
 /// break, and prefixed with `'` when a spreadsheet would read it as a
 /// formula (`=`, `+`, `-`, `@`, tab, carriage return first).
@@ -101,11 +119,16 @@ fn minus(a: TokenCounts, b: TokenCounts) -> TokenCounts {
         output_tokens: a.output_tokens.saturating_sub(b.output_tokens).max(0),
         cached_tokens: a.cached_tokens.saturating_sub(b.cached_tokens).max(0),
         turns: a.turns.saturating_sub(b.turns).max(0),
+        cost_micros: a.cost_micros.saturating_sub(b.cost_micros).max(0),
     }
 }
 
 fn is_empty(t: &TokenCounts) -> bool {
-    t.turns == 0 && t.input_tokens == 0 && t.output_tokens == 0 && t.cached_tokens == 0
+    t.turns == 0
+        && t.input_tokens == 0
+        && t.output_tokens == 0
+        && t.cached_tokens == 0
+        && t.cost_micros == 0
 }
 
 /// Tokens per agent since `since`.
@@ -166,6 +189,7 @@ struct CountRow {
     cached: String,
     output: String,
     turns: String,
+    cost: String,
 }
 
 fn count_row(day: String, agent: &str, t: &TokenCounts) -> CountRow {
@@ -176,6 +200,7 @@ fn count_row(day: String, agent: &str, t: &TokenCounts) -> CountRow {
         cached: thousands(t.cached_tokens),
         output: thousands(t.output_tokens),
         turns: thousands(t.turns),
+        cost: cost_cell(t.cost_micros),
     }
 }
 
@@ -187,6 +212,7 @@ struct SessionRow {
     input: String,
     output: String,
     turns: String,
+    cost: String,
     total: i64,
 }
 
@@ -213,6 +239,7 @@ async fn per_session(state: &AppState) -> Result<Vec<SessionRow>, ApiError> {
             input: thousands(t.input_tokens),
             output: thousands(t.output_tokens),
             turns: thousands(t.turns),
+            cost: cost_cell(t.cost_micros),
             total: t.total(),
             key: s.key,
             agent: s.agent,
@@ -327,16 +354,18 @@ async fn csv(
         Ok((rows, _)) => rows,
         Err(e) => return failed(&format!("/usage?days={days}"), e.message()),
     };
-    let mut out = String::from("day,agent,input_tokens,cached_tokens,output_tokens,turns\r\n");
+    let mut out =
+        String::from("day,agent,input_tokens,cached_tokens,output_tokens,turns,cost_usd\r\n");
     for r in &rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{}\r\n",
+            "{},{},{},{},{},{},{}\r\n",
             csv_field(&r.day.format("%Y-%m-%d").to_string()),
             csv_field(&r.agent),
             r.counts.input_tokens,
             r.counts.cached_tokens,
             r.counts.output_tokens,
-            r.counts.turns
+            r.counts.turns,
+            csv_usd(r.counts.cost_micros)
         ));
     }
     (
@@ -394,13 +423,26 @@ mod tests {
             output_tokens: 5,
             cached_tokens: 0,
             turns: 1,
+            cost_micros: 300,
         };
         let b = TokenCounts {
             input_tokens: 12,
+            cost_micros: 450,
             ..a
         };
         assert_eq!(minus(a, b).input_tokens, 0);
         assert_eq!(minus(b, a).input_tokens, 2);
         assert_eq!(minus(b, a).turns, 0);
+        assert_eq!(minus(a, b).cost_micros, 0);
+        assert_eq!(minus(b, a).cost_micros, 150);
+    }
+
+    #[test]
+    fn costs_are_shown_and_exported_in_dollars() {
+        assert_eq!(cost_cell(0), "—");
+        assert_eq!(cost_cell(12_345), "$0.0123");
+        assert_eq!(csv_usd(0), "0.000000");
+        assert_eq!(csv_usd(23_400), "0.023400");
+        assert_eq!(csv_usd(1_234_567), "1.234567");
     }
 }
