@@ -176,13 +176,10 @@ pub async fn serve(
             )
         })?;
     if source == TokenSource::Generated {
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!(
-                "\nA control token was generated and saved to {} (mode 0600).\nIt is shown only this once; the CLI reads it from that file:\n\n    {token}\n",
-                auth::token_path(&dir).display()
-            );
-        }
+        crate::telemetry::logging::say(&format!(
+            "\nA control token was generated and saved to {} (mode 0600).\nIt is shown only this once; the CLI reads it from that file:\n\n    {token}\n",
+            auth::token_path(&dir).display()
+        ));
     }
 
     let telemetry = Arc::new(Telemetry::new(
@@ -195,6 +192,7 @@ pub async fn serve(
 
     // Providers and agents.
     let mut agents = HashMap::new();
+    let mut models: Vec<(String, String)> = Vec::new();
     let mut probes: Vec<(String, String, Arc<dyn Provider>)> = Vec::new();
     for (name, p) in &config.providers {
         probes.push((
@@ -225,6 +223,7 @@ pub async fn serve(
         };
         let p = &config.providers[&a.provider];
         let model = a.model.clone().unwrap_or_else(|| p.model.clone());
+        models.push((a.provider.clone(), model.clone()));
         let fallbacks = a
             .fallback_pairs()
             .into_iter()
@@ -444,6 +443,11 @@ pub async fn serve(
         config.sessions.dm_scope,
     )
     .with_agents(config.agents.keys().cloned());
+    telemetry.metrics.prepare(
+        &access.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        &config.agents.keys().cloned().collect::<Vec<_>>(),
+        &models,
+    );
     let pipeline = Arc::new(Pipeline::new(
         store.clone(),
         channels.clone(),

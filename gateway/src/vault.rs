@@ -231,16 +231,16 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
                 }
             };
             match &source {
-                KekSource::KeyFile(k) if !key_existed => eprintln!(
+                KekSource::KeyFile(k) if !key_existed => crate::telemetry::logging::say(&format!(
                     "Created an encryption key at {} and a keyring at {}: the store is encrypted with them. \
                      Back both up (apart from the data directory): without them the data cannot be read.",
                     k.display(),
                     ring_path.display()
-                ),
-                _ => eprintln!(
+                )),
+                _ => crate::telemetry::logging::say(&format!(
                     "Created a keyring at {}: the store is encrypted with its keys. Back it up: without it the data cannot be read.",
                     ring_path.display()
-                ),
+                )),
             }
             ring
         }
@@ -310,17 +310,17 @@ pub async fn seal_everything(sealed: &SealedStore, upgrading: bool) -> anyhow::R
     if upgrading {
         store.meta_set(META_KEYRING, sealed.keyring().id()).await?;
         store.meta_set(META_STATE, "upgrading").await?;
-        eprintln!(
+        crate::telemetry::logging::say(&format!(
             "Encrypting the records stored so far (this is done once; it can be stopped and goes on at the next start)…"
-        );
+        ));
     } else {
-        eprintln!(
+        crate::telemetry::logging::say(&format!(
             "Re-encrypting the stored records under new data keys (it can be stopped and goes on at the next start)…"
-        );
+        ));
     }
     let total = sealed
         .seal_all(upgrading, &mut |column, done| {
-            eprintln!("  {}: {done} records", column.name());
+            crate::telemetry::logging::say(&format!("  {}: {done} records", column.name()));
         })
         .await?;
     if sealed.keyring().reencrypting() {
@@ -328,7 +328,9 @@ pub async fn seal_everything(sealed: &SealedStore, upgrading: bool) -> anyhow::R
     }
     store.scrub().await?;
     store.meta_set(META_STATE, "sealed").await?;
-    eprintln!("Done: {total} records encrypted; no plain copy is left in the database files.");
+    crate::telemetry::logging::say(&format!(
+        "Done: {total} records encrypted; no plain copy is left in the database files."
+    ));
     Ok(total)
 }
 
@@ -407,7 +409,7 @@ pub async fn rotate(
         );
     }
     ring.rewrap(&source)?;
-    eprintln!(
+    crate::telemetry::logging::say(&format!(
         "Re-wrapped {} data keys under a new {} ({}).",
         ring.len(),
         match loc.encryption.mode {
@@ -418,7 +420,7 @@ pub async fn rotate(
             KekSource::KeyFile(p) => p.display().to_string(),
             KekSource::Passphrase { iterations, .. } => format!("PBKDF2, {iterations} iterations"),
         }
-    );
+    ));
     if reencrypt {
         ring.begin_reencrypt()?;
         seal_everything(sealed, false).await?;

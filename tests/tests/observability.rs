@@ -741,7 +741,15 @@ async fn logs_are_json_and_carry_the_trace_id() {
         "[observability]\nlog_format = \"json\"\n{}",
         otlp_to(&otlp.base_url())
     );
-    let (_model, gw, _dir) = start_webchat(&extra).await;
+    // At debug level, so the turn logs a line of its own.
+    let model = FakeOpenAi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start_with_env(
+        dir.path(),
+        &config(free_port(), &model.base_url(), &extra),
+        &[("SWITCHBOARD_LOG", "info,switchboard=debug,sqlx=warn")],
+    )
+    .await;
     let secret = "quokkaborealis";
     let text = format!("my {secret} is private");
     let (status, v) = gw.chat("vera", &text).await;
@@ -768,7 +776,18 @@ async fn logs_are_json_and_carry_the_trace_id() {
             let v: Value = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("log line {} is not JSON ({e}): {line}", n + 1));
             assert!(v.is_object(), "log line {} is not an object: {line}", n + 1);
-            trace_ids(&v, &mut ids);
+            // A line logged inside a turn carries its message's trace.
+            let in_turn = v["spans"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["name"] == "turn"));
+            let mut own = BTreeSet::new();
+            trace_ids(&v, &mut own);
+            assert!(
+                !in_turn || !own.is_empty(),
+                "log line {} was logged inside a turn without its trace id: {line}",
+                n + 1
+            );
+            ids.extend(own);
         }
         if ids.contains(&trace_id) {
             break log;

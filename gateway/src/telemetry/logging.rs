@@ -26,6 +26,8 @@ struct Installed {
     provider: Option<SdkTracerProvider>,
     state: Option<ExportState>,
     traces_url: Option<String>,
+    /// Whether the gateway's stderr is JSON lines.
+    json: bool,
 }
 
 static INSTALLED: OnceLock<Installed> = OnceLock::new();
@@ -94,7 +96,26 @@ pub fn init(config: &ObservabilityConfig, export: bool, runtime: tokio::runtime:
         provider,
         state,
         traces_url,
+        json: export && config.log_format == LogFormat::Json,
     });
+}
+
+/// Tell the person at the terminal `text` (a first start's new key, a
+/// long upgrade's progress): as it is, or, when the gateway logs JSON, as
+/// one JSON line like the log's, so that a collector reading stderr can
+/// parse every line.
+#[allow(clippy::print_stderr)]
+pub fn say(text: &str) {
+    if INSTALLED.get().is_some_and(|i| i.json) {
+        let line = serde_json::json!({
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "level": "INFO",
+            "fields": { "message": text },
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("{text}");
+    }
 }
 
 /// Whether spans are exported.

@@ -113,6 +113,9 @@ pub struct TraceLabels {
     pub trace_id: String,
 }
 
+/// The `reason`s of `switchboard_messages_rejected_total`.
+pub const REJECT_REASONS: [&str; 5] = ["policy", "pairing", "rate_limit", "duplicate", "busy"];
+
 type Seconds = Family<AgentLabels, Histogram, fn() -> Histogram>;
 type SecondsWithTrace = Family<
     AgentLabels,
@@ -297,6 +300,61 @@ impl Metrics {
         Self { registry, ..m }
     }
 
+    /// Create the series the config makes known, at zero, so that a graph
+    /// or an alert has them from the start (Prometheus reads a missing
+    /// series as no data, not as none): each channel account's counters,
+    /// each agent's turns, each provider model's requests.
+    pub fn prepare(
+        &self,
+        accounts: &[(String, String)],
+        agents: &[String],
+        models: &[(String, String)],
+    ) {
+        for (channel, account) in accounts {
+            let labels = ChannelLabels {
+                channel: channel.clone(),
+                account: account.clone(),
+            };
+            let _ = self.messages_received.get_or_create(&labels);
+            for reason in REJECT_REASONS {
+                let _ = self.messages_rejected.get_or_create(&RejectLabels {
+                    channel: channel.clone(),
+                    reason,
+                });
+            }
+        }
+        for agent in agents {
+            for outcome in ["ok", "error", "cancelled"] {
+                let _ = self.turns.get_or_create(&TurnLabels {
+                    agent: agent.clone(),
+                    outcome,
+                });
+            }
+            let labels = AgentLabels {
+                agent: agent.clone(),
+            };
+            let _ = self.turn_duration.get_or_create(&labels);
+            let _ = self.time_to_first_token.get_or_create(&labels);
+        }
+        for (provider, model) in models {
+            let _ = self.model_requests.get_or_create(&RequestLabels {
+                provider: provider.clone(),
+                model: model.clone(),
+                status: "ok".into(),
+            });
+            for kind in ["input", "output", "cached"] {
+                let _ = self.model_tokens.get_or_create(&TokenLabels {
+                    provider: provider.clone(),
+                    model: model.clone(),
+                    kind,
+                });
+            }
+        }
+        for outcome in ["approved", "denied", "timeout"] {
+            let _ = self.approvals.get_or_create(&OutcomeLabels { outcome });
+        }
+    }
+
     /// A rejected message of `channel`, for `reason`.
     pub fn rejected(&self, channel: &str, reason: &'static str) {
         self.messages_rejected
@@ -392,6 +450,40 @@ mod tests {
     #[test]
     fn every_family_is_exposed_by_its_name_and_counters_read_as_prometheus_text() {
         let m = Metrics::new();
+        m.prepare(
+            &[("telegram".into(), "default".into())],
+            &["main".into()],
+            &[("local".into(), "llama3".into())],
+        );
+        m.tool_calls
+            .get_or_create(&ToolLabels {
+                tool: "exec".into(),
+                outcome: "ok",
+            })
+            .inc();
+        m.tool_duration
+            .get_or_create(&ToolNameLabels {
+                tool: "exec".into(),
+            })
+            .observe(0.1);
+        m.cost_usd
+            .get_or_create(&ModelLabels {
+                provider: "local".into(),
+                model: "llama3".into(),
+            })
+            .inc_by(0.5);
+        m.channel_up
+            .get_or_create(&ChannelLabels {
+                channel: "telegram".into(),
+                account: "default".into(),
+            })
+            .set(1);
+        m.channel_last_event
+            .get_or_create(&ChannelLabels {
+                channel: "telegram".into(),
+                account: "default".into(),
+            })
+            .set(1.0);
         m.messages_received
             .get_or_create(&ChannelLabels {
                 channel: "telegram".into(),

@@ -181,11 +181,13 @@ impl Call {
                 .inc_by(u.cost_micros as f64 / 1_000_000.0);
         }
         self.span
-            .record("gen_ai.usage.input_tokens", u.input_tokens);
+            .record("gen_ai.usage.input_tokens", as_i64(u.input_tokens));
         self.span
-            .record("gen_ai.usage.output_tokens", u.output_tokens);
-        self.span
-            .record("gen_ai.usage.cache_read.input_tokens", u.cached_tokens);
+            .record("gen_ai.usage.output_tokens", as_i64(u.output_tokens));
+        self.span.record(
+            "gen_ai.usage.cache_read.input_tokens",
+            as_i64(u.cached_tokens),
+        );
     }
 }
 
@@ -193,4 +195,10 @@ impl Drop for Call {
     fn drop(&mut self) {
         self.finish("cancelled".to_string());
     }
+}
+
+/// A count as OpenTelemetry's integer (which is signed; `tracing`'s
+/// unsigned values would reach it as text).
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

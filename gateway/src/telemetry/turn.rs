@@ -69,6 +69,13 @@ impl<'a> TurnWatch<'a> {
             return;
         }
         self.ended = true;
+        let elapsed = self.started.elapsed();
+        tracing::debug!(
+            agent = %self.agent,
+            outcome,
+            ms = elapsed.as_millis() as u64,
+            "turn finished"
+        );
         let m = &self.telemetry.metrics;
         m.turns
             .get_or_create(&TurnLabels {
@@ -81,7 +88,7 @@ impl<'a> TurnWatch<'a> {
             .get_or_create(&AgentLabels {
                 agent: self.agent.clone(),
             })
-            .observe(self.started.elapsed().as_secs_f64(), exemplar, None);
+            .observe(elapsed.as_secs_f64(), exemplar, None);
     }
 }
 
