@@ -803,3 +803,55 @@ async fn logs_are_json_and_carry_the_trace_id() {
         "the message's text was logged:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cost_follows_the_price_table() {
+    // Prices in US dollars per million tokens; cached input is a part of
+    // the input and priced apart.
+    // Whole micro-dollars per token, so no request rounds.
+    let (input_price, output_price, cached_price) = (2.0, 10.0, 1.0);
+    let extra = format!(
+        "[providers.fake.pricing]\ninput_per_mtok = {input_price}\noutput_per_mtok = {output_price}\ncached_per_mtok = {cached_price}\n"
+    );
+    let (model, gw, _dir) = start_webchat(&extra).await;
+    for i in 0..3 {
+        let (status, v) = gw.chat("cora", &format!("what does item {i} cost")).await;
+        assert_eq!(status, 200, "{v}");
+    }
+    let (input, output, cached) = reported(&model.seen());
+    assert!(cached > 0, "the fake reported no cached tokens");
+    let micros = (input - cached) as f64 * input_price
+        + cached as f64 * cached_price
+        + output as f64 * output_price;
+    let want_usd = micros / 1e6;
+
+    let s = scrape_until(&gw, "three turns", |s| turns_ok(s) == 3.0 && idle(s)).await;
+    let cost = s.sum(
+        "switchboard_cost_usd_total",
+        &[("provider", "fake"), ("model", "fake-model")],
+    );
+    assert!(
+        (cost - want_usd).abs() < 1e-9,
+        "metrics say ${cost}, the price table ${want_usd}"
+    );
+
+    let (status, usage) = gw.get("/api/usage?since_ms=0").await;
+    assert_eq!(status, 200, "{usage}");
+    assert_eq!(
+        usage["agents"]["main"]["cost_micros"].as_i64(),
+        Some(micros.round() as i64),
+        "{usage}"
+    );
+    assert!(
+        (usage["agents"]["main"]["cost_usd"].as_f64().unwrap_or(-1.0) - want_usd).abs() < 1e-6,
+        "{usage}"
+    );
+
+    // The person sees it with `/status`.
+    let (_, v) = gw.chat("cora", "/status").await;
+    let text = v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(text.contains("Cost in this session: $"), "{text}");
+}

@@ -302,3 +302,52 @@ async fn host_commands_see_none_of_the_gateways_environment() {
         );
     }
 }
+
+/// With traces exported, a sandboxed command gets its turn's W3C
+/// `TRACEPARENT`: what it reports joins the message's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandboxed_command_gets_its_turns_traceparent() {
+    image().await;
+    let fake = FakeOpenAi::start().await;
+    let otlp = switchboard_tests::fake_otlp::FakeOtlp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{}\n[observability.otlp]\nendpoint = \"{}\"\n",
+        sandboxed(""),
+        otlp.base_url()
+    );
+    let gw = Gateway::start(dir.path(), &config(free_port(), &fake.base_url(), &extra)).await;
+    let (status, v) = gw
+        .chat(
+            "ada",
+            r#"use tool exec {"command": "echo tp=$TRACEPARENT"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}\n{}", gw.log());
+    let text = answer(&v);
+    let tp = text
+        .split("tp=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the command printed no TRACEPARENT: {text}"));
+    let parts: Vec<&str> = tp.split('-').collect();
+    assert!(
+        parts.len() == 4 && parts[0] == "00" && parts[1].len() == 32 && parts[2].len() == 16,
+        "not a W3C traceparent: {tp}"
+    );
+    let (trace_id, span_id) = (parts[1].to_string(), parts[2].to_string());
+    let trace = otlp
+        .wait_trace(
+            std::time::Duration::from_secs(30),
+            "the trace the command was given",
+            "message",
+            |t| t.root.trace_id == trace_id && !t.named("turn").is_empty(),
+        )
+        .await;
+    assert_eq!(
+        trace.one("turn").span_id,
+        span_id,
+        "TRACEPARENT names another span than the turn: {:#?}",
+        trace.spans
+    );
+}

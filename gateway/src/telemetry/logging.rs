@@ -73,11 +73,14 @@ pub fn init(config: &ObservabilityConfig, export: bool, runtime: tokio::runtime:
             }
         }
     });
+    // Spans only: log events stay in the log (their fields may name a
+    // session or a sender, which spans name only as the setting says).
     let otel = exported.as_ref().map(|(provider, _)| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("switchboard"))
             .with_threads(false)
             .with_location(false)
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.is_span()))
     });
     let _ = tracing_subscriber::registry()
         .with(otel)

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! `--only` runs one measurement (`starts`, `overhead`, `throughput`,
-//! `sessions` or `telegram`) besides the idle figures, for profiling; its
+//! `sessions`, `telegram` or `watching`: the cost of exported traces and
+//! scraped metrics) besides the idle figures, for profiling; its
 //! figures go to `target/bench/gateway-partial.json`.
 
 // A command-line harness: printing progress and the table is its job.
@@ -267,7 +268,14 @@ async fn main() {
         .iter()
         .position(|a| a == "--only")
         .map(|i| args.get(i + 1).cloned().unwrap_or_default());
-    const PHASES: [&str; 5] = ["starts", "overhead", "throughput", "sessions", "telegram"];
+    const PHASES: [&str; 6] = [
+        "starts",
+        "overhead",
+        "throughput",
+        "sessions",
+        "telegram",
+        "watching",
+    ];
     if let Some(o) = &only
         && !PHASES.contains(&o.as_str())
     {
@@ -513,6 +521,78 @@ async fn main() {
         results.insert("telegram_overhead_ms_p50".into(), json!(ms(p50)));
         results.insert("telegram_overhead_ms_p99".into(), json!(ms(p99)));
     }
+    // What watching costs: the same turns with traces exported to a
+    // collector and /metrics scraped every second, against none of it.
+    if run("watching") {
+        let otlp = switchboard_tests::fake_otlp::FakeOtlp::start().await;
+        let unlimited = "[channels.webchat.rate_limit]\nper_minute = 0\n";
+        let watched = format!(
+            "{unlimited}[observability.otlp]\nendpoint = \"{}\"\n",
+            otlp.base_url()
+        );
+        let mut figures = Vec::new();
+        for (label, extra, scrape) in [
+            ("unwatched", unlimited.to_string(), false),
+            ("watched", watched, true),
+        ] {
+            let port = free_port();
+            let (gw, _) = start(&bin, &http, &config(port, &model.base_url(), &extra), port).await;
+            let scraper = scrape.then(|| {
+                let (http, url) = (http.clone(), gw.url.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let _ = http
+                            .get(format!("{url}/metrics"))
+                            .bearer_auth(TOKEN)
+                            .send()
+                            .await
+                            .and_then(|r| r.error_for_status());
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                })
+            });
+            let mut times = Vec::with_capacity(plan.turns);
+            for i in 0..plan.turns {
+                times.push(turn(&http, &gw.url, &format!("watch-{i}"), "hello").await);
+            }
+            let over = overheads(times, alone);
+            let p50 = percentile(&over, 0.5);
+            let rate = {
+                let (http, url) = (http.clone(), gw.url.clone());
+                sustained(plan.concurrency, plan.load_secs, move |w, i| {
+                    let (http, url) = (http.clone(), url.clone());
+                    async move {
+                        turn(&http, &url, &format!("watch-load-{w}-{}", i % 8), "hello").await;
+                    }
+                })
+                .await
+            };
+            if let Some(s) = scraper {
+                s.abort();
+            }
+            say(&format!(
+                "{label}: overhead p50 {:.3} ms, {rate:.0} turns/s",
+                ms(p50)
+            ));
+            figures.push((p50, rate));
+        }
+        let (base, with) = (figures[0], figures[1]);
+        let added_us = (with.0.as_secs_f64() - base.0.as_secs_f64()) * 1e6;
+        let slower = (1.0 - with.1 / base.1) * 100.0;
+        say(&format!(
+            "watching adds {added_us:.0} µs at p50 and costs {slower:.1} % of the throughput ({} spans received)",
+            otlp.spans().len()
+        ));
+        results.insert(
+            "watching_overhead_added_us_p50".into(),
+            json!(added_us.round()),
+        );
+        results.insert(
+            "watching_throughput_loss_pct".into(),
+            json!((slower * 10.0).round() / 10.0),
+        );
+        results.insert("watching_spans_received".into(), json!(otlp.spans().len()));
+    }
     let results = Value::Object(results);
     println!("{}", table(&results));
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
@@ -598,6 +678,18 @@ fn table(r: &Value) -> String {
             format!("{:.0} bytes", f("model_request_bytes_coding")),
             "—",
             true,
+        ),
+        (
+            "watching: overhead added at p50",
+            format!("{:.0} µs", f("watching_overhead_added_us_p50")),
+            "< 100 µs",
+            f("watching_overhead_added_us_p50") < 100.0,
+        ),
+        (
+            "watching: throughput lost",
+            format!("{:.1} %", f("watching_throughput_loss_pct")),
+            "< 10 %",
+            f("watching_throughput_loss_pct") < 10.0,
         ),
         (
             "release binary (stripped)",
