@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::config::{self, LoadedConfig};
 
+mod audit;
 mod cron;
 mod memory;
 mod privacy;
@@ -95,6 +96,12 @@ pub enum Command {
         #[command(subcommand)]
         command: privacy::KeysCommand,
     },
+    /// List the audit log (who did what, when, from where) and verify its
+    /// chain of HMACs.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Forget a person: delete their sessions, transcripts, memory,
     /// pending messages and allowlist entry, and destroy their key.
     Forget {
@@ -103,6 +110,12 @@ pub enum Command {
         /// Their sender id on it.
         sender: String,
     },
+    /// Make tokens: `switchboard token new` prints a random one for
+    /// gateway.auth.token, observability.metrics_token or a hook's secret.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Print a one-time sign-in link to the control web UI (valid 5
     /// minutes, used once).
     Ui {
@@ -110,6 +123,13 @@ pub enum Command {
         #[arg(long)]
         open: bool,
     },
+}
+
+/// `switchboard token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new random token (32 random bytes, URL-safe base64).
+    New,
 }
 
 /// How `sandbox build-image` makes the image.
@@ -369,6 +389,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::sandbox::cli(&loaded.config, command, cli.json).await
         }
         Command::Doctor => crate::doctor::run(load(&cli, cli.config.as_deref(), None).await).await,
+        Command::Token {
+            command: TokenCommand::New,
+        } => {
+            let token = crate::token::generate();
+            if cli.json {
+                println!("{}", serde_json::json!({ "token": token }));
+            } else {
+                println!("{token}");
+                eprintln!(
+                    "Put it in the config (gateway.auth.token = \"…\"), in SWITCHBOARD_TOKEN, or store it with `switchboard secrets set NAME` and write \"secret:NAME\"."
+                );
+            }
+            Ok(())
+        }
         Command::Ui { open } => {
             let client = Client::new(&cli).await?;
             let v = client.post("/api/ui/ticket").await?;
@@ -392,6 +426,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cron { command } => cron::run(&cli, command).await,
         Command::Secrets { command } => privacy::secrets(&cli, command).await,
         Command::Keys { command } => privacy::keys(&cli, command).await,
+        Command::Audit { command } => audit::run(&cli, command).await,
         Command::Forget { channel, sender } => {
             let client = Client::new(&cli).await?;
             privacy::forget(&client, cli.json, channel, sender).await

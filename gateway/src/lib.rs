@@ -15,12 +15,14 @@
 //!   and the WebSocket;
 //! - [`webchat`]: the built-in web chat channel;
 //! - [`retention`]: pruning what `[retention]` no longer keeps;
+//! - [`audit`]: the tamper-evident audit log of security-relevant events;
 //! - [`supervisor`] and [`health`]: long-running tasks and their state;
 //! - [`telemetry`]: metrics, traces, the log's format and cost;
 //! - [`serve`]: start-up, the signal, and the drain;
 //! - [`cli`]: the `switchboard` command line.
 
 pub mod approvals;
+pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod cli;
@@ -39,6 +41,7 @@ pub mod serve;
 pub mod sessions;
 pub mod supervisor;
 pub mod telemetry;
+pub mod token;
 pub mod ui;
 pub mod vault;
 pub mod webchat;

@@ -1,7 +1,11 @@
 //! Retention: deletes stored records older than `[retention]` allows —
-//! finished ingress rows, transcript entries, usage records and decided
-//! approval requests — a minute after start and then every hour, as a task
-//! under the supervisor, logging what it removed.
+//! finished ingress rows, transcript entries, usage records, decided
+//! approval requests and audit records — a minute after start and then
+//! every hour, as a task under the supervisor, logging what it removed.
+//!
+//! The audit log is pruned from its start only, behind a signed
+//! checkpoint, so what is left still verifies; a log whose chain is broken
+//! is not pruned at all (the evidence stays, and the error is logged).
 //!
 //! What the gateway still needs is never deleted however old: a pending
 //! ingress row (a message owed an answer), the transcript entries of its
@@ -22,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use switchboard_memory::{Store, StoreError};
 
+use crate::audit::{Audit, AuditError};
 use crate::clock::now_ms;
 use crate::config::RetentionConfig;
 
@@ -46,6 +51,8 @@ pub struct Retention {
     pub usage_ms: Option<i64>,
     /// Decided approval requests, counted from their decision.
     pub approvals_ms: Option<i64>,
+    /// Audit records, counted from when they happened.
+    pub audit_ms: Option<i64>,
 }
 
 fn days_ms(days: u32) -> i64 {
@@ -59,6 +66,7 @@ impl From<&RetentionConfig> for Retention {
             transcript_ms: c.transcript_days.map(days_ms),
             usage_ms: c.usage_days.map(days_ms),
             approvals_ms: c.approvals_days.map(days_ms),
+            audit_ms: c.audit_days.map(days_ms),
         }
     }
 }
@@ -74,12 +82,14 @@ pub struct Pruned {
     pub usage: u64,
     /// Decided approval requests.
     pub approvals: u64,
+    /// Audit records (a checkpoint stands in for them).
+    pub audit: u64,
 }
 
 impl Pruned {
     /// Records removed in all.
     pub fn total(&self) -> u64 {
-        self.ingress + self.transcript + self.usage + self.approvals
+        self.ingress + self.transcript + self.usage + self.approvals + self.audit
     }
 }
 
@@ -132,30 +142,56 @@ where
     }
 }
 
-/// The retention task: prune `store` as `retention` says on the
-/// [`FIRST_PASS_AFTER`] / [`EVERY`] schedule until `stop`.
+/// Prune the audit log as `retention` says at `now`: its records from
+/// before the cutoff, behind a checkpoint. A broken chain is not pruned
+/// (and says so in the log); that is not a failure of the pass.
+pub async fn prune_audit(audit: &Audit, retention: &Retention, now: i64) -> Result<u64, String> {
+    let Some(kept) = retention.audit_ms else {
+        return Ok(0);
+    };
+    match audit.prune(now.saturating_sub(kept), now).await {
+        Ok(n) => Ok(n),
+        Err(AuditError::Broken(b)) => {
+            tracing::error!(broken = %b, "the audit log's chain is broken, so it is not pruned: run `switchboard audit verify`");
+            Ok(0)
+        }
+        Err(e) => Err(format!("cannot prune the audit log: {e}")),
+    }
+}
+
+/// The retention task: prune `store` (and its audit log, `audit`) as
+/// `retention` says on the [`FIRST_PASS_AFTER`] / [`EVERY`] schedule
+/// until `stop`.
 pub async fn run(
     store: Arc<dyn Store>,
+    audit: Arc<Audit>,
     retention: Retention,
     stop: CancellationToken,
 ) -> Result<(), String> {
     schedule(FIRST_PASS_AFTER, EVERY, stop, || {
-        pass(store.clone(), retention)
+        pass(store.clone(), audit.clone(), retention)
     })
     .await
 }
 
 /// One pass of [`run`], logging what it removed.
-async fn pass(store: Arc<dyn Store>, retention: Retention) -> Result<(), String> {
-    let pruned = prune(&*store, &retention, now_ms())
+async fn pass(
+    store: Arc<dyn Store>,
+    audit: Arc<Audit>,
+    retention: Retention,
+) -> Result<(), String> {
+    let now = now_ms();
+    let mut pruned = prune(&*store, &retention, now)
         .await
         .map_err(|e| format!("cannot prune records past their retention: {e}"))?;
+    pruned.audit = prune_audit(&audit, &retention, now).await?;
     if pruned.total() > 0 {
         tracing::info!(
             ingress = pruned.ingress,
             transcript = pruned.transcript,
             usage = pruned.usage,
             approvals = pruned.approvals,
+            audit = pruned.audit,
             "removed records older than [retention] keeps"
         );
     } else {
@@ -219,8 +255,8 @@ mod tests {
         let r = Retention::from(&RetentionConfig::default());
         assert_eq!(r.ingress_ms, 7 * DAY_MS);
         assert_eq!(
-            (r.transcript_ms, r.usage_ms, r.approvals_ms),
-            (None, None, None)
+            (r.transcript_ms, r.usage_ms, r.approvals_ms, r.audit_ms),
+            (None, None, None, None)
         );
     }
 
@@ -301,6 +337,7 @@ mod tests {
             transcript_days: Some(30),
             usage_days: Some(30),
             approvals_days: Some(30),
+            ..RetentionConfig::default()
         });
         assert_eq!(
             prune(&store, &month, now).await.unwrap(),
@@ -309,6 +346,7 @@ mod tests {
                 transcript: 1,
                 usage: 1,
                 approvals: 1,
+                audit: 0,
             }
         );
         assert_eq!(
@@ -316,5 +354,34 @@ mod tests {
             1,
             "the message owed an answer was pruned"
         );
+    }
+
+    #[tokio::test]
+    async fn the_audit_log_is_pruned_behind_a_checkpoint_and_still_verifies() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let audit = Audit::new(store.clone(), crate::audit::AuditKey::random());
+        let now = 100 * DAY_MS;
+        for days in [40, 35, 20, 1] {
+            audit
+                .append_at(
+                    now - days * DAY_MS,
+                    &crate::audit::Actor::cli(),
+                    "secret.set",
+                    "token",
+                    &serde_json::json!({}),
+                )
+                .await
+                .unwrap();
+        }
+        let forever = Retention::from(&RetentionConfig::default());
+        assert_eq!(prune_audit(&audit, &forever, now).await, Ok(0));
+        let month = Retention {
+            audit_ms: Some(30 * DAY_MS),
+            ..forever
+        };
+        assert_eq!(prune_audit(&audit, &month, now).await, Ok(2));
+        let v = audit.verify().await.unwrap();
+        assert_eq!((v.records, v.broken.as_ref()), (2, None), "{}", v.summary());
+        assert_eq!(v.checkpoint.map(|c| c.seq), Some(2));
     }
 }

@@ -155,6 +155,7 @@ pub async fn serve(
     };
     let db_path = opened.db_path.clone();
     let store: Arc<dyn Store> = opened.store.clone();
+    let audit = Arc::new(opened.audit());
     if opened.mode == crate::config::EncryptionMode::Off {
         tracing::warn!(
             "[store.encryption] mode is off: transcripts and messages are stored in plain text"
@@ -290,6 +291,7 @@ pub async fn serve(
         bench.clone(),
         health.clone(),
     ));
+    audit.sandbox_policy(&config.sandbox).await;
 
     // Channels: the one place they are registered.
     let mut channels = ChannelSet::default();
@@ -395,6 +397,7 @@ pub async fn serve(
         store.clone(),
         channels.clone(),
         events.clone(),
+        audit.clone(),
     ));
     approvals
         .expire_stale()
@@ -455,6 +458,7 @@ pub async fn serve(
         router,
         access,
         approvals.clone(),
+        audit.clone(),
     ));
 
     let cron = crate::cron::runner::Cron::new(
@@ -515,6 +519,17 @@ pub async fn serve(
         http_stop: http_stop.clone(),
         live: crate::ui::live::Live::default(),
         cron: Some(cron.clone()),
+        audit: audit.clone(),
+        throttle: Arc::new(http::throttle::AuthThrottle::new(
+            config.gateway.auth.failed_per_minute,
+            config.gateway.auth.failed_global_per_minute,
+        )),
+        trusted_proxies: config
+            .gateway
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| http::throttle::Net::parse(p).ok())
+            .collect(),
     });
     tokio::spawn(crate::ui::live::Live::run(state.clone()));
 
@@ -522,26 +537,39 @@ pub async fn serve(
         format!("cannot listen on {bind}: is another switchboard running? Choose another address with --bind or gateway.bind")
     })?;
     let app = http::router(state.clone());
-    let http_task = {
-        let stop = http_stop.clone();
-        tokio::spawn(async move {
-            // The client's address: one-off web chat requests are limited by it.
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-        })
+    let limits = http::server::ConnLimits {
+        max_connections: config.gateway.limits.max_connections,
+        header_timeout: Duration::from_secs(config.gateway.limits.header_timeout_secs.max(1)),
     };
-    health.set("http", State::Running, Some(format!("http://{bind}")));
+    let tls = match &config.gateway.tls {
+        Some(t) => {
+            let tls = Arc::new(
+                http::server::Tls::load(&t.cert, &t.key).map_err(|e| anyhow::anyhow!("{e}"))?,
+            );
+            // A renewed certificate is picked up without a restart.
+            tokio::spawn(tls.clone().watch(Duration::from_secs(2), http_stop.clone()));
+            Some(tls)
+        }
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let http_task = tokio::spawn(http::server::serve(
+        listener,
+        app,
+        limits,
+        tls.clone(),
+        http_stop.clone(),
+    ));
+    health.set("http", State::Running, Some(format!("{scheme}://{bind}")));
     let metrics_task = match config
         .observability
         .metrics_bind
         .as_deref()
         .filter(|_| config.observability.metrics)
     {
-        Some(addr) => Some(serve_metrics(addr, state.clone(), http_stop.clone(), &health).await?),
+        Some(addr) => {
+            Some(serve_metrics(addr, state.clone(), limits, http_stop.clone(), &health).await?)
+        }
         None => None,
     };
     watch_exports(&health);
@@ -611,8 +639,9 @@ pub async fn serve(
     let retention = Retention::from(&config.retention);
     {
         let store = store.clone();
+        let audit = audit.clone();
         supervisor.spawn("retention", move |stop| {
-            crate::retention::run(store.clone(), retention, stop)
+            crate::retention::run(store.clone(), audit.clone(), retention, stop)
         });
     }
     {
@@ -670,7 +699,7 @@ pub async fn serve(
 
     state.ready.store(true, Ordering::Release);
     tracing::info!(
-        address = %format!("http://{bind}"),
+        address = %format!("{scheme}://{bind}"),
         data_dir = %dir.display(),
         default_agent = %loaded.default_agent,
         replayed,
@@ -721,6 +750,7 @@ pub async fn serve(
 async fn serve_metrics(
     addr: &str,
     state: Arc<AppState>,
+    limits: http::server::ConnLimits,
     stop: CancellationToken,
     health: &Health,
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
@@ -736,11 +766,9 @@ async fn serve_metrics(
         Some(format!("http://{shown}/metrics")),
     );
     let app = http::metrics::standalone(state);
-    Ok(tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-    }))
+    Ok(tokio::spawn(http::server::serve(
+        listener, app, limits, None, stop,
+    )))
 }
 
 /// The `telemetry` component: running while spans reach the collector,

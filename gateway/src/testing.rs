@@ -108,6 +108,8 @@ pub(crate) struct Rig {
     pub(crate) calls: mpsc::UnboundedReceiver<Vec<ChatMessage>>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) replies: mpsc::UnboundedReceiver<(String, ReplyEvent)>,
+    /// The audit log over the store (the approval desk records in it).
+    pub(crate) audit: Arc<crate::audit::Audit>,
 }
 
 /// Build a [`Rig`]; the provider starts with `permits` answers allowed.
@@ -148,6 +150,10 @@ pub(crate) async fn rig(
             approvers: Vec::new(),
         },
     );
+    let audit = Arc::new(crate::audit::Audit::new(
+        store.clone(),
+        crate::audit::AuditKey::random(),
+    ));
     let draining = CancellationToken::new();
     let deliveries = crate::sessions::delivery::Deliveries::new(
         store.clone(),
@@ -166,6 +172,7 @@ pub(crate) async fn rig(
             store.clone(),
             channels.clone(),
             EventBus::new(16),
+            audit.clone(),
         )),
         runs: Arc::new(Semaphore::new(max_runs)),
         max_runs,
@@ -190,6 +197,7 @@ pub(crate) async fn rig(
         calls,
         permits,
         replies,
+        audit,
     }
 }
 

@@ -13,6 +13,7 @@ use switchboard_memory::crypto::{KekSource, Keyring};
 use switchboard_memory::{Column, SealedStore, SqliteStore, Store};
 use zeroize::Zeroizing;
 
+use crate::audit::{Audit, AuditKey};
 use crate::config::{EncryptionConfig, EncryptionMode};
 
 /// The environment variable a passphrase is read from first.
@@ -20,9 +21,13 @@ pub const PASSPHRASE_ENV: &str = "SWITCHBOARD_PASSPHRASE";
 /// The environment variable `keys rotate` reads a new passphrase from.
 pub const NEW_PASSPHRASE_ENV: &str = "SWITCHBOARD_NEW_PASSPHRASE";
 
+mod audit_key;
+
 /// `store_meta` keys.
 const META_STATE: &str = "encryption";
 const META_KEYRING: &str = "keyring";
+/// What the audit log's key is derived for from the keyring.
+const AUDIT_LABEL: &str = "switchboard audit v1";
 
 /// Where a store lives and how it is encrypted.
 #[derive(Debug, Clone)]
@@ -47,6 +52,14 @@ impl Location {
             .key_file
             .clone()
             .unwrap_or_else(|| self.config_dir.join("switchboard.key"))
+    }
+
+    /// The audit log's key when encryption is off: `audit.key` in the
+    /// config directory (in the data directory when the config directory
+    /// cannot be written). With encryption on, the key comes from the
+    /// keyring.
+    pub fn audit_key_file(&self) -> PathBuf {
+        self.config_dir.join("audit.key")
     }
 
     /// The keyring file.
@@ -83,6 +96,17 @@ pub struct Opened {
     pub db_path: PathBuf,
     /// How it is encrypted: `keyfile`, `passphrase` or `off`.
     pub mode: EncryptionMode,
+    /// The key the audit log is signed with: derived from the keyring
+    /// (it outlives rotations), or the `audit.key` file when encryption is
+    /// off.
+    pub audit_key: AuditKey,
+}
+
+impl Opened {
+    /// The audit log of this store.
+    pub fn audit(&self) -> Audit {
+        Audit::new(self.store.clone(), self.audit_key.clone())
+    }
 }
 
 /// A passphrase read from a file or credential: the file's text without
@@ -182,11 +206,19 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
                 db_path.display()
             );
         }
+        let audit_key = match audit_key::from_file(loc) {
+            Ok(k) => k,
+            Err(e) => {
+                store.close().await;
+                return Err(e);
+            }
+        };
         return Ok(Opened {
             store: Arc::new(store),
             sealed: None,
             db_path,
             mode,
+            audit_key,
         });
     }
     let ring_path = loc.keyring();
@@ -257,6 +289,14 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
             db_path.display()
         );
     }
+    let audit_key = match ring.derive(AUDIT_LABEL) {
+        Ok(k) => AuditKey::new(k),
+        Err(e) => {
+            store.close().await;
+            return Err(anyhow::Error::from(e)
+                .context("cannot derive the audit log's key from the keyring"));
+        }
+    };
     let inner: Arc<dyn Store> = Arc::new(store);
     let sealed = Arc::new(SealedStore::new(inner, Arc::new(ring)));
     if state.as_deref() != Some("sealed") || sealed.keyring().reencrypting() {
@@ -267,6 +307,7 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
         sealed: Some(sealed),
         db_path,
         mode,
+        audit_key,
     })
 }
 

@@ -36,6 +36,10 @@ pub enum StoreError {
     /// The record the call names does not exist.
     #[error("not found: {0}")]
     NotFound(String),
+    /// Another writer changed what the call was based on first (an audit
+    /// record's place was taken): read again and retry.
+    #[error("changed meanwhile: {0}")]
+    Conflict(String),
 }
 
 impl StoreError {

@@ -1,7 +1,8 @@
 //! Persistence for Switchboard.
 //!
 //! [`Store`] is the one interface the gateway uses: sessions, transcript
-//! entries, the durable ingress queue, pairing requests and allowlists. Each
+//! entries, the durable ingress queue, pairing requests and allowlists,
+//! and the audit log (kept in order here, signed by the gateway). Each
 //! backend implements it whole ([`SqliteStore`] embedded by default; a
 //! PostgreSQL backend for scale-out implements the same trait), and one
 //! conformance suite in `tests/store_conformance.rs` runs against each.
@@ -26,10 +27,10 @@ mod store;
 
 pub use error::StoreError;
 pub use records::{
-    AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport,
-    IngressAccept, IngressRecord, IngressStatus, MemoryRecord, NewPairing, PairingRequest, Role,
-    SecretInfo, SessionRecord, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry, TurnUsage,
-    subject_of,
+    AllowEntry, ApprovalRecord, AuditCheckpoint, AuditRecord, Cell, Column, CronJobRecord,
+    CronRunRecord, ForgetReport, IngressAccept, IngressRecord, IngressStatus, MemoryRecord,
+    NewPairing, PairingRequest, Role, SecretInfo, SessionRecord, TokenCounts, TranscriptEntry,
+    TurnCommit, TurnEntry, TurnUsage, subject_of,
 };
 pub use sealed::SealedStore;
 pub use sqlite::SqliteStore;

@@ -453,3 +453,48 @@ pub struct CronRunRecord {
     /// When it finished, ms since the epoch.
     pub finished_at: Option<i64>,
 }
+
+/// One record of the audit log: a security-relevant event, signed with an
+/// HMAC chained to the record before it. The store keeps it as given and
+/// never encrypts it (it must stay verifiable without the data keys); it
+/// holds no message text and no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Its place in the log: one past the record before it (or the
+    /// checkpoint), from 1.
+    pub seq: i64,
+    /// When it happened, ms since the epoch.
+    pub at: i64,
+    /// Who did it: `cli`, `api`, `ui`, `ws`, `chat:<channel>:<sender>`,
+    /// `gateway`, ….
+    pub actor: String,
+    /// What was done, a stable id such as `pairing.approved`.
+    pub action: String,
+    /// What it was done to (a sender, a secret's name, a file), or empty.
+    pub target: String,
+    /// Where it came from: a client's IP address, `cli`, `chat:<channel>`
+    /// or `gateway`.
+    pub source: String,
+    /// More about it, as JSON text.
+    pub detail: String,
+    /// The HMAC (hex) of the record before it, or of the checkpoint's
+    /// record; empty for the first record of a log never pruned.
+    pub prev: String,
+    /// Its own HMAC (hex), over every field above.
+    pub mac: String,
+}
+
+/// Where the audit log starts once its oldest records were pruned: the
+/// last pruned record's place and HMAC (which the next record's `prev`
+/// names), signed, so the rest of the chain stays verifiable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCheckpoint {
+    /// The seq of the last pruned record.
+    pub seq: i64,
+    /// Its HMAC (hex).
+    pub mac: String,
+    /// When it was pruned, ms since the epoch.
+    pub at: i64,
+    /// The HMAC (hex) of the checkpoint itself, over the three above.
+    pub checkpoint_mac: String,
+}

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{self, Keyring};
+use crate::records::{AuditCheckpoint, AuditRecord};
 use crate::{
     AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport,
     IngressAccept, IngressRecord, IngressStatus, MemoryRecord, NewPairing, PairingRequest,
@@ -807,6 +808,31 @@ impl Store for SealedStore {
 
     async fn cron_runs(&self, job: &str, limit: u32) -> Result<Vec<CronRunRecord>, StoreError> {
         self.inner.cron_runs(job, limit).await
+    }
+
+    // The audit log is signed, not sealed: it passes through as it is.
+    async fn audit_append(&self, record: AuditRecord) -> Result<i64, StoreError> {
+        self.inner.audit_append(record).await
+    }
+
+    async fn audit_last(&self) -> Result<Option<(i64, String)>, StoreError> {
+        self.inner.audit_last().await
+    }
+
+    async fn audit_list(&self, since: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.audit_list(since, limit).await
+    }
+
+    async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.audit_all().await
+    }
+
+    async fn audit_prune(&self, checkpoint: AuditCheckpoint) -> Result<u64, StoreError> {
+        self.inner.audit_prune(checkpoint).await
+    }
+
+    async fn audit_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
+        self.inner.audit_checkpoint().await
     }
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {

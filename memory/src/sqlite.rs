@@ -12,6 +12,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqlitePool};
 
+use crate::records::{AuditCheckpoint, AuditRecord};
 use crate::{
     AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport,
     IngressAccept, IngressRecord, IngressStatus, MemoryRecord, NewPairing, PairingRequest,
@@ -184,6 +185,7 @@ impl SqliteStore {
     }
 }
 
+mod audit;
 mod channel_state;
 mod cron;
 mod memories;
@@ -933,6 +935,30 @@ impl Store for SqliteStore {
 
     async fn cron_runs(&self, job: &str, limit: u32) -> Result<Vec<CronRunRecord>, StoreError> {
         self.list_cron_runs(job, limit).await
+    }
+
+    async fn audit_append(&self, record: AuditRecord) -> Result<i64, StoreError> {
+        self.append_audit(record).await
+    }
+
+    async fn audit_last(&self) -> Result<Option<(i64, String)>, StoreError> {
+        self.last_audit().await
+    }
+
+    async fn audit_list(&self, since: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        self.list_audit(since, limit).await
+    }
+
+    async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        self.all_audit().await
+    }
+
+    async fn audit_prune(&self, checkpoint: AuditCheckpoint) -> Result<u64, StoreError> {
+        self.prune_audit(checkpoint).await
+    }
+
+    async fn audit_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
+        self.checkpoint_audit().await
     }
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {

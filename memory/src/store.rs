@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use crate::records::{AuditCheckpoint, AuditRecord};
 use crate::{
     AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport,
     IngressAccept, IngressRecord, IngressStatus, MemoryRecord, NewPairing, PairingRequest,
@@ -480,6 +481,38 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// A job's runs, latest slot first, at most `limit`.
     async fn cron_runs(&self, job: &str, limit: u32) -> Result<Vec<CronRunRecord>, StoreError>;
+
+    // ---- audit log (never encrypted; signed and chained by the caller) ----
+
+    /// Append `record` at `record.seq`, which the caller signed as one
+    /// past [`Store::audit_last`]. The insert is one statement: when
+    /// another writer (another process: the CLI appends too) took that seq
+    /// first, it fails with [`StoreError::Conflict`] and nothing is
+    /// written; the caller reads the last record again, signs anew and
+    /// retries. Returns the seq.
+    async fn audit_append(&self, record: AuditRecord) -> Result<i64, StoreError>;
+
+    /// The seq and HMAC of the newest record; when retention left none,
+    /// those of the checkpoint (the chain goes on from it); `None` for a
+    /// log that never had a record.
+    async fn audit_last(&self) -> Result<Option<(i64, String)>, StoreError>;
+
+    /// Records that happened at `since` (ms) or later, newest first, at
+    /// most `limit`.
+    async fn audit_list(&self, since: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Every record, in seq order (to verify the chain).
+    async fn audit_all(&self) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Delete the records up to and including `checkpoint.seq` and store
+    /// `checkpoint` in their place, in one transaction. Nothing is deleted,
+    /// and [`StoreError::Conflict`] returned, when the record at
+    /// `checkpoint.seq` is not there with `checkpoint.mac`. Returns how many
+    /// records were deleted.
+    async fn audit_prune(&self, checkpoint: AuditCheckpoint) -> Result<u64, StoreError>;
+
+    /// The checkpoint the log starts from, if it was ever pruned.
+    async fn audit_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError>;
 }
 
 /// A fresh random session generation id (`s_` and 24 hex digits).

@@ -14,6 +14,9 @@ use retention::*;
 #[path = "store_conformance/privacy.rs"]
 mod privacy;
 use privacy::*;
+#[path = "store_conformance/audit.rs"]
+mod audit;
+use audit::*;
 
 const HOUR: i64 = 3_600_000;
 
@@ -723,6 +726,8 @@ macro_rules! store_suite {
                 secrets_are_set_listed_and_removed,
                 forget_removes_a_person_and_nothing_else,
                 a_session_keeps_its_subject,
+                audit_records_go_in_at_the_next_seq_only,
+                audit_prune_leaves_a_checkpoint_the_chain_goes_on_from,
             );
         }
     };

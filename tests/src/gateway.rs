@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 
 /// The control token every test gateway uses.
-pub const TOKEN: &str = "test-token-0123456789abcdef";
+pub const TOKEN: &str = "sbt-Xq7mR2vL9kT4wZ8nC1pF6hJ3bD5gS0aE";
 
 /// A binary of the workspace the tests run, and what it is built from.
 struct Product {

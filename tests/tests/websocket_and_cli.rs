@@ -13,11 +13,13 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(gw: &Gateway) -> Ws {
-    let url = format!(
-        "{}/api/ws?token={TOKEN}",
-        gw.url.replace("http://", "ws://")
-    );
-    tokio_tungstenite::connect_async(url)
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let url = format!("{}/api/ws", gw.url.replace("http://", "ws://"));
+    // A program sends the token in a header; it never goes in the URL.
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    tokio_tungstenite::connect_async(req)
         .await
         .expect("websocket")
         .0

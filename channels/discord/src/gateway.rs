@@ -374,17 +374,7 @@ impl Gateway<'_> {
                 tracing::info!(account = %self.account, "discord session resumed");
                 return None;
             }
-            "MESSAGE_CREATE" => serde_json::from_value(p.d).map(Dispatch::Message),
-            "INTERACTION_CREATE" => serde_json::from_value(p.d).map(Dispatch::Interaction),
-            "GUILD_CREATE" => serde_json::from_value::<GuildCreate>(p.d)
-                .map(|g| Dispatch::Channels(g.channels.into_iter().chain(g.threads).collect())),
-            "CHANNEL_CREATE" | "CHANNEL_UPDATE" | "THREAD_CREATE" | "THREAD_UPDATE" => {
-                serde_json::from_value(p.d).map(|c| Dispatch::Channels(vec![c]))
-            }
-            "THREAD_LIST_SYNC" => {
-                serde_json::from_value::<ThreadListSync>(p.d).map(|s| Dispatch::Channels(s.threads))
-            }
-            _ => return None,
+            t => data(t, p.d)?,
         };
         match event {
             Ok(dispatch) => Some(Event { seq, dispatch }),
@@ -447,6 +437,46 @@ impl Gateway<'_> {
             }
         }
     }
+}
+
+/// The dispatch the data `d` of an event of type `t` is, for the types
+/// handed on besides READY; `None` for the others.
+fn data(t: &str, d: serde_json::Value) -> Option<Result<Dispatch, serde_json::Error>> {
+    Some(match t {
+        "MESSAGE_CREATE" => serde_json::from_value(d).map(Dispatch::Message),
+        "INTERACTION_CREATE" => serde_json::from_value(d).map(Dispatch::Interaction),
+        "GUILD_CREATE" => serde_json::from_value::<GuildCreate>(d)
+            .map(|g| Dispatch::Channels(g.channels.into_iter().chain(g.threads).collect())),
+        "CHANNEL_CREATE" | "CHANNEL_UPDATE" | "THREAD_CREATE" | "THREAD_UPDATE" => {
+            serde_json::from_value(d).map(|c| Dispatch::Channels(vec![c]))
+        }
+        "THREAD_LIST_SYNC" => {
+            serde_json::from_value::<ThreadListSync>(d).map(|s| Dispatch::Channels(s.threads))
+        }
+        _ => return None,
+    })
+}
+
+/// The event one gateway text frame carries, read as the connection reads
+/// it but touching no session: `Ok(None)` for a payload that is not a
+/// dispatch handed on (a heartbeat ACK, RESUMED, a type not used). A READY
+/// names its own resume URL (empty when it has none). For the fuzz targets.
+#[doc(hidden)]
+pub fn decode(text: &str) -> Result<Option<Dispatch>, serde_json::Error> {
+    let p: Payload = serde_json::from_str(text)?;
+    let Some(t) = p.t.as_deref().filter(|_| p.op == 0) else {
+        return Ok(None);
+    };
+    if t == "READY" {
+        let ready: Ready = serde_json::from_value(p.d)?;
+        let resume_url = ready.resume_gateway_url.clone().unwrap_or_default();
+        return Ok(Some(Dispatch::Ready {
+            ready,
+            resume_url,
+            after_loss: false,
+        }));
+    }
+    data(t, p.d).transpose()
 }
 
 async fn heartbeat(ws: &mut Socket, seq: Option<u64>) -> Result<(), String> {

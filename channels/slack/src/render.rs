@@ -97,8 +97,12 @@ fn pairs(text: &str, open: &str, to: &str) -> String {
     out
 }
 
+/// Where a link's URL stands while emphasis is converted, so `__init__`
+/// or `*` in a URL stay as they are.
+const URL: char = '\u{2}';
+
 fn emphasis(text: &str) -> String {
-    let text = links(text);
+    let (text, urls) = links(text);
     // Bold first, marked with a placeholder so single `*` italics do not
     // take its stars.
     const B: &str = "\u{1}";
@@ -106,7 +110,16 @@ fn emphasis(text: &str) -> String {
     let text = pairs(&text, "__", B);
     let text = single_star_italics(&text);
     let text = pairs(&text, "~~", "~");
-    text.replace(B, "*")
+    let text = text.replace(B, "*");
+    let mut urls = urls.into_iter();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            URL => out.push_str(&urls.next().unwrap_or_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `*x*` (not part of a word boundary like `2*3*4`) → `_x_`.
@@ -138,9 +151,13 @@ fn single_star_italics(text: &str) -> String {
     out
 }
 
-/// `[text](url)` → `<url|text>`; everything else escaped.
-fn links(text: &str) -> String {
+/// `[text](url)` → `<url|text>`; everything else escaped. The URLs come
+/// back apart, each [`URL`] in the text standing for the next; the
+/// placeholders' own characters in the text become U+FFFD.
+fn links(text: &str) -> (String, Vec<String>) {
+    let plain = |s: &str| escape(s).replace([URL, '\u{1}'], "\u{fffd}");
     let mut out = String::new();
+    let mut urls = Vec::new();
     let mut rest = text;
     while let Some(open) = rest.find('[') {
         let Some(close) = rest[open..].find("](").map(|i| open + i) else {
@@ -151,16 +168,59 @@ fn links(text: &str) -> String {
         };
         let label = &rest[open + 1..close];
         let url = &rest[close + 2..end];
-        out.push_str(&escape(&rest[..open]));
+        out.push_str(&plain(&rest[..open]));
         if url.starts_with("http://") || url.starts_with("https://") || url.starts_with("mailto:") {
-            out.push_str(&format!("<{}|{}>", url.replace('|', "%7C"), escape(label)));
+            // Escaped like any text: a `>` in it would end the link early
+            // and let the rest form a mention such as `<!channel>`.
+            urls.push(escape(&url.replace('|', "%7C")).replace([URL, '\u{1}'], "\u{fffd}"));
+            out.push_str(&format!("<{URL}|{}>", plain(label)));
         } else {
-            out.push_str(&escape(&rest[open..=end]));
+            out.push_str(&plain(&rest[open..=end]));
         }
         rest = &rest[end + 1..];
     }
-    out.push_str(&escape(rest));
-    out
+    out.push_str(&plain(rest));
+    (out, urls)
+}
+
+/// What [`to_mrkdwn`] promises of its output, checked (for the property
+/// tests and the `markdown_slack` fuzz target): `&` only in `&amp;`,
+/// `&lt;` and `&gt;`, and `<` and `>` only around a link to an `http`,
+/// `https` or `mailto` URL with a label, so no text can become a mention.
+pub fn check(mrkdwn: &str) -> Result<(), String> {
+    let entity = |at: &str| ["&amp;", "&lt;", "&gt;"].iter().any(|e| at.starts_with(e));
+    let mut at = 0;
+    while let Some(c) = mrkdwn[at..].chars().next() {
+        let rest = &mrkdwn[at..];
+        match c {
+            '<' => {
+                let end = rest.find('>').ok_or("a `<` without its `>`")?;
+                let inner = &rest[1..end];
+                let link = inner.split_once('|').is_some_and(|(url, _)| {
+                    ["http://", "https://", "mailto:"]
+                        .iter()
+                        .any(|s| url.starts_with(s))
+                });
+                if !link || inner.contains('<') {
+                    return Err(format!("<{inner}> is not a link"));
+                }
+                if let Some((i, _)) = inner
+                    .match_indices('&')
+                    .find(|(i, _)| !entity(&inner[*i..]))
+                {
+                    return Err(format!("an unescaped `&` in the link <{inner}> at {i}"));
+                }
+                at += end + 1;
+            }
+            '>' => return Err("an unescaped `>`".into()),
+            '&' if !entity(rest) => {
+                let shown: String = rest.chars().take(8).collect();
+                return Err(format!("an unescaped `&` at {shown:?}"));
+            }
+            c => at += c.len_utf8(),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -192,6 +252,45 @@ mod tests {
         assert_eq!(
             to_mrkdwn("hi <!channel> & all"),
             "hi &lt;!channel&gt; &amp; all"
+        );
+    }
+
+    #[test]
+    fn a_link_cannot_smuggle_a_mention_in_its_url() {
+        assert_eq!(
+            to_mrkdwn("[x](https://a.io/<!channel>)"),
+            "<https://a.io/&lt;!channel&gt;|x>"
+        );
+    }
+
+    #[test]
+    fn the_check_refuses_what_could_ping_a_channel() {
+        assert_eq!(
+            check(&to_mrkdwn("[a](https://x.io/?a=1&b=2) & <b>")),
+            Ok(())
+        );
+        for bad in [
+            "<!channel>",
+            "a > b",
+            "a & b",
+            "<https://x.io>",
+            "<https://x<y|z>",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emphasis_leaves_urls_alone() {
+        assert_eq!(
+            to_mrkdwn(
+                "**see** [init](https://docs.python.org/3/x.html#object.__init__) and *this*"
+            ),
+            "*see* <https://docs.python.org/3/x.html#object.__init__|init> and _this_"
+        );
+        assert_eq!(
+            to_mrkdwn("[a](https://x.io/*y*) ~~z~~"),
+            "<https://x.io/*y*|a> ~z~"
         );
     }
 }

@@ -68,6 +68,15 @@ struct Message {
     reason: Option<String>,
 }
 
+/// One Socket Mode text frame as the connection reads it: its type, its
+/// envelope id and its payload. For the fuzz targets.
+#[doc(hidden)]
+pub fn read_frame(
+    text: &str,
+) -> Result<(String, Option<String>, serde_json::Value), serde_json::Error> {
+    serde_json::from_str::<Message>(text).map(|m| (m.kind, m.envelope_id, m.payload))
+}
+
 /// How one connection ended.
 enum Next {
     Stop,

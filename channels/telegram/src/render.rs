@@ -3,6 +3,11 @@
 //! everything else escaped. The output is always well-formed, so a rejected
 //! parse is a Telegram quirk, answered by sending plain text instead.
 
+/// Escape an attribute's value for Telegram HTML (quoted with `"`).
+fn escape_attribute(value: &str) -> String {
+    escape(value).replace('"', "&quot;")
+}
+
 /// Escape text for Telegram HTML.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -75,7 +80,7 @@ fn push_block(out: &mut String, lang: &str, body: &str) {
     } else {
         out.push_str(&format!(
             "<pre><code class=\"language-{}\">{body}</code></pre>",
-            escape(lang)
+            escape_attribute(lang)
         ));
     }
 }
@@ -107,7 +112,7 @@ fn inline(line: &str) -> String {
             {
                 out.push_str(&format!(
                     "<a href=\"{}\">{}</a>",
-                    escape(&url).replace('"', "&quot;"),
+                    escape_attribute(&url),
                     inline(&text)
                 ));
                 i = end + 1;
@@ -172,6 +177,87 @@ pub fn visible(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// What [`to_html`] promises of its output, checked (for the property
+/// tests and the `markdown_telegram` fuzz target): only Telegram's tags
+/// (`b`, `i`, `s`, `a href`, `pre`, `code`, and `code class` directly in
+/// `pre`), each closed in order, nothing inside `code` or `pre` but that
+/// `code`, no link in a link; attribute values quoted and escaped; `<`,
+/// `>` and `&` escaped everywhere else.
+pub fn check(html: &str) -> Result<(), String> {
+    let mut open: Vec<&str> = Vec::new();
+    let mut at = 0;
+    while let Some(c) = html[at..].chars().next() {
+        let rest = &html[at..];
+        match c {
+            '<' => {
+                let end = rest.find('>').ok_or("a tag is not closed")?;
+                let tag = &rest[1..end];
+                if tag.contains('<') {
+                    return Err(format!("`<` inside the tag {tag:?}"));
+                }
+                if let Some(name) = tag.strip_prefix('/') {
+                    if open.pop() != Some(name) {
+                        return Err(format!("</{name}> closes no open <{name}>"));
+                    }
+                } else {
+                    let (name, attributes) = tag.split_once(' ').unwrap_or((tag, ""));
+                    let top = open.last().copied();
+                    match (name, attributes) {
+                        ("b" | "i" | "s" | "pre" | "code", "") => {}
+                        ("code", a) if top == Some("pre") => check_attribute(a, "class")?,
+                        ("a", a) => check_attribute(a, "href")?,
+                        _ => return Err(format!("<{tag}> is not one of Telegram's tags")),
+                    }
+                    if top == Some("code") || (top == Some("pre") && name != "code") {
+                        return Err(format!("<{name}> inside <{}>", top.unwrap_or_default()));
+                    }
+                    if name == "a" && open.contains(&"a") {
+                        return Err("a link inside a link".into());
+                    }
+                    open.push(name);
+                }
+                at += end + 1;
+            }
+            '>' => return Err("an unescaped `>`".into()),
+            '&' => {
+                check_entity(rest)?;
+                at += 1;
+            }
+            c => at += c.len_utf8(),
+        }
+    }
+    match open.last() {
+        Some(name) => Err(format!("<{name}> is never closed")),
+        None => Ok(()),
+    }
+}
+
+fn check_entity(at: &str) -> Result<(), String> {
+    if ["&amp;", "&lt;", "&gt;", "&quot;"]
+        .iter()
+        .any(|e| at.starts_with(e))
+    {
+        Ok(())
+    } else {
+        let shown: String = at.chars().take(8).collect();
+        Err(format!("an unescaped `&` at {shown:?}"))
+    }
+}
+
+fn check_attribute(attribute: &str, name: &str) -> Result<(), String> {
+    let value = attribute
+        .strip_prefix(name)
+        .and_then(|v| v.strip_prefix("=\""))
+        .and_then(|v| v.strip_suffix('"'))
+        .ok_or_else(|| format!("`{attribute}` is not {name}=\"…\""))?;
+    if value.contains(['"', '<', '>']) {
+        return Err(format!("the {name} value {value:?} is not escaped"));
+    }
+    value
+        .match_indices('&')
+        .try_for_each(|(i, _)| check_entity(&value[i..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +291,34 @@ mod tests {
             visible(&html),
             "Run:\nfn main() { let v: Vec<u8> = vec![]; }\nok"
         );
+    }
+
+    #[test]
+    fn a_quote_in_a_code_block_language_stays_inside_the_attribute() {
+        assert_eq!(
+            to_html("```a\"b\nx\n```"),
+            "<pre><code class=\"language-a&quot;b\">x</code></pre>"
+        );
+    }
+
+    #[test]
+    fn the_check_refuses_what_telegram_would() {
+        assert_eq!(
+            check(&to_html("**a** `b` [c](https://x.io/?a=1&b=2)")),
+            Ok(())
+        );
+        for bad in [
+            "<b>x",
+            "<b><i>x</b></i>",
+            "a < b",
+            "a & b",
+            "<u>x</u>",
+            "<pre><b>x</b></pre>",
+            "<code class=\"language-a\"b\">x</code>",
+            "<pre><code class=\"language-a\"b\">x</code></pre>",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

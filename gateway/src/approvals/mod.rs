@@ -22,6 +22,7 @@ use switchboard_agents::tools::{ApprovalRequest, Approver, Decision};
 use switchboard_channel::ReplyTarget;
 use switchboard_memory::{ApprovalRecord, Store, StoreError};
 
+use crate::audit::{Actor, Audit, action};
 use crate::channels::ChannelSet;
 use crate::clock::now_ms;
 use crate::events::{EventBus, EventKind, GatewayEvent};
@@ -48,6 +49,8 @@ pub struct Approvals {
     /// The requests whose calls wait now, by id. Whoever takes a request
     /// out of here (a decision, the timeout, its turn ending) settles it.
     waiting: Mutex<HashMap<String, Waiter>>,
+    /// Where decisions are recorded.
+    audit: Arc<Audit>,
 }
 
 impl std::fmt::Debug for Approvals {
@@ -72,13 +75,20 @@ pub enum Resolution {
 }
 
 impl Approvals {
-    /// A desk over the store, announcing through `channels` and `events`.
-    pub fn new(store: Arc<dyn Store>, channels: ChannelSet, events: EventBus) -> Self {
+    /// A desk over the store, announcing through `channels` and `events`
+    /// and recording decisions in `audit`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        channels: ChannelSet,
+        events: EventBus,
+        audit: Arc<Audit>,
+    ) -> Self {
         Self {
             store,
             channels,
             events,
             waiting: Mutex::new(HashMap::new()),
+            audit,
         }
     }
 
@@ -86,12 +96,13 @@ impl Approvals {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Decide request `id` as the operator (`by`: `cli`, `api`, `ws`).
+    /// Decide request `id` as the operator `by` (`cli`, `api`, `ui`,
+    /// `ws`; its id is stored as who decided).
     pub async fn resolve(
         &self,
         id: &str,
         approve: bool,
-        by: &str,
+        by: &Actor,
     ) -> Result<Resolution, StoreError> {
         self.settle(id, approve, by, None).await
     }
@@ -104,7 +115,10 @@ impl Approvals {
         approve: bool,
         who: &ChatParty,
     ) -> Result<Resolution, StoreError> {
-        let by = format!("chat:{}", rules::sender_ref(&who.channel, &who.sender_id));
+        let by = Actor::chat(
+            &who.channel,
+            &rules::sender_ref(&who.channel, &who.sender_id),
+        );
         self.settle(id, approve, &by, Some(who)).await
     }
 
@@ -112,9 +126,10 @@ impl Approvals {
         &self,
         id: &str,
         approve: bool,
-        by: &str,
+        actor: &Actor,
         who: Option<&ChatParty>,
     ) -> Result<Resolution, StoreError> {
+        let by = actor.id.as_str();
         let id = normalize_id(id);
         let claimed = {
             let mut waiting = self.waiting();
@@ -140,6 +155,16 @@ impl Approvals {
                     Decision::Denied { by: by.into() }
                 };
                 let _ = waiter.tx.send(decision);
+                // Never the call's arguments: they may hold what was said.
+                let detail = serde_json::json!({
+                    "status": status,
+                    "tool": record.tool,
+                    "agent": record.agent,
+                    "session_key": record.session_key,
+                });
+                self.audit
+                    .record(actor, action::APPROVAL_DECIDED, &id, detail)
+                    .await;
                 Ok(Resolution::Decided(record))
             }
             Ok(None) => {

@@ -10,6 +10,7 @@ use switchboard_memory::{SqliteStore, Store};
 
 use super::rules::{ChatDeciders, ChatParty};
 use super::{Approvals, CANCELLED, Resolution, SessionApprover};
+use crate::audit::{Actor, Audit, AuditKey};
 use crate::channels::ChannelSet;
 use crate::events::{EventBus, EventKind, GatewayEvent};
 use crate::sessions::slot::RunSlot;
@@ -26,12 +27,22 @@ async fn desk() -> Desk {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
     let bus = EventBus::new(8);
     let events = bus.subscribe();
-    let desk = Arc::new(Approvals::new(store.clone(), ChannelSet::default(), bus));
+    let audit = Arc::new(Audit::new(store.clone(), AuditKey::random()));
+    let desk = Arc::new(Approvals::new(
+        store.clone(),
+        ChannelSet::default(),
+        bus,
+        audit,
+    ));
     Desk {
         desk,
         store,
         events,
     }
+}
+
+fn cli() -> Actor {
+    Actor::cli()
 }
 
 fn party(sender: &str, kind: ChatKind, key: &str) -> ChatParty {
@@ -122,12 +133,33 @@ async fn only_a_named_approver_decides_from_a_chat() {
             by: "chat:telegram:99".into()
         }
     );
-    match d.desk.resolve(&id, false, "cli").await.unwrap() {
+    let recorded = d.store.audit_all().await.unwrap();
+    assert_eq!(recorded.len(), 1, "one decision, one audit record");
+    assert_eq!(
+        (
+            recorded[0].action.as_str(),
+            recorded[0].actor.as_str(),
+            recorded[0].source.as_str(),
+            recorded[0].target.as_str(),
+        ),
+        (
+            "approval.decided",
+            "chat:telegram:99",
+            "chat:telegram",
+            id.as_str()
+        )
+    );
+    assert!(
+        !recorded[0].detail.contains("arguments"),
+        "{}",
+        recorded[0].detail
+    );
+    match d.desk.resolve(&id, false, &cli()).await.unwrap() {
         Resolution::NotWaiting(r) => assert_eq!(r.status, "approved"),
         other => panic!("decided twice: {other:?}"),
     }
     assert_eq!(
-        d.desk.resolve("nosuchid", true, "cli").await.unwrap(),
+        d.desk.resolve("nosuchid", true, &cli()).await.unwrap(),
         Resolution::Unknown
     );
 }
@@ -141,7 +173,12 @@ async fn a_request_whose_turn_went_away_is_cancelled_and_not_decided_later() {
     // The turn is cancelled: its wait is dropped.
     waiting.abort();
     assert!(waiting.await.unwrap_err().is_cancelled());
-    match d.desk.resolve(&id, true, "api").await.unwrap() {
+    match d
+        .desk
+        .resolve(&id, true, &Actor::new("api", "127.0.0.1"))
+        .await
+        .unwrap()
+    {
         Resolution::NotWaiting(r) => {
             assert_eq!(r.status, CANCELLED);
             assert_eq!(r.decided_by.as_deref(), Some("gateway (its turn ended)"));
@@ -162,7 +199,7 @@ async fn a_waiting_call_gives_its_run_slot_back_until_decided() {
     let id = requested(&mut d.events).await;
     assert_eq!(runs.available_permits(), 1, "another session may run");
     assert!(matches!(
-        d.desk.resolve(&id, true, "cli").await.unwrap(),
+        d.desk.resolve(&id, true, &cli()).await.unwrap(),
         Resolution::Decided(_)
     ));
     assert!(matches!(waiting.await.unwrap(), Decision::Approved { .. }));

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::{Cli, Client, environment, ms_to_local};
+use crate::audit::{Actor, action};
 use crate::config::{self, Bootstrap, EncryptionMode};
 use crate::vault::{self, Location};
 
@@ -64,7 +65,9 @@ pub(crate) fn location(path: Option<&Path>, boot: &Bootstrap) -> anyhow::Result<
     })
 }
 
-fn located(cli: &Cli) -> anyhow::Result<(Location, Bootstrap)> {
+/// Where the store of the command line's config lives, and the config's
+/// bootstrap part.
+pub(super) fn located(cli: &Cli) -> anyhow::Result<(Location, Bootstrap)> {
     let boot = config::bootstrap(cli.config.as_deref(), &environment(cli, None));
     Ok((location(cli.config.as_deref(), &boot)?, boot))
 }
@@ -117,6 +120,7 @@ pub(crate) async fn secrets(cli: &Cli, command: &SecretsCommand) -> anyhow::Resu
     };
     let opened = vault::open(&loc).await?;
     let store = opened.store.clone();
+    let audit = opened.audit();
     let result = async {
         match command {
             SecretsCommand::Set { name } => {
@@ -124,6 +128,10 @@ pub(crate) async fn secrets(cli: &Cli, command: &SecretsCommand) -> anyhow::Resu
                 store
                     .secret_set(name, &value, crate::clock::now_ms())
                     .await?;
+                // Its name only, never the value.
+                audit
+                    .record(&Actor::cli(), action::SECRET_SET, name, json!({}))
+                    .await;
                 if opened.mode == EncryptionMode::Off {
                     eprintln!("warning: [store.encryption] mode is `off`: the secret is stored in plain text");
                 }
@@ -149,6 +157,9 @@ pub(crate) async fn secrets(cli: &Cli, command: &SecretsCommand) -> anyhow::Resu
             }
             SecretsCommand::Remove { name } => {
                 if store.secret_remove(name).await? {
+                    audit
+                        .record(&Actor::cli(), action::SECRET_REMOVED, name, json!({}))
+                        .await;
                     println!("Secret {name} removed.");
                 } else {
                     anyhow::bail!("no secret named `{name}` (see `switchboard secrets list`)");
@@ -195,6 +206,23 @@ pub(crate) async fn keys(cli: &Cli, command: &KeysCommand) -> anyhow::Result<()>
     }
     let opened = vault::open(&loc).await?;
     let result = vault::rotate(&loc, &opened, *reencrypt, *iterations).await;
+    if result.is_ok() {
+        // The audit key is derived from the keyring's root, which a
+        // rotation keeps: the chain goes on.
+        opened
+            .audit()
+            .record(
+                &Actor::cli(),
+                action::KEYS_ROTATED,
+                &loc.keyring().display().to_string(),
+                json!({
+                    "mode": loc.encryption.mode.as_str(),
+                    "reencrypt": reencrypt,
+                    "iterations": iterations,
+                }),
+            )
+            .await;
+    }
     opened.store.close().await;
     result
 }

@@ -433,7 +433,7 @@ fn optional_number(path: &[String]) -> Option<Value> {
     match parts.as_slice() {
         [
             "retention",
-            "transcript_days" | "usage_days" | "approvals_days",
+            "transcript_days" | "usage_days" | "approvals_days" | "audit_days",
         ]
         | ["agents", _, "daily_token_budget"] => Some(Value::Integer(0)),
         [
@@ -656,7 +656,7 @@ mod tests {
     #[test]
     fn secrets_are_redacted_in_debug() {
         let c = load_str(
-            "[gateway.auth]\ntoken = \"supersecret-token-value\"\n",
+            "[gateway.auth]\ntoken = \"supersecret-Xq7mR2vL9kT4wZ8nC1pF6hJ3\"\n",
             "c",
             &[],
         )

@@ -8,6 +8,7 @@
 
 mod channels;
 mod cron;
+mod http;
 mod load;
 mod memory;
 mod observability;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use channels::*;
 pub use cron::{CronConfig, CronJobConfig, HookConfig, HooksConfig, MAX_HOOK_BODY_BYTES, Misfire};
+pub use http::{HttpLimits, TlsConfig};
 pub use load::{
     Bootstrap, ConfigError, ConfigErrors, LoadedConfig, SECRET_KEYS, bootstrap, load, load_str,
     load_str_with_secrets, load_with_secrets, secret_names,
@@ -159,6 +161,19 @@ pub struct GatewayConfig {
     /// Capacity of the queue between channel listeners and the pipeline.
     /// Default 1024.
     pub inbound_queue: usize,
+    /// `[gateway.tls]`: serve HTTPS. Default: plain HTTP, which a
+    /// non-loopback `bind` allows only with `behind_proxy = true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Whether a reverse proxy in front terminates TLS (so a non-loopback
+    /// `bind` may serve plain HTTP to it). Default false.
+    pub behind_proxy: bool,
+    /// Proxies whose `X-Forwarded-For` names the client (addresses or
+    /// networks, e.g. `["127.0.0.1", "10.0.0.0/8"]`); from anyone else the
+    /// header is ignored. Default: none.
+    pub trusted_proxies: Vec<String>,
+    /// `[gateway.limits]`: body sizes, header timeout, connections.
+    pub limits: HttpLimits,
 }
 
 impl Default for GatewayConfig {
@@ -171,23 +186,49 @@ impl Default for GatewayConfig {
             max_concurrent_runs: 16,
             shutdown_grace_secs: 10,
             inbound_queue: 1024,
+            tls: None,
+            behind_proxy: false,
+            trusted_proxies: Vec::new(),
+            limits: HttpLimits::default(),
         }
     }
 }
 
 /// `[gateway.auth]`
-#[derive(Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// The bearer token of the control API. Default: `SWITCHBOARD_TOKEN`, or
-    /// one generated at first start and kept in `<data_dir>/control-token`.
+    /// The bearer token of the control API: 32 or more random characters
+    /// (`switchboard token new` makes one; a short, patterned or example
+    /// token refuses to start). Default: `SWITCHBOARD_TOKEN`, or one
+    /// generated at first start and kept in `<data_dir>/control-token`.
     pub token: Option<String>,
+    /// Failed authentications (bearer, UI sign-in, WebSocket, webhook
+    /// secrets) one client address may make a minute before it is answered
+    /// `429` for a while. Default 10; 0: no limit.
+    pub failed_per_minute: u32,
+    /// Failed authentications a minute from all addresses together, past
+    /// which addresses that failed recently are refused at once (an address
+    /// with no failure is still heard). Default 300; 0: no limit.
+    pub failed_global_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            failed_per_minute: 10,
+            failed_global_per_minute: 300,
+        }
+    }
 }
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("failed_per_minute", &self.failed_per_minute)
+            .field("failed_global_per_minute", &self.failed_global_per_minute)
             .finish()
     }
 }
@@ -634,6 +675,9 @@ pub struct RetentionConfig {
     /// Days decided tool-call approval requests (who allowed or denied
     /// what) are kept after their decision. Default: unset, kept forever.
     pub approvals_days: Option<u32>,
+    /// Days audit records are kept; older ones are pruned behind a signed
+    /// checkpoint, so the rest still verifies. Default: unset, kept forever.
+    pub audit_days: Option<u32>,
 }
 
 impl Default for RetentionConfig {
@@ -643,6 +687,7 @@ impl Default for RetentionConfig {
             transcript_days: None,
             usage_days: None,
             approvals_days: None,
+            audit_days: None,
         }
     }
 }

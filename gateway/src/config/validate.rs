@@ -165,6 +165,17 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
                 ),
             ));
         }
+        Ok(addr) if !addr.ip().is_loopback() && g.tls.is_none() && !g.behind_proxy => {
+            errors.push(ConfigError::new(
+                "gateway.bind",
+                format!(
+                    "{} is reachable from other machines, and plain HTTP would carry the token in the clear: \
+                     set [gateway.tls] cert and key, or gateway.behind_proxy = true when a reverse proxy \
+                     in front terminates TLS, or bind 127.0.0.1",
+                    g.bind
+                ),
+            ));
+        }
         Ok(_) => {}
         Err(_) => errors.push(ConfigError::new(
             "gateway.bind",
@@ -174,11 +185,55 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
             ),
         )),
     }
-    if g.auth.token.as_deref().is_some_and(|t| t.trim().len() < 16) {
-        errors.push(ConfigError::new(
-            "gateway.auth.token",
-            "is shorter than 16 characters: use a long random value (e.g. `openssl rand -hex 24`)",
-        ));
+    for (key, token) in [
+        ("gateway.auth.token", g.auth.token.as_deref()),
+        (
+            "observability.metrics_token",
+            config.observability.metrics_token.as_deref(),
+        ),
+    ] {
+        if let Some(why) = token
+            .filter(|t| !t.trim().is_empty())
+            .and_then(crate::token::weakness)
+        {
+            errors.push(ConfigError::new(
+                key,
+                format!(
+                    "is too weak to guard the gateway: {why}. Make a token with `switchboard token new` and put it here (or in SWITCHBOARD_TOKEN, or in a stored secret as \"secret:NAME\")"
+                ),
+            ));
+        }
+    }
+    for (i, p) in g.trusted_proxies.iter().enumerate() {
+        if let Err(e) = crate::http::throttle::Net::parse(p) {
+            errors.push(ConfigError::new(format!("gateway.trusted_proxies[{i}]"), e));
+        }
+    }
+    if let Some(tls) = &g.tls {
+        for (k, path) in [("cert", &tls.cert), ("key", &tls.key)] {
+            if !path.is_file() {
+                errors.push(ConfigError::new(
+                    format!("gateway.tls.{k}"),
+                    format!("{} is not a file: give the PEM file's path", path.display()),
+                ));
+            }
+        }
+    }
+    let l = &g.limits;
+    for (k, v) in [
+        ("max_connections", l.max_connections),
+        ("header_timeout_secs", l.header_timeout_secs as usize),
+        ("chat_body_bytes", l.chat_body_bytes),
+        ("webhook_body_bytes", l.webhook_body_bytes),
+        ("config_body_bytes", l.config_body_bytes),
+        ("ws_message_bytes", l.ws_message_bytes),
+    ] {
+        if v == 0 {
+            errors.push(ConfigError::new(
+                format!("gateway.limits.{k}"),
+                "must be at least 1",
+            ));
+        }
     }
     if g.max_concurrent_runs == 0 {
         errors.push(ConfigError::new(
@@ -576,6 +631,7 @@ fn check_retention(errors: &mut Vec<ConfigError>, r: &super::RetentionConfig) {
         ("transcript_days", r.transcript_days),
         ("usage_days", r.usage_days),
         ("approvals_days", r.approvals_days),
+        ("audit_days", r.audit_days),
     ] {
         if days == Some(0) {
             errors.push(ConfigError::new(
@@ -655,12 +711,38 @@ mod tests {
     fn public_bind_needs_a_token() {
         let p = problems("[gateway]\nbind = \"0.0.0.0:7788\"\n");
         assert!(p.contains("needs a token"), "{p}");
+        let p = problems(
+            "[gateway]\nbind = \"0.0.0.0:7788\"\n[gateway.auth]\ntoken = \"Zq7mR2vL9kT4wZ8nC1pF6hJ3bD5gS0aEy\"\n",
+        );
+        assert!(
+            p.contains("set [gateway.tls] cert and key, or gateway.behind_proxy = true"),
+            "{p}"
+        );
         let ok = load_str(
-            "[gateway]\nbind = \"0.0.0.0:7788\"\n[gateway.auth]\ntoken = \"0123456789abcdef0123\"\n",
+            "[gateway]\nbind = \"0.0.0.0:7788\"\nbehind_proxy = true\n[gateway.auth]\ntoken = \"Zq7mR2vL9kT4wZ8nC1pF6hJ3bD5gS0aEy\"\n",
             "c",
             &[],
         );
-        assert!(ok.is_ok());
+        assert!(ok.is_ok(), "{:?}", ok.err());
+    }
+
+    #[test]
+    fn a_weak_token_refuses_to_start_and_says_how_to_make_one() {
+        for weak in [
+            "short-token",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "change-me-change-me-change-me-change-me",
+        ] {
+            let p = problems(&format!("[gateway.auth]\ntoken = \"{weak}\"\n"));
+            assert!(p.contains("gateway.auth.token: is too weak"), "{weak}: {p}");
+            assert!(p.contains("switchboard token new"), "{p}");
+            assert!(!p.contains(weak), "the token itself is not repeated: {p}");
+        }
+        let p = problems("[observability]\nmetrics_token = \"scrape\"\n");
+        assert!(
+            p.contains("observability.metrics_token: is too weak"),
+            "{p}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::approvals::Resolution;
 use crate::approvals::rules::no_longer_waiting;
+use crate::audit::{Actor, action};
 use crate::clock::now_ms;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -107,12 +108,12 @@ pub(crate) async fn approvals_list(state: &AppState, all: bool) -> Result<Value,
     Ok(json!({ "approvals": list }))
 }
 
-/// Decide one approval request.
+/// Decide one approval request as `by` (recorded in the audit log).
 pub(crate) async fn approval_decide(
     state: &AppState,
     id: &str,
     approve: bool,
-    by: &str,
+    by: &Actor,
 ) -> Result<Value, ApiError> {
     match state
         .approvals
@@ -147,36 +148,24 @@ async fn list_approvals(
     approvals_list(&s, q.all).await.map(axum::Json)
 }
 
-/// Who is deciding through the REST API: `cli` when the request comes from
-/// `switchboard`'s own command line, else `api`.
-fn decider(headers: &HeaderMap) -> &'static str {
-    match headers
-        .get("x-switchboard-client")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some("cli") => "cli",
-        _ => "api",
-    }
-}
+// Who decides through the REST API is the request's [`Actor`]: `cli`
+// when it comes from `switchboard`'s own command line, else `api` (or
+// `ui` for a signed-in browser's script).
 
 async fn approve_call(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    by: Actor,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    approval_decide(&s, &id, true, decider(&headers))
-        .await
-        .map(axum::Json)
+    approval_decide(&s, &id, true, &by).await.map(axum::Json)
 }
 
 async fn deny_call(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    by: Actor,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    approval_decide(&s, &id, false, decider(&headers))
-        .await
-        .map(axum::Json)
+    approval_decide(&s, &id, false, &by).await.map(axum::Json)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -294,17 +283,18 @@ pub(crate) async fn pairing_list(
     Ok(json!({ "pending": list }))
 }
 
+/// Approve or deny a pairing code as `by` (recorded in the audit log).
 pub(crate) async fn pairing_decide(
     state: &AppState,
     channel: &str,
     code: &str,
     approve: bool,
-    by: &str,
+    by: &Actor,
 ) -> Result<Value, ApiError> {
     let found = if approve {
         state.pipeline.approve_pairing(channel, code, by).await
     } else {
-        state.pipeline.deny_pairing(channel, code).await
+        state.pipeline.deny_pairing(channel, code, by).await
     }
     .map_err(ApiError::internal)?;
     match found {
@@ -332,11 +322,13 @@ pub(crate) async fn allow_list(state: &AppState, channel: Option<&str>) -> Resul
 
 /// Take a sender off the stored allowlist: their next message is treated
 /// like a stranger's again (under `dm_policy = "pairing"` they get a code).
+/// Recorded in the audit log as done `by`.
 pub(crate) async fn allow_remove(
     state: &AppState,
     channel: &str,
     account: &str,
     sender_id: &str,
+    by: &Actor,
 ) -> Result<Value, ApiError> {
     let removed = state
         .store
@@ -353,6 +345,15 @@ pub(crate) async fn allow_remove(
         ));
     }
     tracing::info!(channel, account, sender = %sender_id, "sender removed from the allowlist");
+    state
+        .audit
+        .record(
+            by,
+            action::ALLOWLIST_REMOVED,
+            &crate::approvals::rules::sender_ref(channel, sender_id),
+            json!({ "account": account }),
+        )
+        .await;
     Ok(json!({
         "removed": true,
         "channel": channel,
@@ -398,9 +399,10 @@ async fn list_allowed(
 
 async fn remove_allowed(
     State(s): State<Arc<AppState>>,
+    by: Actor,
     axum::Json(b): axum::Json<AllowRemoveBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    allow_remove(&s, &b.channel, &b.account, &b.sender_id)
+    allow_remove(&s, &b.channel, &b.account, &b.sender_id, &by)
         .await
         .map(axum::Json)
 }
@@ -443,20 +445,20 @@ async fn list_pairing(
 
 async fn approve(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    by: Actor,
     Path((channel, code)): Path<(String, String)>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    pairing_decide(&s, &channel, &code, true, decider(&headers))
+    pairing_decide(&s, &channel, &code, true, &by)
         .await
         .map(axum::Json)
 }
 
 async fn deny(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    by: Actor,
     Path((channel, code)): Path<(String, String)>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    pairing_decide(&s, &channel, &code, false, decider(&headers))
+    pairing_decide(&s, &channel, &code, false, &by)
         .await
         .map(axum::Json)
 }

@@ -212,9 +212,14 @@ fn hex_decode(s: &str) -> Result<Vec<u8>, ()> {
 async fn hook(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
+    let client = s.client(&headers, &extensions);
+    if let Some(refused) = s.throttled(client) {
+        return refused;
+    }
     let Some(cron) = s.cron.clone() else {
         return refuse(
             StatusCode::NOT_FOUND,
@@ -252,6 +257,7 @@ async fn hook(
         Err(_) => return too_large(),
     };
     if !authentic(&headers, &body, &hook.secret, &hook.signature_header) {
+        s.throttle.failed(client);
         tracing::warn!(hook = %name, "a webhook call without the right secret was refused");
         return refuse(
             StatusCode::UNAUTHORIZED,

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
+use crate::audit::{Actor, action};
 
 /// Who to forget.
 #[derive(Debug, Deserialize)]
@@ -20,11 +21,14 @@ pub(crate) struct ForgetBody {
 }
 
 /// Stop the person's running turns, then delete everything of theirs
-/// and destroy their keys.
+/// and destroy their keys. Recorded in the audit log as done `by`, naming
+/// the person by a keyed digest of their id only (the log keeps no id of
+/// someone forgotten).
 pub(crate) async fn forget(
     state: &AppState,
     channel: &str,
     sender: &str,
+    by: &Actor,
 ) -> Result<Value, ApiError> {
     if channel.trim().is_empty() || sender.trim().is_empty() {
         return Err(ApiError::new(
@@ -60,12 +64,23 @@ pub(crate) async fn forget(
         keys = report.keys,
         "a person was forgotten"
     );
+    let target = format!("{channel}:#{}", state.audit.pseudonym(&subject));
+    state
+        .audit
+        .record(
+            by,
+            action::FORGET,
+            &target,
+            json!({ "channel": channel, "removed": report }),
+        )
+        .await;
     Ok(json!({ "channel": channel, "sender": sender, "removed": report }))
 }
 
 pub(crate) async fn forget_handler(
     State(s): State<Arc<AppState>>,
+    by: Actor,
     axum::Json(b): axum::Json<ForgetBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    forget(&s, &b.channel, &b.sender).await.map(axum::Json)
+    forget(&s, &b.channel, &b.sender, &by).await.map(axum::Json)
 }

@@ -33,22 +33,48 @@ pub fn standalone(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn on_gateway_port(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+async fn on_gateway_port(
+    State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+) -> Response {
     let presented = bearer(&headers);
+    let client = state.client(&headers, &extensions);
+    if presented.is_some()
+        && let Some(refused) = state.throttled(client)
+    {
+        return refused;
+    }
     let scrape = state.config.observability.metrics_token.as_deref();
     let ok = presented
         .as_deref()
         .is_some_and(|t| secret_eq(t, &state.token) || scrape.is_some_and(|s| secret_eq(t, s)));
     if !ok {
+        if presented.is_some() {
+            state.throttle.failed(client);
+        }
         return refused(presented.is_some());
     }
     metrics(&state, &headers).await
 }
 
-async fn on_own_port(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+async fn on_own_port(
+    State(state): State<Arc<AppState>>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+) -> Response {
     if let Some(scrape) = state.config.observability.metrics_token.as_deref() {
         let presented = bearer(&headers);
+        let client = state.client(&headers, &extensions);
+        if presented.is_some()
+            && let Some(refused) = state.throttled(client)
+        {
+            return refused;
+        }
         if !presented.as_deref().is_some_and(|t| secret_eq(t, scrape)) {
+            if presented.is_some() {
+                state.throttle.failed(client);
+            }
             return refused(presented.is_some());
         }
     }

@@ -1,6 +1,7 @@
 //! The one HTTP port: health (open), and behind the bearer token the
 //! OpenAI-compatible web chat API, the control API and the WebSocket.
 
+pub(crate) mod audit;
 mod client_limit;
 pub(crate) mod control;
 pub(crate) mod cron;
@@ -9,11 +10,14 @@ mod memo;
 pub(crate) mod memory;
 pub(crate) mod metrics;
 mod openai;
+pub mod server;
+pub mod throttle;
 mod ws;
 
 pub use client_limit::ClientLimit;
 pub use memo::{Answer, AnswerMemo};
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -81,6 +85,43 @@ pub struct AppState {
     pub live: crate::ui::live::Live,
     /// The scheduler and the inbound webhooks' runs.
     pub cron: Option<Arc<crate::cron::runner::Cron>>,
+    /// Failed authentications, per client address.
+    pub throttle: Arc<throttle::AuthThrottle>,
+    /// The audit log: security-relevant events in a chain of HMACs.
+    pub audit: Arc<crate::audit::Audit>,
+    /// `gateway.trusted_proxies`, parsed.
+    pub trusted_proxies: Vec<throttle::Net>,
+}
+
+impl AppState {
+    /// The client a request came from (`X-Forwarded-For` counts only from
+    /// a trusted proxy); the loopback address when the connection's peer is
+    /// unknown (a request made in-process).
+    pub fn client(&self, headers: &HeaderMap, extensions: &axum::http::Extensions) -> IpAddr {
+        let peer = extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |c| c.0);
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        throttle::client_address(peer, forwarded, &self.trusted_proxies)
+    }
+
+    /// Before a credential from `client` is compared: the `429` it gets
+    /// instead while it is throttled.
+    pub fn throttled(&self, client: IpAddr) -> Option<Response> {
+        let wait = self.throttle.admit(client).err()?;
+        let secs = throttle::retry_after(wait);
+        Some(
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failures",
+                format!(
+                    "too many failed sign-ins from your address: try again in {secs} s (the credential was not checked)"
+                ),
+            )
+            .retry_after(secs)
+            .into_response(),
+        )
+    }
 }
 
 /// The router of the whole HTTP port.
@@ -90,6 +131,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(control::routes())
         .merge(memory::routes())
         .merge(cron::routes())
+        .merge(audit::routes())
         .merge(ws::routes())
         .merge(crate::ui::api_routes())
         .merge(crate::ui::live::api_routes())
@@ -101,29 +143,64 @@ pub fn router(state: Arc<AppState>) -> Router {
             .route("/", get(crate::ui::disabled))
             .route("/login", get(crate::ui::disabled))
     };
+    let limits = state.config.gateway.limits;
+    // The UI's forms, the config editor's among them.
+    let ui = ui.layer(axum::extract::DefaultBodyLimit::max(
+        limits.config_body_bytes,
+    ));
+    let protected = protected.layer(axum::extract::DefaultBodyLimit::max(limits.chat_body_bytes));
+    let hooks = Router::new()
+        // Platforms cannot send our token: each hook checks its own secret.
+        .route("/hooks/{channel}/{account}", axum::routing::post(hook))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            limits.webhook_body_bytes,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        // Platforms cannot send our token: each hook checks its own secret.
-        .route("/hooks/{channel}/{account}", axum::routing::post(hook))
+        .merge(hooks)
         .merge(cron::hook_routes())
         // Its own check: a scrape token works here and nowhere else.
         .merge(metrics::routes())
         .merge(protected)
         .merge(ui)
         .fallback(not_found)
+        .layer(middleware::map_response(too_large))
         .layer(middleware::from_fn(crate::ui::refuse_cross_site))
         .layer(middleware::from_fn(crate::ui::security_headers))
         .with_state(state)
+}
+
+/// A body over its route's limit, said plainly (axum answers `413` with a
+/// bare text).
+async fn too_large(r: Response) -> Response {
+    if r.status() != StatusCode::PAYLOAD_TOO_LARGE
+        || r.headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+    {
+        return r;
+    }
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "the request body is larger than this endpoint takes (gateway.limits: chat_body_bytes, webhook_body_bytes, config_body_bytes): send less",
+    )
+    .into_response()
 }
 
 /// A channel's webhook: the platform authenticates itself to the adapter.
 async fn hook(
     State(state): State<Arc<AppState>>,
     axum::extract::Path((channel, account)): axum::extract::Path<(String, String)>,
+    extensions: axum::http::Extensions,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    let client = state.client(&headers, &extensions);
+    if let Some(refused) = state.throttled(client) {
+        return refused;
+    }
     let Some(hook) = state.webhooks.get(&(channel.clone(), account.clone())) else {
         return (
             StatusCode::NOT_FOUND,
@@ -139,6 +216,10 @@ async fn hook(
         body: body.to_vec(),
     };
     let answer = hook.handle(request).await;
+    // The platform's secret or signature did not check out.
+    if matches!(answer.status, 401 | 403) {
+        state.throttle.failed(client);
+    }
     (
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         [(axum::http::header::CONTENT_TYPE, answer.content_type)],
@@ -182,9 +263,10 @@ async fn not_found() -> ApiError {
 /// Authentication of the API: the bearer token, or a browser signed in to
 /// the control UI (whose state-changing requests carry its CSRF token in
 /// `X-CSRF-Token`). The WebSocket, which browsers open without headers,
-/// also takes a one-time ticket (`?ticket=`, from `POST /api/ws/ticket`)
-/// or the token (`?token=`), and refuses a browser page of another site
-/// (cross-site WebSocket hijacking).
+/// also takes a one-time ticket (`?ticket=`, from `POST /api/ws/ticket`),
+/// never the long-lived token in its URL, and refuses a browser page of
+/// another site (cross-site WebSocket hijacking). Failed attempts are
+/// throttled per client address ([`throttle`]).
 async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let is_ws = req.uri().path() == "/api/ws";
     if is_ws && !crate::ui::same_origin(req.headers()) {
@@ -196,18 +278,29 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
         )
         .into_response();
     }
-    let (ticket, url_token) = if is_ws {
-        let query = req.uri().query().unwrap_or("");
-        (query_value(query, "ticket"), query_value(query, "token"))
-    } else {
-        (None, None)
-    };
+    let query = req.uri().query().unwrap_or("");
+    if query_value(query, "token").is_some() {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "token_in_url",
+            "the control token does not belong in a URL (it ends up in logs and histories): send it as `Authorization: Bearer <token>`, or open the WebSocket with a one-time ticket from POST /api/ws/ticket (`?ticket=`)",
+        )
+        .into_response();
+    }
+    let ticket = is_ws.then(|| query_value(query, "ticket")).flatten();
     let presented = bearer(req.headers());
+    let client = state.client(req.headers(), req.extensions());
+    if presented.is_some() || ticket.is_some() {
+        if let Some(refused) = state.throttled(client) {
+            return refused;
+        }
+    }
     if presented.is_none() {
         if let Some(ticket) = ticket {
             if state.ui.redeem_ws_ticket(&ticket) {
                 return next.run(req).await;
             }
+            state.throttle.failed(client);
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_ticket",
@@ -215,9 +308,6 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
             )
             .into_response();
         }
-    }
-    let presented = presented.or(url_token);
-    if presented.is_none() {
         if let Some(signed) = crate::ui::signed_in(&state, req.headers()) {
             let safe = matches!(
                 *req.method(),
@@ -241,12 +331,16 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
     }
     match presented {
         Some(t) if secret_eq(&t, &state.token) => next.run(req).await,
-        Some(_) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "the bearer token is wrong: use the token from gateway.auth.token, SWITCHBOARD_TOKEN, or the control-token file in the data directory",
-        )
-        .into_response(),
+        Some(_) => {
+            state.throttle.failed(client);
+            tracing::warn!(client = %client, "a request with a wrong token was refused");
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the bearer token is wrong: use the token from gateway.auth.token, SWITCHBOARD_TOKEN, or the control-token file in the data directory",
+            )
+            .into_response()
+        }
         None => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing_token",

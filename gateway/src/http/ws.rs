@@ -17,16 +17,21 @@ use switchboard_channel::ReplyEvent;
 
 use super::control;
 use super::{ApiError, AppState, submit, webchat_inbound};
+use crate::audit::Actor;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/api/ws", get(upgrade))
 }
 
-async fn upgrade(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(State(state): State<Arc<AppState>>, by: Actor, ws: WebSocketUpgrade) -> Response {
+    // What this socket decides is recorded as `ws`, from its client's address.
+    let by = by.named("ws");
     // Requests are small; a megabyte is plenty and bounds what one client
     // can make the gateway hold.
-    ws.max_message_size(1 << 20)
-        .on_upgrade(move |socket| connection(state, socket))
+    let max = state.config.gateway.limits.ws_message_bytes;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| connection(state, by, socket))
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,7 +58,7 @@ struct ChatSend {
 /// cannot grow the gateway's memory.
 const OUTBOX: usize = 512;
 
-async fn connection(state: Arc<AppState>, socket: WebSocket) {
+async fn connection(state: Arc<AppState>, by: Actor, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let (out, mut outbox) = mpsc::channel::<Value>(OUTBOX);
     let writer = tokio::spawn(async move {
@@ -90,7 +95,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket) {
                 continue;
             }
         };
-        let reply = handle(&state, &out, &frame, &mut subscribed).await;
+        let reply = handle(&state, &by, &out, &frame, &mut subscribed).await;
         let frame = match reply {
             Ok(None) => continue, // already answered
             Ok(Some(result)) => {
@@ -139,6 +144,7 @@ fn required<'a>(params: &'a Value, name: &str) -> Result<&'a str, ApiError> {
 
 async fn handle(
     state: &Arc<AppState>,
+    by: &Actor,
     out: &mpsc::Sender<Value>,
     frame: &RequestFrame,
     subscribed: &mut bool,
@@ -177,7 +183,7 @@ async fn handle(
                 required(p, "channel")?,
                 required(p, "code")?,
                 true,
-                "ws",
+                by,
             )
             .await
         }
@@ -187,7 +193,7 @@ async fn handle(
                 required(p, "channel")?,
                 required(p, "code")?,
                 false,
-                "ws",
+                by,
             )
             .await
         }
@@ -199,10 +205,8 @@ async fn handle(
             )
             .await
         }
-        "approvals.approve" => {
-            control::approval_decide(state, required(p, "id")?, true, "ws").await
-        }
-        "approvals.deny" => control::approval_decide(state, required(p, "id")?, false, "ws").await,
+        "approvals.approve" => control::approval_decide(state, required(p, "id")?, true, by).await,
+        "approvals.deny" => control::approval_decide(state, required(p, "id")?, false, by).await,
         "usage.get" => {
             control::usage_by_agent(state, p.get("since_ms").and_then(Value::as_i64)).await
         }

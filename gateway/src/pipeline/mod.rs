@@ -32,6 +32,7 @@ use switchboard_memory::{
 
 use crate::approvals::rules::{ChatParty, no_longer_waiting};
 use crate::approvals::{Approvals, Resolution};
+use crate::audit::{Actor, Audit, action};
 use crate::channels::ChannelSet;
 use crate::clock::now_ms;
 use crate::config::AccessRules;
@@ -181,6 +182,8 @@ pub struct Pipeline {
     rng: Mutex<StdRng>,
     approvals: Arc<Approvals>,
     notices: Arc<Notices>,
+    /// Where pairing codes issued, approved and denied are recorded.
+    audit: Arc<Audit>,
 }
 
 impl Pipeline {
@@ -193,6 +196,7 @@ impl Pipeline {
         router: Router,
         access: Vec<((String, String), AccessRules)>,
         approvals: Arc<Approvals>,
+        audit: Arc<Audit>,
     ) -> Self {
         let access = access
             .into_iter()
@@ -210,6 +214,7 @@ impl Pipeline {
             access,
             rng: Mutex::new(StdRng::from_os_rng()),
             approvals,
+            audit,
         }
     }
 
@@ -612,6 +617,15 @@ impl Pipeline {
                     })
                     .await?;
                 tracing::info!(channel = %m.channel, account = %m.account, sender = %m.sender.id, "pairing code issued");
+                let sender = crate::approvals::rules::sender_ref(&m.channel, &m.sender.id);
+                self.audit
+                    .record(
+                        &Actor::chat(&m.channel, &sender),
+                        action::PAIRING_ISSUED,
+                        &sender,
+                        serde_json::json!({ "account": m.account, "expires_at": expires_at }),
+                    )
+                    .await;
                 self.notices
                     .send(&m.reply_target(), pairing::code_message(&m.channel, &code))
                     .await;
@@ -633,19 +647,29 @@ impl Pipeline {
     }
 
     /// Approve a pairing code: the sender joins the allowlist and is told.
+    /// Recorded in the audit log as done `by` (whose id is stored as who
+    /// added the sender).
     pub async fn approve_pairing(
         &self,
         channel: &str,
         code: &str,
-        by: &str,
+        by: &Actor,
     ) -> Result<Option<PairingRequest>, StoreError> {
         let code = pairing::normalize_code(code);
         let approved = self
             .store
-            .pairing_approve(channel, &code, by, now_ms())
+            .pairing_approve(channel, &code, &by.id, now_ms())
             .await?;
         if let Some(r) = &approved {
-            tracing::info!(channel, account = %r.account, sender = %r.sender_id, by, "pairing approved");
+            tracing::info!(channel, account = %r.account, sender = %r.sender_id, by = %by.id, "pairing approved");
+            self.audit
+                .record(
+                    by,
+                    action::PAIRING_APPROVED,
+                    &crate::approvals::rules::sender_ref(&r.channel, &r.sender_id),
+                    serde_json::json!({ "account": r.account }),
+                )
+                .await;
             let target = ReplyTarget {
                 channel: r.channel.clone(),
                 account: r.account.clone(),
@@ -665,14 +689,26 @@ impl Pipeline {
         Ok(approved)
     }
 
-    /// Deny a pairing code.
+    /// Deny a pairing code (recorded in the audit log as done `by`).
     pub async fn deny_pairing(
         &self,
         channel: &str,
         code: &str,
+        by: &Actor,
     ) -> Result<Option<PairingRequest>, StoreError> {
         let code = pairing::normalize_code(code);
-        self.store.pairing_deny(channel, &code, now_ms()).await
+        let denied = self.store.pairing_deny(channel, &code, now_ms()).await?;
+        if let Some(r) = &denied {
+            self.audit
+                .record(
+                    by,
+                    action::PAIRING_DENIED,
+                    &crate::approvals::rules::sender_ref(&r.channel, &r.sender_id),
+                    serde_json::json!({ "account": r.account }),
+                )
+                .await;
+        }
+        Ok(denied)
     }
 
     /// Pick up messages accepted before a stop and not answered. Returns how

@@ -112,31 +112,214 @@ fn part(id: &str) -> String {
     }
 }
 
-/// The session key of a message for `agent` under `scope`.
-pub fn session_key(agent: &str, scope: DmScope, m: &Inbound) -> String {
-    let agent = part(agent);
-    let channel = part(&m.channel);
-    match m.chat_kind {
-        ChatKind::Dm => {
-            let peer = part(&m.sender.id);
-            match scope {
-                DmScope::Main => format!("agent:{agent}:main"),
-                DmScope::PerPeer => format!("agent:{agent}:dm:{peer}"),
-                DmScope::PerChannelPeer => format!("agent:{agent}:{channel}:dm:{peer}"),
-                DmScope::PerAccountChannelPeer => {
-                    format!("agent:{agent}:{channel}:{}:dm:{peer}", part(&m.account))
+/// The id a key part encodes (the inverse of [`part`]); `None` for a `%`
+/// that is not `%25` or `%3A`, which `part` never writes.
+fn unpart(p: &str) -> Option<String> {
+    let mut out = String::with_capacity(p.len());
+    let mut rest = p;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        out.push(match rest.get(i + 1..i + 3)? {
+            "25" => '%',
+            "3A" => ':',
+            _ => return None,
+        });
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// A session key as its parts, one variant per shape of the grammar (see
+/// the module's documentation). Its `Display` is the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionKey {
+    /// `agent:<agent>:main`: every DM of the agent (`main`).
+    Main {
+        /// The agent.
+        agent: String,
+    },
+    /// `agent:<agent>:dm:<peer>`: a peer across channels (`per-peer`).
+    Peer {
+        /// The agent.
+        agent: String,
+        /// The peer's id.
+        peer: String,
+    },
+    /// `agent:<agent>:<channel>:dm:<peer>` (`per-channel-peer`).
+    ChannelPeer {
+        /// The agent.
+        agent: String,
+        /// The channel.
+        channel: String,
+        /// The peer's id.
+        peer: String,
+    },
+    /// `agent:<agent>:<channel>:<account>:dm:<peer>`
+    /// (`per-account-channel-peer`).
+    AccountChannelPeer {
+        /// The agent.
+        agent: String,
+        /// The channel.
+        channel: String,
+        /// The channel's account.
+        account: String,
+        /// The peer's id.
+        peer: String,
+    },
+    /// `agent:<agent>:<channel>:group:<chat>`, with `:thread:<id>` for a
+    /// thread or topic.
+    Group {
+        /// The agent.
+        agent: String,
+        /// The channel.
+        channel: String,
+        /// The group chat's id.
+        chat: String,
+        /// The thread's id.
+        thread: Option<String>,
+    },
+}
+
+impl SessionKey {
+    /// The key of a message for `agent` under `scope`.
+    pub fn of(agent: &str, scope: DmScope, m: &Inbound) -> Self {
+        let agent = agent.to_string();
+        let channel = m.channel.clone();
+        match m.chat_kind {
+            ChatKind::Dm => {
+                let peer = m.sender.id.clone();
+                match scope {
+                    DmScope::Main => Self::Main { agent },
+                    DmScope::PerPeer => Self::Peer { agent, peer },
+                    DmScope::PerChannelPeer => Self::ChannelPeer {
+                        agent,
+                        channel,
+                        peer,
+                    },
+                    DmScope::PerAccountChannelPeer => Self::AccountChannelPeer {
+                        agent,
+                        channel,
+                        account: m.account.clone(),
+                        peer,
+                    },
+                }
+            }
+            ChatKind::Group | ChatKind::Thread => Self::Group {
+                agent,
+                channel,
+                chat: m.chat_id.clone(),
+                thread: m.thread_id.clone(),
+            },
+        }
+    }
+
+    /// Read a key back; `None` when `key` does not follow the grammar or
+    /// an id in it is not encoded the way keys encode ids. A key read is
+    /// the key written: `parse(k)?.to_string() == k`.
+    pub fn parse(key: &str) -> Option<Self> {
+        let parts = key.split(':').map(unpart).collect::<Option<Vec<_>>>()?;
+        let p: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let s = |i: usize| p[i].to_string();
+        Some(match p.as_slice() {
+            ["agent", _, "main"] => Self::Main { agent: s(1) },
+            ["agent", _, "dm", _] => Self::Peer {
+                agent: s(1),
+                peer: s(3),
+            },
+            ["agent", _, _, "dm", _] => Self::ChannelPeer {
+                agent: s(1),
+                channel: s(2),
+                peer: s(4),
+            },
+            ["agent", _, _, _, "dm", _] => Self::AccountChannelPeer {
+                agent: s(1),
+                channel: s(2),
+                account: s(3),
+                peer: s(5),
+            },
+            ["agent", _, _, "group", _] => Self::Group {
+                agent: s(1),
+                channel: s(2),
+                chat: s(4),
+                thread: None,
+            },
+            ["agent", _, _, "group", _, "thread", _] => Self::Group {
+                agent: s(1),
+                channel: s(2),
+                chat: s(4),
+                thread: Some(s(6)),
+            },
+            _ => return None,
+        })
+    }
+
+    /// The agent the session belongs to.
+    pub fn agent(&self) -> &str {
+        match self {
+            Self::Main { agent }
+            | Self::Peer { agent, .. }
+            | Self::ChannelPeer { agent, .. }
+            | Self::AccountChannelPeer { agent, .. }
+            | Self::Group { agent, .. } => agent,
+        }
+    }
+}
+
+impl std::fmt::Display for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Main { agent } => write!(f, "agent:{}:main", part(agent)),
+            Self::Peer { agent, peer } => write!(f, "agent:{}:dm:{}", part(agent), part(peer)),
+            Self::ChannelPeer {
+                agent,
+                channel,
+                peer,
+            } => write!(
+                f,
+                "agent:{}:{}:dm:{}",
+                part(agent),
+                part(channel),
+                part(peer)
+            ),
+            Self::AccountChannelPeer {
+                agent,
+                channel,
+                account,
+                peer,
+            } => write!(
+                f,
+                "agent:{}:{}:{}:dm:{}",
+                part(agent),
+                part(channel),
+                part(account),
+                part(peer)
+            ),
+            Self::Group {
+                agent,
+                channel,
+                chat,
+                thread,
+            } => {
+                write!(
+                    f,
+                    "agent:{}:{}:group:{}",
+                    part(agent),
+                    part(channel),
+                    part(chat)
+                )?;
+                match thread {
+                    Some(t) => write!(f, ":thread:{}", part(t)),
+                    None => Ok(()),
                 }
             }
         }
-        ChatKind::Group | ChatKind::Thread => {
-            let mut key = format!("agent:{agent}:{channel}:group:{}", part(&m.chat_id));
-            if let Some(thread) = &m.thread_id {
-                key.push_str(":thread:");
-                key.push_str(&part(thread));
-            }
-            key
-        }
     }
+}
+
+/// The session key of a message for `agent` under `scope`.
+pub fn session_key(agent: &str, scope: DmScope, m: &Inbound) -> String {
+    SessionKey::of(agent, scope, m).to_string()
 }
 
 #[cfg(test)]
@@ -195,6 +378,41 @@ mod tests {
             session_key("main", DmScope::PerPeer, &odd),
             "agent:main:dm:a%3Ab%25c"
         );
+    }
+
+    #[test]
+    fn keys_are_read_back_into_their_parts() {
+        let odd = msg(ChatKind::Thread, "-100:x", "42", Some("7%"));
+        let key = session_key("ma:in", DmScope::Main, &odd);
+        assert_eq!(key, "agent:ma%3Ain:telegram:group:-100%3Ax:thread:7%25");
+        let parsed = SessionKey::parse(&key).unwrap();
+        assert_eq!(parsed, SessionKey::of("ma:in", DmScope::Main, &odd));
+        assert_eq!((parsed.agent(), parsed.to_string()), ("ma:in", key));
+        let dm = msg(ChatKind::Dm, "42", "42", None);
+        for scope in [
+            DmScope::Main,
+            DmScope::PerPeer,
+            DmScope::PerChannelPeer,
+            DmScope::PerAccountChannelPeer,
+        ] {
+            let key = session_key("main", scope, &dm);
+            assert_eq!(
+                SessionKey::parse(&key),
+                Some(SessionKey::of("main", scope, &dm))
+            );
+        }
+        for bad in [
+            "",
+            "agent",
+            "agent:main",
+            "agent:a:b",
+            "user:a:main",
+            "agent:a%3a:main",
+            "agent:a%:main",
+            "agent:a:t:x:y:dm:1",
+        ] {
+            assert_eq!(SessionKey::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use switchboard_memory::{AllowEntry, IngressStatus, Store};
 use super::intake::Intake;
 use super::routing::Router;
 use super::{Admission, Pipeline};
+use crate::audit::Actor;
 use crate::config::{AccessRules, DmPolicy, DmScope, GroupPolicy, QueueMode, RateLimitConfig};
 use crate::sessions::SessionRegistry;
 use crate::testing::{dm, rig};
@@ -45,6 +46,7 @@ async fn harness(rules: AccessRules) -> Harness {
     let rig = rig(QueueMode::Followup, 4, 8, Duration::from_secs(60), 100).await;
     let channels = rig.ctx.channels.clone();
     let approvals = rig.ctx.approvals.clone();
+    let audit = rig.audit.clone();
     let sessions = SessionRegistry::new(rig.ctx);
     let router = Router::new(vec![], "main".into(), DmScope::PerChannelPeer);
     let pipeline = Arc::new(Pipeline::new(
@@ -54,6 +56,7 @@ async fn harness(rules: AccessRules) -> Harness {
         router,
         vec![(("test".into(), "a".into()), rules)],
         approvals,
+        audit,
     ));
     // The task that sends notices, as the supervisor runs it.
     let notices = pipeline.notices().clone();
@@ -152,10 +155,40 @@ async fn pairing_gives_one_code_and_nothing_reaches_the_model_until_approved() {
 
     let approved = h
         .pipeline
-        .approve_pairing("test", &code.to_lowercase(), "cli")
+        .approve_pairing(
+            "test",
+            &code.to_lowercase(),
+            &Actor::new("cli", "127.0.0.1"),
+        )
         .await
         .unwrap();
     assert_eq!(approved.map(|r| r.sender_id), Some("u1".into()));
+    let recorded: Vec<(String, String, String, String)> = h
+        .store
+        .audit_all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.action, r.actor, r.source, r.target))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            ("pairing.issued", "chat:test:u1", "chat:test", "test:u1"),
+            ("pairing.approved", "cli", "127.0.0.1", "test:u1"),
+        ]
+        .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string())),
+        "the code issued and approved, with who and from where"
+    );
+    assert!(
+        h.store
+            .audit_all()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| !r.detail.contains(&code)),
+        "the code itself is not recorded"
+    );
     let told = h.notices().await;
     assert_eq!(told.len(), 1);
     assert!(told[0].1.contains("approved"), "{told:?}");
@@ -207,6 +240,7 @@ async fn at_most_three_codes_wait_per_account() {
                 .await
                 .unwrap()[0]
                 .code,
+            &Actor::cli(),
         )
         .await
         .unwrap();
@@ -457,7 +491,10 @@ async fn a_flooding_stranger_is_rate_limited_before_pairing() {
         .unwrap()[0]
         .code
         .clone();
-    h.pipeline.deny_pairing("test", &code).await.unwrap();
+    h.pipeline
+        .deny_pairing("test", &code, &Actor::cli())
+        .await
+        .unwrap();
     assert_eq!(
         h.pipeline
             .admit(dm("stranger", "s10", "please?"), None)

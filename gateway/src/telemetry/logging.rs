@@ -73,14 +73,18 @@ pub fn init(config: &ObservabilityConfig, export: bool, runtime: tokio::runtime:
             }
         }
     });
-    // Spans only: log events stay in the log (their fields may name a
-    // session or a sender, which spans name only as the setting says).
+    // Our spans only: log events stay in the log (their fields may name a
+    // session or a sender, which spans name only as the setting says), and
+    // libraries' spans are not ours to export.
     let otel = exported.as_ref().map(|(provider, _)| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("switchboard"))
             .with_threads(false)
             .with_location(false)
-            .with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.is_span()))
+            .with_tracked_inactivity(false)
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.is_span() && meta.target().starts_with("switchboard")
+            }))
     });
     let _ = tracing_subscriber::registry()
         .with(otel)

@@ -16,6 +16,7 @@ use switchboard_channel::secret_eq;
 
 use super::auth::{COOKIE, TICKET_MS, WS_TICKET_MS};
 use super::{CsrfForm, Signed, check_csrf, render, signed_in};
+use crate::audit::{Actor, action};
 use crate::http::AppState;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -105,17 +106,37 @@ fn signed_in_now(state: &AppState, headers: &HeaderMap, next: &str) -> Response 
 
 async fn login_page(
     State(state): State<Arc<AppState>>,
+    by: Actor,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Response {
     let next = safe_next(q.next.as_deref());
     if let Some(ticket) = q.ticket.as_deref() {
+        let client = state.client(&headers, &extensions);
+        if let Some(refused) = state.throttled(client) {
+            return refused;
+        }
         if state.ui.redeem_sign_in_ticket(ticket) {
             tracing::info!("a browser signed in with a one-time link");
+            state
+                .audit
+                .record(&by, action::LINK_USED, "", json!({}))
+                .await;
             // The redirect takes the ticket out of the address bar.
             return signed_in_now(&state, &headers, &next);
         }
+        state.throttle.failed(client);
         tracing::warn!("a used or expired sign-in link was refused");
+        state
+            .audit
+            .record(
+                &by,
+                action::SIGNIN_FAILED,
+                "",
+                json!({ "with": "link", "why": "used or expired" }),
+            )
+            .await;
         let page = LoginPage {
             next,
             notice: None,
@@ -146,16 +167,40 @@ struct LoginForm {
 
 async fn login_token(
     State(state): State<Arc<AppState>>,
+    by: Actor,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
     let token = form.token.trim();
+    let client = state.client(&headers, &extensions);
+    if !token.is_empty() {
+        if let Some(refused) = state.throttled(client) {
+            return refused;
+        }
+    }
     if !token.is_empty() && secret_eq(token, &state.token) {
-        tracing::info!("a browser signed in with the token");
+        tracing::info!(client = %client, "a browser signed in with the token");
+        state
+            .audit
+            .record(&by, action::SIGNIN_OK, "", json!({ "with": "token" }))
+            .await;
         return signed_in_now(&state, &headers, &next);
     }
-    tracing::warn!("a sign-in with a wrong token was refused");
+    if !token.is_empty() {
+        state.throttle.failed(client);
+    }
+    tracing::warn!(client = %client, "a sign-in with a wrong token was refused");
+    state
+        .audit
+        .record(
+            &by,
+            action::SIGNIN_FAILED,
+            "",
+            json!({ "with": "token", "empty": token.is_empty() }),
+        )
+        .await;
     let error = if token.is_empty() {
         "Enter the control token to sign in.".to_string()
     } else {
@@ -190,9 +235,18 @@ async fn logout(
 
 /// `POST /api/ui/ticket`: a one-time sign-in link's ticket, for
 /// `switchboard ui`.
-async fn sign_in_ticket(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+async fn sign_in_ticket(State(state): State<Arc<AppState>>, by: Actor) -> Json<serde_json::Value> {
     let ticket = state.ui.issue_sign_in_ticket();
     tracing::info!("a one-time sign-in link was issued");
+    state
+        .audit
+        .record(
+            &by,
+            action::LINK_ISSUED,
+            "",
+            json!({ "expires_in_secs": TICKET_MS / 1000 }),
+        )
+        .await;
     Json(json!({
         "ticket": ticket,
         "path": format!("/login?ticket={ticket}"),

@@ -42,6 +42,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("Cron", "/cron"),
     ("Usage", "/usage"),
     ("Logs", "/logs"),
+    ("Audit", "/audit"),
     ("Config", "/config"),
 ];
 

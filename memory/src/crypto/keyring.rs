@@ -39,6 +39,12 @@ struct RingFile {
     /// even with no data keys yet.
     check: String,
     keys: Vec<StoredKey>,
+    /// A random secret sealed under the key encryption key, which
+    /// [`Keyring::derive`] derives keys from. Unlike the data keys it
+    /// survives re-encryption (so what it keys, the audit log's chain,
+    /// stays verifiable); a rotation re-wraps it with the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    root: Option<String>,
 }
 
 #[derive(Debug)]
@@ -62,6 +68,8 @@ struct RingState {
     shared: Option<String>,
     /// Subject → its key's id, as learned from the store this run.
     people: HashMap<String, String>,
+    /// The secret derived keys come from (see [`RingFile::root`]).
+    root: Option<Key>,
 }
 
 /// The data keys, wrapped under the key encryption key, in one file
@@ -75,6 +83,12 @@ pub struct Keyring {
     path: PathBuf,
     id: String,
     state: Mutex<RingState>,
+}
+
+/// What the root secret is bound to when sealed under the key encryption
+/// key.
+fn root_aad(ring: &str) -> Vec<u8> {
+    format!("switchboard keyring root\0{ring}").into_bytes()
 }
 
 /// Person keys made at once when the pool runs dry (at least; an eighth
@@ -148,7 +162,18 @@ impl Keyring {
             pool: std::collections::BTreeMap::new(),
             shared: None,
             people: HashMap::new(),
+            root: None,
         };
+        if let Some(sealed) = &file.root {
+            let raw = state
+                .kek
+                .open(&root_aad(&file.id), sealed)
+                .map_err(|_| wrong())?;
+            state.root = Some(Key::from_slice(&raw).ok_or_else(|| KeyringError::Format {
+                path: path.into(),
+                detail: "its root secret is not 32 bytes".into(),
+            })?);
+        }
         for k in &file.keys {
             let raw = state
                 .kek
@@ -189,6 +214,7 @@ impl Keyring {
             pool: std::collections::BTreeMap::new(),
             shared: None,
             people: HashMap::new(),
+            root: Some(Key::random()),
         };
         state.new_shared();
         state.refill(0);
@@ -244,6 +270,10 @@ impl Keyring {
             kek: state.params.clone(),
             check: state.kek.seal("kek", &check_aad(&self.id), b"switchboard"),
             keys,
+            root: state
+                .root
+                .as_ref()
+                .map(|k| state.kek.seal("kek", &root_aad(&self.id), &k.0.bytes[..])),
         };
         let text = serde_json::to_vec_pretty(&file).unwrap_or_default();
         write_private(&self.path, &text).map_err(|error| KeyringError::Io {
@@ -268,6 +298,32 @@ impl Keyring {
         *state = next;
         let key = state.keys[&kid].key.clone();
         Ok((kid, key))
+    }
+
+    /// A key for `label` (e.g. `switchboard audit v1`): HMAC-SHA256 of the
+    /// label under the keyring's root secret. The same for the life of the
+    /// keyring: rotations and re-encryptions keep the root. A keyring made
+    /// before roots existed gets one now (the file is saved first).
+    pub fn derive(&self, label: &str) -> Result<Zeroizing<[u8; 32]>, KeyringError> {
+        use pbkdf2::hmac::{Hmac, Mac as _};
+        let mut state = self.lock();
+        let root = match &state.root {
+            Some(root) => root.clone(),
+            None => {
+                let root = Key::random();
+                let mut next = state.clone();
+                next.root = Some(root.clone());
+                self.save(&next)?;
+                *state = next;
+                root
+            }
+        };
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&root.0.bytes[..])
+            .expect("HMAC takes a key of any length");
+        mac.update(label.as_bytes());
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+        Ok(out)
     }
 
     /// The key of `subject` learned this run, unless retired or gone.
@@ -636,5 +692,47 @@ mod tests {
         ));
         assert_eq!(&reopened.unseal(b"x", &b).unwrap()[..], b"beta");
         assert!(reopened.key_by_id(&shared).is_some());
+    }
+
+    #[test]
+    fn a_derived_key_outlives_rotation_and_reencryption() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = KekSource::KeyFile(dir.path().join("k.key"));
+        let path = dir.path().join("ring");
+        let ring = Keyring::create(&path, &source).unwrap();
+        let audit = ring.derive("switchboard audit v1").unwrap();
+        assert_ne!(*audit, *ring.derive("another label").unwrap());
+        ring.rewrap(&source).unwrap();
+        ring.begin_reencrypt().unwrap();
+        ring.finish_reencrypt().unwrap();
+        assert_eq!(*ring.derive("switchboard audit v1").unwrap(), *audit);
+        let reopened = Keyring::open(&path, &source).unwrap();
+        assert_eq!(
+            *reopened.derive("switchboard audit v1").unwrap(),
+            *audit,
+            "the root is kept in the file, wrapped under the new key"
+        );
+        use base64::Engine as _;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let root = reopened.lock().root.clone().expect("a root");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&root.0.bytes[..]);
+        assert!(!text.contains(&b64), "the root is stored wrapped only");
+    }
+
+    #[test]
+    fn a_keyring_made_before_roots_gets_one_that_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = KekSource::KeyFile(dir.path().join("k.key"));
+        let path = dir.path().join("ring");
+        Keyring::create(&path, &source).unwrap();
+        let mut file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(file["root"].is_string());
+        file.as_object_mut().unwrap().remove("root");
+        std::fs::write(&path, file.to_string()).unwrap();
+        let old = Keyring::open(&path, &source).unwrap();
+        let first = old.derive("switchboard audit v1").unwrap();
+        let reopened = Keyring::open(&path, &source).unwrap();
+        assert_eq!(*reopened.derive("switchboard audit v1").unwrap(), *first);
     }
 }

@@ -16,7 +16,7 @@ use super::{chat_connected, telegram};
 
 /// The pages of the navigation bar, in its order; each page's `<h1>` is
 /// its name.
-const PAGES: [&str; 11] = [
+const PAGES: [&str; 12] = [
     "Overview",
     "Chat",
     "Sessions",
@@ -27,6 +27,7 @@ const PAGES: [&str; 11] = [
     "Cron",
     "Usage",
     "Logs",
+    "Audit",
     "Config",
 ];
 

@@ -15,6 +15,7 @@ use serde_json::Value;
 use switchboard_memory::ApprovalRecord;
 
 use super::{ago, duration};
+use crate::audit::Actor;
 use crate::clock::now_ms;
 use crate::http::{AppState, control};
 use crate::ui::{CsrfForm, Flash, Layout, Signed, check_csrf, done, failed, render, urlencode};
@@ -171,6 +172,7 @@ async fn page(
 async fn decide(
     state: &AppState,
     signed: &Signed,
+    by: &Actor,
     csrf: &str,
     id: &str,
     approve: bool,
@@ -178,7 +180,7 @@ async fn decide(
     if let Err(refused) = check_csrf(signed, csrf) {
         return refused;
     }
-    match control::approval_decide(state, id, approve, "ui").await {
+    match control::approval_decide(state, id, approve, by).await {
         Ok(v) => {
             let tool = v["approval"]["tool"].as_str().unwrap_or("the tool");
             if approve {
@@ -200,17 +202,21 @@ async fn decide(
 async fn approve(
     State(state): State<Arc<AppState>>,
     signed: Signed,
+    by: Actor,
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    decide(&state, &signed, &form.csrf, &id, true).await
+    let by = by.named("ui");
+    decide(&state, &signed, &by, &form.csrf, &id, true).await
 }
 
 async fn deny(
     State(state): State<Arc<AppState>>,
     signed: Signed,
+    by: Actor,
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    decide(&state, &signed, &form.csrf, &id, false).await
+    let by = by.named("ui");
+    decide(&state, &signed, &by, &form.csrf, &id, false).await
 }

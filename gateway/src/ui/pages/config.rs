@@ -27,6 +27,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Value;
 
+use crate::audit::{Actor, action};
 use crate::config::{self, Config, ConfigError};
 use crate::http::AppState;
 use crate::ui::{Flash, Layout, Signed, check_csrf, done, render};
@@ -511,6 +512,7 @@ enum Saved {
 async fn save(
     State(state): State<Arc<AppState>>,
     signed: Signed,
+    by: Actor,
     form: Result<Form<EditForm>, FormRejection>,
 ) -> Response {
     let (form, path) = match accept(&state, &signed, form) {
@@ -539,6 +541,15 @@ async fn save(
     match saved {
         Saved::Done(changed) => {
             tracing::info!(sections = ?changed, "config saved from the control UI");
+            state
+                .audit
+                .record(
+                    &by.named("ui"),
+                    action::CONFIG_SAVED,
+                    &path.display().to_string(),
+                    serde_json::json!({ "sections": changed }),
+                )
+                .await;
             let message = if changed.is_empty() {
                 "Saved; nothing changed.".to_string()
             } else {
@@ -710,12 +721,12 @@ mod tests {
     fn save_refuses_a_changed_file_and_invalid_text() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("switchboard.toml");
-        let text = "[gateway.auth]\ntoken = \"0123456789abcdef0123\"\n";
+        let text = "[gateway.auth]\ntoken = \"Zq7mR2vL9kT4wZ8nC1pF6hJ3bD5gS0aEy\"\n";
         std::fs::write(&path, text).expect("write");
         let running = config::load_str(text, "c", &[]).expect("valid").config;
         let base = sha256_hex(text.as_bytes());
         let masked = mask::mask(text);
-        assert!(!masked.contains("0123456789abcdef0123"));
+        assert!(!masked.contains("Zq7mR2vL9kT4wZ8nC1pF6hJ3bD5gS0aEy"));
         assert!(matches!(
             save_blocking(&path, "other", &masked, &[], &BTreeMap::new(), &running),
             Saved::Conflict
@@ -731,7 +742,10 @@ mod tests {
             _ => panic!("the save failed"),
         }
         let now = std::fs::read_to_string(&path).expect("read");
-        assert!(now.contains("token = \"0123456789abcdef0123\""), "{now}");
+        assert!(
+            now.contains("token = \"Zq7mR2vL9kT4wZ8nC1pF6hJ3bD5gS0aEy\""),
+            "{now}"
+        );
         assert!(now.contains("session_idle_hours = 3"), "{now}");
     }
 

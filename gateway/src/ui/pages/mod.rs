@@ -12,6 +12,7 @@ use crate::http::AppState;
 
 mod agents;
 mod approvals;
+mod audit;
 mod channels;
 mod chat;
 mod config;
@@ -34,6 +35,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .merge(cron::routes())
         .merge(usage::routes())
         .merge(logs::routes())
+        .merge(audit::routes())
         .merge(config::routes())
 }
 

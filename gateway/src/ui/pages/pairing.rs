@@ -16,6 +16,7 @@ use serde_json::Value;
 use switchboard_memory::{AllowEntry, PairingRequest};
 
 use super::ago;
+use crate::audit::Actor;
 use crate::http::{AppState, control};
 use crate::ui::{CsrfForm, Flash, Layout, Signed, check_csrf, done, failed, render, urlencode};
 
@@ -137,6 +138,7 @@ async fn page(
 async fn decide(
     state: &AppState,
     signed: &Signed,
+    by: &Actor,
     csrf: &str,
     channel: &str,
     code: &str,
@@ -145,7 +147,7 @@ async fn decide(
     if let Err(refused) = check_csrf(signed, csrf) {
         return refused;
     }
-    match control::pairing_decide(state, channel, code, approve, "ui").await {
+    match control::pairing_decide(state, channel, code, approve, by).await {
         Ok(v) => {
             let r = &v["request"];
             let id = r["sender_id"].as_str().unwrap_or("the sender");
@@ -171,19 +173,23 @@ async fn decide(
 async fn approve(
     State(state): State<Arc<AppState>>,
     signed: Signed,
+    by: Actor,
     Path((channel, code)): Path<(String, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    decide(&state, &signed, &form.csrf, &channel, &code, true).await
+    let by = by.named("ui");
+    decide(&state, &signed, &by, &form.csrf, &channel, &code, true).await
 }
 
 async fn deny(
     State(state): State<Arc<AppState>>,
     signed: Signed,
+    by: Actor,
     Path((channel, code)): Path<(String, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    decide(&state, &signed, &form.csrf, &channel, &code, false).await
+    let by = by.named("ui");
+    decide(&state, &signed, &by, &form.csrf, &channel, &code, false).await
 }
 
 /// The **Remove** form of an allowlist entry.
@@ -202,12 +208,16 @@ struct RemoveForm {
 async fn remove(
     State(state): State<Arc<AppState>>,
     signed: Signed,
+    by: Actor,
     Form(form): Form<RemoveForm>,
 ) -> Response {
     if let Err(refused) = check_csrf(&signed, &form.csrf) {
         return refused;
     }
-    match control::allow_remove(&state, &form.channel, &form.account, &form.sender_id).await {
+    let by = by.named("ui");
+    let removed =
+        control::allow_remove(&state, &form.channel, &form.account, &form.sender_id, &by).await;
+    match removed {
         Ok(_) => done(
             "/pairing",
             &format!(
