@@ -62,8 +62,19 @@ set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.log
 status=${PIPESTATUS[0]}
 set -e
+
+# Every fuzz target for 20 s (fuzz/, see README "Fuzzing"). The first run
+# installs cargo-fuzz and builds the targets with the nightly toolchain.
+say "fuzzing each target for 20 s (scripts/fuzz.sh 20)"
+set +e
+scripts/fuzz.sh 20
+fuzz_status=$?
+set -e
+
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' target/test-output.log | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' target/test-output.log | awk '{s+=$1} END {print s+0}')
 echo
 echo "${passed} passed, ${failed} failed"
-exit "$status"
+[ "$fuzz_status" -eq 0 ] || echo "fuzzing failed: see the fuzz step above"
+[ "$status" -ne 0 ] && exit "$status"
+exit "$fuzz_status"

@@ -41,7 +41,10 @@ fuzz_target!(|data: &[u8]| {
         Err(problems) => {
             assert!(!problems.errors.is_empty(), "refused without a reason");
             for e in &problems.errors {
-                assert!(!e.message.trim().is_empty(), "a problem without a message: {e:?}");
+                assert!(
+                    !e.message.trim().is_empty(),
+                    "a problem without a message: {e:?}"
+                );
             }
             assert!(problems.to_string().starts_with("fuzz.toml has "));
         }

@@ -30,7 +30,11 @@ fn message(m: &Message) {
                 continue;
             };
             assert_ne!(m.author.id, BOT, "the bot's own message came back");
-            assert!(m.kind == 0 || m.kind == 19, "a system message (type {})", m.kind);
+            assert!(
+                m.kind == 0 || m.kind == 19,
+                "a system message (type {})",
+                m.kind
+            );
             assert!(allow_bots || !(m.author.bot || m.webhook_id.is_some()));
             assert_eq!((&i.message_id, &i.sender.id), (&m.id, &m.author.id));
             assert!(

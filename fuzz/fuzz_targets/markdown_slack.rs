@@ -9,7 +9,9 @@ use libfuzzer_sys::fuzz_target;
 use switchboard_slack::render::{check, escape, to_mrkdwn};
 
 /// The characters that can start markup (`-` and `+` start bullets).
-const MARKUP: &[char] = &['*', '_', '~', '`', '[', ']', '#', '-', '+', '\u{1}', '\u{2}'];
+const MARKUP: &[char] = &[
+    '*', '_', '~', '`', '[', ']', '#', '-', '+', '\u{1}', '\u{2}',
+];
 
 fn fences(text: &str) -> usize {
     text.split('\n')
@@ -28,7 +30,11 @@ fuzz_target!(|data: &[u8]| {
     if let Err(why) = check(&mrkdwn) {
         panic!("{why}\nmarkdown: {markdown:?}\nmrkdwn: {mrkdwn:?}");
     }
-    assert_eq!(fences(&mrkdwn), fences(markdown), "fences lost or made: {mrkdwn:?}");
+    assert_eq!(
+        fences(&mrkdwn),
+        fences(markdown),
+        "fences lost or made: {mrkdwn:?}"
+    );
     if !markdown.contains(MARKUP) {
         assert_eq!(mrkdwn, escape(markdown), "plain text changed");
     }

@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
         panic!("{why}\nmarkdown: {markdown:?}\nhtml: {html:?}");
     }
     let shown = visible(&html);
-    assert!(utf16(&shown) <= utf16(markdown), "rendered longer: {shown:?}");
+    assert!(
+        utf16(&shown) <= utf16(markdown),
+        "rendered longer: {shown:?}"
+    );
     if !markdown.contains(MARKUP) {
         assert_eq!(shown, markdown, "plain text changed");
     }

@@ -36,17 +36,29 @@ fuzz_target!(|data: &[u8]| {
     let UpdateKind::Message(msg) = &update.kind else {
         panic!("a message from an update that is not one: {update:?}");
     };
-    assert_eq!((inbound.channel.as_str(), inbound.account.as_str()), ("telegram", "main"));
-    assert_eq!(inbound.message_id, format!("{}:{}", msg.chat.id.0, msg.id.0));
+    assert_eq!(
+        (inbound.channel.as_str(), inbound.account.as_str()),
+        ("telegram", "main")
+    );
+    assert_eq!(
+        inbound.message_id,
+        format!("{}:{}", msg.chat.id.0, msg.id.0)
+    );
     assert_eq!(inbound.chat_id, msg.chat.id.0.to_string());
     assert_eq!(inbound.chat_kind == ChatKind::Dm, msg.chat.is_private());
     if inbound.chat_kind == ChatKind::Dm {
         assert!(inbound.mentioned, "a DM is addressed to the bot");
     }
-    assert_eq!(inbound.thread_id.is_some(), inbound.chat_kind == ChatKind::Thread);
+    assert_eq!(
+        inbound.thread_id.is_some(),
+        inbound.chat_kind == ChatKind::Thread
+    );
     assert!(!inbound.text.trim().is_empty() || !inbound.attachments.is_empty());
     if inbound.text.starts_with('/') {
         let first = inbound.text.split_whitespace().next().unwrap_or("");
-        assert!(!first.contains('@'), "a command for another bot got through: {first:?}");
+        assert!(
+            !first.contains('@'),
+            "a command for another bot got through: {first:?}"
+        );
     }
 });

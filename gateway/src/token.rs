@@ -43,17 +43,13 @@ pub fn weakness(token: &str) -> Option<String> {
         ));
     }
     let per_char = shannon_bits_per_char(t);
-    let distinct = {
-        let mut c: Vec<char> = t.chars().collect();
-        c.sort_unstable();
-        c.dedup();
-        c.len()
-    };
-    // A random hex token has about 3.8 bits a character, base64 about 5;
-    // words and repeats fall well below 3.
-    if per_char < 3.0 || distinct < 12 {
+    let bits = per_char * len as f64;
+    // A random token's characters are spread evenly: 32 hex digits give
+    // about 115 bits by this estimate, 40 random digits about 130; words
+    // and repeats fall far below.
+    if per_char < 2.5 || bits < 100.0 {
         return Some(format!(
-            "it has too little variety ({distinct} different characters, {per_char:.1} bits each): it looks typed, not random"
+            "it has too little variety (about {bits:.0} bits by the spread of its characters; a random token has 100 or more): it looks typed, not random"
         ));
     }
     None

@@ -590,7 +590,10 @@ mod tests {
             text,
             "c",
             &env(&[
-                ("SWITCHBOARD_TOKEN", "1234567890123456"),
+                (
+                    "SWITCHBOARD_TOKEN",
+                    "8203957164820395716482039571648203957164",
+                ),
                 ("SWITCHBOARD_PROVIDERS__LOCAL__API_KEY", "987"),
                 ("SWITCHBOARD_GATEWAY__MAX_CONCURRENT_RUNS", "3"),
                 ("SWITCHBOARD_CHANNELS__WEBCHAT__ENABLED", "false"),
@@ -600,7 +603,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.config.gateway.auth.token.as_deref(),
-            Some("1234567890123456")
+            Some("8203957164820395716482039571648203957164")
         );
         assert_eq!(c.config.providers["local"].api_key.as_deref(), Some("987"));
         assert_eq!(c.config.gateway.max_concurrent_runs, 3);
