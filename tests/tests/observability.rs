@@ -543,7 +543,7 @@ async fn series_stay_bounded_whatever_the_senders() {
 }
 
 /// A token Prometheus scrapes with.
-const SCRAPE_TOKEN: &str = "scrape-token-9f8e7d6c5b4a";
+const SCRAPE_TOKEN: &str = "scrape-Qm4Vt8Zr2Lx6Np0Kc5Hw9Jb3Fd7Sg1Ay";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_need_a_token() {
