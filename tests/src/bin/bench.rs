@@ -557,6 +557,7 @@ async fn main() {
             }
             let over = overheads(times, alone);
             let p50 = percentile(&over, 0.5);
+            let cpu_before = gw.cpu();
             let rate = {
                 let (http, url) = (http.clone(), gw.url.clone());
                 sustained(plan.concurrency, plan.load_secs, move |w, i| {
@@ -567,14 +568,18 @@ async fn main() {
                 })
                 .await
             };
+            // The gateway's own CPU per turn: what the collector (here in
+            // this process, on the same cores) costs is left out.
+            let cpu_us = (gw.cpu() - cpu_before).as_secs_f64() * 1e6
+                / (rate * plan.load_secs as f64).max(1.0);
             if let Some(s) = scraper {
                 s.abort();
             }
             say(&format!(
-                "{label}: overhead p50 {:.3} ms, {rate:.0} turns/s",
+                "{label}: overhead p50 {:.3} ms, {rate:.0} turns/s, gateway CPU {cpu_us:.0} µs a turn",
                 ms(p50)
             ));
-            figures.push((p50, rate));
+            figures.push((p50, rate, cpu_us));
         }
         let (base, with) = (figures[0], figures[1]);
         let added_us = (with.0.as_secs_f64() - base.0.as_secs_f64()) * 1e6;
@@ -592,6 +597,14 @@ async fn main() {
             json!((slower * 10.0).round() / 10.0),
         );
         results.insert("watching_spans_received".into(), json!(otlp.spans().len()));
+        results.insert(
+            "watching_cpu_added_us_per_turn".into(),
+            json!((with.2 - base.2).round()),
+        );
+        say(&format!(
+            "the gateway's CPU per turn: {:.0} µs unwatched, {:.0} µs watched",
+            base.2, with.2
+        ));
     }
     let results = Value::Object(results);
     println!("{}", table(&results));
