@@ -80,7 +80,13 @@ pub enum Command {
     },
     /// Check the config, the data directory, the providers and the sandbox
     /// (engine, image, policy), and name the risks.
-    Doctor,
+    Doctor {
+        /// Read the setup as an attacker would: findings with stable ids,
+        /// severity and the fix (with --json as JSON); exits non-zero on a
+        /// high one.
+        #[arg(long)]
+        security: bool,
+    },
     /// List, show, run, pause, resume, add and remove scheduled jobs.
     Cron {
         #[command(subcommand)]
@@ -388,7 +394,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let loaded = load(&cli, cli.config.as_deref(), None).await?;
             crate::sandbox::cli(&loaded.config, command, cli.json).await
         }
-        Command::Doctor => crate::doctor::run(load(&cli, cli.config.as_deref(), None).await).await,
+        Command::Doctor { security: false } => {
+            crate::doctor::run(load(&cli, cli.config.as_deref(), None).await).await
+        }
+        Command::Doctor { security: true } => {
+            let (loaded, opened) = load_opening(&cli, cli.config.as_deref(), None).await?;
+            let dir = crate::serve::data_dir(&loaded.config)?;
+            let mut found = crate::security::findings(&loaded.config, loaded.path.as_deref(), &dir);
+            let audit = opened.audit();
+            match audit.verify().await {
+                Ok(v) if v.broken.is_none() => {}
+                Ok(v) => found.insert(0, crate::security::audit_finding(&v.summary())),
+                Err(e) => found.insert(0, crate::security::audit_finding(&e.to_string())),
+            }
+            opened.store.close().await;
+            crate::security::report(&found, cli.json)
+        }
         Command::Token {
             command: TokenCommand::New,
         } => {

@@ -37,6 +37,7 @@ pub mod memories;
 pub mod pipeline;
 pub mod retention;
 pub mod sandbox;
+pub mod security;
 pub mod serve;
 pub mod sessions;
 pub mod supervisor;

@@ -336,3 +336,46 @@ async fn tls_serves_https_and_picks_up_a_renewed_certificate() {
         gw.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_security_names_findings_by_id_and_fails_on_a_high_one() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tg = switchboard_tests::fake_telegram::FakeTelegram::start().await;
+    let (_model, gw, _dir) = start(&format!(
+        "[channels.telegram.accounts.main]\ntoken = \"{}\"\napi_url = \"{}\"\npoll_timeout_secs = 1\ndm_policy = \"open\"\n",
+        switchboard_tests::fake_telegram::TOKEN,
+        tg.url()
+    ))
+    .await;
+    let findings = |gw: &Gateway| {
+        let (status, out, err) = gw.cli(&["--json", "doctor", "--security"]);
+        let v: Value = serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {out}{err}"));
+        let ids: Vec<String> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_string())
+            .collect();
+        for f in v["findings"].as_array().unwrap() {
+            assert!(
+                !f["fix"].as_str().unwrap_or("").is_empty(),
+                "a finding without its fix: {f}"
+            );
+        }
+        (status.success(), ids)
+    };
+    let (ok, ids) = findings(&gw);
+    assert!(!ok, "a high finding must fail the command: {ids:?}");
+    assert!(ids.contains(&"SB-DM-OPEN".to_string()), "{ids:?}");
+    // The config holds the token in plain text and others can read it.
+    assert!(ids.contains(&"SB-CONFIG-PERMS".to_string()), "{ids:?}");
+    std::fs::set_permissions(&gw.config_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (_, ids) = findings(&gw);
+    assert!(!ids.contains(&"SB-CONFIG-PERMS".to_string()), "{ids:?}");
+    assert!(!ids.contains(&"SB-AUDIT-BROKEN".to_string()), "{ids:?}");
+    // The token is never printed.
+    let (_, out, err) = gw.cli(&["doctor", "--security"]);
+    assert!(!out.contains(TOKEN) && !err.contains(TOKEN), "{out}{err}");
+    assert!(out.contains("SB-DM-OPEN") && out.contains("fix:"), "{out}");
+}

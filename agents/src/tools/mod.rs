@@ -23,7 +23,7 @@ pub use approval::{
 };
 pub use builtin::{CurrentTime, SessionStatus};
 pub use memory::{MemoryBook, MemoryHit, MemorySave, MemorySearch};
-pub use policy::{Profile, ToolPolicy};
+pub use policy::{DANGEROUS, Profile, ToolPolicy, glob_match};
 pub use web_fetch::{WebFetch, WebFetchSettings, html_to_text, is_forbidden};
 
 use crate::ToolSpec;
