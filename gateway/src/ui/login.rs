@@ -126,17 +126,14 @@ async fn login_page(
             // The redirect takes the ticket out of the address bar.
             return signed_in_now(&state, &headers, &next);
         }
-        state.throttle.failed(client);
-        tracing::warn!("a used or expired sign-in link was refused");
-        state
-            .audit
-            .record(
-                &by,
-                action::SIGNIN_FAILED,
-                "",
-                json!({ "with": "link", "why": "used or expired" }),
-            )
-            .await;
+        tracing::warn!(client = %client, "a used or expired sign-in link was refused");
+        sign_in_failed(
+            &state,
+            &by,
+            client,
+            json!({ "with": "link", "why": "used or expired" }),
+        )
+        .await;
         let page = LoginPage {
             next,
             notice: None,
@@ -189,18 +186,9 @@ async fn login_token(
         return signed_in_now(&state, &headers, &next);
     }
     if !token.is_empty() {
-        state.throttle.failed(client);
+        tracing::warn!(client = %client, "a sign-in with a wrong token was refused");
+        sign_in_failed(&state, &by, client, json!({ "with": "token" })).await;
     }
-    tracing::warn!(client = %client, "a sign-in with a wrong token was refused");
-    state
-        .audit
-        .record(
-            &by,
-            action::SIGNIN_FAILED,
-            "",
-            json!({ "with": "token", "empty": token.is_empty() }),
-        )
-        .await;
     let error = if token.is_empty() {
         "Enter the control token to sign in.".to_string()
     } else {
@@ -212,6 +200,21 @@ async fn login_token(
         error: Some(error),
     };
     (StatusCode::UNAUTHORIZED, render(&page)).into_response()
+}
+
+/// A credential that did not check out: counted against `client`'s
+/// address (see [`crate::http::throttle`]) and recorded in the audit log.
+async fn sign_in_failed(
+    state: &AppState,
+    by: &Actor,
+    client: std::net::IpAddr,
+    detail: serde_json::Value,
+) {
+    state.throttle.failed(client);
+    state
+        .audit
+        .record(by, action::SIGNIN_FAILED, "", detail)
+        .await;
 }
 
 async fn logout(
