@@ -712,6 +712,32 @@ async fn an_unreachable_collector_is_degraded_not_an_error() {
     );
 }
 
+/// A collector answering 503 is degraded while it does; once it accepts
+/// again the component runs again and the next message's trace arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_collector_degrades_then_recovers() {
+    let otlp = FakeOtlp::start().await;
+    otlp.fail_with(Some(503));
+    let (_model, gw, _dir) = start_webchat(&otlp_to(&otlp.base_url())).await;
+    let (status, v) = gw.chat("ivo", "first while it fails").await;
+    assert_eq!(status, 200, "{v}");
+    gw.component_until("telemetry", "telemetry degraded by 503s", |c| {
+        c["state"] == "degraded"
+    })
+    .await;
+    otlp.fail_with(None);
+    let (status, v) = gw.chat("ivo", "second once it accepts").await;
+    assert_eq!(status, 200, "{v}");
+    gw.component_until("telemetry", "telemetry running again", |c| {
+        c["state"] == "running"
+    })
+    .await;
+    wait_trace(&otlp, "a trace after the collector came back", |t| {
+        !t.named("turn").is_empty()
+    })
+    .await;
+}
+
 /// Every string under a `trace_id` key, at any depth.
 fn trace_ids(v: &Value, out: &mut BTreeSet<String>) {
     match v {
