@@ -101,9 +101,17 @@ pub struct TurnRequest {
 }
 
 /// `content` cut to at most `max` bytes (on a character boundary),
-/// with a note that tells the model what was left out and what to do.
+/// with a note that tells the model what was left out and what to do. Text
+/// marked untrusted is cut inside its tag, which stays closed.
 pub fn cut_tool_result(content: String, max: Option<usize>) -> String {
     let Some(max) = max else { return content };
+    if content.len() <= max {
+        return content;
+    }
+    crate::untrusted::cut_inside(content, max, cut_plain)
+}
+
+fn cut_plain(content: String, max: usize) -> String {
     if content.len() <= max {
         return content;
     }
@@ -216,8 +224,16 @@ impl Agent {
         if !system.is_empty() {
             messages.push(ChatMessage::system(system));
         }
+        // Untrusted content already in the conversation (a stranger's
+        // message, a page fetched in an earlier turn) taints the turn from
+        // its start.
+        let tainted_by = request
+            .history
+            .iter()
+            .find_map(|m| crate::untrusted::find(&m.content));
         messages.extend(request.history);
         let run = TurnLoop {
+            tainted_by,
             provider: self.provider.clone(),
             tools: request.tools,
             context: request.context,
@@ -281,6 +297,8 @@ struct TurnLoop {
     messages: Vec<ChatMessage>,
     text: String,
     usage: Usage,
+    /// The untrusted content the turn has read, once it has.
+    tainted_by: Option<String>,
 }
 
 impl TurnLoop {
@@ -305,15 +323,25 @@ impl TurnLoop {
 
     /// Run `call`, first asking for approval when the gate says so.
     async fn approved_call(&self, call: &ToolCall) -> ToolOutput {
+        let tainted = self.tainted_by.is_some();
         if let Some(gate) = self
             .approval
             .as_ref()
-            .filter(|g| g.policy.needs_approval(call))
+            .filter(|g| g.policy.needs_approval_in(call, tainted))
         {
             let request = ApprovalRequest {
                 call: call.clone(),
                 context: self.context.clone(),
+                tainted_by: self
+                    .tainted_by
+                    .clone()
+                    .filter(|_| !gate.policy.needs_approval(call)),
             };
+            let because = request
+                .tainted_by
+                .as_ref()
+                .map(|what| format!(" (this turn has read {what})"))
+                .unwrap_or_default();
             if let Decision::Denied { by } = gate.approver.decide(request).await {
                 let why = if by == "timeout" {
                     "nobody answered the approval request in time".to_string()
@@ -321,7 +349,7 @@ impl TurnLoop {
                     format!("{by} denied it")
                 };
                 return ToolOutput::error(format!(
-                    "This call of `{}` needs the operator's approval and was not run: {why}. Do not retry it unasked; tell the user.",
+                    "This call of `{}` needs the operator's approval{because} and was not run: {why}. Do not retry it unasked; tell the user.",
                     call.name
                 ));
             }
@@ -410,6 +438,9 @@ impl TurnLoop {
                         elapsed,
                     })
                     .await;
+                if self.tainted_by.is_none() {
+                    self.tainted_by = crate::untrusted::find(&out.content);
+                }
                 let content = cut_tool_result(out.content, self.max_tool_result_chars);
                 self.messages
                     .push(ChatMessage::tool_result(c.id.clone(), content));

@@ -12,6 +12,7 @@ mod agent;
 mod message;
 pub mod provider;
 pub mod tools;
+pub mod untrusted;
 
 pub use agent::{Agent, AgentEvent, DEFAULT_MAX_STEPS, TurnOutcome, TurnRequest, cut_tool_result};
 pub use message::{ChatMessage, MessageRole, ToolCall, ToolSpec, Usage};

@@ -98,7 +98,16 @@ async fn pages_are_read_as_text_and_cut_at_the_limit() {
         )
         .await;
     assert!(out.content.contains("[cut off after 1000 bytes]"));
-    assert!(out.content.len() < 1200);
+    // The page is marked as untrusted data; inside the tag, the limit holds.
+    let inner = out
+        .content
+        .split_once("]\n")
+        .and_then(|(_, rest)| rest.strip_suffix("\n</untrusted_data>"))
+        .unwrap_or_else(|| panic!("not marked: {}", out.content));
+    assert!(inner.len() < 1200, "{}", inner.len());
+    assert!(out
+        .content
+        .starts_with(&format!("<untrusted_data source=\"web_fetch {base}/big\">")));
     let out = allowed(1000)
         .call(
             json!({ "url": format!("{base}/loop") }),

@@ -34,6 +34,10 @@ pub struct ApprovalPolicy {
     /// Calls that pass without asking under `on-miss`: globs matched against
     /// the tool name, and against `"<tool> <arguments JSON>"`.
     pub allowlist: Vec<String>,
+    /// Whether a turn that has read untrusted content asks before every
+    /// call of a dangerous or gated tool, whatever `mode` and the
+    /// allowlist say (default true).
+    pub taint: bool,
 }
 
 impl Default for ApprovalPolicy {
@@ -45,11 +49,21 @@ impl Default for ApprovalPolicy {
                 .map(|t| (*t).to_string())
                 .collect(),
             allowlist: Vec::new(),
+            taint: true,
         }
     }
 }
 
 impl ApprovalPolicy {
+    /// Whether `call` must wait for a decision in a turn that has read
+    /// untrusted content (`tainted`) or not: after untrusted content, a
+    /// dangerous or gated tool always asks unless `taint` is off.
+    pub fn needs_approval_in(&self, call: &ToolCall, tainted: bool) -> bool {
+        let risky = super::policy::DANGEROUS.contains(&call.name.as_str())
+            || self.tools.iter().any(|t| glob_match(t, &call.name));
+        (tainted && self.taint && risky) || self.needs_approval(call)
+    }
+
     /// Whether `call` must wait for a decision.
     pub fn needs_approval(&self, call: &ToolCall) -> bool {
         if !self.tools.iter().any(|t| glob_match(t, &call.name)) {
@@ -76,6 +90,9 @@ pub struct ApprovalRequest {
     pub call: ToolCall,
     /// The conversation it comes from.
     pub context: ToolContext,
+    /// Why it asks although the rules alone would not have: the untrusted
+    /// content the turn read (`None`: the rules ask).
+    pub tainted_by: Option<String>,
 }
 
 /// The operator's answer.
@@ -157,7 +174,38 @@ mod tests {
             mode: ApprovalMode::Always,
             tools: vec!["web_*".into()],
             allowlist: vec![],
+            taint: true,
         };
         assert!(web.needs_approval(&call("web_fetch", "{}")));
+    }
+
+    #[test]
+    fn after_untrusted_content_dangerous_calls_ask_whatever_the_allowlist() {
+        let ls = call("exec", r#"{"command":"ls -la"}"#);
+        for mode in [ApprovalMode::OnMiss, ApprovalMode::Never] {
+            let p = ApprovalPolicy {
+                mode,
+                allowlist: vec!["exec".into()],
+                ..ApprovalPolicy::default()
+            };
+            assert!(!p.needs_approval_in(&ls, false), "{mode:?}: allowlisted");
+            assert!(p.needs_approval_in(&ls, true), "{mode:?}: tainted");
+            assert!(
+                !p.needs_approval_in(&call("current_time", "{}"), true),
+                "a harmless tool never asks"
+            );
+            let off = ApprovalPolicy {
+                taint: false,
+                ..p.clone()
+            };
+            assert!(!off.needs_approval_in(&ls, true), "{mode:?}: taint off");
+        }
+        // A dangerous tool left out of the gated list still asks when tainted.
+        let p = ApprovalPolicy {
+            mode: ApprovalMode::Never,
+            tools: vec![],
+            ..ApprovalPolicy::default()
+        };
+        assert!(p.needs_approval_in(&call("write_file", "{}"), true));
     }
 }

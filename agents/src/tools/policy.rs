@@ -78,6 +78,9 @@ pub struct ToolPolicy {
     pub deny: Vec<String>,
     /// Channels whose DMs count as the operator's own (default: `webchat`).
     pub trusted_channels: Vec<String>,
+    /// People (`<channel>:<sender id>`) who count as the operator wherever
+    /// they write (default: none).
+    pub operators: Vec<String>,
     /// Whether group chats may reach dangerous tools.
     pub dangerous_in_groups: bool,
     /// Per-channel refinements: (channel, allow, deny), applied on top.
@@ -91,6 +94,7 @@ impl Default for ToolPolicy {
             allow: Vec::new(),
             deny: Vec::new(),
             trusted_channels: vec!["webchat".into()],
+            operators: Vec::new(),
             dangerous_in_groups: false,
             per_channel: Vec::new(),
         }
@@ -118,6 +122,15 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 }
 
 impl ToolPolicy {
+    /// Whether a message from `subject` (`<channel>:<sender id>`) in a chat
+    /// of `chat_kind` on `channel` is the operator's: a DM on a trusted
+    /// channel, or anything a named operator writes. Everyone else's
+    /// messages reach the model marked as untrusted.
+    pub fn from_operator(&self, channel: &str, chat_kind: &str, subject: &str) -> bool {
+        (chat_kind == "dm" && self.trusted_channels.iter().any(|c| c == channel))
+            || (!subject.is_empty() && self.operators.iter().any(|o| o == subject))
+    }
+
     /// Whether `tool` may be offered in the conversation `ctx` describes.
     pub fn allows(&self, tool: &str, ctx: &ToolContext) -> bool {
         let channel = self.per_channel.iter().find(|(c, _, _)| c == &ctx.channel);
@@ -126,8 +139,8 @@ impl ToolPolicy {
             return false;
         }
         if DANGEROUS.contains(&tool) {
-            let trusted =
-                ctx.chat_kind == "dm" && self.trusted_channels.iter().any(|c| c == &ctx.channel);
+            let trusted = ctx.chat_kind == "dm"
+                && self.from_operator(&ctx.channel, &ctx.chat_kind, &ctx.subject);
             let group_ok = ctx.chat_kind != "dm" && self.dangerous_in_groups;
             if !trusted && !group_ok {
                 return false;
@@ -215,6 +228,30 @@ mod tests {
         };
         assert!(p.allows("exec", &ctx("telegram", "dm")));
         assert!(p.allows("exec", &ctx("slack", "group")));
+    }
+
+    #[test]
+    fn a_named_operator_is_trusted_in_their_dm_and_nobody_else_is() {
+        let p = ToolPolicy {
+            profile: Profile::Coding,
+            operators: vec!["telegram:42".into()],
+            ..ToolPolicy::default()
+        };
+        let from = |subject: &str, kind: &str| ToolContext {
+            subject: subject.into(),
+            ..ctx("telegram", kind)
+        };
+        assert!(p.allows("exec", &from("telegram:42", "dm")));
+        assert!(!p.allows("exec", &from("telegram:43", "dm")));
+        assert!(
+            !p.allows("exec", &from("telegram:42", "group")),
+            "a group holds others' words too"
+        );
+        assert!(p.from_operator("telegram", "group", "telegram:42"));
+        assert!(!p.from_operator("telegram", "dm", "telegram:43"));
+        assert!(p.from_operator("webchat", "dm", "webchat:anyone"));
+        assert!(!p.from_operator("webchat", "group", "webchat:anyone"));
+        assert!(!p.from_operator("telegram", "dm", ""));
     }
 
     #[test]

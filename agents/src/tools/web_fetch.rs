@@ -385,7 +385,11 @@ impl Tool for WebFetch {
                 return ToolOutput::error("`url` is required: pass {\"url\": \"https://...\"}");
             };
             match this.fetch(url).await {
-                Ok(text) => ToolOutput::ok(text),
+                // What a page says is data, never the operator's word.
+                Ok(text) => ToolOutput::ok(crate::untrusted::wrap_data(
+                    &format!("web_fetch {url}"),
+                    &text,
+                )),
                 Err(e) => ToolOutput::error(e),
             }
         })

@@ -335,7 +335,14 @@ impl Approver for SessionApprover {
             }
             // Waiting for a person takes no run slot.
             let pause = run_slot.as_ref().map(RunSlot::pause);
-            tracing::info!(approval = %id, tool = %request.call.name, session_key = %ctx.session_key, "approval requested");
+            match &request.tainted_by {
+                None => {
+                    tracing::info!(approval = %id, tool = %request.call.name, session_key = %ctx.session_key, "approval requested")
+                }
+                Some(what) => {
+                    tracing::info!(approval = %id, tool = %request.call.name, session_key = %ctx.session_key, because = %what, "approval requested: the turn has read untrusted content")
+                }
+            }
             desk.events.publish(GatewayEvent {
                 session_key: ctx.session_key.clone(),
                 channel: ctx.channel.clone(),
@@ -348,12 +355,15 @@ impl Approver for SessionApprover {
                 },
             });
             if let Some(target) = &announce_to {
-                let text = deciders.announcement(
+                let mut text = deciders.announcement(
                     &id,
                     &request.call.name,
                     &request.call.arguments,
                     timeout.as_secs(),
                 );
+                if request.tainted_by.is_some() {
+                    text.push_str("\nIt asks because this turn has read untrusted content (a fetched page, an attachment or someone else's message), which may be trying to steer the assistant.");
+                }
                 desk.channels.notify(target, text).await;
             }
             let decision = match tokio::time::timeout(timeout, rx).await {

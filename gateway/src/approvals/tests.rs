@@ -87,6 +87,7 @@ fn request() -> ApprovalRequest {
             agent: "main".into(),
             ..ToolContext::default()
         },
+        tainted_by: None,
     }
 }
 

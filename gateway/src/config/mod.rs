@@ -456,6 +456,13 @@ pub struct AgentApprovalsConfig {
     /// the operator). The operator may always decide from the CLI, the
     /// control API or the UI.
     pub approvers: Vec<String>,
+    /// Whether a turn that has read untrusted content (a fetched page, an
+    /// attachment, a message from someone other than the operator) asks
+    /// before every call of a shell, file-writing or gated tool for the
+    /// rest of the turn, whatever `mode` and `allowlist` say. The content
+    /// stays in the conversation, so later turns ask too until `/new`.
+    /// Default true.
+    pub taint: bool,
 }
 
 impl Default for AgentApprovalsConfig {
@@ -467,6 +474,7 @@ impl Default for AgentApprovalsConfig {
             allowlist: p.allowlist,
             timeout_secs: 300,
             approvers: Vec::new(),
+            taint: p.taint,
         }
     }
 }
@@ -478,6 +486,7 @@ impl AgentApprovalsConfig {
             mode: self.mode,
             tools: self.tools.clone(),
             allowlist: self.allowlist.clone(),
+            taint: self.taint,
         }
     }
 }
@@ -495,6 +504,13 @@ pub struct AgentToolsConfig {
     /// Channels whose DMs may reach shell and file-writing tools.
     /// Default `["webchat"]` (the operator's own).
     pub trusted_channels: Vec<String>,
+    /// People who count as the operator wherever they write, as
+    /// `<channel>:<sender id>` (e.g. `"telegram:123456"`): their messages
+    /// reach the model as they are, not marked as untrusted, and their DMs
+    /// reach shell and file-writing tools as a trusted channel's do.
+    /// Everyone else's messages (except DMs on `trusted_channels`) reach
+    /// the model marked as untrusted. Default: none.
+    pub operators: Vec<String>,
     /// Whether group chats may reach shell and file-writing tools.
     /// Default false.
     pub dangerous_in_groups: bool,
@@ -521,6 +537,7 @@ impl Default for AgentToolsConfig {
             allow: p.allow,
             deny: p.deny,
             trusted_channels: p.trusted_channels,
+            operators: p.operators,
             dangerous_in_groups: p.dangerous_in_groups,
             channels: BTreeMap::new(),
         }
@@ -535,6 +552,7 @@ impl AgentToolsConfig {
             allow: self.allow.clone(),
             deny: self.deny.clone(),
             trusted_channels: self.trusted_channels.clone(),
+            operators: self.operators.clone(),
             dangerous_in_groups: self.dangerous_in_groups,
             per_channel: self
                 .channels

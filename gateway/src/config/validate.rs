@@ -333,12 +333,18 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
             ));
         }
         check_memory(&mut errors, config, name, a);
-        for (i, entry) in a.approvals.approvers.iter().enumerate() {
-            if let Some(why) = approver_problem(entry) {
-                errors.push(ConfigError::new(
-                    format!("agents.{name}.approvals.approvers[{i}]"),
-                    why,
-                ));
+        let people = [
+            ("approvals.approvers", &a.approvals.approvers),
+            ("tools.operators", &a.tools.operators),
+        ];
+        for (list, entries) in people {
+            for (i, entry) in entries.iter().enumerate() {
+                if let Some(why) = approver_problem(entry) {
+                    errors.push(ConfigError::new(
+                        format!("agents.{name}.{list}[{i}]"),
+                        why,
+                    ));
+                }
             }
         }
     }
@@ -524,7 +530,7 @@ fn check_slack(
     check_agent(errors, config, &key, a.agent.as_deref());
 }
 
-/// What is wrong with an `approvers` entry, which must be
+/// What is wrong with an `approvers` or `operators` entry, which must be
 /// `<channel>:<sender id>` as the platform identifies the person.
 fn approver_problem(entry: &str) -> Option<String> {
     const CHANNELS: &[&str] = &["telegram", "discord", "slack", "webchat"];
@@ -547,7 +553,7 @@ fn approver_problem(entry: &str) -> Option<String> {
     }
     if id.starts_with('@') || id.starts_with("<@") {
         return Some(format!(
-            "`{entry}` names a username or a mention; approvers are named by user id, which does not change (Telegram and Discord: a number; Slack: U… or W…), {EXAMPLE}"
+            "`{entry}` names a username or a mention; people are named by user id, which does not change (Telegram and Discord: a number; Slack: U… or W…), {EXAMPLE}"
         ));
     }
     if matches!(channel, "telegram" | "discord") && !id.bytes().all(|b| b.is_ascii_digit()) {

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use switchboard_agents::tools::{ApprovalGate, ToolContext};
-use switchboard_agents::{AgentEvent, ChatMessage, TurnRequest, Usage};
+use switchboard_agents::{AgentEvent, ChatMessage, TurnRequest, Usage, untrusted};
 use switchboard_channel::{ReplyEvent, TokenUsage};
 use switchboard_memory::{
     IngressStatus, Role, SessionRecord, StoreError, TokenCounts, TurnCommit, TurnEntry, TurnUsage,
@@ -259,25 +259,52 @@ fn safe_name(name: &str) -> String {
     }
 }
 
-fn user_text(job: &Job) -> String {
-    let mut text = job.inbound.text.clone();
+/// The message as the model reads it: the text and what came with it. A
+/// message from someone other than the operator (see
+/// `ToolPolicy::from_operator`) is marked untrusted, and so is what the
+/// platform says of its attachments (names come from the sender).
+fn user_text(ctx: &TurnContext, job: &Job) -> String {
+    let mut files = String::new();
     for a in &job.inbound.attachments {
+        if !files.is_empty() {
+            files.push('\n');
+        }
+        files.push_str(&format!("[attachment: {}", a.name));
+        if let Some(m) = &a.mime {
+            files.push_str(&format!(", {m}"));
+        }
+        if let Some(n) = a.size {
+            files.push_str(&format!(", {} KB", n.div_ceil(1024)));
+        }
+        match &a.local_path {
+            Some(p) if p.starts_with('/') => files.push_str(&format!(", saved at {p}")),
+            Some(why) => files.push_str(&format!(", {why}")),
+            None => {}
+        }
+        files.push(']');
+    }
+    let inbound = &job.inbound;
+    let subject = job.subject();
+    let fallback;
+    let policy = match ctx.agents.get(&job.agent) {
+        Some(slot) => &slot.tools,
+        None => {
+            fallback = switchboard_agents::tools::ToolPolicy::default();
+            &fallback
+        }
+    };
+    let from_operator =
+        policy.from_operator(&inbound.channel, inbound.chat_kind.as_str(), &subject);
+    let mut text = if from_operator || inbound.text.is_empty() {
+        inbound.text.clone()
+    } else {
+        untrusted::wrap_message(&subject, inbound.sender.name.as_deref(), &inbound.text)
+    };
+    if !files.is_empty() {
         if !text.is_empty() {
             text.push('\n');
         }
-        text.push_str(&format!("[attachment: {}", a.name));
-        if let Some(m) = &a.mime {
-            text.push_str(&format!(", {m}"));
-        }
-        if let Some(n) = a.size {
-            text.push_str(&format!(", {} KB", n.div_ceil(1024)));
-        }
-        match &a.local_path {
-            Some(p) if p.starts_with('/') => text.push_str(&format!(", saved at {p}")),
-            Some(why) => text.push_str(&format!(", {why}")),
-            None => {}
-        }
-        text.push(']');
+        text.push_str(&untrusted::wrap_data("attachment", &files));
     }
     text
 }
@@ -718,7 +745,7 @@ async fn store_user_entries(
         if !in_place.contains(&job.ingress_id) {
             let entry = TurnEntry {
                 role: Role::User,
-                content: user_text(job),
+                content: user_text(ctx, job),
                 ingress_id: Some(job.ingress_id),
             };
             ctx.store
@@ -809,7 +836,7 @@ async fn commit(
         .filter(|_| !users_stored)
         .map(|j| TurnEntry {
             role: Role::User,
-            content: user_text(j),
+            content: user_text(ctx, j),
             ingress_id: Some(j.ingress_id),
         })
         .collect();
