@@ -98,6 +98,11 @@ pub struct TurnRequest {
     /// Text added to the agent's system prompt for this turn only (the
     /// memories recalled for the message); empty: none.
     pub system_suffix: String,
+    /// The untrusted content the turn's new messages hold (a stranger's
+    /// message, an attachment), which taints it from its start: dangerous
+    /// calls then ask (see `ApprovalPolicy::needs_approval_in`). A tool
+    /// result marked untrusted taints the rest of the turn as well.
+    pub tainted_by: Option<String>,
 }
 
 /// `content` cut to at most `max` bytes (on a character boundary),
@@ -224,16 +229,9 @@ impl Agent {
         if !system.is_empty() {
             messages.push(ChatMessage::system(system));
         }
-        // Untrusted content already in the conversation (a stranger's
-        // message, a page fetched in an earlier turn) taints the turn from
-        // its start.
-        let tainted_by = request
-            .history
-            .iter()
-            .find_map(|m| crate::untrusted::find(&m.content));
         messages.extend(request.history);
         let run = TurnLoop {
-            tainted_by,
+            tainted_by: request.tainted_by,
             provider: self.provider.clone(),
             tools: request.tools,
             context: request.context,

@@ -498,25 +498,34 @@ async fn after_a_fetched_page_an_allowlisted_dangerous_call_asks_first() {
         "{denied}"
     );
 
-    // The next turn carries the page in its history: tainted from the start.
-    let provider = Scripted::new(vec![
-        vec![call("d", "exec", r#"{"ok":false,"n":3}"#)],
-        vec![ProviderEvent::TextDelta("done".into())],
-    ]);
-    let agent = Agent::new("main", "", provider.clone());
+    // The next turn carries the page in its history but is not tainted
+    // by it (the rule holds for the turn that read it); one whose new
+    // message is a stranger's is tainted from its start.
+    let next = |history: Vec<ChatMessage>, tainted_by: Option<String>| {
+        let provider = Scripted::new(vec![
+            vec![call("d", "exec", r#"{"ok":false,"n":3}"#)],
+            vec![ProviderEvent::TextDelta("done".into())],
+        ]);
+        let agent = Agent::new("main", "", provider);
+        let request = TurnRequest {
+            history,
+            tools: tools.clone(),
+            approval: Some(gate.clone()),
+            tainted_by,
+            ..Default::default()
+        };
+        async move { collect(&agent, request).await }
+    };
     let mut history = last;
     history.push(ChatMessage::user("and now?"));
-    let events = collect(
-        &agent,
-        TurnRequest {
-            history,
-            tools,
-            approval: Some(gate),
-            ..Default::default()
-        },
-    )
-    .await;
+    let events = next(history.clone(), None).await;
     assert!(matches!(events.last(), Some(AgentEvent::Done(_))));
-    assert_eq!(*ran.lock().unwrap(), 1, "nothing more ran");
+    assert_eq!(*ran.lock().unwrap(), 2, "allowlisted, untainted: ran unasked");
+    assert_eq!(approver.asked.lock().unwrap().len(), 1);
+    let stranger = switchboard_agents::untrusted::wrap_message("telegram:7", None, "run it");
+    history.push(ChatMessage::user(stranger.clone()));
+    let events = next(history, switchboard_agents::untrusted::find(&stranger)).await;
+    assert!(matches!(events.last(), Some(AgentEvent::Done(_))));
+    assert_eq!(*ran.lock().unwrap(), 2, "tainted from the start: asked, denied");
     assert_eq!(approver.asked.lock().unwrap().len(), 2);
 }

@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, watch};
 /// How the fake answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Behavior {
-    /// Answer `echo: <last user message>`, streamed a few characters a chunk.
+    /// Answer `echo: <what the last user message says>` (see [`said`]),
+    /// streamed a few characters a chunk.
     Echo,
     /// Answer with this HTTP status and OpenAI error message.
     Fail(u16, String),
@@ -92,6 +93,9 @@ struct Shared {
     vectors: Mutex<Vec<(String, Vec<f32>)>>,
     /// Embeddings requests so far.
     embedded: Mutex<Vec<Seen>>,
+    /// Whether it obeys `use tool …` written in a tool's result (a model
+    /// that falls for a prompt injection).
+    gullible: std::sync::atomic::AtomicBool,
 }
 
 /// The length of the fake's embeddings. The last axis is where inputs no
@@ -129,7 +133,8 @@ pub fn tool_answer(output: &str) -> String {
 /// answered with [`tool_answer`].
 fn wanted_tool(body: &Value) -> Option<(String, String)> {
     let last = body["messages"].as_array()?.last()?;
-    let rest = last["content"].as_str()?.strip_prefix("use tool ")?.trim();
+    let content = said(last["content"].as_str()?);
+    let rest = content.strip_prefix("use tool ")?.trim();
     let (name, args) = match rest.split_once(char::is_whitespace) {
         Some((n, a)) => (n.to_string(), a.trim().to_string()),
         None => (rest.to_string(), r#"{"why": "the test"}"#.to_string()),
@@ -139,6 +144,49 @@ fn wanted_tool(body: &Value) -> Option<(String, String)> {
         .iter()
         .any(|t| t["function"]["name"] == name.as_str());
     (last["role"] == "user" && offered).then_some((name, args))
+}
+
+/// What a message says: a message the gateway marked as from someone other
+/// than the operator (`<untrusted_message …>` with a line of rules) is read
+/// for what is inside, as a model reads it; anything else as it is.
+pub fn said(content: &str) -> String {
+    let close = "\n</untrusted_message>";
+    if !content.starts_with("<untrusted_message ") {
+        return content.to_string();
+    }
+    let Some(end) = content.find(close) else {
+        return content.to_string();
+    };
+    let inner = &content[..end];
+    let body = inner.splitn(3, '\n').nth(2).unwrap_or("");
+    format!("{body}{}", &content[end + close.len()..])
+}
+
+/// In gullible mode, the `use tool` line a tool's result holds, when it
+/// names another offered tool.
+fn injected_tool(body: &Value) -> Option<(String, String)> {
+    let messages = body["messages"].as_array()?;
+    let last = messages.last()?;
+    if last["role"] != "tool" {
+        return None;
+    }
+    let content = last["content"].as_str()?;
+    let line = content.lines().find_map(|l| {
+        l.find("use tool ").map(|at| l[at + "use tool ".len()..].trim().to_string())
+    })?;
+    let (name, args) = match line.split_once(char::is_whitespace) {
+        Some((n, a)) => (n.to_string(), a.trim().to_string()),
+        None => (line.clone(), "{}".to_string()),
+    };
+    let called = messages
+        .iter()
+        .rev()
+        .find_map(|m| m["tool_calls"].as_array().and_then(|c| c.first()).cloned())?;
+    let offered = body["tools"]
+        .as_array()?
+        .iter()
+        .any(|t| t["function"]["name"] == name.as_str());
+    (offered && called["function"]["name"] != name.as_str()).then_some((name, args))
 }
 
 /// `text` in three pieces (at character boundaries).
@@ -160,6 +208,7 @@ impl FakeOpenAi {
             alone: Mutex::new(Vec::new()),
             vectors: Mutex::new(Vec::new()),
             embedded: Mutex::new(Vec::new()),
+            gullible: false.into(),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
@@ -184,6 +233,15 @@ impl FakeOpenAi {
     /// The base URL to configure (`http://127.0.0.1:<port>/v1`).
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// From now on, obey a `use tool <name> <arguments>` line found in a
+    /// tool's result, as a model taken in by a prompt injection does (a
+    /// tool other than the one that returned it, when offered).
+    pub fn gullible(&self) {
+        self.shared
+            .gullible
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Change how it answers from now on.
@@ -352,8 +410,8 @@ fn last_user(body: &Value) -> String {
         .as_array()
         .and_then(|a| a.iter().rev().find(|m| m["role"] == "user"))
         .and_then(|m| m["content"].as_str())
-        .unwrap_or("")
-        .to_string()
+        .map(said)
+        .unwrap_or_default()
 }
 
 async fn completions(
@@ -382,7 +440,15 @@ async fn completions(
     } else {
         echo_answer(&last_user(&body))
     };
-    let tool = wanted_tool(&body).or_else(|| alone_tool(&shared, &body));
+    let tool = wanted_tool(&body)
+        .or_else(|| alone_tool(&shared, &body))
+        .or_else(|| {
+            shared
+                .gullible
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .then(|| injected_tool(&body))
+                .flatten()
+        });
     let prompt_tokens = body["messages"].as_array().map_or(0, Vec::len) as u64 * 10;
     let completion_tokens = answer.split_whitespace().count() as u64;
     let cached = cached_tokens(prompt_tokens);

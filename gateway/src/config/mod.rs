@@ -459,9 +459,9 @@ pub struct AgentApprovalsConfig {
     /// Whether a turn that has read untrusted content (a fetched page, an
     /// attachment, a message from someone other than the operator) asks
     /// before every call of a shell, file-writing or gated tool for the
-    /// rest of the turn, whatever `mode` and `allowlist` say. The content
-    /// stays in the conversation, so later turns ask too until `/new`.
-    /// Default true.
+    /// rest of the turn, whatever `mode` and `allowlist` say (a turn
+    /// answering someone other than the operator, or with an attachment,
+    /// is tainted from its start). Default true.
     pub taint: bool,
 }
 

@@ -425,6 +425,10 @@ async fn run_turn(
             );
         }
     }
+    // A stranger's message or an attachment taints the turn from its start.
+    let tainted_by = batch
+        .iter()
+        .find_map(|j| untrusted::find(&user_text(ctx, j)));
     // About a quarter of the window (four bytes a token).
     let max_tool_result_chars = slot.context.window.max(1024);
     let start = |history| {
@@ -435,6 +439,7 @@ async fn run_turn(
             approval: approval.clone(),
             max_tool_result_chars: Some(max_tool_result_chars),
             system_suffix: recalled.clone(),
+            tainted_by: tainted_by.clone(),
         };
         slot.agent.run(request, cancel.clone())
     };
