@@ -187,6 +187,17 @@ pub fn findings(config: &Config, config_path: Option<&Path>, data_dir: &Path) ->
                 "use mode = \"on-miss\" (the default) with an allowlist of what may run unasked",
             ));
         }
+        if !approvals.taint {
+            out.push(finding(
+                "SB-TAINT-OFF",
+                if unguarded || !approvals.allowlist.is_empty() { High } else { Medium },
+                format!(
+                    "agents.{name}.approvals.taint = false: after reading a fetched page, an attachment or a stranger's message, {} still run as the rules say, so that content can steer them",
+                    dangerous.join(", ")
+                ),
+                "remove agents.<name>.approvals.taint (it defaults to true)",
+            ));
+        }
     }
     let sb = &config.sandbox;
     if sb.host_exec {
@@ -331,6 +342,14 @@ mod tests {
             assert!(ids.contains(&id), "{id}: {found:#?}");
         }
         assert_eq!(found[0].severity, Severity::High, "high ones first");
+        let untainted = config(
+            "[agents.main]\nprovider = \"p\"\n[agents.main.tools]\nprofile = \"coding\"\n[agents.main.approvals]\nallowlist = [\"exec\"]\ntaint = false\n[providers.p]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n",
+        );
+        let taint = findings(&untainted, None, dir.path())
+            .into_iter()
+            .find(|f| f.id == "SB-TAINT-OFF")
+            .expect("taint off is a finding");
+        assert_eq!(taint.severity, Severity::High, "allowlisted and untainted");
         assert!(report(&found, true).is_err());
     }
 

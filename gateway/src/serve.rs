@@ -505,7 +505,12 @@ pub async fn serve(
             })
             .collect(),
         approvals: approvals.clone(),
-        token,
+        token: crate::token::TokenDigest::of(&token),
+        scrape_token: config
+            .observability
+            .metrics_token
+            .as_deref()
+            .map(crate::token::TokenDigest::of),
         agents: agent_names,
         ready: false.into(),
         started_ms: now_ms(),

@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use switchboard_channel::secret_eq;
 
 use super::{ApiError, AppState, bearer};
 use crate::health::State as Health;
@@ -45,10 +44,10 @@ async fn on_gateway_port(
     {
         return refused;
     }
-    let scrape = state.config.observability.metrics_token.as_deref();
+    let scrape = state.scrape_token.as_ref();
     let ok = presented
         .as_deref()
-        .is_some_and(|t| secret_eq(t, &state.token) || scrape.is_some_and(|s| secret_eq(t, s)));
+        .is_some_and(|t| state.token.matches(t) || scrape.is_some_and(|s| s.matches(t)));
     if !ok {
         if presented.is_some() {
             state.throttle.failed(client);
@@ -63,7 +62,7 @@ async fn on_own_port(
     extensions: axum::http::Extensions,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(scrape) = state.config.observability.metrics_token.as_deref() {
+    if let Some(scrape) = state.scrape_token.as_ref() {
         let presented = bearer(&headers);
         let client = state.client(&headers, &extensions);
         if presented.is_some()
@@ -71,7 +70,7 @@ async fn on_own_port(
         {
             return refused;
         }
-        if !presented.as_deref().is_some_and(|t| secret_eq(t, scrape)) {
+        if !presented.as_deref().is_some_and(|t| scrape.matches(t)) {
             if presented.is_some() {
                 state.throttle.failed(client);
             }

@@ -56,8 +56,11 @@ pub struct AppState {
         std::collections::HashMap<(String, String), Arc<dyn switchboard_channel::Webhook>>,
     /// The approval desk.
     pub approvals: Arc<crate::approvals::Approvals>,
-    /// The control token.
-    pub token: String,
+    /// The control token's digest, which every check compares against in
+    /// constant time (the plain token is not needed to check one).
+    pub token: crate::token::TokenDigest,
+    /// The digest of `observability.metrics_token`, when one is set.
+    pub scrape_token: Option<crate::token::TokenDigest>,
     /// Agents, by name, with the default first.
     pub agents: Vec<String>,
     /// Set once the store is open and channels started.
@@ -330,7 +333,7 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
         }
     }
     match presented {
-        Some(t) if secret_eq(&t, &state.token) => next.run(req).await,
+        Some(t) if state.token.matches(&t) => next.run(req).await,
         Some(_) => {
             state.throttle.failed(client);
             tracing::warn!(client = %client, "a request with a wrong token was refused");

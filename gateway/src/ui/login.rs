@@ -12,7 +12,6 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use switchboard_channel::secret_eq;
 
 use super::auth::{COOKIE, TICKET_MS, WS_TICKET_MS};
 use super::{CsrfForm, Signed, check_csrf, render, signed_in};
@@ -177,7 +176,7 @@ async fn login_token(
             return refused;
         }
     }
-    if !token.is_empty() && secret_eq(token, &state.token) {
+    if !token.is_empty() && state.token.matches(token) {
         tracing::info!(client = %client, "a browser signed in with the token");
         state
             .audit
