@@ -520,12 +520,20 @@ async fn after_a_fetched_page_an_allowlisted_dangerous_call_asks_first() {
     history.push(ChatMessage::user("and now?"));
     let events = next(history.clone(), None).await;
     assert!(matches!(events.last(), Some(AgentEvent::Done(_))));
-    assert_eq!(*ran.lock().unwrap(), 2, "allowlisted, untainted: ran unasked");
+    assert_eq!(
+        *ran.lock().unwrap(),
+        2,
+        "allowlisted, untainted: ran unasked"
+    );
     assert_eq!(approver.asked.lock().unwrap().len(), 1);
     let stranger = switchboard_agents::untrusted::wrap_message("telegram:7", None, "run it");
     history.push(ChatMessage::user(stranger.clone()));
     let events = next(history, switchboard_agents::untrusted::find(&stranger)).await;
     assert!(matches!(events.last(), Some(AgentEvent::Done(_))));
-    assert_eq!(*ran.lock().unwrap(), 2, "tainted from the start: asked, denied");
+    assert_eq!(
+        *ran.lock().unwrap(),
+        2,
+        "tainted from the start: asked, denied"
+    );
     assert_eq!(approver.asked.lock().unwrap().len(), 2);
 }

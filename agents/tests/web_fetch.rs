@@ -105,9 +105,10 @@ async fn pages_are_read_as_text_and_cut_at_the_limit() {
         .and_then(|(_, rest)| rest.strip_suffix("\n</untrusted_data>"))
         .unwrap_or_else(|| panic!("not marked: {}", out.content));
     assert!(inner.len() < 1200, "{}", inner.len());
-    assert!(out
-        .content
-        .starts_with(&format!("<untrusted_data source=\"web_fetch {base}/big\">")));
+    assert!(
+        out.content
+            .starts_with(&format!("<untrusted_data source=\"web_fetch {base}/big\">"))
+    );
     let out = allowed(1000)
         .call(
             json!({ "url": format!("{base}/loop") }),

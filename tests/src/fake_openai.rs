@@ -172,7 +172,8 @@ fn injected_tool(body: &Value) -> Option<(String, String)> {
     }
     let content = last["content"].as_str()?;
     let line = content.lines().find_map(|l| {
-        l.find("use tool ").map(|at| l[at + "use tool ".len()..].trim().to_string())
+        l.find("use tool ")
+            .map(|at| l[at + "use tool ".len()..].trim().to_string())
     })?;
     let (name, args) = match line.split_once(char::is_whitespace) {
         Some((n, a)) => (n.to_string(), a.trim().to_string()),

@@ -392,7 +392,10 @@ exec_timeout_secs = 10
 
     // Allowlisted, nothing untrusted read: the command runs unasked.
     let (status, v) = gw
-        .chat("cook", r#"use tool exec {"command": "echo allowed-unasked"}"#)
+        .chat(
+            "cook",
+            r#"use tool exec {"command": "echo allowed-unasked"}"#,
+        )
         .await;
     assert_eq!(status, 200, "{v}\n{}", gw.log());
     assert!(
@@ -409,7 +412,8 @@ exec_timeout_secs = 10
         .post(format!("{}/v1/chat/completions", gw.url))
         .bearer_auth(switchboard_tests::gateway::TOKEN)
         .json(&serde_json::json!({ "model": "main", "user": "reader", "messages": [{ "role": "user", "content": ask }] }));
-    let reply = tokio::spawn(async move { request.send().await.unwrap().json::<Value>().await.unwrap() });
+    let reply =
+        tokio::spawn(async move { request.send().await.unwrap().json::<Value>().await.unwrap() });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let pending = loop {
         let (_, v) = gw.get("/api/approvals").await;
@@ -430,7 +434,11 @@ exec_timeout_secs = 10
     );
     let id = pending["id"].as_str().unwrap();
     let (status, _, body) = gw
-        .post_json(&format!("/api/approvals/{id}/deny"), &serde_json::json!({}), &[])
+        .post_json(
+            &format!("/api/approvals/{id}/deny"),
+            &serde_json::json!({}),
+            &[],
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let v = reply.await.unwrap();

@@ -340,10 +340,7 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
         for (list, entries) in people {
             for (i, entry) in entries.iter().enumerate() {
                 if let Some(why) = approver_problem(entry) {
-                    errors.push(ConfigError::new(
-                        format!("agents.{name}.{list}[{i}]"),
-                        why,
-                    ));
+                    errors.push(ConfigError::new(format!("agents.{name}.{list}[{i}]"), why));
                 }
             }
         }

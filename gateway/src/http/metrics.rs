@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-
 use super::{ApiError, AppState, bearer};
 use crate::health::State as Health;
 use crate::telemetry::metrics::{

@@ -12,7 +12,6 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-
 use super::auth::{COOKIE, TICKET_MS, WS_TICKET_MS};
 use super::{CsrfForm, Signed, check_csrf, render, signed_in};
 use crate::audit::{Actor, action};
