@@ -61,6 +61,21 @@ pub fn find(text: &str) -> Option<String> {
     None
 }
 
+/// What `content` says without its marking, when it is a message marked by
+/// [`wrap_message`] (the text inside, still defused); otherwise `content` as
+/// it is. For showing a marked message to people.
+pub fn said(content: &str) -> String {
+    let close = format!("\n</{MESSAGE_TAG}>");
+    if !content.starts_with(&format!("<{MESSAGE_TAG} ")) {
+        return content.to_string();
+    }
+    let Some(end) = content.find(&close) else {
+        return content.to_string();
+    };
+    let body = content[..end].splitn(3, '\n').nth(2).unwrap_or("");
+    format!("{body}{}", &content[end + close.len()..])
+}
+
 /// `content` (which may be marked by [`wrap_data`]) cut to at most `max`
 /// bytes by `cut`, keeping the tag whole: the inside is cut, the closing tag
 /// stays.
@@ -146,6 +161,8 @@ mod tests {
         ));
         assert_eq!(m.matches("</untrusted_message>").count(), 1);
         assert_eq!(m.matches("<untrusted_").count(), 1);
+        assert_eq!(said(&m), defuse(evil));
+        assert_eq!(said("plain"), "plain");
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl Provider for GatedProvider {
             .iter()
             .rev()
             .find(|m| m.role == switchboard_agents::MessageRole::User)
-            .map(|m| m.content.clone())
+            .map(|m| switchboard_agents::untrusted::said(&m.content))
             .unwrap_or_default();
         let _ = self.calls.send(messages);
         let permits = self.permits.clone();

@@ -89,7 +89,9 @@ async fn a_stranger_pairs_then_gets_a_streamed_answer_in_mrkdwn() {
     )
     .await;
     assert_eq!(
-        model.seen().last().unwrap().messages().last().unwrap().1,
+        switchboard_tests::fake_openai::said(
+            &model.seen().last().unwrap().messages().last().unwrap().1
+        ),
         question,
         "the question reached the model decoded"
     );

@@ -204,7 +204,7 @@ async fn pairing_gives_one_code_and_nothing_reaches_the_model_until_approved() {
     let users: Vec<_> = call
         .iter()
         .filter(|m| m.role == MessageRole::User)
-        .map(|m| m.content.as_str())
+        .map(|m| switchboard_agents::untrusted::said(&m.content))
         .collect();
     assert_eq!(
         users,

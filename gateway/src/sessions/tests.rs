@@ -85,7 +85,7 @@ impl Harness {
             .unwrap();
         call.into_iter()
             .filter(|m| m.role == switchboard_agents::MessageRole::User)
-            .map(|m| m.content)
+            .map(|m| switchboard_agents::untrusted::said(&m.content))
             .collect()
     }
 

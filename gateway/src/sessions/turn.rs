@@ -293,8 +293,15 @@ fn user_text(ctx: &TurnContext, job: &Job) -> String {
             &fallback
         }
     };
+    // A scheduled job's message is the operator's (a job an agent made
+    // went through the `schedule` tool, which the policy gates); a
+    // webhook's (`hook:<name>`) is not.
+    let scheduled = inbound
+        .message_id
+        .starts_with(switchboard_channel::GATEWAY_MESSAGE_PREFIX)
+        && inbound.sender.id.starts_with("cron:");
     let from_operator =
-        policy.from_operator(&inbound.channel, inbound.chat_kind.as_str(), &subject);
+        scheduled || policy.from_operator(&inbound.channel, inbound.chat_kind.as_str(), &subject);
     let mut text = if from_operator || inbound.text.is_empty() {
         inbound.text.clone()
     } else {
