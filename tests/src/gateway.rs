@@ -510,6 +510,24 @@ impl Gateway {
     }
 
     /// `GET path` with the token; returns status and JSON body.
+    /// The first pending approval request, once there is one (fails after
+    /// 30 s, with the log).
+    pub async fn pending_approval(&self) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (_, v) = self.get("/api/approvals").await;
+            if let Some(first) = v["approvals"].as_array().and_then(|a| a.first()) {
+                return first.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no approval request appeared:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let r = self
             .http

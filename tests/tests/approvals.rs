@@ -4,7 +4,7 @@
 //! the call, and announced without its arguments; and cancelled with their
 //! turn, so a late approval is refused and nothing runs.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_tests::fake_openai::FakeOpenAi;
@@ -32,23 +32,6 @@ fn ask(gw: &Gateway, user: &str) -> tokio::task::JoinHandle<Value> {
     tokio::spawn(async move { request.send().await.unwrap().json::<Value>().await.unwrap() })
 }
 
-/// Wait for the one pending approval request and return its id.
-async fn pending(gw: &Gateway) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, v) = gw.get("/api/approvals").await;
-        if let Some(first) = v["approvals"].as_array().and_then(|a| a.first()) {
-            return first.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no approval request appeared:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn answer(v: &Value) -> String {
     v["choices"][0]["message"]["content"]
         .as_str()
@@ -64,7 +47,7 @@ async fn approve_from_the_cli_deny_from_the_api_and_time_out() {
 
     // Approved from the CLI: the tool runs and the model gets its result.
     let reply = ask(&gw, "amy");
-    let req = pending(&gw).await;
+    let req = gw.pending_approval().await;
     assert_eq!(req["tool"], "session_status");
     assert_eq!(req["session_key"], "agent:guarded:webchat:dm:amy");
     let id = req["id"].as_str().unwrap().to_string();
@@ -81,7 +64,10 @@ async fn approve_from_the_cli_deny_from_the_api_and_time_out() {
 
     // Denied from the API: the model is told, nothing ran.
     let reply = ask(&gw, "ben");
-    let id = pending(&gw).await["id"].as_str().unwrap().to_string();
+    let id = gw.pending_approval().await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (status, _, body) = gw
         .post_json(&format!("/api/approvals/{id}/deny"), &json!({}), &[])
         .await;
@@ -103,7 +89,10 @@ async fn approve_from_the_cli_deny_from_the_api_and_time_out() {
 
     // Nobody answers: denied after the timeout, recorded as such.
     let reply = ask(&gw, "cal");
-    let id = pending(&gw).await["id"].as_str().unwrap().to_string();
+    let id = gw.pending_approval().await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let text = answer(&reply.await.unwrap());
     assert!(text.contains("nobody answered"), "{text}");
     let (_, all) = gw.get("/api/approvals?all=true").await;
@@ -135,7 +124,10 @@ async fn approve_in_the_conversation_it_came_from_only() {
     let extra = GUARDED.replace("timeout_secs = 2", "timeout_secs = 60");
     let gw = Gateway::start(dir.path(), &config(free_port(), &fake.base_url(), &extra)).await;
     let reply = ask(&gw, "dan");
-    let id = pending(&gw).await["id"].as_str().unwrap().to_string();
+    let id = gw.pending_approval().await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let say = |user: &str, text: String| json!({ "model": "guarded", "user": user, "messages": [{ "role": "user", "content": text }] });
 
     // Another conversation cannot decide it.

@@ -412,20 +412,12 @@ exec_timeout_secs = 10
         .post(format!("{}/v1/chat/completions", gw.url))
         .bearer_auth(switchboard_tests::gateway::TOKEN)
         .json(&serde_json::json!({ "model": "main", "user": "reader", "messages": [{ "role": "user", "content": ask }] }));
-    let reply =
+    let mut reply =
         tokio::spawn(async move { request.send().await.unwrap().json::<Value>().await.unwrap() });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let pending = loop {
-        let (_, v) = gw.get("/api/approvals").await;
-        if let Some(first) = v["approvals"].as_array().and_then(|a| a.first()) {
-            break first.clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline && !reply.is_finished(),
-            "the injected command did not wait for approval:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Had the command run unasked, the reply would come with no request.
+    let pending = tokio::select! {
+        p = gw.pending_approval() => p,
+        v = reply_done(&mut reply) => panic!("the injected command did not wait for approval: {v}\n{}", gw.log()),
     };
     assert_eq!(pending["tool"], "exec");
     assert!(
@@ -441,7 +433,7 @@ exec_timeout_secs = 10
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let v = reply.await.unwrap();
+    let v = reply_done(&mut reply).await;
     let text = answer(&v);
     assert!(
         text.contains("needs the operator's approval")
@@ -483,4 +475,8 @@ exec_timeout_secs = 10
     let listing = answer(&v);
     assert!(listing.starts_with(&tool_answer("")), "{listing}");
     assert!(!listing.contains("pwned"), "{listing}");
+}
+
+async fn reply_done(reply: &mut tokio::task::JoinHandle<Value>) -> Value {
+    reply.await.expect("the request task")
 }

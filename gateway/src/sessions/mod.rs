@@ -11,6 +11,7 @@ mod actor;
 pub mod context;
 pub mod delivery;
 pub(crate) use actor::BUSY_NOTICE;
+mod inbound;
 pub mod queue;
 mod replies;
 pub mod reset;
