@@ -2,7 +2,7 @@
 //! channels are registered.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use switchboard_channel::{
@@ -12,36 +12,54 @@ use switchboard_memory::Store;
 
 use crate::clock::now_ms;
 
-/// Every channel account, by (channel, account).
+/// Every channel account, by (channel, account). Clones share one set:
+/// an account added or removed by a config reload is seen by every part
+/// that replies.
 #[derive(Default, Clone)]
 pub struct ChannelSet {
-    accounts: HashMap<(String, String), Arc<dyn Channel>>,
+    accounts: Arc<RwLock<HashMap<(String, String), Arc<dyn Channel>>>>,
 }
 
 impl std::fmt::Debug for ChannelSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.accounts.keys()).finish()
+        f.debug_list().entries(self.read().keys()).finish()
     }
 }
 
 impl ChannelSet {
-    /// Register one channel account.
-    pub fn add(&mut self, channel: Arc<dyn Channel>) {
-        self.accounts.insert(
-            (channel.name().to_string(), channel.account().to_string()),
-            channel,
-        );
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<(String, String), Arc<dyn Channel>>> {
+        self.accounts.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Register one channel account (replacing one of the same name).
+    pub fn add(&self, channel: Arc<dyn Channel>) {
+        self.accounts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                (channel.name().to_string(), channel.account().to_string()),
+                channel,
+            );
+    }
+
+    /// Take an account out: replies to it are dropped from now on.
+    pub fn remove(&self, channel: &str, account: &str) -> Option<Arc<dyn Channel>> {
+        self.accounts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(channel.to_string(), account.to_string()))
     }
 
     /// The account a message came through.
-    pub fn get(&self, channel: &str, account: &str) -> Option<&Arc<dyn Channel>> {
-        self.accounts
+    pub fn get(&self, channel: &str, account: &str) -> Option<Arc<dyn Channel>> {
+        self.read()
             .get(&(channel.to_string(), account.to_string()))
+            .cloned()
     }
 
     /// All accounts.
-    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Channel>> {
-        self.accounts.values()
+    pub fn all(&self) -> Vec<Arc<dyn Channel>> {
+        self.read().values().cloned().collect()
     }
 
     /// Open a reply to `target`; a channel that is gone or fails to open

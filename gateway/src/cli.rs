@@ -266,6 +266,10 @@ pub enum ConfigCommand {
         /// The file; default: --config or SWITCHBOARD_CONFIG.
         path: Option<PathBuf>,
     },
+    /// Make the running gateway read its config again and apply what
+    /// changed (the same as SIGHUP); says what applied and what waits for
+    /// a restart.
+    Reload,
 }
 
 /// Run the command line; the exit code says whether it worked.
@@ -380,7 +384,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { bind } => {
             let (loaded, opened) =
                 load_opening(&cli, cli.config.as_deref(), bind.as_deref()).await?;
-            crate::serve::serve(loaded, Some(opened)).await
+            let env = environment(&cli, bind.as_deref());
+            crate::serve::serve(loaded, Some(opened), env).await
         }
         Command::Config {
             command: ConfigCommand::Check { path },
@@ -451,6 +456,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Forget { channel, sender } => {
             let client = Client::new(&cli).await?;
             privacy::forget(&client, cli.json, channel, sender).await
+        }
+        Command::Config {
+            command: ConfigCommand::Reload,
+        } => {
+            let client = Client::new(&cli).await?;
+            let v = client.post("/api/config/reload").await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_reload(&v);
+            }
+            Ok(())
         }
         Command::Status => {
             let client = Client::new(&cli).await?;
@@ -633,6 +650,41 @@ fn print_config_ok(path: Option<&Path>, loaded: &LoadedConfig) {
             "off"
         }
     );
+}
+
+fn print_reload(v: &Value) {
+    let list = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let applied = list("applied");
+    if applied.is_empty() {
+        println!("Reloaded: nothing that applies live changed.");
+    } else {
+        println!("Reloaded; applied now: {}.", applied.join(", "));
+    }
+    for (label, key) in [
+        ("Started", "started"),
+        ("Stopped", "stopped"),
+        ("Restarted", "restarted"),
+    ] {
+        let l = list(key);
+        if !l.is_empty() {
+            println!("{label}: {}.", l.join(", "));
+        }
+    }
+    let waiting = list("restart_needed");
+    if !waiting.is_empty() {
+        println!(
+            "These changed but apply only after a restart of the gateway: {}.",
+            waiting.join(", ")
+        );
+    }
 }
 
 fn ms_to_local(ms: Option<i64>) -> String {

@@ -91,6 +91,18 @@ impl Health {
         entry.detail = detail;
     }
 
+    /// Forget a component (a channel account removed from the config).
+    pub fn remove(&self, name: &str) {
+        self.components
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        self.statuses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
     /// Record that a component received something now.
     pub fn touch(&self, name: &str) {
         if let Some(c) = self

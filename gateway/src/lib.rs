@@ -35,6 +35,7 @@ pub mod health;
 pub mod http;
 pub mod memories;
 pub mod pipeline;
+pub mod reload;
 pub mod retention;
 pub mod sandbox;
 pub mod security;

@@ -1,6 +1,5 @@
 //! `switchboard serve`: wire the parts together, run until a signal, drain.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,34 +12,28 @@ use tokio_util::sync::CancellationToken;
 
 use switchboard_agents::tools::ToolRegistry;
 use switchboard_agents::{
-    Agent, AnthropicProvider, EmbeddingsClient, FallbackChain, OpenAiProvider, Provider,
-    ProviderSettings, RetryPolicy,
+    AnthropicProvider, EmbeddingsClient, OpenAiProvider, Provider, ProviderSettings,
 };
-use switchboard_channel::{Channel, ChannelContext, ChannelState, Delivery};
-use switchboard_discord::{DiscordChannel, DiscordSettings};
+use switchboard_channel::{Channel, Delivery};
 use switchboard_memory::Store;
-use switchboard_slack::{SlackChannel, SlackSettings};
-use switchboard_telegram::{TelegramChannel, TelegramSettings};
 
 use crate::approvals::Approvals;
 use crate::auth::{self, TokenSource};
-use crate::channels::{ChannelSet, StoredState};
+use crate::channels::ChannelSet;
 use crate::clock::now_ms;
-use crate::config::{Config, LoadedConfig, ProviderConfig, ProviderKind, TelegramMode};
+use crate::config::{Config, LoadedConfig, ProviderConfig, ProviderKind};
 use crate::events::EventBus;
 use crate::health::{Health, State};
 use crate::http::{self, AppState};
 use crate::pipeline::Pipeline;
 use crate::pipeline::intake::Intake;
-use crate::pipeline::routing::Router;
 use crate::retention::Retention;
-use crate::sessions::context::ContextBudget;
 use crate::sessions::reset::ResetPolicy;
-use crate::sessions::{AgentSlot, SessionRegistry, TurnContext};
+use crate::sessions::{SessionRegistry, TurnContext};
 use crate::supervisor::Supervisor;
 use crate::telemetry::Telemetry;
 use crate::telemetry::model::Observed;
-use crate::webchat::{self, WebChat};
+use crate::webchat::WebChat;
 
 /// How often pending rows without an owner are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
@@ -124,6 +117,7 @@ pub(crate) fn embeddings_for(name: &str, p: &ProviderConfig, model: &str) -> Emb
 pub async fn serve(
     loaded: LoadedConfig,
     opened: Option<crate::vault::Opened>,
+    env: Vec<(String, String)>,
 ) -> anyhow::Result<()> {
     // Not dumpable: a process of the same user (a host command with
     // `host_exec`, anything else) cannot read this one's environment or
@@ -134,7 +128,8 @@ pub async fn serve(
         tracing::warn!(error = %e, "cannot keep other processes out of this one's /proc entries");
     }
     let config_path = loaded.path.clone();
-    let config = loaded.config;
+    let config = loaded.config.clone();
+    let (reload_handle, reload_asks) = crate::reload::ReloadHandle::new();
     let dir = data_dir(&config)?;
     let bind: SocketAddr = config
         .gateway
@@ -192,8 +187,6 @@ pub async fn serve(
     }
 
     // Providers and agents.
-    let mut agents = HashMap::new();
-    let mut models: Vec<(String, String)> = Vec::new();
     let mut probes: Vec<(String, String, Arc<dyn Provider>)> = Vec::new();
     for (name, p) in &config.providers {
         probes.push((
@@ -202,64 +195,7 @@ pub async fn serve(
             provider_for(name, p, &p.model, &telemetry),
         ));
     }
-    for (name, a) in &config.agents {
-        let workspace = crate::sandbox::agent_workspace(&config, &dir, name);
-        std::fs::create_dir_all(&workspace).with_context(|| {
-            format!(
-                "agents.{name}.workspace: cannot create {}",
-                workspace.display()
-            )
-        })?;
-        let system_prompt = match &a.system_prompt_file {
-            Some(file) => {
-                let path = workspace.join(file);
-                std::fs::read_to_string(&path).with_context(|| {
-                    format!(
-                        "agents.{name}.system_prompt_file: cannot read {}: create the file or remove the key",
-                        path.display()
-                    )
-                })?
-            }
-            None => a.system_prompt.clone(),
-        };
-        let p = &config.providers[&a.provider];
-        let model = a.model.clone().unwrap_or_else(|| p.model.clone());
-        models.push((a.provider.clone(), model.clone()));
-        let fallbacks = a
-            .fallback_pairs()
-            .into_iter()
-            .map(|(name, m)| {
-                let fp = &config.providers[name];
-                provider_for(name, fp, m.unwrap_or(&fp.model), &telemetry)
-            })
-            .collect();
-        let policy = RetryPolicy {
-            max_retries: p.max_retries,
-            ..RetryPolicy::default()
-        };
-        let provider: Arc<dyn Provider> = Arc::new(FallbackChain::new(
-            provider_for(&a.provider, p, &model, &telemetry),
-            fallbacks,
-            policy,
-        ));
-        agents.insert(
-            name.clone(),
-            AgentSlot {
-                agent: Agent::new(name, system_prompt, provider).with_max_steps(a.max_tool_steps),
-                history_limit: a.history_limit,
-                model,
-                tools: a.tools.policy(),
-                daily_token_budget: a.daily_token_budget,
-                context: ContextBudget {
-                    window: a.context_window as usize,
-                    keep_recent: a.keep_recent_messages as usize,
-                },
-                approvals: a.approvals.policy(),
-                approval_timeout: Duration::from_secs(a.approvals.timeout_secs.max(1)),
-                approvers: a.approvals.approvers.clone(),
-            },
-        );
-    }
+    let (agents, models) = crate::reload::build_agents(&config, &dir, &telemetry)?;
     for (name, url, provider) in probes {
         let health = health.clone();
         let url = switchboard_agents::shown_url(&url);
@@ -294,8 +230,7 @@ pub async fn serve(
     audit.sandbox_policy(&config.sandbox).await;
 
     // Channels: the one place they are registered.
-    let mut channels = ChannelSet::default();
-    let mut access = Vec::new();
+    let channels = ChannelSet::default();
     let webchat_channel = config
         .channels
         .webchat
@@ -303,94 +238,15 @@ pub async fn serve(
         .then(|| Arc::new(WebChat::new()));
     if let Some(w) = &webchat_channel {
         channels.add(w.clone() as Arc<dyn Channel>);
-        access.push((
-            (webchat::NAME.to_string(), webchat::ACCOUNT.to_string()),
-            config.channels.webchat.access(),
-        ));
     }
     // Scheduled runs whose answer goes to no chat reply through this.
     channels.add(Arc::new(crate::cron::NullChannel) as Arc<dyn Channel>);
-    let mut bindings = config.bindings.clone();
-    for (account, t) in &config.channels.telegram.accounts {
-        let mut settings = TelegramSettings::new(account.clone(), t.token().unwrap_or_default());
-        settings.api_url = t.api_url.clone();
-        settings.mode = match t.mode {
-            TelegramMode::Polling => switchboard_telegram::Mode::Polling,
-            TelegramMode::Webhook => switchboard_telegram::Mode::Webhook,
-        };
-        settings.webhook_url = t.webhook_url.clone();
-        settings.webhook_secret = t.webhook_secret.clone();
-        settings.poll_timeout = Duration::from_secs(t.poll_timeout_secs);
-        settings.watchdog = Duration::from_secs(t.watchdog_secs);
-        settings.edit_interval = Duration::from_millis(t.edit_interval_ms);
-        let channel = TelegramChannel::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
-        channels.add(Arc::new(channel));
-        access.push((
-            (switchboard_telegram::NAME.to_string(), account.clone()),
-            t.access(),
-        ));
-        bind_account(
-            &mut bindings,
-            t.agent.as_deref(),
-            switchboard_telegram::NAME,
-            account,
-        );
+    for key in crate::reload::account_specs(&config).keys() {
+        let channel = crate::reload::build_account(&config, key)
+            .with_context(|| format!("channels.{}.accounts.{}", key.0, key.1))?;
+        channels.add(channel);
     }
-    for (account, d) in &config.channels.discord.accounts {
-        let mut settings = DiscordSettings::new(account.clone(), d.token().unwrap_or_default());
-        settings.api_url = d.api_url.clone();
-        settings.gateway_url = d.gateway_url.clone();
-        settings.guilds = d.guilds.clone();
-        settings.allow_bots = d.allow_bots;
-        settings.edit_interval = Duration::from_millis(d.edit_interval_ms);
-        settings.max_lines = d.max_lines;
-        settings.catch_up_channels = d.channels.clone();
-        let channel = DiscordChannel::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
-        channels.add(Arc::new(channel));
-        access.push((
-            (switchboard_discord::NAME.to_string(), account.clone()),
-            d.access(),
-        ));
-        bind_account(
-            &mut bindings,
-            d.agent.as_deref(),
-            switchboard_discord::NAME,
-            account,
-        );
-    }
-
-    for (account, a) in &config.channels.slack.accounts {
-        let mut settings = SlackSettings::new(account.clone(), a.bot_token().unwrap_or_default());
-        settings.app_token = a.app_token();
-        settings.signing_secret = a.signing_secret();
-        settings.api_url = a.api_url.clone();
-        settings.rules = switchboard_slack::events::Rules {
-            allow_bots: a.allow_bots,
-            mention_patterns: a.mention_patterns.clone(),
-        };
-        settings.slash_command = a.slash_command.clone();
-        let emoji = |name: &str| {
-            let name = name.trim().trim_matches(':');
-            (!name.is_empty()).then(|| name.to_string())
-        };
-        settings.reactions = switchboard_slack::Reactions {
-            working: emoji(&a.working_reaction),
-            done: emoji(&a.done_reaction),
-        };
-        settings.edit_interval = Duration::from_millis(a.edit_interval_ms);
-        let channel = SlackChannel::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?;
-        channels.add(Arc::new(channel));
-        access.push((
-            (switchboard_slack::NAME.to_string(), account.clone()),
-            a.access(),
-        ));
-        bind_account(
-            &mut bindings,
-            a.agent.as_deref(),
-            switchboard_slack::NAME,
-            account,
-        );
-    }
+    let access = crate::reload::access_rules(&config);
     let shutdown = CancellationToken::new();
     let events = EventBus::new(1024);
     let approvals = Arc::new(Approvals::new(
@@ -416,7 +272,7 @@ pub async fn serve(
         store: store.clone(),
         channels: channels.clone(),
         events: events.clone(),
-        agents,
+        agents: crate::sessions::Agents::new(agents),
         tools,
         approvals: approvals.clone(),
         runs: Arc::new(Semaphore::new(runs)),
@@ -440,12 +296,7 @@ pub async fn serve(
         telemetry: telemetry.clone(),
     });
     let sessions = SessionRegistry::new(ctx);
-    let router = Router::new(
-        bindings,
-        loaded.default_agent.clone(),
-        config.sessions.dm_scope,
-    )
-    .with_agents(config.agents.keys().cloned());
+    let router = crate::reload::router(&config, &loaded.default_agent);
     telemetry.metrics.prepare(
         &access.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
         &config.agents.keys().cloned().collect::<Vec<_>>(),
@@ -474,14 +325,6 @@ pub async fn serve(
     .context("cannot read the scheduled jobs")?;
     let _ = scheduler.set(cron.clone());
 
-    let mut agent_names: Vec<String> = vec![loaded.default_agent.clone()];
-    agent_names.extend(
-        config
-            .agents
-            .keys()
-            .filter(|a| **a != loaded.default_agent)
-            .cloned(),
-    );
     let restarts = crate::supervisor::Restarts::default();
     let ui = Arc::new(crate::ui::UiAuth::new(
         Some(dir.join("ui-sessions.json")),
@@ -497,13 +340,7 @@ pub async fn serve(
         health: health.clone(),
         events,
         webchat: webchat_channel,
-        webhooks: channels
-            .all()
-            .filter_map(|c| {
-                c.webhook()
-                    .map(|w| ((c.name().to_string(), c.account().to_string()), w))
-            })
-            .collect(),
+        channels: channels.clone(),
         approvals: approvals.clone(),
         token: crate::token::TokenDigest::of(&token),
         scrape_token: config
@@ -511,13 +348,17 @@ pub async fn serve(
             .metrics_token
             .as_deref()
             .map(crate::token::TokenDigest::of),
-        agents: agent_names,
+        agents: arc_swap::ArcSwap::from_pointee(crate::reload::agent_names(
+            &config,
+            &loaded.default_agent,
+        )),
         ready: false.into(),
         started_ms: now_ms(),
         client_limit: http::ClientLimit::new(config.channels.webchat.rate_limit),
         answers: http::AnswerMemo::new(),
         ui,
-        config: Arc::new(config.clone()),
+        config: arc_swap::ArcSwap::from_pointee(config.clone()),
+        reload: Some(reload_handle.clone()),
         config_path: loaded.path.clone(),
         data_dir: dir.clone(),
         restarts: restarts.clone(),
@@ -580,31 +421,37 @@ pub async fn serve(
     watch_exports(&health);
 
     // Long-running tasks.
-    let mut supervisor =
+    let supervisor =
         Supervisor::new(shutdown.clone(), health.clone()).with_restarts(restarts.clone());
     let (inbound_tx, inbound_rx) = mpsc::channel::<Delivery>(config.gateway.inbound_queue);
+    let listeners = crate::reload::Listeners::new(
+        supervisor.clone(),
+        health.clone(),
+        store.clone(),
+        inbound_tx.clone(),
+    );
     for channel in channels.all() {
-        let channel = channel.clone();
-        let name = format!("channel:{}/{}", channel.name(), channel.account());
-        let inbound = inbound_tx.clone();
-        let status = health.channel_status(&name);
-        let state: Arc<dyn ChannelState> = Arc::new(StoredState::new(
-            store.clone(),
-            channel.name(),
-            channel.account(),
-        ));
-        supervisor.spawn(&name, move |stop| {
-            let channel = channel.clone();
-            let ctx = ChannelContext {
-                inbound: inbound.clone(),
-                shutdown: stop,
-                status: status.clone(),
-                state: state.clone(),
-            };
-            async move { channel.run(ctx).await.map_err(|e| e.to_string()) }
-        });
+        listeners.start(channel);
     }
     drop(inbound_tx);
+    // Reloads, one at a time, from SIGHUP, the API and the UI.
+    let reloads = tokio::spawn(
+        crate::reload::Reloader {
+            path: config_path.clone(),
+            env,
+            dir: dir.clone(),
+            store: store.clone(),
+            telemetry: telemetry.clone(),
+            channels: channels.clone(),
+            pipeline: pipeline.clone(),
+            ctx: sessions.context().clone(),
+            state: state.clone(),
+            listeners,
+            running: loaded.clone(),
+        }
+        .run(reload_asks, shutdown.clone()),
+    );
+    spawn_sighup(reload_handle.clone(), shutdown.clone());
     {
         // The dispatcher, and the notices it queues, under supervision: a
         // panic restarts them with what is still queued.
@@ -722,6 +569,7 @@ pub async fn serve(
         );
     }
     shutdown.cancel();
+    let _ = reloads.await;
     supervisor.wait().await;
     http_stop.cancel();
     // Open WebSockets do not end by themselves: give requests a moment.
@@ -839,6 +687,28 @@ async fn probe_provider(
     }
 }
 
+/// SIGHUP reloads the config.
+fn spawn_sighup(reload: crate::reload::ReloadHandle, stop: CancellationToken) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload with `switchboard config reload`");
+            return;
+        };
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                got = hup.recv() => if got.is_none() { return },
+            }
+            // The reload task logs what it did.
+            let _ = reload.reload("SIGHUP").await;
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (reload, stop);
+}
+
 async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -859,22 +729,5 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
-    }
-}
-
-/// An account's `agent = "…"`: a binding of the whole account to it.
-fn bind_account(
-    bindings: &mut Vec<crate::config::BindingConfig>,
-    agent: Option<&str>,
-    channel: &str,
-    account: &str,
-) {
-    if let Some(agent) = agent {
-        bindings.push(crate::config::BindingConfig {
-            agent: agent.to_string(),
-            channel: Some(channel.to_string()),
-            account: Some(account.to_string()),
-            peer: None,
-        });
     }
 }

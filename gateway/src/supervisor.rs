@@ -27,10 +27,11 @@ const RESTART_GRACE: Duration = Duration::from_secs(5);
 /// A service that ran this long before failing starts its backoff afresh.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 
-/// Owns long-running tasks.
-#[derive(Debug)]
+/// Owns long-running tasks. Clones share the tasks: a config reload
+/// starts and retires services while the gateway runs.
+#[derive(Debug, Clone)]
 pub struct Supervisor {
-    tasks: JoinSet<()>,
+    tasks: Arc<Mutex<JoinSet<()>>>,
     shutdown: CancellationToken,
     health: Arc<Health>,
     restarts: Restarts,
@@ -79,7 +80,7 @@ impl Supervisor {
     /// A supervisor whose tasks stop when `shutdown` is cancelled.
     pub fn new(shutdown: CancellationToken, health: Arc<Health>) -> Self {
         Self {
-            tasks: JoinSet::new(),
+            tasks: Arc::default(),
             shutdown,
             health,
             restarts: Restarts::default(),
@@ -95,8 +96,40 @@ impl Supervisor {
 
     /// Run `make(shutdown)` as the service `name` until shutdown; when it
     /// fails, panics or ends early it is restarted after a growing delay.
-    pub fn spawn<F, Fut>(&mut self, name: &str, make: F)
+    pub fn spawn<F, Fut>(&self, name: &str, make: F)
     where
+        F: Fn(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let (ended, _) = tokio::sync::oneshot::channel();
+        self.run(name, self.shutdown.clone(), ended, make);
+    }
+
+    /// [`Supervisor::spawn`], for a service that may be retired before
+    /// shutdown (a channel account removed by a config reload).
+    pub fn spawn_retirable<F, Fut>(&self, name: &str, make: F) -> Retirable
+    where
+        F: Fn(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let root = self.shutdown.child_token();
+        let (ended, done) = tokio::sync::oneshot::channel();
+        self.run(name, root.clone(), ended, make);
+        Retirable {
+            name: name.to_string(),
+            root,
+            done,
+            health: self.health.clone(),
+        }
+    }
+
+    fn run<F, Fut>(
+        &self,
+        name: &str,
+        root: CancellationToken,
+        ended: tokio::sync::oneshot::Sender<()>,
+        make: F,
+    ) where
         F: Fn(CancellationToken) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
@@ -104,20 +137,21 @@ impl Supervisor {
         let health = self.health.clone();
         let restarts = self.restarts.clone();
         let name = name.to_string();
-        self.tasks.spawn(async move {
+        let task = async move {
             let mut backoff = FIRST_BACKOFF;
             loop {
                 health.set(&name, State::Running, None);
                 let started = tokio::time::Instant::now();
-                let stop = restarts.begin(&name, &shutdown);
+                let stop = restarts.begin(&name, &root);
                 // Its own task, so that a panic ends this run, not the
                 // supervision; aborted if the supervision itself is dropped.
                 let mut run = AbortOnDropHandle::new(tokio::spawn(make(stop.clone())));
                 let result = tokio::select! {
                     r = &mut run => r.unwrap_or_else(|e| Err(join_failure(e))),
-                    // An operator's restart: a run that does not stop by
-                    // itself (it hangs, which is why it is restarted) is
-                    // aborted after a grace period.
+                    // An operator's restart or a retirement: a run that
+                    // does not stop by itself (it hangs, which is why it
+                    // is restarted) is aborted after a grace period. At
+                    // shutdown the drain waits instead.
                     () = async {
                         stop.cancelled().await;
                         if !shutdown.is_cancelled() {
@@ -130,14 +164,19 @@ impl Supervisor {
                         Ok(())
                     }
                 };
-                if shutdown.is_cancelled() {
+                if root.is_cancelled() {
                     restarts.end(&name);
                     health.set(&name, State::Stopped, None);
+                    let _ = ended.send(());
                     return;
                 }
                 if stop.is_cancelled() {
                     tracing::info!(service = %name, "restarted by the operator");
-                    health.set(&name, State::Restarting, Some("restarted by the operator".into()));
+                    health.set(
+                        &name,
+                        State::Restarting,
+                        Some("restarted by the operator".into()),
+                    );
                     continue;
                 }
                 if started.elapsed() >= STABLE_AFTER {
@@ -150,12 +189,13 @@ impl Supervisor {
                 tracing::warn!(service = %name, error = %why, retry_in = ?backoff, "service failed; restarting");
                 health.set(&name, State::Restarting, Some(why));
                 // An operator's restart during the backoff starts it now.
-                let wake = restarts.begin(&name, &shutdown);
+                let wake = restarts.begin(&name, &root);
                 tokio::select! {
                     biased;
-                    () = shutdown.cancelled() => {
+                    () = root.cancelled() => {
                         restarts.end(&name);
                         health.set(&name, State::Stopped, None);
+                        let _ = ended.send(());
                         return;
                     }
                     () = wake.cancelled() => {}
@@ -163,16 +203,41 @@ impl Supervisor {
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-        });
+        };
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spawn(task);
     }
 
     /// Wait until every task has stopped.
-    pub async fn wait(mut self) {
-        while let Some(res) = self.tasks.join_next().await {
+    pub async fn wait(self) {
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        while let Some(res) = tasks.join_next().await {
             if let Err(e) = res {
                 tracing::error!(error = %e, "a supervision task failed");
             }
         }
+    }
+}
+
+/// A service that can be stopped for good before shutdown.
+#[derive(Debug)]
+pub struct Retirable {
+    name: String,
+    root: CancellationToken,
+    done: tokio::sync::oneshot::Receiver<()>,
+    health: Arc<Health>,
+}
+
+impl Retirable {
+    /// Stop the service for good and wait until its run has ended (a run
+    /// that does not stop is aborted after a grace period); its component
+    /// leaves the health report.
+    pub async fn retire(self) {
+        self.root.cancel();
+        let _ = self.done.await;
+        self.health.remove(&self.name);
     }
 }
 
@@ -206,7 +271,7 @@ mod tests {
     async fn failing_service_is_restarted_with_backoff_and_stops_on_shutdown() {
         let shutdown = CancellationToken::new();
         let health = Arc::new(Health::new());
-        let mut sup = Supervisor::new(shutdown.clone(), health.clone());
+        let sup = Supervisor::new(shutdown.clone(), health.clone());
         let runs = Arc::new(AtomicU32::new(0));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let counter = runs.clone();
@@ -243,8 +308,7 @@ mod tests {
         let shutdown = CancellationToken::new();
         let health = Arc::new(Health::new());
         let restarts = Restarts::default();
-        let mut sup =
-            Supervisor::new(shutdown.clone(), health.clone()).with_restarts(restarts.clone());
+        let sup = Supervisor::new(shutdown.clone(), health.clone()).with_restarts(restarts.clone());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let runs = Arc::new(AtomicU32::new(0));
         let counter = runs.clone();
@@ -302,7 +366,7 @@ mod tests {
     async fn a_panicking_service_is_restarted_with_backoff_and_its_panic_shown() {
         let shutdown = CancellationToken::new();
         let health = Arc::new(Health::new());
-        let mut sup = Supervisor::new(shutdown.clone(), health.clone());
+        let sup = Supervisor::new(shutdown.clone(), health.clone());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let runs = Arc::new(AtomicU32::new(0));
         let counter = runs.clone();

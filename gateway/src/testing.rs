@@ -166,7 +166,7 @@ pub(crate) async fn rig(
         store: store.clone(),
         channels: channels.clone(),
         events: EventBus::new(64),
-        agents,
+        agents: crate::sessions::Agents::new(agents),
         tools: switchboard_agents::tools::ToolRegistry::builtin(Default::default()),
         approvals: Arc::new(crate::approvals::Approvals::new(
             store.clone(),

@@ -177,9 +177,7 @@ async fn a_fork_bomb_is_held_by_the_pids_limit() {
     // The bomb goes off in a child forked before any of it runs, and the
     // shell then becomes `sleep` without forking: a full process table
     // cannot make the command fail early instead of running into its limit.
-    let out = b
-        .sh(&p, "(f() { f | f & }; f) & exec sleep 60")
-        .await;
+    let out = b.sh(&p, "(f() { f | f & }; f) & exec sleep 60").await;
     assert!(out.timed_out, "{out:?}");
     // The machine and the session both survive: the next command runs and
     // the container holds only a handful of processes again.

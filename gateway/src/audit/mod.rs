@@ -58,6 +58,8 @@ pub mod action {
     pub const ALLOWLIST_REMOVED: &str = "allowlist.removed";
     /// The config file was saved from the UI or the API.
     pub const CONFIG_SAVED: &str = "config.saved";
+    /// The config was reloaded into the running gateway.
+    pub const CONFIG_RELOADED: &str = "config.reloaded";
     /// A secret was set.
     pub const SECRET_SET: &str = "secret.set";
     /// A secret was removed.

@@ -40,6 +40,56 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             "/api/channels/{channel}/{account}/restart",
             post(restart_channel),
         )
+        .route(
+            "/api/config/reload",
+            post(|State(s): State<Arc<AppState>>, by: Actor| async move {
+                config_reload(&s, &by, "api").await.map(axum::Json)
+            }),
+        )
+}
+
+/// Read the config again and apply what changed (`switchboard config
+/// reload`, SIGHUP, a save from the UI). A config that does not load or
+/// cannot be built is refused with `422` and changes nothing.
+pub(crate) async fn config_reload(
+    state: &AppState,
+    by: &Actor,
+    via: &str,
+) -> Result<Value, ApiError> {
+    let Some(reload) = &state.reload else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "reload_unavailable",
+            "this gateway cannot reload its config; restart it instead",
+        ));
+    };
+    match reload.reload(via).await {
+        Ok(outcome) => {
+            let detail = json!(outcome);
+            let target = state.config_path.as_ref().map_or_else(
+                || "(no config file)".to_string(),
+                |p| p.display().to_string(),
+            );
+            state
+                .audit
+                .record(by, action::CONFIG_RELOADED, &target, detail.clone())
+                .await;
+            let mut v = detail;
+            v["reloaded"] = json!(true);
+            v["summary"] = json!(outcome.summary());
+            Ok(v)
+        }
+        Err(crate::reload::ReloadError::Invalid(e)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_config",
+            format!("the config was not reloaded and nothing was changed: {e}"),
+        )),
+        Err(crate::reload::ReloadError::Failed(e)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reload_failed",
+            format!("the config was not reloaded and nothing was changed: {e}"),
+        )),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -181,8 +231,8 @@ pub(crate) fn status(state: &AppState) -> Value {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": (now_ms() - state.started_ms) / 1000,
         "ready": state.ready.load(std::sync::atomic::Ordering::Acquire),
-        "default_agent": state.agents.first(),
-        "agents": state.agents,
+        "default_agent": state.agents.load().first(),
+        "agents": state.agents.load().as_slice(),
         "sessions_in_memory": sessions.active(),
         "runs_in_flight": sessions.running(),
         "runs_waiting_for_a_slot": ctx.runs_waiting.load(std::sync::atomic::Ordering::Relaxed),

@@ -95,7 +95,7 @@ fn refused(presented: bool) -> Response {
 }
 
 async fn metrics(state: &AppState, headers: &HeaderMap) -> Response {
-    if !state.config.observability.metrics {
+    if !state.config.load().observability.metrics {
         return ApiError::new(
             StatusCode::NOT_FOUND,
             "metrics_off",

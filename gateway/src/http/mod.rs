@@ -50,10 +50,9 @@ pub struct AppState {
     pub events: EventBus,
     /// The web chat channel, when enabled.
     pub webchat: Option<Arc<WebChat>>,
-    /// Webhook handlers of channels that receive pushed events, by
-    /// (channel, account): mounted at `/hooks/<channel>/<account>`.
-    pub webhooks:
-        std::collections::HashMap<(String, String), Arc<dyn switchboard_channel::Webhook>>,
+    /// The channel accounts: those that receive pushed events have their
+    /// webhooks at `/hooks/<channel>/<account>`.
+    pub channels: crate::channels::ChannelSet,
     /// The approval desk.
     pub approvals: Arc<crate::approvals::Approvals>,
     /// The control token's digest, which every check compares against in
@@ -61,8 +60,8 @@ pub struct AppState {
     pub token: crate::token::TokenDigest,
     /// The digest of `observability.metrics_token`, when one is set.
     pub scrape_token: Option<crate::token::TokenDigest>,
-    /// Agents, by name, with the default first.
-    pub agents: Vec<String>,
+    /// Agents, by name, with the default first (replaced by a reload).
+    pub agents: arc_swap::ArcSwap<Vec<String>>,
     /// Set once the store is open and channels started.
     pub ready: AtomicBool,
     /// When the gateway started, ms since the epoch.
@@ -74,8 +73,10 @@ pub struct AppState {
     pub answers: AnswerMemo,
     /// Signed-in browsers of the control UI and their tickets.
     pub ui: Arc<crate::ui::UiAuth>,
-    /// The configuration the gateway runs with.
-    pub config: Arc<crate::config::Config>,
+    /// The configuration the gateway runs with (replaced by a reload).
+    pub config: arc_swap::ArcSwap<crate::config::Config>,
+    /// Asks for a config reload.
+    pub reload: Option<crate::reload::ReloadHandle>,
     /// The file it was read from, if any (the UI's Config page edits it).
     pub config_path: Option<std::path::PathBuf>,
     /// The data directory.
@@ -139,14 +140,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::ui::api_routes())
         .merge(crate::ui::live::api_routes())
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
-    let ui = if state.config.ui.enabled {
+    let ui = if state.config.load().ui.enabled {
         crate::ui::routes()
     } else {
         Router::new()
             .route("/", get(crate::ui::disabled))
             .route("/login", get(crate::ui::disabled))
     };
-    let limits = state.config.gateway.limits;
+    let limits = state.config.load().gateway.limits;
     // The UI's forms, the config editor's among them.
     let ui = ui.layer(axum::extract::DefaultBodyLimit::max(
         limits.config_body_bytes,
@@ -204,7 +205,11 @@ async fn hook(
     if let Some(refused) = state.throttled(client) {
         return refused;
     }
-    let Some(hook) = state.webhooks.get(&(channel.clone(), account.clone())) else {
+    let Some(hook) = state
+        .channels
+        .get(&channel, &account)
+        .and_then(|c| c.webhook())
+    else {
         return (
             StatusCode::NOT_FOUND,
             format!("no webhook for {channel}/{account}: is the account configured with mode = \"webhook\"?"),

@@ -123,6 +123,7 @@ async fn models(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let created = state.started_ms / 1000;
     let data: Vec<Value> = state
         .agents
+        .load()
         .iter()
         .map(|a| json!({ "id": a, "object": "model", "created": created, "owned_by": "switchboard" }))
         .collect();
@@ -260,7 +261,10 @@ async fn chat_completions(
         .clone()
         .unwrap_or_else(|| format!("http-{}", uuid::Uuid::new_v4().simple()));
     let inbound = webchat_inbound(&user, text, message_id);
-    let agent = req.model.clone().filter(|m| state.agents.contains(m));
+    let agent = req
+        .model
+        .clone()
+        .filter(|m| state.agents.load().contains(m));
     let route = state
         .pipeline
         .router()

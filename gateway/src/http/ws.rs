@@ -28,7 +28,7 @@ async fn upgrade(State(state): State<Arc<AppState>>, by: Actor, ws: WebSocketUpg
     let by = by.named("ws");
     // Requests are small; a megabyte is plenty and bounds what one client
     // can make the gateway hold.
-    let max = state.config.gateway.limits.ws_message_bytes;
+    let max = state.config.load().gateway.limits.ws_message_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| connection(state, by, socket))

@@ -18,6 +18,7 @@ pub mod routing;
 #[cfg(test)]
 mod tests;
 
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -177,8 +178,11 @@ pub struct Pipeline {
     store: Arc<dyn Store>,
     channels: ChannelSet,
     sessions: SessionRegistry,
-    router: Router,
-    access: HashMap<(String, String), AccountAccess>,
+    /// Swapped whole by a config reload.
+    router: ArcSwap<Router>,
+    /// Swapped whole by a config reload; unchanged accounts keep their
+    /// rate limiters.
+    access: ArcSwap<HashMap<(String, String), Arc<AccountAccess>>>,
     rng: Mutex<StdRng>,
     approvals: Arc<Approvals>,
     notices: Arc<Notices>,
@@ -202,7 +206,7 @@ impl Pipeline {
             .into_iter()
             .map(|(k, rules)| {
                 let gate = RateGate::new(rules.rate_limit);
-                (k, AccountAccess { rules, gate })
+                (k, Arc::new(AccountAccess { rules, gate }))
             })
             .collect();
         Self {
@@ -210,8 +214,8 @@ impl Pipeline {
             notices: Arc::new(Notices::new(channels.clone(), notices::CAPACITY)),
             channels,
             sessions,
-            router,
-            access,
+            router: ArcSwap::from_pointee(router),
+            access: ArcSwap::from_pointee(access),
             rng: Mutex::new(StdRng::from_os_rng()),
             approvals,
             audit,
@@ -223,9 +227,38 @@ impl Pipeline {
         &self.notices
     }
 
-    /// The router.
-    pub fn router(&self) -> &Router {
-        &self.router
+    /// The router in force.
+    pub fn router(&self) -> Arc<Router> {
+        self.router.load_full()
+    }
+
+    /// Route with `router` from now on (a config reload).
+    pub fn set_router(&self, router: Router) {
+        self.router.store(Arc::new(router));
+    }
+
+    /// The channel accounts whose messages are taken in, and their rules,
+    /// from now on (a config reload). An account not in `fresh` keeps its
+    /// rate limiter; one that is, or is new, starts with an empty one. An
+    /// account left out is no longer taken in.
+    pub fn set_access(
+        &self,
+        access: Vec<((String, String), AccessRules)>,
+        fresh: &std::collections::HashSet<(String, String)>,
+    ) {
+        let old = self.access.load();
+        let access = access
+            .into_iter()
+            .map(|(k, rules)| {
+                let kept = old.get(&k).filter(|_| !fresh.contains(&k)).cloned();
+                let a = kept.unwrap_or_else(|| {
+                    let gate = RateGate::new(rules.rate_limit);
+                    Arc::new(AccountAccess { rules, gate })
+                });
+                (k, a)
+            })
+            .collect();
+        self.access.store(Arc::new(access));
     }
 
     /// The session actors.
@@ -412,7 +445,7 @@ impl Pipeline {
     /// the store.
     fn ignored_outright(&self, m: &Inbound) -> Option<&'static str> {
         let key = (m.channel.clone(), m.account.clone());
-        match self.access.get(&key) {
+        match self.access.load().get(&key) {
             None => Some("unknown channel account"),
             Some(account) => match precheck(&account.rules, m) {
                 Precheck::Decided(Access::Ignore(reason)) => Some(reason),
@@ -452,7 +485,7 @@ impl Pipeline {
     ) -> Result<Admission, StoreError> {
         let replayed = claim.is_some();
         let key = (inbound.channel.clone(), inbound.account.clone());
-        let Some(account) = self.access.get(&key) else {
+        let Some(account) = self.access.load().get(&key).cloned() else {
             return self.ignore(ingress_id, "unknown channel account").await;
         };
         let pre = precheck(&account.rules, &inbound);
@@ -496,7 +529,7 @@ impl Pipeline {
             Access::Pair => return self.pair(ingress_id, &inbound).await,
             Access::Allow => {}
         }
-        let route = self.router.route_with(&inbound, agent.as_deref());
+        let route = self.router.load().route_with(&inbound, agent.as_deref());
         if let Some((approve, id)) = approval_command(&inbound.text) {
             // Decided here, not in the session: its turn is waiting on it.
             let who = ChatParty {
@@ -895,7 +928,7 @@ impl Pipeline {
     /// Periodic upkeep: forget quiet senders, purge expired pairing codes,
     /// prune old finished ingress rows.
     pub async fn upkeep(&self, ingress_retention_ms: i64) -> Result<(), StoreError> {
-        for a in self.access.values() {
+        for a in self.access.load().values() {
             a.gate.forget_idle();
         }
         let now = now_ms();

@@ -18,11 +18,7 @@ pub(super) async fn fetch_attachments(ctx: &TurnContext, key: &str, job: &mut Jo
     }
     let place = switchboard_sandbox::Place::new(key, job.agent.clone());
     let bench = ctx.workbench.as_ref().filter(|w| w.offers(&place));
-    let Some(channel) = ctx
-        .channels
-        .get(&job.inbound.channel, &job.inbound.account)
-        .cloned()
-    else {
+    let Some(channel) = ctx.channels.get(&job.inbound.channel, &job.inbound.account) else {
         return;
     };
     for a in &mut job.inbound.attachments {
@@ -115,8 +111,9 @@ pub(super) fn user_text(ctx: &TurnContext, job: &Job) -> String {
     }
     let inbound = &job.inbound;
     let subject = job.subject();
+    let slot = ctx.agents.get(&job.agent);
     let fallback;
-    let policy = match ctx.agents.get(&job.agent) {
+    let policy = match &slot {
         Some(slot) => &slot.tools,
         None => {
             fallback = switchboard_agents::tools::ToolPolicy::default();

@@ -143,6 +143,35 @@ pub struct AgentSlot {
     pub approvers: Vec<String>,
 }
 
+/// The agents by name. A config reload replaces them whole: a turn holds
+/// the slot it started with to its end, the next one takes the new one.
+#[derive(Debug, Default)]
+pub struct Agents(arc_swap::ArcSwap<HashMap<String, Arc<AgentSlot>>>);
+
+impl Agents {
+    /// These agents.
+    pub fn new(agents: HashMap<String, AgentSlot>) -> Self {
+        let agents = agents.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        Self(arc_swap::ArcSwap::from_pointee(agents))
+    }
+
+    /// The agent named `name`, as it is now.
+    pub fn get(&self, name: &str) -> Option<Arc<AgentSlot>> {
+        self.0.load().get(name).cloned()
+    }
+
+    /// Every agent's name.
+    pub fn names(&self) -> Vec<String> {
+        self.0.load().keys().cloned().collect()
+    }
+
+    /// Replace them all (a config reload).
+    pub fn set(&self, agents: HashMap<String, AgentSlot>) {
+        let agents = agents.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        self.0.store(Arc::new(agents));
+    }
+}
+
 /// Everything a turn needs, shared by all actors.
 #[derive(Debug)]
 pub struct TurnContext {
@@ -152,8 +181,8 @@ pub struct TurnContext {
     pub channels: ChannelSet,
     /// Where events go.
     pub events: EventBus,
-    /// Agents by name.
-    pub agents: HashMap<String, AgentSlot>,
+    /// Agents by name (replaced whole by a config reload).
+    pub agents: Agents,
     /// Every tool the gateway offers; each agent's policy picks from it.
     pub tools: ToolRegistry,
     /// The approval desk.

@@ -117,6 +117,7 @@ async fn run_command(
             match ctx.agents.get(&job.agent) {
                 None => format!("The agent `{}` is not configured.", job.agent),
                 Some(slot) => {
+                    let slot = &*slot;
                     let tools =
                         tool_context(key, &job.agent, slot, std::slice::from_ref(job), s.turns);
                     let provider = slot.agent.provider().as_ref();
@@ -139,6 +140,7 @@ async fn run_command(
                 .session_open_as(key, &job.agent, job.session_subject().as_deref(), now)
                 .await?;
             let slot = ctx.agents.get(&job.agent);
+            let slot = slot.as_deref();
             let model = slot.map_or("?", |a| a.model.as_str());
             let used = ctx.store.usage_for_session(key, s.updated_at).await?;
             let mut text = format!(
@@ -207,6 +209,9 @@ async fn run_turn(
         )
         .await;
     };
+    // The agent as it was when the turn began: a reload that changes it
+    // applies from the next turn.
+    let slot = &*slot;
     if let Some(budget) = slot.daily_token_budget {
         let used = ctx
             .store

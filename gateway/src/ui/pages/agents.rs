@@ -176,7 +176,7 @@ fn offers(
     let ctx = ToolContext {
         session_key: crate::pipeline::routing::session_key(
             agent,
-            state.config.sessions.dm_scope,
+            state.config.load().sessions.dm_scope,
             &m,
         ),
         agent: agent.to_string(),
@@ -302,7 +302,8 @@ fn agent_view(
     used: &BTreeMap<String, TokenCounts>,
     health: &BTreeMap<String, crate::health::Component>,
 ) -> AgentView {
-    let provider = state.config.providers.get(&a.provider);
+    let config = state.config.load();
+    let provider = config.providers.get(&a.provider);
     let provider_health = health.get(&format!("provider:{}", a.provider));
     let (model, model_from) = match (&a.model, provider) {
         (Some(m), _) => (m.clone(), "the agent's own"),
@@ -327,7 +328,14 @@ fn agent_view(
         .map(|(p, m)| {
             let model = m
                 .map(str::to_string)
-                .or_else(|| state.config.providers.get(p).map(|fp| fp.model.clone()))
+                .or_else(|| {
+                    state
+                        .config
+                        .load()
+                        .providers
+                        .get(p)
+                        .map(|fp| fp.model.clone())
+                })
                 .unwrap_or_default();
             format!("{p} ({model})")
         })
@@ -363,7 +371,7 @@ fn agent_view(
     };
     AgentView {
         name: name.to_string(),
-        is_default: state.agents.first().is_some_and(|d| d == name),
+        is_default: state.agents.load().first().is_some_and(|d| d == name),
         provider: a.provider.clone(),
         provider_kind: match provider.map(|p| p.kind) {
             Some(ProviderKind::Openai) => "OpenAI-compatible",
@@ -422,13 +430,14 @@ async fn page(
                 .any(|k| k.starts_with(&format!("channel:{c}/"))),
         })
         .collect();
-    let mut names: Vec<&String> = state.config.agents.keys().collect();
+    let config = state.config.load();
+    let mut names: Vec<&String> = config.agents.keys().collect();
     // The default agent first.
-    names.sort_by_key(|n| state.agents.first() != Some(*n));
+    names.sort_by_key(|n| state.agents.load().first() != Some(*n));
     let agents = names
         .into_iter()
         .filter_map(|n| {
-            let a = state.config.agents.get(n)?;
+            let a = config.agents.get(n)?;
             Some(agent_view(&state, n, a, &used, &health))
         })
         .collect();

@@ -101,8 +101,8 @@ async fn page(
     let mut layout = Layout::new("Chat", &signed, &flash);
     let agent = q
         .agent
-        .filter(|a| state.agents.contains(a))
-        .or_else(|| state.agents.first().cloned())
+        .filter(|a| state.agents.load().contains(a))
+        .or_else(|| state.agents.load().first().cloned())
         .unwrap_or_default();
     let session_key = ui_session_key(&state, &agent);
     let history: Vec<Said> = match control::session_show(&state, &session_key, Some(HISTORY)).await
@@ -123,6 +123,7 @@ async fn page(
     };
     let agents = state
         .agents
+        .load()
         .iter()
         .map(|name| AgentOption {
             name: name.clone(),

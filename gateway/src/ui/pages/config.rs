@@ -94,7 +94,7 @@ impl ConfigPage {
             warning: None,
             errors_title: String::new(),
             errors: Vec::new(),
-            effective: effective(&state.config),
+            effective: effective(&state.config.load()),
         }
     }
 
@@ -474,7 +474,7 @@ async fn validate(
         Err(errors) => {
             let secrets = known_secrets(
                 &[edited.as_str(), current.text.as_str()],
-                &state.config,
+                &state.config.load(),
                 &env,
             );
             let rows = rows(&errors, &edited, &secrets);
@@ -528,7 +528,7 @@ async fn save(
     let job = {
         let (path, base, edited, env) =
             (path.clone(), form.base.clone(), edited.clone(), env.clone());
-        let running = state.config.clone();
+        let running = state.config.load_full();
         tokio::task::spawn_blocking(move || {
             save_blocking(&path, &base, &edited, &env, &secrets, &running)
         })
@@ -544,7 +544,7 @@ async fn save(
             state
                 .audit
                 .record(
-                    &by.named("ui"),
+                    &by.clone().named("ui"),
                     action::CONFIG_SAVED,
                     &path.display().to_string(),
                     serde_json::json!({ "sections": changed }),
@@ -553,10 +553,16 @@ async fn save(
             let message = if changed.is_empty() {
                 "Saved; nothing changed.".to_string()
             } else {
-                format!(
-                    "Saved. Nothing applies until a restart; these sections changed: {}.",
-                    changed.join(", ")
-                )
+                match crate::http::control::config_reload(&state, &by.named("ui"), "ui").await {
+                    Ok(v) => format!(
+                        "Saved and reloaded: {}.",
+                        v["summary"].as_str().unwrap_or("applied")
+                    ),
+                    Err(e) => format!(
+                        "Saved, but not applied: {} The gateway runs as before; fix the file and save again, or restart.",
+                        e.message()
+                    ),
+                }
             };
             done("/config", &message)
         }
@@ -570,7 +576,11 @@ async fn save(
                 .await
                 .map(|c| c.text)
                 .unwrap_or_default();
-            let secrets = known_secrets(&[edited.as_str(), current.as_str()], &state.config, &env);
+            let secrets = known_secrets(
+                &[edited.as_str(), current.as_str()],
+                &state.config.load(),
+                &env,
+            );
             let rows = rows(&errors, &edited, &secrets);
             let page = page.with_errors(&problems_title(rows.len(), true), rows);
             (StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response()

@@ -169,7 +169,7 @@ async fn page(
         ready: state.ready.load(std::sync::atomic::Ordering::Acquire),
         version: env!("CARGO_PKG_VERSION"),
         uptime: duration((now_ms() - state.started_ms) / 1000),
-        agents: state.agents.join(", "),
+        agents: state.agents.load().join(", "),
         sessions_in_memory: sessions.active() as u64,
         running: sessions.running() as u64,
         waiting_for_slot: ctx.runs_waiting.load(std::sync::atomic::Ordering::Relaxed),

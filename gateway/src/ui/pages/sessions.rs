@@ -168,7 +168,7 @@ async fn list(
         .iter()
         .filter_map(|s| channel_of(&s.key).map(str::to_string))
         .collect();
-    let mut agent_names = state.agents.clone();
+    let mut agent_names = state.agents.load().to_vec();
     for s in &sessions {
         if !agent_names.contains(&s.agent) {
             agent_names.push(s.agent.clone());

@@ -318,6 +318,7 @@ async fn page(
     }
     let pruned = state
         .config
+        .load()
         .retention
         .usage_days
         .filter(|keep| *keep < days)

@@ -1,0 +1,710 @@
+//! Live config reload: on SIGHUP, `switchboard config reload`
+//! (`POST /api/config/reload`) or a save from the control UI, the gateway
+//! reads its config again, validates it whole and applies the difference.
+//!
+//! What applies at once: providers, agents (their models, prompts, tool
+//! and approval policies, budgets), bindings and the DM scope, and every
+//! channel account. An account that changed has only its own listener
+//! restarted; one that was added starts, one that was removed stops (its
+//! listener has ended before the answer is given). The next turn takes the
+//! new agents; a running turn finishes with the agent it started with.
+//! Everything else (the bind address, the data directory, the store, the
+//! sandbox, …) is named in the answer as waiting for a restart. A file that
+//! does not load changes nothing, and the error names the key.
+//!
+//! Reloads are taken one at a time by a single task ([`Reloader::run`]);
+//! [`ReloadHandle`] asks it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use switchboard_agents::{Agent, FallbackChain, Provider, RetryPolicy};
+use switchboard_channel::{Channel, ChannelContext, ChannelState, Delivery};
+use switchboard_discord::{DiscordChannel, DiscordSettings};
+use switchboard_memory::Store;
+use switchboard_slack::{SlackChannel, SlackSettings};
+use switchboard_telegram::{TelegramChannel, TelegramSettings};
+
+use crate::channels::{ChannelSet, StoredState};
+use crate::config::{self, AccessRules, BindingConfig, Config, LoadedConfig, TelegramMode};
+use crate::health::Health;
+use crate::pipeline::Pipeline;
+use crate::pipeline::routing::Router;
+use crate::sessions::context::ContextBudget;
+use crate::sessions::{AgentSlot, TurnContext};
+use crate::supervisor::{Retirable, Supervisor};
+use crate::telemetry::Telemetry;
+
+/// A channel account: (channel, account).
+pub type AccountKey = (String, String);
+
+/// Build every agent of `config`, with the models they ask (for metrics).
+pub(crate) fn build_agents(
+    config: &Config,
+    dir: &Path,
+    telemetry: &Arc<Telemetry>,
+) -> anyhow::Result<(HashMap<String, AgentSlot>, Vec<(String, String)>)> {
+    let mut agents = HashMap::new();
+    let mut models = Vec::new();
+    for (name, a) in &config.agents {
+        let workspace = crate::sandbox::agent_workspace(config, dir, name);
+        std::fs::create_dir_all(&workspace).with_context(|| {
+            format!(
+                "agents.{name}.workspace: cannot create {}",
+                workspace.display()
+            )
+        })?;
+        let system_prompt = match &a.system_prompt_file {
+            Some(file) => {
+                let path = workspace.join(file);
+                std::fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "agents.{name}.system_prompt_file: cannot read {}: create the file or remove the key",
+                        path.display()
+                    )
+                })?
+            }
+            None => a.system_prompt.clone(),
+        };
+        let p = &config.providers[&a.provider];
+        let model = a.model.clone().unwrap_or_else(|| p.model.clone());
+        models.push((a.provider.clone(), model.clone()));
+        let fallbacks = a
+            .fallback_pairs()
+            .into_iter()
+            .map(|(name, m)| {
+                let fp = &config.providers[name];
+                crate::serve::provider_for(name, fp, m.unwrap_or(&fp.model), telemetry)
+            })
+            .collect();
+        let policy = RetryPolicy {
+            max_retries: p.max_retries,
+            ..RetryPolicy::default()
+        };
+        let provider: Arc<dyn Provider> = Arc::new(FallbackChain::new(
+            crate::serve::provider_for(&a.provider, p, &model, telemetry),
+            fallbacks,
+            policy,
+        ));
+        agents.insert(
+            name.clone(),
+            AgentSlot {
+                agent: Agent::new(name, system_prompt, provider).with_max_steps(a.max_tool_steps),
+                history_limit: a.history_limit,
+                model,
+                tools: a.tools.policy(),
+                daily_token_budget: a.daily_token_budget,
+                context: ContextBudget {
+                    window: a.context_window as usize,
+                    keep_recent: a.keep_recent_messages as usize,
+                },
+                approvals: a.approvals.policy(),
+                approval_timeout: Duration::from_secs(a.approvals.timeout_secs.max(1)),
+                approvers: a.approvals.approvers.clone(),
+            },
+        );
+    }
+    Ok((agents, models))
+}
+
+/// Each configured account of Telegram, Discord and Slack with its config
+/// as a TOML value: two equal values are the same account.
+pub(crate) fn account_specs(config: &Config) -> BTreeMap<AccountKey, toml::Value> {
+    fn value<T: Serialize>(v: &T) -> toml::Value {
+        toml::Value::try_from(v).unwrap_or(toml::Value::String(String::new()))
+    }
+    let c = &config.channels;
+    let telegram = c.telegram.accounts.iter().map(|(a, t)| {
+        (
+            (switchboard_telegram::NAME.to_string(), a.clone()),
+            value(t),
+        )
+    });
+    let discord = c
+        .discord
+        .accounts
+        .iter()
+        .map(|(a, d)| ((switchboard_discord::NAME.to_string(), a.clone()), value(d)));
+    let slack = c
+        .slack
+        .accounts
+        .iter()
+        .map(|(a, s)| ((switchboard_slack::NAME.to_string(), a.clone()), value(s)));
+    telegram.chain(discord).chain(slack).collect()
+}
+
+/// The channel of account `key` as `config` describes it.
+pub(crate) fn build_account(config: &Config, key: &AccountKey) -> anyhow::Result<Arc<dyn Channel>> {
+    let (channel, account) = (key.0.as_str(), key.1.as_str());
+    let c = &config.channels;
+    let built: Arc<dyn Channel> = match channel {
+        switchboard_telegram::NAME => {
+            let t = &c.telegram.accounts[account];
+            let mut settings =
+                TelegramSettings::new(account.to_string(), t.token().unwrap_or_default());
+            settings.api_url = t.api_url.clone();
+            settings.mode = match t.mode {
+                TelegramMode::Polling => switchboard_telegram::Mode::Polling,
+                TelegramMode::Webhook => switchboard_telegram::Mode::Webhook,
+            };
+            settings.webhook_url = t.webhook_url.clone();
+            settings.webhook_secret = t.webhook_secret.clone();
+            settings.poll_timeout = Duration::from_secs(t.poll_timeout_secs);
+            settings.watchdog = Duration::from_secs(t.watchdog_secs);
+            settings.edit_interval = Duration::from_millis(t.edit_interval_ms);
+            Arc::new(TelegramChannel::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?)
+        }
+        switchboard_discord::NAME => {
+            let d = &c.discord.accounts[account];
+            let mut settings =
+                DiscordSettings::new(account.to_string(), d.token().unwrap_or_default());
+            settings.api_url = d.api_url.clone();
+            settings.gateway_url = d.gateway_url.clone();
+            settings.guilds = d.guilds.clone();
+            settings.allow_bots = d.allow_bots;
+            settings.edit_interval = Duration::from_millis(d.edit_interval_ms);
+            settings.max_lines = d.max_lines;
+            settings.catch_up_channels = d.channels.clone();
+            Arc::new(DiscordChannel::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?)
+        }
+        switchboard_slack::NAME => {
+            let a = &c.slack.accounts[account];
+            let mut settings =
+                SlackSettings::new(account.to_string(), a.bot_token().unwrap_or_default());
+            settings.app_token = a.app_token();
+            settings.signing_secret = a.signing_secret();
+            settings.api_url = a.api_url.clone();
+            settings.rules = switchboard_slack::events::Rules {
+                allow_bots: a.allow_bots,
+                mention_patterns: a.mention_patterns.clone(),
+            };
+            settings.slash_command = a.slash_command.clone();
+            let emoji = |name: &str| {
+                let name = name.trim().trim_matches(':');
+                (!name.is_empty()).then(|| name.to_string())
+            };
+            settings.reactions = switchboard_slack::Reactions {
+                working: emoji(&a.working_reaction),
+                done: emoji(&a.done_reaction),
+            };
+            settings.edit_interval = Duration::from_millis(a.edit_interval_ms);
+            Arc::new(SlackChannel::new(settings).map_err(|e| anyhow::anyhow!("{e}"))?)
+        }
+        other => anyhow::bail!("unknown channel {other}"),
+    };
+    Ok(built)
+}
+
+/// The access rules of every account that takes messages in (the web chat
+/// too, when enabled).
+pub(crate) fn access_rules(config: &Config) -> Vec<(AccountKey, AccessRules)> {
+    let c = &config.channels;
+    let mut access = Vec::new();
+    if c.webchat.enabled {
+        access.push((
+            (
+                crate::webchat::NAME.to_string(),
+                crate::webchat::ACCOUNT.to_string(),
+            ),
+            c.webchat.access(),
+        ));
+    }
+    for (a, t) in &c.telegram.accounts {
+        access.push(((switchboard_telegram::NAME.into(), a.clone()), t.access()));
+    }
+    for (a, d) in &c.discord.accounts {
+        access.push(((switchboard_discord::NAME.into(), a.clone()), d.access()));
+    }
+    for (a, s) in &c.slack.accounts {
+        access.push(((switchboard_slack::NAME.into(), a.clone()), s.access()));
+    }
+    access
+}
+
+/// The router `config` describes: its bindings, then each account's
+/// `agent = "…"` as a binding of the whole account.
+pub(crate) fn router(config: &Config, default_agent: &str) -> Router {
+    let mut bindings = config.bindings.clone();
+    let c = &config.channels;
+    let accounts = c
+        .telegram
+        .accounts
+        .iter()
+        .map(|(a, t)| (switchboard_telegram::NAME, a, t.agent.as_ref()))
+        .chain(
+            c.discord
+                .accounts
+                .iter()
+                .map(|(a, d)| (switchboard_discord::NAME, a, d.agent.as_ref())),
+        )
+        .chain(
+            c.slack
+                .accounts
+                .iter()
+                .map(|(a, s)| (switchboard_slack::NAME, a, s.agent.as_ref())),
+        );
+    for (channel, account, agent) in accounts {
+        if let Some(agent) = agent {
+            bindings.push(BindingConfig {
+                agent: agent.clone(),
+                channel: Some(channel.to_string()),
+                account: Some(account.clone()),
+                peer: None,
+            });
+        }
+    }
+    Router::new(
+        bindings,
+        default_agent.to_string(),
+        config.sessions.dm_scope,
+    )
+    .with_agents(config.agents.keys().cloned())
+}
+
+/// The agents by name, the default first (the UI's and `/api/status`'s
+/// order).
+pub(crate) fn agent_names(config: &Config, default_agent: &str) -> Vec<String> {
+    let mut names = vec![default_agent.to_string()];
+    names.extend(
+        config
+            .agents
+            .keys()
+            .filter(|a| *a != default_agent)
+            .cloned(),
+    );
+    names
+}
+
+/// The running channel listeners, each a retirable supervised service.
+pub(crate) struct Listeners {
+    supervisor: Supervisor,
+    health: Arc<Health>,
+    store: Arc<dyn Store>,
+    inbound: mpsc::Sender<Delivery>,
+    running: Mutex<HashMap<AccountKey, Retirable>>,
+}
+
+impl Listeners {
+    /// Listeners handing what they receive to `inbound`.
+    pub(crate) fn new(
+        supervisor: Supervisor,
+        health: Arc<Health>,
+        store: Arc<dyn Store>,
+        inbound: mpsc::Sender<Delivery>,
+    ) -> Self {
+        Self {
+            supervisor,
+            health,
+            store,
+            inbound,
+            running: Mutex::default(),
+        }
+    }
+
+    /// The health component of an account's listener.
+    pub(crate) fn component(channel: &str, account: &str) -> String {
+        format!("channel:{channel}/{account}")
+    }
+
+    /// Start `channel`'s listener.
+    pub(crate) fn start(&self, channel: Arc<dyn Channel>) {
+        let key = (channel.name().to_string(), channel.account().to_string());
+        let name = Self::component(channel.name(), channel.account());
+        let inbound = self.inbound.clone();
+        let status = self.health.channel_status(&name);
+        let state: Arc<dyn ChannelState> = Arc::new(StoredState::new(
+            self.store.clone(),
+            channel.name(),
+            channel.account(),
+        ));
+        let run = self.supervisor.spawn_retirable(&name, move |stop| {
+            let channel = channel.clone();
+            let ctx = ChannelContext {
+                inbound: inbound.clone(),
+                shutdown: stop,
+                status: status.clone(),
+                state: state.clone(),
+            };
+            async move { channel.run(ctx).await.map_err(|e| e.to_string()) }
+        });
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, run);
+    }
+
+    /// Stop the listener of `key` and wait until it has ended.
+    pub(crate) async fn stop(&self, key: &AccountKey) {
+        let run = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+        if let Some(run) = run {
+            run.retire().await;
+        }
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Outcome {
+    /// The parts that apply now (`providers`, `agents`, …).
+    pub applied: Vec<String>,
+    /// Accounts whose listeners were started (`telegram/ops`).
+    pub started: Vec<String>,
+    /// Accounts whose listeners were stopped.
+    pub stopped: Vec<String>,
+    /// Accounts whose listeners were restarted with their new settings.
+    pub restarted: Vec<String>,
+    /// Keys that changed but wait for a restart of the gateway.
+    pub restart_needed: Vec<String>,
+}
+
+impl Outcome {
+    /// One line for the log and the CLI.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if self.applied.is_empty() {
+            parts.push("nothing changed".to_string());
+        } else {
+            parts.push(format!("applied: {}", self.applied.join(", ")));
+        }
+        for (what, list) in [
+            ("started", &self.started),
+            ("stopped", &self.stopped),
+            ("restarted", &self.restarted),
+        ] {
+            if !list.is_empty() {
+                parts.push(format!("{what} {}", list.join(", ")));
+            }
+        }
+        if !self.restart_needed.is_empty() {
+            parts.push(format!(
+                "these need a restart of the gateway to apply: {}",
+                self.restart_needed.join(", ")
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, Clone)]
+pub enum ReloadError {
+    /// The config does not load; each error names its key.
+    Invalid(config::ConfigErrors),
+    /// It loads, but what it describes cannot be built (a prompt file that
+    /// is missing, an account's client that cannot be made).
+    Failed(String),
+}
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invalid(e) => write!(f, "{e}"),
+            Self::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Outcome, ReloadError>>;
+
+/// Asks the reload task for a reload.
+#[derive(Debug, Clone)]
+pub struct ReloadHandle {
+    ask: mpsc::Sender<(String, Reply)>,
+}
+
+impl ReloadHandle {
+    /// A handle and the receiving end the reload task runs on.
+    pub fn new() -> (Self, mpsc::Receiver<(String, Reply)>) {
+        let (ask, rx) = mpsc::channel(8);
+        (Self { ask }, rx)
+    }
+
+    /// Reload now (`why` is logged: `SIGHUP`, `api`, `ui`) and say what
+    /// was done.
+    pub async fn reload(&self, why: &str) -> Result<Outcome, ReloadError> {
+        let (tx, rx) = oneshot::channel();
+        let stopped = || ReloadError::Failed("the gateway is shutting down".into());
+        self.ask
+            .send((why.to_string(), tx))
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+/// The parts a reload changes, and what it builds them from.
+pub(crate) struct Reloader {
+    /// The config file (none: defaults and the environment).
+    pub path: Option<PathBuf>,
+    /// The `SWITCHBOARD_…` environment and command-line overrides the
+    /// gateway started with.
+    pub env: Vec<(String, String)>,
+    pub dir: PathBuf,
+    pub store: Arc<dyn Store>,
+    pub telemetry: Arc<Telemetry>,
+    pub channels: ChannelSet,
+    pub pipeline: Arc<Pipeline>,
+    pub ctx: Arc<TurnContext>,
+    pub state: Arc<crate::http::AppState>,
+    pub listeners: Listeners,
+    /// The config in force.
+    pub running: LoadedConfig,
+}
+
+impl Reloader {
+    /// Take reloads one at a time until `stop`.
+    pub(crate) async fn run(
+        mut self,
+        mut asks: mpsc::Receiver<(String, Reply)>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let (why, reply) = tokio::select! {
+                () = stop.cancelled() => return,
+                ask = asks.recv() => match ask {
+                    Some(ask) => ask,
+                    None => return,
+                },
+            };
+            let result = self.reload().await;
+            match &result {
+                Ok(outcome) => tracing::info!(by = %why, "config reloaded: {}", outcome.summary()),
+                Err(e) => {
+                    tracing::warn!(by = %why, "config reload refused; nothing was changed: {e}")
+                }
+            }
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Read, validate, build, then apply.
+    async fn reload(&mut self) -> Result<Outcome, ReloadError> {
+        let next = self.load().await?;
+        let old = &self.running.config;
+        let new = &next.config;
+        // Everything is built before anything changes.
+        let (agents, models) = build_agents(new, &self.dir, &self.telemetry)
+            .map_err(|e| ReloadError::Failed(format!("{e:#}")))?;
+        let (before, after) = (account_specs(old), account_specs(new));
+        let removed: Vec<AccountKey> = before
+            .keys()
+            .filter(|k| !after.contains_key(*k))
+            .cloned()
+            .collect();
+        let mut changed = Vec::new();
+        let mut added = Vec::new();
+        for (key, spec) in &after {
+            match before.get(key) {
+                Some(was) if was == spec => {}
+                Some(_) => changed.push(key.clone()),
+                None => added.push(key.clone()),
+            }
+        }
+        let mut built = Vec::new();
+        for key in changed.iter().chain(&added) {
+            let channel = build_account(new, key).map_err(|e| {
+                ReloadError::Failed(format!("channels.{}.accounts.{}: {e:#}", key.0, key.1))
+            })?;
+            built.push(channel);
+        }
+
+        let mut outcome = Outcome::default();
+        let sections = changed_paths(old, new);
+        for part in ["providers", "agents", "bindings"] {
+            if sections
+                .iter()
+                .any(|p| p == part || p.starts_with(&format!("{part}.")))
+            {
+                outcome.applied.push(part.to_string());
+            }
+        }
+        if old.sessions.dm_scope != new.sessions.dm_scope {
+            outcome.applied.push("sessions.dm_scope".into());
+        }
+        if sections
+            .iter()
+            .any(|p| p.starts_with("channels.webchat.") && applies_live(p))
+        {
+            outcome.applied.push("channels.webchat".into());
+        }
+        if !(removed.is_empty() && changed.is_empty() && added.is_empty()) {
+            outcome.applied.push("channel accounts".into());
+        }
+        outcome.restart_needed = sections.into_iter().filter(|p| !applies_live(p)).collect();
+
+        // Apply: the agents first (a message the new accounts take in
+        // finds its agent), then the listeners that stop, the rules, and
+        // the listeners that start.
+        self.ctx.agents.set(agents);
+        for key in removed.iter().chain(&changed) {
+            self.listeners.stop(key).await;
+        }
+        let fresh: HashSet<AccountKey> = changed.iter().chain(&added).cloned().collect();
+        self.pipeline.set_access(access_rules(new), &fresh);
+        self.pipeline.set_router(router(new, &next.default_agent));
+        for key in &removed {
+            self.channels.remove(&key.0, &key.1);
+        }
+        let accounts: Vec<AccountKey> = access_rules(new).into_iter().map(|(k, _)| k).collect();
+        self.telemetry.metrics.prepare(
+            &accounts,
+            &new.agents.keys().cloned().collect::<Vec<_>>(),
+            &models,
+        );
+        for channel in built {
+            self.channels.add(channel.clone());
+            self.listeners.start(channel);
+        }
+        let shown = |keys: &[AccountKey]| keys.iter().map(|(c, a)| format!("{c}/{a}")).collect();
+        outcome.stopped = shown(&removed);
+        outcome.restarted = shown(&changed);
+        outcome.started = shown(&added);
+        self.state
+            .agents
+            .store(Arc::new(agent_names(new, &next.default_agent)));
+        self.state.config.store(Arc::new(new.clone()));
+        self.running = next;
+        Ok(outcome)
+    }
+
+    /// The config as a start would load it: the same file, environment
+    /// and overrides, with the secrets it names read from the store.
+    async fn load(&self) -> Result<LoadedConfig, ReloadError> {
+        let text = match &self.path {
+            Some(p) => tokio::fs::read_to_string(p).await.map_err(|e| {
+                ReloadError::Failed(format!(
+                    "cannot read {}: {e}; nothing was changed",
+                    p.display()
+                ))
+            })?,
+            None => String::new(),
+        };
+        let names = config::secret_names(&text, &self.env);
+        let secrets = crate::vault::read_secrets(self.store.as_ref(), &names)
+            .await
+            .map_err(|e| {
+                ReloadError::Failed(format!("cannot read the secrets the config names: {e}"))
+            })?;
+        let path = self.path.clone();
+        let env = self.env.clone();
+        tokio::task::spawn_blocking(move || {
+            config::load_with_secrets(path.as_deref(), &env, &secrets)
+        })
+        .await
+        .map_err(|e| ReloadError::Failed(format!("loading stopped unexpectedly ({e})")))?
+        .map_err(ReloadError::Invalid)
+    }
+}
+
+/// Whether a change at `path` (dotted, from [`changed_paths`]) is applied
+/// by a reload.
+fn applies_live(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('.').collect();
+    match parts.as_slice() {
+        ["providers", ..] | ["bindings", ..] => true,
+        ["sessions", "dm_scope"] => true,
+        // An agent's memory and workspace are set up at start.
+        ["agents", _, "memory" | "workspace", ..] => false,
+        ["agents", ..] => true,
+        ["channels", "telegram" | "discord" | "slack", "accounts", ..] => true,
+        [
+            "channels",
+            "webchat",
+            "dm_policy" | "allow_from" | "rate_limit",
+            ..,
+        ] => true,
+        _ => false,
+    }
+}
+
+/// The dotted paths of the values that differ between `a` and `b`: leaves,
+/// or whole tables and arrays that exist on one side only.
+pub(crate) fn changed_paths(a: &Config, b: &Config) -> Vec<String> {
+    fn walk(
+        prefix: &str,
+        a: Option<&toml::Value>,
+        b: Option<&toml::Value>,
+        out: &mut BTreeSet<String>,
+    ) {
+        match (a, b) {
+            (Some(toml::Value::Table(x)), Some(toml::Value::Table(y))) => {
+                let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&p, x.get(k), y.get(k), out);
+                }
+            }
+            (x, y) if x != y => {
+                out.insert(prefix.to_string());
+            }
+            _ => {}
+        }
+    }
+    let (Ok(a), Ok(b)) = (toml::Value::try_from(a), toml::Value::try_from(b)) else {
+        return vec!["(all)".into()];
+    };
+    let mut out = BTreeSet::new();
+    walk("", Some(&a), Some(&b), &mut out);
+    out.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Config {
+        config::load_str(text, "test", &[]).expect("valid").config
+    }
+
+    #[test]
+    fn what_waits_for_a_restart_is_named_and_what_applies_is_not() {
+        let a = load("[gateway]\nbind = \"127.0.0.1:7000\"\n");
+        let b = load(
+            "[gateway]\nbind = \"127.0.0.1:7001\"\n[sessions]\ndm_scope = \"main\"\n[ui]\nsession_idle_hours = 2\n",
+        );
+        let paths = changed_paths(&a, &b);
+        assert!(paths.contains(&"gateway.bind".to_string()), "{paths:?}");
+        let waiting: Vec<&String> = paths.iter().filter(|p| !applies_live(p)).collect();
+        assert!(waiting.iter().any(|p| *p == "gateway.bind"), "{waiting:?}");
+        assert!(
+            waiting.iter().any(|p| *p == "ui.session_idle_hours"),
+            "{waiting:?}"
+        );
+        assert!(
+            !waiting.iter().any(|p| *p == "sessions.dm_scope"),
+            "{waiting:?}"
+        );
+        assert!(changed_paths(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn accounts_differ_only_where_their_settings_do() {
+        let one = "[channels.telegram.accounts.a]\ntoken = \"1:a\"\n[channels.telegram.accounts.b]\ntoken = \"2:b\"\n";
+        let two = "[channels.telegram.accounts.a]\ntoken = \"1:a\"\n[channels.telegram.accounts.b]\ntoken = \"2:b\"\nallow_from = [\"7\"]\n";
+        let (x, y) = (account_specs(&load(one)), account_specs(&load(two)));
+        let a = ("telegram".to_string(), "a".to_string());
+        let b = ("telegram".to_string(), "b".to_string());
+        assert_eq!(x[&a], y[&a]);
+        assert_ne!(x[&b], y[&b]);
+        assert!(
+            changed_paths(&load(one), &load(two))
+                .iter()
+                .all(|p| applies_live(p))
+        );
+    }
+}
