@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
-use crate::config::{self, LoadedConfig};
+use crate::config::{self, Config, LoadedConfig};
 
 mod audit;
 mod cron;
@@ -460,7 +460,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config {
             command: ConfigCommand::Reload,
         } => {
-            let client = Client::new(&cli).await?;
+            let client = Client::for_reload(&cli).await?;
             let v = client.post("/api/config/reload").await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -888,9 +888,32 @@ struct Client {
 }
 
 impl Client {
+    /// A client of the gateway the config describes. For `config reload`,
+    /// a config that does not load is no reason not to ask: the gateway
+    /// is found from the part of it that reads (`gateway.bind`,
+    /// `data_dir`, the token), and says itself what is wrong.
+    async fn for_reload(cli: &Cli) -> anyhow::Result<Self> {
+        match Self::new(cli).await {
+            Ok(c) => Ok(c),
+            Err(full) => {
+                let boot = config::bootstrap(cli.config.as_deref(), &environment(cli, None));
+                let mut c = Config::default();
+                if let Some(bind) = boot.bind {
+                    c.gateway.bind = bind;
+                }
+                c.gateway.data_dir = boot.data_dir;
+                c.gateway.auth.token = boot.token;
+                Self::of(cli, &c).map_err(|_| full)
+            }
+        }
+    }
+
     async fn new(cli: &Cli) -> anyhow::Result<Self> {
         let loaded = load(cli, cli.config.as_deref(), None).await?;
-        let c = &loaded.config;
+        Self::of(cli, &loaded.config)
+    }
+
+    fn of(cli: &Cli, c: &Config) -> anyhow::Result<Self> {
         let base = match &cli.url {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => {

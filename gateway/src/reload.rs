@@ -694,8 +694,8 @@ mod tests {
 
     #[test]
     fn accounts_differ_only_where_their_settings_do() {
-        let one = "[channels.telegram.accounts.a]\ntoken = \"1:a\"\n[channels.telegram.accounts.b]\ntoken = \"2:b\"\n";
-        let two = "[channels.telegram.accounts.a]\ntoken = \"1:a\"\n[channels.telegram.accounts.b]\ntoken = \"2:b\"\nallow_from = [\"7\"]\n";
+        let one = "[channels.telegram.accounts.a]\ntoken = \"123456789:AAHfakeTokenForSwitchboardTests_0001\"\n[channels.telegram.accounts.b]\ntoken = \"123456789:AAHfakeTokenForSwitchboardTests_0002\"\n";
+        let two = "[channels.telegram.accounts.a]\ntoken = \"123456789:AAHfakeTokenForSwitchboardTests_0001\"\n[channels.telegram.accounts.b]\ntoken = \"123456789:AAHfakeTokenForSwitchboardTests_0002\"\nallow_from = [\"7\"]\n";
         let (x, y) = (account_specs(&load(one)), account_specs(&load(two)));
         let a = ("telegram".to_string(), "a".to_string());
         let b = ("telegram".to_string(), "b".to_string());

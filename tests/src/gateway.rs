@@ -488,9 +488,35 @@ impl Gateway {
 
     /// Send SIGTERM.
     pub fn signal_term(&self) {
+        self.signal("TERM");
+    }
+
+    /// Send the signal `name` (`HUP`, `TERM`, …).
+    pub fn signal(&self, name: &str) {
         let pid = self.child.as_ref().expect("running").id().to_string();
-        let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap();
         assert!(ok.success());
+    }
+
+    /// The first line of the log that contains `text`, once there is one
+    /// (the log is read again every 25 ms; fails after `within`, with the
+    /// log).
+    pub async fn log_until(&self, text: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| l.contains(text)) {
+                return line.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{text}` was not logged within {within:?}:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Wait (at most 60 s) for the process to exit.

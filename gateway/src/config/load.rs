@@ -104,6 +104,9 @@ pub struct Bootstrap {
     pub data_dir: Option<PathBuf>,
     /// `gateway.bind`, if set.
     pub bind: Option<String>,
+    /// `gateway.auth.token` (or `SWITCHBOARD_TOKEN`), if set to a value
+    /// rather than a secret's name.
+    pub token: Option<String>,
     /// `[store]`.
     pub store: super::StoreConfig,
     /// The names of the secrets the config refers to, sorted, once each.
@@ -121,6 +124,12 @@ pub fn bootstrap(path: Option<&Path>, env: &[(String, String)]) -> Bootstrap {
     struct Gateway {
         data_dir: Option<PathBuf>,
         bind: Option<String>,
+        auth: Auth,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Auth {
+        token: Option<String>,
     }
     #[derive(serde::Deserialize, Default)]
     #[serde(default)]
@@ -132,9 +141,9 @@ pub fn bootstrap(path: Option<&Path>, env: &[(String, String)]) -> Bootstrap {
     let text = path
         .and_then(|p| std::fs::read_to_string(p).ok())
         .unwrap_or_default();
-    let Ok(mut table) = text.parse::<Table>() else {
-        return Bootstrap::default();
-    };
+    // Text that is not TOML: the environment alone (the full load says
+    // what is wrong with the file).
+    let mut table = text.parse::<Table>().unwrap_or_default();
     let _ = apply_env(&mut table, env);
     let mut secrets = Vec::new();
     secret_refs(&table, "", &mut secrets);
@@ -148,6 +157,11 @@ pub fn bootstrap(path: Option<&Path>, env: &[(String, String)]) -> Bootstrap {
     Bootstrap {
         data_dir: partial.gateway.data_dir,
         bind: partial.gateway.bind,
+        token: partial
+            .gateway
+            .auth
+            .token
+            .filter(|t| !t.starts_with("secret:")),
         store: partial.store,
         secrets,
         observability: partial

@@ -4,8 +4,8 @@
 //! **Save** of the edited file. Save refuses when the file changed on disk
 //! since the page was opened (the SHA-256 of its bytes is the form's
 //! `base`) and when a kept secret would go to a changed address, writes
-//! atomically and says which sections changed; the gateway applies them
-//! at its next start.
+//! atomically, then reloads the running gateway with it (see
+//! [`crate::reload`]) and says what applied and what waits for a restart.
 
 mod mask;
 
