@@ -130,7 +130,7 @@ pub(crate) async fn rig(
     let (reply_tx, replies) = mpsc::unbounded_channel();
     let channel = Arc::new(RecordingChannel::default());
     *channel.tx.lock().unwrap() = Some(reply_tx);
-    let mut channels = ChannelSet::default();
+    let channels = ChannelSet::default();
     channels.add(channel);
     let mut agents = HashMap::new();
     agents.insert(

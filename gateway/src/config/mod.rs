@@ -12,6 +12,8 @@ mod http;
 mod load;
 mod memory;
 mod observability;
+#[cfg(test)]
+mod reference;
 mod store;
 mod validate;
 

@@ -205,7 +205,7 @@ mod tests {
     fn rig(capacity: usize) -> Rig {
         let gate = Arc::new(Semaphore::new(0));
         let (tx, sent) = mpsc::unbounded_channel();
-        let mut channels = ChannelSet::default();
+        let channels = ChannelSet::default();
         for (name, in_request) in [("slow", false), ("inline", true)] {
             channels.add(Arc::new(Slow {
                 name,
