@@ -13,6 +13,7 @@ use crate::config::{self, Config, LoadedConfig};
 
 mod audit;
 mod cron;
+mod init;
 mod memory;
 mod privacy;
 
@@ -20,7 +21,9 @@ mod privacy;
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about, propagate_version = true)]
 pub struct Cli {
-    /// The config file (TOML). Without it, the defaults are used.
+    /// The config file (TOML). Default: `switchboard.toml` in the config
+    /// directory (`~/.config/switchboard/`) when it exists (`switchboard
+    /// init` writes it), else the built-in defaults.
     #[arg(long, global = true, env = "SWITCHBOARD_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Where the database and the control token live.
@@ -40,6 +43,9 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Set up a model provider and channels, checking each live, and
+    /// write the config (again: edit it).
+    Init(init::InitArgs),
     /// Run the gateway until Ctrl-C or SIGTERM.
     Serve {
         /// The HTTP address, e.g. 127.0.0.1:7788.
@@ -274,7 +280,13 @@ pub enum ConfigCommand {
 
 /// Run the command line; the exit code says whether it worked.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if cli.config.is_none()
+        && !matches!(cli.command, Command::Init(_))
+        && let Some(path) = default_config_path().filter(|p| p.exists())
+    {
+        cli.config = Some(path);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -308,6 +320,12 @@ fn init_logging(cli: &Cli, runtime: tokio::runtime::Handle) {
     };
     let boot = config::bootstrap(cli.config.as_deref(), &environment(cli, bind));
     crate::telemetry::logging::init(&boot.observability, serving, runtime);
+}
+
+/// Where `switchboard init` writes the config, and where commands look for
+/// one without `--config`.
+pub(crate) fn default_config_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("switchboard").join("switchboard.toml"))
 }
 
 /// The `SWITCHBOARD_…` variables of this process, sorted: where the
@@ -381,6 +399,7 @@ async fn load_opening(
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
+        Command::Init(args) => init::run(&cli, args).await,
         Command::Serve { bind } => {
             let (loaded, opened) =
                 load_opening(&cli, cli.config.as_deref(), bind.as_deref()).await?;

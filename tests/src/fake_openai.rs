@@ -96,6 +96,27 @@ struct Shared {
     /// Whether it obeys `use tool …` written in a tool's result (a model
     /// that falls for a prompt injection).
     gullible: std::sync::atomic::AtomicBool,
+    /// The only API key accepted, once set: any other is answered 401 as
+    /// OpenAI answers it.
+    key: Mutex<Option<String>>,
+}
+
+/// OpenAI's answer to a wrong key, when [`FakeOpenAi::require_key`] set one.
+fn refused(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let wanted = shared.key.lock().unwrap().clone()?;
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    (given != Some(wanted.as_str())).then(|| {
+        (
+            axum::http::StatusCode::UNAUTHORIZED,
+            axum::Json(json!({ "error": {
+                "message": "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
+                "type": "invalid_request_error", "param": null, "code": "invalid_api_key" } })),
+        )
+            .into_response()
+    })
 }
 
 /// The length of the fake's embeddings. The last axis is where inputs no
@@ -210,6 +231,7 @@ impl FakeOpenAi {
             vectors: Mutex::new(Vec::new()),
             embedded: Mutex::new(Vec::new()),
             gullible: false.into(),
+            key: Mutex::new(None),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(completions))
@@ -243,6 +265,11 @@ impl FakeOpenAi {
         self.shared
             .gullible
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// From now on, accept only `key` (`Authorization: Bearer <key>`).
+    pub fn require_key(&self, key: &str) {
+        *self.shared.key.lock().unwrap() = Some(key.to_string());
     }
 
     /// Change how it answers from now on.
@@ -303,10 +330,15 @@ impl FakeOpenAi {
     }
 }
 
-async fn models() -> impl IntoResponse {
-    axum::Json(
-        json!({ "object": "list", "data": [{ "id": "fake-model", "object": "model", "created": 0, "owned_by": "fake" }] }),
-    )
+async fn models(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(no) = refused(&shared, &headers) {
+        return no;
+    }
+    axum::Json(json!({ "object": "list", "data": [
+            { "id": "fake-model", "object": "model", "created": 0, "owned_by": "fake" },
+            { "id": "fake-model-large", "object": "model", "created": 0, "owned_by": "fake" }
+        ] }))
+    .into_response()
 }
 
 /// The vector of `text` by the rules of [`FakeOpenAi::embed`].
@@ -420,6 +452,9 @@ async fn completions(
     headers: HeaderMap,
     body: axum::Json<Value>,
 ) -> Response {
+    if let Some(no) = refused(&shared, &headers) {
+        return no;
+    }
     let body = body.0;
     let behavior = {
         let mut b = shared.behavior.lock().unwrap();

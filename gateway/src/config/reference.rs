@@ -75,13 +75,8 @@ struct Field {
 
 #[derive(Clone)]
 enum Def {
-    Struct {
-        doc: String,
-        fields: Vec<Field>,
-    },
-    Enum {
-        values: Vec<(String, String)>,
-    },
+    Struct { doc: String, fields: Vec<Field> },
+    Enum { values: Vec<(String, String)> },
 }
 
 fn doc_of(attrs: &[Attribute]) -> String {
@@ -97,7 +92,12 @@ fn doc_of(attrs: &[Attribute]) -> String {
             }) = &nv.value
         {
             let line = s.value();
-            lines.push(line.strip_prefix(' ').unwrap_or(&line).trim_end().to_string());
+            lines.push(
+                line.strip_prefix(' ')
+                    .unwrap_or(&line)
+                    .trim_end()
+                    .to_string(),
+            );
         }
     }
     lines.join("\n").trim().to_string()
@@ -150,7 +150,11 @@ fn serde_items(attrs: &[Attribute]) -> Vec<(String, Option<String>)> {
     let mut out = Vec::new();
     for a in attrs.iter().filter(|a| a.path().is_ident("serde")) {
         let _ = a.parse_nested_meta(|m| {
-            let name = m.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
+            let name = m
+                .path
+                .get_ident()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
             let value = match m.value() {
                 Ok(v) => {
                     let lit: syn::Lit = v.parse()?;
@@ -347,12 +351,10 @@ fn value_name(ty: &Type, defs: &BTreeMap<String, Def>) -> String {
         "u8" | "u16" | "u32" | "u64" | "usize" | "i32" | "i64" => "integer".into(),
         "f32" | "f64" => "number".into(),
         "PathBuf" => "path".into(),
-        "Option" => args
-            .first()
-            .map_or("value".into(), |a| value_name(a, defs)),
-        "Vec" => args
-            .first()
-            .map_or("list".into(), |a| format!("list of {}s", value_name(a, defs))),
+        "Option" => args.first().map_or("value".into(), |a| value_name(a, defs)),
+        "Vec" => args.first().map_or("list".into(), |a| {
+            format!("list of {}s", value_name(a, defs))
+        }),
         other => match defs.get(other) {
             Some(Def::Enum { values }) => values
                 .iter()
@@ -371,7 +373,10 @@ fn default_of(v: Option<&toml::Value>) -> String {
         Some(v) => {
             let text = v.to_string();
             let text = if text.len() > 60 {
-                format!("{}…", &text[..text.char_indices().nth(57).map_or(text.len(), |(i, _)| i)])
+                format!(
+                    "{}…",
+                    &text[..text.char_indices().nth(57).map_or(text.len(), |(i, _)| i)]
+                )
             } else {
                 text
             };
@@ -436,7 +441,14 @@ impl Writer<'_> {
                 )),
                 Shape::Named(n) => {
                     let p = format!("{path}.<name>");
-                    nested.push((p.clone(), format!("[{p}]"), n, sample(d), sample(given), f.doc.clone()));
+                    nested.push((
+                        p.clone(),
+                        format!("[{p}]"),
+                        n,
+                        sample(d),
+                        sample(given),
+                        f.doc.clone(),
+                    ));
                 }
                 Shape::Array(n) => nested.push((
                     path.clone(),
@@ -469,7 +481,11 @@ impl Writer<'_> {
                 }
             };
             let own = strip(&doc);
-            let doc = paragraphs(&if own.is_empty() { strip(field_doc) } else { own });
+            let doc = paragraphs(&if own.is_empty() {
+                strip(field_doc)
+            } else {
+                own
+            });
             if !doc.is_empty() {
                 let _ = writeln!(self.out, "{doc}\n");
             }
@@ -478,11 +494,7 @@ impl Writer<'_> {
             let _ = writeln!(self.out, "| Key | Type | Default | Meaning |");
             let _ = writeln!(self.out, "|---|---|---|---|");
             for (key, ty, doc, default) in values {
-                let _ = writeln!(
-                    self.out,
-                    "| `{key}` | {ty} | {default} | {} |",
-                    cell(&doc)
-                );
+                let _ = writeln!(self.out, "| `{key}` | {ty} | {default} | {} |", cell(&doc));
             }
         }
         for (path, heading, n, d, given, field_doc) in nested {
