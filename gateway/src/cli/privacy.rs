@@ -139,7 +139,7 @@ pub(crate) async fn secrets(cli: &Cli, command: &SecretsCommand) -> anyhow::Resu
                     println!("{}", json!({ "name": name, "set": true }));
                 } else {
                     println!(
-                        "Secret {name} set. Use it in the config as \"secret:{name}\"; a running gateway reads it when it next starts."
+                        "Secret {name} set. Use it in the config as \"secret:{name}\"; a running gateway reads it at its next start or `switchboard config reload`."
                     );
                 }
             }
