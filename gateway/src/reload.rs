@@ -550,7 +550,13 @@ impl Reloader {
         for key in removed.iter().chain(&changed) {
             self.listeners.stop(key).await;
         }
-        let fresh: HashSet<AccountKey> = changed.iter().chain(&added).cloned().collect();
+        let mut fresh: HashSet<AccountKey> = changed.iter().chain(&added).cloned().collect();
+        if outcome.applied.iter().any(|a| a == "channels.webchat") {
+            fresh.insert((
+                crate::webchat::NAME.to_string(),
+                crate::webchat::ACCOUNT.to_string(),
+            ));
+        }
         self.pipeline.set_access(access_rules(new), &fresh);
         self.pipeline.set_router(router(new, &next.default_agent));
         for key in &removed {
@@ -618,12 +624,8 @@ fn applies_live(path: &str) -> bool {
         ["agents", _, "memory" | "workspace", ..] => false,
         ["agents", ..] => true,
         ["channels", "telegram" | "discord" | "slack", "accounts", ..] => true,
-        [
-            "channels",
-            "webchat",
-            "dm_policy" | "allow_from" | "rate_limit",
-            ..,
-        ] => true,
+        // Its rate limit is also the one of one-off requests, set at start.
+        ["channels", "webchat", "dm_policy" | "allow_from", ..] => true,
         _ => false,
     }
 }
@@ -690,6 +692,13 @@ mod tests {
             "{waiting:?}"
         );
         assert!(changed_paths(&a, &a).is_empty());
+        // The web chat's access applies; its rate limit, which also holds
+        // one-off requests, waits.
+        assert!(applies_live("channels.webchat.dm_policy"));
+        assert!(!applies_live("channels.webchat.rate_limit.per_minute"));
+        assert!(!applies_live("channels.webchat.enabled"));
+        assert!(!applies_live("agents.main.memory.scope"));
+        assert!(applies_live("agents.main.tools.profile"));
     }
 
     #[test]

@@ -286,3 +286,49 @@ async fn config_validation_shows_the_error_of_a_key() {
     assert_no_secrets(&browser, "after Validate").await;
     browser.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_on_the_config_page_applies_to_the_next_turn() {
+    let (model, gw, _dir) = start("").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&gw.url, TOKEN).await;
+    browser.nav("Config").await;
+    browser
+        .wait_for(
+            "the config editor (textarea#config-text)",
+            By::Css("textarea#config-text"),
+        )
+        .await;
+    let edited = browser
+        .run(
+            EDIT_CONFIG,
+            vec![
+                json!("You are the test assistant."),
+                json!("You are the edited assistant."),
+            ],
+        )
+        .await;
+    assert_eq!(edited, json!(true), "the editor does not show the prompt");
+    browser
+        .find_button("Save")
+        .await
+        .click()
+        .await
+        .expect("press Save");
+    let notice = browser
+        .wait_for("the notice of the save (p.notice)", By::Css("p.notice"))
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        notice.contains("Saved and reloaded") && notice.contains("agents"),
+        "the notice should say the agents were applied: {notice:?}"
+    );
+    let (status, _) = gw.chat("uma", "who are you?").await;
+    assert_eq!(status, 200);
+    let seen = model.seen();
+    let system = &seen.last().expect("a request").body["messages"][0]["content"];
+    assert_eq!(system, "You are the edited assistant.");
+    browser.quit().await;
+}
