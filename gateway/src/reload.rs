@@ -117,8 +117,11 @@ pub(crate) fn build_agents(
 /// Each configured account of Telegram, Discord and Slack with its config
 /// as a TOML value: two equal values are the same account.
 pub(crate) fn account_specs(config: &Config) -> BTreeMap<AccountKey, toml::Value> {
+    // A config that does not serialize (it always does) compares unequal
+    // to anything, so its account counts as changed.
     fn value<T: Serialize>(v: &T) -> toml::Value {
-        toml::Value::try_from(v).unwrap_or(toml::Value::String(String::new()))
+        toml::Value::try_from(v)
+            .unwrap_or_else(|_| toml::Value::String(uuid::Uuid::new_v4().to_string()))
     }
     let c = &config.channels;
     let telegram = c.telegram.accounts.iter().map(|(a, t)| {
@@ -313,9 +316,11 @@ impl Listeners {
         format!("channel:{channel}/{account}")
     }
 
-    /// Start `channel`'s listener.
-    pub(crate) fn start(&self, channel: Arc<dyn Channel>) {
+    /// Start `channel`'s listener (after stopping one that ran for its
+    /// account: never two pollers of one bot).
+    pub(crate) async fn start(&self, channel: Arc<dyn Channel>) {
         let key = (channel.name().to_string(), channel.account().to_string());
+        self.stop(&key).await;
         let name = Self::component(channel.name(), channel.account());
         let inbound = self.inbound.clone();
         let status = self.health.channel_status(&name);
@@ -460,6 +465,8 @@ pub(crate) struct Reloader {
     pub listeners: Listeners,
     /// The config in force.
     pub running: LoadedConfig,
+    /// The web chat's rate limit at start.
+    pub webchat_rate: config::RateLimitConfig,
 }
 
 impl Reloader {
@@ -493,8 +500,16 @@ impl Reloader {
         let next = self.load().await?;
         let old = &self.running.config;
         let new = &next.config;
-        // Everything is built before anything changes.
-        let (agents, models) = build_agents(new, &self.dir, &self.telemetry)
+        // Everything is built before anything changes. An agent's
+        // workspace stays where it was at start (the sandbox mounts it), so
+        // its prompt file is read from there.
+        let mut effective = new.clone();
+        for (name, a) in &mut effective.agents {
+            if let Some(was) = old.agents.get(name) {
+                a.workspace.clone_from(&was.workspace);
+            }
+        }
+        let (agents, models) = build_agents(&effective, &self.dir, &self.telemetry)
             .map_err(|e| ReloadError::Failed(format!("{e:#}")))?;
         let (before, after) = (account_specs(old), account_specs(new));
         let removed: Vec<AccountKey> = before
@@ -541,15 +556,41 @@ impl Reloader {
         if !(removed.is_empty() && changed.is_empty() && added.is_empty()) {
             outcome.applied.push("channel accounts".into());
         }
-        outcome.restart_needed = sections.into_iter().filter(|p| !applies_live(p)).collect();
-
-        // Apply: the agents first (a message the new accounts take in
-        // finds its agent), then the listeners that stop, the rules, and
-        // the listeners that start.
-        self.ctx.agents.set(agents);
-        for key in removed.iter().chain(&changed) {
-            self.listeners.stop(key).await;
+        let mut waiting: BTreeSet<String> = sections
+            .iter()
+            .filter(|p| !applies_live(p))
+            .cloned()
+            .collect();
+        // A new agent answers now; its sandbox workspace and its memory
+        // are set up at start.
+        for name in new.agents.keys().filter(|n| !old.agents.contains_key(*n)) {
+            waiting.insert(format!("agents.{name}.workspace"));
+            waiting.insert(format!("agents.{name}.memory"));
         }
+        // Memory's embeddings clients are made at start from their
+        // provider.
+        for (name, a) in &new.agents {
+            let Some(provider) = a
+                .memory
+                .embeddings
+                .as_deref()
+                .and_then(|e| e.split('/').next())
+            else {
+                continue;
+            };
+            if sections
+                .iter()
+                .any(|p| p.starts_with(&format!("providers.{provider}.")))
+            {
+                waiting.insert(format!("agents.{name}.memory.embeddings"));
+            }
+        }
+        outcome.restart_needed = waiting.into_iter().collect();
+
+        // Apply. The agents, routes and rules change together, before any
+        // listener is stopped (which may take a few seconds), so that a
+        // message is never routed by the old rules to the new agents.
+        self.ctx.agents.set(agents);
         let mut fresh: HashSet<AccountKey> = changed.iter().chain(&added).cloned().collect();
         if outcome.applied.iter().any(|a| a == "channels.webchat") {
             fresh.insert((
@@ -557,12 +598,24 @@ impl Reloader {
                 crate::webchat::ACCOUNT.to_string(),
             ));
         }
-        self.pipeline.set_access(access_rules(new), &fresh);
+        let rules = self.access_rules(new);
+        self.pipeline.set_access(rules.clone(), &fresh);
         self.pipeline.set_router(router(new, &next.default_agent));
+        self.state
+            .agents
+            .store(Arc::new(agent_names(new, &next.default_agent)));
+        // The listeners that stop, all at once; then the ones that start.
+        futures::future::join_all(
+            removed
+                .iter()
+                .chain(&changed)
+                .map(|key| self.listeners.stop(key)),
+        )
+        .await;
         for key in &removed {
             self.channels.remove(&key.0, &key.1);
         }
-        let accounts: Vec<AccountKey> = access_rules(new).into_iter().map(|(k, _)| k).collect();
+        let accounts: Vec<AccountKey> = rules.into_iter().map(|(k, _)| k).collect();
         self.telemetry.metrics.prepare(
             &accounts,
             &new.agents.keys().cloned().collect::<Vec<_>>(),
@@ -570,18 +623,56 @@ impl Reloader {
         );
         for channel in built {
             self.channels.add(channel.clone());
-            self.listeners.start(channel);
+            self.listeners.start(channel).await;
         }
+        self.probe_providers(old, new);
         let shown = |keys: &[AccountKey]| keys.iter().map(|(c, a)| format!("{c}/{a}")).collect();
         outcome.stopped = shown(&removed);
         outcome.restarted = shown(&changed);
         outcome.started = shown(&added);
-        self.state
-            .agents
-            .store(Arc::new(agent_names(new, &next.default_agent)));
         self.state.config.store(Arc::new(new.clone()));
         self.running = next;
         Ok(outcome)
+    }
+
+    /// [`access_rules`] of `config` for the accounts that run: the web chat
+    /// stays as it started (on or off, and its rate limit, which one-off
+    /// requests share).
+    fn access_rules(&self, config: &Config) -> Vec<(AccountKey, AccessRules)> {
+        let mut c = config.clone();
+        c.channels.webchat.enabled = self.state.webchat.is_some();
+        c.channels.webchat.rate_limit = self.webchat_rate;
+        access_rules(&c)
+    }
+
+    /// Ask the providers that are new or changed whether they answer;
+    /// forget the health of those removed.
+    fn probe_providers(&self, old: &Config, new: &Config) {
+        for name in old
+            .providers
+            .keys()
+            .filter(|n| !new.providers.contains_key(*n))
+        {
+            self.state.health.remove(&format!("provider:{name}"));
+        }
+        for (name, p) in &new.providers {
+            let same = old
+                .providers
+                .get(name)
+                .and_then(|o| toml::Value::try_from(o).ok())
+                == toml::Value::try_from(p).ok();
+            if same {
+                continue;
+            }
+            let provider = crate::serve::provider_for(name, p, &p.model, &self.telemetry);
+            let url = switchboard_agents::shown_url(&p.base_url);
+            tokio::spawn(crate::serve::probe_provider(
+                name.clone(),
+                url,
+                provider,
+                self.state.health.clone(),
+            ));
+        }
     }
 
     /// The config as a start would load it: the same file, environment
@@ -604,12 +695,27 @@ impl Reloader {
             })?;
         let path = self.path.clone();
         let env = self.env.clone();
-        tokio::task::spawn_blocking(move || {
-            config::load_with_secrets(path.as_deref(), &env, &secrets)
+        let stored = secrets.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            config::load_with_secrets(path.as_deref(), &env, &stored)
         })
         .await
-        .map_err(|e| ReloadError::Failed(format!("loading stopped unexpectedly ({e})")))?
-        .map_err(ReloadError::Invalid)
+        .map_err(|e| ReloadError::Failed(format!("loading stopped unexpectedly ({e})")))?;
+        // What is wrong is shown and logged: never with a secret in it (a
+        // line of bad TOML is quoted as it is).
+        loaded.map_err(|mut e| {
+            let values: Vec<String> = secrets.into_values().collect();
+            for err in &mut e.errors {
+                err.message = crate::ui::scrub_config_message(
+                    &err.message,
+                    &text,
+                    &self.running.config,
+                    &self.env,
+                    &values,
+                );
+            }
+            ReloadError::Invalid(e)
+        })
     }
 }
 

@@ -130,6 +130,9 @@ pub async fn serve(
     let config_path = loaded.path.clone();
     let config = loaded.config.clone();
     let (reload_handle, reload_asks) = crate::reload::ReloadHandle::new();
+    // Taken at once, so that a SIGHUP while starting (systemd's
+    // ExecReload) does not end the process; answered once running.
+    let hangups = hangups();
     let dir = data_dir(&config)?;
     let bind: SocketAddr = config
         .gateway
@@ -431,7 +434,7 @@ pub async fn serve(
         inbound_tx.clone(),
     );
     for channel in channels.all() {
-        listeners.start(channel);
+        listeners.start(channel).await;
     }
     drop(inbound_tx);
     // Reloads, one at a time, from SIGHUP, the API and the UI.
@@ -448,10 +451,11 @@ pub async fn serve(
             state: state.clone(),
             listeners,
             running: loaded.clone(),
+            webchat_rate: config.channels.webchat.rate_limit,
         }
         .run(reload_asks, shutdown.clone()),
     );
-    spawn_sighup(reload_handle.clone(), shutdown.clone());
+    spawn_sighup(hangups, reload_handle.clone(), shutdown.clone());
     {
         // The dispatcher, and the notices it queues, under supervision: a
         // panic restarts them with what is still queued.
@@ -663,7 +667,7 @@ fn watch_exports(health: &Arc<Health>) {
     });
 }
 
-async fn probe_provider(
+pub(crate) async fn probe_provider(
     name: String,
     url: String,
     provider: Arc<dyn Provider>,
@@ -687,15 +691,28 @@ async fn probe_provider(
     }
 }
 
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = ();
+
+fn hangups() -> Hangups {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let hup = signal(SignalKind::hangup());
+        if let Err(e) = &hup {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with `switchboard config reload`");
+        }
+        hup.ok()
+    }
+}
+
 /// SIGHUP reloads the config.
-fn spawn_sighup(reload: crate::reload::ReloadHandle, stop: CancellationToken) {
+fn spawn_sighup(hangups: Hangups, reload: crate::reload::ReloadHandle, stop: CancellationToken) {
     #[cfg(unix)]
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; reload with `switchboard config reload`");
-            return;
-        };
+        let Some(mut hup) = hangups else { return };
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -706,7 +723,7 @@ fn spawn_sighup(reload: crate::reload::ReloadHandle, stop: CancellationToken) {
         }
     });
     #[cfg(not(unix))]
-    let _ = (reload, stop);
+    let _ = (hangups, reload, stop);
 }
 
 async fn wait_for_signal() {

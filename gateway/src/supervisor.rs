@@ -118,7 +118,7 @@ impl Supervisor {
         Retirable {
             name: name.to_string(),
             root,
-            done,
+            done: Some(done),
             health: self.health.clone(),
         }
     }
@@ -204,10 +204,10 @@ impl Supervisor {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         };
-        self.tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .spawn(task);
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        // Services retired by reloads leave finished tasks behind.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
     }
 
     /// Wait until every task has stopped.
@@ -221,12 +221,14 @@ impl Supervisor {
     }
 }
 
-/// A service that can be stopped for good before shutdown.
+/// A service that can be stopped for good before shutdown; dropped
+/// without [`Retirable::retire`], it is stopped all the same (without
+/// waiting), so that no listener runs on unowned.
 #[derive(Debug)]
 pub struct Retirable {
     name: String,
     root: CancellationToken,
-    done: tokio::sync::oneshot::Receiver<()>,
+    done: Option<tokio::sync::oneshot::Receiver<()>>,
     health: Arc<Health>,
 }
 
@@ -234,10 +236,18 @@ impl Retirable {
     /// Stop the service for good and wait until its run has ended (a run
     /// that does not stop is aborted after a grace period); its component
     /// leaves the health report.
-    pub async fn retire(self) {
+    pub async fn retire(mut self) {
         self.root.cancel();
-        let _ = self.done.await;
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
         self.health.remove(&self.name);
+    }
+}
+
+impl Drop for Retirable {
+    fn drop(&mut self) {
+        self.root.cancel();
     }
 }
 

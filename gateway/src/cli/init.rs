@@ -247,6 +247,11 @@ pub(crate) async fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
         if interactive {
             anyhow::bail!("the --…-stdin flags go with --non-interactive");
         }
+        if std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "the --…-stdin flags read their values from a pipe, not a terminal: e.g. `printf '%s\\n' \"$KEY\" | switchboard init --non-interactive … --api-key-stdin`"
+            );
+        }
         let mut text = Zeroizing::new(String::new());
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
         ask.stdin_lines = text
@@ -319,73 +324,94 @@ pub(crate) async fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
     let mut secrets: Vec<(String, Zeroizing<String>)> = Vec::new();
     if let Some(p) = &provider {
         let name = p.choice.name();
-        let t = table(&mut doc, &["providers", name]);
-        t["kind"] = toml_edit::value(if p.choice == ProviderChoice::Anthropic {
-            "anthropic"
-        } else {
-            "openai"
-        });
-        t["base_url"] = toml_edit::value(&p.base_url);
-        t["model"] = toml_edit::value(&p.model);
+        let (t, _) = table(&mut doc, &["providers", name])?;
+        t.insert(
+            "kind",
+            toml_edit::value(if p.choice == ProviderChoice::Anthropic {
+                "anthropic"
+            } else {
+                "openai"
+            }),
+        );
+        t.insert("base_url", toml_edit::value(&p.base_url));
+        t.insert("model", toml_edit::value(&p.model));
+        // The key is the secret now, not a variable.
+        t.remove("api_key_env");
         if let Some(key) = &p.key {
             let secret = format!("{name}_api_key");
-            t["api_key"] = toml_edit::value(format!("secret:{secret}"));
+            t.insert("api_key", toml_edit::value(format!("secret:{secret}")));
             secrets.push((secret, key.clone()));
         } else {
             t.remove("api_key");
         }
-        let agents = table(&mut doc, &["agents"]);
-        let agent = if agents.is_empty() {
-            "main".to_string()
-        } else if agents.contains_key("main") {
+        let (agents, _) = table(&mut doc, &["agents"])?;
+        let names: Vec<String> = agents.iter().map(|(k, _)| k.to_string()).collect();
+        let agent = if names.is_empty() || names.iter().any(|n| n == "main") {
             "main".to_string()
         } else {
-            agents
-                .iter()
-                .next()
-                .map(|(k, _)| k.to_string())
-                .unwrap_or_default()
+            names[0].clone()
         };
-        let a = table(&mut doc, &["agents", &agent]);
-        a["provider"] = toml_edit::value(name);
+        let (a, _) = table(&mut doc, &["agents", &agent])?;
+        a.insert("provider", toml_edit::value(name));
         a.remove("model");
     }
     for acc in &accounts {
-        let t = table(&mut doc, &["channels", acc.channel, "accounts", "main"]);
+        let (t, inline) = table(&mut doc, &["channels", acc.channel, "accounts", "main"])?;
         for (key, secret, value) in &acc.secrets {
-            t[*key] = toml_edit::value(format!("secret:{secret}"));
+            t.insert(key, toml_edit::value(format!("secret:{secret}")));
+            t.remove(&format!("{key}_env"));
             secrets.push((secret.clone(), value.clone()));
         }
         for (key, value) in &acc.keys {
-            t[*key] = toml_edit::value(value);
+            t.insert(key, toml_edit::value(value));
         }
         if !t.contains_key("dm_policy") {
-            t["dm_policy"] = toml_edit::value("pairing");
-            t.key_mut("dm_policy")
-                .expect("just set")
-                .leaf_decor_mut()
-                .set_prefix(
+            t.insert("dm_policy", toml_edit::value("pairing"));
+            if !inline && let Some(mut key) = t.key_mut("dm_policy") {
+                key.leaf_decor_mut().set_prefix(
                     "# Strangers get a code; approve it with `switchboard pairing approve`.\n",
                 );
+            }
         }
     }
     if let Some(d) = &cli.data_dir {
-        table(&mut doc, &["gateway"])["data_dir"] = toml_edit::value(d.display().to_string());
+        let (g, _) = table(&mut doc, &["gateway"])?;
+        g.insert("data_dir", toml_edit::value(d.display().to_string()));
     }
     let text = doc.to_string();
     let env = super::environment(cli, None);
-    let values: std::collections::BTreeMap<String, String> = secrets
+    let mut values: std::collections::BTreeMap<String, String> = secrets
         .iter()
         .map(|(k, v)| (k.clone(), v.to_string()))
         .collect();
-    // Secrets the file already names are checked by the gateway's load
-    // with their stored values; here, only that the new text is sound.
+    // The secrets the file already named come from the store, so that the
+    // whole file is checked as the gateway will load it. The store is
+    // opened before Ctrl-C is held (it may ask for a passphrase).
     let names = config::secret_names(&text, &env);
-    let missing: Vec<&String> = names.iter().filter(|n| !values.contains_key(*n)).collect();
-    if missing.is_empty() {
-        config::load_str_with_secrets(&text, &path.display().to_string(), &env, &values).map_err(
-            |e| anyhow::anyhow!("the config init made does not load; nothing was written:\n{e}"),
-        )?;
+    let missing: Vec<String> = names
+        .into_iter()
+        .filter(|n| !values.contains_key(n))
+        .collect();
+    let opened = if secrets.is_empty() && missing.is_empty() {
+        None
+    } else {
+        let boot = config::bootstrap(Some(&path), &env);
+        let loc = super::privacy::location(Some(&path), &boot)?;
+        Some(vault::open(&loc).await?)
+    };
+    if let Some(o) = &opened {
+        let stored = vault::read_secrets(o.store.as_ref(), &missing)
+            .await
+            .context("cannot read the secrets the config names")?;
+        values.extend(stored);
+    }
+    let checked = config::load_str_with_secrets(&text, &path.display().to_string(), &env, &values)
+        .map_err(|e| anyhow::anyhow!("the config would not load, so nothing was written:\n{e}"));
+    if let Err(e) = checked {
+        if let Some(o) = &opened {
+            o.store.close().await;
+        }
+        return Err(e);
     }
 
     // Ctrl-C from here waits for the writes to finish.
@@ -394,14 +420,11 @@ pub(crate) async fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
             eprintln!("\nFinishing the write first…");
         }
     });
-    if !secrets.is_empty() {
-        store_secrets(cli, &path, &secrets).await?;
+    let written = write_and_store(&path, text.as_bytes(), opened.as_ref(), &secrets).await;
+    if let Some(o) = &opened {
+        o.store.close().await;
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    write_atomically(&path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    written?;
 
     println!("\nWrote {}.", path.display());
     if let Some(p) = &provider {
@@ -441,22 +464,38 @@ const TEMPLATE: &str = "\
 # (`switchboard secrets list`) and named here as \"secret:NAME\".
 ";
 
-/// The table at `path`, made (not inline) where missing.
-fn table<'a>(doc: &'a mut toml_edit::DocumentMut, path: &[&str]) -> &'a mut toml_edit::Table {
-    let mut t = doc.as_table_mut();
+/// The table at `path`, and whether it is an inline one: edited where it
+/// is when it exists (a header table or an inline one), made where it is
+/// missing (a header table, or inline inside an inline table). A value
+/// that is not a table is the user's to fix, not init's to overwrite.
+fn table<'a>(
+    doc: &'a mut toml_edit::DocumentMut,
+    path: &[&str],
+) -> anyhow::Result<(&'a mut dyn toml_edit::TableLike, bool)> {
+    let mut t: &mut dyn toml_edit::TableLike = doc.as_table_mut();
+    let mut inline = false;
     for (i, key) in path.iter().enumerate() {
-        let item = t.entry(key).or_insert_with(|| {
-            let mut new = toml_edit::Table::new();
-            // Intermediate tables are not written as empty headers.
-            new.set_implicit(i + 1 < path.len());
-            toml_edit::Item::Table(new)
-        });
-        if !item.is_table() {
-            *item = toml_edit::Item::Table(toml_edit::Table::new());
+        if t.get(key).is_none() {
+            let new = if inline {
+                toml_edit::Item::Value(toml_edit::Value::InlineTable(Default::default()))
+            } else {
+                let mut new = toml_edit::Table::new();
+                // Intermediate tables are not written as empty headers.
+                new.set_implicit(i + 1 < path.len());
+                toml_edit::Item::Table(new)
+            };
+            t.insert(key, new);
         }
-        t = item.as_table_mut().expect("a table");
+        let item = t.get_mut(key).expect("just made");
+        inline = inline || item.is_inline_table();
+        t = item.as_table_like_mut().ok_or_else(|| {
+            anyhow::anyhow!(
+                "`{}` in the config is not a table, so init cannot change it: fix it by hand (`switchboard config check` says what is wrong); nothing was written",
+                path[..=i].join(".")
+            )
+        })?;
     }
-    t
+    Ok((t, inline))
 }
 
 async fn ask_provider(
@@ -489,6 +528,11 @@ async fn ask_provider(
             (Some(u), _) => u.clone(),
             (None, Some(u)) if !ask.interactive || choice != ProviderChoice::Ollama => {
                 u.to_string()
+            }
+            (None, None) if !ask.interactive => {
+                return Err(nothing_written(
+                    "--provider custom needs --base-url (the API's base, ending before /chat/completions)",
+                ));
             }
             (None, default) => ask.line(
                 "The API's base URL (ending before /chat/completions)",
@@ -1112,20 +1156,61 @@ async fn check_slack_app(
     })
 }
 
-/// Store `secrets` in the store the config at `path` uses.
-async fn store_secrets(
-    cli: &Cli,
+/// Write `bytes` beside `path`, store `secrets`, then move the file in:
+/// a failure before the move leaves the old file (or none) in place. An
+/// existing file keeps its mode and owner, and a symlink its target; a
+/// new one is private to its owner (it may name secrets' names).
+async fn write_and_store(
     path: &Path,
+    bytes: &[u8],
+    opened: Option<&vault::Opened>,
     secrets: &[(String, Zeroizing<String>)],
 ) -> anyhow::Result<()> {
-    let boot = config::bootstrap(Some(path), &super::environment(cli, None));
-    let loc = super::privacy::location(Some(path), &boot)?;
-    let opened = vault::open(&loc).await?;
-    let audit = opened.audit();
-    let result = async {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+    let target = match std::fs::canonicalize(path) {
+        Ok(t) => t,
+        Err(_) => path.to_path_buf(),
+    };
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let meta = std::fs::metadata(&target).ok();
+    let mode = meta
+        .as_ref()
+        .map_or(0o600, |m| m.permissions().mode() & 0o7777);
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "switchboard.toml".into());
+    let tmp: PathBuf = dir.join(format!(".{name}.init-{}", std::process::id()));
+    let staged = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        if let Some(m) = &meta {
+            let _ = std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()));
+        }
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = staged {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e)
+            .with_context(|| format!("cannot write {}; nothing was written", target.display()));
+    }
+    let stored = async {
+        let Some(o) = opened else {
+            return anyhow::Ok(());
+        };
+        let audit = o.audit();
         for (name, value) in secrets {
-            opened
-                .store
+            o.store
                 .secret_set(name, value, crate::clock::now_ms())
                 .await?;
             audit
@@ -1140,40 +1225,16 @@ async fn store_secrets(
         anyhow::Ok(())
     }
     .await;
-    opened.store.close().await;
-    result.context("cannot store the secrets; the config was not written")
-}
-
-/// Replace `path` by `bytes` so that an interruption leaves the old file
-/// or the new one: a temporary file beside it, synced, renamed over it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "switchboard.toml".into());
-    let tmp: PathBuf = dir.join(format!(".{name}.init-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    let r = write();
-    if r.is_err() {
+    if let Err(e) = stored {
         let _ = std::fs::remove_file(&tmp);
+        return Err(e.context("cannot store the secrets; the config was not written"));
     }
-    r
+    let moved = std::fs::rename(&tmp, &target).and_then(|()| std::fs::File::open(&dir)?.sync_all());
+    if let Err(e) = moved {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", target.display()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1202,10 +1263,30 @@ mod tests {
         let mut doc: toml_edit::DocumentMut = "# mine\n[gateway]\nbind = \"127.0.0.1:9\" # here\n"
             .parse()
             .unwrap();
-        table(&mut doc, &["providers", "openai"])["model"] = toml_edit::value("m");
+        table(&mut doc, &["providers", "openai"])
+            .unwrap()
+            .0
+            .insert("model", toml_edit::value("m"));
         let text = doc.to_string();
         assert!(text.contains("# mine") && text.contains("# here"), "{text}");
         assert!(text.contains("[providers.openai]\nmodel = \"m\""), "{text}");
         assert!(!text.contains("[providers]\n"), "{text}");
+    }
+
+    #[test]
+    fn an_inline_table_is_edited_where_it_is_and_a_value_is_not_overwritten() {
+        let mut doc: toml_edit::DocumentMut =
+            "[agents]\nmain = { provider = \"x\", system_prompt = \"mine\" }\n"
+                .parse()
+                .unwrap();
+        let (t, inline) = table(&mut doc, &["agents", "main"]).unwrap();
+        assert!(inline);
+        t.insert("provider", toml_edit::value("openai"));
+        let text = doc.to_string();
+        assert!(text.contains("system_prompt = \"mine\""), "{text}");
+        assert!(text.contains("provider = \"openai\""), "{text}");
+        let mut doc: toml_edit::DocumentMut = "providers = 3\n".parse().unwrap();
+        let err = table(&mut doc, &["providers", "openai"]).err().unwrap();
+        assert!(err.to_string().contains("`providers`"), "{err}");
     }
 }

@@ -14,6 +14,21 @@ mod login;
 pub mod logs;
 mod pages;
 
+/// `message` (about config text `text`) with every secret value it could
+/// hold masked: those of `text`, of the `running` config, of `env`, and
+/// `more` (values read from the store).
+pub(crate) fn scrub_config_message(
+    message: &str,
+    text: &str,
+    running: &crate::config::Config,
+    env: &[(String, String)],
+    more: &[String],
+) -> String {
+    let mut secrets = pages::config::known_secrets(&[text], running, env);
+    secrets.extend(more.iter().cloned());
+    pages::config::scrub(message, &secrets)
+}
+
 use std::sync::Arc;
 
 use askama::Template;

@@ -326,7 +326,11 @@ fn too_large(state: &AppState, signed: &Signed) -> Response {
 
 /// Every secret validation messages must not show: those of the edited
 /// and the current text, the running config and the environment.
-fn known_secrets(texts: &[&str], running: &Config, env: &[(String, String)]) -> Vec<String> {
+pub(crate) fn known_secrets(
+    texts: &[&str],
+    running: &Config,
+    env: &[(String, String)],
+) -> Vec<String> {
     let mut out: Vec<String> = texts.iter().flat_map(|t| mask::secret_values(t)).collect();
     if let Ok(v) = Value::try_from(running) {
         mask::secrets_in(&v, &mut out);
@@ -355,7 +359,7 @@ fn known_secrets(texts: &[&str], running: &Config, env: &[(String, String)]) -> 
 
 /// A validation message without secrets (a TOML syntax error quotes the
 /// line it is on).
-fn scrub(message: &str, secrets: &[String]) -> String {
+pub(crate) fn scrub(message: &str, secrets: &[String]) -> String {
     let mut out = message
         .lines()
         .map(|l| mask::mask_loose(l, false))
@@ -559,7 +563,7 @@ async fn save(
                         v["summary"].as_str().unwrap_or("applied")
                     ),
                     Err(e) => format!(
-                        "Saved, but not applied: {} The gateway runs as before; fix the file and save again, or restart.",
+                        "Saved, but the running gateway did not take it: {} It runs as before; fix the file and save again (a restart would refuse the file too).",
                         e.message()
                     ),
                 }

@@ -15,7 +15,7 @@ mod approvals;
 mod audit;
 mod channels;
 mod chat;
-mod config;
+pub(crate) mod config;
 mod cron;
 mod logs;
 mod overview;
