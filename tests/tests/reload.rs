@@ -167,6 +167,23 @@ async fn a_bad_reload_changes_nothing_and_names_the_key() {
     assert!(err.contains("nothing was changed"), "{err}");
     assert!(err.contains("dm_polcy"), "the key is not named: {err}");
 
+    // Not TOML: a token's line cut short. What is wrong is said without
+    // quoting the line, which holds the token.
+    gw.rewrite_config(&good.replace(
+        &format!("token = \"{TOKEN}\""),
+        &format!("token = \"{TOKEN}"),
+    ));
+    let (status, out, err) = gw.cli(&["config", "reload"]);
+    assert!(!status.success(), "{out}");
+    assert!(
+        err.contains("not valid TOML") && err.contains("line"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(TOKEN) && !gw.log().contains(TOKEN),
+        "the token was shown: {err}"
+    );
+
     // Valid, but what it names is missing: the prompt file.
     let missing = config(
         port,

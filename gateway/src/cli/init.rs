@@ -265,10 +265,11 @@ pub(crate) async fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     let mut doc: toml_edit::DocumentMut = match &existing {
-        Some(t) => t.parse().with_context(|| {
-            format!(
-                "{} is not valid TOML, so init cannot edit it: fix it (`switchboard config check`) or move it away",
-                path.display()
+        Some(t) => t.parse().map_err(|e: toml_edit::TomlError| {
+            anyhow::anyhow!(
+                "{} is not valid TOML ({}), so init cannot edit it: fix it (`switchboard config check`) or move it away",
+                path.display(),
+                config::toml_problem(t, e.message(), e.span())
             )
         })?,
         None => TEMPLATE.parse().expect("the template is TOML"),

@@ -268,6 +268,26 @@ pub fn load_with_secrets(
     Ok(loaded)
 }
 
+/// Where and what a TOML syntax error is, without quoting the line: a
+/// line that does not parse may hold a secret, and the message is shown
+/// and logged.
+pub(crate) fn toml_problem(
+    text: &str,
+    message: &str,
+    span: Option<std::ops::Range<usize>>,
+) -> String {
+    let message = message.trim();
+    match span {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_string(),
+    }
+}
+
 /// [`load`] for config text already in memory.
 pub fn load_str(
     text: &str,
@@ -291,7 +311,10 @@ pub fn load_str_with_secrets(
     let mut table: Table = text.parse().map_err(|e: toml::de::Error| {
         fail(vec![ConfigError::new(
             "",
-            format!("is not valid TOML: {}", e.to_string().trim()),
+            format!(
+                "is not valid TOML: {}",
+                toml_problem(text, e.message(), e.span())
+            ),
         )])
     })?;
     // A file without providers gets the default one before the environment
@@ -668,6 +691,10 @@ mod tests {
         let err = load_str("[gateway\n", "c", &[]).unwrap_err();
         assert!(err.to_string().contains("is not valid TOML"), "{err}");
         assert!(err.to_string().contains("line 1"), "{err}");
+        // The line is not quoted: it may hold a secret.
+        let err = load_str("[gateway.auth]\ntoken = \"sbt-secret-value\n", "c", &[]).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        assert!(!err.to_string().contains("sbt-secret-value"), "{err}");
     }
 
     #[test]

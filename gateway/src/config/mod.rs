@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use channels::*;
 pub use cron::{CronConfig, CronJobConfig, HookConfig, HooksConfig, MAX_HOOK_BODY_BYTES, Misfire};
 pub use http::{HttpLimits, TlsConfig};
+pub(crate) use load::toml_problem;
 pub use load::{
     Bootstrap, ConfigError, ConfigErrors, LoadedConfig, SECRET_KEYS, bootstrap, load, load_str,
     load_str_with_secrets, load_with_secrets, secret_names,
