@@ -401,6 +401,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Init(args) => init::run(&cli, args).await,
         Command::Serve { bind } => {
+            // Before the store is opened (which may migrate or seal it):
+            // one gateway per data directory.
+            let boot =
+                config::bootstrap(cli.config.as_deref(), &environment(&cli, bind.as_deref()));
+            let dir = match boot.data_dir {
+                Some(d) => d,
+                None => dirs::data_dir()
+                    .map(|d| d.join("switchboard"))
+                    .ok_or_else(|| anyhow::anyhow!(
+                        "cannot find a data directory for this user (is HOME set?): pass --data-dir or set SWITCHBOARD_DATA_DIR"
+                    ))?,
+            };
+            let address = boot.bind.unwrap_or_else(|| Config::default().gateway.bind);
+            let _lock = crate::lock::DataDirLock::acquire(&dir, &address)?;
             let (loaded, opened) =
                 load_opening(&cli, cli.config.as_deref(), bind.as_deref()).await?;
             let env = environment(&cli, bind.as_deref());

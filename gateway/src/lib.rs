@@ -33,6 +33,7 @@ pub mod doctor;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod lock;
 pub mod memories;
 pub mod pipeline;
 pub mod reload;

@@ -246,3 +246,30 @@ async fn an_answer_cut_short_by_a_crash_is_edited_into_its_preview() {
         "the answer went into the preview's message"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_gateway_on_the_same_data_directory_refuses_to_start() {
+    let (model, tg, first, _dir) = start("").await;
+    let other = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = format!(
+        "[channels.telegram.accounts.main]\ntoken = \"{TOKEN}\"\napi_url = \"{}\"\n",
+        tg.url()
+    );
+    let mut second = Gateway::prepare(other.path(), &config(port, &model.base_url(), &extra));
+    second.data_dir = first.data_dir.clone();
+    second.spawn_only();
+    let status = second.wait_exit().await;
+    assert!(!status.success());
+    let log = second.log();
+    assert!(log.contains("another switchboard (pid "), "{log}");
+    assert!(
+        log.contains(&first.url.trim_start_matches("http://").to_string()),
+        "the first gateway's address is not named: {log}"
+    );
+    // The first one still polls its bot alone and answers.
+    tg.dm(9, "Ida", "still just one of us?");
+    tg.answered(9, &echo_answer("still just one of us?"), WAIT)
+        .await;
+    assert_eq!(tg.chat(9).len(), 1, "answered twice");
+}
