@@ -414,9 +414,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     ))?,
             };
             let address = boot.bind.unwrap_or_else(|| Config::default().gateway.bind);
-            let _lock = crate::lock::DataDirLock::acquire(&dir, &address)?;
+            let mut lock = crate::lock::DataDirLock::acquire(&dir)?;
             let (loaded, opened) =
                 load_opening(&cli, cli.config.as_deref(), bind.as_deref()).await?;
+            lock.record(&address)?;
             let env = environment(&cli, bind.as_deref());
             crate::serve::serve(loaded, Some(opened), env).await
         }

@@ -18,13 +18,16 @@ pub const FILE: &str = "gateway.lock";
 /// Held while the gateway runs; dropping it releases the lock.
 #[derive(Debug)]
 pub struct DataDirLock {
-    _file: File,
+    file: File,
+    path: std::path::PathBuf,
 }
 
 impl DataDirLock {
-    /// Lock `dir` for this process, serving at `address`, or say who
-    /// holds it.
-    pub fn acquire(dir: &Path, address: &str) -> anyhow::Result<Self> {
+    /// Lock `dir` for this process, or say who holds it. Nothing is
+    /// written yet (a start that fails next, as on a wrong passphrase,
+    /// changes no file): [`DataDirLock::record`] says who holds it once
+    /// the store is open.
+    pub fn acquire(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
         let path = dir.join(FILE);
@@ -58,15 +61,20 @@ impl DataDirLock {
                 return Err(e).with_context(|| format!("cannot lock {}", path.display()));
             }
         }
+        Ok(Self { file, path })
+    }
+
+    /// Write this process's pid and `address` into the lock file, for the
+    /// message a second gateway gets.
+    pub fn record(&mut self, address: &str) -> anyhow::Result<()> {
         let record = format!("pid={}\naddress={address}\n", std::process::id());
         let written = (|| -> std::io::Result<()> {
-            file.set_len(0)?;
-            file.rewind()?;
-            file.write_all(record.as_bytes())?;
-            file.sync_all()
+            self.file.set_len(0)?;
+            self.file.rewind()?;
+            self.file.write_all(record.as_bytes())?;
+            self.file.sync_all()
         })();
-        written.with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(Self { _file: file })
+        written.with_context(|| format!("cannot write {}", self.path.display()))
     }
 }
 
@@ -77,8 +85,9 @@ mod tests {
     #[test]
     fn a_second_holder_is_refused_and_told_who_holds_it() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let first = DataDirLock::acquire(dir.path(), "http://127.0.0.1:1").expect("first");
-        let err = DataDirLock::acquire(dir.path(), "http://127.0.0.1:2").unwrap_err();
+        let mut first = DataDirLock::acquire(dir.path()).expect("first");
+        first.record("http://127.0.0.1:1").expect("recorded");
+        let err = DataDirLock::acquire(dir.path()).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains(&format!("pid {}", std::process::id())),
@@ -86,6 +95,6 @@ mod tests {
         );
         assert!(text.contains("http://127.0.0.1:1"), "{text}");
         drop(first);
-        DataDirLock::acquire(dir.path(), "http://127.0.0.1:2").expect("free again");
+        DataDirLock::acquire(dir.path()).expect("free again");
     }
 }
