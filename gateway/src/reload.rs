@@ -465,6 +465,8 @@ pub(crate) struct Reloader {
     pub listeners: Listeners,
     /// The config in force.
     pub running: LoadedConfig,
+    /// The config the gateway started with.
+    pub started: Config,
     /// The web chat's rate limit at start.
     pub webchat_rate: config::RateLimitConfig,
 }
@@ -556,14 +558,19 @@ impl Reloader {
         if !(removed.is_empty() && changed.is_empty() && added.is_empty()) {
             outcome.applied.push("channel accounts".into());
         }
-        let mut waiting: BTreeSet<String> = sections
-            .iter()
+        // What waits is what differs from the config the gateway started
+        // with, so a second reload still names it.
+        let mut waiting: BTreeSet<String> = changed_paths(&self.started, new)
+            .into_iter()
             .filter(|p| !applies_live(p))
-            .cloned()
             .collect();
         // A new agent answers now; its sandbox workspace and its memory
         // are set up at start.
-        for name in new.agents.keys().filter(|n| !old.agents.contains_key(*n)) {
+        for name in new
+            .agents
+            .keys()
+            .filter(|n| !self.started.agents.contains_key(*n))
+        {
             waiting.insert(format!("agents.{name}.workspace"));
             waiting.insert(format!("agents.{name}.memory"));
         }
@@ -578,7 +585,7 @@ impl Reloader {
             else {
                 continue;
             };
-            if sections
+            if changed_paths(&self.started, new)
                 .iter()
                 .any(|p| p.starts_with(&format!("providers.{provider}.")))
             {

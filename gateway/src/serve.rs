@@ -451,6 +451,7 @@ pub async fn serve(
             state: state.clone(),
             listeners,
             running: loaded.clone(),
+            started: config.clone(),
             webchat_rate: config.channels.webchat.rate_limit,
         }
         .run(reload_asks, shutdown.clone()),

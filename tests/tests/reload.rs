@@ -240,4 +240,8 @@ async fn sighup_gives_the_next_turn_the_agents_new_model() {
     let (status, _) = gw.chat("ida", "two").await;
     assert_eq!(status, 200);
     assert_eq!(model.seen().last().unwrap().body["model"], "bigger-model");
+    // Reloaded again with nothing new, what still waits is named again.
+    let (status, out, err) = gw.cli(&["config", "reload"]);
+    assert!(status.success(), "{err}");
+    assert!(out.contains("gateway.limits.max_connections"), "{out}");
 }
