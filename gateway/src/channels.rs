@@ -17,8 +17,11 @@ use crate::clock::now_ms;
 /// that replies.
 #[derive(Default, Clone)]
 pub struct ChannelSet {
-    accounts: Arc<RwLock<HashMap<(String, String), Arc<dyn Channel>>>>,
+    accounts: Arc<RwLock<Accounts>>,
 }
+
+/// The accounts by (channel, account).
+type Accounts = HashMap<(String, String), Arc<dyn Channel>>;
 
 impl std::fmt::Debug for ChannelSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -27,7 +30,7 @@ impl std::fmt::Debug for ChannelSet {
 }
 
 impl ChannelSet {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<(String, String), Arc<dyn Channel>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Accounts> {
         self.accounts.read().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -45,12 +45,15 @@ use crate::telemetry::Telemetry;
 /// A channel account: (channel, account).
 pub type AccountKey = (String, String);
 
+/// Agents by name, and the (provider, model) pairs they ask.
+pub(crate) type BuiltAgents = (HashMap<String, AgentSlot>, Vec<(String, String)>);
+
 /// Build every agent of `config`, with the models they ask (for metrics).
 pub(crate) fn build_agents(
     config: &Config,
     dir: &Path,
     telemetry: &Arc<Telemetry>,
-) -> anyhow::Result<(HashMap<String, AgentSlot>, Vec<(String, String)>)> {
+) -> anyhow::Result<BuiltAgents> {
     let mut agents = HashMap::new();
     let mut models = Vec::new();
     for (name, a) in &config.agents {

@@ -198,7 +198,7 @@ impl Ask {
     }
 
     /// The next line of stdin given to a `--…-stdin` flag.
-    fn from_stdin(&mut self, what: &str) -> anyhow::Result<Zeroizing<String>> {
+    fn next_stdin_line(&mut self, what: &str) -> anyhow::Result<Zeroizing<String>> {
         self.stdin_lines
             .pop_front()
             .ok_or_else(|| anyhow::anyhow!("stdin ended before the {what}; nothing was written"))
@@ -542,7 +542,7 @@ async fn ask_provider(
         };
         let base_url = base_url.trim_end_matches('/').to_string();
         let key = if args.api_key_stdin {
-            Some(ask.from_stdin("API key")?)
+            Some(ask.next_stdin_line("API key")?)
         } else if ask.interactive && (choice.needs_key() || choice == ProviderChoice::Custom) {
             let prompt = if choice.needs_key() {
                 format!("API key{}", choice.where_keys_are())
@@ -842,7 +842,7 @@ where
 {
     loop {
         let token = if from_stdin {
-            ask.from_stdin(what)?
+            ask.next_stdin_line(what)?
         } else {
             ask.secret(prompt)?
         };
