@@ -155,6 +155,20 @@ async fn a_bad_reload_changes_nothing_and_names_the_key() {
     let good = config(port, &model.base_url(), &account("a", &tg.url(), ""));
     let gw = Gateway::start(dir.path(), &good).await;
 
+    // Without the control token, a reload is refused and nothing starts.
+    gw.rewrite_config(&format!("{good}{}", account("b", &tg.url(), "")));
+    let refused = reqwest::Client::new()
+        .post(format!("{}/api/config/reload", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let (_, status) = gw.get("/api/status").await;
+    assert!(
+        status["components"].get("channel:telegram/b").is_none(),
+        "an unauthenticated reload applied: {status}"
+    );
+
     // Not valid: a key that does not exist.
     let typo = config(
         port,
