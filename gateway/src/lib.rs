@@ -42,6 +42,7 @@ pub mod sandbox;
 pub mod security;
 pub mod serve;
 pub mod sessions;
+pub mod staged;
 pub mod supervisor;
 pub mod telemetry;
 pub mod token;

@@ -13,7 +13,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -808,63 +808,27 @@ async fn ask_slack(
     })
 }
 
-/// Write `bytes` beside `path`, store `secrets`, then move the file in:
-/// a failure before the move leaves the old file (or none) in place. An
-/// existing file keeps its mode and owner, and a symlink its target; a
-/// new one is private to its owner (it may name secrets' names).
+/// Stage `bytes` beside `path`, store `secrets`, then move the file in
+/// ([`crate::staged`]): a failure before the move leaves the old file (or
+/// none) in place.
 async fn write_and_store(
     path: &Path,
     bytes: &[u8],
     opened: Option<&vault::Opened>,
     secrets: &[(String, Zeroizing<String>)],
 ) -> anyhow::Result<()> {
-    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
-    let target = match std::fs::canonicalize(path) {
-        Ok(t) => t,
-        Err(_) => path.to_path_buf(),
-    };
-    let dir = target
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let meta = std::fs::metadata(&target).ok();
-    let mode = meta
-        .as_ref()
-        .map_or(0o600, |m| m.permissions().mode() & 0o7777);
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "switchboard.toml".into());
-    let tmp: PathBuf = dir.join(format!(".{name}.init-{}", std::process::id()));
-    let staged = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        if let Some(m) = &meta {
-            let _ = std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()));
-        }
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = staged {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e)
-            .with_context(|| format!("cannot write {}; nothing was written", target.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let stored = async {
-        let Some(o) = opened else {
-            return anyhow::Ok(());
-        };
+    let staged = crate::staged::Staged::write(path, bytes)
+        .with_context(|| format!("cannot write {}; nothing was written", path.display()))?;
+    if let Some(o) = opened {
         let audit = o.audit();
         for (name, value) in secrets {
             o.store
                 .secret_set(name, value, crate::clock::now_ms())
-                .await?;
+                .await
+                .context("cannot store the secrets; the config was not written")?;
             audit
                 .record(
                     &Actor::cli(),
@@ -874,19 +838,10 @@ async fn write_and_store(
                 )
                 .await;
         }
-        anyhow::Ok(())
     }
-    .await;
-    if let Err(e) = stored {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context("cannot store the secrets; the config was not written"));
-    }
-    let moved = std::fs::rename(&tmp, &target).and_then(|()| std::fs::File::open(&dir)?.sync_all());
-    if let Err(e) = moved {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", target.display()));
-    }
-    Ok(())
+    staged
+        .commit()
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

@@ -10,8 +10,6 @@
 mod mask;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -22,7 +20,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use rand::Rng;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Value;
@@ -628,7 +625,7 @@ fn save_blocking(
     if bytes == current.bytes {
         return Saved::Done(Vec::new());
     }
-    if let Err(e) = write_atomically(path, &bytes) {
+    if let Err(e) = crate::staged::replace(path, &bytes) {
         return Saved::Failed(format!(
             "writing {} failed: {e}. Check that the gateway's user may write its directory.",
             path.display()
@@ -658,50 +655,10 @@ fn changed_sections(before: &Config, after: &Config) -> Vec<String> {
         .collect()
 }
 
-/// Replace the file at `path` (through a symlink: its target) by `bytes`
-/// so that a crash leaves the old file or the new one, never half of
-/// one: a temporary file in the same directory with the file's mode and
-/// owner, synced, renamed over it, and the directory synced.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let target = std::fs::canonicalize(path)?;
-    let dir = target
-        .parent()
-        .ok_or_else(|| std::io::Error::other("the config file has no directory"))?;
-    let name = target
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("the config file has no name"))?
-        .to_string_lossy()
-        .into_owned();
-    let meta = std::fs::metadata(&target)?;
-    let mode = meta.permissions().mode() & 0o7777;
-    let suffix: u64 = rand::rng().random();
-    let tmp = dir.join(format!("{name}.tmp-{suffix:016x}"));
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // The umask may have taken bits away.
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        // Keeps the owner when the gateway may (as root); else it is ours.
-        let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, &target)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    let result = write();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn sections_that_differ_are_named() {
@@ -723,7 +680,7 @@ mod tests {
         let path = dir.path().join("switchboard.toml");
         std::fs::write(&path, "old\n").expect("write");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
-        write_atomically(&path, b"new\n").expect("saved");
+        crate::staged::replace(&path, b"new\n").expect("saved");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "new\n");
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o640);
