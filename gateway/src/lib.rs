@@ -49,6 +49,7 @@ pub mod token;
 pub mod ui;
 pub mod vault;
 pub mod webchat;
+pub mod wiring;
 
 #[cfg(test)]
 mod testing;

@@ -198,7 +198,7 @@ pub async fn serve(
             provider_for(name, p, &p.model, &telemetry),
         ));
     }
-    let (agents, models) = crate::reload::build_agents(&config, &dir, &telemetry)?;
+    let (agents, models) = crate::wiring::build_agents(&config, &dir, &telemetry)?;
     for (name, url, provider) in probes {
         let health = health.clone();
         let url = switchboard_agents::shown_url(&url);
@@ -244,12 +244,12 @@ pub async fn serve(
     }
     // Scheduled runs whose answer goes to no chat reply through this.
     channels.add(Arc::new(crate::cron::NullChannel) as Arc<dyn Channel>);
-    for key in crate::reload::account_specs(&config).keys() {
-        let channel = crate::reload::build_account(&config, key)
+    for key in crate::wiring::account_specs(&config).keys() {
+        let channel = crate::wiring::build_account(&config, key)
             .with_context(|| format!("channels.{}.accounts.{}", key.0, key.1))?;
         channels.add(channel);
     }
-    let access = crate::reload::access_rules(&config);
+    let access = crate::wiring::access_rules(&config);
     let shutdown = CancellationToken::new();
     let events = EventBus::new(1024);
     let approvals = Arc::new(Approvals::new(
@@ -299,7 +299,7 @@ pub async fn serve(
         telemetry: telemetry.clone(),
     });
     let sessions = SessionRegistry::new(ctx);
-    let router = crate::reload::router(&config, &loaded.default_agent);
+    let router = crate::wiring::router(&config, &loaded.default_agent);
     telemetry.metrics.prepare(
         &access.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
         &config.agents.keys().cloned().collect::<Vec<_>>(),
@@ -351,7 +351,7 @@ pub async fn serve(
             .metrics_token
             .as_deref()
             .map(crate::token::TokenDigest::of),
-        agents: arc_swap::ArcSwap::from_pointee(crate::reload::agent_names(
+        agents: arc_swap::ArcSwap::from_pointee(crate::wiring::agent_names(
             &config,
             &loaded.default_agent,
         )),
