@@ -3,8 +3,8 @@
 //! [`Store`] is the one interface the gateway uses: sessions, transcript
 //! entries, the durable ingress queue, pairing requests and allowlists,
 //! and the audit log (kept in order here, signed by the gateway). Each
-//! backend implements it whole ([`SqliteStore`] embedded by default; a
-//! PostgreSQL backend for scale-out implements the same trait), and one
+//! backend implements it whole ([`SqliteStore`] embedded by default,
+//! [`PgStore`] for several gateways sharing one database), and one
 //! conformance suite in `tests/store_conformance.rs` runs against each.
 //!
 //! Encryption at rest happens here too: [`SealedStore`] wraps any backend
@@ -19,6 +19,7 @@
 
 pub mod crypto;
 mod error;
+mod postgres;
 mod records;
 mod sealed;
 pub mod search;
@@ -26,6 +27,7 @@ mod sqlite;
 mod store;
 
 pub use error::StoreError;
+pub use postgres::{PgStore, redact_url};
 pub use records::{
     AllowEntry, ApprovalRecord, AuditCheckpoint, AuditRecord, Cell, Column, CronJobRecord,
     CronRunRecord, ForgetReport, IngressAccept, IngressRecord, IngressStatus, MemoryRecord,

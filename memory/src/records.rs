@@ -74,14 +74,22 @@ impl Role {
     }
 }
 
+impl TryFrom<String> for Role {
+    type Error = StoreError;
+    fn try_from(s: String) -> Result<Self, StoreError> {
+        Role::parse(&s)
+    }
+}
+
 /// One stored transcript entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct TranscriptEntry {
     /// Order of entries across the whole store.
     pub seq: i64,
     /// The session generation it belongs to.
     pub session_id: String,
     /// Who said it.
+    #[sqlx(try_from = "String")]
     pub role: Role,
     /// What was said.
     pub content: String,
@@ -195,8 +203,15 @@ impl IngressStatus {
     }
 }
 
+impl TryFrom<String> for IngressStatus {
+    type Error = StoreError;
+    fn try_from(s: String) -> Result<Self, StoreError> {
+        IngressStatus::parse(&s)
+    }
+}
+
 /// One row of the ingress queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct IngressRecord {
     /// The row id.
     pub id: i64,
@@ -209,6 +224,7 @@ pub struct IngressRecord {
     /// The message as the gateway serialized it (JSON).
     pub payload: String,
     /// Where it is in its life.
+    #[sqlx(try_from = "String")]
     pub status: IngressStatus,
     /// How often processing started.
     pub attempts: i64,
@@ -417,7 +433,7 @@ pub struct Cell {
 
 /// A scheduled job as the store keeps it: where it came from, its state
 /// and, for one made at run time, its definition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct CronJobRecord {
     /// Its name (`[cron.jobs.<name>]`, or given to `cron add`).
     pub name: String,
@@ -438,7 +454,7 @@ pub struct CronJobRecord {
 }
 
 /// One slot of a job: run, missed or skipped, at most once ever.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct CronRunRecord {
     /// The job.
     pub job: String,
@@ -458,7 +474,7 @@ pub struct CronRunRecord {
 /// HMAC chained to the record before it. The store keeps it as given and
 /// never encrypts it (it must stay verifiable without the data keys); it
 /// holds no message text and no secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct AuditRecord {
     /// Its place in the log: one past the record before it (or the
     /// checkpoint), from 1.
@@ -487,7 +503,7 @@ pub struct AuditRecord {
 /// Where the audit log starts once its oldest records were pruned: the
 /// last pruned record's place and HMAC (which the next record's `prev`
 /// names), signed, so the rest of the chain stays verifiable.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct AuditCheckpoint {
     /// The seq of the last pruned record.
     pub seq: i64,

@@ -16,6 +16,9 @@ mod privacy;
 use privacy::*;
 #[path = "store_conformance/audit.rs"]
 mod audit;
+#[path = "../../tests/src/postgres.rs"]
+#[allow(dead_code)]
+mod pg;
 use audit::*;
 
 const HOUR: i64 = 3_600_000;
@@ -771,7 +774,33 @@ async fn sealed_file() -> (switchboard_memory::SealedStore, tempfile::TempDir) {
     )
 }
 
+/// A fresh database on the test process's PostgreSQL server.
+async fn postgres() -> (switchboard_memory::PgStore, ()) {
+    let url = pg::Postgres::shared().database();
+    (
+        switchboard_memory::PgStore::connect(&url).await.unwrap(),
+        (),
+    )
+}
+
+async fn sealed_postgres() -> (switchboard_memory::SealedStore, tempfile::TempDir) {
+    use switchboard_memory::crypto::{KekSource, Keyring};
+    let dir = tempfile::tempdir().unwrap();
+    let (inner, ()) = postgres().await;
+    let ring = Keyring::create(
+        &dir.path().join("keyring"),
+        &KekSource::KeyFile(dir.path().join("key")),
+    )
+    .unwrap();
+    (
+        switchboard_memory::SealedStore::new(std::sync::Arc::new(inner), std::sync::Arc::new(ring)),
+        dir,
+    )
+}
+
 store_suite!(sqlite, sqlite_file());
+store_suite!(postgresql, postgres());
+store_suite!(sealed_postgresql, sealed_postgres());
 store_suite!(sealed_sqlite, sealed_file());
 store_suite!(sqlite_in_memory, sqlite_memory());
 

@@ -18,7 +18,9 @@
 //!   of `/metrics`;
 //! - [`sse`]: reads an SSE body the way an OpenAI client does;
 //! - [`browser`]: a headless Chromium driven over WebDriver, for the
-//!   control web UI, with helpers that find things as a person does.
+//!   control web UI, with helpers that find things as a person does;
+//! - [`postgres`]: a real PostgreSQL server (initdb as a non-root user on a
+//!   free port), with a fresh database per test.
 //!
 //! The tests themselves live in `tests/tests/`.
 
@@ -30,6 +32,7 @@ pub mod fake_otlp;
 pub mod fake_slack;
 pub mod fake_telegram;
 pub mod gateway;
+pub mod postgres;
 pub mod prom;
 pub mod sse;
 
