@@ -21,6 +21,9 @@ command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 # WebDriver (tests/tests/ui.rs); nothing is downloaded by the tests.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+# The store tests run against a real PostgreSQL server, made by the tests
+# with Debian's server binaries (tests/src/postgres.rs).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # The tray's test starts a private D-Bus session bus (tests/tests/tray.rs).
 command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus)
 if ((${#need_apt[@]})); then

@@ -101,6 +101,7 @@ fn encryption(loaded: &LoadedConfig, line: &mut impl FnMut(Option<bool>, &str)) 
         data_dir,
         config_dir: crate::vault::config_dir(loaded.path.as_deref()),
         encryption: enc.clone(),
+        url: loaded.config.store.url.clone(),
     };
     match enc.mode {
         EncryptionMode::Off => line(

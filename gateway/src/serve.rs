@@ -133,6 +133,15 @@ pub async fn serve(
     // Taken at once, so that a SIGHUP while starting (systemd's
     // ExecReload) does not end the process; answered once running.
     let hangups = hangups();
+    if config.cluster.enabled {
+        // Two gateways each running every listener would poll one Telegram
+        // bot twice and answer twice: refused until the leases are here.
+        anyhow::bail!(
+            "cluster.enabled = true: replicas sharing the work (listener leases, claimed ingress \
+             rows, event fan-out) are not in this build yet. Run one gateway on the PostgreSQL \
+             store (cluster.enabled = false) until they are"
+        );
+    }
     let dir = data_dir(&config)?;
     let bind: SocketAddr = config
         .gateway
@@ -147,6 +156,7 @@ pub async fn serve(
                 data_dir: dir.clone(),
                 config_dir: crate::vault::config_dir(config_path.as_deref()),
                 encryption: config.store.encryption.clone(),
+                url: config.store.url.clone(),
             })
             .await?
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use switchboard_memory::crypto::{KekSource, Keyring};
-use switchboard_memory::{Column, SealedStore, SqliteStore, Store};
+use switchboard_memory::{Column, PgStore, SealedStore, SqliteStore, Store};
 use zeroize::Zeroizing;
 
 use crate::audit::{Audit, AuditKey};
@@ -38,12 +38,21 @@ pub struct Location {
     pub config_dir: PathBuf,
     /// `[store.encryption]`.
     pub encryption: EncryptionConfig,
+    /// `store.url`: a PostgreSQL database instead of the SQLite file.
+    pub url: Option<String>,
 }
 
 impl Location {
-    /// The database file.
+    /// The database file, or for PostgreSQL where the database is (host,
+    /// port and name, never the credentials).
     pub fn db_path(&self) -> PathBuf {
-        self.data_dir.join("switchboard.db")
+        match &self.url {
+            Some(url) if !url.starts_with("secret:") => {
+                PathBuf::from(switchboard_memory::redact_url(url))
+            }
+            Some(_) => PathBuf::from("the PostgreSQL database of store.url"),
+            None => self.data_dir.join("switchboard.db"),
+        }
     }
 
     /// The key file (mode `keyfile`).
@@ -214,7 +223,7 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
             }
         };
         return Ok(Opened {
-            store: Arc::new(store),
+            store,
             sealed: None,
             db_path,
             mode,
@@ -222,6 +231,9 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
         });
     }
     let ring_path = loc.keyring();
+    if loc.url.is_some() && !Keyring::exists(&ring_path) {
+        fetch_shared_keyring(loc, &ring_path).await?;
+    }
     // The key is checked against the keyring before the database is opened.
     let ring = if Keyring::exists(&ring_path) {
         let source = kek_source(loc, false)?;
@@ -274,6 +286,9 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
                     ring_path.display()
                 )),
             }
+            if loc.url.is_some() {
+                share_keyring(store.as_ref(), &ring_path).await?;
+            }
             ring
         }
     };
@@ -297,7 +312,7 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
                 .context("cannot derive the audit log's key from the keyring"));
         }
     };
-    let inner: Arc<dyn Store> = Arc::new(store);
+    let inner: Arc<dyn Store> = store;
     let sealed = Arc::new(SealedStore::new(inner, Arc::new(ring)));
     if state.as_deref() != Some("sealed") || sealed.keyring().reencrypting() {
         seal_everything(&sealed, state.as_deref() != Some("sealed")).await?;
@@ -311,7 +326,21 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
     })
 }
 
-async fn open_db(loc: &Location) -> anyhow::Result<SqliteStore> {
+async fn open_db(loc: &Location) -> anyhow::Result<Arc<dyn Store>> {
+    let store_config = crate::config::StoreConfig {
+        url: loc.url.clone(),
+        ..Default::default()
+    };
+    if let Some((url, _)) = store_config.postgres_url()? {
+        let store = PgStore::connect(&url).await.with_context(|| {
+            format!(
+                "cannot open the store at {} (store.url): check that the server runs and takes \
+                 the user, password and database the URL names",
+                switchboard_memory::redact_url(&url)
+            )
+        })?;
+        return Ok(Arc::new(store));
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -323,9 +352,48 @@ async fn open_db(loc: &Location) -> anyhow::Result<SqliteStore> {
             )
         })?;
     let path = loc.db_path();
-    SqliteStore::open(&path)
+    let store = SqliteStore::open(&path)
         .await
-        .with_context(|| format!("cannot open the store at {}", path.display()))
+        .with_context(|| format!("cannot open the store at {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// `store_meta` key of the keyring file's text, in a PostgreSQL store:
+/// every replica opens the same keyring (its data keys wrapped under the
+/// key file or passphrase, so the database alone does not open them).
+const META_KEYRING_FILE: &str = "keyring.file";
+
+/// Write the keyring a replica stored in the database to `ring_path`
+/// (mode 0600), when there is one.
+async fn fetch_shared_keyring(loc: &Location, ring_path: &Path) -> anyhow::Result<()> {
+    let store = open_db(loc).await?;
+    let text = store.meta_get(META_KEYRING_FILE).await;
+    store.close().await;
+    let Some(text) = text? else {
+        return Ok(());
+    };
+    if let Some(dir) = ring_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    crate::staged::replace(ring_path, text.as_bytes())
+        .with_context(|| format!("cannot write the shared keyring to {}", ring_path.display()))?;
+    crate::telemetry::logging::say(&format!(
+        "Took the keyring the other replicas use from the database, into {}.",
+        ring_path.display()
+    ));
+    Ok(())
+}
+
+/// Store the keyring file's text in the database for the other replicas.
+async fn share_keyring(store: &dyn Store, ring_path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(ring_path)
+        .with_context(|| format!("cannot read the keyring {}", ring_path.display()))?;
+    store.meta_set(META_KEYRING_FILE, &text).await?;
+    Ok(())
 }
 
 /// Encrypt every value not under an active key (the first start with

@@ -62,6 +62,7 @@ pub(crate) fn location(path: Option<&Path>, boot: &Bootstrap) -> anyhow::Result<
         data_dir,
         config_dir: vault::config_dir(path),
         encryption: boot.store.encryption.clone(),
+        url: boot.store.url.clone(),
     })
 }
 

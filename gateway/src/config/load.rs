@@ -197,6 +197,8 @@ fn secret_refs(table: &Table, at: &str, out: &mut Vec<(String, String)>) {
         };
         match v {
             Value::Table(t) => secret_refs(t, &path, out),
+            // Read from a file before the store opens (StoreConfig::postgres_url).
+            Value::String(_) if path == "store.url" => {}
             Value::String(s) if SECRET_KEYS.contains(&k.as_str()) => {
                 if let Some(name) = s.strip_prefix("secret:") {
                     out.push((path, name.trim().to_string()));
@@ -223,6 +225,7 @@ fn resolve_secrets(
         };
         match v {
             Value::Table(t) => resolve_secrets(t, &path, secrets, errors),
+            Value::String(_) if path == "store.url" => {}
             Value::String(s) if SECRET_KEYS.contains(&k.as_str()) => {
                 if let Some(name) = s.strip_prefix("secret:").map(str::trim) {
                     match secrets.get(name) {

@@ -32,7 +32,7 @@ pub use load::{
 };
 pub use memory::{AgentMemoryConfig, DEFAULT_MAX_ENTRIES, MemoryScope};
 pub use observability::{LogFormat, ObservabilityConfig, OtlpConfig, SpanSessionKeys};
-pub use store::{EncryptionConfig, EncryptionMode, StoreConfig};
+pub use store::{ClusterConfig, EncryptionConfig, EncryptionMode, StoreConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -63,8 +63,11 @@ pub struct Config {
     pub sandbox: switchboard_sandbox::SandboxSettings,
     /// `[ui]`: the control web UI served at `/`.
     pub ui: UiConfig,
-    /// `[store]`: encryption at rest.
+    /// `[store]`: where the records are kept (SQLite, or PostgreSQL with
+    /// `url`) and encryption at rest.
     pub store: StoreConfig,
+    /// `[cluster]`: several gateways sharing one PostgreSQL store.
+    pub cluster: ClusterConfig,
     /// `[cron.jobs.<name>]`: turns the assistant starts at a time.
     pub cron: CronConfig,
     /// `[hooks.<name>]`: turns another system starts with a POST to

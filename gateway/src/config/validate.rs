@@ -132,6 +132,44 @@ pub(super) fn validate(config: &Config) -> Result<String, Vec<ConfigError>> {
             ));
         }
     }
+    if let Some(url) = &config.store.url
+        && !url.starts_with("secret:")
+        && !url.starts_with("postgres://")
+        && !url.starts_with("postgresql://")
+    {
+        // Never quoted: it may hold a password.
+        errors.push(ConfigError::new(
+            "store.url",
+            "must be a PostgreSQL URL (postgres://user:password@host:5432/database) or \"secret:NAME\"; \
+             leave it out for the embedded SQLite store",
+        ));
+    }
+    let cluster = &config.cluster;
+    if cluster.enabled && config.store.url.is_none() {
+        errors.push(ConfigError::new(
+            "cluster.enabled",
+            "replicas need a shared PostgreSQL store: set [store] url = \"postgres://…\" \
+             (a SQLite data directory allows one gateway only)",
+        ));
+    }
+    if !(3..=300).contains(&cluster.lease_secs) {
+        errors.push(ConfigError::new(
+            "cluster.lease_secs",
+            "must be 3 to 300 seconds (another replica takes over within this long after one dies)",
+        ));
+    }
+    if let Some(id) = &cluster.replica_id
+        && (id.is_empty()
+            || id.len() > 64
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
+    {
+        errors.push(ConfigError::new(
+            "cluster.replica_id",
+            "must be 1 to 64 letters, digits, `-`, `_` or `.` (e.g. the pod's name)",
+        ));
+    }
     let enc = &config.store.encryption;
     if enc.iterations < switchboard_memory::crypto::MIN_ITERATIONS {
         errors.push(ConfigError::new(

@@ -130,6 +130,7 @@ mod tests {
             data_dir: data.to_path_buf(),
             config_dir: config.to_path_buf(),
             encryption: EncryptionConfig::default(),
+            url: None,
         }
     }
 
