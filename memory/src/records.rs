@@ -342,6 +342,35 @@ pub struct MemoryRecord {
     pub created_at: i64,
 }
 
+impl MemoryRecord {
+    /// A memory from its stored columns: `tags` a JSON array, `vector`
+    /// JSON numbers (as both backends store them).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_columns(
+        id: String,
+        agent: String,
+        owner: String,
+        text: String,
+        tags: &str,
+        vector: Option<&str>,
+        created_at: i64,
+    ) -> Result<Self, StoreError> {
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("memory {id}: {e}"));
+        Ok(MemoryRecord {
+            tags: serde_json::from_str(tags).map_err(corrupt)?,
+            vector: vector
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(corrupt)?,
+            agent,
+            owner,
+            text,
+            created_at,
+            id,
+        })
+    }
+}
+
 /// A stored secret's name and when it was set (its value is never listed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretInfo {

@@ -43,23 +43,15 @@ impl SqliteStore {
         .await?;
         rows.iter()
             .map(|row| {
-                let id: String = row.try_get("id")?;
-                let tags: String = row.try_get("tags")?;
-                let vector: Option<String> = row.try_get("vector")?;
-                let corrupt =
-                    |e: serde_json::Error| StoreError::Corrupt(format!("memory {id}: {e}"));
-                Ok(MemoryRecord {
-                    agent: row.try_get("agent")?,
-                    owner: row.try_get("owner")?,
-                    text: row.try_get("text")?,
-                    tags: serde_json::from_str(&tags).map_err(corrupt)?,
-                    vector: vector
-                        .map(|v| serde_json::from_str(&v))
-                        .transpose()
-                        .map_err(corrupt)?,
-                    created_at: row.try_get("created_at")?,
-                    id,
-                })
+                MemoryRecord::from_columns(
+                    row.try_get("id")?,
+                    row.try_get("agent")?,
+                    row.try_get("owner")?,
+                    row.try_get("text")?,
+                    row.try_get::<&str, _>("tags")?,
+                    row.try_get::<Option<&str>, _>("vector")?,
+                    row.try_get("created_at")?,
+                )
             })
             .collect()
     }
