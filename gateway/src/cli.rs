@@ -777,6 +777,44 @@ fn print_status(base: &str, v: &Value) {
             );
         }
     }
+    print_cluster(&v["cluster"]);
+}
+
+/// The replicas and leases of a gateway that runs as a replica.
+fn print_cluster(c: &Value) {
+    if !c.is_object() {
+        return;
+    }
+    let me = c["replica_id"].as_str().unwrap_or("?");
+    println!(
+        "  cluster:  this is replica {me} (leases of {} s)",
+        c["lease_secs"]
+    );
+    let seen = c["last_heartbeat_ms"].as_i64().unwrap_or(0);
+    println!("  replicas:");
+    for r in c["replicas"].as_array().into_iter().flatten() {
+        let id = r["id"].as_str().unwrap_or("?");
+        let ago = (seen - r["heartbeat_at"].as_i64().unwrap_or(0)).max(0) as f64 / 1000.0;
+        println!(
+            "    {id:<28} {} — heartbeat {ago:.1} s ago{}",
+            r["address"].as_str().unwrap_or("?"),
+            if id == me { " (this one)" } else { "" }
+        );
+    }
+    println!("  leases:");
+    let leases = c["leases"].as_array().into_iter().flatten();
+    let mut any = false;
+    for l in leases {
+        any = true;
+        println!(
+            "    {:<28} held by {}",
+            l["name"].as_str().unwrap_or("?"),
+            l["holder"].as_str().unwrap_or("?")
+        );
+    }
+    if !any {
+        println!("    (none held)");
+    }
 }
 
 /// Open `url` in the desktop's browser (`xdg-open`, `open` on macOS),

@@ -1,12 +1,15 @@
 //! The event bus: every turn's events, for control UI subscribers.
 
-use serde::Serialize;
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 
 use switchboard_agents::Usage;
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", content = "data")]
 pub enum EventKind {
     /// A turn started working on the message.
@@ -93,6 +96,8 @@ pub struct GatewayEvent {
 #[derive(Debug, Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<GatewayEvent>,
+    /// Where what is published here also goes (the other replicas).
+    remote: Arc<OnceLock<mpsc::Sender<GatewayEvent>>>,
 }
 
 impl EventBus {
@@ -100,17 +105,35 @@ impl EventBus {
     pub fn new(capacity: usize) -> Self {
         Self {
             tx: broadcast::channel(capacity).0,
+            remote: Arc::default(),
         }
     }
 
-    /// Publish (no subscribers is fine).
+    /// Publish here and, for replicas, to the others (no subscribers is
+    /// fine).
     pub fn publish(&self, event: GatewayEvent) {
+        if let Some(remote) = self.remote.get() {
+            // A full backlog (the database is slow) drops the copy for
+            // the others, never this replica's own.
+            let _ = remote.try_send(event.clone());
+        }
+        self.publish_local(event);
+    }
+
+    /// Publish to this replica's subscribers only (what another replica
+    /// sent).
+    pub fn publish_local(&self, event: GatewayEvent) {
         let _ = self.tx.send(event);
+    }
+
+    /// Also send what is published to `remote` from now on (once).
+    pub fn forward_to(&self, remote: mpsc::Sender<GatewayEvent>) {
+        let _ = self.remote.set(remote);
     }
 
     /// Whether anyone listens (to skip building events nobody reads).
     pub fn has_subscribers(&self) -> bool {
-        self.tx.receiver_count() > 0
+        self.remote.get().is_some() || self.tx.receiver_count() > 0
     }
 
     /// Subscribe from now on.

@@ -25,6 +25,9 @@ pub enum State {
     Failed,
     /// Stopped on purpose.
     Stopped,
+    /// Ready to run, while another replica holds its lease (a channel
+    /// account's listener on a replica that is not the holder).
+    Standby,
 }
 
 /// One component's health.
@@ -156,7 +159,9 @@ impl Health {
     pub fn not_ready(&self) -> Vec<String> {
         self.snapshot()
             .into_iter()
-            .filter(|(name, c)| name.starts_with("channel:") && c.state != State::Running)
+            .filter(|(name, c)| {
+                name.starts_with("channel:") && !matches!(c.state, State::Running | State::Standby)
+            })
             .map(|(name, c)| format!("{name} is {:?}", c.state).to_lowercase())
             .collect()
     }

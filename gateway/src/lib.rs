@@ -27,6 +27,7 @@ pub mod auth;
 pub mod channels;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod cron;
 pub mod doctor;

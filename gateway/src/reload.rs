@@ -46,6 +46,8 @@ pub(crate) struct Listeners {
     store: Arc<dyn Store>,
     inbound: mpsc::Sender<Delivery>,
     running: Mutex<HashMap<AccountKey, Retirable>>,
+    /// For replicas: each listener runs only while its lease is held here.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Listeners {
@@ -55,6 +57,7 @@ impl Listeners {
         health: Arc<Health>,
         store: Arc<dyn Store>,
         inbound: mpsc::Sender<Delivery>,
+        cluster: Option<Arc<crate::cluster::Cluster>>,
     ) -> Self {
         Self {
             supervisor,
@@ -62,6 +65,7 @@ impl Listeners {
             store,
             inbound,
             running: Mutex::default(),
+            cluster,
         }
     }
 
@@ -83,15 +87,33 @@ impl Listeners {
             channel.name(),
             channel.account(),
         ));
+        // What arrives over HTTP (the web chat) or from inside (scheduled
+        // runs) is taken by every replica; only pollers and sockets of a
+        // platform are leased.
+        let local = matches!(
+            channel.name(),
+            crate::webchat::NAME | crate::cron::runner::CHANNEL
+        );
+        let cluster = self.cluster.clone().filter(|_| !local);
+        let health = self.health.clone();
+        let component = name.clone();
         let run = self.supervisor.spawn_retirable(&name, move |stop| {
             let channel = channel.clone();
             let ctx = ChannelContext {
                 inbound: inbound.clone(),
-                shutdown: stop,
+                shutdown: stop.clone(),
                 status: status.clone(),
                 state: state.clone(),
             };
-            async move { channel.run(ctx).await.map_err(|e| e.to_string()) }
+            let Some(cluster) = cluster.clone() else {
+                return futures::future::Either::Left(async move {
+                    channel.run(ctx).await.map_err(|e| e.to_string())
+                });
+            };
+            let (health, component) = (health.clone(), component.clone());
+            futures::future::Either::Right(async move {
+                run_leased(&cluster, &channel, ctx, &health, &component).await
+            })
         });
         self.running
             .lock()
@@ -109,6 +131,65 @@ impl Listeners {
         if let Some(run) = run {
             run.retire().await;
         }
+    }
+}
+
+/// Run `channel`'s listener whenever this replica holds its lease: wait
+/// for it (standby), listen until it is lost or `ctx.shutdown`, give it up,
+/// and wait again. The listener of a lost lease has ended before the wait
+/// starts, so two replicas never listen for one account at once.
+async fn run_leased(
+    cluster: &Arc<crate::cluster::Cluster>,
+    channel: &Arc<dyn Channel>,
+    ctx: ChannelContext,
+    health: &Health,
+    component: &str,
+) -> Result<(), String> {
+    let lease_name = crate::cluster::listener_lease(channel.name(), channel.account());
+    let stop = ctx.shutdown.clone();
+    loop {
+        health.set(
+            component,
+            crate::health::State::Standby,
+            Some(match cluster.holder_of(&lease_name) {
+                Some(h) if h != cluster.id() => format!("listening on replica {h}"),
+                _ => "waiting for this account's lease".into(),
+            }),
+        );
+        let Some(lease) = cluster
+            .hold(&lease_name, cluster.timing().beat, &stop)
+            .await
+        else {
+            return Ok(());
+        };
+        health.set(component, crate::health::State::Running, None);
+        tracing::info!(lease = %lease_name, replica = %cluster.id(), "holding the listener's lease");
+        let shutdown = stop.child_token();
+        let run = ChannelContext {
+            shutdown: shutdown.clone(),
+            ..ctx.clone()
+        };
+        let listening = channel.run(run);
+        tokio::pin!(listening);
+        let result = tokio::select! {
+            r = &mut listening => Some(r),
+            () = lease.lost().cancelled() => None,
+        };
+        let result = match result {
+            Some(r) => r,
+            None => {
+                tracing::warn!(lease = %lease_name, "lost the listener's lease; stopping the listener");
+                shutdown.cancel();
+                listening.await
+            }
+        };
+        lease.release().await;
+        if stop.is_cancelled() {
+            return result.map_err(|e| e.to_string());
+        }
+        // A listener that failed while holding the lease is restarted by
+        // the supervisor, which waits for the lease again.
+        result.map_err(|e| e.to_string())?;
     }
 }
 

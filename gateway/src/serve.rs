@@ -39,6 +39,8 @@ use crate::webchat::WebChat;
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// How old such a row must be (a row just written is being handed on).
 const SWEEP_GRACE: Duration = Duration::from_secs(15);
+/// Rows a replica takes over from others in one go at most.
+const TAKE_OVER_AT_ONCE: i64 = 500;
 
 /// The data directory: configured, or the platform's.
 pub fn data_dir(config: &Config) -> anyhow::Result<PathBuf> {
@@ -133,15 +135,6 @@ pub async fn serve(
     // Taken at once, so that a SIGHUP while starting (systemd's
     // ExecReload) does not end the process; answered once running.
     let hangups = hangups();
-    if config.cluster.enabled {
-        // Two gateways each running every listener would poll one Telegram
-        // bot twice and answer twice: refused until the leases are here.
-        anyhow::bail!(
-            "cluster.enabled = true: replicas sharing the work (listener leases, claimed ingress \
-             rows, event fan-out) are not in this build yet. Run one gateway on the PostgreSQL \
-             store (cluster.enabled = false) until they are"
-        );
-    }
     let dir = data_dir(&config)?;
     let bind: SocketAddr = config
         .gateway
@@ -169,11 +162,36 @@ pub async fn serve(
             "[store.encryption] mode is off: transcripts and messages are stored in plain text"
         );
     }
+    // For replicas: join before taking any work.
+    let cluster = match config.cluster.enabled {
+        true => {
+            let scheme = if config.gateway.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let c = crate::cluster::Cluster::join(
+                store.clone(),
+                &config.cluster,
+                format!("{scheme}://{bind}"),
+            )
+            .await
+            .context("cannot join the replicas on the store")?;
+            tracing::info!(replica = %c.id(), lease_secs = config.cluster.lease_secs, "running as a replica");
+            Some(c)
+        }
+        false => None,
+    };
     // What the last run left unanswered, read before any intake starts.
-    let leftover = store
-        .ingress_pending()
-        .await
-        .context("cannot read the ingress queue")?;
+    // A replica takes only what no live replica owns.
+    let leftover = match &cluster {
+        None => store.ingress_pending().await,
+        Some(c) => match c.take_over(Duration::ZERO, TAKE_OVER_AT_ONCE).await {
+            Ok(ids) => crate::pipeline::rows(&*store, &ids).await,
+            Err(e) => Err(e),
+        },
+    }
+    .context("cannot read the ingress queue")?;
     let health = Arc::new(Health::new());
     health.set("store", State::Running, Some(db_path.display().to_string()));
 
@@ -268,10 +286,18 @@ pub async fn serve(
         events.clone(),
         audit.clone(),
     ));
-    approvals
-        .expire_stale()
-        .await
-        .context("cannot read the approval requests")?;
+    // A replica leaves them: another one's turn may be waiting on them.
+    if cluster.is_none() {
+        approvals
+            .expire_stale()
+            .await
+            .context("cannot read the approval requests")?;
+    }
+    // For replicas: what is published here goes to the others too (sent
+    // once the supervisor runs, below).
+    let outgoing = cluster
+        .as_ref()
+        .map(|_| crate::cluster::fanout::forward(&events));
     let runs = config.gateway.max_concurrent_runs;
     let draining = CancellationToken::new();
     let deliveries = crate::sessions::delivery::Deliveries::new(
@@ -307,6 +333,7 @@ pub async fn serve(
         deliveries,
         memories: Some(memories),
         telemetry: telemetry.clone(),
+        cluster: cluster.clone(),
     });
     let sessions = SessionRegistry::new(ctx);
     let router = crate::wiring::router(&config, &loaded.default_agent);
@@ -378,6 +405,7 @@ pub async fn serve(
         http_stop: http_stop.clone(),
         live: crate::ui::live::Live::default(),
         cron: Some(cron.clone()),
+        cluster: cluster.clone(),
         audit: audit.clone(),
         throttle: Arc::new(http::throttle::AuthThrottle::new(
             config.gateway.auth.failed_per_minute,
@@ -437,11 +465,30 @@ pub async fn serve(
     let supervisor =
         Supervisor::new(shutdown.clone(), health.clone()).with_restarts(restarts.clone());
     let (inbound_tx, inbound_rx) = mpsc::channel::<Delivery>(config.gateway.inbound_queue);
+    if let Some(c) = &cluster {
+        let beat = c.clone();
+        supervisor.spawn("cluster", move |stop| beat.clone().run(stop));
+        let (from, bus) = (c.clone(), state.events.clone());
+        supervisor.spawn("cluster-events-in", move |stop| {
+            crate::cluster::fanout::receive(from.clone(), bus.clone(), stop)
+        });
+        if let Some(rx) = outgoing {
+            // Started once: its receiver is not made again by a restart.
+            let to = c.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::cluster::fanout::send(to, rx, stop).await {
+                    tracing::error!(error = %e, "events are no longer sent to the other replicas");
+                }
+            });
+        }
+    }
     let listeners = crate::reload::Listeners::new(
         supervisor.clone(),
         health.clone(),
         store.clone(),
         inbound_tx.clone(),
+        cluster.clone(),
     );
     for channel in channels.all() {
         listeners.start(channel).await;
@@ -545,20 +592,29 @@ pub async fn serve(
     {
         // Rows accepted but owned by no one (an admission that failed after
         // the ingress write, an actor that died) are answered without
-        // waiting for a restart.
+        // waiting for a restart; for replicas, also the rows of a replica
+        // that died, as soon as its claims run out.
         let pipeline = pipeline.clone();
+        let cluster = cluster.clone();
+        let every = cluster.as_ref().map_or(SWEEP_EVERY, |c| c.timing().beat);
         supervisor.spawn("ingress-sweep", move |stop| {
             let pipeline = pipeline.clone();
+            let cluster = cluster.clone();
             async move {
                 loop {
                     tokio::select! {
                         () = stop.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(SWEEP_EVERY) => {}
+                        () = tokio::time::sleep(every) => {}
                     }
-                    pipeline
-                        .sweep_unowned(SWEEP_GRACE)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    match &cluster {
+                        None => pipeline.sweep_unowned(SWEEP_GRACE).await,
+                        Some(c) => {
+                            pipeline
+                                .sweep_cluster(c, SWEEP_GRACE, TAKE_OVER_AT_ONCE)
+                                .await
+                        }
+                    }
+                    .map_err(|e| e.to_string())?;
                 }
             }
         });
@@ -586,6 +642,10 @@ pub async fn serve(
     shutdown.cancel();
     let _ = reloads.await;
     supervisor.wait().await;
+    // Listeners and turns have stopped: the others take what is left now.
+    if let Some(c) = &cluster {
+        c.leave().await;
+    }
     http_stop.cancel();
     // Open WebSockets do not end by themselves: give requests a moment.
     match tokio::time::timeout(Duration::from_secs(2), http_task).await {

@@ -190,6 +190,7 @@ pub(crate) async fn rig(
         deliveries,
         memories: None,
         telemetry: crate::telemetry::Telemetry::disabled(),
+        cluster: None,
     });
     Rig {
         store,

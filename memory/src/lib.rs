@@ -17,6 +17,7 @@
 //! This crate depends on no other workspace crate: it knows nothing of
 //! channels, agents or policies.
 
+mod coordination;
 pub mod crypto;
 mod error;
 mod postgres;
@@ -26,6 +27,7 @@ pub mod search;
 mod sqlite;
 mod store;
 
+pub use coordination::{Coordination, LeaseRecord, MAX_NOTICE, ReplicaRecord};
 pub use error::StoreError;
 pub use postgres::{PgStore, redact_url};
 pub use records::{

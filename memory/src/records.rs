@@ -238,6 +238,11 @@ pub struct IngressRecord {
     /// of it was shown.
     #[serde(default)]
     pub reply_message_id: Option<String>,
+    /// For replicas sharing the store: the one that owns the row (its
+    /// claim renewed by heartbeat). Always `None` on SQLite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[sqlx(default)]
+    pub claimed_by: Option<String>,
 }
 
 /// The outcome of offering a message to the ingress queue.

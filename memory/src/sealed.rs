@@ -593,6 +593,11 @@ impl Store for SealedStore {
         self.inner.close().await;
     }
 
+    fn coordination(&self) -> Option<&dyn crate::Coordination> {
+        // Leases, claims and notices hold no user content.
+        self.inner.coordination()
+    }
+
     async fn channel_state_get(
         &self,
         channel: &str,

@@ -308,6 +308,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Finish pending writes and release the database.
     async fn close(&self);
 
+    /// How replicas sharing this database coordinate; `None` for a store
+    /// with one writer (SQLite).
+    fn coordination(&self) -> Option<&dyn crate::Coordination> {
+        None
+    }
+
     // ---- channel state ----
 
     /// The value under `key` in the state of channel account (`channel`,

@@ -239,6 +239,9 @@ pub(crate) fn status(state: &AppState) -> Value {
         "turns_done": ctx.turns_done.load(std::sync::atomic::Ordering::Relaxed),
         "turns_failed": ctx.turns_failed.load(std::sync::atomic::Ordering::Relaxed),
         "components": state.health.snapshot(),
+        // For replicas: who is alive, their last heartbeats, who holds
+        // which lease. `null` for a gateway on its own.
+        "cluster": state.cluster.as_ref().map(|c| c.view()),
     })
 }
 

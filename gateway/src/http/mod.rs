@@ -89,6 +89,8 @@ pub struct AppState {
     pub live: crate::ui::live::Live,
     /// The scheduler and the inbound webhooks' runs.
     pub cron: Option<Arc<crate::cron::runner::Cron>>,
+    /// This gateway as a replica, when `[cluster] enabled`.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Failed authentications, per client address.
     pub throttle: Arc<throttle::AuthThrottle>,
     /// The audit log: security-relevant events in a chain of HMACs.

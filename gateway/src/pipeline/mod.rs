@@ -15,6 +15,8 @@ pub mod notices;
 pub mod pairing;
 pub mod ratelimit;
 pub mod routing;
+mod takeover;
+pub use takeover::rows;
 #[cfg(test)]
 mod tests;
 

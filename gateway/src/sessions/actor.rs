@@ -14,6 +14,9 @@ use super::turn::run_batch;
 use super::{Job, SessionRegistry, TurnContext};
 use crate::clock::now_ms;
 
+/// How often a session busy on another replica is asked for again.
+const SESSION_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The notice for a message refused because its session's queue is full.
 pub(crate) const BUSY_NOTICE: &str = "I'm still working through your earlier messages and can't take this one now. Please send it again in a moment.";
 
@@ -22,6 +25,10 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Re
     let mut queue = TurnQueue::new(ctx.queue_mode, ctx.mailbox);
     let span = tracing::info_span!("session", session_key = %key);
     async move {
+        // For replicas: held while this actor has turns to run, so that
+        // another replica's turns of the session wait (and ours wait for
+        // its).
+        let mut lease: Option<crate::cluster::Lease> = None;
         loop {
             if queue.is_empty() {
                 tokio::select! {
@@ -39,6 +46,15 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Re
             }
             if ctx.draining.is_cancelled() {
                 break; // what waits stays pending in the ingress queue
+            }
+            if let Some(cluster) = &ctx.cluster
+                && lease.as_ref().is_none_or(|l| l.lost().is_cancelled())
+            {
+                let name = crate::cluster::session_lease(&key);
+                match cluster.hold(&name, SESSION_POLL, &ctx.draining).await {
+                    Some(l) => lease = Some(l),
+                    None => break,
+                }
             }
             let batch = queue.next_batch();
             ctx.runs_waiting.fetch_add(1, Ordering::Relaxed);
@@ -85,6 +101,14 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Re
             drop(turn);
             // The turn's tasks may let go of the slot a little later.
             slot.finish();
+            if queue.is_empty()
+                && let Some(l) = lease.take()
+            {
+                l.release().await;
+            }
+        }
+        if let Some(l) = lease.take() {
+            l.release().await;
         }
         tracing::debug!("session actor leaves memory");
     }

@@ -221,6 +221,8 @@ pub struct TurnContext {
     pub memories: Option<Arc<crate::memories::Memories>>,
     /// Metrics, and how spans are labelled.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// For replicas: a session's turns run only where its lease is held.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Why a message could not be handed to its session.

@@ -22,6 +22,7 @@ use crate::{
     TurnEntry,
 };
 
+mod cluster;
 mod more;
 mod sealing;
 
@@ -36,6 +37,9 @@ pub struct PgStore {
     pool: PgPool,
     /// Where it is, without user or password (for messages).
     location: String,
+    /// The replica that owns the ingress rows this store accepts, and for
+    /// how long (ms), once the gateway runs as a replica.
+    claimant: std::sync::Arc<std::sync::OnceLock<(String, i64)>>,
 }
 
 /// `url` as it may be shown: scheme, host, port and database, never the
@@ -72,7 +76,11 @@ impl PgStore {
             .await
             .map_err(open_error)?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, location })
+        Ok(Self {
+            pool,
+            location,
+            claimant: Default::default(),
+        })
     }
 
     /// Where the database is (host, port, name; no credentials).
@@ -407,9 +415,17 @@ impl Store for PgStore {
         subject: Option<&str>,
         now: i64,
     ) -> Result<IngressAccept, StoreError> {
+        // A replica owns what it accepts from the first moment: no other
+        // one's sweep takes a row that is being handed on here.
+        let (holder, ttl) = match self.claimant.get() {
+            Some((h, ttl)) => (Some(h.as_str()), *ttl),
+            None => (None, 0),
+        };
         let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO ingress (channel, account, message_id, payload, status, received_at, updated_at, subject) \
-             VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6) \
+            "INSERT INTO ingress (channel, account, message_id, payload, status, received_at, updated_at, subject, \
+             claimed_by, claim_until) \
+             VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6, $7, \
+             CASE WHEN $7::TEXT IS NULL THEN NULL ELSE switchboard_now_ms() + $8 END) \
              ON CONFLICT (channel, account, message_id) DO NOTHING RETURNING id",
         )
         .bind(channel)
@@ -418,6 +434,8 @@ impl Store for PgStore {
         .bind(payload)
         .bind(now)
         .bind(subject)
+        .bind(holder)
+        .bind(ttl)
         .fetch_optional(&self.pool)
         .await?;
         if let Some(id) = inserted {
@@ -752,6 +770,10 @@ impl Store for PgStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn coordination(&self) -> Option<&dyn crate::Coordination> {
+        Some(self)
     }
 
     async fn channel_state_get(

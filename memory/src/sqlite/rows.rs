@@ -28,6 +28,7 @@ pub(super) fn ingress_row(row: &sqlx::sqlite::SqliteRow) -> Result<IngressRecord
         received_at: row.try_get("received_at")?,
         updated_at: row.try_get("updated_at")?,
         reply_message_id: row.try_get("reply_message_id")?,
+        claimed_by: None,
     })
 }
 

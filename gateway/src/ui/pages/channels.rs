@@ -92,6 +92,9 @@ fn hint(state: Health, channel: &str) -> String {
         ),
         Health::Failed => format!("It stopped working: {fix}, then Restart it."),
         Health::Stopped => "It is stopped (the gateway is shutting down).".into(),
+        Health::Standby => {
+            "Another replica holds this account's lease and listens for it; this one takes over if that one stops.".into()
+        }
     }
 }
 

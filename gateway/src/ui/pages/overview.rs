@@ -64,7 +64,7 @@ pub(crate) fn badge(state: Health) -> &'static str {
         Health::Running => "ok",
         Health::Starting | Health::Degraded => "warn",
         Health::Restarting | Health::Failed => "bad",
-        Health::Stopped => "idle",
+        Health::Stopped | Health::Standby => "idle",
     }
 }
 
@@ -77,6 +77,7 @@ pub(crate) fn word(state: Health) -> &'static str {
         Health::Degraded => "degraded",
         Health::Failed => "failed",
         Health::Stopped => "stopped",
+        Health::Standby => "standby",
     }
 }
 
