@@ -72,6 +72,11 @@ struct Inner {
     failures: HashMap<String, VecDeque<(u16, String, Option<u64>)>>,
     hang_polls: usize,
     conflict: bool,
+    /// The poll being answered now; a newer one ends it with 409, as
+    /// Telegram does when two bot instances poll.
+    polling: Option<u64>,
+    next_poll: u64,
+    terminated: std::collections::HashSet<u64>,
     token_refused: bool,
     /// file_id → (file_path, bytes, reported size)
     files: HashMap<String, (String, Vec<u8>, u64)>,
@@ -336,15 +341,35 @@ async fn get_updates(shared: Arc<Shared>, params: Value) -> Response {
         // Never answers: the client has to give up on it.
         std::future::pending::<()>().await;
     }
+    let me = {
+        let mut inner = shared.inner.lock().unwrap();
+        inner.next_poll += 1;
+        let me = inner.next_poll;
+        if let Some(older) = inner.polling.replace(me) {
+            inner.terminated.insert(older);
+            shared.changed.notify_waiters();
+        }
+        me
+    };
     loop {
         let notified = shared.changed.notified();
         {
             let mut inner = shared.inner.lock().unwrap();
+            if inner.terminated.remove(&me) {
+                return fail(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+                    None,
+                );
+            }
             // An offset confirms every update before it.
             inner
                 .updates
                 .retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
             if !inner.updates.is_empty() || tokio::time::Instant::now() >= deadline {
+                if inner.polling == Some(me) {
+                    inner.polling = None;
+                }
                 return ok(Value::Array(inner.updates.iter().cloned().collect()));
             }
         }

@@ -30,7 +30,17 @@ pub(crate) async fn upgrade(
     ws.on_upgrade(move |socket| connection(shared, format!("/{path}"), socket))
 }
 
-async fn connection(shared: Arc<Shared>, path: String, mut socket: WebSocket) {
+async fn connection(shared: Arc<Shared>, path: String, socket: WebSocket) {
+    {
+        let mut inner = shared.lock();
+        inner.open += 1;
+        inner.most_open = inner.most_open.max(inner.open);
+    }
+    serve_socket(shared.clone(), path, socket).await;
+    shared.lock().open -= 1;
+}
+
+async fn serve_socket(shared: Arc<Shared>, path: String, mut socket: WebSocket) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Push>();
     let (conn, interval) = {
         let mut inner = shared.lock();

@@ -125,6 +125,9 @@ pub(crate) struct Inner {
     pub(crate) events: Vec<(u64, String)>,
     pub(crate) live: Option<(u64, mpsc::UnboundedSender<Push>)>,
     pub(crate) next_conn: u64,
+    /// Gateway sockets open now, and the most ever open at once.
+    pub(crate) open: usize,
+    pub(crate) most_open: usize,
     pub(crate) zombie: Option<u64>,
     pub(crate) replay_everything: bool,
     pub(crate) handshakes: Vec<Handshake>,
@@ -629,6 +632,12 @@ impl FakeDiscord {
     /// Heartbeats received so far.
     pub fn heartbeats(&self) -> usize {
         self.shared.lock().heartbeats
+    }
+
+    /// The most gateway sockets that were ever open at once (a bot opens
+    /// one; two are two sessions of one bot).
+    pub fn most_connections_at_once(&self) -> usize {
+        self.shared.lock().most_open
     }
 
     /// Whether a gateway connection is live.
