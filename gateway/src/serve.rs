@@ -293,6 +293,9 @@ pub async fn serve(
             .await
             .context("cannot read the approval requests")?;
     }
+    if let Some(c) = &cluster {
+        approvals.set_cluster(c.clone());
+    }
     // For replicas: what is published here goes to the others too (sent
     // once the supervisor runs, below).
     let outgoing = cluster
@@ -468,6 +471,10 @@ pub async fn serve(
     if let Some(c) = &cluster {
         let beat = c.clone();
         supervisor.spawn("cluster", move |stop| beat.clone().run(stop));
+        let desk = approvals.clone();
+        supervisor.spawn("cluster-approvals", move |stop| {
+            desk.clone().hear_decisions(stop)
+        });
         let (from, bus) = (c.clone(), state.events.clone());
         supervisor.spawn("cluster-events-in", move |stop| {
             crate::cluster::fanout::receive(from.clone(), bus.clone(), stop)

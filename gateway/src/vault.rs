@@ -264,6 +264,36 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
                     ring_path.display()
                 );
             }
+            // Replicas starting together for the first time: one makes
+            // the keyring, the others wait and take it.
+            let creating = match store.coordination() {
+                Some(coord) => {
+                    let me = format!("keyring-maker-{}", rand::random::<u64>());
+                    let deadline = std::time::Instant::now() + KEYRING_WAIT;
+                    while !coord
+                        .lease_acquire(KEYRING_LEASE, &me, KEYRING_WAIT_MS)
+                        .await?
+                    {
+                        if std::time::Instant::now() >= deadline {
+                            store.close().await;
+                            anyhow::bail!(
+                                "another gateway has been making the keyring of this store for over {} s: \
+                                 start again once it is up",
+                                KEYRING_WAIT.as_secs()
+                            );
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                    if store.meta_get(META_KEYRING_FILE).await?.is_some() {
+                        coord.lease_release(KEYRING_LEASE, &me).await?;
+                        store.close().await;
+                        fetch_shared_keyring(loc, &ring_path).await?;
+                        return Box::pin(open(loc)).await;
+                    }
+                    Some(me)
+                }
+                None => None,
+            };
             let source = kek_source(loc, true)?;
             let key_existed = loc.key_file().exists();
             let created = Keyring::create(&ring_path, &source);
@@ -288,6 +318,9 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
             }
             if loc.url.is_some() {
                 share_keyring(store.as_ref(), &ring_path).await?;
+            }
+            if let (Some(me), Some(coord)) = (creating, store.coordination()) {
+                coord.lease_release(KEYRING_LEASE, &me).await?;
             }
             ring
         }
@@ -362,6 +395,12 @@ async fn open_db(loc: &Location) -> anyhow::Result<Arc<dyn Store>> {
 /// every replica opens the same keyring (its data keys wrapped under the
 /// key file or passphrase, so the database alone does not open them).
 const META_KEYRING_FILE: &str = "keyring.file";
+
+/// The lease held by the replica making a shared store's keyring.
+const KEYRING_LEASE: &str = "keyring:create";
+/// How long the others wait for it at most.
+const KEYRING_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+const KEYRING_WAIT_MS: i64 = 120_000;
 
 /// Write the keyring a replica stored in the database to `ring_path`
 /// (mode 0600), when there is one.

@@ -470,3 +470,93 @@ async fn a_cron_job_fires_once_per_slot_with_two_replicas() {
     assert!(ran >= 3, "{v:#}");
     assert_eq!(asked(&model, "beat"), ran, "a slot ran twice: {v:#}");
 }
+
+const GUARDED: &str = r#"
+[agents.guarded]
+provider = "fake"
+
+[agents.guarded.tools]
+profile = "minimal"
+
+[agents.guarded.approvals]
+mode = "always"
+tools = ["session_status"]
+timeout_secs = 60
+"#;
+
+/// A tool call waits on the replica running its turn; the operator
+/// approves it on the other one, and the call goes on at once (not when
+/// its request would have expired). The request is not closed by the
+/// replica it does not wait on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_on_one_replica_is_approved_from_the_other() {
+    let model = FakeOpenAi::start().await;
+    let url = Postgres::shared().database();
+    let (a, b, _dirs) = two(&model, &url, GUARDED).await;
+    let body = json!({ "model": "guarded", "user": "dee",
+        "messages": [{ "role": "user", "content": "use tool session_status" }] });
+    let request = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", a.url))
+        .bearer_auth(TOKEN)
+        .json(&body);
+    let reply =
+        tokio::spawn(async move { request.send().await.unwrap().json::<Value>().await.unwrap() });
+    let id = b.pending_approval().await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _, body) = b
+        .post_json(&format!("/api/approvals/{id}/approve"), &json!({}), &[])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let answered = tokio::time::timeout(Duration::from_secs(30), reply)
+        .await
+        .expect("the call went on before its request would expire")
+        .unwrap();
+    let text = answered["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        text.contains("agent:guarded:webchat:dm:dee"),
+        "the tool ran: {answered}"
+    );
+    let (_, list) = a.get("/api/approvals?all=true").await;
+    let shown = list.to_string();
+    assert!(
+        shown.contains("approved") && !shown.contains("cancelled"),
+        "{list:#}"
+    );
+}
+
+/// Two replicas starting for the first time at the same moment on a new
+/// database: one makes the keyring, the other takes it, and each reads
+/// what the other wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_share_one_keyring() {
+    let model = FakeOpenAi::start().await;
+    let url = Postgres::shared().database();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut a = Gateway::prepare(dirs[0].path(), &replica(&model, &url, "a", ""));
+    let mut b = Gateway::prepare(dirs[1].path(), &replica(&model, &url, "b", ""));
+    for gw in [&mut a, &mut b] {
+        gw.env = ENV
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        gw.spawn_only();
+    }
+    a.wait_ready().await;
+    b.wait_ready().await;
+    let (status, body) = a.chat("eve", "said at a").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = b.chat("fay", "said at b").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        b.transcript("agent:main:webchat:dm:eve").await.unwrap()[0].1,
+        "said at a"
+    );
+    assert_eq!(
+        a.transcript("agent:main:webchat:dm:fay").await.unwrap()[0].1,
+        "said at b"
+    );
+}

@@ -9,6 +9,7 @@
 //! being accepted with nothing run. While a call waits, its turn gives its
 //! run slot back. Every decision is stored with who made it.
 
+mod replicas;
 pub mod rules;
 
 use std::collections::HashMap;
@@ -51,6 +52,9 @@ pub struct Approvals {
     waiting: Mutex<HashMap<String, Waiter>>,
     /// Where decisions are recorded.
     audit: Arc<Audit>,
+    /// For replicas: a request may wait on another one, which is told of
+    /// decisions made here ([`replicas`]).
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for Approvals {
@@ -89,7 +93,14 @@ impl Approvals {
             events,
             waiting: Mutex::new(HashMap::new()),
             audit,
+            cluster: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Run as one of several replicas from now on: requests may wait on
+    /// another one.
+    pub fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
     }
 
     fn waiting(&self) -> MutexGuard<'_, HashMap<String, Waiter>> {
@@ -143,6 +154,9 @@ impl Approvals {
             }
         };
         let Some(waiter) = claimed else {
+            if self.cluster.get().is_some() {
+                return self.settle_elsewhere(&id, approve, actor, who).await;
+            }
             return self.not_waiting(&id).await;
         };
         let status = if approve { "approved" } else { "denied" };
