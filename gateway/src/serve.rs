@@ -178,6 +178,13 @@ pub async fn serve(
             .await
             .context("cannot join the replicas on the store")?;
             tracing::info!(replica = %c.id(), lease_secs = config.cluster.lease_secs, "running as a replica");
+            if let Some(sealed) = &opened.sealed {
+                // Keys the others made since this copy of the keyring was.
+                sealed
+                    .learn_shared_keys()
+                    .await
+                    .context("cannot read the keyring the replicas share")?;
+            }
             Some(c)
         }
         false => None,
@@ -471,6 +478,11 @@ pub async fn serve(
     if let Some(c) = &cluster {
         let beat = c.clone();
         supervisor.spawn("cluster", move |stop| beat.clone().run(stop));
+        if let Some(sealed) = opened.sealed.clone() {
+            supervisor.spawn("cluster-keyring", move |stop| {
+                learn_keys(sealed.clone(), stop)
+            });
+        }
         let desk = approvals.clone();
         supervisor.spawn("cluster-approvals", move |stop| {
             desk.clone().hear_decisions(stop)
@@ -679,6 +691,42 @@ pub async fn serve(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// For replicas: take in the keys another replica adds to the shared
+/// keyring as soon as it says so, until `stop`.
+async fn learn_keys(
+    sealed: Arc<switchboard_memory::SealedStore>,
+    stop: CancellationToken,
+) -> Result<(), String> {
+    let Some(coord) = sealed.inner().coordination() else {
+        return Ok(());
+    };
+    let mut rx = coord
+        .subscribe(switchboard_memory::KEYRING_TOPIC)
+        .await
+        .map_err(|e| e.to_string())?;
+    // What was added before the subscription began.
+    sealed
+        .learn_shared_keys()
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            n = rx.recv() => if n.is_none() {
+                return Err("the database's notices stopped".into());
+            },
+        }
+        match sealed.learn_shared_keys().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                keys = n,
+                "took in keys another replica added to the keyring"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot take in the keys another replica added"),
+        }
+    }
 }
 
 /// `observability.metrics_bind`: `/metrics` on a listener of its own.

@@ -394,7 +394,7 @@ async fn open_db(loc: &Location) -> anyhow::Result<Arc<dyn Store>> {
 /// `store_meta` key of the keyring file's text, in a PostgreSQL store:
 /// every replica opens the same keyring (its data keys wrapped under the
 /// key file or passphrase, so the database alone does not open them).
-const META_KEYRING_FILE: &str = "keyring.file";
+const META_KEYRING_FILE: &str = switchboard_memory::SHARED_KEYRING;
 
 /// The lease held by the replica making a shared store's keyring.
 const KEYRING_LEASE: &str = "keyring:create";

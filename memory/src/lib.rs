@@ -36,6 +36,6 @@ pub use records::{
     NewPairing, PairingRequest, Role, SecretInfo, SessionRecord, TokenCounts, TranscriptEntry,
     TurnCommit, TurnEntry, TurnUsage, subject_of,
 };
-pub use sealed::SealedStore;
+pub use sealed::{KEYRING_TOPIC, SHARED_KEYRING, SealedStore};
 pub use sqlite::SqliteStore;
 pub use store::Store;

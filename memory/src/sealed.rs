@@ -19,10 +19,10 @@ use crate::{
     TurnEntry,
 };
 
-/// Session generations whose subject is remembered (past this, the map is
-/// cleared and refilled as sessions are used).
 mod reseal;
 
+/// Session generations whose subject is remembered (past this, the map is
+/// cleared and refilled as sessions are used).
 const SUBJECT_CACHE: usize = 10_000;
 /// Records re-sealed per transaction by [`SealedStore::seal_all`].
 const BATCH: u32 = 500;
@@ -32,6 +32,18 @@ const POOL_NEXT: &str = "key-pool-next";
 const RESERVE: u64 = 64;
 /// `store_meta` key prefix of a person's key id (`subject-key:<subject>`).
 pub(crate) const SUBJECT_KEY: &str = "subject-key:";
+
+/// `store_meta` key of the keyring file's text, in a store shared by
+/// replicas: each one opens the same keyring (its data keys wrapped under
+/// the key file or passphrase, so the database alone does not open them).
+pub const SHARED_KEYRING: &str = "keyring.file";
+
+/// The notice channel on which a replica says it added keys to the shared
+/// keyring.
+pub const KEYRING_TOPIC: &str = "switchboard_keyring";
+
+/// The lease held while the shared keyring is written.
+const KEYRING_LEASE: &str = "keyring:share";
 
 /// A store whose user content is encrypted at rest.
 #[derive(Debug)]
@@ -119,7 +131,13 @@ impl SealedStore {
                 start
             }
         };
+        let keys_before = self.ring.len();
         let (kid, key, after) = self.ring.assign(subject, next)?;
+        if self.ring.len() != keys_before {
+            // The pool was refilled: replicas on the same database learn the
+            // new keys before anything is sealed with one.
+            self.share_keyring().await?;
+        }
         let end = reserved.map_or(0, |(_, end)| end);
         if after > end {
             // The pool's next key lay past the block (after a
@@ -143,6 +161,48 @@ impl SealedStore {
             return Err(e);
         }
         Ok((kid, key))
+    }
+
+    /// For a store shared by replicas: put this copy of the keyring
+    /// together with the one in the database (under a lease, so that two
+    /// replicas' keys are never lost to each other's write), store the
+    /// whole, and tell the others ([`KEYRING_TOPIC`]). Nothing for a store
+    /// with one writer.
+    pub async fn share_keyring(&self) -> Result<(), StoreError> {
+        let Some(coord) = self.inner.coordination() else {
+            return Ok(());
+        };
+        let me = format!("keyring-{}", rand::random::<u64>());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !coord.lease_acquire(KEYRING_LEASE, &me, 60_000).await? {
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::Conflict(
+                    "another replica has been writing the shared keyring for over 60 s".into(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let result = async {
+            if let Some(theirs) = self.inner.meta_get(SHARED_KEYRING).await? {
+                self.ring.merge(&theirs)?;
+            }
+            self.inner
+                .meta_set(SHARED_KEYRING, &self.ring.text()?)
+                .await
+        }
+        .await;
+        coord.lease_release(KEYRING_LEASE, &me).await?;
+        result?;
+        coord.publish(KEYRING_TOPIC, self.ring.id()).await
+    }
+
+    /// Take in the keys the other replicas added to the shared keyring;
+    /// how many were new here.
+    pub async fn learn_shared_keys(&self) -> Result<usize, StoreError> {
+        match self.inner.meta_get(SHARED_KEYRING).await? {
+            Some(theirs) => Ok(self.ring.merge(&theirs)?),
+            None => Ok(0),
+        }
     }
 
     /// The keyring.

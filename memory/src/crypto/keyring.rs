@@ -525,6 +525,72 @@ impl Keyring {
         Ok(())
     }
 
+    /// The keyring file's text as saved (its keys wrapped under the key
+    /// encryption key).
+    pub fn text(&self) -> Result<String, KeyringError> {
+        std::fs::read_to_string(&self.path).map_err(|error| KeyringError::Io {
+            what: "cannot read the keyring",
+            path: self.path.clone(),
+            error,
+        })
+    }
+
+    /// Take in the keys of `text`, another copy of this keyring (another
+    /// replica's, which made keys of its own since): what this copy lacks
+    /// is added and saved. Keys it has are kept as they are; an added key
+    /// goes into the pool only at a place the pool has free, and the store
+    /// reserves pool places per replica, so no key is handed out twice.
+    /// Returns how many keys were added.
+    pub fn merge(&self, text: &str) -> Result<usize, KeyringError> {
+        let file: RingFile = serde_json::from_str(text).map_err(|e| KeyringError::Format {
+            path: self.path.clone(),
+            detail: format!("the other copy does not read: {e}"),
+        })?;
+        if file.id != self.id {
+            return Err(KeyringError::Format {
+                path: self.path.clone(),
+                detail: format!("the other copy is of keyring {}, not {}", file.id, self.id),
+            });
+        }
+        let mut state = self.lock();
+        let mut next = state.clone();
+        let mut added = 0;
+        for k in &file.keys {
+            if next.keys.contains_key(&k.id) {
+                continue;
+            }
+            let raw = next
+                .kek
+                .open(&wrap_aad(&file.id, &k.id, k.shared), &k.wrapped)
+                .map_err(|_| KeyringError::Format {
+                    path: self.path.clone(),
+                    detail: format!("key {} of the other copy does not unwrap", k.id),
+                })?;
+            let key = Key::from_slice(&raw).ok_or_else(|| KeyringError::Format {
+                path: self.path.clone(),
+                detail: format!("key {} is not 32 bytes", k.id),
+            })?;
+            let entry = Entry {
+                shared: k.shared,
+                seq: k.seq,
+                key,
+                created_at: k.created_at,
+                retired: k.retired,
+            };
+            if entry.shared || entry.retired || next.pool.contains_key(&entry.seq) {
+                next.keys.insert(k.id.clone(), Arc::new(entry));
+            } else {
+                next.add(k.id.clone(), entry);
+            }
+            added += 1;
+        }
+        if added > 0 {
+            self.save(&next)?;
+            *state = next;
+        }
+        Ok(added)
+    }
+
     /// How many data keys the keyring holds (pool and retired ones
     /// included).
     pub fn len(&self) -> usize {
@@ -596,6 +662,39 @@ impl RingState {
 mod tests {
     use super::super::MIN_ITERATIONS;
     use super::*;
+
+    #[test]
+    fn a_copy_takes_in_the_keys_another_copy_made_and_hands_none_out_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = KekSource::KeyFile(dir.path().join("key"));
+        let first = Keyring::create(&dir.path().join("a"), &key_file).unwrap();
+        std::fs::copy(dir.path().join("a"), dir.path().join("b")).unwrap();
+        let second = Keyring::open(&dir.path().join("b"), &key_file).unwrap();
+        // The second replica's places lie past the pool both copies had:
+        // it refills with keys of its own and seals with one.
+        let (kid, key, _) = second.assign("telegram:9", POOL_REFILL * 3).unwrap();
+        assert!(first.key_by_id(&kid).is_none());
+        let sealed = key.seal(&kid, b"x", b"only the second knew");
+        let added = first.merge(&second.text().unwrap()).unwrap();
+        assert_eq!(added as u64, POOL_REFILL);
+        assert_eq!(
+            &first.unseal(b"x", &sealed).unwrap()[..],
+            b"only the second knew"
+        );
+        // Saved: a reopened first copy still has it; merging again adds
+        // nothing; the first's own pool places keep its own keys.
+        let reopened = Keyring::open(&dir.path().join("a"), &key_file).unwrap();
+        assert_eq!(
+            &reopened.unseal(b"x", &sealed).unwrap()[..],
+            b"only the second knew"
+        );
+        assert_eq!(first.merge(&second.text().unwrap()).unwrap(), 0);
+        let (own, _, _) = first.assign("telegram:1", 0).unwrap();
+        assert_ne!(own, kid);
+        // Another keyring's text is refused.
+        let other = Keyring::create(&dir.path().join("c"), &key_file).unwrap();
+        assert!(first.merge(&other.text().unwrap()).is_err());
+    }
 
     #[test]
     fn a_value_opens_only_with_its_own_binding() {
