@@ -87,13 +87,15 @@ impl Listeners {
             channel.name(),
             channel.account(),
         ));
-        // What arrives over HTTP (the web chat) or from inside (scheduled
-        // runs) is taken by every replica; only pollers and sockets of a
+        // What arrives over HTTP (the web chat, an account in webhook mode,
+        // behind a load balancer that may send it to any replica) or from
+        // inside (scheduled runs) is taken by every replica, the ingress
+        // queue keeping each message once; only pollers and sockets of a
         // platform are leased.
         let local = matches!(
             channel.name(),
             crate::webchat::NAME | crate::cron::runner::CHANNEL
-        );
+        ) || channel.webhook().is_some();
         let cluster = self.cluster.clone().filter(|_| !local);
         let health = self.health.clone();
         let component = name.clone();

@@ -487,16 +487,26 @@ pub async fn serve(
         supervisor.spawn("cluster-approvals", move |stop| {
             desk.clone().hear_decisions(stop)
         });
-        let (from, bus) = (c.clone(), state.events.clone());
+        // With encryption on, the notices are sealed too.
+        let notice_key = match &opened.sealed {
+            Some(sealed) => Some(switchboard_memory::crypto::Key::from_secret(
+                sealed
+                    .keyring()
+                    .derive(crate::cluster::fanout::KEY_LABEL)
+                    .context("cannot derive the key of the replicas' notices")?,
+            )),
+            None => None,
+        };
+        let (from, bus, key) = (c.clone(), state.events.clone(), notice_key.clone());
         supervisor.spawn("cluster-events-in", move |stop| {
-            crate::cluster::fanout::receive(from.clone(), bus.clone(), stop)
+            crate::cluster::fanout::receive(from.clone(), bus.clone(), key.clone(), stop)
         });
         if let Some(rx) = outgoing {
             // Started once: its receiver is not made again by a restart.
             let to = c.clone();
             let stop = shutdown.clone();
             tokio::spawn(async move {
-                if let Err(e) = crate::cluster::fanout::send(to, rx, stop).await {
+                if let Err(e) = crate::cluster::fanout::send(to, rx, notice_key, stop).await {
                     tracing::error!(error = %e, "events are no longer sent to the other replicas");
                 }
             });
@@ -712,8 +722,11 @@ async fn learn_keys(
         .await
         .map_err(|e| e.to_string())?;
     loop {
+        // Also every so often: a notice sent while the listener was
+        // reconnecting is missed.
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
             n = rx.recv() => if n.is_none() {
                 return Err("the database's notices stopped".into());
             },

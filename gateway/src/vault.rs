@@ -271,7 +271,7 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
                     let me = format!("keyring-maker-{}", rand::random::<u64>());
                     let deadline = std::time::Instant::now() + KEYRING_WAIT;
                     while !coord
-                        .lease_acquire(KEYRING_LEASE, &me, KEYRING_WAIT_MS)
+                        .lease_acquire(KEYRING_LEASE, &me, &me, KEYRING_WAIT_MS)
                         .await?
                     {
                         if std::time::Instant::now() >= deadline {
@@ -285,7 +285,7 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
                         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     }
                     if store.meta_get(META_KEYRING_FILE).await?.is_some() {
-                        coord.lease_release(KEYRING_LEASE, &me).await?;
+                        coord.lease_release(KEYRING_LEASE, &me, &me).await?;
                         store.close().await;
                         fetch_shared_keyring(loc, &ring_path).await?;
                         return Box::pin(open(loc)).await;
@@ -320,7 +320,7 @@ pub async fn open(loc: &Location) -> anyhow::Result<Opened> {
                 share_keyring(store.as_ref(), &ring_path).await?;
             }
             if let (Some(me), Some(coord)) = (creating, store.coordination()) {
-                coord.lease_release(KEYRING_LEASE, &me).await?;
+                coord.lease_release(KEYRING_LEASE, &me, &me).await?;
             }
             ring
         }

@@ -53,29 +53,35 @@ pub trait Coordination: Send + Sync + std::fmt::Debug {
     /// The database's clock, ms since the epoch.
     async fn now_ms(&self) -> Result<i64, StoreError>;
 
-    /// Take lease `name` for `holder` for `ttl_ms`, or renew it when
-    /// `holder` has it already. `false`: another replica holds it and its
-    /// time has not run out.
+    /// Take lease `name` for `holder` for `ttl_ms` as taking `token` (a
+    /// fresh random value per taking), also when `holder` has it already.
+    /// `false`: another replica holds it and its time has not run out.
     async fn lease_acquire(
         &self,
         name: &str,
         holder: &str,
+        token: &str,
         ttl_ms: i64,
     ) -> Result<bool, StoreError>;
 
-    /// Give lease `name` up, if `holder` has it.
-    async fn lease_release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+    /// Give lease `name` up, if `holder` has it as taking `token` (a late
+    /// release of an earlier taking leaves a newer one alone).
+    async fn lease_release(&self, name: &str, holder: &str, token: &str) -> Result<(), StoreError>;
 
     /// Every lease whose time has not run out, by name.
     async fn leases(&self) -> Result<Vec<LeaseRecord>, StoreError>;
 
     /// One heartbeat of `replica`, in one transaction: its row is written
-    /// with the database's time, and the leases and pending ingress rows
-    /// it holds are renewed for `ttl_ms`. Returns the names of the leases
-    /// it still holds (one missing was taken over after it expired).
+    /// with the database's time; of the leases it holds, those named in
+    /// `held` (what the process still holds) are renewed for `ttl_ms`, the
+    /// others are left to run out; its claims on pending ingress rows are
+    /// renewed. Leases and replicas that ran out more than ten minutes ago
+    /// are deleted. Returns the names of `held` it still holds (one missing
+    /// was taken over after it ran out).
     async fn heartbeat(
         &self,
         replica: &ReplicaRecord,
+        held: &[String],
         ttl_ms: i64,
     ) -> Result<Vec<String>, StoreError>;
 

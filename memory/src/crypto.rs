@@ -63,6 +63,12 @@ impl Key {
         Some(Self::from_array(Zeroizing::new(arr)))
     }
 
+    /// A key of these 32 bytes (one derived with
+    /// [`Keyring::derive`](keyring::Keyring::derive)).
+    pub fn from_secret(bytes: Zeroizing<[u8; 32]>) -> Self {
+        Self::from_array(bytes)
+    }
+
     fn from_array(bytes: Zeroizing<[u8; 32]>) -> Self {
         let cipher = Aes256Gcm::new((&*bytes).into());
         Self(Arc::new(KeyInner { bytes, cipher }))

@@ -117,16 +117,24 @@ impl SealedStore {
         let next = match *reserved {
             Some((next, end)) if next < end => next,
             _ => {
-                let stored: u64 = self
-                    .inner
-                    .meta_get(POOL_NEXT)
-                    .await?
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                let start = reserved.map_or(stored, |(next, _)| next.max(stored));
-                self.inner
-                    .meta_set(POOL_NEXT, &(start + RESERVE).to_string())
-                    .await?;
+                // Replicas reserve one at a time: a block is theirs alone.
+                let shared = self.lock_shared().await?;
+                let reserve = async {
+                    let stored: u64 = self
+                        .inner
+                        .meta_get(POOL_NEXT)
+                        .await?
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let start = reserved.map_or(stored, |(next, _)| next.max(stored));
+                    self.inner
+                        .meta_set(POOL_NEXT, &(start + RESERVE).to_string())
+                        .await?;
+                    Ok::<u64, StoreError>(start)
+                }
+                .await;
+                self.unlock_shared(shared).await?;
+                let start = reserve?;
                 *reserved = Some((start, start + RESERVE));
                 start
             }
@@ -136,17 +144,30 @@ impl SealedStore {
         if self.ring.len() != keys_before {
             // The pool was refilled: replicas on the same database learn the
             // new keys before anything is sealed with one.
-            self.share_keyring().await?;
+            if let Err(e) = self.share_keyring().await {
+                self.ring.unlearn(subject);
+                return Err(e);
+            }
         }
         let end = reserved.map_or(0, |(_, end)| end);
         if after > end {
             // The pool's next key lay past the block (after a
             // re-encryption): reserve up to it before the key is used.
-            if let Err(e) = self
-                .inner
-                .meta_set(POOL_NEXT, &(after + RESERVE).to_string())
-                .await
-            {
+            let shared = self.lock_shared().await?;
+            let moved = async {
+                let stored: u64 = self
+                    .inner
+                    .meta_get(POOL_NEXT)
+                    .await?
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                // Never back: places past it may be another replica's.
+                let to = stored.max(after + RESERVE);
+                self.inner.meta_set(POOL_NEXT, &to.to_string()).await
+            }
+            .await;
+            self.unlock_shared(shared).await?;
+            if let Err(e) = moved {
                 self.ring.unlearn(subject);
                 return Err(e);
             }
@@ -169,19 +190,9 @@ impl SealedStore {
     /// whole, and tell the others ([`KEYRING_TOPIC`]). Nothing for a store
     /// with one writer.
     pub async fn share_keyring(&self) -> Result<(), StoreError> {
-        let Some(coord) = self.inner.coordination() else {
+        let Some(shared) = self.lock_shared().await? else {
             return Ok(());
         };
-        let me = format!("keyring-{}", rand::random::<u64>());
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !coord.lease_acquire(KEYRING_LEASE, &me, 60_000).await? {
-            if std::time::Instant::now() >= deadline {
-                return Err(StoreError::Conflict(
-                    "another replica has been writing the shared keyring for over 60 s".into(),
-                ));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
         let result = async {
             if let Some(theirs) = self.inner.meta_get(SHARED_KEYRING).await? {
                 self.ring.merge(&theirs)?;
@@ -191,9 +202,39 @@ impl SealedStore {
                 .await
         }
         .await;
-        coord.lease_release(KEYRING_LEASE, &me).await?;
+        self.unlock_shared(Some(shared)).await?;
         result?;
-        coord.publish(KEYRING_TOPIC, self.ring.id()).await
+        match self.inner.coordination() {
+            Some(coord) => coord.publish(KEYRING_TOPIC, self.ring.id()).await,
+            None => Ok(()),
+        }
+    }
+
+    /// For a store shared by replicas: wait for the lease under which the
+    /// shared keyring and the pool places are written; its token (`None`:
+    /// a store with one writer, nothing to wait for).
+    async fn lock_shared(&self) -> Result<Option<String>, StoreError> {
+        let Some(coord) = self.inner.coordination() else {
+            return Ok(None);
+        };
+        let me = format!("keyring-{:016x}", rand::random::<u64>());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !coord.lease_acquire(KEYRING_LEASE, &me, &me, 60_000).await? {
+            if std::time::Instant::now() >= deadline {
+                return Err(StoreError::Conflict(
+                    "another replica has been writing the shared keyring for over 60 s".into(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Ok(Some(me))
+    }
+
+    async fn unlock_shared(&self, token: Option<String>) -> Result<(), StoreError> {
+        match (token, self.inner.coordination()) {
+            (Some(me), Some(coord)) => coord.lease_release(KEYRING_LEASE, &me, &me).await,
+            _ => Ok(()),
+        }
     }
 
     /// Take in the keys the other replicas added to the shared keyring;

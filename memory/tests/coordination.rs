@@ -30,6 +30,10 @@ fn replica(id: &str) -> ReplicaRecord {
     }
 }
 
+fn held(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
 fn coord(s: &PgStore) -> &dyn Coordination {
     s.coordination().expect("PostgreSQL coordinates")
 }
@@ -50,23 +54,23 @@ async fn a_lease_has_one_holder_until_it_runs_out_or_is_given_up() {
     let (a, b) = pair().await;
     let (ca, cb) = (coord(&a), coord(&b));
     assert!(
-        ca.lease_acquire("listener:telegram/main", "a", 60_000)
+        ca.lease_acquire("listener:telegram/main", "a", "t", 60_000)
             .await
             .unwrap()
     );
     assert!(
-        !cb.lease_acquire("listener:telegram/main", "b", 60_000)
+        !cb.lease_acquire("listener:telegram/main", "b", "t", 60_000)
             .await
             .unwrap()
     );
     // The holder renews it; the other still cannot have it.
     assert!(
-        ca.lease_acquire("listener:telegram/main", "a", 60_000)
+        ca.lease_acquire("listener:telegram/main", "a", "t", 60_000)
             .await
             .unwrap()
     );
     assert!(
-        !cb.lease_acquire("listener:telegram/main", "b", 60_000)
+        !cb.lease_acquire("listener:telegram/main", "b", "t", 60_000)
             .await
             .unwrap()
     );
@@ -78,35 +82,81 @@ async fn a_lease_has_one_holder_until_it_runs_out_or_is_given_up() {
     );
     // Given up: the other takes it at once; the old holder's release of a
     // lease it no longer holds changes nothing.
-    ca.lease_release("listener:telegram/main", "a")
+    ca.lease_release("listener:telegram/main", "a", "t")
         .await
         .unwrap();
     assert!(
-        cb.lease_acquire("listener:telegram/main", "b", 60_000)
+        cb.lease_acquire("listener:telegram/main", "b", "t", 60_000)
             .await
             .unwrap()
     );
-    ca.lease_release("listener:telegram/main", "a")
+    ca.lease_release("listener:telegram/main", "a", "t")
         .await
         .unwrap();
     assert!(
-        !ca.lease_acquire("listener:telegram/main", "a", 60_000)
+        !ca.lease_acquire("listener:telegram/main", "a", "t", 60_000)
             .await
             .unwrap()
     );
     // A lease that ran out (renewed for a negative term: its end is past)
     // goes to whoever asks next.
     assert!(
-        cb.lease_acquire("listener:telegram/main", "b", -1)
+        cb.lease_acquire("listener:telegram/main", "b", "t", -1)
             .await
             .unwrap()
     );
     assert!(
-        ca.lease_acquire("listener:telegram/main", "a", 60_000)
+        ca.lease_acquire("listener:telegram/main", "a", "t", 60_000)
             .await
             .unwrap()
     );
     assert_eq!(ca.leases().await.unwrap()[0].holder, "a");
+    // A late release of an earlier taking leaves the newer one alone.
+    assert!(
+        ca.lease_acquire("session:s", "a", "first", 60_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        ca.lease_acquire("session:s", "a", "second", 60_000)
+            .await
+            .unwrap()
+    );
+    ca.lease_release("session:s", "a", "first").await.unwrap();
+    assert!(
+        !cb.lease_acquire("session:s", "b", "t", 60_000)
+            .await
+            .unwrap()
+    );
+    ca.lease_release("session:s", "a", "second").await.unwrap();
+    assert!(
+        cb.lease_acquire("session:s", "b", "t", 60_000)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_heartbeat_does_not_revive_a_lease_the_process_let_go_of() {
+    let (a, b) = pair().await;
+    let (ca, cb) = (coord(&a), coord(&b));
+    // Held in the database, forgotten by the process (its release failed).
+    assert!(
+        ca.lease_acquire("listener:slack/main", "a", "t", -1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        ca.heartbeat(&replica("a"), &[], 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        cb.lease_acquire("listener:slack/main", "b", "t", 60_000)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -122,7 +172,7 @@ async fn many_replicas_asking_at_once_give_a_lease_one_holder() {
             let name = name.clone();
             async move {
                 coord(s)
-                    .lease_acquire(&name, &format!("r{i}"), 60_000)
+                    .lease_acquire(&name, &format!("r{i}"), "t", 60_000)
                     .await
                     .unwrap()
             }
@@ -141,31 +191,43 @@ async fn a_heartbeat_renews_what_is_held_and_tells_what_was_taken_over() {
     let (a, b) = pair().await;
     let (ca, cb) = (coord(&a), coord(&b));
     assert!(
-        ca.lease_acquire("listener:telegram/main", "a", 60_000)
+        ca.lease_acquire("listener:telegram/main", "a", "t", 60_000)
             .await
             .unwrap()
     );
     assert!(
-        ca.lease_acquire("listener:discord/main", "a", 60_000)
+        ca.lease_acquire("listener:discord/main", "a", "t", 60_000)
             .await
             .unwrap()
     );
     // a's heartbeat with a term that has already ended: both run out.
     assert_eq!(
-        ca.heartbeat(&replica("a"), -1).await.unwrap(),
+        ca.heartbeat(
+            &replica("a"),
+            &held(&["listener:discord/main", "listener:telegram/main"]),
+            -1
+        )
+        .await
+        .unwrap(),
         ["listener:discord/main", "listener:telegram/main"]
     );
     assert!(
-        cb.lease_acquire("listener:discord/main", "b", 60_000)
+        cb.lease_acquire("listener:discord/main", "b", "t", 60_000)
             .await
             .unwrap()
     );
     // a learns at its next beat that it holds only one.
     assert_eq!(
-        ca.heartbeat(&replica("a"), 60_000).await.unwrap(),
+        ca.heartbeat(
+            &replica("a"),
+            &held(&["listener:discord/main", "listener:telegram/main"]),
+            60_000
+        )
+        .await
+        .unwrap(),
         ["listener:telegram/main"]
     );
-    cb.heartbeat(&replica("b"), 60_000).await.unwrap();
+    cb.heartbeat(&replica("b"), &[], 60_000).await.unwrap();
     let live: Vec<String> = ca
         .replicas(60_000)
         .await
@@ -198,7 +260,7 @@ async fn a_dead_replicas_rows_are_taken_over_once_and_a_live_ones_never() {
             .is_empty()
     );
     // a dies: its last beat's term ends.
-    ca.heartbeat(&replica("a"), -1).await.unwrap();
+    ca.heartbeat(&replica("a"), &[], -1).await.unwrap();
     assert_eq!(
         cb.ingress_take_over("b", 60_000, 3_600_000, 100)
             .await
@@ -218,7 +280,7 @@ async fn a_dead_replicas_rows_are_taken_over_once_and_a_live_ones_never() {
     b.ingress_finish(mine[0], switchboard_memory::IngressStatus::Done, None, 2)
         .await
         .unwrap();
-    cb.heartbeat(&replica("b"), -1).await.unwrap();
+    cb.heartbeat(&replica("b"), &[], -1).await.unwrap();
     assert_eq!(
         ca.ingress_take_over("a", 60_000, 3_600_000, 100)
             .await
@@ -236,7 +298,10 @@ async fn replicas_taking_over_at_once_split_the_rows_between_them() {
     for i in 0..200 {
         all.insert(accept(&dead, &format!("m{i}")).await);
     }
-    coord(&dead).heartbeat(&replica("dead"), -1).await.unwrap();
+    coord(&dead)
+        .heartbeat(&replica("dead"), &[], -1)
+        .await
+        .unwrap();
     let mut takers = Vec::new();
     for _ in 0..4 {
         takers.push(PgStore::connect(&url).await.unwrap());
@@ -269,9 +334,9 @@ async fn a_replica_that_leaves_hands_its_work_over_at_once() {
     let (a, b) = pair().await;
     let (ca, cb) = (coord(&a), coord(&b));
     ca.claim_accepted_as("a", 60_000);
-    ca.heartbeat(&replica("a"), 60_000).await.unwrap();
+    ca.heartbeat(&replica("a"), &[], 60_000).await.unwrap();
     assert!(
-        ca.lease_acquire("listener:telegram/main", "a", 60_000)
+        ca.lease_acquire("listener:telegram/main", "a", "t", 60_000)
             .await
             .unwrap()
     );
@@ -279,7 +344,7 @@ async fn a_replica_that_leaves_hands_its_work_over_at_once() {
     ca.replica_leave("a").await.unwrap();
     assert!(ca.replicas(60_000).await.unwrap().is_empty());
     assert!(
-        cb.lease_acquire("listener:telegram/main", "b", 60_000)
+        cb.lease_acquire("listener:telegram/main", "b", "t", 60_000)
             .await
             .unwrap()
     );

@@ -5,7 +5,10 @@
 //! batches, as database notices on [`TOPIC`]; what the others send is
 //! published here. A batch too long for one notice goes in parts
 //! (`origin \n batch \n part \n parts \n text`) and is put together again
-//! on arrival.
+//! on arrival. With encryption on, each batch is sealed with a key derived
+//! from the keyring and bound to its origin, so what streams is no plainer
+//! in the database's notices (and its logs) than in its tables, and a
+//! notice sent by anything but a replica is dropped.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use switchboard_memory::MAX_NOTICE;
+use switchboard_memory::crypto::Key;
 
 use super::Cluster;
 use crate::events::{EventBus, EventKind, GatewayEvent};
@@ -135,10 +139,15 @@ impl Assembler {
     }
 }
 
-/// Send what `rx` forwards from this replica's bus, until `stop`.
+/// The label the notices' key is derived under.
+pub const KEY_LABEL: &str = "switchboard fan-out v1";
+
+/// Send what `rx` forwards from this replica's bus, until `stop`; sealed
+/// with `key` when there is one.
 pub async fn send(
     cluster: Arc<Cluster>,
     mut rx: mpsc::Receiver<GatewayEvent>,
+    key: Option<Key>,
     stop: CancellationToken,
 ) -> Result<(), String> {
     let mut batch_no = 0u64;
@@ -157,7 +166,10 @@ pub async fn send(
                 Err(_) => break,
             }
         }
-        let json = serde_json::to_string(&batch).map_err(|e| e.to_string())?;
+        let mut json = serde_json::to_string(&batch).map_err(|e| e.to_string())?;
+        if let Some(key) = &key {
+            json = key.seal("fanout", cluster.id().as_bytes(), json.as_bytes());
+        }
         batch_no += 1;
         let coord = cluster.coord().map_err(|e| e.to_string())?;
         for notice in split(cluster.id(), batch_no, &json) {
@@ -169,10 +181,12 @@ pub async fn send(
     }
 }
 
-/// Publish on `bus` what the other replicas send, until `stop`.
+/// Publish on `bus` what the other replicas send, until `stop`; with
+/// `key`, what does not open with it is dropped.
 pub async fn receive(
     cluster: Arc<Cluster>,
     bus: EventBus,
+    key: Option<Key>,
     stop: CancellationToken,
 ) -> Result<(), String> {
     let coord = cluster.coord().map_err(|e| e.to_string())?;
@@ -192,6 +206,16 @@ pub async fn receive(
         if origin == cluster.id() {
             continue;
         }
+        let json = match &key {
+            None => json,
+            Some(key) => match key.open(origin.as_bytes(), &json) {
+                Ok(plain) => String::from_utf8_lossy(&plain).into_owned(),
+                Err(_) => {
+                    tracing::warn!(replica = %origin, "a notice of events that does not open with this keyring was dropped");
+                    continue;
+                }
+            },
+        };
         match serde_json::from_str::<Vec<Wire>>(&json) {
             Ok(events) => {
                 for e in events {

@@ -20,6 +20,12 @@
 //!
 //! So after a holder dies, another replica takes over within a term and a
 //! beat, which is less than `lease_secs`; after a clean stop, within a beat.
+//!
+//! A gateway on its own (SQLite, or PostgreSQL without `[cluster]`) runs
+//! none of this, unlike the architecture's first sketch (a local lease):
+//! the data directory's lock already makes it the only listener of each
+//! account, and leaving the leases out keeps two store round trips off
+//! every turn.
 
 pub mod fanout;
 #[cfg(test)]
@@ -62,10 +68,13 @@ impl Timing {
         i64::try_from(self.term.as_millis()).unwrap_or(i64::MAX)
     }
 
-    /// How long a replica goes without a successful beat before it lets
-    /// go of its leases: before anyone else may take them.
+    /// How long after sending its last good beat a replica lets go of
+    /// its leases. It looks after every beat (at most half a beat long,
+    /// one beat apart), so it has let go a term less half a beat after
+    /// that beat at the latest: before its leases can run out, which is a
+    /// term after the beat reached the database.
     pub fn fence(&self) -> Duration {
-        self.term.saturating_sub(self.beat)
+        self.term.saturating_sub(self.beat + self.beat / 2)
     }
 }
 
@@ -157,7 +166,12 @@ impl Cluster {
             tokio::time::sleep(timing.beat.min(Duration::from_millis(500))).await;
         }
         coord.claim_accepted_as(&this.me.id, timing.term_ms());
+        let sent = Instant::now();
         this.beat().await?;
+        *this
+            .last_beat
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(sent);
         Ok(this)
     }
 
@@ -185,9 +199,10 @@ impl Cluster {
 
     /// Take lease `name` now, if nobody else holds it.
     pub async fn acquire(self: &Arc<Self>, name: &str) -> Result<Option<Lease>, StoreError> {
+        let token = format!("{:016x}", rand::random::<u64>());
         let got = self
             .coord()?
-            .lease_acquire(name, &self.me.id, self.timing.term_ms())
+            .lease_acquire(name, &self.me.id, &token, self.timing.term_ms())
             .await?;
         if !got {
             return Ok(None);
@@ -206,6 +221,7 @@ impl Cluster {
         Ok(Some(Lease {
             name: name.to_string(),
             generation,
+            token,
             lost,
             cluster: self.clone(),
             released: false,
@@ -244,41 +260,54 @@ impl Cluster {
             .map(|l| l.holder.clone())
     }
 
-    /// One heartbeat: renew, find leases lost, refresh the view.
+    /// One heartbeat: renew what is held, find leases lost, refresh the
+    /// view.
     async fn beat(&self) -> Result<(), StoreError> {
         let coord = self.coord()?;
+        // What is held now: a lease taken after this snapshot is not
+        // renewed by this beat (it has a whole term) nor judged lost.
+        let snapshot: Vec<(String, u64)> = self
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(n, (g, _))| (n.clone(), *g))
+            .collect();
+        let names: Vec<String> = snapshot.iter().map(|(n, _)| n.clone()).collect();
         let renewed: HashSet<String> = coord
-            .heartbeat(&self.me, self.timing.term_ms())
+            .heartbeat(&self.me, &names, self.timing.term_ms())
             .await?
             .into_iter()
             .collect();
-        *self
-            .last_beat
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         let lost: Vec<String> = {
             let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-            let gone: Vec<String> = held
-                .keys()
-                .filter(|n| !renewed.contains(*n))
-                .cloned()
-                .collect();
-            for name in &gone {
-                if let Some((_, token)) = held.remove(name) {
+            let mut lost = Vec::new();
+            for (name, generation) in snapshot {
+                if renewed.contains(&name) {
+                    continue;
+                }
+                if held.get(&name).is_some_and(|(g, _)| *g == generation)
+                    && let Some((_, token)) = held.remove(&name)
+                {
                     token.cancel();
+                    lost.push(name);
                 }
             }
-            gone
+            lost
         };
         for name in lost {
             tracing::warn!(lease = %name, "a lease was taken over by another replica");
         }
         let replicas = coord.replicas(self.timing.term_ms()).await?;
         let leases = coord.leases().await?;
+        let last_heartbeat_ms = replicas
+            .iter()
+            .find(|r| r.id == self.me.id)
+            .map_or(0, |r| r.heartbeat_at);
         *self.view.lock().unwrap_or_else(PoisonError::into_inner) = View {
             replica_id: self.me.id.clone(),
             lease_secs: self.lease_secs,
-            last_heartbeat_ms: now_ms(),
+            last_heartbeat_ms,
             replicas,
             leases,
         };
@@ -299,23 +328,33 @@ impl Cluster {
         }
     }
 
-    /// Beat until `stop`; a replica that cannot beat for
-    /// [`Timing::fence`] lets go of its leases.
+    /// Beat every [`Timing::beat`] until `stop`. A beat that has not
+    /// answered within half a beat counts as failed; a replica whose last
+    /// good beat was sent [`Timing::fence`] ago lets go of its leases,
+    /// which is before they can run out in the database.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) -> Result<(), String> {
         loop {
+            let sent = Instant::now();
+            match tokio::time::timeout(self.timing.beat / 2, self.beat()).await {
+                Ok(Ok(())) => {
+                    *self
+                        .last_beat
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(sent);
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "replica heartbeat failed"),
+                Err(_) => tracing::warn!("replica heartbeat took too long"),
+            }
+            let last = *self
+                .last_beat
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last.is_none_or(|t| t.elapsed() >= self.timing.fence()) {
+                self.drop_all("the database has not answered for too long");
+            }
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
-                () = tokio::time::sleep(self.timing.beat) => {}
-            }
-            if let Err(e) = self.beat().await {
-                tracing::warn!(error = %e, "replica heartbeat failed");
-                let last = *self
-                    .last_beat
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                if last.is_none_or(|t| t.elapsed() >= self.timing.fence()) {
-                    self.drop_all("the database has not answered for too long");
-                }
+                () = tokio::time::sleep_until(sent + self.timing.beat) => {}
             }
         }
     }
@@ -354,6 +393,8 @@ impl Cluster {
 pub struct Lease {
     name: String,
     generation: u64,
+    /// This taking's token in the database.
+    token: String,
     lost: CancellationToken,
     cluster: Arc<Cluster>,
     released: bool,
@@ -378,7 +419,9 @@ impl Lease {
     pub async fn release(mut self) {
         if self.forget()
             && let Ok(coord) = self.cluster.coord()
-            && let Err(e) = coord.lease_release(&self.name, &self.cluster.me.id).await
+            && let Err(e) = coord
+                .lease_release(&self.name, &self.cluster.me.id, &self.token)
+                .await
         {
             tracing::warn!(lease = %self.name, error = %e, "cannot give a lease up; it runs out by itself");
         }
@@ -412,10 +455,11 @@ impl Drop for Lease {
         // the background.
         let cluster = self.cluster.clone();
         let name = std::mem::take(&mut self.name);
+        let token = std::mem::take(&mut self.token);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 if let Ok(coord) = cluster.coord() {
-                    let _ = coord.lease_release(&name, &cluster.me.id).await;
+                    let _ = coord.lease_release(&name, &cluster.me.id, &token).await;
                 }
             });
         }

@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use switchboard_memory::IngressStatus;
@@ -82,9 +83,20 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Re
                 slot.clone(),
             ));
             let mut mailbox_open = true;
+            // A lost session lease (another replica may run the session
+            // now) drops the turn where it is, storing nothing: its
+            // messages stay pending for whoever runs the session next.
+            let lost = lease
+                .as_ref()
+                .map_or_else(CancellationToken::new, |l| l.lost().clone());
             loop {
                 tokio::select! {
                     () = &mut turn => {
+                        registry.turn_ended(&key);
+                        break;
+                    }
+                    () = lost.cancelled() => {
+                        tracing::warn!("lost the session's lease; its turn is dropped and its messages left pending");
                         registry.turn_ended(&key);
                         break;
                     }

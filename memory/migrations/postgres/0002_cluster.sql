@@ -17,9 +17,12 @@ CREATE TABLE replicas (
 
 -- Named leases (a channel account's listener, a session's turns): held by
 -- one replica until `until_ms`, renewed by its heartbeat.
+-- `token` names one taking of the lease, so that a late release of an
+-- earlier taking does not end a newer one of the same holder.
 CREATE TABLE leases (
     name        TEXT PRIMARY KEY,
     holder      TEXT NOT NULL,
+    token       TEXT NOT NULL,
     acquired_at BIGINT NOT NULL,
     until_ms    BIGINT NOT NULL
 );

@@ -537,10 +537,10 @@ impl Keyring {
 
     /// Take in the keys of `text`, another copy of this keyring (another
     /// replica's, which made keys of its own since): what this copy lacks
-    /// is added and saved. Keys it has are kept as they are; an added key
-    /// goes into the pool only at a place the pool has free, and the store
-    /// reserves pool places per replica, so no key is handed out twice.
-    /// Returns how many keys were added.
+    /// is added, to open what they seal, and saved. Keys it has are kept
+    /// as they are, and an added key never goes into this copy's pool, so
+    /// it is handed out only by the copy that made it. Returns how many
+    /// keys were added.
     pub fn merge(&self, text: &str) -> Result<usize, KeyringError> {
         let file: RingFile = serde_json::from_str(text).map_err(|e| KeyringError::Format {
             path: self.path.clone(),
@@ -577,11 +577,9 @@ impl Keyring {
                 created_at: k.created_at,
                 retired: k.retired,
             };
-            if entry.shared || entry.retired || next.pool.contains_key(&entry.seq) {
-                next.keys.insert(k.id.clone(), Arc::new(entry));
-            } else {
-                next.add(k.id.clone(), entry);
-            }
+            // Never into this copy's pool: the other copy's keys are the
+            // other replica's to hand out (from the places it reserved).
+            next.keys.insert(k.id.clone(), Arc::new(entry));
             added += 1;
         }
         if added > 0 {

@@ -11,6 +11,9 @@ use tokio::sync::mpsc;
 use super::PgStore;
 use crate::{Coordination, LeaseRecord, MAX_NOTICE, ReplicaRecord, StoreError};
 
+/// How long after they ran out leases and replicas' rows are deleted.
+const FORGET_AFTER_MS: i64 = 10 * 60 * 1000;
+
 /// Notices a subscriber may fall behind by before the listener waits.
 const SUBSCRIBER_BACKLOG: usize = 1024;
 
@@ -30,15 +33,17 @@ impl Coordination for PgStore {
         &self,
         name: &str,
         holder: &str,
+        token: &str,
         ttl_ms: i64,
     ) -> Result<bool, StoreError> {
         // One statement: of two replicas asking at once, the second waits
         // for the first's row and then finds it held.
         let got: Option<String> = sqlx::query_scalar(
-            "INSERT INTO leases (name, holder, acquired_at, until_ms) \
-             VALUES ($1, $2, switchboard_now_ms(), switchboard_now_ms() + $3) \
+            "INSERT INTO leases (name, holder, token, acquired_at, until_ms) \
+             VALUES ($1, $2, $4, switchboard_now_ms(), switchboard_now_ms() + $3) \
              ON CONFLICT (name) DO UPDATE SET \
                holder = EXCLUDED.holder, \
+               token = EXCLUDED.token, \
                acquired_at = CASE WHEN leases.holder = EXCLUDED.holder \
                  THEN leases.acquired_at ELSE EXCLUDED.acquired_at END, \
                until_ms = EXCLUDED.until_ms \
@@ -48,15 +53,17 @@ impl Coordination for PgStore {
         .bind(name)
         .bind(holder)
         .bind(ttl_ms)
+        .bind(token)
         .fetch_optional(&self.pool)
         .await?;
         Ok(got.is_some())
     }
 
-    async fn lease_release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+    async fn lease_release(&self, name: &str, holder: &str, token: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2 AND token = $3")
             .bind(name)
             .bind(holder)
+            .bind(token)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -74,6 +81,7 @@ impl Coordination for PgStore {
     async fn heartbeat(
         &self,
         replica: &ReplicaRecord,
+        held: &[String],
         ttl_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -90,13 +98,27 @@ impl Coordination for PgStore {
         .bind(replica.started_at)
         .execute(&mut *tx)
         .await?;
-        let mut held: Vec<String> = sqlx::query_scalar(
-            "UPDATE leases SET until_ms = switchboard_now_ms() + $2 WHERE holder = $1 RETURNING name",
+        // Only what the process still holds: a lease it let go of (or
+        // lost track of) runs out instead of living on.
+        let mut renewed: Vec<String> = sqlx::query_scalar(
+            "UPDATE leases SET until_ms = switchboard_now_ms() + $2 \
+             WHERE holder = $1 AND name = ANY($3) RETURNING name",
         )
         .bind(&replica.id)
         .bind(ttl_ms)
+        .bind(held)
         .fetch_all(&mut *tx)
         .await?;
+        // What ran out long ago is gone (a lease's name may hold a
+        // session key; a dead replica's row says nothing).
+        sqlx::query("DELETE FROM leases WHERE until_ms < switchboard_now_ms() - $1")
+            .bind(FORGET_AFTER_MS)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM replicas WHERE heartbeat_at < switchboard_now_ms() - $1")
+            .bind(FORGET_AFTER_MS)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "UPDATE ingress SET claim_until = switchboard_now_ms() + $2 \
              WHERE claimed_by = $1 AND status = 'pending'",
@@ -106,8 +128,8 @@ impl Coordination for PgStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        held.sort();
-        Ok(held)
+        renewed.sort();
+        Ok(renewed)
     }
 
     async fn replicas(&self, within_ms: i64) -> Result<Vec<ReplicaRecord>, StoreError> {

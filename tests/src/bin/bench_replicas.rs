@@ -211,7 +211,9 @@ async fn main() {
             port,
             &model.base_url(),
             "",
-            &format!("[store.encryption]\nmode = \"off\"\n{extra}"),
+            &format!(
+                "[store.encryption]\nmode = \"off\"\n[channels.webchat.rate_limit]\nper_minute = 0\n{extra}"
+            ),
         )
     };
     let mut rows = Vec::new();
