@@ -120,12 +120,7 @@ impl SealedStore {
                 // Replicas reserve one at a time: a block is theirs alone.
                 let shared = self.lock_shared().await?;
                 let reserve = async {
-                    let stored: u64 = self
-                        .inner
-                        .meta_get(POOL_NEXT)
-                        .await?
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
+                    let stored = self.pool_next().await?;
                     let start = reserved.map_or(stored, |(next, _)| next.max(stored));
                     self.inner
                         .meta_set(POOL_NEXT, &(start + RESERVE).to_string())
@@ -155,12 +150,7 @@ impl SealedStore {
             // re-encryption): reserve up to it before the key is used.
             let shared = self.lock_shared().await?;
             let moved = async {
-                let stored: u64 = self
-                    .inner
-                    .meta_get(POOL_NEXT)
-                    .await?
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
+                let stored = self.pool_next().await?;
                 // Never back: places past it may be another replica's.
                 let to = stored.max(after + RESERVE);
                 self.inner.meta_set(POOL_NEXT, &to.to_string()).await
@@ -208,6 +198,16 @@ impl SealedStore {
             Some(coord) => coord.publish(KEYRING_TOPIC, self.ring.id()).await,
             None => Ok(()),
         }
+    }
+
+    /// The first pool place not reserved yet, as the store says.
+    async fn pool_next(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .inner
+            .meta_get(POOL_NEXT)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// For a store shared by replicas: wait for the lease under which the

@@ -169,16 +169,7 @@ impl Approvals {
                     Decision::Denied { by: by.into() }
                 };
                 let _ = waiter.tx.send(decision);
-                // Never the call's arguments: they may hold what was said.
-                let detail = serde_json::json!({
-                    "status": status,
-                    "tool": record.tool,
-                    "agent": record.agent,
-                    "session_key": record.session_key,
-                });
-                self.audit
-                    .record(actor, action::APPROVAL_DECIDED, &id, detail)
-                    .await;
+                self.audit_decision(actor, &record, status).await;
                 Ok(Resolution::Decided(record))
             }
             Ok(None) => {
@@ -197,6 +188,20 @@ impl Approvals {
                 Err(e)
             }
         }
+    }
+
+    /// Record in the audit log that `actor` decided `record` (`status`).
+    async fn audit_decision(&self, actor: &Actor, record: &ApprovalRecord, status: &str) {
+        // Never the call's arguments: they may hold what was said.
+        let detail = serde_json::json!({
+            "status": status,
+            "tool": record.tool,
+            "agent": record.agent,
+            "session_key": record.session_key,
+        });
+        self.audit
+            .record(actor, action::APPROVAL_DECIDED, &record.id, detail)
+            .await;
     }
 
     /// The answer about a request nothing waits for. One still pending

@@ -15,7 +15,7 @@ use switchboard_agents::tools::Decision;
 use switchboard_memory::StoreError;
 
 use super::{Approvals, Resolution, rules::ChatParty};
-use crate::audit::{Actor, action};
+use crate::audit::Actor;
 use crate::clock::now_ms;
 
 /// The notice channel of decisions (the payload is the request's id).
@@ -54,15 +54,7 @@ impl Approvals {
         {
             tracing::warn!(approval = %id, error = %e, "cannot tell the other replicas of a decision; the call waits until it expires");
         }
-        let detail = serde_json::json!({
-            "status": status,
-            "tool": record.tool,
-            "agent": record.agent,
-            "session_key": record.session_key,
-        });
-        self.audit
-            .record(actor, action::APPROVAL_DECIDED, id, detail)
-            .await;
+        self.audit_decision(actor, &record, status).await;
         Ok(Resolution::Decided(record))
     }
 

@@ -225,7 +225,7 @@ async fn main() {
             measure(
                 &http,
                 "SQLite, one gateway",
-                &[gw.url.clone()],
+                std::slice::from_ref(&gw.url),
                 model_time,
                 turns,
                 secs,
@@ -242,7 +242,7 @@ async fn main() {
             measure(
                 &http,
                 "PostgreSQL, one gateway",
-                &[gw.url.clone()],
+                std::slice::from_ref(&gw.url),
                 model_time,
                 turns,
                 secs,
