@@ -32,6 +32,10 @@ impl Pipeline {
         grace: std::time::Duration,
         limit: i64,
     ) -> Result<usize, StoreError> {
+        if self.sessions.context().draining.is_cancelled() {
+            // Stopping: what is taken now would only be handed over again.
+            return Ok(0);
+        }
         let claims = self.sessions.context().claims.clone();
         let ids = cluster.take_over(grace, limit).await?;
         let ids: Vec<i64> = ids
