@@ -193,10 +193,7 @@ pub async fn serve(
     // A replica takes only what no live replica owns.
     let leftover = match &cluster {
         None => store.ingress_pending().await,
-        Some(c) => match c.take_over(Duration::ZERO, TAKE_OVER_AT_ONCE).await {
-            Ok(ids) => crate::pipeline::rows(&*store, &ids).await,
-            Err(e) => Err(e),
-        },
+        Some(c) => crate::pipeline::leftover(&*store, c, TAKE_OVER_AT_ONCE).await,
     }
     .context("cannot read the ingress queue")?;
     let health = Arc::new(Health::new());
@@ -476,41 +473,15 @@ pub async fn serve(
         Supervisor::new(shutdown.clone(), health.clone()).with_restarts(restarts.clone());
     let (inbound_tx, inbound_rx) = mpsc::channel::<Delivery>(config.gateway.inbound_queue);
     if let Some(c) = &cluster {
-        let beat = c.clone();
-        supervisor.spawn("cluster", move |stop| beat.clone().run(stop));
-        if let Some(sealed) = opened.sealed.clone() {
-            supervisor.spawn("cluster-keyring", move |stop| {
-                learn_keys(sealed.clone(), stop)
-            });
-        }
-        let desk = approvals.clone();
-        supervisor.spawn("cluster-approvals", move |stop| {
-            desk.clone().hear_decisions(stop)
-        });
-        // With encryption on, the notices are sealed too.
-        let notice_key = match &opened.sealed {
-            Some(sealed) => Some(switchboard_memory::crypto::Key::from_secret(
-                sealed
-                    .keyring()
-                    .derive(crate::cluster::fanout::KEY_LABEL)
-                    .context("cannot derive the key of the replicas' notices")?,
-            )),
-            None => None,
-        };
-        let (from, bus, key) = (c.clone(), state.events.clone(), notice_key.clone());
-        supervisor.spawn("cluster-events-in", move |stop| {
-            crate::cluster::fanout::receive(from.clone(), bus.clone(), key.clone(), stop)
-        });
-        if let Some(rx) = outgoing {
-            // Started once: its receiver is not made again by a restart.
-            let to = c.clone();
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                if let Err(e) = crate::cluster::fanout::send(to, rx, notice_key, stop).await {
-                    tracing::error!(error = %e, "events are no longer sent to the other replicas");
-                }
-            });
-        }
+        crate::cluster::services::spawn(
+            c,
+            &supervisor,
+            opened.sealed.clone(),
+            approvals.clone(),
+            state.events.clone(),
+            outgoing,
+            shutdown.clone(),
+        )?;
     }
     let listeners = crate::reload::Listeners::new(
         supervisor.clone(),
@@ -701,45 +672,6 @@ pub async fn serve(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// For replicas: take in the keys another replica adds to the shared
-/// keyring as soon as it says so, until `stop`.
-async fn learn_keys(
-    sealed: Arc<switchboard_memory::SealedStore>,
-    stop: CancellationToken,
-) -> Result<(), String> {
-    let Some(coord) = sealed.inner().coordination() else {
-        return Ok(());
-    };
-    let mut rx = coord
-        .subscribe(switchboard_memory::KEYRING_TOPIC)
-        .await
-        .map_err(|e| e.to_string())?;
-    // What was added before the subscription began.
-    sealed
-        .learn_shared_keys()
-        .await
-        .map_err(|e| e.to_string())?;
-    loop {
-        // Also every so often: a notice sent while the listener was
-        // reconnecting is missed.
-        tokio::select! {
-            () = stop.cancelled() => return Ok(()),
-            () = tokio::time::sleep(Duration::from_secs(5)) => {}
-            n = rx.recv() => if n.is_none() {
-                return Err("the database's notices stopped".into());
-            },
-        }
-        match sealed.learn_shared_keys().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                keys = n,
-                "took in keys another replica added to the keyring"
-            ),
-            Err(e) => tracing::warn!(error = %e, "cannot take in the keys another replica added"),
-        }
-    }
 }
 
 /// `observability.metrics_bind`: `/metrics` on a listener of its own.

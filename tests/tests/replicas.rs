@@ -563,3 +563,55 @@ async fn replicas_starting_together_share_one_keyring() {
         "said at b"
     );
 }
+
+/// A replica killed in the middle of an answer and started again under the
+/// same `cluster.replica_id` (a StatefulSet pod, a systemd instance) takes
+/// its own unanswered message at once at start, and answers it once, in
+/// the preview it had shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_restarted_under_its_id_answers_what_it_left_at_start() {
+    let model = FakeOpenAi::start().await;
+    let tg = FakeTelegram::start().await;
+    let dc = FakeDiscord::start(Duration::from_secs(5)).await;
+    let url = Postgres::shared().database();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Gateway::start_with_env(
+        dir.path(),
+        &replica(&model, &url, "a", &channels(&tg, &dc)),
+        &ENV,
+    )
+    .await;
+    let text = "tell me a fairly long story about the hills and their roads";
+    model.set(Behavior::Drip(150));
+    tg.dm(83, "Cy", text);
+    tg.wait(WAIT, "a preview that grows", |tg| {
+        tg.chat(83).first().filter(|m| m.edits >= 1).cloned()
+    })
+    .await;
+    a.kill();
+    model.set(Behavior::Echo);
+    a.restart().await;
+    let log = a.log();
+    let ready = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("switchboard is ready"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        ready.contains("replayed=1") || ready.contains("\"replayed\":1"),
+        "the message was taken at start, not left to a later sweep: {ready}"
+    );
+    let want = echo_answer(text);
+    tg.wait(WAIT, "the answer", |tg| {
+        tg_texts(tg, 83).contains(&want).then_some(())
+    })
+    .await;
+    tg.dm(83, "Cy", "sentinel");
+    tg.answered(83, &echo_answer("sentinel"), WAIT).await;
+    assert_eq!(
+        tg_texts(&tg, 83),
+        [want, echo_answer("sentinel")],
+        "answered once, in its preview"
+    );
+}

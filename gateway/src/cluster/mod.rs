@@ -28,6 +28,7 @@
 //! every turn.
 
 pub mod fanout;
+pub mod services;
 #[cfg(test)]
 mod tests;
 
@@ -236,11 +237,17 @@ impl Cluster {
         every: Duration,
         stop: &CancellationToken,
     ) -> Option<Lease> {
+        let mut said = false;
         loop {
             match self.acquire(name).await {
                 Ok(Some(lease)) => return Some(lease),
                 Ok(None) => {}
-                Err(e) => tracing::warn!(lease = %name, error = %e, "cannot ask for a lease"),
+                // Once per wait: many sessions may wait through an outage.
+                Err(e) if !said => {
+                    said = true;
+                    tracing::warn!(lease = %name, error = %e, "cannot ask for a lease; asking again");
+                }
+                Err(_) => {}
             }
             tokio::select! {
                 () = stop.cancelled() => return None,

@@ -16,7 +16,7 @@ pub mod pairing;
 pub mod ratelimit;
 pub mod routing;
 mod takeover;
-pub use takeover::rows;
+pub use takeover::{leftover, rows};
 #[cfg(test)]
 mod tests;
 

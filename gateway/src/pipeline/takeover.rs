@@ -19,6 +19,29 @@ pub async fn rows(store: &dyn Store, ids: &[i64]) -> Result<Vec<IngressRecord>, 
     Ok(rows)
 }
 
+/// What a replica answers at start, before any intake: the rows no live
+/// replica owns (at most `limit`), and every pending row of its own id (a
+/// previous run of it under the same `cluster.replica_id`, whose claims
+/// its first heartbeat renewed). The rest comes with the sweep.
+pub async fn leftover(
+    store: &dyn Store,
+    cluster: &Cluster,
+    limit: i64,
+) -> Result<Vec<IngressRecord>, StoreError> {
+    let ids = cluster.take_over(std::time::Duration::ZERO, limit).await?;
+    let mut rows = rows(store, &ids).await?;
+    let taken: std::collections::HashSet<i64> = ids.into_iter().collect();
+    rows.extend(
+        store
+            .ingress_pending()
+            .await?
+            .into_iter()
+            .filter(|r| r.claimed_by.as_deref() == Some(cluster.id()) && !taken.contains(&r.id)),
+    );
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
+}
+
 impl Pipeline {
     /// [`sweep_unowned`](Self::sweep_unowned) for a replica: take the rows
     /// of replicas whose claims ran out, and hand them on with this
