@@ -34,7 +34,7 @@ pub use records::{
     AllowEntry, ApprovalRecord, AuditCheckpoint, AuditRecord, Cell, Column, CronJobRecord,
     CronRunRecord, ForgetReport, IngressAccept, IngressRecord, IngressStatus, MemoryRecord,
     NewPairing, PairingRequest, Role, SecretInfo, SessionRecord, TokenCounts, TranscriptEntry,
-    TurnCommit, TurnEntry, TurnUsage, subject_of,
+    TurnBegin, TurnCommit, TurnEntry, TurnUsage, subject_of,
 };
 pub use sealed::{KEYRING_TOPIC, SHARED_KEYRING, SealedStore};
 pub use sqlite::SqliteStore;

@@ -110,6 +110,22 @@ pub struct TurnEntry {
     pub ingress_id: Option<i64>,
 }
 
+/// What a turn writes as it starts, in one transaction: an attempt counted
+/// on each of its ingress rows (a message that crashes the gateway is
+/// given up after a few), and its user messages appended to the session
+/// generation (so a turn cut short is continued, not run again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnBegin {
+    /// The session generation the entries belong to.
+    pub session_id: String,
+    /// Ingress rows whose attempt count goes up by one.
+    pub ingress_ids: Vec<i64>,
+    /// Entries to append, in order.
+    pub entries: Vec<TurnEntry>,
+    /// Now, ms since the epoch.
+    pub now: i64,
+}
+
 /// Everything one finished turn writes, in one transaction: its transcript
 /// entries, the session's activity, and the ingress rows it answered.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,8 +15,8 @@ use crate::records::{AuditCheckpoint, AuditRecord};
 use crate::{
     AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport,
     IngressAccept, IngressRecord, IngressStatus, MemoryRecord, NewPairing, PairingRequest,
-    SecretInfo, SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
-    TurnEntry,
+    SecretInfo, SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry, TurnBegin,
+    TurnCommit, TurnEntry,
 };
 
 mod reseal;
@@ -470,6 +470,20 @@ impl Store for SealedStore {
             .pop()
             .ok_or_else(|| StoreError::Corrupt("no entry".into()))?;
         self.inner.transcript_append(session_id, entry, now).await
+    }
+
+    async fn turn_begin(&self, mut begin: TurnBegin) -> Result<(), StoreError> {
+        if !begin.entries.is_empty() {
+            let subject = self.subject_of_generation(&begin.session_id).await?;
+            begin.entries = self
+                .seal_entries(
+                    &begin.session_id,
+                    subject.as_deref(),
+                    std::mem::take(&mut begin.entries),
+                )
+                .await?;
+        }
+        self.inner.turn_begin(begin).await
     }
 
     async fn commit_turn(&self, mut commit: TurnCommit) -> Result<(), StoreError> {

@@ -5,37 +5,88 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::pool::PoolConnection;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use sqlx::query::Query;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqlitePool};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::records::{AuditCheckpoint, AuditRecord};
 use crate::{
     AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport,
     IngressAccept, IngressRecord, IngressStatus, MemoryRecord, NewPairing, PairingRequest,
-    SecretInfo, SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
-    TurnEntry,
+    SecretInfo, SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry, TurnBegin,
+    TurnCommit, TurnEntry,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A store in one SQLite file.
 ///
-/// Writes go through one connection (`write`) and reads through a small
-/// pool (`read`): SQLite admits one writer at a time, and writers sharing
-/// a pool would wait for each other in SQLite's busy handler, which sleeps
-/// for milliseconds, instead of in the pool's queue, which wakes the next
-/// one as soon as the connection is free. In WAL mode readers never wait
-/// for the writer.
+/// Writes go through one connection (`write`) and reads through two others
+/// (`read`): SQLite admits one writer at a time, and writers sharing
+/// connections would wait for each other in SQLite's busy handler, which
+/// sleeps for milliseconds, instead of in the connection's queue, which
+/// wakes the next one as soon as it is free. In WAL mode readers never
+/// wait for the writer.
+///
+/// The connections are held, not pooled: sqlx's pool tests a connection
+/// on each return with a ping, a second trip to the connection's thread
+/// (two more thread wake-ups) for every statement.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    read: SqlitePool,
-    write: SqlitePool,
+    read: Arc<[Conn]>,
+    write: Arc<Conn>,
+    /// The read connection to wait for when both are busy.
+    next_read: Arc<AtomicUsize>,
     /// An in-memory database lives and dies with its one connection.
     in_memory: bool,
+}
+
+/// One connection, used by one caller at a time.
+#[derive(Debug)]
+struct Conn(Mutex<Slot>);
+
+#[derive(Debug)]
+struct Slot {
+    /// `None` once the store is closed.
+    conn: Option<SqliteConnection>,
+    /// A batch was dropped half-way: its transaction may be open still.
+    dirty: bool,
+}
+
+/// A connection while one caller uses it.
+type Held<'a> = MappedMutexGuard<'a, SqliteConnection>;
+
+impl Conn {
+    fn new(conn: SqliteConnection) -> Self {
+        Self(Mutex::new(Slot {
+            conn: Some(conn),
+            dirty: false,
+        }))
+    }
+
+    async fn hold(&self) -> Result<Held<'_>, StoreError> {
+        Self::ready(self.0.lock().await).await
+    }
+
+    /// The connection of `slot`, with what a batch dropped half-way left
+    /// open rolled back.
+    async fn ready(mut slot: MutexGuard<'_, Slot>) -> Result<Held<'_>, StoreError> {
+        if slot.dirty
+            && let Some(conn) = slot.conn.as_mut()
+        {
+            // Without a transaction open this fails; no matter.
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            slot.dirty = false;
+        }
+        MutexGuard::try_map(slot, |s| s.conn.as_mut())
+            .map_err(|_| StoreError::from(sqlx::Error::PoolClosed))
+    }
 }
 
 impl SqliteStore {
@@ -85,66 +136,62 @@ impl SqliteStore {
             MIGRATOR.run(&mut first).await?;
             first.close().await.map_err(open_error)?;
         }
-        // Each query runs on the connection's own worker thread: a ping
-        // before every acquire (sqlx's default) would double the thread
-        // hops of every query, and a local file has no connection to lose.
-        let pool = |max| {
-            SqlitePoolOptions::new()
-                .max_connections(max)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .test_before_acquire(false)
-        };
+        // Each query runs on the connection's own worker thread.
         if in_memory {
             // An in-memory database lives in one connection.
-            let one = pool(1).connect_with(options).await.map_err(open_error)?;
-            MIGRATOR.run(&one).await?;
+            let mut one = options.connect().await.map_err(open_error)?;
+            MIGRATOR.run(&mut one).await?;
+            let one = Arc::new(Conn::new(one));
             return Ok(Self {
-                read: one.clone(),
+                read: Arc::new([]),
                 write: one,
+                next_read: Arc::default(),
                 in_memory: true,
             });
         }
-        let write = pool(1)
-            .connect_with(options.clone())
-            .await
-            .map_err(open_error)?;
-        let read = pool(2).connect_with(options).await.map_err(open_error)?;
+        let write = options.connect().await.map_err(open_error)?;
+        let mut read = Vec::new();
+        for _ in 0..2 {
+            read.push(Conn::new(options.connect().await.map_err(open_error)?));
+        }
         Ok(Self {
-            read,
-            write,
+            read: read.into(),
+            write: Arc::new(Conn::new(write)),
+            next_read: Arc::default(),
             in_memory: false,
         })
+    }
+
+    /// The writer's connection, once the writes before are done.
+    async fn writer(&self) -> Result<Held<'_>, StoreError> {
+        self.write.hold().await
+    }
+
+    /// A free read connection, or the next one to be free. (An in-memory
+    /// database reads through its one connection.)
+    async fn reader(&self) -> Result<Held<'_>, StoreError> {
+        if self.read.is_empty() {
+            return self.writer().await;
+        }
+        for conn in self.read.iter() {
+            if let Ok(slot) = conn.0.try_lock() {
+                return Conn::ready(slot).await;
+            }
+        }
+        let i = self.next_read.fetch_add(1, Ordering::Relaxed) % self.read.len();
+        self.read[i].hold().await
     }
 
     /// The journal mode SQLite reports (`wal` for file databases).
     pub async fn journal_mode(&self) -> Result<String, StoreError> {
         let row = sqlx::query("PRAGMA journal_mode")
-            .fetch_one(&self.read)
+            .fetch_one(&mut *self.reader().await?)
             .await?;
         Ok(row.try_get::<String, _>(0)?)
     }
 }
 
 type Statements<'q> = Query<'q, Sqlite, SqliteArguments>;
-
-/// The writer's connection while a transaction sent as one batch runs: if
-/// the batch's future is dropped half-way the transaction may be left
-/// open, so the connection is closed (which rolls it back) instead of
-/// going back to the pool.
-struct Batch {
-    conn: PoolConnection<Sqlite>,
-    done: bool,
-}
-
-impl Drop for Batch {
-    fn drop(&mut self) {
-        if !self.done {
-            self.conn.close_on_drop();
-        }
-    }
-}
 
 impl SqliteStore {
     /// Run `statements` (each ending in `;`, arguments bound by `bind` in
@@ -156,30 +203,27 @@ impl SqliteStore {
         statements: &str,
         bind: impl FnOnce(Statements<'q>) -> Statements<'q>,
     ) -> Result<(), StoreError> {
-        if self.in_memory {
-            // Closing its connection would lose the whole database: use a
-            // transaction sqlx rolls back when dropped.
-            let mut tx = self.write.begin().await?;
-            bind(sqlx::query(sqlx::AssertSqlSafe(statements.to_string())))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            return Ok(());
-        }
         let sql = format!("BEGIN IMMEDIATE;{statements}COMMIT;");
         // Built from the callers' fixed statements only; every value is bound.
         let query = bind(sqlx::query(sqlx::AssertSqlSafe(sql)));
-        let mut batch = Batch {
-            conn: self.write.acquire().await?,
-            done: false,
+        let mut guard = self.write.0.lock().await;
+        let slot = &mut *guard;
+        let Some(conn) = slot.conn.as_mut() else {
+            return Err(sqlx::Error::PoolClosed.into());
         };
-        let result = query.execute(&mut *batch.conn).await;
+        if slot.dirty {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+        }
+        // If this future is dropped half-way, the batch's transaction may
+        // be left open: the writer's next user rolls it back first.
+        slot.dirty = true;
+        let result = query.execute(&mut *conn).await;
         if result.is_err() {
             // SQLite stops at the failing statement: take back the ones
             // before it. (Without a transaction open this fails; no matter.)
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *batch.conn).await;
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
         }
-        batch.done = true;
+        slot.dirty = false;
         result?;
         Ok(())
     }
@@ -200,7 +244,7 @@ impl Store for SqliteStore {
         Ok(
             sqlx::query_as::<_, SessionRecord>("SELECT * FROM sessions WHERE key = ?")
                 .bind(key)
-                .fetch_optional(&self.read)
+                .fetch_optional(&mut *self.reader().await?)
                 .await?,
         )
     }
@@ -221,7 +265,7 @@ impl Store for SqliteStore {
             sqlx::query("UPDATE sessions SET subject = ? WHERE key = ? AND subject IS NULL")
                 .bind(subject)
                 .bind(key)
-                .execute(&self.write)
+                .execute(&mut *self.writer().await?)
                 .await?;
         } else {
             sqlx::query(
@@ -233,7 +277,7 @@ impl Store for SqliteStore {
             .bind(agent)
             .bind(now)
             .bind(subject)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?;
         }
         self.session_get(key)
@@ -259,7 +303,7 @@ impl Store for SqliteStore {
         .bind(agent)
         .bind(now)
         .bind(subject)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?;
         self.session_get(key)
             .await?
@@ -270,7 +314,7 @@ impl Store for SqliteStore {
         Ok(
             sqlx::query_as::<_, SessionRecord>("SELECT * FROM sessions WHERE session_id = ?")
                 .bind(session_id)
-                .fetch_optional(&self.read)
+                .fetch_optional(&mut *self.reader().await?)
                 .await?,
         )
     }
@@ -295,7 +339,7 @@ impl Store for SqliteStore {
             "SELECT * FROM sessions ORDER BY last_active_at DESC, key LIMIT ?",
         )
         .bind(i64::from(limit))
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?)
     }
 
@@ -310,7 +354,7 @@ impl Store for SqliteStore {
         )
         .bind(session_id)
         .bind(i64::from(limit))
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         rows.iter().map(transcript_row).collect()
     }
@@ -326,7 +370,7 @@ impl Store for SqliteStore {
              WHERE u.ingress_id = ? AND u.role = 'user' ORDER BY a.seq LIMIT 1",
         )
         .bind(ingress_id)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.reader().await?)
         .await?;
         row.as_ref().map(transcript_row).transpose()
     }
@@ -349,6 +393,39 @@ impl Store for SqliteStore {
                     .bind(now)
             },
         )
+        .await
+    }
+
+    async fn turn_begin(&self, begin: TurnBegin) -> Result<(), StoreError> {
+        let mut sql = String::new();
+        for _ in &begin.ingress_ids {
+            sql.push_str(
+                "UPDATE ingress SET attempts = attempts + 1, updated_at = ? WHERE id = ?;",
+            );
+        }
+        for _ in &begin.entries {
+            sql.push_str(
+                "INSERT INTO transcript (session_id, role, content, ingress_id, created_at) \
+                 VALUES (?, ?, ?, ?, ?);",
+            );
+        }
+        if sql.is_empty() {
+            return Ok(());
+        }
+        self.transact(&sql, |mut query| {
+            for id in &begin.ingress_ids {
+                query = query.bind(begin.now).bind(id);
+            }
+            for entry in &begin.entries {
+                query = query
+                    .bind(&begin.session_id)
+                    .bind(entry.role.as_str())
+                    .bind(&entry.content)
+                    .bind(entry.ingress_id)
+                    .bind(begin.now);
+            }
+            query
+        })
         .await
     }
 
@@ -418,7 +495,7 @@ impl Store for SqliteStore {
         )
         .bind(session_key)
         .bind(since)
-        .fetch_one(&self.read)
+        .fetch_one(&mut *self.reader().await?)
         .await?)
     }
 
@@ -431,7 +508,7 @@ impl Store for SqliteStore {
         )
         .bind(agent)
         .bind(since)
-        .fetch_one(&self.read)
+        .fetch_one(&mut *self.reader().await?)
         .await?)
     }
 
@@ -443,7 +520,7 @@ impl Store for SqliteStore {
              FROM usage WHERE created_at >= ? GROUP BY agent ORDER BY agent",
         )
         .bind(since)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -482,7 +559,7 @@ impl Store for SqliteStore {
         .bind(now)
         .bind(now)
         .bind(subject)
-        .fetch_optional(&self.write)
+        .fetch_optional(&mut *self.writer().await?)
         .await?;
         if let Some(row) = inserted {
             return Ok(IngressAccept::Accepted(row.try_get(0)?));
@@ -493,7 +570,7 @@ impl Store for SqliteStore {
         .bind(channel)
         .bind(account)
         .bind(message_id)
-        .fetch_one(&self.write)
+        .fetch_one(&mut *self.writer().await?)
         .await?;
         Ok(IngressAccept::Duplicate {
             id: row.try_get(0)?,
@@ -519,7 +596,7 @@ impl Store for SqliteStore {
         sqlx::query("UPDATE ingress SET attempts = attempts + 1, updated_at = ? WHERE id = ?")
             .bind(now)
             .bind(id)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(())
     }
@@ -536,7 +613,7 @@ impl Store for SqliteStore {
             .bind(error)
             .bind(now)
             .bind(id)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(())
     }
@@ -544,21 +621,21 @@ impl Store for SqliteStore {
     async fn ingress_get(&self, id: i64) -> Result<Option<IngressRecord>, StoreError> {
         let row = sqlx::query("SELECT * FROM ingress WHERE id = ?")
             .bind(id)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await?;
         row.as_ref().map(ingress_row).transpose()
     }
 
     async fn ingress_pending(&self) -> Result<Vec<IngressRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM ingress WHERE status = 'pending' ORDER BY id")
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.iter().map(ingress_row).collect()
     }
 
     async fn ingress_pending_count(&self) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ingress WHERE status = 'pending'")
-            .fetch_one(&self.read)
+            .fetch_one(&mut *self.reader().await?)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -566,14 +643,14 @@ impl Store for SqliteStore {
     async fn ingress_prune(&self, before: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM ingress WHERE status != 'pending' AND updated_at < ?")
             .bind(before)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(done.rows_affected())
     }
 
     async fn transcript_prune(&self, before: i64) -> Result<u64, StoreError> {
         delete_in_batches(
-            &self.write,
+            self,
             "DELETE FROM transcript WHERE seq IN (SELECT seq FROM transcript \
              WHERE created_at < ?1 AND (ingress_id IS NULL OR ingress_id NOT IN \
              (SELECT id FROM ingress WHERE status = 'pending')) LIMIT ?2)",
@@ -584,7 +661,7 @@ impl Store for SqliteStore {
 
     async fn usage_prune(&self, before: i64) -> Result<u64, StoreError> {
         delete_in_batches(
-            &self.write,
+            self,
             "DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE created_at < ?1 LIMIT ?2)",
             before,
         )
@@ -593,7 +670,7 @@ impl Store for SqliteStore {
 
     async fn approvals_prune(&self, before: i64) -> Result<u64, StoreError> {
         delete_in_batches(
-            &self.write,
+            self,
             "DELETE FROM approvals WHERE id IN (SELECT id FROM approvals \
              WHERE status != 'pending' AND COALESCE(decided_at, created_at) < ?1 LIMIT ?2)",
             before,
@@ -616,7 +693,7 @@ impl Store for SqliteStore {
         .bind(request.created_at)
         .bind(request.expires_at)
         .bind(&request.chat_id)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -632,7 +709,7 @@ impl Store for SqliteStore {
         )
         .bind(now)
         .bind(channel)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?)
     }
 
@@ -643,7 +720,8 @@ impl Store for SqliteStore {
         by: &str,
         now: i64,
     ) -> Result<Option<PairingRequest>, StoreError> {
-        let mut tx = self.write.begin().await?;
+        let mut conn = self.writer().await?;
+        let mut tx = conn.begin().await?;
         let found = sqlx::query_as::<_, PairingRequest>(
             "DELETE FROM pairing WHERE channel = ? AND code = ? AND expires_at > ? RETURNING *",
         )
@@ -681,14 +759,14 @@ impl Store for SqliteStore {
         .bind(channel)
         .bind(code)
         .bind(now)
-        .fetch_optional(&self.write)
+        .fetch_optional(&mut *self.writer().await?)
         .await?)
     }
 
     async fn pairing_purge_expired(&self, now: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM pairing WHERE expires_at <= ?")
             .bind(now)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(done.rows_affected())
     }
@@ -703,7 +781,7 @@ impl Store for SqliteStore {
         .bind(&entry.sender_id)
         .bind(entry.added_at)
         .bind(&entry.added_by)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -720,7 +798,7 @@ impl Store for SqliteStore {
         .bind(channel)
         .bind(account)
         .bind(sender_id)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.reader().await?)
         .await?;
         Ok(row.is_some())
     }
@@ -731,7 +809,7 @@ impl Store for SqliteStore {
              ORDER BY channel, account, sender_id",
         )
         .bind(channel)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?)
     }
 
@@ -747,7 +825,7 @@ impl Store for SqliteStore {
         .bind(channel)
         .bind(account)
         .bind(sender_id)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -767,7 +845,7 @@ impl Store for SqliteStore {
         .bind(r.created_at)
         .bind(r.expires_at)
         .bind(r.decided_at)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -786,7 +864,7 @@ impl Store for SqliteStore {
         .bind(by)
         .bind(now)
         .bind(id)
-        .fetch_optional(&self.write)
+        .fetch_optional(&mut *self.writer().await?)
         .await?)
     }
 
@@ -794,7 +872,7 @@ impl Store for SqliteStore {
         Ok(
             sqlx::query_as::<_, ApprovalRecord>("SELECT * FROM approvals WHERE id = ?")
                 .bind(id)
-                .fetch_optional(&self.read)
+                .fetch_optional(&mut *self.reader().await?)
                 .await?,
         )
     }
@@ -809,18 +887,26 @@ impl Store for SqliteStore {
         )
         .bind(i64::from(pending_only))
         .bind(i64::from(limit))
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.reader().await?)
+            .await?;
         Ok(())
     }
 
     async fn close(&self) {
-        self.write.close().await;
-        self.read.close().await;
+        // The writer last: the last connection to close checkpoints the
+        // write-ahead log into the database.
+        for conn in self.read.iter().chain([&*self.write]) {
+            let taken = conn.0.lock().await.conn.take();
+            if let Some(c) = taken {
+                let _ = c.close().await;
+            }
+        }
     }
 
     async fn memory_insert(&self, record: MemoryRecord) -> Result<(), StoreError> {

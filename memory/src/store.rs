@@ -6,7 +6,8 @@ use crate::records::{AuditCheckpoint, AuditRecord};
 use crate::{
     AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport,
     IngressAccept, IngressRecord, IngressStatus, MemoryRecord, NewPairing, PairingRequest,
-    SecretInfo, SessionRecord, StoreError, TokenCounts, TranscriptEntry, TurnCommit, TurnEntry,
+    SecretInfo, SessionRecord, StoreError, TokenCounts, TranscriptEntry, TurnBegin, TurnCommit,
+    TurnEntry,
 };
 
 /// Everything the gateway persists. Times are milliseconds since the Unix
@@ -126,6 +127,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         entry: TurnEntry,
         now: i64,
     ) -> Result<(), StoreError>;
+
+    /// Start a turn in one transaction: count an attempt on each of its
+    /// ingress rows and append its entries. (What `ingress_started` and
+    /// `transcript_append` do one by one; backends do it in one trip.)
+    async fn turn_begin(&self, begin: TurnBegin) -> Result<(), StoreError> {
+        for id in &begin.ingress_ids {
+            self.ingress_started(*id, begin.now).await?;
+        }
+        for entry in begin.entries {
+            self.transcript_append(&begin.session_id, entry, begin.now)
+                .await?;
+        }
+        Ok(())
+    }
 
     /// Write a finished turn in one transaction: append its entries, bump the
     /// session's activity, and move its ingress rows to `commit.status`.

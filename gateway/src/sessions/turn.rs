@@ -15,7 +15,8 @@ use switchboard_agents::tools::{ApprovalGate, ToolContext};
 use switchboard_agents::{AgentEvent, ChatMessage, TurnRequest, Usage, untrusted};
 use switchboard_channel::{ReplyEvent, TokenUsage};
 use switchboard_memory::{
-    IngressStatus, Role, SessionRecord, StoreError, TokenCounts, TurnCommit, TurnEntry, TurnUsage,
+    IngressStatus, Role, SessionRecord, StoreError, TokenCounts, TranscriptEntry, TurnBegin,
+    TurnCommit, TurnEntry, TurnUsage,
 };
 
 use super::context::{
@@ -249,21 +250,27 @@ async fn run_turn(
         .session_open_as(key, &primary, subject.as_deref(), now)
         .await?;
     let offset = Local::now().offset().fix();
+    // The history is read once; what this turn appends is added to it here
+    // rather than read back.
+    let mut recent = ctx
+        .store
+        .transcript(&session.session_id, slot.history_limit)
+        .await?;
     // A turn continued after a stop keeps its generation, where its
     // messages and tool calls are: a reset would run them again.
-    let resumed = !stored_in_place(ctx, &session, slot, batch)
-        .await?
-        .is_empty();
-    if !resumed && session.turns > 0 && ctx.reset.is_stale(session.last_active_at, now, offset) {
+    let mut in_place = stored_in_place(ctx, &session, slot, batch, &recent).await?;
+    if in_place.is_empty()
+        && session.turns > 0
+        && ctx.reset.is_stale(session.last_active_at, now, offset)
+    {
         session = ctx
             .store
             .session_reset_as(key, &primary, subject.as_deref(), now)
             .await?;
+        recent.clear();
+        in_place.clear();
     }
-    for job in batch {
-        ctx.store.ingress_started(job.ingress_id, now).await?;
-    }
-    store_user_entries(ctx, &session, slot, batch, now).await?;
+    begin(ctx, &session, slot, batch, &in_place, &mut recent, now).await?;
     replies.send(ReplyEvent::Working).await;
     publish(ctx, key, batch, EventKind::Started);
     let mut context = tool_context(key, &primary, slot, batch, session.turns);
@@ -280,11 +287,12 @@ async fn run_turn(
         + tools
             .iter()
             .map(|t| {
-                estimate_tokens(&t.spec().parameters.to_string())
-                    + estimate_tokens(&t.spec().description)
+                // A spec is built on each call: once per tool here.
+                let spec = t.spec();
+                estimate_tokens(&spec.parameters.to_string()) + estimate_tokens(&spec.description)
             })
             .sum::<usize>();
-    let mut history = load_history(ctx, &session, slot, batch).await?;
+    let mut history = to_messages(recent);
     if slot.context.overflows(overhead, &history) {
         if let Some(s) = compact_or_log(ctx, key, &session, slot, &context).await {
             session = s;
@@ -580,21 +588,29 @@ async fn load_history(
 
 /// The batch's rows whose messages an earlier run of this turn stored at
 /// the end of the generation (after its last answer): the turn continues
-/// there.
+/// there. `recent` is the generation's last `history_limit` entries; only
+/// when it holds no answer and may not be all of the generation is more
+/// read.
 async fn stored_in_place(
     ctx: &TurnContext,
     session: &SessionRecord,
     slot: &AgentSlot,
     batch: &[Job],
+    recent: &[TranscriptEntry],
 ) -> Result<Vec<i64>, StoreError> {
-    let recent = ctx
-        .store
-        .transcript(&session.session_id, slot.history_limit.max(256))
-        .await?;
-    let after_last_answer = recent
-        .iter()
-        .rposition(|e| e.role == Role::Assistant)
-        .map_or(0, |i| i + 1);
+    let answered = recent.iter().rposition(|e| e.role == Role::Assistant);
+    let longer;
+    let (recent, answered) = if answered.is_none()
+        && recent.len() >= slot.history_limit as usize
+        && slot.history_limit < 256
+    {
+        longer = ctx.store.transcript(&session.session_id, 256).await?;
+        let answered = longer.iter().rposition(|e| e.role == Role::Assistant);
+        (&longer[..], answered)
+    } else {
+        (recent, answered)
+    };
+    let after_last_answer = answered.map_or(0, |i| i + 1);
     Ok(batch
         .iter()
         .map(|j| j.ingress_id)
@@ -606,30 +622,50 @@ async fn stored_in_place(
         .collect())
 }
 
-/// Store the batch's messages in the session generation when the turn
-/// starts, unless an earlier run of the same turn (cut short by a crash)
-/// stored them at its end already. One stored before a later answer (its
-/// turn never finished, others went on) is stored again, so the history
-/// ends with the question.
-async fn store_user_entries(
+/// Start the turn in one write: count an attempt on each of the batch's
+/// rows, and store its messages in the session generation, unless an
+/// earlier run of the same turn (cut short by a crash) stored them at its
+/// end already (`in_place`). One stored before a later answer (its turn
+/// never finished, others went on) is stored again, so the history ends
+/// with the question. What is stored is added to `recent`, which keeps
+/// its last `history_limit` entries.
+async fn begin(
     ctx: &TurnContext,
     session: &SessionRecord,
     slot: &AgentSlot,
     batch: &[Job],
+    in_place: &[i64],
+    recent: &mut Vec<TranscriptEntry>,
     now: i64,
 ) -> Result<(), StoreError> {
-    let in_place = stored_in_place(ctx, session, slot, batch).await?;
-    for job in batch {
-        if !in_place.contains(&job.ingress_id) {
-            let entry = TurnEntry {
-                role: Role::User,
-                content: user_text(ctx, job),
-                ingress_id: Some(job.ingress_id),
-            };
-            ctx.store
-                .transcript_append(&session.session_id, entry, now)
-                .await?;
-        }
+    let entries: Vec<TurnEntry> = batch
+        .iter()
+        .filter(|j| !in_place.contains(&j.ingress_id))
+        .map(|job| TurnEntry {
+            role: Role::User,
+            content: user_text(ctx, job),
+            ingress_id: Some(job.ingress_id),
+        })
+        .collect();
+    ctx.store
+        .turn_begin(TurnBegin {
+            session_id: session.session_id.clone(),
+            ingress_ids: batch.iter().map(|j| j.ingress_id).collect(),
+            entries: entries.clone(),
+            now,
+        })
+        .await?;
+    recent.extend(entries.into_iter().map(|e| TranscriptEntry {
+        seq: 0,
+        session_id: session.session_id.clone(),
+        role: e.role,
+        content: e.content,
+        ingress_id: e.ingress_id,
+        created_at: now,
+    }));
+    let keep = slot.history_limit as usize;
+    if recent.len() > keep {
+        recent.drain(..recent.len() - keep);
     }
     Ok(())
 }

@@ -18,8 +18,8 @@ use crate::store::new_session_id;
 use crate::{
     AllowEntry, ApprovalRecord, Cell, Column, CronJobRecord, CronRunRecord, ForgetReport,
     IngressAccept, IngressRecord, IngressStatus, MemoryRecord, NewPairing, PairingRequest,
-    SecretInfo, SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry, TurnCommit,
-    TurnEntry,
+    SecretInfo, SessionRecord, Store, StoreError, TokenCounts, TranscriptEntry, TurnBegin,
+    TurnCommit, TurnEntry,
 };
 
 mod cluster;
@@ -308,6 +308,31 @@ impl Store for PgStore {
             .bind(now)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn turn_begin(&self, begin: TurnBegin) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !begin.ingress_ids.is_empty() {
+            sqlx::query(
+                "UPDATE ingress SET attempts = attempts + 1, updated_at = $1 WHERE id = ANY($2)",
+            )
+            .bind(begin.now)
+            .bind(&begin.ingress_ids)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for entry in &begin.entries {
+            sqlx::query(INSERT_ENTRY)
+                .bind(&begin.session_id)
+                .bind(entry.role.as_str())
+                .bind(&entry.content)
+                .bind(entry.ingress_id)
+                .bind(begin.now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

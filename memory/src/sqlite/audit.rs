@@ -2,7 +2,7 @@
 //! pruned behind a checkpoint. The HMACs are the caller's; this file only
 //! keeps the order.
 
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
 use super::SqliteStore;
 use crate::StoreError;
@@ -58,7 +58,7 @@ impl SqliteStore {
         .bind(&r.detail)
         .bind(&r.prev)
         .bind(&r.mac)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await;
         let conflict = || {
             StoreError::Conflict(format!(
@@ -75,7 +75,7 @@ impl SqliteStore {
 
     pub(super) async fn last_audit(&self) -> Result<Option<(i64, String)>, StoreError> {
         let row = sqlx::query("SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await?;
         if let Some(r) = row {
             return Ok(Some((r.try_get("seq")?, r.try_get("mac")?)));
@@ -91,14 +91,14 @@ impl SqliteStore {
         let rows = sqlx::query("SELECT * FROM audit WHERE at >= ? ORDER BY seq DESC LIMIT ?")
             .bind(since)
             .bind(i64::from(limit))
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.iter().map(record_row).collect()
     }
 
     pub(super) async fn all_audit(&self) -> Result<Vec<AuditRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM audit ORDER BY seq")
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.iter().map(record_row).collect()
     }
@@ -107,7 +107,8 @@ impl SqliteStore {
         // The delete comes first, so the transaction holds the write lock
         // from its first statement; it deletes nothing unless the record
         // the checkpoint names is there as named.
-        let mut tx = self.write.begin().await?;
+        let mut conn = self.writer().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(
             "DELETE FROM audit WHERE seq <= ?1 \
              AND EXISTS (SELECT 1 FROM audit WHERE seq = ?1 AND mac = ?2)",
@@ -140,7 +141,7 @@ impl SqliteStore {
     pub(super) async fn checkpoint_audit(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
         let row =
             sqlx::query("SELECT seq, mac, at, checkpoint_mac FROM audit_checkpoint WHERE id = 1")
-                .fetch_optional(&self.read)
+                .fetch_optional(&mut *self.reader().await?)
                 .await?;
         row.as_ref().map(checkpoint_row).transpose()
     }

@@ -19,7 +19,7 @@ impl SqliteStore {
         .bind(channel)
         .bind(account)
         .bind(key)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *self.reader().await?)
         .await?;
         Ok(row.map(|r| r.try_get::<String, _>("value")).transpose()?)
     }
@@ -86,7 +86,7 @@ impl SqliteStore {
         .bind(channel)
         .bind(account)
         .bind(prefix)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         rows.iter()
             .map(|r| -> Result<(String, String), StoreError> {

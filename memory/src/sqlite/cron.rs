@@ -44,18 +44,18 @@ impl SqliteStore {
         .bind(source)
         .bind(spec)
         .bind(now)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?;
         let row = sqlx::query("SELECT * FROM cron_jobs WHERE name = ?")
             .bind(name)
-            .fetch_one(&self.write)
+            .fetch_one(&mut *self.writer().await?)
             .await?;
         job_row(&row)
     }
 
     pub(super) async fn list_cron_jobs(&self) -> Result<Vec<CronJobRecord>, StoreError> {
         let rows = sqlx::query("SELECT * FROM cron_jobs ORDER BY name")
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.iter().map(job_row).collect()
     }
@@ -74,7 +74,7 @@ impl SqliteStore {
         .bind(reason)
         .bind(failures)
         .bind(name)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -82,7 +82,7 @@ impl SqliteStore {
     pub(super) async fn remove_cron_job(&self, name: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM cron_jobs WHERE name = ?")
             .bind(name)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -104,7 +104,7 @@ impl SqliteStore {
         .bind(status)
         .bind(reason)
         .bind(now)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -125,7 +125,7 @@ impl SqliteStore {
         .bind(now)
         .bind(job)
         .bind(slot)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -138,7 +138,7 @@ impl SqliteStore {
         let rows = sqlx::query("SELECT * FROM cron_runs WHERE job = ? ORDER BY slot DESC LIMIT ?")
             .bind(job)
             .bind(i64::from(limit))
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.iter().map(run_row).collect()
     }

@@ -23,7 +23,7 @@ impl SqliteStore {
         .bind(tags)
         .bind(vector)
         .bind(m.created_at)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -39,7 +39,7 @@ impl SqliteStore {
         )
         .bind(agent)
         .bind(owner)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         rows.iter()
             .map(|row| {
@@ -59,7 +59,7 @@ impl SqliteStore {
     pub(super) async fn delete_memory(&self, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM memories WHERE id = ?")
             .bind(id)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -77,7 +77,7 @@ impl SqliteStore {
         .bind(name)
         .bind(value)
         .bind(now)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -85,14 +85,14 @@ impl SqliteStore {
     pub(super) async fn get_secret(&self, name: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT value FROM secrets WHERE name = ?")
             .bind(name)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     pub(super) async fn list_secrets(&self) -> Result<Vec<SecretInfo>, StoreError> {
         let rows = sqlx::query("SELECT name, updated_at FROM secrets ORDER BY name")
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.iter()
             .map(|r| {
@@ -107,7 +107,7 @@ impl SqliteStore {
     pub(super) async fn remove_secret(&self, name: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM secrets WHERE name = ?")
             .bind(name)
-            .execute(&self.write)
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -1,6 +1,8 @@
 //! Rows read back into records, and deletes run in batches.
 
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use super::SqliteStore;
 
 use crate::{IngressRecord, IngressStatus, Role, StoreError, TranscriptEntry};
 
@@ -39,7 +41,7 @@ const PRUNE_BATCH: i64 = 1000;
 /// it deletes less than a batch, so that a first prune of a large
 /// database does not hold the one writer (and with it intake) for long.
 pub(super) async fn delete_in_batches(
-    write: &SqlitePool,
+    store: &SqliteStore,
     delete: &'static str,
     before: i64,
 ) -> Result<u64, StoreError> {
@@ -48,7 +50,7 @@ pub(super) async fn delete_in_batches(
         let done = sqlx::query(delete)
             .bind(before)
             .bind(PRUNE_BATCH)
-            .execute(write)
+            .execute(&mut *store.writer().await?)
             .await?
             .rows_affected();
         total += done;

@@ -2,7 +2,7 @@
 //! columns, the store's metadata, wiping freed pages) and forgetting a
 //! person.
 
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
 use super::SqliteStore;
 use crate::{Cell, Column, ForgetReport, StoreError};
@@ -63,7 +63,7 @@ impl SqliteStore {
         let rows = sqlx::query(select(column))
             .bind(after)
             .bind(i64::from(limit))
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.reader().await?)
             .await?;
         rows.iter()
             .map(|r| {
@@ -102,7 +102,7 @@ impl SqliteStore {
     pub(super) async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT value FROM store_meta WHERE key = ?")
             .bind(key)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.reader().await?)
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
@@ -115,7 +115,7 @@ impl SqliteStore {
             "SELECT key, value FROM store_meta WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
         )
         .bind(prefix)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *self.reader().await?)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -129,7 +129,7 @@ impl SqliteStore {
         )
         .bind(key)
         .bind(value)
-        .execute(&self.write)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -138,7 +138,7 @@ impl SqliteStore {
     async fn checkpoint(&self) -> Result<(), StoreError> {
         if !self.in_memory {
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.write)
+                .execute(&mut *self.writer().await?)
                 .await?;
         }
         Ok(())
@@ -146,7 +146,9 @@ impl SqliteStore {
 
     pub(super) async fn scrub_files(&self) -> Result<(), StoreError> {
         self.checkpoint().await?;
-        sqlx::query("VACUUM").execute(&self.write).await?;
+        sqlx::query("VACUUM")
+            .execute(&mut *self.writer().await?)
+            .await?;
         self.checkpoint().await
     }
 
@@ -158,7 +160,8 @@ impl SqliteStore {
         sealed_prefixes: &[String],
     ) -> Result<ForgetReport, StoreError> {
         let mut report = ForgetReport::default();
-        let mut tx = self.write.begin().await?;
+        let mut conn = self.writer().await?;
+        let mut tx = conn.begin().await?;
         macro_rules! run {
             ($sql:expr, $($arg:expr),*) => {
                 sqlx::query($sql)$(.bind($arg))*.execute(&mut *tx).await?.rows_affected()
@@ -217,6 +220,8 @@ impl SqliteStore {
             );
         }
         tx.commit().await?;
+        // The checkpoint needs the writer.
+        drop(conn);
         self.checkpoint().await?;
         Ok(report)
     }

@@ -11,9 +11,11 @@
 //! ```
 //!
 //! `--only` runs one measurement (`starts`, `overhead`, `throughput`,
-//! `sessions`, `telegram` or `watching`: the cost of exported traces and
-//! scraped metrics) besides the idle figures, for profiling; its
-//! figures go to `target/bench/gateway-partial.json`.
+//! `sessions`, `history`, `telegram`, `instructions` or `watching`: the
+//! cost of exported traces and scraped metrics) besides the idle figures,
+//! for profiling; its figures go to `target/bench/gateway-partial.json`.
+//! `instructions` runs the gateway under `valgrind --tool=callgrind` and is
+//! not part of a full run (it takes minutes); ask for it by name.
 
 // A command-line harness: printing progress and the table is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -33,7 +35,12 @@ use switchboard_tests::gateway::{self, TOKEN, free_port};
 struct Plan {
     starts: usize,
     turns: usize,
-    sessions: usize,
+    /// Session counts at which RSS and overhead are read, in order.
+    sessions: Vec<usize>,
+    /// Client counts of the throughput runs; the first one the goal's.
+    clients: Vec<usize>,
+    /// Stored messages per session at which a turn's cost is read.
+    history: Vec<usize>,
     concurrency: usize,
     load_secs: u64,
     telegram_turns: usize,
@@ -120,11 +127,15 @@ async fn start(
     let log_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&log_dir).unwrap();
     let began = Instant::now();
-    let child = gateway::spawn_serve(
+    // SWITCHBOARD_BENCH_LOG sets the gateway's log filter, e.g.
+    // `info,sqlx::query=debug` to see the statements of a turn.
+    let filter = std::env::var("SWITCHBOARD_BENCH_LOG").unwrap_or_else(|_| "info".into());
+    let child = gateway::spawn_serve_env(
         bin,
         &config_path,
         &dir.path().join("data"),
         &log_dir.join("gateway.log"),
+        &[("SWITCHBOARD_LOG".into(), filter)],
     );
     let url = format!("http://127.0.0.1:{port}");
     let running = Running {
@@ -260,6 +271,190 @@ fn overheads(mut times: Vec<Duration>, model: Duration) -> Vec<Duration> {
     times.into_iter().map(|t| t.saturating_sub(model)).collect()
 }
 
+/// `clients` clients sending web chat turns as fast as answered for `secs`
+/// (eight sessions each); returns turns/s, the gateway's CPU time per
+/// turn in µs, and the cores it used.
+async fn load(
+    gw: &Running,
+    http: &reqwest::Client,
+    clients: usize,
+    secs: u64,
+    tag: &str,
+) -> (f64, f64, f64) {
+    let cpu_before = gw.cpu();
+    let began = Instant::now();
+    let rate = {
+        let (http, url, tag) = (http.clone(), gw.url.clone(), tag.to_string());
+        sustained(clients, secs, move |w, i| {
+            let (http, url) = (http.clone(), url.clone());
+            let user = format!("{tag}-{w}-{}", i % 8);
+            async move {
+                turn(&http, &url, &user, "hello").await;
+            }
+        })
+        .await
+    };
+    let elapsed = began.elapsed().as_secs_f64();
+    let cpu = (gw.cpu() - cpu_before).as_secs_f64();
+    let turns = (rate * elapsed).max(1.0);
+    (rate, cpu * 1e6 / turns, cpu / elapsed)
+}
+
+/// The gateway's CPU per turn (µs) and the overhead p50 of turns in
+/// sessions that hold `level` stored messages: a few sessions are filled
+/// to `level` through the gateway (two messages a turn), then 400 turns go
+/// round them one at a time, so each grows by little while measured.
+async fn history_cost(
+    gw: &Running,
+    http: &reqwest::Client,
+    level: usize,
+    alone: Duration,
+) -> (f64, Duration) {
+    let sessions = (2000 / level.max(1)).clamp(8, 200);
+    let fill = level / 2;
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (http, url, next) = (http.clone(), gw.url.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= sessions * fill {
+                    break;
+                }
+                // Session by session, so each is filled in order.
+                let user = format!("history-{level}-{}", i % sessions);
+                turn(&http, &url, &user, &format!("message {i}")).await;
+                if (i + 1).is_multiple_of(5000) {
+                    say(&format!("filling: {}/{} turns", i + 1, sessions * fill));
+                }
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let measured = 400;
+    let mut times = Vec::with_capacity(measured);
+    let cpu_before = gw.cpu();
+    for i in 0..measured {
+        let user = format!("history-{level}-{}", i % sessions);
+        times.push(turn(http, &gw.url, &user, "hello").await);
+    }
+    let cpu = (gw.cpu() - cpu_before).as_secs_f64();
+    let over = overheads(times, alone);
+    (cpu * 1e6 / measured as f64, percentile(&over, 0.5))
+}
+
+/// Instructions the gateway executes per web chat turn, counted by
+/// `valgrind --tool=callgrind` (repeatable whatever else the machine does,
+/// unlike times): the gateway starts under callgrind with instrumentation
+/// off, takes 50 warm-up turns, then counting goes on (from zero) for
+/// `turns` turns one at a time (new users: a person, a session and a
+/// transcript each) and the counts are dumped.
+async fn instructions_per_turn(
+    bin: &Path,
+    http: &reqwest::Client,
+    model: &FakeOpenAi,
+    turns: usize,
+) -> Option<f64> {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config_path = dir.path().join("switchboard.toml");
+    std::fs::write(&config_path, config(port, &model.base_url(), "")).unwrap();
+    let out = dir.path().join("callgrind.out");
+    let log_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    let log = std::fs::File::create(log_dir.join("gateway-callgrind.log")).unwrap();
+    let mut child = std::process::Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg("--instr-atstart=no")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(bin)
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("serve")
+        .env_remove("SWITCHBOARD_TOKEN")
+        .env_remove("SWITCHBOARD_PASSPHRASE")
+        .env("SWITCHBOARD_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .ok()?;
+    let pid = child.id();
+    let url = format!("http://127.0.0.1:{port}");
+    let began = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{url}/readyz")).send().await
+            && r.status() == 200
+        {
+            break;
+        }
+        if began.elapsed() > Duration::from_secs(300) || child.try_wait().ok()?.is_some() {
+            say("the gateway did not become ready under callgrind");
+            let _ = child.kill();
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    say(&format!(
+        "under callgrind, ready after {:.1} s; 50 warm-up turns",
+        began.elapsed().as_secs_f64()
+    ));
+    for i in 0..50 {
+        turn(http, &url, &format!("warm-{i}"), "hello").await;
+    }
+    // callgrind_control reaches the process through vgdb, which wakes it
+    // even while it waits in a system call.
+    let control = |args: &'static [&'static str]| {
+        let pid = pid.to_string();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new("callgrind_control")
+                    .args(args)
+                    .arg(pid)
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+            .await
+            .unwrap_or(false)
+        }
+    };
+    if !control(&["--instr=on"]).await || !control(&["--zero"]).await {
+        say("callgrind_control failed");
+    }
+    say(&format!("counting {turns} turns"));
+    for i in 0..turns {
+        turn(http, &url, &format!("counted-{i}"), "hello").await;
+    }
+    if !control(&["--dump"]).await {
+        say("callgrind_control --dump failed");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // The dump holds a `summary:` (or `totals:`) line: events counted, Ir
+    // first.
+    let mut total = 0u64;
+    for entry in std::fs::read_dir(dir.path()).ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.starts_with("callgrind.out") {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("summary:"))
+            .or_else(|| text.lines().find(|l| l.starts_with("totals:")));
+        if let Some(n) = line.and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()) {
+            total = total.max(n);
+        }
+    }
+    (total > 0).then(|| total as f64 / turns as f64)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -268,12 +463,14 @@ async fn main() {
         .iter()
         .position(|a| a == "--only")
         .map(|i| args.get(i + 1).cloned().unwrap_or_default());
-    const PHASES: [&str; 6] = [
+    const PHASES: [&str; 8] = [
         "starts",
         "overhead",
         "throughput",
         "sessions",
+        "history",
         "telegram",
+        "instructions",
         "watching",
     ];
     if let Some(o) = &only
@@ -285,12 +482,16 @@ async fn main() {
         );
         std::process::exit(2);
     }
-    let run = |phase: &str| only.as_deref().is_none_or(|o| o == phase);
+    let run = |phase: &str| {
+        only.as_deref().is_none_or(|o| o == phase) && (phase != "instructions" || only.is_some())
+    };
     let plan = if quick {
         Plan {
             starts: 3,
             turns: 100,
-            sessions: 500,
+            sessions: vec![500],
+            clients: vec![16],
+            history: vec![10, 500],
             concurrency: 16,
             load_secs: 3,
             telegram_turns: 20,
@@ -299,7 +500,9 @@ async fn main() {
         Plan {
             starts: 15,
             turns: 1000,
-            sessions: 10_000,
+            sessions: vec![1000, 10_000, 100_000],
+            clients: vec![64, 1, 8, 256],
+            history: vec![10, 500, 5000],
             concurrency: 64,
             load_secs: 15,
             telegram_turns: 200,
@@ -408,7 +611,8 @@ async fn main() {
         results.insert("webchat_overhead_ms_p50".into(), json!(ms(p50)));
         results.insert("webchat_overhead_ms_p99".into(), json!(ms(p99)));
     }
-    // Sustained turns per second, many sessions at once.
+    // Sustained turns per second, many sessions at once, at several
+    // client counts; the gateway's CPU time over each load per turn.
     if run("throughput") {
         // The same load straight at the fake model: what the harness and
         // the fake can do on this machine without the gateway between.
@@ -420,68 +624,101 @@ async fn main() {
             })
             .await
         };
-        let cpu_before = gw.cpu();
-        let began = Instant::now();
-        let rate = {
-            let (http, url) = (http.clone(), gw.url.clone());
-            sustained(plan.concurrency, plan.load_secs, move |w, i| {
-                let (http, url) = (http.clone(), url.clone());
-                async move {
-                    turn(&http, &url, &format!("load-{w}-{}", i % 8), "hello").await;
-                }
-            })
-            .await
-        };
-        let cores = (gw.cpu() - cpu_before).as_secs_f64() / began.elapsed().as_secs_f64();
-        say(&format!(
-            "throughput {rate:.0} turns/s with {} concurrent clients; the gateway used {cores:.2} cores \
-             (the fake model alone, asked by the same clients: {model_rate:.0} answers/s)",
-            plan.concurrency
-        ));
-        results.insert("webchat_turns_per_sec".into(), json!(rate.round()));
-        results.insert("webchat_concurrency".into(), json!(plan.concurrency));
-        results.insert(
-            "gateway_cores_used_under_load".into(),
-            json!((cores * 100.0).round() / 100.0),
-        );
         results.insert(
             "model_alone_answers_per_sec".into(),
             json!(model_rate.round()),
         );
+        let mut scaling = serde_json::Map::new();
+        for &clients in &plan.clients {
+            let (rate, cpu_us, cores) = load(&gw, &http, clients, plan.load_secs, "load").await;
+            say(&format!(
+                "throughput {rate:.0} turns/s with {clients} concurrent clients; the gateway used \
+                 {cores:.2} cores, {cpu_us:.0} µs of CPU a turn (the fake model alone, asked by \
+                 {} clients: {model_rate:.0} answers/s)",
+                plan.concurrency
+            ));
+            scaling.insert(
+                clients.to_string(),
+                json!({"turns_per_sec": rate.round(), "cpu_us_per_turn": cpu_us.round(),
+                       "cores": (cores * 100.0).round() / 100.0}),
+            );
+            if clients == plan.concurrency {
+                results.insert("webchat_turns_per_sec".into(), json!(rate.round()));
+                results.insert("webchat_concurrency".into(), json!(clients));
+                results.insert("gateway_cpu_us_per_turn".into(), json!(cpu_us.round()));
+                results.insert(
+                    "gateway_cores_used_under_load".into(),
+                    json!((cores * 100.0).round() / 100.0),
+                );
+            }
+        }
+        results.insert("throughput_by_clients".into(), Value::Object(scaling));
     }
-    // Memory after many distinct sessions, one turn each.
+    // Memory and overhead as sessions accumulate, one turn each; their
+    // actors stay in memory (`sessions.actor_idle_secs`, 300 s).
     if run("sessions") {
-        let next = Arc::new(AtomicUsize::new(0));
-        let mut workers = Vec::new();
-        for _ in 0..plan.concurrency {
-            let http = http.clone();
-            let url = gw.url.clone();
-            let next = next.clone();
-            let total = plan.sessions;
-            workers.push(tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= total {
-                        break;
+        let mut made = 0;
+        let mut scaling = serde_json::Map::new();
+        for &level in &plan.sessions {
+            let next = Arc::new(AtomicUsize::new(made));
+            let mut workers = Vec::new();
+            for _ in 0..plan.concurrency {
+                let (http, url, next) = (http.clone(), gw.url.clone(), next.clone());
+                workers.push(tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= level {
+                            break;
+                        }
+                        turn(&http, &url, &format!("session-{i}"), "hello").await;
+                        if (i + 1).is_multiple_of(5000) {
+                            say(&format!("sessions {}/{level}", i + 1));
+                        }
                     }
-                    turn(&http, &url, &format!("session-{i}"), "hello").await;
-                    if (i + 1).is_multiple_of(2000) {
-                        say(&format!("sessions {}/{total}", i + 1));
-                    }
-                }
-            }));
+                }));
+            }
+            for w in workers {
+                w.await.unwrap();
+            }
+            made = level;
+            let rss = gw.rss_kib();
+            // Overhead with that many sessions held: new users, one turn
+            // each, one at a time.
+            let mut times = Vec::with_capacity(200);
+            for i in 0..200 {
+                times.push(turn(&http, &gw.url, &format!("probe-{level}-{i}"), "hello").await);
+            }
+            let over = overheads(times, alone);
+            let (p50, p99) = (percentile(&over, 0.5), percentile(&over, 0.99));
+            say(&format!(
+                "{level} sessions: RSS {:.1} MB, overhead p50 {:.2} ms, p99 {:.2} ms",
+                rss as f64 / 1024.0,
+                ms(p50),
+                ms(p99)
+            ));
+            scaling.insert(
+                level.to_string(),
+                json!({"rss_kib": rss, "overhead_ms_p50": ms(p50), "overhead_ms_p99": ms(p99)}),
+            );
         }
-        for w in workers {
-            w.await.unwrap();
+        results.insert("sessions_scaling".into(), Value::Object(scaling));
+    }
+    // A turn's cost as its session's transcript grows.
+    if run("history") {
+        let mut scaling = serde_json::Map::new();
+        for &level in &plan.history {
+            let (cpu_us, p50) = history_cost(&gw, &http, level, alone).await;
+            say(&format!(
+                "{level} stored messages a session: {cpu_us:.0} µs of gateway CPU a turn, \
+                 overhead p50 {:.2} ms",
+                ms(p50)
+            ));
+            scaling.insert(
+                level.to_string(),
+                json!({"cpu_us_per_turn": cpu_us.round(), "overhead_ms_p50": ms(p50)}),
+            );
         }
-        let after = gw.rss_kib();
-        say(&format!(
-            "RSS after {} sessions: {:.1} MB",
-            plan.sessions,
-            after as f64 / 1024.0
-        ));
-        results.insert("sessions".into(), json!(plan.sessions));
-        results.insert("rss_after_sessions_kib".into(), json!(after));
+        results.insert("history_scaling".into(), Value::Object(scaling));
     }
     drop(gw);
 
@@ -520,6 +757,20 @@ async fn main() {
         ));
         results.insert("telegram_overhead_ms_p50".into(), json!(ms(p50)));
         results.insert("telegram_overhead_ms_p99".into(), json!(ms(p99)));
+    }
+    // Instructions per turn, counted by callgrind.
+    if run("instructions") {
+        let turns = if quick { 50 } else { 200 };
+        match instructions_per_turn(&bin, &http, &model, turns).await {
+            Some(per_turn) => {
+                say(&format!(
+                    "{:.2} M instructions a web chat turn (callgrind, {turns} turns)",
+                    per_turn / 1e6
+                ));
+                results.insert("instructions_per_turn".into(), json!(per_turn.round()));
+            }
+            None => say("instructions not counted: is valgrind installed?"),
+        }
     }
     // What watching costs: the same turns with traces exported to a
     // collector and /metrics scraped every second, against none of it.
@@ -608,6 +859,7 @@ async fn main() {
     }
     let results = Value::Object(results);
     println!("{}", table(&results));
+    println!("{}", scaling_tables(&results));
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&out).unwrap();
     let file = out.join(if only.is_some() {
@@ -625,59 +877,90 @@ async fn main() {
 fn table(r: &Value) -> String {
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     let mb = |k: &str| f(k) / 1024.0;
+    let at = |group: &str, level: &str, k: &str| r[group][level][k].as_f64().unwrap_or(f64::NAN);
+    let flat = at("history_scaling", "5000", "cpu_us_per_turn")
+        / at("history_scaling", "10", "cpu_us_per_turn");
     let rows = [
         (
-            "cold start to /readyz (p50)",
+            "cold start to /readyz (p50)".to_string(),
             format!("{:.1} ms", f("start_to_ready_ms_p50")),
-            "< 20 ms",
-            f("start_to_ready_ms_p50") < 20.0,
+            "< 10 ms",
+            f("start_to_ready_ms_p50") < 10.0,
         ),
         (
-            "idle RSS",
+            "idle RSS".into(),
             format!("{:.1} MB", mb("rss_idle_kib")),
             "< 20 MB",
             mb("rss_idle_kib") < 20.0,
         ),
         (
-            "RSS after the sessions",
+            "RSS after 10,000 sessions".into(),
             format!(
-                "{:.1} MB ({} sessions)",
-                mb("rss_after_sessions_kib"),
-                r["sessions"]
+                "{:.1} MB",
+                at("sessions_scaling", "10000", "rss_kib") / 1024.0
             ),
-            "< 100 MB after 10,000",
-            mb("rss_after_sessions_kib") < 100.0 && f("sessions") >= 10_000.0,
+            "< 50 MB",
+            at("sessions_scaling", "10000", "rss_kib") / 1024.0 < 50.0,
         ),
         (
-            "web chat overhead p50",
+            "RSS after 100,000 sessions".into(),
+            format!(
+                "{:.1} MB",
+                at("sessions_scaling", "100000", "rss_kib") / 1024.0
+            ),
+            "< 200 MB",
+            at("sessions_scaling", "100000", "rss_kib") / 1024.0 < 200.0,
+        ),
+        (
+            "web chat overhead p50".into(),
             format!("{:.2} ms", f("webchat_overhead_ms_p50")),
-            "< 2 ms",
-            f("webchat_overhead_ms_p50") < 2.0,
+            "< 0.5 ms",
+            f("webchat_overhead_ms_p50") < 0.5,
         ),
         (
-            "web chat overhead p99",
+            "web chat overhead p99".into(),
             format!("{:.2} ms", f("webchat_overhead_ms_p99")),
-            "< 10 ms",
-            f("webchat_overhead_ms_p99") < 10.0,
+            "< 3 ms",
+            f("webchat_overhead_ms_p99") < 3.0,
         ),
         (
-            "Telegram overhead p50 / p99",
-            format!(
-                "{:.2} / {:.2} ms",
-                f("telegram_overhead_ms_p50"),
-                f("telegram_overhead_ms_p99")
-            ),
+            "Telegram overhead p50".into(),
+            format!("{:.2} ms", f("telegram_overhead_ms_p50")),
+            "< 0.5 ms",
+            f("telegram_overhead_ms_p50") < 0.5,
+        ),
+        (
+            "Telegram overhead p99".into(),
+            format!("{:.2} ms", f("telegram_overhead_ms_p99")),
+            "< 3 ms",
+            f("telegram_overhead_ms_p99") < 3.0,
+        ),
+        (
+            format!("web chat throughput ({} clients)", r["webchat_concurrency"]),
+            format!("{:.0} turns/s", f("webchat_turns_per_sec")),
+            "≥ 2,000 turns/s with 64",
+            f("webchat_turns_per_sec") >= 2000.0 && f("webchat_concurrency") >= 64.0,
+        ),
+        (
+            "gateway CPU per turn under load".into(),
+            format!("{:.0} µs", f("gateway_cpu_us_per_turn")),
+            "≤ 300 µs",
+            f("gateway_cpu_us_per_turn") <= 300.0,
+        ),
+        (
+            "a turn at 5,000 stored messages against 10".into(),
+            format!("{:+.0} %", (flat - 1.0) * 100.0),
+            "≤ +20 %",
+            flat <= 1.2,
+        ),
+        (
+            "instructions per web chat turn".into(),
+            format!("{:.2} M", f("instructions_per_turn") / 1e6),
             "—",
             true,
         ),
         (
-            "web chat throughput",
-            format!("{:.0} turns/s", f("webchat_turns_per_sec")),
-            "≥ 2,000 turns/s",
-            f("webchat_turns_per_sec") >= 2000.0,
-        ),
-        (
-            "sent to the model, one-line message",
+            "sent to the model, one-line message".into(),
             format!(
                 "{:.0} bytes (~{:.0} tokens)",
                 f("model_request_bytes"),
@@ -687,25 +970,25 @@ fn table(r: &Value) -> String {
             f("model_request_bytes") < 12.0 * 1024.0,
         ),
         (
-            "sent to the model, `coding` profile",
+            "sent to the model, `coding` profile".into(),
             format!("{:.0} bytes", f("model_request_bytes_coding")),
             "—",
             true,
         ),
         (
-            "watching: overhead added at p50",
+            "watching: overhead added at p50".into(),
             format!("{:.0} µs", f("watching_overhead_added_us_p50")),
             "< 100 µs",
             f("watching_overhead_added_us_p50") < 100.0,
         ),
         (
-            "watching: throughput lost",
+            "watching: throughput lost".into(),
             format!("{:.1} %", f("watching_throughput_loss_pct")),
             "< 10 %",
             f("watching_throughput_loss_pct") < 10.0,
         ),
         (
-            "release binary (stripped)",
+            "release binary (stripped)".into(),
             format!("{:.1} MB", f("binary_bytes") / 1e6),
             "< 30 MB",
             f("binary_bytes") < 30e6,
@@ -726,6 +1009,65 @@ fn table(r: &Value) -> String {
                 "no"
             }
         ));
+    }
+    out
+}
+
+/// The scaling figures (sessions held, clients, stored messages), as
+/// Markdown tables; empty for what was not measured.
+fn scaling_tables(r: &Value) -> String {
+    let mut out = String::new();
+    let rows = |group: &str| -> Vec<(u64, Value)> {
+        let mut v: Vec<(u64, Value)> = r[group]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.parse().ok()?, v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    };
+    let sessions = rows("sessions_scaling");
+    if !sessions.is_empty() {
+        out.push_str(
+            "| sessions held | RSS | overhead p50 | overhead p99 |\n|---:|---:|---:|---:|\n",
+        );
+        for (n, v) in sessions {
+            out.push_str(&format!(
+                "| {n} | {:.1} MB | {} ms | {} ms |\n",
+                v["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+                v["overhead_ms_p50"],
+                v["overhead_ms_p99"]
+            ));
+        }
+        out.push('\n');
+    }
+    let clients = rows("throughput_by_clients");
+    if !clients.is_empty() {
+        out.push_str(
+            "| clients | turns/s | gateway CPU a turn | cores used |\n|---:|---:|---:|---:|\n",
+        );
+        for (n, v) in clients {
+            out.push_str(&format!(
+                "| {n} | {} | {} µs | {} |\n",
+                v["turns_per_sec"], v["cpu_us_per_turn"], v["cores"]
+            ));
+        }
+        out.push('\n');
+    }
+    let history = rows("history_scaling");
+    if !history.is_empty() {
+        out.push_str(
+            "| stored messages a session | gateway CPU a turn | overhead p50 |\n|---:|---:|---:|\n",
+        );
+        for (n, v) in history {
+            out.push_str(&format!(
+                "| {n} | {} µs | {} ms |\n",
+                v["cpu_us_per_turn"], v["overhead_ms_p50"]
+            ));
+        }
     }
     out
 }
