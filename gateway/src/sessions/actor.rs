@@ -1,6 +1,7 @@
 //! One session's actor: takes jobs from its mailbox, queues them per the
 //! queue mode, and runs one turn at a time (the turn itself is `turn.rs`).
 
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
@@ -24,124 +25,153 @@ pub(crate) const BUSY_NOTICE: &str = "I'm still working through your earlier mes
 pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Receiver<Box<Job>>) {
     let ctx = registry.context().clone();
     let mut queue = TurnQueue::new(ctx.queue_mode, ctx.mailbox);
-    let span = tracing::info_span!("session", session_key = %key);
-    async move {
-        // For replicas: held while this actor has turns to run, so that
-        // another replica's turns of the session wait (and ours wait for
-        // its).
-        let mut lease: Option<crate::cluster::Lease> = None;
-        loop {
-            if queue.is_empty() {
-                tokio::select! {
-                    job = rx.recv() => match job {
-                        Some(job) => { offer(&ctx, &mut queue, *job, false).await; }
-                        None => break,
-                    },
-                    () = tokio::time::sleep(ctx.actor_idle) => match registry.retire(&key, &mut rx) {
-                        Some(job) => { offer(&ctx, &mut queue, *job, false).await; }
-                        None => break,
-                    },
-                    () = ctx.draining.cancelled() => break,
-                }
-                continue;
-            }
-            if ctx.draining.is_cancelled() {
-                break; // what waits stays pending in the ingress queue
-            }
-            if let Some(cluster) = &ctx.cluster
-                && lease.as_ref().is_none_or(|l| l.lost().is_cancelled())
-            {
-                let name = crate::cluster::session_lease(&key);
-                match cluster.hold(&name, SESSION_POLL, &ctx.draining).await {
-                    Some(l) => lease = Some(l),
+    // For replicas: held while this actor has turns to run, so that
+    // another replica's turns of the session wait (and ours wait for its).
+    let mut lease: Option<crate::cluster::Lease> = None;
+    // What an idle actor holds is kept small (this future, its mailbox, an
+    // empty queue): it may wait minutes for its next message, and a
+    // gateway holds one for every session spoken to in that time. Its
+    // `session` span lives only while it has work.
+    loop {
+        if queue.is_empty() {
+            tokio::select! {
+                job = rx.recv() => match job {
+                    Some(job) => { offer(&ctx, &key, &mut queue, job, false).await; }
                     None => break,
-                }
+                },
+                () = tokio::time::sleep(ctx.actor_idle) => match registry.retire(&key, &mut rx) {
+                    Some(job) => { offer(&ctx, &key, &mut queue, job, false).await; }
+                    None => break,
+                },
+                () = ctx.draining.cancelled() => break,
             }
-            let batch = queue.next_batch();
-            ctx.runs_waiting.fetch_add(1, Ordering::Relaxed);
-            let permit = tokio::select! {
-                p = ctx.runs.clone().acquire_owned() => p,
-                () = ctx.draining.cancelled() => {
-                    ctx.runs_waiting.fetch_sub(1, Ordering::Relaxed);
+            continue;
+        }
+        let span = tracing::info_span!("session", session_key = %key);
+        let busy = Box::pin(work(&registry, &ctx, &key, &mut queue, &mut rx, &mut lease));
+        if busy.instrument(span).await.is_break() {
+            break;
+        }
+    }
+    if let Some(l) = lease.take() {
+        Box::pin(l.release()).await;
+    }
+    tracing::debug!(session_key = %key, "session actor leaves memory");
+}
+
+/// Run turns until none waits; `Break` when the actor must stop (the
+/// gateway is draining, or a replica could not take the session).
+async fn work(
+    registry: &SessionRegistry,
+    ctx: &std::sync::Arc<TurnContext>,
+    key: &str,
+    queue: &mut TurnQueue<Job>,
+    rx: &mut mpsc::Receiver<Box<Job>>,
+    lease: &mut Option<crate::cluster::Lease>,
+) -> ControlFlow<()> {
+    while !queue.is_empty() {
+        if ctx.draining.is_cancelled() {
+            return ControlFlow::Break(()); // what waits stays pending in the ingress queue
+        }
+        if let Some(cluster) = &ctx.cluster
+            && lease.as_ref().is_none_or(|l| l.lost().is_cancelled())
+        {
+            let name = crate::cluster::session_lease(key);
+            match cluster.hold(&name, SESSION_POLL, &ctx.draining).await {
+                Some(l) => *lease = Some(l),
+                None => return ControlFlow::Break(()),
+            }
+        }
+        let batch = queue.next_batch();
+        ctx.runs_waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = tokio::select! {
+            p = ctx.runs.clone().acquire_owned() => p,
+            () = ctx.draining.cancelled() => {
+                ctx.runs_waiting.fetch_sub(1, Ordering::Relaxed);
+                return ControlFlow::Break(());
+            }
+        };
+        ctx.runs_waiting.fetch_sub(1, Ordering::Relaxed);
+        let Ok(permit) = permit else {
+            return ControlFlow::Break(());
+        };
+        // Given back while the turn waits for an approval.
+        let slot = RunSlot::new(ctx.runs.clone(), permit);
+        let interrupt = ctx.hard_stop.child_token();
+        registry.turn_started(key, interrupt.clone());
+        // Boxed: the turn's state is large.
+        let mut turn = Box::pin(run_batch(ctx, key, batch, interrupt.clone(), slot.clone()));
+        let mut mailbox_open = true;
+        // A lost session lease (another replica may run the session now)
+        // drops the turn where it is, storing nothing: its messages stay
+        // pending for whoever runs the session next.
+        let lost = lease
+            .as_ref()
+            .map_or_else(CancellationToken::new, |l| l.lost().clone());
+        loop {
+            tokio::select! {
+                () = &mut turn => {
+                    registry.turn_ended(key);
                     break;
                 }
-            };
-            ctx.runs_waiting.fetch_sub(1, Ordering::Relaxed);
-            let Ok(permit) = permit else { break };
-            // Given back while the turn waits for an approval.
-            let slot = RunSlot::new(ctx.runs.clone(), permit);
-            let interrupt = ctx.hard_stop.child_token();
-            registry.turn_started(&key, interrupt.clone());
-            // Boxed: the turn's state is large and an idle actor, which
-            // may wait minutes for its next message, should not keep room
-            // for it.
-            let mut turn = Box::pin(run_batch(
-                &ctx,
-                &key,
-                batch,
-                interrupt.clone(),
-                slot.clone(),
-            ));
-            let mut mailbox_open = true;
-            // A lost session lease (another replica may run the session
-            // now) drops the turn where it is, storing nothing: its
-            // messages stay pending for whoever runs the session next.
-            let lost = lease
-                .as_ref()
-                .map_or_else(CancellationToken::new, |l| l.lost().clone());
-            loop {
-                tokio::select! {
-                    () = &mut turn => {
-                        registry.turn_ended(&key);
-                        break;
-                    }
-                    () = lost.cancelled() => {
-                        tracing::warn!("lost the session's lease; its turn is dropped and its messages left pending");
-                        registry.turn_ended(&key);
-                        break;
-                    }
-                    job = rx.recv(), if mailbox_open => match job {
-                        Some(job) => {
-                            if offer(&ctx, &mut queue, *job, true).await {
-                                interrupt.cancel();
-                            }
-                        }
-                        None => mailbox_open = false,
-                    },
+                () = lost.cancelled() => {
+                    tracing::warn!("lost the session's lease; its turn is dropped and its messages left pending");
+                    registry.turn_ended(key);
+                    break;
                 }
-            }
-            drop(turn);
-            // The turn's tasks may let go of the slot a little later.
-            slot.finish();
-            if queue.is_empty()
-                && let Some(l) = lease.take()
-            {
-                l.release().await;
+                job = rx.recv(), if mailbox_open => match job {
+                    Some(job) => {
+                        if offer(ctx, key, queue, job, true).await {
+                            interrupt.cancel();
+                        }
+                    }
+                    None => mailbox_open = false,
+                },
             }
         }
-        if let Some(l) = lease.take() {
+        drop(turn);
+        // The turn's tasks may let go of the slot a little later.
+        slot.finish();
+        if queue.is_empty()
+            && let Some(l) = lease.take()
+        {
             l.release().await;
         }
-        tracing::debug!("session actor leaves memory");
     }
-    .instrument(span)
-    .await;
+    ControlFlow::Continue(())
 }
 
 /// Queue a job; returns whether the running turn must be interrupted.
-async fn offer(ctx: &TurnContext, queue: &mut TurnQueue<Job>, job: Job, running: bool) -> bool {
-    match queue.offer(job, running) {
-        Offer::Queued => false,
-        Offer::Interrupt => true,
-        Offer::Full(job) => {
-            refuse(ctx, &job).await;
+async fn offer(
+    ctx: &TurnContext,
+    key: &str,
+    queue: &mut TurnQueue<Job>,
+    job: Box<Job>,
+    running: bool,
+) -> bool {
+    match queue_job(queue, job, running) {
+        Ok(interrupt) => interrupt,
+        Err(job) => {
+            // Boxed, and the job with it: this wait is rare, and an idle
+            // actor's state is as large as its largest wait.
+            Box::pin(refuse(ctx, key, &job)).await;
             false
         }
     }
 }
 
-async fn refuse(ctx: &TurnContext, job: &Job) {
-    tracing::warn!(message_id = %job.inbound.message_id, "session queue full; message refused");
+/// Queue a job: whether the running turn must be interrupted, or the job
+/// back when the queue is full.
+fn queue_job(queue: &mut TurnQueue<Job>, job: Box<Job>, running: bool) -> Result<bool, Box<Job>> {
+    match queue.offer(*job, running) {
+        Offer::Queued => Ok(false),
+        Offer::Interrupt => Ok(true),
+        Offer::Full(job) => Err(Box::new(job)),
+    }
+}
+
+async fn refuse(ctx: &TurnContext, key: &str, job: &Job) {
+    tracing::warn!(session_key = %key, message_id = %job.inbound.message_id, "session queue full; message refused");
     ctx.channels
         .notify(&job.inbound.reply_target(), BUSY_NOTICE.into())
         .await;

@@ -72,12 +72,22 @@ impl<T: Batchable> TurnQueue<T> {
         };
         let mut batch = vec![first];
         if batch[0].is_command() || self.mode == QueueMode::Followup {
+            self.release_if_empty();
             return batch;
         }
         while self.items.front().is_some_and(|i| !i.is_command()) {
             batch.extend(self.items.pop_front());
         }
+        self.release_if_empty();
         batch
+    }
+
+    /// An emptied queue gives its room back: an idle session (its actor
+    /// may wait minutes for the next message) holds none.
+    fn release_if_empty(&mut self) {
+        if self.items.is_empty() {
+            self.items = VecDeque::new();
+        }
     }
 }
 
@@ -128,6 +138,17 @@ mod tests {
         assert_eq!(q.offer(M("a"), false), Offer::Queued);
         assert_eq!(q.offer(M("b"), true), Offer::Interrupt);
         assert_eq!(drain(&mut q), vec![vec!["a", "b"]]);
+    }
+
+    #[test]
+    fn an_emptied_queue_keeps_no_room() {
+        for mode in [QueueMode::Followup, QueueMode::Collect] {
+            let mut q = TurnQueue::new(mode, 8);
+            q.offer(M("a"), false);
+            q.offer(M("b"), true);
+            drain(&mut q);
+            assert_eq!(q.items.capacity(), 0, "{mode:?}");
+        }
     }
 
     #[test]

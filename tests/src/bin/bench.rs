@@ -16,6 +16,9 @@
 //! for profiling; its figures go to `target/bench/gateway-partial.json`.
 //! `instructions` runs the gateway under `valgrind --tool=callgrind` and is
 //! not part of a full run (it takes minutes); ask for it by name.
+//! `--sessions 1000,5000` reads memory at other session counts.
+//! `SWITCHBOARD_BENCH_CONFIG` is TOML added to the measured gateway's
+//! config (to compare settings).
 
 // A command-line harness: printing progress and the table is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -508,6 +511,28 @@ async fn main() {
             telegram_turns: 200,
         }
     };
+    // `--sessions 1000,5000`: other session counts for the memory phase.
+    let mut plan = plan;
+    if let Some(list) = args
+        .iter()
+        .position(|a| a == "--sessions")
+        .map(|i| args.get(i + 1).cloned().unwrap_or_default())
+    {
+        match list
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<usize>, _>>()
+        {
+            Ok(levels) if !levels.is_empty() && levels.is_sorted() => plan.sessions = levels,
+            _ => {
+                eprintln!(
+                    "bench: --sessions takes rising session counts split by commas, \
+                     e.g. `--sessions 1000,10000`; got `{list}`"
+                );
+                std::process::exit(2);
+            }
+        }
+    }
     let bin = release_binary();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -550,11 +575,14 @@ async fn main() {
     // One gateway for the rest; the per-user rate limit is off so one
     // client can stand for many users.
     let port = free_port();
-    let unlimited = "[channels.webchat.rate_limit]\nper_minute = 0\n";
+    let unlimited = format!(
+        "[channels.webchat.rate_limit]\nper_minute = 0\n{}",
+        std::env::var("SWITCHBOARD_BENCH_CONFIG").unwrap_or_default()
+    );
     let (gw, _) = start(
         &bin,
         &http,
-        &config(port, &model.base_url(), unlimited),
+        &config(port, &model.base_url(), &unlimited),
         port,
     )
     .await;
