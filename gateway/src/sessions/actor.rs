@@ -2,14 +2,15 @@
 //! queue mode, and runs one turn at a time (the turn itself is `turn.rs`).
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use switchboard_memory::IngressStatus;
 
+use super::mailbox::Mailbox;
 use super::queue::{Offer, TurnQueue};
 use super::slot::RunSlot;
 use super::turn::run_batch;
@@ -22,7 +23,11 @@ const SESSION_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 /// The notice for a message refused because its session's queue is full.
 pub(crate) const BUSY_NOTICE: &str = "I'm still working through your earlier messages and can't take this one now. Please send it again in a moment.";
 
-pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Receiver<Box<Job>>) {
+pub(super) async fn run(registry: SessionRegistry, key: String, mailbox: Arc<Mailbox<Box<Job>>>) {
+    // However the actor leaves, its mailbox takes no more: the next job
+    // for the session starts a new actor.
+    let _closing = Closing(mailbox.clone());
+    let rx = &*mailbox;
     let ctx = registry.context().clone();
     let mut queue = TurnQueue::new(ctx.queue_mode, ctx.mailbox);
     // For replicas: held while this actor has turns to run, so that
@@ -39,7 +44,7 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Re
                     Some(job) => { offer(&ctx, &key, &mut queue, job, false).await; }
                     None => break,
                 },
-                () = tokio::time::sleep(ctx.actor_idle) => match registry.retire(&key, &mut rx) {
+                () = tokio::time::sleep(ctx.actor_idle) => match registry.retire(&key, rx) {
                     Some(job) => { offer(&ctx, &key, &mut queue, job, false).await; }
                     None => break,
                 },
@@ -48,7 +53,7 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Re
             continue;
         }
         let span = tracing::info_span!("session", session_key = %key);
-        let busy = Box::pin(work(&registry, &ctx, &key, &mut queue, &mut rx, &mut lease));
+        let busy = Box::pin(work(&registry, &ctx, &key, &mut queue, rx, &mut lease));
         if busy.instrument(span).await.is_break() {
             break;
         }
@@ -59,14 +64,23 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mut rx: mpsc::Re
     tracing::debug!(session_key = %key, "session actor leaves memory");
 }
 
+/// Closes the mailbox when dropped.
+struct Closing(Arc<Mailbox<Box<Job>>>);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// Run turns until none waits; `Break` when the actor must stop (the
 /// gateway is draining, or a replica could not take the session).
 async fn work(
     registry: &SessionRegistry,
-    ctx: &std::sync::Arc<TurnContext>,
+    ctx: &Arc<TurnContext>,
     key: &str,
     queue: &mut TurnQueue<Job>,
-    rx: &mut mpsc::Receiver<Box<Job>>,
+    rx: &Mailbox<Box<Job>>,
     lease: &mut Option<crate::cluster::Lease>,
 ) -> ControlFlow<()> {
     while !queue.is_empty() {

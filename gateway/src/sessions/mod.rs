@@ -12,6 +12,7 @@ pub mod context;
 pub mod delivery;
 pub(crate) use actor::BUSY_NOTICE;
 mod inbound;
+mod mailbox;
 pub mod queue;
 mod replies;
 pub mod reset;
@@ -25,7 +26,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -37,6 +38,7 @@ use switchboard_memory::Store;
 use crate::channels::ChannelSet;
 use crate::config::QueueMode;
 use crate::events::EventBus;
+use mailbox::{Mailbox, Refused};
 use reset::{ChatCommand, ResetPolicy, parse_command};
 
 /// One admitted message on its way to a session.
@@ -236,10 +238,9 @@ pub enum DispatchError {
 
 struct Inner {
     ctx: Arc<TurnContext>,
-    /// Each live actor's mailbox. Jobs travel boxed: a channel allocates
-    /// room for a block of 32 messages up front, which for a `Job` by value
-    /// would be ~13 KB kept per idle session.
-    actors: Mutex<HashMap<String, mpsc::Sender<Box<Job>>>>,
+    /// Each live actor's mailbox. Jobs travel boxed: they wait there only
+    /// until the actor takes them into its queue.
+    actors: Mutex<HashMap<String, Arc<Mailbox<Box<Job>>>>>,
     /// The cancel handle of each session's running turn.
     running: Mutex<HashMap<String, CancellationToken>>,
     tracker: TaskTracker,
@@ -299,41 +300,39 @@ impl SessionRegistry {
         job.queued = Some(tracing::info_span!(parent: &job.span, "queue"));
         let mut actors = self.inner.actors.lock().unwrap_or_else(|e| e.into_inner());
         let mut job = job;
-        if let Some(tx) = actors.get(&job.session_key) {
-            match tx.try_send(Box::new(job)) {
+        if let Some(mailbox) = actors.get(&job.session_key) {
+            match mailbox.send(Box::new(job)) {
                 Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(j)) => return Err(DispatchError::Busy(*j)),
-                Err(mpsc::error::TrySendError::Closed(j)) => {
+                Err(Refused::Full(j)) => return Err(DispatchError::Busy(*j)),
+                Err(Refused::Closed(j)) => {
                     actors.remove(&j.session_key);
                     job = *j;
                 }
             }
         }
-        let (tx, rx) = mpsc::channel(self.inner.ctx.mailbox);
+        let mailbox = Arc::new(Mailbox::new(self.inner.ctx.mailbox));
         let key = job.session_key.clone();
-        // A fresh channel has room for one.
-        if let Err(e) = tx.try_send(Box::new(job)) {
-            let (mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j)) = e;
+        // A fresh mailbox has room for one.
+        if let Err(Refused::Full(j) | Refused::Closed(j)) = mailbox.send(Box::new(job)) {
             return Err(DispatchError::Closed(*j));
         }
-        actors.insert(key.clone(), tx);
-        self.inner.tracker.spawn(actor::run(self.clone(), key, rx));
+        actors.insert(key.clone(), mailbox.clone());
+        self.inner
+            .tracker
+            .spawn(actor::run(self.clone(), key, mailbox));
         Ok(())
     }
 
     /// Called by an idle actor: leave unless a job arrived meanwhile, which
     /// is then returned. Holding the lock makes this race-free with
     /// [`dispatch`](Self::dispatch).
-    fn retire(&self, key: &str, rx: &mut mpsc::Receiver<Box<Job>>) -> Option<Box<Job>> {
+    fn retire(&self, key: &str, mailbox: &Mailbox<Box<Job>>) -> Option<Box<Job>> {
         let mut actors = self.inner.actors.lock().unwrap_or_else(|e| e.into_inner());
-        match rx.try_recv() {
-            Ok(job) => Some(job),
-            Err(_) => {
-                actors.remove(key);
-                rx.close();
-                None
-            }
+        let job = mailbox.close_if_empty();
+        if job.is_none() {
+            actors.remove(key);
         }
+        job
     }
 
     /// Cancel the running turn of session `key` (what was said so far is
