@@ -30,13 +30,11 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mailbox: Arc<Mai
     let rx = &*mailbox;
     let ctx = registry.context().clone();
     let mut queue = TurnQueue::new(ctx.queue_mode, ctx.mailbox);
-    // For replicas: held while this actor has turns to run, so that
-    // another replica's turns of the session wait (and ours wait for its).
-    let mut lease: Option<crate::cluster::Lease> = None;
     // What an idle actor holds is kept small (this future, its mailbox, an
     // empty queue): it may wait minutes for its next message, and a
     // gateway holds one for every session spoken to in that time. Its
-    // `session` span lives only while it has work.
+    // `session` span lives only while it has work, and it waits for no
+    // more than its mailbox and its idle time (a drain closes the mailbox).
     loop {
         if queue.is_empty() {
             tokio::select! {
@@ -48,18 +46,14 @@ pub(super) async fn run(registry: SessionRegistry, key: String, mailbox: Arc<Mai
                     Some(job) => { offer(&ctx, &key, &mut queue, job, false).await; }
                     None => break,
                 },
-                () = ctx.draining.cancelled() => break,
             }
             continue;
         }
         let span = tracing::info_span!("session", session_key = %key);
-        let busy = Box::pin(work(&registry, &ctx, &key, &mut queue, rx, &mut lease));
+        let busy = Box::pin(work(&registry, &ctx, &key, &mut queue, rx));
         if busy.instrument(span).await.is_break() {
             break;
         }
-    }
-    if let Some(l) = lease.take() {
-        Box::pin(l.release()).await;
     }
     tracing::debug!(session_key = %key, "session actor leaves memory");
 }
@@ -76,6 +70,23 @@ impl Drop for Closing {
 /// Run turns until none waits; `Break` when the actor must stop (the
 /// gateway is draining, or a replica could not take the session).
 async fn work(
+    registry: &SessionRegistry,
+    ctx: &Arc<TurnContext>,
+    key: &str,
+    queue: &mut TurnQueue<Job>,
+    rx: &Mailbox<Box<Job>>,
+) -> ControlFlow<()> {
+    // For replicas: held while this actor has turns to run, so that
+    // another replica's turns of the session wait (and ours wait for its).
+    let mut lease = None;
+    let flow = turns(registry, ctx, key, queue, rx, &mut lease).await;
+    if let Some(l) = lease.take() {
+        l.release().await;
+    }
+    flow
+}
+
+async fn turns(
     registry: &SessionRegistry,
     ctx: &Arc<TurnContext>,
     key: &str,

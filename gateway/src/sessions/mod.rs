@@ -299,6 +299,11 @@ impl SessionRegistry {
         }
         job.queued = Some(tracing::info_span!(parent: &job.span, "queue"));
         let mut actors = self.inner.actors.lock().unwrap_or_else(|e| e.into_inner());
+        // Asked again under the lock: a drain closes the mailboxes it finds
+        // here after it began, so none may be added once it has.
+        if self.inner.ctx.draining.is_cancelled() {
+            return Err(DispatchError::Closed(job));
+        }
         let mut job = job;
         if let Some(mailbox) = actors.get(&job.session_key) {
             match mailbox.send(Box::new(job)) {
@@ -390,6 +395,18 @@ impl SessionRegistry {
     pub async fn drain(&self, grace: Duration) -> bool {
         let ctx = &self.inner.ctx;
         ctx.draining.cancel();
+        // Idle actors wait on their mailbox alone: closed, they leave.
+        let mailboxes: Vec<_> = self
+            .inner
+            .actors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for mailbox in mailboxes {
+            mailbox.close();
+        }
         self.inner.tracker.close();
         let in_time = tokio::time::timeout(grace, self.inner.tracker.wait())
             .await

@@ -277,6 +277,32 @@ async fn an_idle_actor_leaves_memory_and_a_new_message_brings_it_back() {
 }
 
 #[tokio::test]
+async fn a_drain_sends_idle_actors_away_at_once_and_takes_no_more_work() {
+    // An hour of idle time: only the drain can make them leave.
+    let mut h = harness_with_idle(QueueMode::Followup, 4, 8, Duration::from_secs(3600)).await;
+    h.permits.add_permits(10);
+    for who in ["ida", "ivo"] {
+        h.send(who, who, "hello").await;
+        h.next_final().await;
+    }
+    assert_eq!(h.sessions.active(), 2, "both actors wait, idle");
+    assert!(
+        h.sessions.drain(Duration::from_secs(30)).await,
+        "idle actors left within the grace period"
+    );
+    let late = job(h.accept("late").await, "ida", "late", "too late");
+    assert!(matches!(
+        h.sessions.dispatch(late),
+        Err(super::DispatchError::Closed(_))
+    ));
+    assert_eq!(
+        h.store.ingress_pending().await.unwrap().len(),
+        1,
+        "the late message stays pending for the next start"
+    );
+}
+
+#[tokio::test]
 async fn drain_lets_the_running_turn_finish_and_leaves_waiting_ones_pending() {
     let mut h = harness(QueueMode::Followup, 4, 8).await;
     h.send("hal", "1", "running").await;
