@@ -30,7 +30,9 @@ pub const MIN_ITERATIONS: u32 = 600_000;
 /// copy.
 ///
 /// Its cipher (the expanded key schedule, about 1 KiB) is made for each
-/// value sealed or opened and its schedule zeroized after: with AES-NI
+/// value sealed or opened and zeroized as it drops (AES's round keys and
+/// GHASH's key: the `zeroize` features of `aes`, `aes-gcm` and
+/// `polyval`); with AES-NI
 /// that costs about a tenth of a microsecond, while keeping it cost a KiB
 /// for every person whose key the gateway holds (100 MB at 100,000).
 #[derive(Clone)]

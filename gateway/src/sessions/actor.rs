@@ -68,7 +68,7 @@ impl Drop for Closing {
 }
 
 /// Run turns until none waits; `Break` when the actor must stop (the
-/// gateway is draining, or a replica could not take the session).
+/// gateway is draining).
 async fn work(
     registry: &SessionRegistry,
     ctx: &Arc<TurnContext>,

@@ -238,8 +238,10 @@ pub enum DispatchError {
 
 struct Inner {
     ctx: Arc<TurnContext>,
-    /// Each live actor's mailbox. Jobs travel boxed: they wait there only
-    /// until the actor takes them into its queue.
+    /// Each live actor's mailbox (jobs travel boxed, a pointer a slot).
+    /// Every actor that may wait idle has its open mailbox here: a drain
+    /// ends idle actors by closing what it finds here, and nothing else
+    /// does before their idle time is up.
     actors: Mutex<HashMap<String, Arc<Mailbox<Box<Job>>>>>,
     /// The cancel handle of each session's running turn.
     running: Mutex<HashMap<String, CancellationToken>>,

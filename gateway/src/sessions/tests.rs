@@ -286,8 +286,16 @@ async fn a_drain_sends_idle_actors_away_at_once_and_takes_no_more_work() {
         h.next_final().await;
     }
     assert_eq!(h.sessions.active(), 2, "both actors wait, idle");
-    assert!(
-        h.sessions.drain(Duration::from_secs(30)).await,
+    // Were they not sent away, the drain would wait out its grace and
+    // then for them (idle actors ignore the hard stop): bounded here.
+    let drained = tokio::time::timeout(
+        Duration::from_secs(30),
+        h.sessions.drain(Duration::from_secs(5)),
+    )
+    .await;
+    assert_eq!(
+        drained.ok(),
+        Some(true),
         "idle actors left within the grace period"
     );
     let late = job(h.accept("late").await, "ida", "late", "too late");

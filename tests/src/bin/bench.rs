@@ -1064,10 +1064,10 @@ fn scaling_tables(r: &Value) -> String {
         );
         for (n, v) in sessions {
             out.push_str(&format!(
-                "| {n} | {:.1} MB | {} ms | {} ms |\n",
+                "| {n} | {:.1} MB | {:.2} ms | {:.2} ms |\n",
                 v["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
-                v["overhead_ms_p50"],
-                v["overhead_ms_p99"]
+                num(&v["overhead_ms_p50"]),
+                num(&v["overhead_ms_p99"])
             ));
         }
         out.push('\n');
@@ -1079,8 +1079,10 @@ fn scaling_tables(r: &Value) -> String {
         );
         for (n, v) in clients {
             out.push_str(&format!(
-                "| {n} | {} | {} µs | {} |\n",
-                v["turns_per_sec"], v["cpu_us_per_turn"], v["cores"]
+                "| {n} | {:.0} | {:.0} µs | {:.2} |\n",
+                num(&v["turns_per_sec"]),
+                num(&v["cpu_us_per_turn"]),
+                num(&v["cores"])
             ));
         }
         out.push('\n');
@@ -1092,10 +1094,16 @@ fn scaling_tables(r: &Value) -> String {
         );
         for (n, v) in history {
             out.push_str(&format!(
-                "| {n} | {} µs | {} ms |\n",
-                v["cpu_us_per_turn"], v["overhead_ms_p50"]
+                "| {n} | {:.0} µs | {:.2} ms |\n",
+                num(&v["cpu_us_per_turn"]),
+                num(&v["overhead_ms_p50"])
             ));
         }
     }
     out
+}
+
+/// A figure of the results, 0 where there is none.
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
 }
