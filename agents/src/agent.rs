@@ -363,7 +363,7 @@ impl TurnLoop {
 
     /// Run to the end; returns the final event (sends the others).
     async fn run(mut self, tx: &mpsc::Sender<AgentEvent>) -> AgentEvent {
-        let specs: Vec<_> = self.tools.iter().map(|t| t.spec()).collect();
+        let specs: Vec<_> = self.tools.iter().map(|t| t.shared_spec()).collect();
         let mut step = 0u32;
         loop {
             step += 1;

@@ -133,11 +133,11 @@ async fn two_tool_uses_with_split_input_are_reassembled() {
             ChatMessage::tool_result("toolu_0", "11:59"),
             ChatMessage::user("and now?"),
         ],
-        tools: vec![ToolSpec {
+        tools: vec![std::sync::Arc::new(ToolSpec {
             name: "current_time".into(),
             description: "Now".into(),
             parameters: json!({ "type": "object" }),
-        }],
+        })],
     };
     let events: Vec<_> = provider(url)
         .stream(request)

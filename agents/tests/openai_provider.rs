@@ -209,11 +209,11 @@ async fn tool_calls_split_across_chunks_are_reassembled_in_order() {
             ),
             ChatMessage::tool_result("c0", "12:00"),
         ],
-        tools: vec![switchboard_agents::ToolSpec {
+        tools: vec![std::sync::Arc::new(switchboard_agents::ToolSpec {
             name: "current_time".into(),
             description: "The time".into(),
             parameters: serde_json::json!({ "type": "object", "properties": {} }),
-        }],
+        })],
     };
     let events: Vec<_> = p.stream(request).map(Result::unwrap).collect().await;
     assert_eq!(

@@ -27,8 +27,8 @@ use crate::{ChatMessage, ToolCall, ToolSpec, Usage};
 pub struct ModelRequest {
     /// The conversation, system messages included.
     pub messages: Vec<ChatMessage>,
-    /// The tools the model may call.
-    pub tools: Vec<ToolSpec>,
+    /// The tools the model may call (shared: the same for every call).
+    pub tools: Vec<std::sync::Arc<ToolSpec>>,
 }
 
 impl From<Vec<ChatMessage>> for ModelRequest {

@@ -100,6 +100,35 @@ pub trait Tool: Send + Sync + 'static {
     fn timeout(&self) -> Duration {
         Duration::from_secs(60)
     }
+    /// Its spec, shared: a registered tool's is made once (a spec is a
+    /// tree of JSON, built, copied and freed for every turn before).
+    fn shared_spec(&self) -> Arc<ToolSpec> {
+        Arc::new(self.spec())
+    }
+}
+
+/// A registered tool, with its spec made once.
+struct Registered {
+    tool: Arc<dyn Tool>,
+    spec: Arc<ToolSpec>,
+}
+
+impl Tool for Registered {
+    fn spec(&self) -> ToolSpec {
+        (*self.spec).clone()
+    }
+    fn call(&self, args: Value, ctx: ToolContext) -> BoxFuture<'static, ToolOutput> {
+        self.tool.call(args, ctx)
+    }
+    fn offered(&self, ctx: &ToolContext) -> bool {
+        self.tool.offered(ctx)
+    }
+    fn timeout(&self) -> Duration {
+        self.tool.timeout()
+    }
+    fn shared_spec(&self) -> Arc<ToolSpec> {
+        self.spec.clone()
+    }
 }
 
 /// Every tool the gateway offers, by name.
@@ -137,7 +166,9 @@ impl ToolRegistry {
 
     /// Add (or replace) a tool.
     pub fn register(&mut self, tool: Arc<dyn Tool>) {
-        self.tools.insert(tool.spec().name, tool);
+        let spec = tool.shared_spec();
+        self.tools
+            .insert(spec.name.clone(), Arc::new(Registered { tool, spec }));
     }
 
     /// The tools `policy` allows in the conversation `ctx` describes.
@@ -164,8 +195,8 @@ pub async fn run_call(
     arguments: &str,
     ctx: ToolContext,
 ) -> ToolOutput {
-    let Some(tool) = tools.iter().find(|t| t.spec().name == name) else {
-        let names: Vec<String> = tools.iter().map(|t| t.spec().name).collect();
+    let Some(tool) = tools.iter().find(|t| t.shared_spec().name == name) else {
+        let names: Vec<String> = tools.iter().map(|t| t.shared_spec().name.clone()).collect();
         return ToolOutput::error(format!(
             "no tool named `{name}` is available here; available: {}",
             if names.is_empty() {

@@ -49,7 +49,7 @@ pub async fn before_compaction(
         .tools
         .select(&slot.tools, context)
         .into_iter()
-        .filter(|t| t.spec().name == SAVE)
+        .filter(|t| t.shared_spec().name == SAVE)
         .collect();
     if tools.is_empty() || entries.is_empty() {
         return;
@@ -83,7 +83,7 @@ async fn flush(
     entries: &[TranscriptEntry],
     budget: ContextBudget,
 ) -> Result<usize, String> {
-    let specs: Vec<_> = tools.iter().map(|t| t.spec()).collect();
+    let specs: Vec<_> = tools.iter().map(|t| t.shared_spec()).collect();
     let overhead = estimate_tokens(FLUSH_PROMPT)
         + specs
             .iter()

@@ -288,7 +288,7 @@ async fn run_turn(
             .iter()
             .map(|t| {
                 // A spec is built on each call: once per tool here.
-                let spec = t.spec();
+                let spec = t.shared_spec();
                 estimate_tokens(&spec.parameters.to_string()) + estimate_tokens(&spec.description)
             })
             .sum::<usize>();
@@ -367,7 +367,7 @@ async fn run_turn(
                 output,
                 elapsed,
             } => {
-                let known = tools.iter().any(|t| t.spec().name == name);
+                let known = tools.iter().any(|t| t.shared_spec().name == name);
                 watch.tool(&name, known, is_error, elapsed);
                 let stored = StoredResult {
                     id: id.clone(),

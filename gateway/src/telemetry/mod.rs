@@ -39,8 +39,9 @@ pub struct Telemetry {
     /// The metrics.
     pub metrics: Metrics,
     session_keys: SpanSessionKeys,
-    /// The key of session-key hashes: random per run.
-    hash_key: [u8; 32],
+    /// Session-key hashes' HMAC, keyed once with a key random per run
+    /// (each hash starts from a copy).
+    hasher: Hmac<Sha256>,
     /// Whether spans are exported (then trace ids are OpenTelemetry's).
     exporting: bool,
 }
@@ -54,7 +55,7 @@ impl Telemetry {
         Self {
             metrics: Metrics::new(),
             session_keys: config.span_session_keys,
-            hash_key,
+            hasher: Hmac::<Sha256>::new_from_slice(&hash_key).expect("any key length"),
             exporting,
         }
     }
@@ -76,8 +77,7 @@ impl Telemetry {
             SpanSessionKeys::Plain => Some(key.to_string()),
             SpanSessionKeys::None => None,
             SpanSessionKeys::Hashed => {
-                let mut mac =
-                    Hmac::<Sha256>::new_from_slice(&self.hash_key).expect("any key length");
+                let mut mac = self.hasher.clone();
                 mac.update(key.as_bytes());
                 let digest = mac.finalize().into_bytes();
                 let mut out = String::with_capacity(16);

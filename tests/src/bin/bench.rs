@@ -447,6 +447,8 @@ async fn instructions_per_turn(
             continue;
         }
         let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        // Kept for `callgrind_annotate target/bench/callgrind.out`.
+        let _ = std::fs::copy(entry.path(), log_dir.join("callgrind.out"));
         let line = text
             .lines()
             .find(|l| l.starts_with("summary:"))

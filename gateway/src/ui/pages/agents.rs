@@ -190,7 +190,7 @@ fn offers(
     let offered: BTreeSet<String> = registry
         .select(&p.tools, &ctx)
         .iter()
-        .map(|t| t.spec().name)
+        .map(|t| t.shared_spec().name.clone())
         .collect();
     registry
         .names()
