@@ -287,7 +287,8 @@ async fn run_turn(
         + tools
             .iter()
             .map(|t| {
-                // A spec is built on each call: once per tool here.
+                // The spec is made once; its schema is serialized here
+                // each turn to estimate its size.
                 let spec = t.shared_spec();
                 estimate_tokens(&spec.parameters.to_string()) + estimate_tokens(&spec.description)
             })

@@ -441,21 +441,27 @@ async fn instructions_per_turn(
     // The dump holds a `summary:` (or `totals:`) line: events counted, Ir
     // first.
     let mut total = 0u64;
+    let mut counted = None;
     for entry in std::fs::read_dir(dir.path()).ok()?.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         if !name.starts_with("callgrind.out") {
             continue;
         }
         let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-        // Kept for `callgrind_annotate target/bench/callgrind.out`.
-        let _ = std::fs::copy(entry.path(), log_dir.join("callgrind.out"));
         let line = text
             .lines()
             .find(|l| l.starts_with("summary:"))
             .or_else(|| text.lines().find(|l| l.starts_with("totals:")));
-        if let Some(n) = line.and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()) {
-            total = total.max(n);
+        if let Some(n) = line.and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            && n > total
+        {
+            total = n;
+            counted = Some(entry.path());
         }
+    }
+    // The dump counted is kept for `callgrind_annotate target/bench/callgrind.out`.
+    if let Some(path) = counted {
+        let _ = std::fs::copy(path, log_dir.join("callgrind.out"));
     }
     (total > 0).then(|| total as f64 / turns as f64)
 }
