@@ -23,28 +23,39 @@ impl SseParser {
 
     /// Feed the next piece of the body; returns the data of every event it
     /// completed, in order. Errors when one line grows past 4 MiB.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<String>, String> {
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<Vec<String>, String> {
         let mut events = Vec::new();
-        for &b in bytes {
+        while let Some(&first) = bytes.first() {
             if self.saw_cr {
                 self.saw_cr = false;
-                if b == b'\n' {
+                if first == b'\n' {
+                    bytes = &bytes[1..];
                     continue;
                 }
             }
-            match b {
-                b'\n' | b'\r' => {
-                    self.saw_cr = b == b'\r';
-                    let line = std::mem::take(&mut self.pending);
-                    self.line(&line, &mut events);
+            let Some(end) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                if self.pending.len() + bytes.len() > MAX_PENDING {
+                    return Err("an event-stream line is longer than 4 MiB".into());
                 }
-                _ => {
-                    self.pending.push(b);
-                    if self.pending.len() > MAX_PENDING {
-                        return Err("an event-stream line is longer than 4 MiB".into());
-                    }
-                }
+                self.pending.extend_from_slice(bytes);
+                break;
+            };
+            if self.pending.len() + end > MAX_PENDING {
+                return Err("an event-stream line is longer than 4 MiB".into());
             }
+            self.saw_cr = bytes[end] == b'\r';
+            if self.pending.is_empty() {
+                self.line(&bytes[..end], &mut events);
+            } else {
+                // The line began in an earlier piece; its buffer is kept
+                // for the next one.
+                let mut line = std::mem::take(&mut self.pending);
+                line.extend_from_slice(&bytes[..end]);
+                self.line(&line, &mut events);
+                line.clear();
+                self.pending = line;
+            }
+            bytes = &bytes[end + 1..];
         }
         Ok(events)
     }
