@@ -257,12 +257,36 @@ pub fn spawn_serve_env(
     log: &Path,
     env: &[(String, String)],
 ) -> Child {
+    serve_command(&[], bin, config, data_dir, log, env)
+        .spawn()
+        .expect("start switchboard")
+}
+
+/// The command [`spawn_serve_env`] runs, started through `wrapper` (a
+/// program and its arguments, e.g. `valgrind --tool=callgrind`) when it
+/// is not empty.
+pub fn serve_command(
+    wrapper: &[&str],
+    bin: &Path,
+    config: &Path,
+    data_dir: &Path,
+    log: &Path,
+    env: &[(String, String)],
+) -> Command {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("open the gateway's log file");
-    Command::new(bin)
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    command
         .arg("--config")
         .arg(config)
         .arg("--data-dir")
@@ -274,9 +298,8 @@ pub fn spawn_serve_env(
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start switchboard")
+        .stderr(log);
+    command
 }
 
 /// The config of a test gateway on `port` whose `main` agent asks
